@@ -1,0 +1,79 @@
+//! Pins Hubble's `-o json` form: protojson with proto field names, enum names,
+//! RFC 3339 timestamps and wrappers as plain values, keys in declaration order.
+
+use proto::flow::{self, Flow, Verdict};
+use proto::observer::{GetFlowsResponse, get_flows_response::ResponseTypes};
+use proto::wkt::{BoolValue, Timestamp};
+
+fn sample() -> GetFlowsResponse {
+    let time = Timestamp { seconds: 1_700_000_000, nanos: 123_456_789 };
+    let f = Flow {
+        time: Some(time),
+        uuid: "b3b2c8d2-4b7e-4d3a-9f0e-3b1f5c2a8e11".into(),
+        verdict: Verdict::Dropped as i32,
+        drop_reason: 133,
+        ethernet: Some(flow::Ethernet { source: "0a:58:0a:f4:01:3c".into(), destination: "0a:58:0a:f4:01:05".into() }),
+        ip: Some(flow::Ip {
+            source: "10.244.1.60".into(),
+            destination: "10.244.1.5".into(),
+            ip_version: flow::IpVersion::IPv4 as i32,
+            ..Default::default()
+        }),
+        l4: Some(flow::Layer4 {
+            protocol: Some(flow::layer4::Protocol::Tcp(flow::Tcp {
+                source_port: 44916,
+                destination_port: 80,
+                flags: Some(flow::TcpFlags { syn: true, ..Default::default() }),
+            })),
+        }),
+        source: Some(flow::Endpoint {
+            id: 1234,
+            identity: 5678,
+            namespace: "default".into(),
+            labels: vec!["k8s:class=xwing".into(), "k8s:org=alliance".into()],
+            pod_name: "xwing".into(),
+            ..Default::default()
+        }),
+        destination: Some(flow::Endpoint { identity: 2, labels: vec!["reserved:world".into()], ..Default::default() }),
+        r#type: flow::FlowType::L3L4 as i32,
+        node_name: "kind-kind/kind-worker".into(),
+        event_type: Some(flow::CiliumEventType { r#type: 1, sub_type: 133 }),
+        traffic_direction: flow::TrafficDirection::Ingress as i32,
+        drop_reason_desc: flow::DropReason::PolicyDenied as i32,
+        is_reply: Some(BoolValue { value: false }),
+        socket_cookie: 42,
+        summary: "TCP Flags: SYN".into(),
+        ..Default::default()
+    };
+    GetFlowsResponse {
+        node_name: f.node_name.clone(),
+        time: f.time,
+        response_types: Some(ResponseTypes::Flow(f)),
+    }
+}
+
+#[test]
+fn flow_response_json_matches_hubble_jsonpb() {
+    let got = serde_json::to_string(&sample()).unwrap();
+    let want = concat!(
+        r#"{"flow":{"time":"2023-11-14T22:13:20.123456789Z","uuid":"b3b2c8d2-4b7e-4d3a-9f0e-3b1f5c2a8e11","#,
+        r#""verdict":"DROPPED","drop_reason":133,"#,
+        r#""ethernet":{"source":"0a:58:0a:f4:01:3c","destination":"0a:58:0a:f4:01:05"},"#,
+        r#""IP":{"source":"10.244.1.60","destination":"10.244.1.5","ipVersion":"IPv4"},"#,
+        r#""l4":{"TCP":{"source_port":44916,"destination_port":80,"flags":{"SYN":true}}},"#,
+        r#""source":{"ID":1234,"identity":5678,"namespace":"default","labels":["k8s:class=xwing","k8s:org=alliance"],"pod_name":"xwing"},"#,
+        r#""destination":{"identity":2,"labels":["reserved:world"]},"#,
+        r#""Type":"L3_L4","node_name":"kind-kind/kind-worker","#,
+        r#""event_type":{"type":1,"sub_type":133},"traffic_direction":"INGRESS","#,
+        r#""drop_reason_desc":"POLICY_DENIED","is_reply":false,"socket_cookie":"42","Summary":"TCP Flags: SYN"},"#,
+        r#""node_name":"kind-kind/kind-worker","time":"2023-11-14T22:13:20.123456789Z"}"#
+    );
+    assert_eq!(got, want);
+}
+
+#[test]
+fn json_round_trips() {
+    let s = serde_json::to_string(&sample()).unwrap();
+    let back: GetFlowsResponse = serde_json::from_str(&s).unwrap();
+    assert_eq!(back, sample());
+}
