@@ -24,7 +24,10 @@ struct Parts {
     time: Option<Timestamp>,
 }
 
-fn deserialize_parts<'de, D: Deserializer<'de>>(d: D, what: &'static str) -> Result<Parts, D::Error> {
+fn deserialize_parts<'de, D: Deserializer<'de>>(
+    d: D,
+    what: &'static str,
+) -> Result<Parts, D::Error> {
     struct V(&'static str);
     impl<'de> Visitor<'de> for V {
         type Value = Parts;
@@ -56,7 +59,9 @@ fn deserialize_parts<'de, D: Deserializer<'de>>(d: D, what: &'static str) -> Res
                         p.debug_event = m.next_value()?;
                         oneofs += usize::from(p.debug_event.is_some());
                     }
-                    "node_name" | "nodeName" => p.node_name = m.next_value::<Option<String>>()?.unwrap_or_default(),
+                    "node_name" | "nodeName" => {
+                        p.node_name = m.next_value::<Option<String>>()?.unwrap_or_default()
+                    }
                     "time" => p.time = m.next_value()?,
                     _ => {
                         let _: de::IgnoredAny = m.next_value()?;
@@ -64,7 +69,10 @@ fn deserialize_parts<'de, D: Deserializer<'de>>(d: D, what: &'static str) -> Res
                 }
             }
             if oneofs > 1 {
-                return Err(de::Error::custom(format!("{}: more than one of flow, node_status, lost_events set", self.0)));
+                return Err(de::Error::custom(format!(
+                    "{}: more than one of flow, node_status, lost_events set",
+                    self.0
+                )));
             }
             Ok(p)
         }
@@ -72,7 +80,11 @@ fn deserialize_parts<'de, D: Deserializer<'de>>(d: D, what: &'static str) -> Res
     d.deserialize_map(V(what))
 }
 
-fn serialize_tail<M: SerializeMap>(m: &mut M, node_name: &str, time: &Option<Timestamp>) -> Result<(), M::Error> {
+fn serialize_tail<M: SerializeMap>(
+    m: &mut M,
+    node_name: &str,
+    time: &Option<Timestamp>,
+) -> Result<(), M::Error> {
     if !node_name.is_empty() {
         m.serialize_entry("node_name", node_name)?;
     }
@@ -106,7 +118,11 @@ impl<'de> Deserialize<'de> for GetFlowsResponse {
             .map(R::Flow)
             .or(p.node_status.map(R::NodeStatus))
             .or(p.lost_events.map(R::LostEvents));
-        Ok(GetFlowsResponse { response_types, node_name: p.node_name, time: p.time })
+        Ok(GetFlowsResponse {
+            response_types,
+            node_name: p.node_name,
+            time: p.time,
+        })
     }
 }
 
@@ -138,7 +154,11 @@ impl<'de> Deserialize<'de> for ExportEvent {
             .or(p.lost_events.map(R::LostEvents))
             .or(p.agent_event.map(R::AgentEvent))
             .or(p.debug_event.map(R::DebugEvent));
-        Ok(ExportEvent { response_types, node_name: p.node_name, time: p.time })
+        Ok(ExportEvent {
+            response_types,
+            node_name: p.node_name,
+            time: p.time,
+        })
     }
 }
 
@@ -153,7 +173,8 @@ pub fn to_hubble_json<T: Serialize>(v: &T) -> serde_json::Result<String> {
 /// Go's `encoding/json` HTML escaping, applied to an already-encoded JSON
 /// text (the characters it escapes only occur inside strings).
 pub fn go_html_escape(s: &str) -> String {
-    if !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&')) && !s.contains(['\u{2028}', '\u{2029}']) {
+    if !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&')) && !s.contains(['\u{2028}', '\u{2029}'])
+    {
         return s.to_owned();
     }
     let mut out = String::with_capacity(s.len() + 16);

@@ -46,7 +46,10 @@ impl Timestamp {
     pub fn from_unix_nanos(n: i128) -> Self {
         let seconds = n.div_euclid(1_000_000_000);
         let nanos = n.rem_euclid(1_000_000_000);
-        Timestamp { seconds: seconds.clamp(i64::MIN as i128, i64::MAX as i128) as i64, nanos: nanos as i32 }
+        Timestamp {
+            seconds: seconds.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+            nanos: nanos as i32,
+        }
     }
 
     /// The current wall-clock time.
@@ -70,14 +73,20 @@ impl Timestamp {
     /// Parses RFC 3339 (any offset) into a UTC timestamp.
     pub fn parse_rfc3339(s: &str) -> Result<Self, chrono::ParseError> {
         let dt = DateTime::parse_from_rfc3339(s)?;
-        Ok(Timestamp { seconds: dt.timestamp(), nanos: dt.timestamp_subsec_nanos() as i32 })
+        Ok(Timestamp {
+            seconds: dt.timestamp(),
+            nanos: dt.timestamp_subsec_nanos() as i32,
+        })
     }
 }
 
 impl From<std::time::SystemTime> for Timestamp {
     fn from(t: std::time::SystemTime) -> Self {
         match t.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 },
+            Ok(d) => Timestamp {
+                seconds: d.as_secs() as i64,
+                nanos: d.subsec_nanos() as i32,
+            },
             Err(e) => Self::from_unix_nanos(-(e.duration().as_nanos() as i128)),
         }
     }
@@ -98,7 +107,8 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Timestamp::parse_rfc3339(&s).map_err(|e| de::Error::custom(format!("invalid timestamp {s:?}: {e}")))
+        Timestamp::parse_rfc3339(&s)
+            .map_err(|e| de::Error::custom(format!("invalid timestamp {s:?}: {e}")))
     }
 }
 
@@ -166,7 +176,11 @@ impl Serialize for Any {
 impl<'de> Deserialize<'de> for Any {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        let type_url = v.get("@type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+        let type_url = v
+            .get("@type")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_owned();
         let value = match v.get("value").and_then(|t| t.as_str()) {
             Some(b) => B64.decode(b).map_err(de::Error::custom)?,
             None => Vec::new(),
@@ -198,7 +212,11 @@ impl<'de> Deserialize<'de> for FieldMask {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldMask, E> {
                 Ok(FieldMask {
-                    paths: v.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+                    paths: v
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
                 })
             }
         }

@@ -6,13 +6,19 @@ use proto::observer::{GetFlowsResponse, get_flows_response::ResponseTypes};
 use proto::wkt::{BoolValue, Timestamp};
 
 fn sample() -> GetFlowsResponse {
-    let time = Timestamp { seconds: 1_700_000_000, nanos: 123_456_789 };
+    let time = Timestamp {
+        seconds: 1_700_000_000,
+        nanos: 123_456_789,
+    };
     let f = Flow {
         time: Some(time),
         uuid: "b3b2c8d2-4b7e-4d3a-9f0e-3b1f5c2a8e11".into(),
         verdict: Verdict::Dropped as i32,
         drop_reason: 133,
-        ethernet: Some(flow::Ethernet { source: "0a:58:0a:f4:01:3c".into(), destination: "0a:58:0a:f4:01:05".into() }),
+        ethernet: Some(flow::Ethernet {
+            source: "0a:58:0a:f4:01:3c".into(),
+            destination: "0a:58:0a:f4:01:05".into(),
+        }),
         ip: Some(flow::Ip {
             source: "10.244.1.60".into(),
             destination: "10.244.1.5".into(),
@@ -23,7 +29,10 @@ fn sample() -> GetFlowsResponse {
             protocol: Some(flow::layer4::Protocol::Tcp(flow::Tcp {
                 source_port: 44916,
                 destination_port: 80,
-                flags: Some(flow::TcpFlags { syn: true, ..Default::default() }),
+                flags: Some(flow::TcpFlags {
+                    syn: true,
+                    ..Default::default()
+                }),
             })),
         }),
         source: Some(flow::Endpoint {
@@ -34,10 +43,17 @@ fn sample() -> GetFlowsResponse {
             pod_name: "xwing".into(),
             ..Default::default()
         }),
-        destination: Some(flow::Endpoint { identity: 2, labels: vec!["reserved:world".into()], ..Default::default() }),
+        destination: Some(flow::Endpoint {
+            identity: 2,
+            labels: vec!["reserved:world".into()],
+            ..Default::default()
+        }),
         r#type: flow::FlowType::L3L4 as i32,
         node_name: "kind-kind/kind-worker".into(),
-        event_type: Some(flow::CiliumEventType { r#type: 1, sub_type: 133 }),
+        event_type: Some(flow::CiliumEventType {
+            r#type: 1,
+            sub_type: 133,
+        }),
         traffic_direction: flow::TrafficDirection::Ingress as i32,
         drop_reason_desc: flow::DropReason::PolicyDenied as i32,
         is_reply: Some(BoolValue { value: false }),

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need on a fresh Debian 12
+# machine (as root): clang/llvm/libbpf for the kernel programs, protoc for
+# the gRPC code, iproute2, and `just`. Idempotent: instant once done.
+set -euo pipefail
+
+need_apt=()
+command -v clang >/dev/null || need_apt+=(clang llvm)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
+command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
+command -v ip >/dev/null || need_apt+=(iproute2)
+[ -d /usr/include/x86_64-linux-gnu/asm ] || need_apt+=(linux-libc-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "bootstrap: installing ${need_apt[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v just >/dev/null; then
+    echo "bootstrap: installing just (PyPI rust-just)" >&2
+    python3 -m pip install -q --disable-pip-version-check rust-just
+    scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+    ln -sf "$scripts/just" /usr/local/bin/just
+fi
+
+# bpffs: the datapath pins its maps there; tests mount it too if missing.
+if [ "$(id -u)" = 0 ] && ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
+    mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+fi

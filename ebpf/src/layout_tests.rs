@@ -1,0 +1,322 @@
+//! Checks the Rust mirror against `include/hubble_events.h`: a small C
+//! program that includes the header is compiled with the host `cc` and prints
+//! the size of every struct, the offset of every field and the value of every
+//! constant; each line must match the Rust side.
+
+use std::collections::BTreeMap;
+use std::mem::{offset_of, size_of};
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::*;
+
+/// `(C expression, Rust value)` for every size, offset and constant.
+fn rust_side() -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = Vec::new();
+    macro_rules! size {
+        ($c:literal, $t:ty) => {
+            v.push((format!("sizeof(struct {})", $c), size_of::<$t>() as u64));
+        };
+    }
+    macro_rules! off {
+        ($c:literal, $t:ty, $($f:tt)+) => {
+            let name = stringify!($($f)+).trim_start_matches("r#").replace(' ', "");
+            v.push((
+                format!("offsetof(struct {}, {})", $c, name),
+                offset_of!($t, $($f)+) as u64,
+            ));
+        };
+    }
+    macro_rules! konst {
+        ($c:literal, $val:expr) => {
+            v.push(($c.to_string(), u64::try_from($val).expect("non-negative")));
+        };
+    }
+
+    size!("event_hdr", EventHdr);
+    size!("trace_event", TraceEvent);
+    size!("drop_event", DropEvent);
+    size!("policy_verdict_event", PolicyVerdictEvent);
+
+    off!("event_hdr", EventHdr, r#type);
+    off!("event_hdr", EventHdr, subtype);
+    off!("event_hdr", EventHdr, version);
+    off!("event_hdr", EventHdr, flags);
+    off!("event_hdr", EventHdr, source);
+    off!("event_hdr", EventHdr, cap_len);
+    off!("event_hdr", EventHdr, hash);
+    off!("event_hdr", EventHdr, orig_len);
+    off!("event_hdr", EventHdr, ktime_ns);
+
+    off!("trace_event", TraceEvent, hdr);
+    off!("trace_event", TraceEvent, src_label);
+    off!("trace_event", TraceEvent, dst_label);
+    off!("trace_event", TraceEvent, dst_id);
+    off!("trace_event", TraceEvent, reason);
+    off!("trace_event", TraceEvent, pad);
+    off!("trace_event", TraceEvent, ifindex);
+
+    off!("drop_event", DropEvent, hdr);
+    off!("drop_event", DropEvent, src_label);
+    off!("drop_event", DropEvent, dst_label);
+    off!("drop_event", DropEvent, dst_id);
+    off!("drop_event", DropEvent, line);
+    off!("drop_event", DropEvent, file);
+    off!("drop_event", DropEvent, ct_state);
+    off!("drop_event", DropEvent, direction);
+    off!("drop_event", DropEvent, pad);
+    off!("drop_event", DropEvent, ifindex);
+    off!("drop_event", DropEvent, pad2);
+
+    off!("policy_verdict_event", PolicyVerdictEvent, hdr);
+    off!("policy_verdict_event", PolicyVerdictEvent, remote_label);
+    off!("policy_verdict_event", PolicyVerdictEvent, local_label);
+    off!("policy_verdict_event", PolicyVerdictEvent, verdict);
+    off!("policy_verdict_event", PolicyVerdictEvent, dst_port);
+    off!("policy_verdict_event", PolicyVerdictEvent, proto);
+    off!("policy_verdict_event", PolicyVerdictEvent, direction);
+    off!("policy_verdict_event", PolicyVerdictEvent, match_type);
+    off!("policy_verdict_event", PolicyVerdictEvent, audited);
+    off!("policy_verdict_event", PolicyVerdictEvent, reason);
+    off!("policy_verdict_event", PolicyVerdictEvent, pad);
+    off!("policy_verdict_event", PolicyVerdictEvent, ifindex);
+
+    konst!("HUBBLE_EVENT_VERSION", EVENT_VERSION);
+    konst!("HUBBLE_CAPTURE_MAX", CAPTURE_MAX);
+
+    konst!("HUBBLE_MSG_DROP", msg_type::DROP);
+    konst!("HUBBLE_MSG_DEBUG", msg_type::DEBUG);
+    konst!("HUBBLE_MSG_CAPTURE", msg_type::CAPTURE);
+    konst!("HUBBLE_MSG_TRACE", msg_type::TRACE);
+    konst!("HUBBLE_MSG_POLICY_VERDICT", msg_type::POLICY_VERDICT);
+
+    konst!("HUBBLE_TRACE_TO_LXC", trace_point::TO_LXC);
+    konst!("HUBBLE_TRACE_TO_PROXY", trace_point::TO_PROXY);
+    konst!("HUBBLE_TRACE_TO_HOST", trace_point::TO_HOST);
+    konst!("HUBBLE_TRACE_TO_STACK", trace_point::TO_STACK);
+    konst!("HUBBLE_TRACE_TO_OVERLAY", trace_point::TO_OVERLAY);
+    konst!("HUBBLE_TRACE_FROM_LXC", trace_point::FROM_LXC);
+    konst!("HUBBLE_TRACE_FROM_PROXY", trace_point::FROM_PROXY);
+    konst!("HUBBLE_TRACE_FROM_HOST", trace_point::FROM_HOST);
+    konst!("HUBBLE_TRACE_FROM_STACK", trace_point::FROM_STACK);
+    konst!("HUBBLE_TRACE_FROM_OVERLAY", trace_point::FROM_OVERLAY);
+    konst!("HUBBLE_TRACE_FROM_NETWORK", trace_point::FROM_NETWORK);
+    konst!("HUBBLE_TRACE_TO_NETWORK", trace_point::TO_NETWORK);
+    konst!("HUBBLE_TRACE_FROM_CRYPTO", trace_point::FROM_CRYPTO);
+    konst!("HUBBLE_TRACE_TO_CRYPTO", trace_point::TO_CRYPTO);
+
+    use drop_reason as d;
+    konst!("HUBBLE_DROP_INVALID_SOURCE_IP", d::INVALID_SOURCE_IP);
+    konst!("HUBBLE_DROP_POLICY_DENIED", d::POLICY_DENIED);
+    konst!("HUBBLE_DROP_INVALID_PACKET", d::INVALID_PACKET);
+    konst!(
+        "HUBBLE_DROP_CT_TRUNCATED_OR_INVALID_HEADER",
+        d::CT_TRUNCATED_OR_INVALID_HEADER
+    );
+    konst!(
+        "HUBBLE_DROP_CT_MISSING_TCP_ACK_FLAG",
+        d::CT_MISSING_TCP_ACK_FLAG
+    );
+    konst!(
+        "HUBBLE_DROP_CT_UNKNOWN_L4_PROTOCOL",
+        d::CT_UNKNOWN_L4_PROTOCOL
+    );
+    konst!(
+        "HUBBLE_DROP_UNSUPPORTED_L3_PROTOCOL",
+        d::UNSUPPORTED_L3_PROTOCOL
+    );
+    konst!("HUBBLE_DROP_MISSED_TAIL_CALL", d::MISSED_TAIL_CALL);
+    konst!(
+        "HUBBLE_DROP_ERROR_WRITING_TO_PACKET",
+        d::ERROR_WRITING_TO_PACKET
+    );
+    konst!("HUBBLE_DROP_UNKNOWN_L4_PROTOCOL", d::UNKNOWN_L4_PROTOCOL);
+    konst!("HUBBLE_DROP_UNKNOWN_ICMPV4_CODE", d::UNKNOWN_ICMPV4_CODE);
+    konst!("HUBBLE_DROP_UNKNOWN_ICMPV4_TYPE", d::UNKNOWN_ICMPV4_TYPE);
+    konst!("HUBBLE_DROP_UNKNOWN_ICMPV6_CODE", d::UNKNOWN_ICMPV6_CODE);
+    konst!("HUBBLE_DROP_UNKNOWN_ICMPV6_TYPE", d::UNKNOWN_ICMPV6_TYPE);
+    konst!(
+        "HUBBLE_DROP_ERROR_RETRIEVING_TUNNEL_KEY",
+        d::ERROR_RETRIEVING_TUNNEL_KEY
+    );
+    konst!(
+        "HUBBLE_DROP_UNKNOWN_L3_TARGET_ADDRESS",
+        d::UNKNOWN_L3_TARGET_ADDRESS
+    );
+    konst!(
+        "HUBBLE_DROP_STALE_OR_UNROUTABLE_IP",
+        d::STALE_OR_UNROUTABLE_IP
+    );
+    konst!(
+        "HUBBLE_DROP_ERROR_WHILE_CORRECTING_L3_CHECKSUM",
+        d::ERROR_WHILE_CORRECTING_L3_CHECKSUM
+    );
+    konst!(
+        "HUBBLE_DROP_ERROR_WHILE_CORRECTING_L4_CHECKSUM",
+        d::ERROR_WHILE_CORRECTING_L4_CHECKSUM
+    );
+    konst!(
+        "HUBBLE_DROP_CT_MAP_INSERTION_FAILED",
+        d::CT_MAP_INSERTION_FAILED
+    );
+    konst!(
+        "HUBBLE_DROP_INVALID_IPV6_EXTENSION_HEADER",
+        d::INVALID_IPV6_EXTENSION_HEADER
+    );
+    konst!(
+        "HUBBLE_DROP_IP_FRAGMENTATION_NOT_SUPPORTED",
+        d::IP_FRAGMENTATION_NOT_SUPPORTED
+    );
+    konst!(
+        "HUBBLE_DROP_SERVICE_BACKEND_NOT_FOUND",
+        d::SERVICE_BACKEND_NOT_FOUND
+    );
+    konst!(
+        "HUBBLE_DROP_NO_TUNNEL_OR_ENCAPSULATION_ENDPOINT",
+        d::NO_TUNNEL_OR_ENCAPSULATION_ENDPOINT
+    );
+    konst!(
+        "HUBBLE_DROP_UNKNOWN_CONNECTION_TRACKING_STATE",
+        d::UNKNOWN_CONNECTION_TRACKING_STATE
+    );
+    konst!(
+        "HUBBLE_DROP_LOCAL_HOST_IS_UNREACHABLE",
+        d::LOCAL_HOST_IS_UNREACHABLE
+    );
+    konst!(
+        "HUBBLE_DROP_UNSUPPORTED_L2_PROTOCOL",
+        d::UNSUPPORTED_L2_PROTOCOL
+    );
+    konst!(
+        "HUBBLE_DROP_NO_MAPPING_FOR_NAT_MASQUERADE",
+        d::NO_MAPPING_FOR_NAT_MASQUERADE
+    );
+    konst!("HUBBLE_DROP_FIB_LOOKUP_FAILED", d::FIB_LOOKUP_FAILED);
+    konst!("HUBBLE_DROP_INVALID_IDENTITY", d::INVALID_IDENTITY);
+    konst!("HUBBLE_DROP_UNKNOWN_SENDER", d::UNKNOWN_SENDER);
+    konst!("HUBBLE_DROP_IS_A_CLUSTERIP", d::IS_A_CLUSTERIP);
+    konst!(
+        "HUBBLE_DROP_FORBIDDEN_ICMPV6_MESSAGE",
+        d::FORBIDDEN_ICMPV6_MESSAGE
+    );
+    konst!(
+        "HUBBLE_DROP_DENIED_BY_LB_SRC_RANGE_CHECK",
+        d::DENIED_BY_LB_SRC_RANGE_CHECK
+    );
+    konst!("HUBBLE_DROP_POLICY_DENY", d::POLICY_DENY);
+    konst!("HUBBLE_DROP_VLAN_FILTERED", d::VLAN_FILTERED);
+    konst!("HUBBLE_DROP_AUTH_REQUIRED", d::AUTH_REQUIRED);
+    konst!("HUBBLE_DROP_NO_EGRESS_GATEWAY", d::NO_EGRESS_GATEWAY);
+    konst!("HUBBLE_DROP_UNENCRYPTED_TRAFFIC", d::UNENCRYPTED_TRAFFIC);
+    konst!("HUBBLE_DROP_TTL_EXCEEDED", d::TTL_EXCEEDED);
+    konst!("HUBBLE_DROP_RATE_LIMITED", d::RATE_LIMITED);
+    konst!("HUBBLE_DROP_HOST_NOT_READY", d::HOST_NOT_READY);
+    konst!("HUBBLE_DROP_EP_NOT_READY", d::EP_NOT_READY);
+
+    konst!("HUBBLE_CT_UNKNOWN", ct_state::UNKNOWN);
+    konst!("HUBBLE_CT_NEW", ct_state::NEW);
+    konst!("HUBBLE_CT_ESTABLISHED", ct_state::ESTABLISHED);
+    konst!("HUBBLE_CT_REPLY", ct_state::REPLY);
+    konst!("HUBBLE_CT_RELATED", ct_state::RELATED);
+
+    konst!("HUBBLE_POLICY_MATCH_NONE", policy_match::NONE);
+    konst!("HUBBLE_POLICY_MATCH_L3_ONLY", policy_match::L3_ONLY);
+    konst!("HUBBLE_POLICY_MATCH_L3_L4", policy_match::L3_L4);
+    konst!("HUBBLE_POLICY_MATCH_L4_ONLY", policy_match::L4_ONLY);
+    konst!("HUBBLE_POLICY_MATCH_ALL", policy_match::ALL);
+
+    konst!("HUBBLE_DIR_UNKNOWN", direction::UNKNOWN);
+    konst!("HUBBLE_DIR_INGRESS", direction::INGRESS);
+    konst!("HUBBLE_DIR_EGRESS", direction::EGRESS);
+
+    konst!("HUBBLE_EVENT_F_L3_PACKET", event_flags::L3_PACKET);
+    konst!("HUBBLE_SRC_FILE_UNKNOWN", src_file::UNKNOWN);
+    konst!("HUBBLE_SRC_FILE_TEST_EMIT", src_file::TEST_EMIT);
+    v
+}
+
+fn cc_available() -> bool {
+    Command::new("cc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A scratch directory removed on drop.
+struct ScratchDir(PathBuf);
+impl ScratchDir {
+    fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("create scratch dir");
+        Self(p)
+    }
+}
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn c_header_matches_rust_layout_and_constants() {
+    if !cc_available() {
+        eprintln!("skipped: no host C compiler `cc` to compile include/hubble_events.h");
+        return;
+    }
+    let expected = rust_side();
+    let include = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("include");
+    let dir = ScratchDir::new("hubble-abi-layout");
+    let src = dir.0.join("layout.c");
+    let bin = dir.0.join("layout");
+
+    let mut c = String::from(
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"hubble_events.h\"\nint main(void) {\n",
+    );
+    for (expr, _) in &expected {
+        c.push_str(&format!(
+            "  printf(\"%s=%llu\\n\", \"{expr}\", (unsigned long long)({expr}));\n"
+        ));
+    }
+    c.push_str("  return 0;\n}\n");
+    std::fs::write(&src, c).expect("write layout.c");
+
+    let out = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Werror", "-I"])
+        .arg(&include)
+        .arg(&src)
+        .arg("-o")
+        .arg(&bin)
+        .output()
+        .expect("run cc");
+    assert!(
+        out.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&bin).output().expect("run layout program");
+    assert!(run.status.success());
+    let c_side: BTreeMap<String, u64> = String::from_utf8(run.stdout)
+        .expect("utf8")
+        .lines()
+        .filter_map(|l| l.rsplit_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().expect("number")))
+        .collect();
+
+    let mut mismatches = Vec::new();
+    for (expr, rust) in &expected {
+        match c_side.get(expr) {
+            Some(c) if c == rust => {}
+            other => mismatches.push(format!("{expr}: C {other:?}, Rust {rust}")),
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "ABI mismatch:\n{}",
+        mismatches.join("\n")
+    );
+    assert_eq!(c_side.len(), expected.len());
+}

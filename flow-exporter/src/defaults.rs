@@ -1,0 +1,47 @@
+//! Every size, interval and default of the exporter, with the reason for it.
+
+use std::time::Duration;
+
+/// Flow ring capacity: Hubble's default `--hubble-event-buffer-capacity`.
+pub const RING_CAPACITY: u64 = 4095;
+
+/// Default gRPC listen address. 4244 is the Hubble agent's TCP port (the
+/// relay's default peer port); the demo serves on 4245 so a plain `hubble
+/// observe` reaches it without a relay.
+pub const LISTEN_ADDRESS: &str = "127.0.0.1:4244";
+
+/// Default Prometheus listen address: Hubble's `--hubble-metrics-server` port.
+pub const METRICS_ADDRESS: &str = "127.0.0.1:9965";
+
+/// Events waiting between sources and the decoder. Hubble's auto size is
+/// min(NumCPU × 1024, 16384); a fixed 16384 absorbs bursts on any machine.
+pub const EVENT_QUEUE_SIZE: usize = 16384;
+
+/// Maximum raw events a source hands over in one batch (one channel send),
+/// so the per-event cost of the queue stays a few nanoseconds.
+pub const SOURCE_BATCH: usize = 256;
+
+/// Responses buffered per GetFlows stream before the reader in the ring
+/// stops advancing (and starts to fall behind, which is reported as lost).
+pub const STREAM_BUFFER: usize = 64;
+
+/// Lost-event notifications to one client are aggregated over this interval
+/// (Hubble's `LostEventSendInterval`).
+pub const LOST_EVENT_SEND_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Namespaces seen in flows are listed by GetNamespaces for this long
+/// (Hubble: 1 h TTL).
+pub const NAMESPACE_TTL: Duration = Duration::from_secs(3600);
+
+/// How often the kernel's per-CPU lost-event counters are polled.
+pub const LOST_COUNTER_POLL: Duration = Duration::from_secs(1);
+
+/// Window over which `flows_rate` in ServerStatus is computed.
+pub const FLOWS_RATE_WINDOW_SECS: u64 = 60;
+
+/// Version reported in `hubble-server-version` and ServerStatus. Hubble
+/// clients compare its minor version with their own and only warn.
+pub const SERVER_VERSION: &str = "1.19.4";
+
+/// The gRPC health service name the Hubble CLI checks.
+pub const HEALTH_SERVICE: &str = "hubble.server.Observer";

@@ -1,0 +1,274 @@
+//! `flow-exporter`: the per-node flow exporter binary. See the library docs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{ArgGroup, Parser};
+use flow_exporter::pipeline::{Batch, Ingest};
+use flow_exporter::server::ListenAddress;
+use flow_exporter::{defaults, metrics, observer, pipeline, replay, server, sources};
+
+/// Per-node flow exporter: decodes datapath events into Hubble flows and
+/// serves Hubble's Observer API (`hubble observe`, `hubble status`, Hubble UI
+/// through a relay) and Prometheus metrics.
+///
+/// Exactly one source is read: a pinned BPF ring buffer (`--ringbuf`), a
+/// replay file (`--replay`) or the synthetic generator (`--synthetic`).
+#[derive(Debug, Parser)]
+#[command(name = "flow-exporter", version, about, long_about)]
+#[command(group(ArgGroup::new("source").required(true).args(["ringbuf", "replay", "synthetic"])))]
+struct Args {
+    /// gRPC address: host:port, :port, or a unix socket path
+    /// (unix:///run/hubble.sock or /run/hubble.sock).
+    #[arg(long, env = "FLOW_EXPORTER_LISTEN_ADDRESS", default_value = defaults::LISTEN_ADDRESS)]
+    listen_address: ListenAddress,
+
+    /// Prometheus /metrics address (host:port); "off" disables it.
+    #[arg(long, env = "FLOW_EXPORTER_METRICS_ADDRESS", default_value = defaults::METRICS_ADDRESS)]
+    metrics_address: String,
+
+    /// Name of this node in flows, GetNodes and Peer.Notify
+    /// (default: the host name). Use cluster/node to set a cluster.
+    #[arg(long, env = "FLOW_EXPORTER_NODE_NAME")]
+    node_name: Option<String>,
+
+    /// Flows kept in memory; must be 2^n-1 (4095, 8191, …, 1048575).
+    #[arg(long, default_value_t = defaults::RING_CAPACITY)]
+    ring_capacity: u64,
+
+    /// Pinned BPF ring buffer of datapath events, e.g.
+    /// /sys/fs/bpf/<node>/events.
+    #[arg(long, value_name = "PIN")]
+    ringbuf: Option<PathBuf>,
+
+    /// Pinned per-CPU lost-event counter map of the datapath (with --ringbuf).
+    #[arg(long, value_name = "PIN", requires = "ringbuf")]
+    lost_counter: Option<PathBuf>,
+
+    /// Replay Hubble jsonpb lines (`hubble observe -o json`, Hubble's flow
+    /// log) as if observed, keeping every recorded field; `-` reads stdin.
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
+
+    /// Generate ABI-encoded datapath events with a realistic mix.
+    #[arg(long)]
+    synthetic: bool,
+
+    /// Synthetic events per second.
+    #[arg(long, default_value_t = 200, requires = "synthetic")]
+    rate: u64,
+
+    /// Seed of the synthetic generator.
+    #[arg(long, default_value_t = 1, requires = "synthetic")]
+    seed: u64,
+
+    /// Static enrichment file (YAML or JSON): endpoints, identities, services.
+    /// The synthetic source brings its own.
+    #[arg(long, value_name = "FILE")]
+    enrichment: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flow-exporter: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flow-exporter: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let node_name = match args.node_name.clone() {
+        Some(n) => n,
+        None => hostname::get()
+            .context("read the host name (pass --node-name)")?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let metrics = Arc::new(metrics::Metrics::new());
+    let observer = Arc::new(
+        observer::Observer::new(node_name.clone(), args.ring_capacity)
+            .context("--ring-capacity")?
+            .with_metrics(metrics.clone()),
+    );
+
+    // Load a replay file before serving, so a bad line fails the start.
+    let replayed = match &args.replay {
+        Some(p) => {
+            let r = replay::load(p)?;
+            tracing::info!(file = %p.display(), events = r.events.len(), skipped = r.skipped, "replay file loaded");
+            Some(r)
+        }
+        None => None,
+    };
+
+    let decoder = sources::decoder(
+        &node_name,
+        args.enrichment.as_deref(),
+        args.synthetic,
+        args.seed,
+    )?;
+    let (ingest, decode_task) =
+        pipeline::pipeline(observer.clone(), metrics.clone(), decoder.decode);
+    let decode_handle = tokio::spawn(decode_task);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(r) = replayed {
+        let ingest = ingest.clone();
+        tasks.spawn(async move { feed_replay(r, ingest).await });
+    }
+    if args.synthetic {
+        let generator = decoder.generator.context("synthetic generator")?;
+        let (ingest, rx) = (ingest.clone(), stop_rx.clone());
+        tasks.spawn(sources::run_synthetic(generator, args.rate, ingest, rx));
+    }
+    if let Some(ring) = args.ringbuf.clone() {
+        let (ingest, rx) = (ingest.clone(), stop_rx.clone());
+        let lost = args.lost_counter.clone();
+        tasks.spawn(async move { flow_exporter::ringbuf::run(ring, lost, ingest, rx).await });
+    }
+    drop(ingest);
+
+    let grpc = tokio::spawn(server::serve(
+        args.listen_address.clone(),
+        observer.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    tracing::info!(address = %args.listen_address, node = %node_name, capacity = args.ring_capacity, "serving Hubble Observer API");
+    let metrics_task = if args.metrics_address != "off" && !args.metrics_address.is_empty() {
+        let addr: std::net::SocketAddr = args.metrics_address.parse().with_context(|| {
+            format!(
+                "invalid --metrics-address {:?}: expected host:port",
+                args.metrics_address
+            )
+        })?;
+        tracing::info!(address = %addr, "serving Prometheus metrics on /metrics");
+        Some(tokio::spawn(metrics::serve(
+            addr,
+            metrics.clone(),
+            stopped(stop_rx.clone()),
+        )))
+    } else {
+        None
+    };
+
+    let mut failure: Option<anyhow::Error> = None;
+    let mut grpc = grpc;
+    tokio::select! {
+        s = shutdown_signal() => tracing::info!(signal = s, "shutting down"),
+        r = &mut grpc => {
+            failure = Some(match r { Ok(Ok(())) => anyhow::anyhow!("gRPC server stopped"), Ok(Err(e)) => e, Err(e) => e.into() });
+        }
+        Some(r) = tasks.join_next() => {
+            if let Ok(Err(e)) = r {
+                failure = Some(e.context("source failed"));
+            } else {
+                // A finite source (replay) ended: keep serving what it loaded.
+                tokio::select! {
+                    s = shutdown_signal() => tracing::info!(signal = s, "shutting down"),
+                    r = &mut grpc => failure = Some(match r { Ok(Ok(())) => anyhow::anyhow!("gRPC server stopped"), Ok(Err(e)) => e, Err(e) => e.into() }),
+                }
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    tasks.shutdown().await;
+    if !grpc.is_finished() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut grpc).await;
+    }
+    if let Some(m) = metrics_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), m).await;
+    }
+    decode_handle.abort();
+    let s = observer.status();
+    tracing::info!(seen_flows = s.seen_flows, stored = s.num_flows, "stopped");
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn feed_replay(r: replay::Replay, ingest: Ingest) -> anyhow::Result<()> {
+    let mut flows = Vec::with_capacity(defaults::SOURCE_BATCH);
+    for ev in r.events {
+        match ev {
+            replay::ReplayEvent::Flow(f) => {
+                flows.push(f);
+                if flows.len() >= defaults::SOURCE_BATCH {
+                    let b = std::mem::take(&mut flows);
+                    ingest
+                        .send(Batch::Flows(b))
+                        .await
+                        .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
+                }
+            }
+            replay::ReplayEvent::Lost(l) => {
+                if !flows.is_empty() {
+                    let b = std::mem::take(&mut flows);
+                    ingest
+                        .send(Batch::Flows(b))
+                        .await
+                        .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
+                }
+                let source = proto::flow::LostEventSource::try_from(l.source)
+                    .unwrap_or(proto::flow::LostEventSource::UnknownLostEventSource);
+                let cpu = l.cpu.map(|c| c.value);
+                ingest
+                    .send(Batch::Lost {
+                        source,
+                        count: l.num_events_lost,
+                        cpu,
+                    })
+                    .await
+                    .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
+            }
+        }
+    }
+    if !flows.is_empty() {
+        ingest
+            .send(Batch::Flows(flows))
+            .await
+            .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
+    }
+    tracing::info!("replay file fed into the ring");
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return "none";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

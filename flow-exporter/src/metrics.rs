@@ -1,0 +1,500 @@
+//! Prometheus metrics: Hubble's flow metrics with Hubble's names and labels
+//! (`hubble_flows_processed_total`, `hubble_drop_total`,
+//! `hubble_tcp_flags_total`, `hubble_port_distribution_total`,
+//! `hubble_icmp_total`, `hubble_policy_verdicts_total`,
+//! `hubble_lost_events_total`) and the exporter's own health
+//! (`flow_exporter_*`). Served as OpenMetrics text on `/metrics`.
+//!
+//! Label values are `&'static str` or integers so that counting a flow
+//! allocates nothing once its series exists.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use proto::flow::{DropReason, Flow, LostEventSource, Verdict, layer4::Protocol};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlowLabels {
+    protocol: &'static str,
+    r#type: &'static str,
+    subtype: &'static str,
+    verdict: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    reason: &'static str,
+    protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TcpLabels {
+    flag: &'static str,
+    family: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PortLabels {
+    protocol: &'static str,
+    port: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IcmpLabels {
+    family: &'static str,
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    direction: &'static str,
+    r#match: &'static str,
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LostLabels {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
+/// All metrics of one exporter.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    flows: Family<FlowLabels, Counter>,
+    drops: Family<DropLabels, Counter>,
+    tcp: Family<TcpLabels, Counter>,
+    ports: Family<PortLabels, Counter>,
+    icmp: Family<IcmpLabels, Counter>,
+    policy: Family<PolicyLabels, Counter>,
+    lost: Family<LostLabels, Counter>,
+    events_read: Family<SourceLabels, Counter>,
+    decode_errors: Counter,
+    queue_depth: Gauge<i64, AtomicI64Compat>,
+    ring_flows: Gauge,
+    ring_capacity: Gauge,
+}
+
+type AtomicI64Compat = std::sync::atomic::AtomicI64;
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            flows: Family::default(),
+            drops: Family::default(),
+            tcp: Family::default(),
+            ports: Family::default(),
+            icmp: Family::default(),
+            policy: Family::default(),
+            lost: Family::default(),
+            events_read: Family::default(),
+            decode_errors: Counter::default(),
+            queue_depth: Gauge::default(),
+            ring_flows: Gauge::default(),
+            ring_capacity: Gauge::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "hubble_flows_processed",
+            "Total number of flows processed",
+            m.flows.clone(),
+        );
+        r.register("hubble_drop", "Number of drops", m.drops.clone());
+        r.register("hubble_tcp_flags", "TCP flag occurrences", m.tcp.clone());
+        r.register(
+            "hubble_port_distribution",
+            "Numbers of packets distributed by destination port",
+            m.ports.clone(),
+        );
+        r.register("hubble_icmp", "Number of ICMP messages", m.icmp.clone());
+        r.register(
+            "hubble_policy_verdicts",
+            "Number of policy verdicts",
+            m.policy.clone(),
+        );
+        r.register(
+            "hubble_lost_events",
+            "Number of lost events",
+            m.lost.clone(),
+        );
+        r.register(
+            "flow_exporter_events_read",
+            "Raw events read from a source (ring buffer, replay file, synthetic)",
+            m.events_read.clone(),
+        );
+        r.register(
+            "flow_exporter_decode_errors",
+            "Raw events that could not be decoded and were skipped",
+            m.decode_errors.clone(),
+        );
+        r.register(
+            "flow_exporter_event_queue_depth",
+            "Raw events waiting between the sources and the decoder",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "flow_exporter_ring_flows",
+            "Events currently held in the flow ring",
+            m.ring_flows.clone(),
+        );
+        r.register(
+            "flow_exporter_ring_capacity",
+            "Capacity of the flow ring",
+            m.ring_capacity.clone(),
+        );
+        for source in [
+            "perf_event_ring_buffer",
+            "observer_events_queue",
+            "hubble_ring_buffer",
+        ] {
+            let _ = m.lost.get_or_create(&LostLabels { source });
+        }
+        m
+    }
+
+    /// Counts one flow in every Hubble flow metric it belongs to.
+    pub fn observe_flow(&self, f: &Flow) {
+        let protocol = protocol_name(f);
+        let ty = f.event_type.as_ref().map(|e| e.r#type).unwrap_or(0);
+        let (type_name, subtype) = match ty {
+            1 => ("Drop", ""),
+            3 => ("Capture", ""),
+            4 => (
+                "Trace",
+                trace_point_name(f.event_type.as_ref().map(|e| e.sub_type).unwrap_or(-1)),
+            ),
+            5 => ("PolicyVerdict", ""),
+            129 => ("L7", ""),
+            _ => ("Unknown", ""),
+        };
+        let verdict = verdict_name(f.verdict);
+        self.flows
+            .get_or_create(&FlowLabels {
+                protocol,
+                r#type: type_name,
+                subtype,
+                verdict,
+            })
+            .inc();
+        if f.verdict == Verdict::Dropped as i32 {
+            let reason = DropReason::try_from(f.drop_reason_desc)
+                .map(|r| r.as_str_name())
+                .unwrap_or("DROP_REASON_UNKNOWN");
+            self.drops
+                .get_or_create(&DropLabels { reason, protocol })
+                .inc();
+        }
+        let family = match f.ip.as_ref().map(|i| i.ip_version) {
+            Some(1) => "IPv4",
+            Some(2) => "IPv6",
+            _ => "",
+        };
+        let l4 = f.l4.as_ref().and_then(|l| l.protocol.as_ref());
+        if let Some(Protocol::Tcp(t)) = l4 {
+            let forwarded =
+                f.verdict == Verdict::Forwarded as i32 || f.verdict == Verdict::Redirected as i32;
+            if let (true, Some(flags)) = (forwarded, t.flags.as_ref()) {
+                let flag = if flags.syn && flags.ack {
+                    Some("SYN-ACK")
+                } else if flags.syn {
+                    Some("SYN")
+                } else {
+                    None
+                };
+                for fl in flag
+                    .into_iter()
+                    .chain(flags.fin.then_some("FIN"))
+                    .chain(flags.rst.then_some("RST"))
+                {
+                    self.tcp
+                        .get_or_create(&TcpLabels { flag: fl, family })
+                        .inc();
+                }
+            }
+        }
+        let reply = f.is_reply.is_some_and(|r| r.value);
+        if f.verdict == Verdict::Forwarded as i32 && !reply {
+            let port = match l4 {
+                Some(Protocol::Tcp(t)) => Some(t.destination_port),
+                Some(Protocol::Udp(u)) => Some(u.destination_port),
+                Some(Protocol::Sctp(s)) => Some(s.destination_port),
+                _ => None,
+            };
+            if let Some(port) = port {
+                self.ports
+                    .get_or_create(&PortLabels { protocol, port })
+                    .inc();
+            }
+        }
+        match l4 {
+            Some(Protocol::IcmPv4(i)) => {
+                self.icmp
+                    .get_or_create(&IcmpLabels {
+                        family: "IPv4",
+                        r#type: icmp4_name(i.r#type),
+                    })
+                    .inc();
+            }
+            Some(Protocol::IcmPv6(i)) => {
+                self.icmp
+                    .get_or_create(&IcmpLabels {
+                        family: "IPv6",
+                        r#type: icmp6_name(i.r#type),
+                    })
+                    .inc();
+            }
+            _ => {}
+        }
+        if ty == 5 && f.source.as_ref().map(|s| s.identity) != Some(1) {
+            let direction = match f.traffic_direction {
+                1 => "ingress",
+                2 => "egress",
+                _ => "unknown",
+            };
+            let r#match = match f.policy_match_type {
+                0 => "none",
+                1 => "l3-only",
+                2 => "l3-l4",
+                3 => "l4-only",
+                4 => "all",
+                5 => "l3-proto",
+                6 => "proto-only",
+                _ => "unknown",
+            };
+            let action = match Verdict::try_from(f.verdict) {
+                Ok(Verdict::Forwarded) => "forwarded",
+                Ok(Verdict::Dropped) => "dropped",
+                Ok(Verdict::Audit) => "audit",
+                Ok(Verdict::Redirected) => "redirected",
+                _ => "unknown",
+            };
+            self.policy
+                .get_or_create(&PolicyLabels {
+                    direction,
+                    r#match,
+                    action,
+                })
+                .inc();
+        }
+    }
+
+    /// Counts lost events.
+    pub fn lost(&self, source: LostEventSource, n: u64) {
+        let source = match source {
+            LostEventSource::PerfEventRingBuffer => "perf_event_ring_buffer",
+            LostEventSource::ObserverEventsQueue => "observer_events_queue",
+            LostEventSource::HubbleRingBuffer => "hubble_ring_buffer",
+            LostEventSource::UnknownLostEventSource => "unknown",
+        };
+        self.lost.get_or_create(&LostLabels { source }).inc_by(n);
+    }
+
+    /// Counts raw events read from a source.
+    pub fn events_read(&self, source: &'static str, n: u64) {
+        self.events_read
+            .get_or_create(&SourceLabels { source })
+            .inc_by(n);
+    }
+
+    /// Counts an undecodable event.
+    pub fn decode_error(&self) {
+        self.decode_errors.inc();
+    }
+
+    /// Adjusts the queue-depth gauge.
+    pub fn queue_depth_add(&self, n: i64) {
+        self.queue_depth.inc_by(n);
+    }
+
+    /// Updates the ring gauges.
+    pub fn ring(&self, len: u64, capacity: u64) {
+        self.ring_flows.set(len as i64);
+        self.ring_capacity.set(capacity as i64);
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+}
+
+fn protocol_name(f: &Flow) -> &'static str {
+    match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+        Some(Protocol::Tcp(_)) => "TCP",
+        Some(Protocol::Udp(_)) => "UDP",
+        Some(Protocol::IcmPv4(_)) => "ICMPv4",
+        Some(Protocol::IcmPv6(_)) => "ICMPv6",
+        Some(Protocol::Sctp(_)) => "SCTP",
+        Some(Protocol::Vrrp(_)) => "VRRP",
+        Some(Protocol::Igmp(_)) => "IGMP",
+        None => "",
+    }
+}
+
+fn verdict_name(v: i32) -> &'static str {
+    Verdict::try_from(v)
+        .map(|v| v.as_str_name())
+        .unwrap_or("VERDICT_UNKNOWN")
+}
+
+/// Cilium's monitor observation-point names (the `-t trace:NAME` values).
+pub fn trace_point_name(sub: i32) -> &'static str {
+    match sub {
+        0 => "to-endpoint",
+        1 => "to-proxy",
+        2 => "to-host",
+        3 => "to-stack",
+        4 => "to-overlay",
+        5 => "from-endpoint",
+        6 => "from-proxy",
+        7 => "from-host",
+        8 => "from-stack",
+        9 => "from-overlay",
+        10 => "from-network",
+        11 => "to-network",
+        12 => "from-crypto",
+        13 => "to-crypto",
+        _ => "unknown",
+    }
+}
+
+fn icmp4_name(t: u32) -> &'static str {
+    match t {
+        0 => "EchoReply",
+        3 => "DestinationUnreachable",
+        5 => "Redirect",
+        8 => "EchoRequest",
+        11 => "TimeExceeded",
+        12 => "ParameterProblem",
+        13 => "TimestampRequest",
+        14 => "TimestampReply",
+        _ => "Other",
+    }
+}
+
+fn icmp6_name(t: u32) -> &'static str {
+    match t {
+        1 => "DestinationUnreachable",
+        2 => "PacketTooBig",
+        3 => "TimeExceeded",
+        4 => "ParameterProblem",
+        128 => "EchoRequest",
+        129 => "EchoReply",
+        133 => "RouterSolicitation",
+        134 => "RouterAdvertisement",
+        135 => "NeighborSolicitation",
+        136 => "NeighborAdvertisement",
+        _ => "Other",
+    }
+}
+
+/// Serves `/metrics` (and `/healthz`) on `addr` until `shutdown` resolves.
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use axum::http::header;
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.encode(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }));
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listen on {addr} for metrics"))?;
+    axum::serve(l, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("metrics server")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::flow::{CiliumEventType, Ip, Layer4, Tcp, TcpFlags};
+
+    #[test]
+    fn names_and_labels_match_hubble() {
+        let m = Metrics::new();
+        let f = Flow {
+            verdict: Verdict::Dropped as i32,
+            drop_reason_desc: DropReason::PolicyDenied as i32,
+            event_type: Some(CiliumEventType {
+                r#type: 1,
+                sub_type: 133,
+            }),
+            ip: Some(Ip {
+                ip_version: 1,
+                ..Default::default()
+            }),
+            l4: Some(Layer4 {
+                protocol: Some(Protocol::Tcp(Tcp {
+                    source_port: 1,
+                    destination_port: 80,
+                    flags: Some(TcpFlags {
+                        syn: true,
+                        ..Default::default()
+                    }),
+                })),
+            }),
+            ..Default::default()
+        };
+        m.observe_flow(&f);
+        let fwd = Flow {
+            verdict: Verdict::Forwarded as i32,
+            event_type: Some(CiliumEventType {
+                r#type: 4,
+                sub_type: 0,
+            }),
+            ..f.clone()
+        };
+        m.observe_flow(&fwd);
+        let text = m.encode();
+        for want in [
+            r#"hubble_flows_processed_total{protocol="TCP",type="Drop",subtype="",verdict="DROPPED"} 1"#,
+            r#"hubble_flows_processed_total{protocol="TCP",type="Trace",subtype="to-endpoint",verdict="FORWARDED"} 1"#,
+            r#"hubble_drop_total{reason="POLICY_DENIED",protocol="TCP"} 1"#,
+            r#"hubble_tcp_flags_total{flag="SYN",family="IPv4"} 1"#,
+            r#"hubble_port_distribution_total{protocol="TCP",port="80"} 1"#,
+            r#"hubble_lost_events_total{source="hubble_ring_buffer"} 0"#,
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! The node's observer: the flow ring, the figures ServerStatus reports, the
+//! namespaces seen, and the GetFlows engine (positioning, filtering, field
+//! masks, follow, lost-event reporting) with Hubble's semantics.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flow_filter::FilterSet;
+use proto::flow::{Flow, LostEvent, LostEventSource};
+use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
+use proto::wkt::{Int32Value, Timestamp};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use crate::defaults;
+use crate::mask::FlowMask;
+use crate::metrics::Metrics;
+use crate::ring::{Read, Ring};
+
+/// What the ring holds.
+#[derive(Debug)]
+pub enum Event {
+    /// A decoded flow.
+    Flow(Flow),
+    /// Events lost before they reached the ring (kernel ring buffer, event
+    /// queue). They skip filters and are delivered to every reader.
+    Lost {
+        /// The loss.
+        lost: LostEvent,
+        /// When it was recorded.
+        time: Timestamp,
+    },
+}
+
+impl Event {
+    fn time(&self) -> Option<Timestamp> {
+        match self {
+            Event::Flow(f) => f.time,
+            Event::Lost { time, .. } => Some(*time),
+        }
+    }
+}
+
+/// Per-second flow counts over the last minute, for `flows_rate`.
+#[derive(Debug)]
+struct RateCounter {
+    buckets: Vec<AtomicU64>,
+    stamps: Vec<AtomicU64>,
+}
+
+impl RateCounter {
+    fn new() -> Self {
+        let n = defaults::FLOWS_RATE_WINDOW_SECS as usize + 1;
+        RateCounter {
+            buckets: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            stamps: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        }
+    }
+
+    fn add(&self, sec: u64, n: u64) {
+        let i = (sec % self.buckets.len() as u64) as usize;
+        if self.stamps[i].swap(sec, Ordering::AcqRel) != sec {
+            self.buckets[i].store(0, Ordering::Release);
+        }
+        self.buckets[i].fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Flows per second over the complete seconds of the last window.
+    fn rate(&self, now_sec: u64, uptime_secs: u64) -> f64 {
+        let window = defaults::FLOWS_RATE_WINDOW_SECS.min(uptime_secs.max(1));
+        let mut total = 0;
+        for (b, s) in self.buckets.iter().zip(&self.stamps) {
+            let stamp = s.load(Ordering::Acquire);
+            if stamp != u64::MAX && stamp < now_sec && now_sec - stamp <= window {
+                total += b.load(Ordering::Acquire);
+            }
+        }
+        total as f64 / window as f64
+    }
+}
+
+/// The observer of one node.
+#[derive(Debug)]
+pub struct Observer {
+    ring: Ring<Event>,
+    node_name: String,
+    started: Instant,
+    seen_flows: AtomicU64,
+    rate: RateCounter,
+    namespaces: Mutex<HashMap<String, HashMap<String, Instant>>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// ServerStatus figures of one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusFigures {
+    /// Flows in the ring.
+    pub num_flows: u64,
+    /// Ring capacity.
+    pub max_flows: u64,
+    /// Flows seen since start.
+    pub seen_flows: u64,
+    /// Uptime in nanoseconds.
+    pub uptime_ns: u64,
+    /// Flows per second over the last minute.
+    pub flows_rate: f64,
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Observer {
+    /// An observer with a ring of `capacity` (2^n − 1) events.
+    pub fn new(
+        node_name: impl Into<String>,
+        capacity: u64,
+    ) -> Result<Self, crate::ring::RingError> {
+        Ok(Observer {
+            ring: Ring::new(capacity)?,
+            node_name: node_name.into(),
+            started: Instant::now(),
+            seen_flows: AtomicU64::new(0),
+            rate: RateCounter::new(),
+            namespaces: Mutex::new(HashMap::new()),
+            metrics: None,
+        })
+    }
+
+    /// Counts readers' ring-buffer losses in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The node name flows are attributed to.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// The ring (for benchmarks and metrics).
+    pub fn ring(&self) -> &Ring<Event> {
+        &self.ring
+    }
+
+    /// Stores a batch of flows and wakes followers once.
+    pub fn push_flows(&self, flows: impl IntoIterator<Item = Flow>) {
+        let mut n = 0;
+        for f in flows {
+            self.note_namespaces(&f);
+            self.ring.push_quiet(Event::Flow(f));
+            n += 1;
+        }
+        if n > 0 {
+            self.seen_flows.fetch_add(n, Ordering::Relaxed);
+            self.rate.add(unix_secs(), n);
+            self.ring.wake();
+        }
+    }
+
+    /// Records `n` events lost at `source` (on `cpu` if known).
+    pub fn push_lost(&self, source: LostEventSource, n: u64, cpu: Option<i32>) {
+        if n == 0 {
+            return;
+        }
+        let now = Timestamp::now();
+        self.ring.push(Event::Lost {
+            lost: LostEvent {
+                source: source as i32,
+                num_events_lost: n,
+                cpu: cpu.map(Int32Value::from),
+                first: None,
+                last: None,
+            },
+            time: now,
+        });
+    }
+
+    fn note_namespaces(&self, f: &Flow) {
+        let eps = [f.source.as_ref(), f.destination.as_ref()];
+        let Ok(mut ns) = self.namespaces.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        for ep in eps.into_iter().flatten() {
+            if ep.namespace.is_empty() {
+                continue;
+            }
+            let cluster = ns.get_mut(ep.cluster_name.as_str());
+            let cluster = match cluster {
+                Some(c) => c,
+                None => ns.entry(ep.cluster_name.clone()).or_default(),
+            };
+            match cluster.get_mut(ep.namespace.as_str()) {
+                Some(t) => *t = now,
+                None => {
+                    cluster.insert(ep.namespace.clone(), now);
+                }
+            }
+        }
+    }
+
+    /// Namespaces seen within the TTL, sorted by cluster then namespace.
+    pub fn namespaces(&self) -> Vec<(String, String)> {
+        let Ok(mut ns) = self.namespaces.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (cluster, m) in ns.iter_mut() {
+            m.retain(|_, t| now.duration_since(*t) < defaults::NAMESPACE_TTL);
+            out.extend(m.keys().map(|n| (cluster.clone(), n.clone())));
+        }
+        ns.retain(|_, m| !m.is_empty());
+        out.sort();
+        out
+    }
+
+    /// The ServerStatus figures.
+    pub fn status(&self) -> StatusFigures {
+        let uptime = self.started.elapsed();
+        StatusFigures {
+            num_flows: self.ring.len(),
+            max_flows: self.ring.capacity(),
+            seen_flows: self.seen_flows.load(Ordering::Relaxed),
+            uptime_ns: uptime.as_nanos() as u64,
+            flows_rate: self.rate.rate(unix_secs(), uptime.as_secs()),
+        }
+    }
+
+    /// Validates a GetFlows request and starts streaming its responses.
+    pub fn get_flows(
+        self: &Arc<Self>,
+        req: GetFlowsRequest,
+    ) -> Result<mpsc::Receiver<Result<GetFlowsResponse, Status>>, Status> {
+        let q = Query::compile(req)?;
+        let (tx, rx) = mpsc::channel(defaults::STREAM_BUFFER);
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.run_query(q, tx).await });
+        Ok(rx)
+    }
+
+    async fn run_query(
+        self: Arc<Self>,
+        q: Query,
+        tx: mpsc::Sender<Result<GetFlowsResponse, Status>>,
+    ) {
+        let mut reporter = LostReporter::new(&self.node_name);
+        let end = self.ring.written();
+        let mut pos = self.start_position(&q, end);
+        let mut sent = 0u64;
+        loop {
+            if !q.follow && pos >= end {
+                break;
+            }
+            let slot = match self.ring.read(pos) {
+                Read::Event(slot) => slot,
+                Read::Overwritten { oldest } => {
+                    if let Some(m) = &self.metrics {
+                        m.lost(LostEventSource::HubbleRingBuffer, oldest - pos);
+                    }
+                    reporter.add(oldest - pos);
+                    pos = oldest;
+                    continue;
+                }
+                Read::NotYet => {
+                    // Follow mode only: wait for the writer, flushing any
+                    // pending loss report when its interval comes due.
+                    if let Some(resp) = reporter.take_due() {
+                        if tx.send(Ok(resp)).await.is_err() {
+                            return;
+                        }
+                    }
+                    let wait = self.ring.wait_for(pos);
+                    if reporter.pending() {
+                        let _ = tokio::time::timeout(reporter.until_due(), wait).await;
+                    } else {
+                        tokio::select! {
+                            () = wait => {}
+                            () = tx.closed() => return,
+                        }
+                    }
+                    continue;
+                }
+            };
+            pos += 1;
+            if let Some(resp) = reporter.take_due() {
+                if tx.send(Ok(resp)).await.is_err() {
+                    return;
+                }
+            }
+            let ev = &slot.value;
+            if let Some(t) = ev.time() {
+                if q.since.is_some_and(|s| t < s) {
+                    continue;
+                }
+                if q.until.is_some_and(|u| t > u) {
+                    break;
+                }
+            }
+            let resp = match ev {
+                Event::Lost { lost, time } => GetFlowsResponse {
+                    response_types: Some(ResponseTypes::LostEvents(lost.clone())),
+                    node_name: self.node_name.clone(),
+                    time: Some(*time),
+                },
+                Event::Flow(f) => {
+                    if !q.filters.matches(f) {
+                        continue;
+                    }
+                    let flow = match &q.mask {
+                        Some(m) => m.apply(f),
+                        None => f.clone(),
+                    };
+                    sent += 1;
+                    GetFlowsResponse {
+                        node_name: f.node_name.clone(),
+                        time: f.time,
+                        response_types: Some(ResponseTypes::Flow(flow)),
+                    }
+                }
+            };
+            if tx.send(Ok(resp)).await.is_err() {
+                return;
+            }
+            if !q.follow && q.number > 0 && sent >= q.number {
+                break;
+            }
+        }
+        if let Some(resp) = reporter.take_all() {
+            let _ = tx.send(Ok(resp)).await;
+        }
+    }
+
+    /// Hubble's `newRingReader`: where a request starts reading.
+    fn start_position(&self, q: &Query, end: u64) -> u64 {
+        let oldest = self.ring.oldest();
+        if q.first {
+            return oldest;
+        }
+        if q.follow && q.number == 0 && q.since.is_none() {
+            return end;
+        }
+        if q.number == 0 && q.since.is_none() {
+            return oldest;
+        }
+        // Walk backwards over matching flows until `number` are found or an
+        // event older than `since` is reached.
+        let mut pos = end;
+        let mut found = 0u64;
+        while pos > oldest {
+            let Read::Event(slot) = self.ring.read(pos - 1) else {
+                break;
+            };
+            if let Some(since) = q.since {
+                if slot.value.time().is_some_and(|t| t < since) {
+                    break;
+                }
+            }
+            pos -= 1;
+            if let Event::Flow(f) = &slot.value {
+                if q.until.is_some_and(|u| f.time.is_some_and(|t| t > u)) {
+                    continue;
+                }
+                if q.filters.matches(f) {
+                    found += 1;
+                    if q.number > 0 && found >= q.number {
+                        break;
+                    }
+                }
+            }
+        }
+        pos
+    }
+}
+
+/// A validated GetFlows request.
+struct Query {
+    number: u64,
+    first: bool,
+    follow: bool,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    filters: FilterSet,
+    mask: Option<FlowMask>,
+}
+
+impl Query {
+    fn compile(req: GetFlowsRequest) -> Result<Query, Status> {
+        if req.first && req.follow {
+            return Err(Status::invalid_argument(
+                "first cannot be specified with follow",
+            ));
+        }
+        for (name, t) in [("since", &req.since), ("until", &req.until)] {
+            if let Some(t) = t {
+                if !(0..1_000_000_000).contains(&t.nanos) || t.to_datetime().is_none() {
+                    return Err(Status::invalid_argument(format!(
+                        "invalid {name} timestamp: seconds={} nanos={}",
+                        t.seconds, t.nanos
+                    )));
+                }
+            }
+        }
+        let filters = FilterSet::compile(&req.whitelist, &req.blacklist)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let paths = req.field_mask.map(|m| m.paths).unwrap_or_default();
+        let mask =
+            FlowMask::compile(&paths).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(Query {
+            number: req.number,
+            first: req.first,
+            follow: req.follow,
+            since: req.since,
+            until: req.until,
+            filters,
+            mask,
+        })
+    }
+}
+
+/// Aggregates a reader's ring-buffer losses into at most one `LostEvent`
+/// per interval, carrying the exact count.
+struct LostReporter {
+    node_name: String,
+    pending: u64,
+    first: Option<Timestamp>,
+    last_sent: Option<Instant>,
+}
+
+impl LostReporter {
+    fn new(node_name: &str) -> Self {
+        LostReporter {
+            node_name: node_name.to_owned(),
+            pending: 0,
+            first: None,
+            last_sent: None,
+        }
+    }
+
+    fn add(&mut self, n: u64) {
+        if self.pending == 0 {
+            self.first = Some(Timestamp::now());
+        }
+        self.pending += n;
+    }
+
+    fn pending(&self) -> bool {
+        self.pending > 0
+    }
+
+    fn until_due(&self) -> Duration {
+        match self.last_sent {
+            Some(t) => defaults::LOST_EVENT_SEND_INTERVAL.saturating_sub(t.elapsed()),
+            None => Duration::ZERO,
+        }
+    }
+
+    fn take_due(&mut self) -> Option<GetFlowsResponse> {
+        if self.pending > 0 && self.until_due().is_zero() {
+            self.take_all()
+        } else {
+            None
+        }
+    }
+
+    fn take_all(&mut self) -> Option<GetFlowsResponse> {
+        if self.pending == 0 {
+            return None;
+        }
+        let now = Timestamp::now();
+        let lost = LostEvent {
+            source: LostEventSource::HubbleRingBuffer as i32,
+            num_events_lost: std::mem::take(&mut self.pending),
+            cpu: None,
+            first: self.first.take(),
+            last: Some(now),
+        };
+        self.last_sent = Some(Instant::now());
+        Some(GetFlowsResponse {
+            response_types: Some(ResponseTypes::LostEvents(lost)),
+            node_name: self.node_name.clone(),
+            time: Some(now),
+        })
+    }
+}

@@ -1,0 +1,211 @@
+//! The ingest pipeline: sources hand batches of raw events (or already
+//! decoded flows, for replay) to a bounded queue; one decoder task decodes,
+//! enriches, counts metrics and writes the ring. That task is the ring's only
+//! writer. A full queue never blocks a live source: the batch is dropped,
+//! counted, and surfaces as `LostEvent{OBSERVER_EVENTS_QUEUE}` in the ring
+//! and in `hubble_lost_events_total`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use proto::flow::{Flow, LostEventSource};
+use tokio::sync::mpsc;
+
+use crate::defaults;
+use crate::metrics::Metrics;
+use crate::observer::Observer;
+
+/// A batch of raw events laid end to end in one buffer.
+#[derive(Debug, Default)]
+pub struct RawBatch {
+    /// The events' bytes.
+    pub data: Vec<u8>,
+    /// `(start, end)` of each event in `data`.
+    pub spans: Vec<(u32, u32)>,
+}
+
+impl RawBatch {
+    /// An empty batch with room for `n` events.
+    pub fn with_capacity(n: usize) -> Self {
+        RawBatch {
+            data: Vec::with_capacity(n * 192),
+            spans: Vec::with_capacity(n),
+        }
+    }
+
+    /// Appends one event.
+    pub fn push(&mut self, ev: &[u8]) {
+        let start = self.data.len() as u32;
+        self.data.extend_from_slice(ev);
+        self.spans.push((start, self.data.len() as u32));
+    }
+
+    /// Starts an event written directly into `data` by the caller; finish
+    /// it with [`RawBatch::end_event`].
+    pub fn begin_event(&mut self) -> u32 {
+        self.data.len() as u32
+    }
+
+    /// Records the event begun at `start`.
+    pub fn end_event(&mut self, start: u32) {
+        self.spans.push((start, self.data.len() as u32));
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Iterates the events.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans
+            .iter()
+            .map(|&(s, e)| &self.data[s as usize..e as usize])
+    }
+}
+
+/// What travels through the queue.
+#[derive(Debug)]
+pub enum Batch {
+    /// Raw datapath events from `source` (a metric label).
+    Raw {
+        /// The source's name for metrics.
+        source: &'static str,
+        /// The events.
+        batch: RawBatch,
+    },
+    /// Flows decoded elsewhere (replay files), stored as they are.
+    Flows(Vec<Flow>),
+    /// Events lost before the exporter saw them.
+    Lost {
+        /// Where they were lost.
+        source: LostEventSource,
+        /// How many.
+        count: u64,
+        /// On which CPU, when known.
+        cpu: Option<i32>,
+    },
+}
+
+impl Batch {
+    fn events(&self) -> u64 {
+        match self {
+            Batch::Raw { batch, .. } => batch.len() as u64,
+            Batch::Flows(f) => f.len() as u64,
+            Batch::Lost { .. } => 0,
+        }
+    }
+}
+
+/// Decodes one raw datapath event into a flow.
+pub trait Decode: Send + 'static {
+    /// The decoded flow, or why the event was malformed.
+    fn decode(&mut self, raw: &[u8]) -> Result<Flow, String>;
+}
+
+impl<F: FnMut(&[u8]) -> Result<Flow, String> + Send + 'static> Decode for F {
+    fn decode(&mut self, raw: &[u8]) -> Result<Flow, String> {
+        self(raw)
+    }
+}
+
+/// The sending side of the queue, cloned into every source.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<Batch>,
+    dropped: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+}
+
+impl Ingest {
+    /// Offers a batch without waiting; a full queue drops it and counts the
+    /// loss. Returns whether it was queued.
+    pub fn offer(&self, b: Batch) -> bool {
+        let n = b.events();
+        self.metrics.queue_depth_add(n as i64);
+        match self.tx.try_send(b) {
+            Ok(()) => true,
+            Err(_) => {
+                self.metrics.queue_depth_add(-(n as i64));
+                self.dropped.fetch_add(n, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Sends a batch, waiting for room (sources that must lose nothing, such
+    /// as replay files). Fails only when the pipeline has stopped.
+    pub async fn send(&self, b: Batch) -> Result<(), ()> {
+        let n = b.events();
+        self.metrics.queue_depth_add(n as i64);
+        self.tx.send(b).await.map_err(|_| {
+            self.metrics.queue_depth_add(-(n as i64));
+        })
+    }
+
+    /// Metrics handle for sources.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+/// Creates the queue and returns its sender and the decoder task's future.
+pub fn pipeline(
+    observer: Arc<Observer>,
+    metrics: Arc<Metrics>,
+    mut decoder: Box<dyn Decode>,
+) -> (Ingest, impl std::future::Future<Output = ()> + Send) {
+    let (tx, mut rx) =
+        mpsc::channel::<Batch>((defaults::EVENT_QUEUE_SIZE / defaults::SOURCE_BATCH).max(1));
+    let dropped = Arc::new(AtomicU64::new(0));
+    let ingest = Ingest {
+        tx,
+        dropped: dropped.clone(),
+        metrics: metrics.clone(),
+    };
+    let task = async move {
+        let mut flows = Vec::with_capacity(defaults::SOURCE_BATCH);
+        while let Some(b) = rx.recv().await {
+            metrics.queue_depth_add(-(b.events() as i64));
+            let queue_lost = dropped.swap(0, Ordering::Relaxed);
+            if queue_lost > 0 {
+                metrics.lost(LostEventSource::ObserverEventsQueue, queue_lost);
+                observer.push_lost(LostEventSource::ObserverEventsQueue, queue_lost, None);
+            }
+            match b {
+                Batch::Raw { source, batch } => {
+                    metrics.events_read(source, batch.len() as u64);
+                    for raw in batch.iter() {
+                        match decoder.decode(raw) {
+                            Ok(f) => flows.push(f),
+                            Err(e) => {
+                                metrics.decode_error();
+                                tracing::debug!(error = %e, len = raw.len(), "skipping malformed event");
+                            }
+                        }
+                    }
+                }
+                Batch::Flows(fs) => {
+                    metrics.events_read("replay", fs.len() as u64);
+                    flows.extend(fs);
+                }
+                Batch::Lost { source, count, cpu } => {
+                    metrics.lost(source, count);
+                    observer.push_lost(source, count, cpu);
+                }
+            }
+            for f in &flows {
+                metrics.observe_flow(f);
+            }
+            observer.push_flows(flows.drain(..));
+            let ring = observer.ring();
+            metrics.ring(ring.len(), ring.capacity());
+        }
+    };
+    (ingest, task)
+}

@@ -1,0 +1,113 @@
+//! The kernel source: a pinned `BPF_MAP_TYPE_RINGBUF` of datapath events
+//! (the ABI in `ebpf/include/hubble_events.h`) and the datapath's per-CPU
+//! lost-event counter (`BPF_MAP_TYPE_PERCPU_ARRAY`, key 0, u64), both opened
+//! from bpffs pins. Only one consumer may read a ring at a time.
+//!
+//! Records are copied into batches and handed to the pipeline without
+//! waiting; the kernel counter is polled and its increases per CPU become
+//! `LostEvent{PERF_EVENT_RING_BUFFER}`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
+use proto::flow::LostEventSource;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::defaults;
+use crate::pipeline::{Batch, Ingest, RawBatch};
+
+/// Opens a pinned map, checking that it is of the expected kind.
+fn open_pinned(path: &Path) -> anyhow::Result<Map> {
+    let data = MapData::from_pin(path).with_context(|| {
+        format!(
+            "open pinned BPF map {} (is bpffs mounted and the datapath agent running?)",
+            path.display()
+        )
+    })?;
+    Map::from_map_data(data).with_context(|| format!("read map info of {}", path.display()))
+}
+
+/// Reads `ring` until `shutdown` fires, feeding `ingest`.
+pub async fn run(
+    ring: PathBuf,
+    lost_counter: Option<PathBuf>,
+    ingest: Ingest,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let rb = RingBuf::try_from(open_pinned(&ring)?)
+        .with_context(|| format!("{} is not a BPF ring buffer", ring.display()))?;
+    let lost = match &lost_counter {
+        Some(p) => Some(
+            PerCpuArray::<MapData, u64>::try_from(open_pinned(p)?)
+                .with_context(|| format!("{} is not a per-CPU u64 array", p.display()))?,
+        ),
+        None => None,
+    };
+    // SAFETY: the RingBuf owns its fd and the AsyncFd owns the RingBuf, so the
+    // fd stays open and valid for as long as it is registered.
+    let mut afd = unsafe { AsyncFd::register_with_interest(rb, Interest::READABLE) }
+        .map_err(std::io::Error::from)
+        .context("register the ring buffer with tokio")?;
+    tracing::info!(ring = %ring.display(), lost = ?lost_counter, "reading datapath events");
+    let mut last_lost: Vec<u64> = Vec::new();
+    let mut poll = tokio::time::interval(defaults::LOST_COUNTER_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = RawBatch::with_capacity(defaults::SOURCE_BATCH);
+    loop {
+        tokio::select! {
+            r = afd.readable_mut() => {
+                let mut guard = r.context("wait for ring buffer events")?;
+                let rb = guard.get_inner_mut();
+                while let Some(item) = rb.next() {
+                    batch.push(&item);
+                    drop(item);
+                    if batch.len() >= defaults::SOURCE_BATCH {
+                        let full = std::mem::replace(&mut batch, RawBatch::with_capacity(defaults::SOURCE_BATCH));
+                        ingest.offer(Batch::Raw { source: "ringbuf", batch: full });
+                    }
+                }
+                guard.clear_ready();
+                if !batch.is_empty() {
+                    let b = std::mem::replace(&mut batch, RawBatch::with_capacity(defaults::SOURCE_BATCH));
+                    ingest.offer(Batch::Raw { source: "ringbuf", batch: b });
+                }
+            }
+            _ = poll.tick() => {
+                if let Some(lost) = &lost {
+                    poll_lost(lost, &mut last_lost, &ingest);
+                }
+            }
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+fn poll_lost(map: &PerCpuArray<MapData, u64>, last: &mut Vec<u64>, ingest: &Ingest) {
+    let values = match map.get(&0, 0) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the lost-event counter failed");
+            return;
+        }
+    };
+    if last.len() != values.len() {
+        // First reading: losses from before we started are reported once.
+        last.resize(values.len(), 0);
+    }
+    for (cpu, (now, before)) in values.iter().zip(last.iter_mut()).enumerate() {
+        let delta = now.saturating_sub(*before);
+        if delta == 0 {
+            continue;
+        }
+        let queued = ingest.offer(Batch::Lost {
+            source: LostEventSource::PerfEventRingBuffer,
+            count: delta,
+            cpu: Some(cpu as i32),
+        });
+        if queued {
+            *before = *now;
+        }
+    }
+}

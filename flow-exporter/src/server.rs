@@ -1,0 +1,323 @@
+//! The gRPC side: Hubble's `observer.Observer` and `peer.Peer` services over
+//! the node's [`Observer`], plus `grpc.health.v1.Health` (SERVING for
+//! `hubble.server.Observer`, which `hubble status` checks) and server
+//! reflection (`hubble reflect`), on TCP or a unix socket.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use proto::observer::observer_server::{Observer as ObserverApi, ObserverServer};
+use proto::observer::{
+    GetAgentEventsRequest, GetAgentEventsResponse, GetDebugEventsRequest, GetDebugEventsResponse,
+    GetFlowsRequest, GetFlowsResponse, GetNamespacesRequest, GetNamespacesResponse,
+    GetNodesRequest, GetNodesResponse, Namespace, Node, ServerStatusRequest, ServerStatusResponse,
+    Tls,
+};
+use proto::peer::peer_server::{Peer, PeerServer};
+use proto::peer::{ChangeNotification, ChangeNotificationType, NotifyRequest};
+use proto::relay::NodeState;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+
+use crate::defaults;
+use crate::observer::Observer;
+
+/// Where the gRPC server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddress {
+    /// `host:port`.
+    Tcp(std::net::SocketAddr),
+    /// A unix socket path (`unix:///path` or a path containing `/`).
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for ListenAddress {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(p) = s.strip_prefix("unix://") {
+            return Ok(ListenAddress::Unix(PathBuf::from(p)));
+        }
+        if s.starts_with('/') || s.starts_with("./") {
+            return Ok(ListenAddress::Unix(PathBuf::from(s)));
+        }
+        let s2 = if s.starts_with(':') {
+            format!("0.0.0.0{s}")
+        } else {
+            s.to_owned()
+        };
+        s2.parse().map(ListenAddress::Tcp).map_err(|_| {
+            format!("invalid listen address {s:?}: expected host:port, :port or a unix socket path")
+        })
+    }
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddress::Tcp(a) => write!(f, "{a}"),
+            ListenAddress::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn with_version<T>(mut r: Response<T>) -> Response<T> {
+    r.metadata_mut().insert(
+        "hubble-server-version",
+        MetadataValue::from_static(defaults::SERVER_VERSION),
+    );
+    r
+}
+
+/// The Observer service of one node.
+#[derive(Debug, Clone)]
+pub struct ObserverService {
+    observer: Arc<Observer>,
+    address: String,
+}
+
+impl ObserverService {
+    /// Serves `observer`; `address` is what GetNodes and Peer.Notify report.
+    pub fn new(observer: Arc<Observer>, address: impl Into<String>) -> Self {
+        ObserverService {
+            observer,
+            address: address.into(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ObserverApi for ObserverService {
+    type GetFlowsStream = BoxStream<GetFlowsResponse>;
+    type GetAgentEventsStream = BoxStream<GetAgentEventsResponse>;
+    type GetDebugEventsStream = BoxStream<GetDebugEventsResponse>;
+
+    async fn get_flows(
+        &self,
+        request: Request<GetFlowsRequest>,
+    ) -> Result<Response<Self::GetFlowsStream>, Status> {
+        let rx = self.observer.get_flows(request.into_inner())?;
+        Ok(with_version(Response::new(Box::pin(ReceiverStream::new(
+            rx,
+        )))))
+    }
+
+    async fn get_agent_events(
+        &self,
+        _request: Request<GetAgentEventsRequest>,
+    ) -> Result<Response<Self::GetAgentEventsStream>, Status> {
+        Err(Status::unimplemented(
+            "GetAgentEvents is not implemented by flow-exporter: agent events are not collected; use `datapath monitor` on the node",
+        ))
+    }
+
+    async fn get_debug_events(
+        &self,
+        _request: Request<GetDebugEventsRequest>,
+    ) -> Result<Response<Self::GetDebugEventsStream>, Status> {
+        Err(Status::unimplemented(
+            "GetDebugEvents is not implemented by flow-exporter: the datapath emits no debug events",
+        ))
+    }
+
+    async fn get_nodes(
+        &self,
+        _request: Request<GetNodesRequest>,
+    ) -> Result<Response<GetNodesResponse>, Status> {
+        let s = self.observer.status();
+        let node = Node {
+            name: self.observer.node_name().to_owned(),
+            version: defaults::SERVER_VERSION.to_owned(),
+            address: self.address.clone(),
+            state: NodeState::NodeConnected as i32,
+            tls: Some(Tls {
+                enabled: false,
+                server_name: String::new(),
+            }),
+            uptime_ns: s.uptime_ns,
+            num_flows: s.num_flows,
+            max_flows: s.max_flows,
+            seen_flows: s.seen_flows,
+        };
+        Ok(with_version(Response::new(GetNodesResponse {
+            nodes: vec![node],
+        })))
+    }
+
+    async fn get_namespaces(
+        &self,
+        _request: Request<GetNamespacesRequest>,
+    ) -> Result<Response<GetNamespacesResponse>, Status> {
+        let namespaces = self
+            .observer
+            .namespaces()
+            .into_iter()
+            .map(|(cluster, namespace)| Namespace { cluster, namespace })
+            .collect();
+        Ok(with_version(Response::new(GetNamespacesResponse {
+            namespaces,
+        })))
+    }
+
+    async fn server_status(
+        &self,
+        _request: Request<ServerStatusRequest>,
+    ) -> Result<Response<ServerStatusResponse>, Status> {
+        let s = self.observer.status();
+        Ok(with_version(Response::new(ServerStatusResponse {
+            num_flows: s.num_flows,
+            max_flows: s.max_flows,
+            seen_flows: s.seen_flows,
+            uptime_ns: s.uptime_ns,
+            // An agent leaves the node counts unset; only a relay fills them.
+            num_connected_nodes: None,
+            num_unavailable_nodes: None,
+            unavailable_nodes: Vec::new(),
+            version: defaults::SERVER_VERSION.to_owned(),
+            flows_rate: s.flows_rate,
+        })))
+    }
+}
+
+/// `peer.Peer/Notify` for a single node: the node itself, then nothing until
+/// the client goes away. The datapath issue replaces this with the
+/// cluster-state store's node registry.
+#[derive(Debug, Clone)]
+pub struct PeerService {
+    name: String,
+    address: String,
+}
+
+impl PeerService {
+    /// Announces one peer.
+    pub fn new(name: impl Into<String>, address: impl Into<String>) -> Self {
+        PeerService {
+            name: name.into(),
+            address: address.into(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    type NotifyStream = BoxStream<ChangeNotification>;
+
+    async fn notify(
+        &self,
+        _request: Request<NotifyRequest>,
+    ) -> Result<Response<Self::NotifyStream>, Status> {
+        let first = ChangeNotification {
+            name: self.name.clone(),
+            address: self.address.clone(),
+            r#type: ChangeNotificationType::PeerAdded as i32,
+            tls: None,
+        };
+        let s = futures::stream::once(async move { Ok(first) }).chain(futures::stream::pending());
+        Ok(with_version(Response::new(Box::pin(s))))
+    }
+}
+
+use futures::StreamExt as _;
+
+/// The Observer, Peer, health and reflection services of one node, ready
+/// to be served; `advertised` is the address GetNodes and Peer.Notify report.
+pub async fn router(
+    observer: Arc<Observer>,
+    advertised: String,
+) -> anyhow::Result<tonic::transport::server::Router> {
+    use anyhow::Context as _;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(
+            defaults::HEALTH_SERVICE,
+            tonic_health::ServingStatus::Serving,
+        )
+        .await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the gRPC reflection service")?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("building the gRPC reflection service")?;
+    Ok(tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ObserverServer::new(ObserverService::new(
+            observer.clone(),
+            advertised.clone(),
+        )))
+        .add_service(PeerServer::new(PeerService::new(
+            observer.node_name(),
+            advertised,
+        ))))
+}
+
+/// Serves [`router`] on `addr` until `shutdown` resolves. A stale unix
+/// socket is removed first, and the socket is removed again on exit.
+pub async fn serve(
+    addr: ListenAddress,
+    observer: Arc<Observer>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let router = router(observer, addr.to_string()).await?;
+    match addr {
+        ListenAddress::Tcp(a) => {
+            let l = tokio::net::TcpListener::bind(a).await.with_context(|| {
+                format!(
+                    "listen on {a} for gRPC (is another exporter or hubble relay running there?)"
+                )
+            })?;
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+                .context("gRPC server")?;
+        }
+        ListenAddress::Unix(p) => {
+            remove_stale_socket(&p)?;
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("create {}", dir.display()))?;
+            }
+            let l = tokio::net::UnixListener::bind(&p)
+                .with_context(|| format!("listen on unix socket {}", p.display()))?;
+            let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
+            let r = router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await;
+            let _ = std::fs::remove_file(&p);
+            r.context("gRPC server")?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_stale_socket(p: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::FileTypeExt as _;
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(p).is_ok() {
+                anyhow::bail!("{} is in use by another server", p.display());
+            }
+            std::fs::remove_file(p)?;
+            Ok(())
+        }
+        Ok(_) => anyhow::bail!(
+            "{} exists and is not a socket; refusing to replace it",
+            p.display()
+        ),
+        Err(_) => Ok(()),
+    }
+}

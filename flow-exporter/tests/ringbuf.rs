@@ -1,0 +1,252 @@
+//! Privileged: the exporter's kernel source end to end. `ebpf/bpf/
+//! test_emit.bpf.c` is built with clang and loaded with aya; its ring buffer
+//! and lost-event counter are pinned into a private bpffs mounted in a
+//! scratch directory (the host's /sys/fs/bpf is never touched, and the mount
+//! goes away even when the test fails). The exporter's ring-buffer source
+//! opens the pins like a separate process would, and `BPF_PROG_TEST_RUN`
+//! makes the program emit events, which must come out as flows.
+//!
+//! Without root or clang the test skips with a reason, except under CI
+//! (`CI` set), where skipping would hide a broken machine: it fails.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aya::maps::{MapData, PerCpuArray, PerCpuValues};
+use aya::programs::SchedClassifier;
+use aya::{TestRun as _, TestRunOptions};
+use flow_exporter::metrics::Metrics;
+use flow_exporter::observer::{Event, Observer};
+use flow_exporter::pipeline::pipeline;
+use flow_parser::packet::{L4, Packet, tcp_flags};
+use flow_parser::{ClockOffset, Enricher, Parser};
+use proto::flow::{LostEventSource, Verdict};
+
+struct Scratch {
+    dir: PathBuf,
+    bpffs: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("flow-exporter-ringbuf-{}", std::process::id()));
+        let bpffs = dir.join("bpffs");
+        std::fs::create_dir_all(&bpffs).expect("create scratch dir");
+        let target = CString::new(bpffs.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: valid NUL-terminated strings for the duration of the call.
+        let rc = unsafe {
+            libc::mount(
+                c"bpf".as_ptr(),
+                target.as_ptr(),
+                c"bpf".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "mount bpffs: {}", std::io::Error::last_os_error());
+        Scratch { dir, bpffs }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for f in ["events", "lost_events"] {
+            let _ = std::fs::remove_file(self.bpffs.join(f));
+        }
+        if let Ok(target) = CString::new(self.bpffs.as_os_str().as_encoded_bytes()) {
+            // SAFETY: valid NUL-terminated path.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn skip_reason() -> Option<&'static str> {
+    // SAFETY: geteuid has no preconditions.
+    let why = if unsafe { libc::geteuid() } != 0 {
+        Some("needs root")
+    } else if Command::new("clang").arg("--version").output().is_err() {
+        Some("needs clang (./bootstrap.sh installs it)")
+    } else {
+        None
+    };
+    if let (Some(w), true) = (why, std::env::var_os("CI").is_some()) {
+        panic!("privileged test cannot run under CI: {w}");
+    }
+    why
+}
+
+fn build(obj: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ebpf");
+    let out = Command::new("clang")
+        .args([
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-I/usr/include/x86_64-linux-gnu",
+        ])
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg("-c")
+        .arg(root.join("bpf/test_emit.bpf.c"))
+        .arg("-o")
+        .arg(obj)
+        .output()
+        .expect("run clang");
+    assert!(
+        out.status.success(),
+        "clang: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn pinned_ring_buffer_events_become_flows() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let scratch = Scratch::new();
+    let obj = scratch.dir.join("test_emit.bpf.o");
+    build(&obj);
+    let mut bpf = aya::EbpfLoader::new()
+        .default_map_pin_directory(&scratch.bpffs)
+        .load_file(&obj)
+        .expect("load object");
+    let lost_pin = scratch.bpffs.join("lost_events");
+    bpf.map_mut("lost_events")
+        .expect("lost_events map")
+        .pin(&lost_pin)
+        .expect("pin lost_events");
+    let prog: &mut SchedClassifier = bpf
+        .program_mut("emit_events")
+        .expect("program")
+        .try_into()
+        .expect("classifier");
+    prog.load().expect("verifier accepts emit_events");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let observer = Arc::new(
+        Observer::new("kernel-node", 4095)
+            .unwrap()
+            .with_metrics(metrics.clone()),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let source = {
+        let _guard = rt.enter();
+        let mut parser = Parser::new("kernel-node", Enricher::none());
+        let clock = ClockOffset::measure().unwrap();
+        let decode = move |raw: &[u8]| parser.decode(raw, &clock).map_err(|e| e.to_string());
+        let (ingest, task) = pipeline(observer.clone(), metrics.clone(), Box::new(decode));
+        rt.spawn(task);
+        rt.spawn(flow_exporter::ringbuf::run(
+            scratch.bpffs.join("events"),
+            Some(lost_pin.clone()),
+            ingest,
+            stop_rx,
+        ))
+    };
+
+    let frame = Packet::new(
+        "10.244.1.60".parse().unwrap(),
+        "10.244.1.5".parse().unwrap(),
+        L4::Tcp {
+            sport: 44916,
+            dport: 80,
+            flags: tcp_flags::SYN,
+        },
+    )
+    .build();
+    const RUNS: u64 = 10;
+    for _ in 0..RUNS {
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(&frame);
+        assert_eq!(prog.test_run(opts).expect("test run").return_value, 0);
+    }
+    // Simulate 5 failed reserves on CPU 0, as the datapath would count them.
+    let mut lost: PerCpuArray<MapData, u64> = PerCpuArray::try_from(
+        aya::maps::Map::from_map_data(MapData::from_pin(&lost_pin).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let ncpu = aya::util::nr_cpus().unwrap();
+    let mut vals = vec![0u64; ncpu];
+    vals[0] = 5;
+    lost.set(0, PerCpuValues::try_from(vals).unwrap(), 0)
+        .unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut kernel_lost = 0;
+    while std::time::Instant::now() < deadline {
+        kernel_lost = (observer.ring().oldest()..observer.ring().written())
+            .filter_map(|s| match observer.ring().read(s) {
+                flow_exporter::ring::Read::Event(e) => match &e.value {
+                    Event::Lost { lost, .. }
+                        if lost.source == LostEventSource::PerfEventRingBuffer as i32 =>
+                    {
+                        Some(lost.num_events_lost)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .sum::<u64>();
+        if observer.status().seen_flows >= 3 * RUNS && kernel_lost >= 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = stop_tx.send(true);
+    rt.block_on(source).unwrap().unwrap();
+
+    assert_eq!(
+        observer.status().seen_flows,
+        3 * RUNS,
+        "three events per run, each a flow"
+    );
+    assert_eq!(
+        kernel_lost, 5,
+        "kernel reserve failures surface as PERF_EVENT_RING_BUFFER lost events"
+    );
+    let flows: Vec<_> = (0..observer.ring().written())
+        .filter_map(|s| match observer.ring().read(s) {
+            flow_exporter::ring::Read::Event(e) => match &e.value {
+                Event::Flow(f) => Some(f.clone()),
+                Event::Lost { .. } => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let dropped = flows
+        .iter()
+        .filter(|f| f.verdict == Verdict::Dropped as i32)
+        .count();
+    assert!(dropped >= RUNS as usize, "each run emits a drop: {dropped}");
+    for f in &flows {
+        let ip = f.ip.as_ref().expect("IP decoded from the captured bytes");
+        assert_eq!(
+            (ip.source.as_str(), ip.destination.as_str()),
+            ("10.244.1.60", "10.244.1.5")
+        );
+        assert_eq!(f.node_name, "kernel-node");
+        let age = proto::wkt::Timestamp::now().as_unix_nanos() - f.time.unwrap().as_unix_nanos();
+        assert!(
+            (0..60_000_000_000).contains(&age),
+            "event time converted from boot time: {age} ns"
+        );
+    }
+    let text = metrics.encode();
+    assert!(
+        text.contains(r#"hubble_lost_events_total{source="perf_event_ring_buffer"} 5"#),
+        "{text}"
+    );
+    drop(bpf);
+}

@@ -1,0 +1,41 @@
+# Task runner. `./bootstrap.sh` first on a fresh machine (the README does).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export CARGO_TERM_COLOR := "never"
+
+# List the recipes.
+default:
+    @just --list
+
+# The demo: the exporter on the synthetic source at 127.0.0.1:4245, and a live follow of its flows.
+demo rate="50":
+    cargo build --release -p flow-exporter --bin flow-exporter --example observe
+    ./scripts/demo.sh {{rate}}
+
+# Everything CI checks: formatting, lints, the whole test suite (privileged tests included), fuzz smoke runs.
+test: lint
+    mkdir -p target
+    cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log || true
+    ./scripts/test-summary.sh target/test.log
+    just fuzz-smoke 20
+
+# cargo fmt --check and clippy with warnings denied.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks: prints every figure the README's performance section quotes.
+bench:
+    cargo bench -p flow-parser --bench decode -- --noplot
+    cargo bench -p flow-filter --bench match -- --noplot
+    cargo bench -p flow-exporter --bench exporter -- --noplot
+    cargo run --release -p flow-exporter --example e2e_bench
+
+# Short runs of every cargo-fuzz target (nightly only for this).
+fuzz-smoke secs="20":
+    ./scripts/fuzz-smoke.sh {{secs}}
+
+# Remove build outputs.
+clean:
+    cargo clean

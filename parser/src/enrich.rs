@@ -1,0 +1,785 @@
+//! Enrichment: who the addresses and identities in a flow are.
+//!
+//! The parser only sees endpoint ids, identities, addresses and an ifindex.
+//! Everything else (namespace, pod, labels, workloads, services, DNS names,
+//! interface names) comes through narrow lookup traits, so the source of that
+//! data (a file, the datapath agent's API, a test table) is the caller's
+//! choice:
+//!
+//! - [`EndpointLookup`]: endpoint id / IP → [`EndpointInfo`] (local pods);
+//! - [`IdentityLookup`]: identity → labels, with the reserved identities
+//!   (`reserved:host`, `reserved:world`, ...) built in;
+//! - [`ServiceLookup`] (optional): frontend address → service;
+//! - [`NameLookup`] (optional): IP → DNS names;
+//! - [`InterfaceLookup`] (optional): ifindex → interface name.
+//!
+//! [`StaticEnrichment`] implements all of them from a YAML or JSON file, and
+//! [`Enricher`] applies them to a flow.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use proto::flow::{Endpoint, Flow, Service, Workload};
+use serde::{Deserialize, Serialize};
+
+use crate::defaults::DEFAULT_CLUSTER_NAME;
+
+/// What is known about one endpoint (a pod, or the host).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointInfo {
+    /// Endpoint id (non-zero), as the datapath reports it.
+    pub id: u32,
+    /// Addresses of the endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<IpAddr>,
+    /// Kubernetes namespace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Pod name.
+    #[serde(default, skip_serializing_if = "String::is_empty", alias = "pod")]
+    pub pod_name: String,
+    /// Labels in Cilium's `source:key=value` form, e.g. `k8s:app=x`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// Owning workloads (e.g. the Deployment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<WorkloadInfo>,
+    /// Security identity, 0 if unknown.
+    #[serde(default)]
+    pub identity: u32,
+    /// Cluster name; empty means the enrichment's cluster.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+}
+
+/// A workload that owns an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadInfo {
+    /// Workload name.
+    pub name: String,
+    /// Kind, e.g. `Deployment`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+}
+
+/// A service frontend.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceInfo {
+    /// Service name.
+    pub name: String,
+    /// Namespace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Frontend addresses (ClusterIPs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<IpAddr>,
+    /// Frontend ports; empty means any port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+}
+
+/// Endpoint id / IP → endpoint.
+pub trait EndpointLookup: Send + Sync {
+    /// The endpoint with this id.
+    fn by_id(&self, id: u32) -> Option<Arc<EndpointInfo>>;
+    /// The local endpoint owning this address.
+    fn by_ip(&self, ip: IpAddr) -> Option<Arc<EndpointInfo>>;
+}
+
+/// Identity → labels.
+pub trait IdentityLookup: Send + Sync {
+    /// The labels of an identity. The default knows only the reserved
+    /// identities; implementations should fall back to
+    /// [`reserved_identity_labels`] too.
+    fn labels(&self, identity: u32) -> Option<Vec<String>> {
+        reserved_identity_labels(identity)
+    }
+}
+
+/// Frontend address → service (optional).
+pub trait ServiceLookup: Send + Sync {
+    /// The service whose frontend is `ip:port`.
+    fn by_addr(&self, ip: IpAddr, port: u16) -> Option<ServiceInfo>;
+}
+
+/// IP → DNS names (optional).
+pub trait NameLookup: Send + Sync {
+    /// Names known for `ip`, empty if none.
+    fn names(&self, ip: IpAddr) -> Vec<String>;
+}
+
+/// ifindex → interface name (optional).
+pub trait InterfaceLookup: Send + Sync {
+    /// The name of the interface, if known.
+    fn if_name(&self, ifindex: u32) -> Option<String>;
+}
+
+/// The reserved identities: `(id, name)`; labels are `reserved:<name>`.
+pub const RESERVED_IDENTITIES: [(u32, &str); 10] = [
+    (1, "host"),
+    (2, "world"),
+    (3, "unmanaged"),
+    (4, "health"),
+    (5, "init"),
+    (6, "remote-node"),
+    (7, "kube-apiserver"),
+    (8, "ingress"),
+    (9, "world-ipv4"),
+    (10, "world-ipv6"),
+];
+
+/// The name of a reserved identity (`2` → `"world"`).
+pub fn reserved_identity_name(id: u32) -> Option<&'static str> {
+    RESERVED_IDENTITIES
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, n)| *n)
+}
+
+/// The id of a reserved identity name (`"world"` → `2`).
+pub fn reserved_identity_from_name(name: &str) -> Option<u32> {
+    RESERVED_IDENTITIES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(i, _)| *i)
+}
+
+/// `["reserved:<name>"]` for a reserved identity.
+pub fn reserved_identity_labels(id: u32) -> Option<Vec<String>> {
+    reserved_identity_name(id).map(|n| vec![format!("reserved:{n}")])
+}
+
+/// Why an enrichment file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichmentError {
+    /// The file could not be read.
+    #[error("read enrichment file {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// YAML syntax or schema error (with line and column).
+    #[error("parse enrichment YAML {origin}")]
+    Yaml {
+        /// The file, or `<string>`.
+        origin: String,
+        /// The parser error.
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// JSON syntax or schema error (with line and column).
+    #[error("parse enrichment JSON {origin}")]
+    Json {
+        /// The file, or `<string>`.
+        origin: String,
+        /// The parser error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The content is well-formed but inconsistent.
+    #[error("invalid enrichment: {0}")]
+    Invalid(String),
+}
+
+/// The file form of [`StaticEnrichment`] (YAML or JSON):
+///
+/// ```yaml
+/// node_name: kind-worker
+/// cluster: default
+/// endpoints:
+///   - id: 1234
+///     ips: [10.244.1.5, "fd00:10:244:1::5"]
+///     namespace: default
+///     pod_name: deathstar-6fb5694d48-5hmds
+///     labels: ["k8s:org=empire", "k8s:class=deathstar"]
+///     workloads: [{name: deathstar, kind: Deployment}]
+///     identity: 15153
+/// identities:
+///   15153: ["k8s:org=empire", "k8s:class=deathstar"]
+/// services:
+///   - {name: deathstar, namespace: default, ips: [10.96.0.100], ports: [80]}
+/// names:
+///   10.96.0.100: [deathstar.default.svc.cluster.local]
+/// interfaces:
+///   12: lxc1a2b3c4d
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichmentSpec {
+    /// Node name flows get.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_name: String,
+    /// Cluster name; empty means `default`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    /// Local endpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointInfo>,
+    /// Identity → labels (endpoint identities are added automatically).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub identities: BTreeMap<u32, Vec<String>>,
+    /// Service frontends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceInfo>,
+    /// IP → DNS names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<IpAddr, Vec<String>>,
+    /// ifindex → interface name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub interfaces: BTreeMap<u32, String>,
+}
+
+/// Enrichment from a fixed table, loaded from a file or built in code.
+#[derive(Debug, Clone, Default)]
+pub struct StaticEnrichment {
+    spec: EnrichmentSpec,
+    by_id: HashMap<u32, Arc<EndpointInfo>>,
+    by_ip: HashMap<IpAddr, Arc<EndpointInfo>>,
+    identities: HashMap<u32, Vec<String>>,
+}
+
+impl StaticEnrichment {
+    /// Builds the lookup tables, checking that endpoint ids are non-zero and
+    /// unique and that no address belongs to two endpoints.
+    pub fn new(spec: EnrichmentSpec) -> Result<Self, EnrichmentError> {
+        let mut by_id = HashMap::new();
+        let mut by_ip = HashMap::new();
+        let mut identities: HashMap<u32, Vec<String>> = spec
+            .identities
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        for ep in &spec.endpoints {
+            if ep.id == 0 {
+                return Err(EnrichmentError::Invalid(format!(
+                    "endpoint {}/{} has id 0 (ids must be non-zero)",
+                    ep.namespace, ep.pod_name
+                )));
+            }
+            let info = Arc::new(ep.clone());
+            if by_id.insert(ep.id, Arc::clone(&info)).is_some() {
+                return Err(EnrichmentError::Invalid(format!(
+                    "duplicate endpoint id {}",
+                    ep.id
+                )));
+            }
+            for ip in &ep.ips {
+                if let Some(other) = by_ip.insert(*ip, Arc::clone(&info)) {
+                    return Err(EnrichmentError::Invalid(format!(
+                        "address {ip} belongs to endpoints {} and {}",
+                        other.id, ep.id
+                    )));
+                }
+            }
+            if ep.identity != 0 && !ep.labels.is_empty() {
+                identities
+                    .entry(ep.identity)
+                    .or_insert_with(|| ep.labels.clone());
+            }
+        }
+        for svc in &spec.services {
+            if svc.name.is_empty() {
+                return Err(EnrichmentError::Invalid(
+                    "a service has an empty name".into(),
+                ));
+            }
+        }
+        Ok(Self {
+            spec,
+            by_id,
+            by_ip,
+            identities,
+        })
+    }
+
+    /// Parses YAML (JSON is valid YAML too).
+    pub fn from_yaml_str(s: &str) -> Result<Self, EnrichmentError> {
+        let spec = serde_yaml::from_str(s).map_err(|source| EnrichmentError::Yaml {
+            origin: "<string>".into(),
+            source,
+        })?;
+        Self::new(spec)
+    }
+
+    /// Parses JSON.
+    pub fn from_json_str(s: &str) -> Result<Self, EnrichmentError> {
+        let spec = serde_json::from_str(s).map_err(|source| EnrichmentError::Json {
+            origin: "<string>".into(),
+            source,
+        })?;
+        Self::new(spec)
+    }
+
+    /// Loads a `.json` file as JSON and anything else as YAML.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, EnrichmentError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| EnrichmentError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        let spec = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text)
+                .map_err(|source| EnrichmentError::Json { origin, source })?
+        } else {
+            serde_yaml::from_str(&text)
+                .map_err(|source| EnrichmentError::Yaml { origin, source })?
+        };
+        Self::new(spec)
+    }
+
+    /// The spec this was built from.
+    pub fn spec(&self) -> &EnrichmentSpec {
+        &self.spec
+    }
+
+    /// The spec as YAML.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(&self.spec).unwrap_or_default()
+    }
+
+    /// The node name of the file (may be empty).
+    pub fn node_name(&self) -> &str {
+        &self.spec.node_name
+    }
+
+    /// The cluster name, `default` when unset.
+    pub fn cluster_name(&self) -> &str {
+        if self.spec.cluster.is_empty() {
+            DEFAULT_CLUSTER_NAME
+        } else {
+            &self.spec.cluster
+        }
+    }
+}
+
+impl EndpointLookup for StaticEnrichment {
+    fn by_id(&self, id: u32) -> Option<Arc<EndpointInfo>> {
+        self.by_id.get(&id).cloned()
+    }
+    fn by_ip(&self, ip: IpAddr) -> Option<Arc<EndpointInfo>> {
+        self.by_ip.get(&ip).cloned()
+    }
+}
+
+impl IdentityLookup for StaticEnrichment {
+    fn labels(&self, identity: u32) -> Option<Vec<String>> {
+        self.identities
+            .get(&identity)
+            .cloned()
+            .or_else(|| reserved_identity_labels(identity))
+    }
+}
+
+impl ServiceLookup for StaticEnrichment {
+    fn by_addr(&self, ip: IpAddr, port: u16) -> Option<ServiceInfo> {
+        self.spec
+            .services
+            .iter()
+            .find(|s| s.ips.contains(&ip) && (s.ports.is_empty() || s.ports.contains(&port)))
+            .cloned()
+    }
+}
+
+impl NameLookup for StaticEnrichment {
+    fn names(&self, ip: IpAddr) -> Vec<String> {
+        self.spec.names.get(&ip).cloned().unwrap_or_default()
+    }
+}
+
+impl InterfaceLookup for StaticEnrichment {
+    fn if_name(&self, ifindex: u32) -> Option<String> {
+        self.spec.interfaces.get(&ifindex).cloned()
+    }
+}
+
+/// What the event tells about one side of a flow, before enrichment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SideHint {
+    /// Endpoint id from the event, 0 if none.
+    pub endpoint_id: u32,
+    /// Identity from the event, 0 if none.
+    pub identity: u32,
+    /// Address from the packet.
+    pub ip: Option<IpAddr>,
+    /// L4 port from the packet, 0 if none.
+    pub port: u16,
+}
+
+/// Applies the lookups to flows. Cheap to clone (it holds `Arc`s).
+#[derive(Clone)]
+pub struct Enricher {
+    endpoints: Option<Arc<dyn EndpointLookup>>,
+    identities: Option<Arc<dyn IdentityLookup>>,
+    services: Option<Arc<dyn ServiceLookup>>,
+    names: Option<Arc<dyn NameLookup>>,
+    interfaces: Option<Arc<dyn InterfaceLookup>>,
+    cluster_name: String,
+}
+
+impl std::fmt::Debug for Enricher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enricher")
+            .field("endpoints", &self.endpoints.is_some())
+            .field("identities", &self.identities.is_some())
+            .field("services", &self.services.is_some())
+            .field("names", &self.names.is_some())
+            .field("interfaces", &self.interfaces.is_some())
+            .field("cluster_name", &self.cluster_name)
+            .finish()
+    }
+}
+
+impl Default for Enricher {
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
+impl Enricher {
+    /// No lookups: flows keep the event's ids and identities, and reserved
+    /// identities still get their labels.
+    pub fn none() -> Self {
+        Self {
+            endpoints: None,
+            identities: None,
+            services: None,
+            names: None,
+            interfaces: None,
+            cluster_name: DEFAULT_CLUSTER_NAME.to_string(),
+        }
+    }
+
+    /// Every lookup from one [`StaticEnrichment`], and its cluster name.
+    pub fn from_static(s: Arc<StaticEnrichment>) -> Self {
+        Self {
+            cluster_name: s.cluster_name().to_string(),
+            endpoints: Some(Arc::clone(&s) as Arc<dyn EndpointLookup>),
+            identities: Some(Arc::clone(&s) as Arc<dyn IdentityLookup>),
+            services: Some(Arc::clone(&s) as Arc<dyn ServiceLookup>),
+            names: Some(Arc::clone(&s) as Arc<dyn NameLookup>),
+            interfaces: Some(s as Arc<dyn InterfaceLookup>),
+        }
+    }
+
+    /// Sets the endpoint lookup.
+    pub fn with_endpoints(mut self, l: Arc<dyn EndpointLookup>) -> Self {
+        self.endpoints = Some(l);
+        self
+    }
+    /// Sets the identity lookup.
+    pub fn with_identities(mut self, l: Arc<dyn IdentityLookup>) -> Self {
+        self.identities = Some(l);
+        self
+    }
+    /// Sets the service lookup.
+    pub fn with_services(mut self, l: Arc<dyn ServiceLookup>) -> Self {
+        self.services = Some(l);
+        self
+    }
+    /// Sets the DNS name lookup.
+    pub fn with_names(mut self, l: Arc<dyn NameLookup>) -> Self {
+        self.names = Some(l);
+        self
+    }
+    /// Sets the interface name lookup.
+    pub fn with_interfaces(mut self, l: Arc<dyn InterfaceLookup>) -> Self {
+        self.interfaces = Some(l);
+        self
+    }
+    /// Sets the cluster name given to endpoints that do not name one.
+    pub fn with_cluster_name(mut self, name: impl Into<String>) -> Self {
+        self.cluster_name = name.into();
+        self
+    }
+
+    /// The endpoint for one side: looked up by the event's endpoint id, then
+    /// by address. The event's identity wins over the looked-up one (it is
+    /// what the datapath decided on); labels come from the endpoint, else
+    /// from the identity.
+    pub fn endpoint(&self, hint: &SideHint) -> Endpoint {
+        let info = self.endpoints.as_ref().and_then(|l| {
+            (hint.endpoint_id != 0)
+                .then(|| l.by_id(hint.endpoint_id))
+                .flatten()
+                .or_else(|| hint.ip.and_then(|ip| l.by_ip(ip)))
+        });
+        let mut e = Endpoint {
+            id: hint.endpoint_id,
+            identity: hint.identity,
+            ..Endpoint::default()
+        };
+        if let Some(info) = &info {
+            e.id = info.id;
+            if e.identity == 0 {
+                e.identity = info.identity;
+            }
+            e.namespace.clone_from(&info.namespace);
+            e.pod_name.clone_from(&info.pod_name);
+            e.workloads = info
+                .workloads
+                .iter()
+                .map(|w| Workload {
+                    name: w.name.clone(),
+                    kind: w.kind.clone(),
+                })
+                .collect();
+            e.cluster_name = if info.cluster.is_empty() {
+                self.cluster_name.clone()
+            } else {
+                info.cluster.clone()
+            };
+            if info.identity == e.identity || info.identity == 0 {
+                e.labels.clone_from(&info.labels);
+            }
+        }
+        if e.labels.is_empty() && e.identity != 0 {
+            e.labels = match &self.identities {
+                Some(l) => l.labels(e.identity),
+                None => reserved_identity_labels(e.identity),
+            }
+            .unwrap_or_default();
+        }
+        if e.cluster_name.is_empty() {
+            e.cluster_name = cluster_from_labels(&e.labels).unwrap_or_default();
+        }
+        e.labels.sort_unstable();
+        e
+    }
+
+    /// Fills `source`, `destination`, the services, the DNS names and the
+    /// interface name of `flow`.
+    pub fn enrich(&self, flow: &mut Flow, src: &SideHint, dst: &SideHint) {
+        flow.source = Some(self.endpoint(src));
+        flow.destination = Some(self.endpoint(dst));
+        if let Some(s) = &self.services {
+            flow.source_service = src
+                .ip
+                .and_then(|ip| s.by_addr(ip, src.port))
+                .map(service_proto);
+            flow.destination_service = dst
+                .ip
+                .and_then(|ip| s.by_addr(ip, dst.port))
+                .map(service_proto);
+        }
+        if let Some(n) = &self.names {
+            flow.source_names = src.ip.map(|ip| n.names(ip)).unwrap_or_default();
+            flow.destination_names = dst.ip.map(|ip| n.names(ip)).unwrap_or_default();
+        }
+        if let (Some(l), Some(iface)) = (&self.interfaces, flow.interface.as_mut())
+            && let Some(name) = l.if_name(iface.index)
+        {
+            iface.name = name;
+        }
+    }
+}
+
+fn service_proto(s: ServiceInfo) -> Service {
+    Service {
+        name: s.name,
+        namespace: s.namespace,
+    }
+}
+
+/// The cluster named by a `k8s:io.cilium.k8s.policy.cluster=X` label.
+fn cluster_from_labels(labels: &[String]) -> Option<String> {
+    labels.iter().find_map(|l| {
+        l.strip_prefix("k8s:io.cilium.k8s.policy.cluster=")
+            .map(str::to_string)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: &str = r#"
+node_name: kind-worker
+cluster: prod
+endpoints:
+  - id: 100
+    ips: [10.244.1.5, "fd00::5"]
+    namespace: default
+    pod_name: deathstar-1
+    labels: ["k8s:org=empire", "k8s:class=deathstar"]
+    workloads: [{name: deathstar, kind: Deployment}]
+    identity: 15153
+  - id: 101
+    ips: [10.244.1.6]
+    namespace: default
+    pod: xwing
+    labels: ["k8s:org=alliance"]
+    identity: 54021
+    cluster: other
+identities:
+  70000: ["k8s:app=remote", "k8s:io.cilium.k8s.policy.cluster=east"]
+services:
+  - {name: deathstar, namespace: default, ips: [10.96.0.100], ports: [80]}
+names:
+  10.96.0.100: [deathstar.default.svc.cluster.local]
+interfaces:
+  12: lxc12
+"#;
+
+    fn enricher() -> Enricher {
+        Enricher::from_static(Arc::new(StaticEnrichment::from_yaml_str(YAML).unwrap()))
+    }
+
+    #[test]
+    fn endpoint_by_id_and_ip() {
+        let e = enricher();
+        let by_id = e.endpoint(&SideHint {
+            endpoint_id: 100,
+            ..SideHint::default()
+        });
+        assert_eq!(by_id.pod_name, "deathstar-1");
+        assert_eq!(by_id.identity, 15153);
+        assert_eq!(
+            by_id.labels,
+            ["k8s:class=deathstar", "k8s:org=empire"],
+            "sorted"
+        );
+        assert_eq!(by_id.cluster_name, "prod");
+        assert_eq!(by_id.workloads[0].kind, "Deployment");
+
+        let by_ip = e.endpoint(&SideHint {
+            ip: Some("fd00::5".parse().unwrap()),
+            identity: 15153,
+            ..SideHint::default()
+        });
+        assert_eq!(by_ip.id, 100);
+        assert_eq!(by_ip.namespace, "default");
+
+        let other = e.endpoint(&SideHint {
+            endpoint_id: 101,
+            ..SideHint::default()
+        });
+        assert_eq!(other.cluster_name, "other");
+    }
+
+    #[test]
+    fn event_identity_wins_and_labels_follow_it() {
+        let e = enricher();
+        let ep = e.endpoint(&SideHint {
+            endpoint_id: 100,
+            identity: 70000,
+            ..SideHint::default()
+        });
+        assert_eq!(ep.identity, 70000, "datapath identity kept");
+        assert_eq!(ep.labels[0], "k8s:app=remote");
+        assert_eq!(ep.pod_name, "deathstar-1");
+    }
+
+    #[test]
+    fn remote_and_reserved_identities() {
+        let e = enricher();
+        let world = e.endpoint(&SideHint {
+            identity: 2,
+            ip: Some("1.1.1.1".parse().unwrap()),
+            ..SideHint::default()
+        });
+        assert_eq!(world.labels, ["reserved:world"]);
+        assert_eq!(world.cluster_name, "");
+        assert!(world.pod_name.is_empty());
+        let remote = e.endpoint(&SideHint {
+            identity: 70000,
+            ..SideHint::default()
+        });
+        assert_eq!(remote.cluster_name, "east");
+        let none = Enricher::none().endpoint(&SideHint {
+            identity: 1,
+            endpoint_id: 9,
+            ..SideHint::default()
+        });
+        assert_eq!(
+            (none.id, none.labels.as_slice()),
+            (9, &["reserved:host".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn services_names_interfaces() {
+        let e = enricher();
+        let mut flow = Flow {
+            interface: Some(proto::flow::NetworkInterface {
+                index: 12,
+                name: String::new(),
+            }),
+            ..Flow::default()
+        };
+        let src = SideHint {
+            ip: Some("10.244.1.6".parse().unwrap()),
+            port: 40000,
+            ..SideHint::default()
+        };
+        let dst = SideHint {
+            ip: Some("10.96.0.100".parse().unwrap()),
+            port: 80,
+            ..SideHint::default()
+        };
+        e.enrich(&mut flow, &src, &dst);
+        assert_eq!(flow.destination_service.as_ref().unwrap().name, "deathstar");
+        assert_eq!(flow.source_service, None);
+        assert_eq!(
+            flow.destination_names,
+            ["deathstar.default.svc.cluster.local"]
+        );
+        assert!(flow.source_names.is_empty());
+        assert_eq!(flow.interface.unwrap().name, "lxc12");
+        assert_eq!(flow.source.unwrap().pod_name, "xwing");
+        let s = StaticEnrichment::from_yaml_str(YAML).unwrap();
+        assert!(
+            s.by_addr("10.96.0.100".parse().unwrap(), 81).is_none(),
+            "port must match"
+        );
+    }
+
+    #[test]
+    fn json_and_roundtrip() {
+        let s = StaticEnrichment::from_yaml_str(YAML).unwrap();
+        let json = serde_json::to_string(s.spec()).unwrap();
+        let back = StaticEnrichment::from_json_str(&json).unwrap();
+        assert_eq!(back.spec(), s.spec());
+        let again = StaticEnrichment::from_yaml_str(&s.to_yaml()).unwrap();
+        assert_eq!(again.spec(), s.spec());
+        assert_eq!(s.node_name(), "kind-worker");
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        let dup = "endpoints: [{id: 1, ips: [10.0.0.1]}, {id: 2, ips: [10.0.0.1]}]";
+        let e = StaticEnrichment::from_yaml_str(dup).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("10.0.0.1 belongs to endpoints 1 and 2"),
+            "{e}"
+        );
+        let e = StaticEnrichment::from_yaml_str("endpoints: [{id: 1}, {id: 1}]").unwrap_err();
+        assert!(e.to_string().contains("duplicate endpoint id 1"), "{e}");
+        let e = StaticEnrichment::from_yaml_str("endpoints: [{id: 0}]").unwrap_err();
+        assert!(e.to_string().contains("id 0"), "{e}");
+        let e = StaticEnrichment::from_yaml_str("endpoint: []").unwrap_err();
+        let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+        assert!(chain.contains("unknown field `endpoint`"), "{chain}");
+        let e =
+            StaticEnrichment::from_yaml_str("endpoints: [{id: 1, ips: [not-an-ip]}]").unwrap_err();
+        assert!(matches!(e, EnrichmentError::Yaml { .. }));
+        let e = StaticEnrichment::from_file("/nonexistent/enrich.yaml").unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/enrich.yaml"));
+    }
+
+    #[test]
+    fn reserved_names() {
+        assert_eq!(reserved_identity_name(6), Some("remote-node"));
+        assert_eq!(reserved_identity_from_name("world-ipv6"), Some(10));
+        assert_eq!(reserved_identity_labels(11), None);
+    }
+}

@@ -1,0 +1,40 @@
+//! Decodes datapath events (the `ebpf` crate's ABI) into Hubble `flow.Flow`
+//! messages and enriches them, the way Hubble's L3/L4 parser does.
+//!
+//! One record goes through these layers, one module each:
+//!
+//! 1. [`ebpf::parse`]: the ring-buffer record → typed event + packet bytes;
+//! 2. [`l34`]: packet bytes → Ethernet, IP, Layer4 (truncation-tolerant);
+//! 3. [`event`]: event fields → verdict, drop reason, event type,
+//!    observation point, CT state, policy match, direction, endpoint hints;
+//! 4. [`enrich`]: endpoint ids, addresses and identities → namespace, pod,
+//!    labels, workloads, services, DNS names (through narrow lookup traits);
+//! 5. [`summary`]: Hubble's `Summary` string; [`reasons`]: the code ↔ name
+//!    tables shared with the CLI.
+//!
+//! [`Parser`] ties them together. [`synthetic`] generates realistic ABI
+//! records (with a matching [`StaticEnrichment`]) for demos, tests and
+//! benchmarks; [`packet`] builds the packets they carry.
+//!
+//! This crate is pure: no async runtime, no `aya`, no I/O except reading an
+//! enrichment file when asked to.
+
+pub mod decode;
+pub mod defaults;
+pub mod enrich;
+pub mod event;
+pub mod l34;
+pub mod packet;
+pub mod reasons;
+pub mod summary;
+pub mod synthetic;
+
+pub use decode::{ClockOffset, EventClock, ParseError, Parser};
+pub use enrich::{
+    EndpointInfo, EndpointLookup, Enricher, EnrichmentError, EnrichmentSpec, IdentityLookup,
+    InterfaceLookup, NameLookup, ServiceInfo, ServiceLookup, StaticEnrichment, WorkloadInfo,
+};
+pub use synthetic::Synthetic;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,684 @@
+//! End-to-end decoder tests: byte fixtures built with [`crate::packet`] and
+//! the ABI encoders, decoded by [`Parser`], every field checked.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ebpf::{
+    DropEvent, EventHdr, PolicyVerdictEvent, TraceEvent, ct_state, direction, drop_reason,
+    event_flags, msg_type, policy_match, src_file, trace_point,
+};
+use proto::flow::{
+    DropReason, Endpoint, Flow, FlowType, IpVersion, TraceObservationPoint, TraceReason,
+    TrafficDirection, Verdict, Workload, layer4::Protocol,
+};
+use proto::wkt::Timestamp;
+use rstest::rstest;
+
+use crate::packet::{L4, Packet, tcp_flags as f};
+use crate::{ClockOffset, Enricher, ParseError, Parser, StaticEnrichment};
+
+const ENRICH: &str = r#"
+node_name: kind-worker
+endpoints:
+  - id: 100
+    ips: [10.244.1.5, "fd00::5"]
+    namespace: default
+    pod_name: deathstar
+    labels: ["k8s:org=empire", "k8s:class=deathstar"]
+    workloads: [{name: deathstar, kind: Deployment}]
+    identity: 15153
+  - id: 200
+    ips: [10.244.1.8, "fd00::8"]
+    namespace: default
+    pod_name: xwing
+    labels: ["k8s:org=alliance"]
+    identity: 54021
+names:
+  1.1.1.1: [one.one.one.one]
+interfaces:
+  12: lxc-deathstar
+  18: lxc-xwing
+"#;
+
+const XWING: &str = "10.244.1.8";
+const DEATHSTAR: &str = "10.244.1.5";
+const KTIME: u64 = 5_000_000_000;
+
+fn parser() -> Parser {
+    let e = StaticEnrichment::from_yaml_str(ENRICH).unwrap();
+    Parser::new("kind-worker", Enricher::from_static(Arc::new(e))).with_uuid_seed(9)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u16) -> Vec<u8> {
+    Packet::new(
+        ip(src),
+        ip(dst),
+        L4::Tcp {
+            sport,
+            dport,
+            flags,
+        },
+    )
+    .macs([0x5e, 0, 0x53, 0, 1, 8], [0x0a, 0x58, 0x0a, 0xf4, 1, 1])
+    .build()
+}
+
+fn hdr(ty: u8, sub: u8, source: u16) -> EventHdr {
+    EventHdr {
+        source,
+        ktime_ns: KTIME,
+        orig_len: 54,
+        ..EventHdr::new(ty, sub)
+    }
+}
+
+fn trace(obs: u8, source: u16, dst_id: u16, reason: u8, ifindex: u32, pkt: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    TraceEvent {
+        hdr: hdr(msg_type::TRACE, obs, source),
+        src_label: 54021,
+        dst_label: 15153,
+        dst_id,
+        reason,
+        pad: 0,
+        ifindex,
+    }
+    .encode(pkt, &mut out);
+    out
+}
+
+/// Wall time = ktime + 1_700_000_000 s.
+fn clock() -> ClockOffset {
+    ClockOffset::new(1_700_000_000_000_000_000)
+}
+
+fn decode(raw: &[u8]) -> Flow {
+    parser().decode(raw, &clock()).expect("decodes")
+}
+
+fn ep(f: &Option<Endpoint>) -> &Endpoint {
+    f.as_ref().expect("endpoint set")
+}
+
+#[test]
+fn trace_from_endpoint_every_field() {
+    let pkt = tcp(XWING, DEATHSTAR, 40000, 80, f::SYN);
+    let flow = decode(&trace(
+        trace_point::FROM_LXC,
+        200,
+        0,
+        ct_state::NEW,
+        18,
+        &pkt,
+    ));
+
+    assert_eq!(
+        flow.time,
+        Some(Timestamp {
+            seconds: 1_700_000_005,
+            nanos: 0
+        })
+    );
+    assert_eq!(flow.uuid.len(), 36);
+    assert_eq!(flow.verdict, Verdict::Forwarded as i32);
+    assert_eq!(flow.drop_reason, 0);
+    assert_eq!(flow.drop_reason_desc, DropReason::Unknown as i32);
+    let eth = flow.ethernet.as_ref().unwrap();
+    assert_eq!(eth.source, "5e:00:53:00:01:08");
+    assert_eq!(eth.destination, "0a:58:0a:f4:01:01");
+    let ipm = flow.ip.as_ref().unwrap();
+    assert_eq!(
+        (ipm.source.as_str(), ipm.destination.as_str()),
+        (XWING, DEATHSTAR)
+    );
+    assert_eq!(ipm.ip_version, IpVersion::IPv4 as i32);
+    let Some(Protocol::Tcp(t)) = flow.l4.as_ref().unwrap().protocol.as_ref() else {
+        panic!("tcp")
+    };
+    assert_eq!((t.source_port, t.destination_port), (40000, 80));
+    assert!(t.flags.unwrap().syn && !t.flags.unwrap().ack);
+    assert_eq!(flow.r#type, FlowType::L3L4 as i32);
+    assert_eq!(flow.node_name, "kind-worker");
+    let et = flow.event_type.unwrap();
+    assert_eq!((et.r#type, et.sub_type), (4, 5));
+    assert_eq!(
+        flow.trace_observation_point,
+        TraceObservationPoint::FromEndpoint as i32
+    );
+    assert_eq!(flow.trace_reason, TraceReason::New as i32);
+    assert_eq!(flow.is_reply, Some(false.into()));
+    assert!(!flow.reply);
+    assert_eq!(flow.traffic_direction, TrafficDirection::Egress as i32);
+    assert_eq!(flow.policy_match_type, 0);
+    let iface = flow.interface.as_ref().unwrap();
+    assert_eq!((iface.index, iface.name.as_str()), (18, "lxc-xwing"));
+    assert_eq!(flow.summary, "TCP Flags: SYN");
+
+    let src = ep(&flow.source);
+    assert_eq!(
+        (
+            src.id,
+            src.identity,
+            src.namespace.as_str(),
+            src.pod_name.as_str()
+        ),
+        (200, 54021, "default", "xwing")
+    );
+    assert_eq!(src.labels, ["k8s:org=alliance"]);
+    assert_eq!(src.cluster_name, "default");
+    let dst = ep(&flow.destination);
+    assert_eq!(
+        (dst.id, dst.identity, dst.pod_name.as_str()),
+        (100, 15153, "deathstar")
+    );
+    assert_eq!(dst.labels, ["k8s:class=deathstar", "k8s:org=empire"]);
+    assert_eq!(
+        dst.workloads,
+        [Workload {
+            name: "deathstar".into(),
+            kind: "Deployment".into()
+        }]
+    );
+    assert!(flow.file.is_none());
+}
+
+/// (observation point, CT state, event source, expected proto point,
+/// direction, is_reply) for a packet xwing → deathstar.
+#[rstest]
+#[case::to_endpoint_new(
+    trace_point::TO_LXC,
+    ct_state::NEW,
+    100,
+    TraceObservationPoint::ToEndpoint,
+    TrafficDirection::Ingress,
+    Some(false)
+)]
+#[case::to_endpoint_reply(
+    trace_point::TO_LXC,
+    ct_state::REPLY,
+    100,
+    TraceObservationPoint::ToEndpoint,
+    TrafficDirection::Egress,
+    Some(true)
+)]
+#[case::from_endpoint_established(
+    trace_point::FROM_LXC,
+    ct_state::ESTABLISHED,
+    200,
+    TraceObservationPoint::FromEndpoint,
+    TrafficDirection::Egress,
+    Some(false)
+)]
+#[case::from_endpoint_reply(
+    trace_point::FROM_LXC,
+    ct_state::REPLY,
+    200,
+    TraceObservationPoint::FromEndpoint,
+    TrafficDirection::Ingress,
+    Some(true)
+)]
+#[case::unknown_ct(
+    trace_point::FROM_LXC,
+    ct_state::UNKNOWN,
+    200,
+    TraceObservationPoint::FromEndpoint,
+    TrafficDirection::Unknown,
+    None
+)]
+#[case::to_stack(
+    trace_point::TO_STACK,
+    ct_state::NEW,
+    200,
+    TraceObservationPoint::ToStack,
+    TrafficDirection::Egress,
+    Some(false)
+)]
+#[case::from_network(
+    trace_point::FROM_NETWORK,
+    ct_state::NEW,
+    0,
+    TraceObservationPoint::FromNetwork,
+    TrafficDirection::Unknown,
+    Some(false)
+)]
+#[case::related(
+    trace_point::TO_LXC,
+    ct_state::RELATED,
+    100,
+    TraceObservationPoint::ToEndpoint,
+    TrafficDirection::Ingress,
+    Some(false)
+)]
+fn trace_points_and_directions(
+    #[case] obs: u8,
+    #[case] ct: u8,
+    #[case] source: u16,
+    #[case] point: TraceObservationPoint,
+    #[case] dir: TrafficDirection,
+    #[case] reply: Option<bool>,
+) {
+    let pkt = tcp(XWING, DEATHSTAR, 40000, 80, f::ACK);
+    let flow = decode(&trace(obs, source, 0, ct, 0, &pkt));
+    assert_eq!(flow.trace_observation_point, point as i32);
+    assert_eq!(flow.event_type.unwrap().sub_type, i32::from(obs));
+    assert_eq!(flow.traffic_direction, dir as i32, "direction");
+    assert_eq!(flow.is_reply, reply.map(Into::into));
+    assert_eq!(flow.reply, reply == Some(true));
+    assert_eq!(flow.trace_reason, crate::reasons::trace_reason(ct) as i32);
+    assert!(flow.interface.is_none(), "ifindex 0 → no interface");
+    assert_eq!(ep(&flow.source).pod_name, "xwing", "resolved by IP");
+    assert_eq!(ep(&flow.destination).id, 100);
+}
+
+#[test]
+fn trace_direction_without_enrichment_uses_observation_point() {
+    let pkt = tcp(XWING, DEATHSTAR, 1, 2, f::SYN);
+    let mut p = Parser::new("n", Enricher::none()).with_uuid_seed(1);
+    let from = p
+        .decode(
+            &trace(trace_point::FROM_LXC, 200, 0, ct_state::NEW, 0, &pkt),
+            &clock(),
+        )
+        .unwrap();
+    assert_eq!(from.traffic_direction, TrafficDirection::Egress as i32);
+    assert_eq!(ep(&from.source).id, 200);
+    let to = p
+        .decode(
+            &trace(trace_point::TO_LXC, 100, 100, ct_state::NEW, 0, &pkt),
+            &clock(),
+        )
+        .unwrap();
+    assert_eq!(to.traffic_direction, TrafficDirection::Ingress as i32);
+    assert_eq!((ep(&to.source).id, ep(&to.destination).id), (0, 100));
+    assert!(ep(&to.destination).pod_name.is_empty());
+    assert_eq!(ep(&to.source).identity, 54021);
+}
+
+#[rstest]
+#[case::policy_denied(drop_reason::POLICY_DENIED, DropReason::PolicyDenied)]
+#[case::policy_deny(drop_reason::POLICY_DENY, DropReason::PolicyDeny)]
+#[case::invalid(drop_reason::INVALID_PACKET, DropReason::InvalidPacketDropped)]
+#[case::ct_insert(drop_reason::CT_MAP_INSERTION_FAILED, DropReason::CtMapInsertionFailed)]
+#[case::ttl(drop_reason::TTL_EXCEEDED, DropReason::TtlExceeded)]
+#[case::rate(drop_reason::RATE_LIMITED, DropReason::DropRateLimited)]
+fn drop_events(#[case] code: u8, #[case] want: DropReason) {
+    let pkt = tcp(XWING, DEATHSTAR, 40000, 80, f::SYN);
+    let mut raw = Vec::new();
+    DropEvent {
+        hdr: hdr(msg_type::DROP, code, 100),
+        src_label: 54021,
+        dst_label: 15153,
+        dst_id: 100,
+        line: 77,
+        file: src_file::TEST_EMIT,
+        ct_state: ct_state::NEW,
+        direction: direction::INGRESS,
+        pad: 0,
+        ifindex: 12,
+        pad2: 0,
+    }
+    .encode(&pkt, &mut raw);
+    let flow = decode(&raw);
+    assert_eq!(flow.verdict, Verdict::Dropped as i32);
+    assert_eq!(flow.drop_reason, u32::from(code));
+    assert_eq!(flow.drop_reason_desc, want as i32);
+    let et = flow.event_type.unwrap();
+    assert_eq!((et.r#type, et.sub_type), (1, i32::from(code)));
+    assert_eq!(flow.traffic_direction, TrafficDirection::Ingress as i32);
+    assert_eq!(flow.trace_observation_point, 0);
+    assert_eq!(flow.trace_reason, 0, "trace_reason is for traces only");
+    assert_eq!(flow.is_reply, Some(false.into()));
+    let file = flow.file.as_ref().unwrap();
+    assert_eq!((file.name.as_str(), file.line), ("test_emit.bpf.c", 77));
+    assert_eq!(flow.interface.as_ref().unwrap().name, "lxc-deathstar");
+    assert_eq!(ep(&flow.source).pod_name, "xwing");
+    assert_eq!(ep(&flow.destination).pod_name, "deathstar");
+    assert_eq!(flow.summary, "TCP Flags: SYN");
+}
+
+#[test]
+fn drop_direction_falls_back_to_hubble_rule() {
+    let pkt = tcp(XWING, DEATHSTAR, 40000, 80, f::SYN);
+    let mk = |source: u16| {
+        let mut raw = Vec::new();
+        DropEvent {
+            hdr: hdr(msg_type::DROP, drop_reason::POLICY_DENIED, source),
+            src_label: 54021,
+            ..DropEvent::default()
+        }
+        .encode(&pkt, &mut raw);
+        decode(&raw)
+    };
+    assert_eq!(
+        mk(200).traffic_direction,
+        TrafficDirection::Egress as i32,
+        "at the source"
+    );
+    assert_eq!(mk(100).traffic_direction, TrafficDirection::Ingress as i32);
+    assert_eq!(mk(0).traffic_direction, TrafficDirection::Unknown as i32);
+    assert_eq!(mk(0).is_reply, None, "unknown CT state");
+}
+
+/// (direction, verdict, audited) → (Verdict, drop code).
+#[rstest]
+#[case::ingress_allowed(direction::INGRESS, 0, 0, Verdict::Forwarded, 0)]
+#[case::ingress_denied(direction::INGRESS, -133, 0, Verdict::Dropped, 133)]
+#[case::egress_deny_rule(direction::EGRESS, -181, 0, Verdict::Dropped, 181)]
+#[case::audited(direction::INGRESS, -133, 1, Verdict::Audit, 0)]
+#[case::redirected(direction::EGRESS, 15001, 0, Verdict::Redirected, 0)]
+fn policy_verdicts(
+    #[case] dir: u8,
+    #[case] verdict: i32,
+    #[case] audited: u8,
+    #[case] want: Verdict,
+    #[case] code: u32,
+) {
+    let (src, dst) = if dir == direction::INGRESS {
+        (XWING, DEATHSTAR)
+    } else {
+        (DEATHSTAR, XWING)
+    };
+    let pkt = tcp(src, dst, 40000, 80, f::SYN);
+    let mut raw = Vec::new();
+    PolicyVerdictEvent {
+        hdr: hdr(msg_type::POLICY_VERDICT, 0, 100),
+        remote_label: 54021,
+        local_label: 15153,
+        verdict,
+        dst_port: 80,
+        proto: 6,
+        direction: dir,
+        match_type: policy_match::L3_L4,
+        audited,
+        reason: ct_state::UNKNOWN,
+        pad: 0,
+        ifindex: 12,
+    }
+    .encode(&pkt, &mut raw);
+    let flow = decode(&raw);
+    assert_eq!(flow.verdict, want as i32);
+    assert_eq!(flow.drop_reason, code);
+    assert_eq!(
+        flow.drop_reason_desc,
+        crate::reasons::drop_reason_enum(code) as i32
+    );
+    assert_eq!(flow.policy_match_type, 2);
+    let et = flow.event_type.unwrap();
+    assert_eq!((et.r#type, et.sub_type), (5, 0));
+    assert_eq!(flow.trace_observation_point, 0);
+    assert_eq!(flow.traffic_direction, i32::from(dir));
+    assert_eq!(flow.is_reply, (verdict >= 0).then_some(false.into()));
+    let (s, d) = (ep(&flow.source), ep(&flow.destination));
+    if dir == direction::INGRESS {
+        assert_eq!(
+            (s.identity, d.identity),
+            (54021, 15153),
+            "remote is the source"
+        );
+        assert_eq!((s.pod_name.as_str(), d.id), ("xwing", 100));
+    } else {
+        assert_eq!(
+            (s.identity, d.identity),
+            (15153, 54021),
+            "local is the source"
+        );
+        assert_eq!((s.id, d.pod_name.as_str()), (100, "xwing"));
+    }
+}
+
+#[rstest]
+#[case::udp(L4::Udp { sport: 5353, dport: 53 }, "UDP")]
+#[case::sctp(L4::Sctp { sport: 1, dport: 2 }, "SCTP")]
+#[case::icmp(L4::Icmp4 { ty: 8, code: 0 }, "ICMPv4 EchoRequest")]
+#[case::tcp_fin(L4::Tcp { sport: 1, dport: 2, flags: f::FIN | f::ACK }, "TCP Flags: ACK, FIN")]
+#[case::gre(L4::Other(47), "IPv4")]
+fn ipv4_l4_kinds(#[case] l4: L4, #[case] summary: &str) {
+    let pkt = Packet::new(ip(XWING), ip("1.1.1.1"), l4).build();
+    let flow = decode(&trace(
+        trace_point::FROM_LXC,
+        200,
+        0,
+        ct_state::NEW,
+        0,
+        &pkt,
+    ));
+    assert_eq!(flow.summary, summary);
+    assert_eq!(flow.destination_names, ["one.one.one.one"]);
+    assert!(flow.source_names.is_empty());
+    let world = ep(&flow.destination);
+    assert_eq!(
+        world.identity, 15153,
+        "event identity kept even if unresolved"
+    );
+    assert!(world.pod_name.is_empty());
+}
+
+#[test]
+fn ipv6_icmpv6_and_l3_packets() {
+    let pkt = Packet::new(ip("fd00::8"), ip("fd00::5"), L4::Icmp6 { ty: 128, code: 0 })
+        .l3_only()
+        .build();
+    let mut raw = trace(trace_point::FROM_LXC, 200, 0, ct_state::NEW, 0, &pkt);
+    raw[3] = event_flags::L3_PACKET;
+    let flow = decode(&raw);
+    assert!(flow.ethernet.is_none());
+    let ipm = flow.ip.as_ref().unwrap();
+    assert_eq!(
+        (ipm.source.as_str(), ipm.ip_version),
+        ("fd00::8", IpVersion::IPv6 as i32)
+    );
+    let Some(Protocol::IcmPv6(i)) = flow.l4.as_ref().unwrap().protocol.as_ref() else {
+        panic!("icmpv6")
+    };
+    assert_eq!((i.r#type, i.code), (128, 0));
+    assert_eq!(flow.summary, "ICMPv6 EchoRequest");
+    assert_eq!(
+        ep(&flow.destination).pod_name,
+        "deathstar",
+        "resolved by IPv6 address"
+    );
+}
+
+#[test]
+fn empty_and_truncated_payloads_fill_what_is_there() {
+    let flow = decode(&trace(trace_point::FROM_LXC, 200, 0, ct_state::NEW, 0, &[]));
+    assert!(flow.ethernet.is_none() && flow.ip.is_none() && flow.l4.is_none());
+    assert_eq!(flow.summary, "");
+    assert_eq!(
+        ep(&flow.source).pod_name,
+        "xwing",
+        "endpoint id still resolves"
+    );
+
+    let pkt = tcp(XWING, DEATHSTAR, 40000, 80, f::SYN);
+    let flow = decode(&trace(
+        trace_point::FROM_LXC,
+        200,
+        0,
+        ct_state::NEW,
+        0,
+        &pkt[..40],
+    ));
+    assert!(flow.ip.is_some());
+    let Some(Protocol::Tcp(t)) = flow.l4.as_ref().unwrap().protocol.as_ref() else {
+        panic!("tcp")
+    };
+    assert_eq!(
+        (t.source_port, t.destination_port, t.flags),
+        (40000, 80, None)
+    );
+    assert_eq!(flow.summary, "TCP");
+}
+
+#[test]
+fn errors_are_typed_and_labelled() {
+    let mut p = parser();
+    let e = p.decode(&[1, 2, 3], &clock()).unwrap_err();
+    assert_eq!(e.kind(), "truncated");
+    assert!(matches!(
+        e,
+        ParseError::Abi(ebpf::AbiError::Truncated { .. })
+    ));
+    let mut raw = trace(trace_point::FROM_LXC, 200, 0, 0, 0, &[]);
+    raw[0] = msg_type::DEBUG;
+    assert_eq!(p.decode(&raw, &clock()).unwrap_err().kind(), "unknown_type");
+    raw[0] = msg_type::TRACE;
+    raw[2] = 9;
+    assert_eq!(p.decode(&raw, &clock()).unwrap_err().kind(), "version");
+    raw[2] = 1;
+    raw[6] = 10;
+    assert_eq!(
+        p.decode(&raw, &clock()).unwrap_err().kind(),
+        "capture_length"
+    );
+}
+
+#[test]
+fn clocks() {
+    let raw = trace(trace_point::FROM_LXC, 200, 0, 0, 0, &[]);
+    let mut p = parser();
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(42);
+    assert_eq!(p.decode(&raw, &at).unwrap().time.unwrap().seconds, 42);
+    let f = |k: u64| SystemTime::UNIX_EPOCH + Duration::from_nanos(k * 2);
+    assert_eq!(p.decode(&raw, &f).unwrap().time.unwrap().seconds, 10);
+    let measured = ClockOffset::measure().unwrap();
+    let t = p.decode(&raw, &measured).unwrap().time.unwrap();
+    assert!(
+        t.seconds > 1_600_000_000,
+        "boot offset makes it a recent date: {t:?}"
+    );
+}
+
+#[test]
+fn uuids_are_v4_unique_and_seedable() {
+    let raw = trace(trace_point::FROM_LXC, 200, 0, 0, 0, &[]);
+    let (mut a, mut b) = (parser(), parser());
+    let x = a.decode(&raw, &clock()).unwrap().uuid;
+    let y = a.decode(&raw, &clock()).unwrap().uuid;
+    assert_ne!(x, y);
+    assert_eq!(
+        b.decode(&raw, &clock()).unwrap().uuid,
+        x,
+        "same seed, same sequence"
+    );
+    let u = uuid::Uuid::parse_str(&x).unwrap();
+    assert_eq!(u.get_version_num(), 4);
+    let mut c = parser().without_uuids();
+    assert!(c.decode(&raw, &clock()).unwrap().uuid.is_empty());
+}
+
+#[test]
+fn decode_into_overwrites_everything() {
+    let mut p = parser();
+    let mut flow = Flow::default();
+    let pkt = tcp(XWING, DEATHSTAR, 1, 80, f::SYN);
+    let mut drop = Vec::new();
+    DropEvent {
+        hdr: hdr(msg_type::DROP, 133, 100),
+        line: 1,
+        file: 1,
+        ..DropEvent::default()
+    }
+    .encode(&pkt, &mut drop);
+    p.decode_into(&drop, &clock(), &mut flow).unwrap();
+    assert!(flow.file.is_some());
+    let t = trace(trace_point::TO_LXC, 100, 100, ct_state::REPLY, 0, &[]);
+    p.decode_into(&t, &clock(), &mut flow).unwrap();
+    let mut fresh = p.decode(&t, &clock()).unwrap();
+    fresh.uuid.clone_from(&flow.uuid);
+    assert_eq!(flow, fresh);
+    assert!(p.decode_into(&[0], &clock(), &mut flow).is_err());
+    assert_eq!(flow, Flow::default());
+}
+
+#[test]
+fn json_is_hubbles_form() {
+    let pkt = tcp(XWING, DEATHSTAR, 44916, 80, f::SYN);
+    let mut raw = Vec::new();
+    DropEvent {
+        hdr: hdr(msg_type::DROP, 133, 100),
+        src_label: 54021,
+        dst_label: 15153,
+        dst_id: 100,
+        direction: direction::INGRESS,
+        ct_state: ct_state::NEW,
+        ..DropEvent::default()
+    }
+    .encode(&pkt, &mut raw);
+    let flow = decode(&raw);
+    let v: serde_json::Value = serde_json::to_value(&flow).unwrap();
+    assert_eq!(v["verdict"], "DROPPED");
+    assert_eq!(v["drop_reason_desc"], "POLICY_DENIED");
+    assert_eq!(v["drop_reason"], 133);
+    assert_eq!(v["IP"]["source"], XWING);
+    assert_eq!(v["IP"]["ipVersion"], "IPv4");
+    assert_eq!(v["l4"]["TCP"]["source_port"], 44916);
+    assert_eq!(v["l4"]["TCP"]["flags"]["SYN"], true);
+    assert_eq!(v["source"]["pod_name"], "xwing");
+    assert_eq!(v["destination"]["labels"][0], "k8s:class=deathstar");
+    assert_eq!(v["Type"], "L3_L4");
+    assert_eq!(v["event_type"]["type"], 1);
+    assert_eq!(v["event_type"]["sub_type"], 133);
+    assert_eq!(v["traffic_direction"], "INGRESS");
+    assert_eq!(v["is_reply"], false);
+    assert_eq!(v["Summary"], "TCP Flags: SYN");
+    assert_eq!(v["time"], "2023-11-14T22:13:25Z");
+    let back: Flow = serde_json::from_value(v).unwrap();
+    assert_eq!(back, flow);
+}
+
+#[test]
+fn decode_never_panics_on_arbitrary_bytes() {
+    let mut p = parser();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let seeds = [
+        trace(
+            trace_point::FROM_LXC,
+            200,
+            0,
+            1,
+            3,
+            &tcp(XWING, DEATHSTAR, 1, 2, 0x1ff),
+        ),
+        {
+            let mut v = Vec::new();
+            PolicyVerdictEvent {
+                hdr: hdr(msg_type::POLICY_VERDICT, 0, 100),
+                verdict: i32::MIN,
+                ..PolicyVerdictEvent::default()
+            }
+            .encode(
+                &Packet::new(ip("fd00::8"), ip("fd00::5"), L4::Udp { sport: 1, dport: 2 })
+                    .ext(&[0, 60, 43, 44])
+                    .build(),
+                &mut v,
+            );
+            v
+        },
+    ];
+    for i in 0..30_000 {
+        let mut buf = seeds[i % 2].clone();
+        // Flip a few bytes after the ABI header fields most of the time so the
+        // packet decoders see mangled input, sometimes anywhere.
+        for _ in 0..(next() % 6) {
+            let at = (next() as usize) % buf.len();
+            if i % 5 == 0 || at >= 8 {
+                buf[at] = next() as u8;
+            }
+        }
+        buf.truncate((next() as usize) % (buf.len() + 1));
+        let _ = p.decode(&buf, &clock());
+    }
+}
