@@ -23,8 +23,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = p.decode(data, &clock);
     // The same bytes behind a well-formed header of each kind.
     if let Some((&kind, rest)) = data.split_first() {
-        let ty = [ebpf::msg_type::TRACE, ebpf::msg_type::DROP, ebpf::msg_type::POLICY_VERDICT]
-            [usize::from(kind % 3)];
+        let ty = [
+            ebpf::msg_type::TRACE,
+            ebpf::msg_type::DROP,
+            ebpf::msg_type::POLICY_VERDICT,
+        ][usize::from(kind % 3)];
         let mut buf = rest.to_vec();
         if buf.len() >= 8 {
             buf[0] = ty;
