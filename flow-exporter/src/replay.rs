@@ -23,6 +23,7 @@ pub struct Replay {
 
 /// One replayed event.
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "flows dominate replay files")]
 pub enum ReplayEvent {
     /// A flow.
     Flow(Flow),

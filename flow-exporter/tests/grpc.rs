@@ -28,14 +28,14 @@ fn flow(i: u64) -> Flow {
             nanos: 0,
         }),
         uuid: format!("uuid-{i}"),
-        verdict: if i % 3 == 0 {
+        verdict: if i.is_multiple_of(3) {
             Verdict::Dropped as i32
         } else {
             Verdict::Forwarded as i32
         },
         node_name: "test-node".into(),
         source: Some(Endpoint {
-            namespace: if i % 2 == 0 {
+            namespace: if i.is_multiple_of(2) {
                 "default".into()
             } else {
                 "kube-system".into()

@@ -27,16 +27,19 @@ use proto::observer::observer_client::ObserverClient;
 use proto::observer::{GetFlowsRequest, ServerStatusRequest, get_flows_response::ResponseTypes};
 use tonic::transport::Channel;
 
-struct Exporter {
-    child: Child,
-    client: ObserverClient<Channel>,
+/// Kills the exporter process when dropped, also when a test fails.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+struct Exporter {
+    _child: Killed,
+    client: ObserverClient<Channel>,
 }
 
 async fn start() -> Exporter {
@@ -46,22 +49,24 @@ async fn start() -> Exporter {
         .unwrap()
         .port();
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/flows.jsonl");
-    let child = Command::new(env!("CARGO_BIN_EXE_flow-exporter"))
-        .args([
-            "--replay",
-            file,
-            "--ring-capacity",
-            "8191",
-            "--metrics-address",
-            "off",
-            "--node-name",
-            "replay",
-        ])
-        .args(["--listen-address", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start flow-exporter");
+    let child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_flow-exporter"))
+            .args([
+                "--replay",
+                file,
+                "--ring-capacity",
+                "8191",
+                "--metrics-address",
+                "off",
+                "--node-name",
+                "replay",
+            ])
+            .args(["--listen-address", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start flow-exporter"),
+    );
     let mut last_err = String::new();
     for _ in 0..100 {
         match ObserverClient::connect(format!("http://127.0.0.1:{port}")).await {
@@ -72,7 +77,10 @@ async fn start() -> Exporter {
                     .unwrap()
                     .into_inner();
                 if s.seen_flows == 12 {
-                    return Exporter { child, client };
+                    return Exporter {
+                        _child: child,
+                        client,
+                    };
                 }
             }
             Err(e) => last_err = e.to_string(),
