@@ -196,9 +196,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let _ = stop_tx.send(true);
+    observer.close();
     tasks.shutdown().await;
-    if !grpc.is_finished() {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut grpc).await;
+    if !grpc.is_finished()
+        && tokio::time::timeout(std::time::Duration::from_secs(5), &mut grpc)
+            .await
+            .is_err()
+    {
+        tracing::warn!("gRPC connections did not close within 5 s; exiting anyway");
+        // The server bound the socket but could not remove it: do it here.
+        if let ListenAddress::Unix(p) = &args.listen_address {
+            let _ = std::fs::remove_file(p);
+        }
     }
     if let Some(m) = metrics_task {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), m).await;

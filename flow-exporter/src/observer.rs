@@ -95,6 +95,7 @@ pub struct Observer {
     rate: RateCounter,
     namespaces: Mutex<HashMap<String, HashMap<String, Instant>>>,
     metrics: Option<Arc<Metrics>>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// ServerStatus figures of one node.
@@ -133,6 +134,7 @@ impl Observer {
             rate: RateCounter::new(),
             namespaces: Mutex::new(HashMap::new()),
             metrics: None,
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -209,6 +211,17 @@ impl Observer {
         }
     }
 
+    /// Ends every stream: followers finish what they hold and return, so a
+    /// graceful gRPC shutdown does not wait on them forever.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ring.wake();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Namespaces seen within the TTL, sorted by cluster then namespace.
     pub fn namespaces(&self) -> Vec<(String, String)> {
         let Ok(mut ns) = self.namespaces.lock() else {
@@ -273,6 +286,9 @@ impl Observer {
                     continue;
                 }
                 Read::NotYet => {
+                    if self.is_closed() {
+                        break;
+                    }
                     // Follow mode only: wait for the writer, flushing any
                     // pending loss report when its interval comes due.
                     if let Some(resp) = reporter.take_due()

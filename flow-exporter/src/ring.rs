@@ -151,17 +151,16 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Waits until an event at `seq` exists (or was overwritten).
+    /// Waits until an event at `seq` exists (or was overwritten), or until
+    /// the next [`Ring::wake`].
     pub async fn wait_for(&self, seq: u64) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.written() > seq {
-                return;
-            }
-            notified.await;
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.written() > seq {
+            return;
         }
+        notified.await;
     }
 }
 

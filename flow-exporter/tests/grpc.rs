@@ -486,3 +486,27 @@ async fn agent_events_are_unimplemented_with_a_message() {
     assert_eq!(err.code(), tonic::Code::Unimplemented);
     assert!(err.message().contains("flow-exporter"));
 }
+
+#[tokio::test]
+async fn close_ends_follow_streams_for_a_graceful_shutdown() {
+    let h = start(4095, 3).await;
+    let mut s = h
+        .client()
+        .get_flows(GetFlowsRequest {
+            follow: true,
+            number: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..3 {
+        assert!(s.message().await.unwrap().is_some());
+    }
+    h.observer.close();
+    let end = tokio::time::timeout(Duration::from_secs(5), s.message())
+        .await
+        .expect("stream ends")
+        .unwrap();
+    assert!(end.is_none());
+}
