@@ -93,3 +93,90 @@ fn json_round_trips() {
     let back: GetFlowsResponse = serde_json::from_str(&s).unwrap();
     assert_eq!(back, sample());
 }
+
+#[test]
+fn lost_events_and_node_status_json() {
+    use proto::flow::{LostEvent, LostEventSource};
+    use proto::relay::{NodeState, NodeStatusEvent};
+    use proto::wkt::Int32Value;
+    let lost = GetFlowsResponse {
+        response_types: Some(ResponseTypes::LostEvents(LostEvent {
+            source: LostEventSource::HubbleRingBuffer as i32,
+            num_events_lost: 1,
+            cpu: Some(Int32Value { value: 0 }),
+            first: None,
+            last: None,
+        })),
+        node_name: "n".into(),
+        time: Some(Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 0,
+        }),
+    };
+    assert_eq!(
+        serde_json::to_string(&lost).unwrap(),
+        r#"{"lost_events":{"source":"HUBBLE_RING_BUFFER","num_events_lost":"1","cpu":0},"node_name":"n","time":"2023-11-14T22:13:20Z"}"#
+    );
+    let status = GetFlowsResponse {
+        response_types: Some(ResponseTypes::NodeStatus(NodeStatusEvent {
+            state_change: NodeState::NodeConnected as i32,
+            node_names: vec!["a".into()],
+            message: String::new(),
+        })),
+        node_name: String::new(),
+        time: Some(Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 120_000_000,
+        }),
+    };
+    assert_eq!(
+        serde_json::to_string(&status).unwrap(),
+        r#"{"node_status":{"state_change":"NODE_CONNECTED","node_names":["a"]},"time":"2023-11-14T22:13:20.120Z"}"#
+    );
+}
+
+#[test]
+fn timestamps_print_like_go_protojson() {
+    for (nanos, want) in [
+        (0, "2023-11-14T22:13:20Z"),
+        (100_000_000, "2023-11-14T22:13:20.100Z"),
+        (123_456_000, "2023-11-14T22:13:20.123456Z"),
+        (1, "2023-11-14T22:13:20.000000001Z"),
+    ] {
+        assert_eq!(
+            Timestamp {
+                seconds: 1_700_000_000,
+                nanos
+            }
+            .to_rfc3339(),
+            want
+        );
+    }
+    let t = Timestamp::parse_rfc3339("2023-11-14T23:13:20.5+01:00").unwrap();
+    assert_eq!(
+        t,
+        Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 500_000_000
+        }
+    );
+}
+
+#[test]
+fn hubble_json_escapes_html_like_go() {
+    let mut r = sample();
+    if let Some(ResponseTypes::Flow(f)) = r.response_types.as_mut() {
+        f.summary = "a <b> & c".into();
+    }
+    let s = proto::json::to_hubble_json(&r).unwrap();
+    assert!(s.contains(r#""Summary":"a \u003cb\u003e \u0026 c""#), "{s}");
+    let back: GetFlowsResponse = serde_json::from_str(&s).unwrap();
+    assert_eq!(back, r);
+}
+
+#[test]
+fn unknown_fields_from_newer_hubble_are_ignored() {
+    let line = r#"{"flow":{"time":"2023-11-14T22:13:20Z","verdict":"FORWARDED","some_future_field":{"x":1}},"node_name":"n","time":"2023-11-14T22:13:20Z"}"#;
+    let r: GetFlowsResponse = serde_json::from_str(line).unwrap();
+    assert!(matches!(r.response_types, Some(ResponseTypes::Flow(_))));
+}
