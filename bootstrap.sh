@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need on a fresh Debian 12
 # machine (as root): clang/llvm/libbpf for the kernel programs, protoc for
-# the gRPC code, iproute2, and `just`. Idempotent: instant once done.
+# the gRPC code, iproute2, `just`, and Python's grpcio for interop tests. Idempotent: instant once done.
 set -euo pipefail
 
 need_apt=()
@@ -22,6 +22,13 @@ if ! command -v just >/dev/null; then
     python3 -m pip install -q --disable-pip-version-check rust-just
     scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
     ln -sf "$scripts/just" /usr/local/bin/just
+fi
+
+# An independent gRPC/protobuf client stack for the interop tests.
+if ! python3 -c 'import grpc, grpc_tools, grpc_health, grpc_reflection' 2>/dev/null; then
+    echo "bootstrap: installing grpcio, grpcio-tools, grpcio-health-checking, grpcio-reflection (PyPI)" >&2
+    python3 -m pip install -q --disable-pip-version-check \
+        grpcio grpcio-tools grpcio-health-checking grpcio-reflection
 fi
 
 # bpffs: the datapath pins its maps there; tests mount it too if missing.

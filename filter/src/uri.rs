@@ -99,7 +99,7 @@ fn valid_port(colon_port: &str) -> bool {
 }
 
 fn valid_host(host: &str) -> bool {
-    let name = if let Some(inner) = host.strip_prefix('[') {
+    if let Some(inner) = host.strip_prefix('[') {
         let Some(end) = inner.rfind(']') else {
             return false;
         };
@@ -111,16 +111,13 @@ fn valid_host(host: &str) -> bool {
         if addr.parse::<Ipv6Addr>().is_err() {
             return false;
         }
-        host
-    } else {
-        if let Some(i) = host.rfind(':')
-            && !valid_port(&host[i..])
-        {
-            return false;
-        }
-        host
-    };
-    let b = name.as_bytes();
+    } else if let Some(i) = host.rfind(':')
+        && !valid_port(&host[i..])
+    {
+        return false;
+    }
+    // The whole host, brackets and port included, must unescape as a host.
+    let b = host.as_bytes();
     let mut i = 0;
     while i < b.len() {
         match b[i] {
@@ -132,7 +129,7 @@ fn valid_host(host: &str) -> bool {
                     return false;
                 }
                 // Hosts may only escape non-ASCII bytes, or `%25` in a zone.
-                if hex(b[i + 1]) < 8 && &name[i..i + 3] != "%25" {
+                if hex(b[i + 1]) < 8 && &host[i..i + 3] != "%25" {
                     return false;
                 }
                 i += 3;

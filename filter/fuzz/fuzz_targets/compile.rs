@@ -13,8 +13,8 @@
 use flow_filter::FilterSet;
 use libfuzzer_sys::fuzz_target;
 use proto::flow::{
-    CiliumEventType, Dns, Endpoint, EventTypeFilter, Flow, FlowFilter, Http, HttpHeader, Ip, Layer4, Layer7,
-    NetworkInterface, Service, Tcp, TcpFlags, Workload, layer4, layer7,
+    CiliumEventType, Dns, Endpoint, EventTypeFilter, Flow, FlowFilter, Http, HttpHeader, Ip,
+    Layer4, Layer7, NetworkInterface, Service, Tcp, TcpFlags, Workload, layer4, layer7,
 };
 
 fn fixed_flows() -> Vec<Flow> {
@@ -23,18 +23,30 @@ fn fixed_flows() -> Vec<Flow> {
         namespace: ns.into(),
         pod_name: pod.into(),
         labels: labels.iter().map(|s| s.to_string()).collect(),
-        workloads: vec![Workload { name: pod.into(), kind: "Deployment".into() }],
+        workloads: vec![Workload {
+            name: pod.into(),
+            kind: "Deployment".into(),
+        }],
         cluster_name: "default".into(),
         ..Endpoint::default()
     };
     let http = Flow {
         verdict: 1,
-        ip: Some(Ip { source: "10.0.0.1".into(), destination: "2001:db8::1".into(), ip_version: 1, ..Ip::default() }),
+        ip: Some(Ip {
+            source: "10.0.0.1".into(),
+            destination: "2001:db8::1".into(),
+            ip_version: 1,
+            ..Ip::default()
+        }),
         l4: Some(Layer4 {
             protocol: Some(layer4::Protocol::Tcp(Tcp {
                 source_port: 34567,
                 destination_port: 80,
-                flags: Some(TcpFlags { syn: true, ack: true, ..TcpFlags::default() }),
+                flags: Some(TcpFlags {
+                    syn: true,
+                    ack: true,
+                    ..TcpFlags::default()
+                }),
             })),
         }),
         l7: Some(Layer7 {
@@ -45,24 +57,53 @@ fn fixed_flows() -> Vec<Flow> {
                 method: "GET".into(),
                 url: "http://user@[2001:db8::1]:80/v1/a%20b%ff?x=1#f".into(),
                 protocol: "HTTP/1.1".into(),
-                headers: vec![HttpHeader { key: "X".into(), value: "y".into() }],
+                headers: vec![HttpHeader {
+                    key: "X".into(),
+                    value: "y".into(),
+                }],
             })),
         }),
-        event_type: Some(CiliumEventType { r#type: 129, sub_type: 0 }),
-        source: Some(ep("default", "xwing", &["k8s:app=xwing", "reserved:world", "$host", "cidr:10.0.0.0/8", "x=a:b"])),
-        destination: Some(ep("kube-system", "coredns", &["k8s:k8s-app=kube-dns", "cidr:2001-db8--/48"])),
-        source_service: Some(Service { name: "xwing".into(), namespace: "default".into() }),
+        event_type: Some(CiliumEventType {
+            r#type: 129,
+            sub_type: 0,
+        }),
+        source: Some(ep(
+            "default",
+            "xwing",
+            &[
+                "k8s:app=xwing",
+                "reserved:world",
+                "$host",
+                "cidr:10.0.0.0/8",
+                "x=a:b",
+            ],
+        )),
+        destination: Some(ep(
+            "kube-system",
+            "coredns",
+            &["k8s:k8s-app=kube-dns", "cidr:2001-db8--/48"],
+        )),
+        source_service: Some(Service {
+            name: "xwing".into(),
+            namespace: "default".into(),
+        }),
         source_names: vec!["cilium.io".into()],
         node_name: "kind-kind/kind-worker".into(),
         node_labels: vec!["kubernetes.io/os=linux".into()],
-        interface: Some(NetworkInterface { index: 2, name: "eth0".into() }),
+        interface: Some(NetworkInterface {
+            index: 2,
+            name: "eth0".into(),
+        }),
         ..Flow::default()
     };
     let dns = Flow {
         verdict: 2,
         drop_reason_desc: 133,
         l7: Some(Layer7 {
-            record: Some(layer7::Record::Dns(Dns { query: "docs.cilium.io.".into(), ..Dns::default() })),
+            record: Some(layer7::Record::Dns(Dns {
+                query: "docs.cilium.io.".into(),
+                ..Dns::default()
+            })),
             ..Layer7::default()
         }),
         node_name: "a/b/c".into(),
@@ -120,8 +161,15 @@ fn from_lines(text: &str) -> FlowFilter {
             18 => f.node_name.push(v),
             19 => f.trace_id.push(v),
             20 => f.uuid.push(v),
-            21 => f.http_header.push(HttpHeader { key: v.clone(), value: v }),
-            22 => f.event_type.push(EventTypeFilter { r#type: v.len() as i32, match_sub_type: true, sub_type: 0 }),
+            21 => f.http_header.push(HttpHeader {
+                key: v.clone(),
+                value: v,
+            }),
+            22 => f.event_type.push(EventTypeFilter {
+                r#type: v.len() as i32,
+                match_sub_type: true,
+                sub_type: 0,
+            }),
             _ => f.destination_fqdn.push(v),
         }
     }
@@ -129,7 +177,9 @@ fn from_lines(text: &str) -> FlowFilter {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     match mode {
         0 => {
             if let Ok(f) = serde_json::from_slice::<FlowFilter>(rest) {
@@ -137,7 +187,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         1 => {
-            let Some(split) = rest.iter().position(|b| *b == 0xff) else { return };
+            let Some(split) = rest.iter().position(|b| *b == 0xff) else {
+                return;
+            };
             let (Ok(f), Ok(flow)) = (
                 serde_json::from_slice::<FlowFilter>(&rest[..split]),
                 serde_json::from_slice::<Flow>(&rest[split + 1..]),
