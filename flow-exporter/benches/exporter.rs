@@ -35,7 +35,8 @@ fn ingest(c: &mut Criterion) {
         Enricher::from_static(Arc::new(g.enrichment())),
     );
     let clock = ClockOffset::new(0);
-    let metrics = Metrics::new();
+    let metrics = Arc::new(Metrics::new());
+    let mut counters = metrics.flow_counters();
     let observer = Observer::new("bench", 65535).unwrap();
     let mut grp = c.benchmark_group("exporter");
     grp.throughput(Throughput::Elements(evs.len() as u64));
@@ -44,7 +45,7 @@ fn ingest(c: &mut Criterion) {
             let mut flows = Vec::with_capacity(evs.len());
             for e in &evs {
                 if let Ok(f) = parser.decode(e, &clock) {
-                    metrics.observe_flow(&f);
+                    counters.observe(&f);
                     flows.push(f);
                 }
             }

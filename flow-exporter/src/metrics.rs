@@ -16,6 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use proto::flow::{DropReason, Flow, LostEventSource, Verdict, layer4::Protocol};
+use rustc_hash::FxHashMap;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FlowLabels {
@@ -169,130 +170,15 @@ impl Metrics {
         m
     }
 
-    /// Counts one flow in every Hubble flow metric it belongs to.
-    pub fn observe_flow(&self, f: &Flow) {
-        let protocol = protocol_name(f);
-        let ty = f.event_type.as_ref().map(|e| e.r#type).unwrap_or(0);
-        let (type_name, subtype) = match ty {
-            1 => ("Drop", ""),
-            3 => ("Capture", ""),
-            4 => (
-                "Trace",
-                trace_point_name(f.event_type.as_ref().map(|e| e.sub_type).unwrap_or(-1)),
-            ),
-            5 => ("PolicyVerdict", ""),
-            129 => ("L7", ""),
-            _ => ("Unknown", ""),
-        };
-        let verdict = verdict_name(f.verdict);
-        self.flows
-            .get_or_create(&FlowLabels {
-                protocol,
-                r#type: type_name,
-                subtype,
-                verdict,
-            })
-            .inc();
-        if f.verdict == Verdict::Dropped as i32 {
-            let reason = DropReason::try_from(f.drop_reason_desc)
-                .map(|r| r.as_str_name())
-                .unwrap_or("DROP_REASON_UNKNOWN");
-            self.drops
-                .get_or_create(&DropLabels { reason, protocol })
-                .inc();
-        }
-        let family = match f.ip.as_ref().map(|i| i.ip_version) {
-            Some(1) => "IPv4",
-            Some(2) => "IPv6",
-            _ => "",
-        };
-        let l4 = f.l4.as_ref().and_then(|l| l.protocol.as_ref());
-        if let Some(Protocol::Tcp(t)) = l4 {
-            let forwarded =
-                f.verdict == Verdict::Forwarded as i32 || f.verdict == Verdict::Redirected as i32;
-            if let (true, Some(flags)) = (forwarded, t.flags.as_ref()) {
-                let flag = if flags.syn && flags.ack {
-                    Some("SYN-ACK")
-                } else if flags.syn {
-                    Some("SYN")
-                } else {
-                    None
-                };
-                for fl in flag
-                    .into_iter()
-                    .chain(flags.fin.then_some("FIN"))
-                    .chain(flags.rst.then_some("RST"))
-                {
-                    self.tcp
-                        .get_or_create(&TcpLabels { flag: fl, family })
-                        .inc();
-                }
-            }
-        }
-        let reply = f.is_reply.is_some_and(|r| r.value);
-        if f.verdict == Verdict::Forwarded as i32 && !reply {
-            let port = match l4 {
-                Some(Protocol::Tcp(t)) => Some(t.destination_port),
-                Some(Protocol::Udp(u)) => Some(u.destination_port),
-                Some(Protocol::Sctp(s)) => Some(s.destination_port),
-                _ => None,
-            };
-            if let Some(port) = port {
-                self.ports
-                    .get_or_create(&PortLabels { protocol, port })
-                    .inc();
-            }
-        }
-        match l4 {
-            Some(Protocol::IcmPv4(i)) => {
-                self.icmp
-                    .get_or_create(&IcmpLabels {
-                        family: "IPv4",
-                        r#type: icmp4_name(i.r#type),
-                    })
-                    .inc();
-            }
-            Some(Protocol::IcmPv6(i)) => {
-                self.icmp
-                    .get_or_create(&IcmpLabels {
-                        family: "IPv6",
-                        r#type: icmp6_name(i.r#type),
-                    })
-                    .inc();
-            }
-            _ => {}
-        }
-        if ty == 5 && f.source.as_ref().map(|s| s.identity) != Some(1) {
-            let direction = match f.traffic_direction {
-                1 => "ingress",
-                2 => "egress",
-                _ => "unknown",
-            };
-            let r#match = match f.policy_match_type {
-                0 => "none",
-                1 => "l3-only",
-                2 => "l3-l4",
-                3 => "l4-only",
-                4 => "all",
-                5 => "l3-proto",
-                6 => "proto-only",
-                _ => "unknown",
-            };
-            let action = match Verdict::try_from(f.verdict) {
-                Ok(Verdict::Forwarded) => "forwarded",
-                Ok(Verdict::Dropped) => "dropped",
-                Ok(Verdict::Audit) => "audit",
-                Ok(Verdict::Redirected) => "redirected",
-                _ => "unknown",
-            };
-            self.policy
-                .get_or_create(&PolicyLabels {
-                    direction,
-                    r#match,
-                    action,
-                })
-                .inc();
-        }
+    /// Counts one flow in every Hubble flow metric it belongs to. The hot
+    /// path uses [`FlowCounters`], which caches the series handles.
+    pub fn observe_flow(self: &Arc<Self>, f: &Flow) {
+        FlowCounters::new(self.clone()).observe(f);
+    }
+
+    /// A per-writer cache of series handles for counting flows.
+    pub fn flow_counters(self: &Arc<Self>) -> FlowCounters {
+        FlowCounters::new(self.clone())
     }
 
     /// Counts lost events.
@@ -338,16 +224,207 @@ impl Metrics {
     }
 }
 
-fn protocol_name(f: &Flow) -> &'static str {
+/// Series handles of every flow metric, cached by a packed integer key, so
+/// that counting a flow is a few integer-keyed lookups and atomic adds
+/// instead of hashing label strings. One per writer (the decoder task).
+#[derive(Debug)]
+pub struct FlowCounters {
+    metrics: Arc<Metrics>,
+    flows: FxHashMap<u32, Counter>,
+    drops: FxHashMap<u32, Counter>,
+    tcp: FxHashMap<u32, Counter>,
+    ports: FxHashMap<u32, Counter>,
+    icmp: FxHashMap<u32, Counter>,
+    policy: FxHashMap<u32, Counter>,
+}
+
+fn cached<S, F>(
+    map: &mut FxHashMap<u32, Counter>,
+    key: u32,
+    family: &Family<S, Counter>,
+    labels: F,
+) -> Counter
+where
+    S: Clone + std::hash::Hash + Eq,
+    F: FnOnce() -> S,
+{
+    map.entry(key)
+        .or_insert_with(|| family.get_or_create(&labels()).clone())
+        .clone()
+}
+
+impl FlowCounters {
+    fn new(metrics: Arc<Metrics>) -> Self {
+        FlowCounters {
+            metrics,
+            flows: FxHashMap::default(),
+            drops: FxHashMap::default(),
+            tcp: FxHashMap::default(),
+            ports: FxHashMap::default(),
+            icmp: FxHashMap::default(),
+            policy: FxHashMap::default(),
+        }
+    }
+
+    /// Counts one flow in every Hubble flow metric it belongs to.
+    pub fn observe(&mut self, f: &Flow) {
+        let m = &*self.metrics;
+        let (pi, protocol) = protocol_name(f);
+        let ty = f.event_type.as_ref().map(|e| e.r#type).unwrap_or(0);
+        let sub = f.event_type.as_ref().map(|e| e.sub_type).unwrap_or(-1);
+        let (ti, type_name, subtype) = match ty {
+            1 => (1, "Drop", ""),
+            3 => (2, "Capture", ""),
+            4 => (3, "Trace", trace_point_name(sub)),
+            5 => (4, "PolicyVerdict", ""),
+            129 => (5, "L7", ""),
+            _ => (0, "Unknown", ""),
+        };
+        let si = if ty == 4 {
+            (sub.clamp(-1, 14) + 1) as u32
+        } else {
+            0
+        };
+        let vi = f.verdict.clamp(0, 255) as u32;
+        let verdict = verdict_name(f.verdict);
+        let key = pi << 24 | ti << 16 | si << 8 | vi;
+        cached(&mut self.flows, key, &m.flows, || FlowLabels {
+            protocol,
+            r#type: type_name,
+            subtype,
+            verdict,
+        })
+        .inc();
+        if f.verdict == Verdict::Dropped as i32 {
+            let reason = DropReason::try_from(f.drop_reason_desc)
+                .map(|r| r.as_str_name())
+                .unwrap_or("DROP_REASON_UNKNOWN");
+            let key = (f.drop_reason_desc.clamp(0, 0xffff) as u32) << 8 | pi;
+            cached(&mut self.drops, key, &m.drops, || DropLabels {
+                reason,
+                protocol,
+            })
+            .inc();
+        }
+        let (fi, family) = match f.ip.as_ref().map(|i| i.ip_version) {
+            Some(1) => (1, "IPv4"),
+            Some(2) => (2, "IPv6"),
+            _ => (0, ""),
+        };
+        let l4 = f.l4.as_ref().and_then(|l| l.protocol.as_ref());
+        if let Some(Protocol::Tcp(t)) = l4 {
+            let forwarded =
+                f.verdict == Verdict::Forwarded as i32 || f.verdict == Verdict::Redirected as i32;
+            if let (true, Some(flags)) = (forwarded, t.flags.as_ref()) {
+                let syn = if flags.syn && flags.ack {
+                    Some((0, "SYN-ACK"))
+                } else if flags.syn {
+                    Some((1, "SYN"))
+                } else {
+                    None
+                };
+                let fin = flags.fin.then_some((2, "FIN"));
+                let rst = flags.rst.then_some((3, "RST"));
+                for (k, flag) in [syn, fin, rst].into_iter().flatten() {
+                    cached(&mut self.tcp, k << 8 | fi, &m.tcp, || TcpLabels {
+                        flag,
+                        family,
+                    })
+                    .inc();
+                }
+            }
+        }
+        let reply = f.is_reply.is_some_and(|r| r.value);
+        if f.verdict == Verdict::Forwarded as i32 && !reply {
+            let port = match l4 {
+                Some(Protocol::Tcp(t)) => Some(t.destination_port),
+                Some(Protocol::Udp(u)) => Some(u.destination_port),
+                Some(Protocol::Sctp(s)) => Some(s.destination_port),
+                _ => None,
+            };
+            if let Some(port) = port {
+                let key = (port & 0xffff) << 8 | pi;
+                cached(&mut self.ports, key, &m.ports, || PortLabels {
+                    protocol,
+                    port,
+                })
+                .inc();
+            }
+        }
+        match l4 {
+            Some(Protocol::IcmPv4(i)) => {
+                let t = icmp4_name(i.r#type);
+                cached(
+                    &mut self.icmp,
+                    4 << 16 | (i.r#type & 0xffff),
+                    &m.icmp,
+                    || IcmpLabels {
+                        family: "IPv4",
+                        r#type: t,
+                    },
+                )
+                .inc();
+            }
+            Some(Protocol::IcmPv6(i)) => {
+                let t = icmp6_name(i.r#type);
+                cached(
+                    &mut self.icmp,
+                    6 << 16 | (i.r#type & 0xffff),
+                    &m.icmp,
+                    || IcmpLabels {
+                        family: "IPv6",
+                        r#type: t,
+                    },
+                )
+                .inc();
+            }
+            _ => {}
+        }
+        if ty == 5 && f.source.as_ref().map(|s| s.identity) != Some(1) {
+            let (di, direction) = match f.traffic_direction {
+                1 => (1, "ingress"),
+                2 => (2, "egress"),
+                _ => (0, "unknown"),
+            };
+            let mi = f.policy_match_type.min(7);
+            let r#match = match mi {
+                0 => "none",
+                1 => "l3-only",
+                2 => "l3-l4",
+                3 => "l4-only",
+                4 => "all",
+                5 => "l3-proto",
+                6 => "proto-only",
+                _ => "unknown",
+            };
+            let action = match Verdict::try_from(f.verdict) {
+                Ok(Verdict::Forwarded) => "forwarded",
+                Ok(Verdict::Dropped) => "dropped",
+                Ok(Verdict::Audit) => "audit",
+                Ok(Verdict::Redirected) => "redirected",
+                _ => "unknown",
+            };
+            let key = di << 16 | mi << 8 | vi;
+            cached(&mut self.policy, key, &m.policy, || PolicyLabels {
+                direction,
+                r#match,
+                action,
+            })
+            .inc();
+        }
+    }
+}
+
+fn protocol_name(f: &Flow) -> (u32, &'static str) {
     match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
-        Some(Protocol::Tcp(_)) => "TCP",
-        Some(Protocol::Udp(_)) => "UDP",
-        Some(Protocol::IcmPv4(_)) => "ICMPv4",
-        Some(Protocol::IcmPv6(_)) => "ICMPv6",
-        Some(Protocol::Sctp(_)) => "SCTP",
-        Some(Protocol::Vrrp(_)) => "VRRP",
-        Some(Protocol::Igmp(_)) => "IGMP",
-        None => "",
+        Some(Protocol::Tcp(_)) => (1, "TCP"),
+        Some(Protocol::Udp(_)) => (2, "UDP"),
+        Some(Protocol::IcmPv4(_)) => (3, "ICMPv4"),
+        Some(Protocol::IcmPv6(_)) => (4, "ICMPv6"),
+        Some(Protocol::Sctp(_)) => (5, "SCTP"),
+        Some(Protocol::Vrrp(_)) => (6, "VRRP"),
+        Some(Protocol::Igmp(_)) => (7, "IGMP"),
+        None => (0, ""),
     }
 }
 
@@ -451,7 +528,7 @@ mod tests {
 
     #[test]
     fn names_and_labels_match_hubble() {
-        let m = Metrics::new();
+        let m = Arc::new(Metrics::new());
         let f = Flow {
             verdict: Verdict::Dropped as i32,
             drop_reason_desc: DropReason::PolicyDenied as i32,

@@ -2,7 +2,7 @@
 //! namespaces seen, and the GetFlows engine (positioning, filtering, field
 //! masks, follow, lost-event reporting) with Hubble's semantics.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,6 +43,31 @@ impl Event {
         match self {
             Event::Flow(f) => f.time,
             Event::Lost { time, .. } => Some(*time),
+        }
+    }
+}
+
+type Namespaces = FxHashMap<String, FxHashMap<String, Instant>>;
+
+/// Records the namespaces of a flow's endpoints as seen at `now`; allocates
+/// only for a namespace not seen before.
+fn note_namespaces(ns: &mut Namespaces, f: &Flow, now: Instant) {
+    for ep in [f.source.as_ref(), f.destination.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if ep.namespace.is_empty() {
+            continue;
+        }
+        let cluster = match ns.get_mut(ep.cluster_name.as_str()) {
+            Some(c) => c,
+            None => ns.entry(ep.cluster_name.clone()).or_default(),
+        };
+        match cluster.get_mut(ep.namespace.as_str()) {
+            Some(t) => *t = now,
+            None => {
+                cluster.insert(ep.namespace.clone(), now);
+            }
         }
     }
 }
@@ -93,7 +118,7 @@ pub struct Observer {
     started: Instant,
     seen_flows: AtomicU64,
     rate: RateCounter,
-    namespaces: Mutex<HashMap<String, HashMap<String, Instant>>>,
+    namespaces: Mutex<Namespaces>,
     metrics: Option<Arc<Metrics>>,
     closed: std::sync::atomic::AtomicBool,
 }
@@ -132,7 +157,7 @@ impl Observer {
             started: Instant::now(),
             seen_flows: AtomicU64::new(0),
             rate: RateCounter::new(),
-            namespaces: Mutex::new(HashMap::new()),
+            namespaces: Mutex::new(Namespaces::default()),
             metrics: None,
             closed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -157,11 +182,16 @@ impl Observer {
     /// Stores a batch of flows and wakes followers once.
     pub fn push_flows(&self, flows: impl IntoIterator<Item = Flow>) {
         let mut n = 0;
+        let now = Instant::now();
+        let mut namespaces = self.namespaces.lock().ok();
         for f in flows {
-            self.note_namespaces(&f);
+            if let Some(ns) = namespaces.as_deref_mut() {
+                note_namespaces(ns, &f, now);
+            }
             self.ring.push_quiet(Event::Flow(f));
             n += 1;
         }
+        drop(namespaces);
         if n > 0 {
             self.seen_flows.fetch_add(n, Ordering::Relaxed);
             self.rate.add(unix_secs(), n);
@@ -185,30 +215,6 @@ impl Observer {
             },
             time: now,
         });
-    }
-
-    fn note_namespaces(&self, f: &Flow) {
-        let eps = [f.source.as_ref(), f.destination.as_ref()];
-        let Ok(mut ns) = self.namespaces.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        for ep in eps.into_iter().flatten() {
-            if ep.namespace.is_empty() {
-                continue;
-            }
-            let cluster = ns.get_mut(ep.cluster_name.as_str());
-            let cluster = match cluster {
-                Some(c) => c,
-                None => ns.entry(ep.cluster_name.clone()).or_default(),
-            };
-            match cluster.get_mut(ep.namespace.as_str()) {
-                Some(t) => *t = now,
-                None => {
-                    cluster.insert(ep.namespace.clone(), now);
-                }
-            }
-        }
     }
 
     /// Ends every stream: followers finish what they hold and return, so a

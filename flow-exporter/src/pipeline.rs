@@ -169,6 +169,7 @@ pub fn pipeline(
         metrics: metrics.clone(),
     };
     let task = async move {
+        let mut counters = metrics.flow_counters();
         let mut flows = Vec::with_capacity(defaults::SOURCE_BATCH);
         while let Some(b) = rx.recv().await {
             metrics.queue_depth_add(-(b.events() as i64));
@@ -200,7 +201,7 @@ pub fn pipeline(
                 }
             }
             for f in &flows {
-                metrics.observe_flow(f);
+                counters.observe(f);
             }
             observer.push_flows(flows.drain(..));
             let ring = observer.ring();
