@@ -1,0 +1,239 @@
+//! Following a Hubble Observer API (a relay or an exporter) into the
+//! archive, resuming where the archive left off.
+//!
+//! On (re)connect the archiver asks for flows `since` its resume mark (the
+//! newest flow time it has, committed or still in the open file) and skips
+//! the overlap: flows older than the mark, and flows at the mark whose uuid
+//! it already has. Before that it asks the source for its oldest flow; when
+//! that is newer than the mark, the source no longer holds the flows in
+//! between, and the gap is recorded in `_archive/gaps.jsonl` and reported.
+//! Lost-event notices from the source are recorded the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::flow::Flow;
+use proto::observer::observer_client::ObserverClient;
+use proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
+use proto::wkt::Timestamp;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::defaults;
+use crate::metrics::Metrics;
+use crate::storage::Storage;
+use crate::writer::{ArchiveState, ArchiveWriter, Gap, WriterOptions, WriterStats, record_gap};
+
+/// Where and how to follow.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// `host:port` (or `http://host:port`) of the Observer API.
+    pub server: String,
+    /// Where to begin when the archive has no state (default: everything
+    /// the source holds).
+    pub since: Option<Timestamp>,
+    /// File shaping.
+    pub writer: WriterOptions,
+}
+
+/// Newest appended flow time and the uuids at that time.
+#[derive(Debug, Clone, Default)]
+struct Mark {
+    time: Option<Timestamp>,
+    uuids: Vec<String>,
+}
+
+impl Mark {
+    fn note(&mut self, f: &Flow) {
+        match (self.time, f.time) {
+            (Some(m), Some(t)) if t < m => {}
+            (Some(m), Some(t)) if t == m => self.uuids.push(f.uuid.clone()),
+            (_, t) => {
+                self.time = t;
+                self.uuids.clear();
+                self.uuids.push(f.uuid.clone());
+            }
+        }
+    }
+
+    fn covers(&self, f: &Flow) -> bool {
+        ArchiveState {
+            last_time: self.time,
+            last_uuids: self.uuids.clone(),
+            ..Default::default()
+        }
+        .already_archived(f)
+    }
+}
+
+fn endpoint(server: &str) -> anyhow::Result<Endpoint> {
+    let url = if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    };
+    Ok(Endpoint::from_shared(url.clone())
+        .map_err(|e| anyhow::anyhow!("invalid --server {server:?}: {e}"))?
+        .connect_timeout(defaults::DIAL_TIMEOUT))
+}
+
+/// Follows `opts.server` into `storage` until `shutdown` is set, then
+/// commits everything. Reconnects with backoff when the source goes away.
+pub async fn run(
+    storage: Arc<dyn Storage>,
+    opts: FollowOptions,
+    metrics: Arc<Metrics>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<WriterStats> {
+    let mut writer = ArchiveWriter::new(storage.clone(), opts.writer.clone())?;
+    let state = writer.state().clone();
+    let mut mark = Mark {
+        time: state.last_time,
+        uuids: state.last_uuids.clone(),
+    };
+    if let Some(t) = state.last_time {
+        tracing::info!(resume_from = %t, rows = state.rows, files = state.files, "resuming archive");
+    }
+    let ep = endpoint(&opts.server)?;
+    let mut backoff = defaults::RECONNECT_MIN;
+    let mut tick = tokio::time::interval(defaults::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    'outer: loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let channel = tokio::select! {
+            c = ep.connect() => c,
+            _ = shutdown.changed() => break,
+        };
+        let channel: Channel = match channel {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(server = %opts.server, error = %e, retry_in = ?backoff, "cannot reach the source");
+                metrics.source_error();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => break,
+                }
+                backoff = (backoff * 2).min(defaults::RECONNECT_MAX);
+                continue;
+            }
+        };
+        let mut client = ObserverClient::new(channel);
+        if let Some(from) = mark.time
+            && let Some(oldest) = oldest_flow_time(&mut client).await
+            && oldest > from
+        {
+            let gap = Gap {
+                recorded_at: Timestamp::now(),
+                from: Some(from),
+                to: Some(oldest),
+                lost_events: None,
+                reason: "the source no longer holds flows between the archive's newest flow and its oldest".into(),
+            };
+            tracing::warn!(from = %from, to = %oldest, "gap in the archive: flows in this window are lost");
+            metrics.gap();
+            record_gap(storage.as_ref(), &gap)?;
+        }
+        let since = mark.time.or(opts.since).or(Some(Timestamp {
+            seconds: 0,
+            nanos: 0,
+        }));
+        let req = GetFlowsRequest {
+            follow: true,
+            since,
+            ..Default::default()
+        };
+        let mut stream = match client.get_flows(req).await {
+            Ok(s) => s.into_inner(),
+            Err(e) => {
+                tracing::warn!(error = %e, "GetFlows failed");
+                metrics.source_error();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(defaults::RECONNECT_MAX);
+                continue;
+            }
+        };
+        tracing::info!(server = %opts.server, since = ?since.map(|t| t.to_string()), "following");
+        backoff = defaults::RECONNECT_MIN;
+        let resume = mark.clone();
+        loop {
+            tokio::select! {
+                m = stream.message() => match m {
+                    Ok(Some(r)) => match r.response_types {
+                        Some(ResponseTypes::Flow(f)) => {
+                            if resume.covers(&f) {
+                                continue;
+                            }
+                            writer.append(&f)?;
+                            mark.note(&f);
+                            metrics.appended(f.time);
+                        }
+                        Some(ResponseTypes::LostEvents(l)) => {
+                            let gap = Gap {
+                                recorded_at: Timestamp::now(),
+                                from: l.first,
+                                to: l.last.or(r.time),
+                                lost_events: Some(l.num_events_lost),
+                                reason: format!(
+                                    "the source reported {} lost events ({})",
+                                    l.num_events_lost,
+                                    proto::flow::LostEventSource::try_from(l.source)
+                                        .map(|s| s.as_str_name())
+                                        .unwrap_or("UNKNOWN")
+                                ),
+                            };
+                            tracing::warn!(lost = l.num_events_lost, "source reported lost events");
+                            metrics.lost(l.num_events_lost);
+                            record_gap(storage.as_ref(), &gap)?;
+                        }
+                        Some(ResponseTypes::NodeStatus(n)) => {
+                            tracing::info!(state = n.state_change, nodes = ?n.node_names, message = %n.message, "node status");
+                        }
+                        None => {}
+                    },
+                    Ok(None) => {
+                        tracing::warn!("the source ended the stream; reconnecting");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "stream failed; reconnecting");
+                        metrics.source_error();
+                        break;
+                    }
+                },
+                _ = tick.tick() => {
+                    writer.tick()?;
+                    metrics.writer(&writer.stats());
+                }
+                _ = shutdown.changed() => break 'outer,
+            }
+        }
+        writer.tick()?;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    let stats = writer.finish()?;
+    metrics.writer(&stats);
+    Ok(stats)
+}
+
+async fn oldest_flow_time(client: &mut ObserverClient<Channel>) -> Option<Timestamp> {
+    let req = GetFlowsRequest {
+        first: true,
+        number: 1,
+        ..Default::default()
+    };
+    let mut s = tokio::time::timeout(Duration::from_secs(10), client.get_flows(req))
+        .await
+        .ok()?
+        .ok()?
+        .into_inner();
+    while let Ok(Some(r)) = s.message().await {
+        if let Some(ResponseTypes::Flow(f)) = r.response_types {
+            return f.time;
+        }
+    }
+    None
+}

@@ -1,0 +1,19 @@
+//! The flow archive: `flow-archiver` follows a Hubble Observer API (relay or
+//! exporter) into hive-partitioned, zstd-compressed Parquet
+//! (`dt=YYYY-MM-DD/hour=HH/*.parquet`, schema in [`schema`]) that DuckDB,
+//! pandas/pyarrow and polars open directly; this library also reads the
+//! archive back with Hubble's filter semantics ([`read`]), for
+//! `hubble observe --archive`.
+//!
+//! Files appear atomically ([`storage`]); the resume state and recorded gaps
+//! live under `_archive/` ([`writer`]). Depends on `proto` and `flow-filter`,
+//! never on the datapath.
+
+pub mod compact;
+pub mod defaults;
+pub mod follow;
+pub mod metrics;
+pub mod read;
+pub mod schema;
+pub mod storage;
+pub mod writer;

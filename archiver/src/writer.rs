@@ -1,0 +1,372 @@
+//! The archive writer: flows in, hive-partitioned zstd Parquet files out.
+//!
+//! One file is open at a time, for the partition (`dt=YYYY-MM-DD/hour=HH`)
+//! of the flows arriving; a flow of another partition closes it. A file is
+//! closed when it reaches `file_rows` rows, about `file_bytes` bytes or
+//! `file_age` of age, and on [`ArchiveWriter::finish`]. Closing writes the
+//! whole file atomically through [`Storage::put`], then advances the resume
+//! state (`_archive/state.json`): the newest flow time committed and the
+//! uuids at that time. Nothing in an open file is visible or counted as
+//! archived, so a crash loses only the open file, and the restart fetches
+//! those flows again from the source (if it still holds them).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use proto::flow::Flow;
+use proto::wkt::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+use crate::schema::{self, BatchBuilder};
+use crate::storage::{Storage, StorageError};
+
+/// Where resume state lives.
+pub const STATE_PATH: &str = "_archive/state.json";
+/// Where recorded gaps live (one JSON object per line).
+pub const GAPS_PATH: &str = "_archive/gaps.jsonl";
+
+/// Sizes that shape the files.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Rows after which a file is closed.
+    pub file_rows: u64,
+    /// Approximate compressed bytes after which a file is closed.
+    pub file_bytes: u64,
+    /// Age after which an open file is closed, so data becomes visible.
+    pub file_age: Duration,
+    /// zstd level.
+    pub zstd_level: i32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            row_group_rows: defaults::ROW_GROUP_ROWS,
+            file_rows: defaults::FILE_ROWS,
+            file_bytes: defaults::FILE_BYTES,
+            file_age: defaults::FILE_AGE,
+            zstd_level: defaults::ZSTD_LEVEL,
+        }
+    }
+}
+
+/// Errors of the writer.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Parquet encoding failed.
+    #[error("writing Parquet for {path}: {source}")]
+    Parquet {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The state file is corrupt.
+    #[error("archive state {STATE_PATH} is unreadable: {0}")]
+    State(String),
+}
+
+/// What the archive has committed, for resuming without duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveState {
+    /// Newest flow time in a committed file.
+    pub last_time: Option<Timestamp>,
+    /// Uuids of the committed flows at exactly `last_time`.
+    pub last_uuids: Vec<String>,
+    /// Rows committed over the archive's life.
+    pub rows: u64,
+    /// Files committed over the archive's life.
+    pub files: u64,
+}
+
+impl ArchiveState {
+    /// Loads the state, or the empty state for a new archive.
+    pub fn load(storage: &dyn Storage) -> Result<ArchiveState, WriteError> {
+        match storage.get(STATE_PATH)? {
+            None => Ok(ArchiveState::default()),
+            Some(b) => serde_json::from_slice(&b).map_err(|e| WriteError::State(e.to_string())),
+        }
+    }
+
+    /// Whether a flow was already committed (older than the watermark, or at
+    /// it with a known uuid).
+    pub fn already_archived(&self, f: &Flow) -> bool {
+        match (self.last_time, f.time) {
+            (Some(last), Some(t)) => t < last || (t == last && self.last_uuids.contains(&f.uuid)),
+            _ => false,
+        }
+    }
+}
+
+/// A recorded gap: flows that were never archived, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    /// When the gap was noticed.
+    pub recorded_at: Timestamp,
+    /// Start of the missing window (the archive's watermark), if known.
+    pub from: Option<Timestamp>,
+    /// End of the missing window (the oldest flow the source still holds).
+    pub to: Option<Timestamp>,
+    /// Events the source reported lost, if it said.
+    pub lost_events: Option<u64>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Appends a gap to `_archive/gaps.jsonl`.
+pub fn record_gap(storage: &dyn Storage, gap: &Gap) -> Result<(), StorageError> {
+    let mut data = storage.get(GAPS_PATH)?.unwrap_or_default();
+    if let Ok(line) = serde_json::to_string(gap) {
+        data.extend_from_slice(line.as_bytes());
+        data.push(b'\n');
+    }
+    storage.put(GAPS_PATH, &data)
+}
+
+/// Reads every recorded gap.
+pub fn gaps(storage: &dyn Storage) -> Result<Vec<Gap>, StorageError> {
+    let data = storage.get(GAPS_PATH)?.unwrap_or_default();
+    Ok(String::from_utf8_lossy(&data)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+/// The `dt=YYYY-MM-DD/hour=HH` partition of a time.
+pub fn partition_of(t: Option<Timestamp>) -> String {
+    let dt = t.and_then(|t| t.to_datetime()).unwrap_or_default();
+    dt.format("dt=%Y-%m-%d/hour=%H").to_string()
+}
+
+struct OpenFile {
+    partition: String,
+    path: String,
+    writer: ArrowWriter<Vec<u8>>,
+    builder: BatchBuilder,
+    rows: u64,
+    opened: Instant,
+    max_time: Option<Timestamp>,
+    uuids_at_max: Vec<String>,
+}
+
+/// Figures of the writer, for metrics and the final report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Rows committed by this process.
+    pub rows: u64,
+    /// Files committed by this process.
+    pub files: u64,
+    /// Bytes committed by this process.
+    pub bytes: u64,
+    /// Rows in the open file (not yet committed).
+    pub pending_rows: u64,
+}
+
+/// Writes flows into the archive.
+pub struct ArchiveWriter {
+    storage: Arc<dyn Storage>,
+    opts: WriterOptions,
+    props: WriterProperties,
+    open: Option<OpenFile>,
+    state: ArchiveState,
+    stats: WriterStats,
+    seq: u64,
+}
+
+impl std::fmt::Debug for ArchiveWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveWriter")
+            .field("storage", &self.storage.describe())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl ArchiveWriter {
+    /// A writer continuing the archive in `storage`.
+    pub fn new(storage: Arc<dyn Storage>, opts: WriterOptions) -> Result<Self, WriteError> {
+        let state = ArchiveState::load(storage.as_ref())?;
+        let level = ZstdLevel::try_new(opts.zstd_level).unwrap_or_default();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(opts.row_group_rows))
+            .set_key_value_metadata(Some(vec![
+                KeyValue::new(
+                    schema::SCHEMA_VERSION_KEY.to_owned(),
+                    schema::SCHEMA_VERSION.to_owned(),
+                ),
+                KeyValue::new(
+                    "flow_archive.writer".to_owned(),
+                    format!("flow-archiver {}", env!("CARGO_PKG_VERSION")),
+                ),
+            ]))
+            .build();
+        Ok(ArchiveWriter {
+            storage,
+            opts,
+            props,
+            open: None,
+            state,
+            stats: WriterStats::default(),
+            seq: 0,
+        })
+    }
+
+    /// The committed state.
+    pub fn state(&self) -> &ArchiveState {
+        &self.state
+    }
+
+    /// This process's figures.
+    pub fn stats(&self) -> WriterStats {
+        let mut s = self.stats.clone();
+        s.pending_rows = self.open.as_ref().map(|o| o.rows).unwrap_or(0);
+        s
+    }
+
+    /// Appends a flow (deduplication on resume is the caller's: see
+    /// [`ArchiveState::already_archived`]). Returns whether it was appended.
+    pub fn append(&mut self, f: &Flow) -> Result<bool, WriteError> {
+        let partition = partition_of(f.time);
+        if self.open.as_ref().is_some_and(|o| o.partition != partition) {
+            self.close()?;
+        }
+        if self.open.is_none() {
+            self.open = Some(self.open_file(partition, f.time)?);
+        }
+        let Some(o) = self.open.as_mut() else {
+            return Ok(false);
+        };
+        o.builder.push(f);
+        o.rows += 1;
+        match (o.max_time, f.time) {
+            (Some(m), Some(t)) if t < m => {}
+            (Some(m), Some(t)) if t == m => o.uuids_at_max.push(f.uuid.clone()),
+            (_, t) => {
+                o.max_time = t;
+                o.uuids_at_max.clear();
+                o.uuids_at_max.push(f.uuid.clone());
+            }
+        }
+        if o.builder.len() >= defaults::BATCH_ROWS {
+            let batch = o.builder.finish();
+            o.writer
+                .write(&batch)
+                .map_err(|source| WriteError::Parquet {
+                    path: o.path.clone(),
+                    source,
+                })?;
+        }
+        let full = o.rows >= self.opts.file_rows
+            || (o.writer.bytes_written() + o.writer.in_progress_size()) as u64
+                >= self.opts.file_bytes;
+        if full {
+            self.close()?;
+        }
+        Ok(true)
+    }
+
+    /// Closes the open file if it is older than `file_age`.
+    pub fn tick(&mut self) -> Result<(), WriteError> {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.opened.elapsed() >= self.opts.file_age)
+        {
+            self.close()?;
+        }
+        Ok(())
+    }
+
+    /// Commits the open file, if any.
+    pub fn close(&mut self) -> Result<(), WriteError> {
+        let Some(mut o) = self.open.take() else {
+            return Ok(());
+        };
+        if !o.builder.is_empty() {
+            let batch = o.builder.finish();
+            o.writer
+                .write(&batch)
+                .map_err(|source| WriteError::Parquet {
+                    path: o.path.clone(),
+                    source,
+                })?;
+        }
+        let bytes = o
+            .writer
+            .into_inner()
+            .map_err(|source| WriteError::Parquet {
+                path: o.path.clone(),
+                source,
+            })?;
+        self.storage.put(&o.path, &bytes)?;
+        self.stats.rows += o.rows;
+        self.stats.files += 1;
+        self.stats.bytes += bytes.len() as u64;
+        let st = &mut self.state;
+        st.rows += o.rows;
+        st.files += 1;
+        match (st.last_time, o.max_time) {
+            (Some(l), Some(m)) if m < l => {}
+            (Some(l), Some(m)) if m == l => st.last_uuids.extend(o.uuids_at_max),
+            (_, m) => {
+                st.last_time = m;
+                st.last_uuids = o.uuids_at_max;
+            }
+        }
+        let json = serde_json::to_vec_pretty(&self.state).unwrap_or_default();
+        self.storage.put(STATE_PATH, &json)?;
+        tracing::debug!(file = %o.path, rows = o.rows, bytes = bytes.len(), "committed archive file");
+        Ok(())
+    }
+
+    /// Commits everything; call before exiting.
+    pub fn finish(mut self) -> Result<WriterStats, WriteError> {
+        self.close()?;
+        Ok(self.stats)
+    }
+
+    fn open_file(
+        &mut self,
+        partition: String,
+        first: Option<Timestamp>,
+    ) -> Result<OpenFile, WriteError> {
+        self.seq += 1;
+        let first_ns = first.map(|t| t.as_unix_nanos()).unwrap_or(0).max(0);
+        let path = format!(
+            "{partition}/part-{first_ns:020}-{}-{:04}.parquet",
+            std::process::id(),
+            self.seq
+        );
+        let writer = ArrowWriter::try_new(
+            Vec::with_capacity(1 << 20),
+            schema::schema(),
+            Some(self.props.clone()),
+        )
+        .map_err(|source| WriteError::Parquet {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(OpenFile {
+            partition,
+            path,
+            writer,
+            builder: BatchBuilder::new(),
+            rows: 0,
+            opened: Instant::now(),
+            max_time: None,
+            uuids_at_max: Vec::new(),
+        })
+    }
+}
