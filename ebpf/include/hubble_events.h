@@ -154,6 +154,7 @@
 /* drop_event.file: datapath source file ids (flow.file.name). 0 = unknown. */
 #define HUBBLE_SRC_FILE_UNKNOWN 0
 #define HUBBLE_SRC_FILE_TEST_EMIT 1 /* bpf/test_emit.bpf.c */
+#define HUBBLE_SRC_FILE_LXC 2       /* bpf/lxc.bpf.c */
 
 /* ------------------------------------------------------------------------ */
 /* Common header: every event starts with it. 24 bytes.                      */

@@ -232,6 +232,7 @@ fn rust_side() -> Vec<(String, u64)> {
     konst!("HUBBLE_EVENT_F_L3_PACKET", event_flags::L3_PACKET);
     konst!("HUBBLE_SRC_FILE_UNKNOWN", src_file::UNKNOWN);
     konst!("HUBBLE_SRC_FILE_TEST_EMIT", src_file::TEST_EMIT);
+    konst!("HUBBLE_SRC_FILE_LXC", src_file::LXC);
     v
 }
 

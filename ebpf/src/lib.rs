@@ -187,11 +187,14 @@ pub mod src_file {
     pub const UNKNOWN: u8 = 0;
     /// `bpf/test_emit.bpf.c`.
     pub const TEST_EMIT: u8 = 1;
+    /// `bpf/lxc.bpf.c`: the pod veth programs.
+    pub const LXC: u8 = 2;
 
     /// The file name for an id, if known.
     pub fn name(id: u8) -> Option<&'static str> {
         match id {
             TEST_EMIT => Some("test_emit.bpf.c"),
+            LXC => Some("lxc.bpf.c"),
             _ => None,
         }
     }

@@ -1,0 +1,58 @@
+//! Every size, path and default of the datapath, each with the reason for
+//! its value. The kernel-side defaults (`ebpf/include/dp_types.h`) are
+//! mirrored in [`crate::maps`] and checked by the layout test.
+
+use std::time::Duration;
+
+/// Root of the per-node pin directories: a node's maps and links live in
+/// `BPFFS_ROOT/<node>/`, so several simulated nodes share one kernel
+/// without clashing (DESIGN §3).
+pub const BPFFS_ROOT: &str = "/sys/fs/bpf/datapath";
+
+/// Where bpffs is normally mounted; the agent mounts it there if missing.
+pub const BPFFS_MOUNT: &str = "/sys/fs/bpf";
+
+/// Sub-directory of a node's pin directory that holds the pinned TCX links.
+pub const LINKS_SUBDIR: &str = "links";
+
+/// `endpoints` capacity: local pods per node. Kubernetes' default is 110
+/// pods per node; 4096 leaves room for dense test nodes.
+pub const ENDPOINTS_MAX: u32 = 4096;
+
+/// `ipcache` capacity: prefixes known cluster-wide (remote pods, nodes,
+/// CIDR rules). Cilium's default is 512 Ki; 64 Ki suits the clusters here.
+pub const IPCACHE_MAX: u32 = 65_536;
+
+/// `policy` capacity: resolved entries of all endpoints on the node
+/// (Cilium's per-endpoint default is 16 Ki; one shared table here).
+pub const POLICY_MAX: u32 = 65_536;
+
+/// `ct4` capacity: tracked connections. Cilium's default global TCP table
+/// is 512 Ki; 256 Ki entries of 104 bytes (key + value) ≈ 26 MiB.
+pub const CT4_MAX: u32 = 262_144;
+
+/// `events` ring size in bytes (power of two, multiple of the page size).
+/// 4 MiB holds ~20 000 records of 176–184 bytes: a consumer pause of a
+/// second at medium aggregation loses nothing.
+pub const EVENTS_RING_BYTES: u32 = 1 << 22;
+
+/// Monitor aggregation level by default: medium, as in Cilium (new
+/// connections and TCP flag changes), so steady traffic gives a bounded
+/// event rate.
+pub const AGGREGATION: crate::maps::Aggregation = crate::maps::Aggregation::Medium;
+
+/// Medium aggregation re-reports an active flow at most this often (Cilium's
+/// `MONITOR_REPORT_INTERVAL`).
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Drop events per second per CPU before further drop events are only
+/// counted (`drop_rl.suppressed`); drops themselves are always counted in
+/// `drop_stats`. High enough that a test or a demo never hits it, low enough
+/// that a flood cannot fill the ring.
+pub const DROP_EVENTS_PER_SEC: u32 = 1000;
+
+/// Name of the program attached at TCX ingress of the host-side veth.
+pub const PROG_FROM_CONTAINER: &str = "from_container";
+
+/// Name of the program attached at TCX egress of the host-side veth.
+pub const PROG_TO_CONTAINER: &str = "to_container";

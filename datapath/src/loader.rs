@@ -1,0 +1,690 @@
+//! Loading the kernel programs, pinning their maps, attaching them to pod
+//! veths through pinned TCX links, and cleaning all of it up.
+//!
+//! Layout of a node's pin directory (`defaults::BPFFS_ROOT/<node>/`):
+//!
+//! ```text
+//! <pin_dir>/<map>                    every map, pinned by name (LIBBPF_PIN_BY_NAME)
+//! <pin_dir>/links/ingress:<iface>    TCX link of from_container on the host-side veth
+//! <pin_dir>/links/egress:<iface>     TCX link of to_container
+//! ```
+//!
+//! (bpffs refuses names containing a dot with EPERM, so dots in interface
+//! names are written as `:`, which no interface name contains.)
+//!
+//! ```text
+//! ```
+//!
+//! Restart without a gap: a new [`Datapath`] reuses the pinned maps (after
+//! checking that each pin has the shape the object expects; a stale one is
+//! replaced), and [`Datapath::attach`] swaps its freshly loaded programs
+//! into the existing pinned links (`bpf_link_update`), so the interface
+//! never runs without a program. A link whose interface is gone (its netns
+//! was deleted, or the veth re-created) is defunct: it is unpinned and a new
+//! link is created instead.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+
+use aya::maps::MapInfo;
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::tc::SchedClassifierLink;
+use aya::programs::{SchedClassifier, TcAttachType};
+use aya::{Ebpf, EbpfLoader};
+
+use crate::defaults;
+use crate::error::{DatapathError, Result};
+use crate::maps::{Config, MAP_SHAPES, Maps, names};
+use crate::netns::{ifindex, in_netns};
+
+/// The kernel object built from `ebpf/bpf/lxc.bpf.c` by build.rs (empty
+/// when the crate was built without clang).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lxc.bpf.o"));
+
+/// Map capacities (`max_entries`), applied when a map is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapSizes {
+    /// `endpoints`.
+    pub endpoints: u32,
+    /// `ipcache`.
+    pub ipcache: u32,
+    /// `policy`.
+    pub policy: u32,
+    /// `ct4`.
+    pub ct4: u32,
+    /// `events` ring size in bytes (power of two, multiple of the page size).
+    pub events_ring_bytes: u32,
+}
+
+impl Default for MapSizes {
+    fn default() -> Self {
+        Self {
+            endpoints: defaults::ENDPOINTS_MAX,
+            ipcache: defaults::IPCACHE_MAX,
+            policy: defaults::POLICY_MAX,
+            ct4: defaults::CT4_MAX,
+            events_ring_bytes: defaults::EVENTS_RING_BYTES,
+        }
+    }
+}
+
+impl MapSizes {
+    fn max_entries(&self, name: &str) -> u32 {
+        match name {
+            names::ENDPOINTS => self.endpoints,
+            names::IPCACHE => self.ipcache,
+            names::POLICY => self.policy,
+            names::CT4 => self.ct4,
+            names::EVENTS => self.events_ring_bytes,
+            names::DROP_STATS => crate::maps::DROP_STATS_ENTRIES,
+            _ => 1,
+        }
+    }
+}
+
+/// How to load the datapath.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The node's pin directory (on a bpffs).
+    pub pin_dir: PathBuf,
+    /// Map capacities.
+    pub sizes: MapSizes,
+    /// Runtime configuration written after load.
+    pub config: Config,
+    /// Load this object file instead of the embedded one.
+    pub object: Option<PathBuf>,
+}
+
+impl LoadOptions {
+    /// Defaults for a pin directory.
+    pub fn new(pin_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            pin_dir: pin_dir.into(),
+            sizes: MapSizes::default(),
+            config: Config::default(),
+            object: None,
+        }
+    }
+}
+
+/// What happened to each pinned map during [`Datapath::load`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Maps whose existing pin was reused (state carried over).
+    pub reused: Vec<String>,
+    /// Maps whose pin had the wrong shape and was replaced: `(name, why)`.
+    pub replaced: Vec<(String, String)>,
+    /// Maps created fresh.
+    pub created: Vec<String>,
+}
+
+/// Where to attach: a host-side veth, in a network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachTarget {
+    /// The node's network namespace handle (`/run/netns/NODE`), or `None`
+    /// for the caller's namespace.
+    pub netns: Option<PathBuf>,
+    /// The host-side veth of the pod.
+    pub iface: String,
+}
+
+/// How one program ended up attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// A new TCX link was created and pinned.
+    Created,
+    /// The program was swapped into the existing pinned link.
+    Replaced,
+    /// The pinned link was defunct (interface gone); a new one replaced it.
+    Recreated,
+}
+
+/// Result of [`Datapath::attach`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachReport {
+    /// `from_container` at TCX ingress.
+    pub ingress: LinkOutcome,
+    /// `to_container` at TCX egress.
+    pub egress: LinkOutcome,
+    /// The interface's ifindex in its namespace.
+    pub ifindex: u32,
+}
+
+/// A pinned TCX link, as found in the pin directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPin {
+    /// Pin path.
+    pub path: PathBuf,
+    /// Interface name (from the pin name).
+    pub iface: String,
+    /// `true` for ingress (from_container), `false` for egress.
+    pub ingress: bool,
+    /// Kernel link id.
+    pub link_id: u32,
+    /// Program currently attached through the link.
+    pub prog_id: u32,
+    /// ifindex the link is attached to; 0 when defunct.
+    pub ifindex: u32,
+}
+
+/// The loaded datapath of one node.
+pub struct Datapath {
+    ebpf: Ebpf,
+    pin_dir: PathBuf,
+    report: LoadReport,
+}
+
+impl std::fmt::Debug for Datapath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datapath")
+            .field("pin_dir", &self.pin_dir)
+            .field("report", &self.report)
+            .finish()
+    }
+}
+
+const PROGRAMS: [(&str, TcAttachType, &str); 2] = [
+    (
+        defaults::PROG_FROM_CONTAINER,
+        TcAttachType::Ingress,
+        "ingress",
+    ),
+    (defaults::PROG_TO_CONTAINER, TcAttachType::Egress, "egress"),
+];
+
+impl Datapath {
+    /// Loads the object, creating or re-adopting the pinned maps, loads
+    /// both programs (the verifier runs here) and writes the configuration.
+    pub fn load(opts: &LoadOptions) -> Result<Self> {
+        let pin_dir = opts.pin_dir.clone();
+        std::fs::create_dir_all(pin_dir.join(defaults::LINKS_SUBDIR))
+            .map_err(|e| DatapathError::io("create pin directory", &pin_dir, e))?;
+        let report = check_pins(&pin_dir, &opts.sizes)?;
+
+        let file_bytes;
+        let bytes: &[u8] = match &opts.object {
+            Some(path) => {
+                file_bytes = std::fs::read(path)
+                    .map_err(|e| DatapathError::io("read BPF object", path, e))?;
+                &file_bytes
+            }
+            None => OBJECT,
+        };
+        if bytes.is_empty() {
+            return Err(DatapathError::ObjectMissing);
+        }
+        let mut loader = EbpfLoader::new();
+        loader.default_map_pin_directory(&pin_dir);
+        for (name, ..) in MAP_SHAPES {
+            loader.map_max_entries(name, opts.sizes.max_entries(name));
+        }
+        let mut ebpf = loader.load(bytes).map_err(DatapathError::Load)?;
+        for (name, ..) in PROGRAMS {
+            program_mut(&mut ebpf, name)?
+                .load()
+                .map_err(|source| DatapathError::Program { name, source })?;
+        }
+        let dp = Self {
+            ebpf,
+            pin_dir,
+            report,
+        };
+        dp.maps()?.set_config(&opts.config)?;
+        Ok(dp)
+    }
+
+    /// The node's pin directory.
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
+    }
+
+    /// What happened to the pinned maps during load.
+    pub fn load_report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// Opens the node's maps (from their pins).
+    pub fn maps(&self) -> Result<Maps> {
+        Maps::open(&self.pin_dir)
+    }
+
+    /// A loaded program, e.g. for `BPF_PROG_TEST_RUN`.
+    pub fn program(&self, name: &'static str) -> Result<&SchedClassifier> {
+        self.ebpf
+            .program(name)
+            .ok_or_else(|| DatapathError::Missing {
+                kind: "program",
+                name: name.into(),
+            })?
+            .try_into()
+            .map_err(|source| DatapathError::Program { name, source })
+    }
+
+    /// The kernel program ids of `(from_container, to_container)`.
+    pub fn program_ids(&self) -> Result<(u32, u32)> {
+        let id = |name: &'static str| -> Result<u32> {
+            self.program(name)?
+                .info()
+                .map(|i| i.id())
+                .map_err(|source| DatapathError::Program { name, source })
+        };
+        Ok((
+            id(defaults::PROG_FROM_CONTAINER)?,
+            id(defaults::PROG_TO_CONTAINER)?,
+        ))
+    }
+
+    /// Attaches `from_container` (TCX ingress) and `to_container` (TCX
+    /// egress) to the host-side veth `target.iface` inside `target.netns`,
+    /// through pinned links: an existing pinned link gets the new program
+    /// swapped in atomically; otherwise a new link is created and pinned.
+    pub fn attach(&mut self, target: &AttachTarget) -> Result<AttachReport> {
+        let links = link_paths(&self.pin_dir, &target.iface)?;
+        let ebpf = &mut self.ebpf;
+        let links_ref = &links;
+        let (ifindex, attached) = in_netns(target.netns.as_deref(), move || {
+            let ifindex = ifindex(&target.iface)?;
+            let mut attached = Vec::with_capacity(PROGRAMS.len());
+            for (i, (name, attach_type, _)) in PROGRAMS.into_iter().enumerate() {
+                let prog = program_mut(ebpf, name)?;
+                attached.push(attach_one(
+                    prog,
+                    name,
+                    &target.iface,
+                    attach_type,
+                    ifindex,
+                    &links_ref[i],
+                )?);
+            }
+            Ok((ifindex, attached))
+        })?;
+        // Pin on the calling thread, outside the namespace switch: the pin
+        // lives in the mount namespace, which is the caller's.
+        let mut outcomes = [LinkOutcome::Created; 2];
+        for (i, (outcome, new_link)) in attached.into_iter().enumerate() {
+            outcomes[i] = outcome;
+            if let Some(link) = new_link {
+                link.pin(&links[i])
+                    .map_err(|e| link_err("pin link", PROGRAMS[i].0, &target.iface, e))?;
+            }
+        }
+        Ok(AttachReport {
+            ingress: outcomes[0],
+            egress: outcomes[1],
+            ifindex,
+        })
+    }
+}
+
+fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| DatapathError::Missing {
+            kind: "program",
+            name: name.into(),
+        })?
+        .try_into()
+        .map_err(|source| DatapathError::Program { name, source })
+}
+
+fn link_err(
+    op: &'static str,
+    prog: &'static str,
+    iface: &str,
+    e: impl std::error::Error,
+) -> DatapathError {
+    // Render the whole source chain: aya's top-level messages ("`BPF_OBJ_PIN`
+    // failed") leave out the errno.
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    DatapathError::Link {
+        op,
+        prog,
+        iface: iface.to_string(),
+        message,
+    }
+}
+
+/// Attaches one program; runs in the target netns. Returns the new link
+/// to pin when one was created (an existing link stays pinned).
+fn attach_one(
+    prog: &mut SchedClassifier,
+    name: &'static str,
+    iface: &str,
+    attach_type: TcAttachType,
+    ifindex: u32,
+    pin: &Path,
+) -> Result<(LinkOutcome, Option<FdLink>)> {
+    let mut outcome = LinkOutcome::Created;
+    if pin.exists() {
+        match link_info(pin) {
+            Ok(info) if info.ifindex == ifindex => {
+                let pinned = PinnedLink::from_pin(pin)
+                    .map_err(|e| link_err("open pinned link", name, iface, e))?;
+                let link = SchedClassifierLink::try_from(FdLink::from(pinned))
+                    .map_err(|e| link_err("adopt pinned link", name, iface, e))?;
+                let id = prog
+                    .attach_to_link(link)
+                    .map_err(|e| link_err("replace program in link", name, iface, e))?;
+                // The pin keeps the link (and now the new program) attached;
+                // our fd can go.
+                drop(
+                    prog.take_link(id)
+                        .map_err(|e| link_err("take link", name, iface, e))?,
+                );
+                return Ok((LinkOutcome::Replaced, None));
+            }
+            _ => {
+                // Defunct (interface gone or re-created) or unreadable: replace.
+                std::fs::remove_file(pin)
+                    .map_err(|e| DatapathError::io("unpin defunct link", pin, e))?;
+                outcome = LinkOutcome::Recreated;
+            }
+        }
+    }
+    let id = prog
+        .attach(iface, attach_type)
+        .map_err(|e| link_err("attach", name, iface, e))?;
+    let link = prog
+        .take_link(id)
+        .map_err(|e| link_err("take link", name, iface, e))?;
+    let fd_link = FdLink::try_from(link).map_err(|e| link_err("convert link", name, iface, e))?;
+    Ok((outcome, Some(fd_link)))
+}
+
+fn link_paths(pin_dir: &Path, iface: &str) -> Result<[PathBuf; 2]> {
+    if iface.is_empty() || iface.contains('/') || iface.contains('\0') || iface.len() > 15 {
+        return Err(DatapathError::Invalid {
+            what: "interface name",
+            value: iface.to_string(),
+        });
+    }
+    let dir = pin_dir.join(defaults::LINKS_SUBDIR);
+    Ok(PROGRAMS.map(|(_, _, dir_name)| dir.join(link_pin_name(dir_name, iface))))
+}
+
+/// `<direction>:<iface>`, with the interface's dots written as `:`. bpffs
+/// rejects any name containing a dot with EPERM, and `:` never occurs in an
+/// interface name (the kernel refuses it), so the mapping is reversible.
+fn link_pin_name(direction: &str, iface: &str) -> String {
+    format!("{direction}:{}", iface.replace('.', ":"))
+}
+
+/// The inverse of [`link_pin_name`]: `(ingress?, iface)`.
+fn parse_link_pin_name(name: &str) -> Option<(bool, String)> {
+    let (direction, iface) = name.split_once(':')?;
+    let ingress = match direction {
+        "ingress" => true,
+        "egress" => false,
+        _ => return None,
+    };
+    Some((ingress, iface.replace(':', ".")))
+}
+
+/// Detaches the datapath from a host-side veth by removing its link pins.
+/// Returns how many pins were removed (0 if it was not attached).
+pub fn detach(pin_dir: &Path, iface: &str) -> Result<usize> {
+    let mut n = 0;
+    for path in link_paths(pin_dir, iface)? {
+        match std::fs::remove_file(&path) {
+            Ok(()) => n += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(DatapathError::io("unpin link", path, e)),
+        }
+    }
+    Ok(n)
+}
+
+/// The pinned links of a node.
+pub fn links(pin_dir: &Path) -> Result<Vec<LinkPin>> {
+    let dir = pin_dir.join(defaults::LINKS_SUBDIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DatapathError::io("list links", dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| DatapathError::io("list links", &dir, e))?
+            .path();
+        let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+            continue;
+        };
+        let Some((ingress, iface)) = parse_link_pin_name(file) else {
+            continue;
+        };
+        let info = link_info(&path).map_err(|e| DatapathError::io("read link info", &path, e))?;
+        out.push(LinkPin {
+            iface,
+            ingress,
+            link_id: info.link_id,
+            prog_id: info.prog_id,
+            ifindex: info.ifindex,
+            path,
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Unpins every defunct link (its interface is gone); returns how many.
+pub fn prune_defunct_links(pin_dir: &Path) -> Result<usize> {
+    let mut n = 0;
+    for l in links(pin_dir)? {
+        if l.ifindex == 0 {
+            std::fs::remove_file(&l.path)
+                .map_err(|e| DatapathError::io("unpin link", &l.path, e))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Removes everything the datapath pinned for a node: links (detaching
+/// the programs), maps (their state is freed once no program uses them)
+/// and the directories.
+pub fn unpin_all(pin_dir: &Path) -> Result<()> {
+    let links_dir = pin_dir.join(defaults::LINKS_SUBDIR);
+    for l in links(pin_dir)? {
+        remove_if_exists(&l.path)?;
+    }
+    for (name, ..) in MAP_SHAPES {
+        remove_if_exists(&pin_dir.join(name))?;
+    }
+    for dir in [&links_dir, &pin_dir.to_path_buf()] {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(DatapathError::io("remove pin directory", dir.as_path(), e)),
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(DatapathError::io("unpin", path, e)),
+    }
+}
+
+/// Checks every existing map pin against the shape the object expects and
+/// removes the ones that do not match (aya 0.14 would silently reuse them).
+fn check_pins(pin_dir: &Path, sizes: &MapSizes) -> Result<LoadReport> {
+    let mut report = LoadReport::default();
+    for (name, ty, key, value) in MAP_SHAPES {
+        let path = pin_dir.join(name);
+        if !path.exists() {
+            report.created.push(name.to_string());
+            continue;
+        }
+        let max = sizes.max_entries(name);
+        let why = match MapInfo::from_pin(&path) {
+            Err(e) => Some(format!("unreadable pin: {e}")),
+            Ok(info) => {
+                let got_ty = info.map_type().ok();
+                if got_ty != Some(ty) {
+                    Some(format!("type {got_ty:?}, want {ty:?}"))
+                } else if info.key_size() != key || info.value_size() != value {
+                    Some(format!(
+                        "key/value size {}/{}, want {key}/{value}",
+                        info.key_size(),
+                        info.value_size()
+                    ))
+                } else if info.max_entries() != max {
+                    Some(format!("max_entries {}, want {max}", info.max_entries()))
+                } else {
+                    None
+                }
+            }
+        };
+        match why {
+            None => report.reused.push(name.to_string()),
+            Some(why) => {
+                std::fs::remove_file(&path)
+                    .map_err(|e| DatapathError::io("unpin mismatched map", &path, e))?;
+                report.replaced.push((name.to_string(), why));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The few `struct bpf_link_info` fields the loader needs.
+#[derive(Debug, Clone, Copy)]
+struct RawLinkInfo {
+    link_id: u32,
+    prog_id: u32,
+    /// `tcx.ifindex`; 0 when the device is gone.
+    ifindex: u32,
+}
+
+/// Reads a pinned link's info with raw `bpf()` calls: aya 0.14's `LinkInfo`
+/// has no ifindex and its `FdLink` no `AsFd` (notes/aya-0.14.md §3).
+fn link_info(pin: &Path) -> std::io::Result<RawLinkInfo> {
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    const BPF_LINK_TYPE_TCX: u32 = 11;
+
+    let path = CString::new(pin.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // union bpf_attr for BPF_OBJ_GET: { u64 pathname; u32 bpf_fd; u32 file_flags; s32 path_fd }.
+    let mut attr = [0u64; 4];
+    attr[0] = path.as_ptr() as u64;
+    // SAFETY: attr is a zeroed bpf_attr prefix of the size passed, whose
+    // pathname points to a NUL-terminated string alive for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; OwnedFd closes it.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+
+    // struct bpf_link_info: u32 type, u32 id, u32 prog_id, (pad), union at 16;
+    // the tcx member starts with u32 ifindex.
+    let mut info = [0u64; 8];
+    // info_by_fd: { u32 bpf_fd; u32 info_len; u64 info }.
+    let mut attr = [0u64; 2];
+    let fd_raw = std::os::fd::AsRawFd::as_raw_fd(&fd) as u32;
+    attr[0] = u64::from(fd_raw) | ((std::mem::size_of_val(&info) as u64) << 32);
+    attr[1] = info.as_mut_ptr() as u64;
+    // SAFETY: attr describes `info`, a writable buffer of the size given,
+    // alive for the call; the fd is open.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let link_type = info[0] as u32;
+    let link_id = (info[0] >> 32) as u32;
+    let prog_id = info[1] as u32;
+    let ifindex = if link_type == BPF_LINK_TYPE_TCX {
+        info[2] as u32
+    } else {
+        0
+    };
+    Ok(RawLinkInfo {
+        link_id,
+        prog_id,
+        ifindex,
+    })
+}
+
+/// Makes sure `mount_point` is a bpffs, mounting one there if it is not
+/// (a fresh machine boots without /sys/fs/bpf mounted). Returns whether it
+/// mounted.
+pub fn ensure_bpffs(mount_point: &Path) -> Result<bool> {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let path =
+        CString::new(mount_point.as_os_str().as_bytes()).map_err(|_| DatapathError::Invalid {
+            what: "bpffs path",
+            value: mount_point.display().to_string(),
+        })?;
+    // SAFETY: statfs writes into the zeroed struct we own; path is valid.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    if unsafe { libc::statfs(path.as_ptr(), &mut st) } == 0 && st.f_type as i64 == BPF_FS_MAGIC {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(mount_point)
+        .map_err(|e| DatapathError::io("create bpffs mount point", mount_point, e))?;
+    // SAFETY: all pointers are valid NUL-terminated strings for the call; data is NULL.
+    let rc = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            path.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(DatapathError::io(
+            "mount bpffs",
+            mount_point,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_pin_names_avoid_dots_and_round_trip() {
+        for iface in ["lxc0", "eth0.100", "a.b.c", "lxc_1-x"] {
+            let name = link_pin_name("ingress", iface);
+            assert!(!name.contains('.'), "{name}");
+            assert_eq!(parse_link_pin_name(&name), Some((true, iface.to_string())));
+        }
+        assert_eq!(
+            parse_link_pin_name("egress:lxc0"),
+            Some((false, "lxc0".to_string()))
+        );
+        assert_eq!(parse_link_pin_name("other:lxc0"), None);
+        assert!(link_paths(Path::new("/x"), "a/b").is_err());
+        assert!(link_paths(Path::new("/x"), "").is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! Shared fixtures of the privileged datapath tests: a private bpffs in a
+//! scratch directory (unmounted on drop, so every pin, map and pinned link
+//! goes away even when a test fails), a named network namespace guard, the
+//! skip rule, and `BPF_PROG_TEST_RUN` helpers.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aya::maps::{Map, MapData, RingBuf};
+use aya::programs::{TestRun as _, TestRunOptions};
+use datapath::{Datapath, LoadOptions, Maps};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A unique short tag per test (pid + sequence), for names and paths.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Why a privileged test cannot run here; under CI (`CI` set) it panics
+/// instead, so a broken machine cannot pass by skipping.
+pub fn skip_reason() -> Option<&'static str> {
+    // SAFETY: geteuid has no preconditions.
+    let why = if unsafe { libc::geteuid() } != 0 {
+        Some("needs root")
+    } else if !Command::new("clang")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        Some("needs clang (./bootstrap.sh installs it)")
+    } else {
+        None
+    };
+    if let (Some(w), true) = (why, std::env::var_os("CI").is_some()) {
+        panic!("privileged test cannot run under CI: {w}");
+    }
+    why
+}
+
+/// Skips the calling test (returns) with a one-line reason when it cannot run.
+#[macro_export]
+macro_rules! require_privileges {
+    () => {
+        if let Some(why) = common::skip_reason() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// A private bpffs mounted in a scratch directory.
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub bpffs: PathBuf,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(unique("datapath-test-"));
+        let bpffs = dir.join("bpffs");
+        std::fs::create_dir_all(&bpffs).expect("create scratch dir");
+        let target = CString::new(bpffs.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: valid NUL-terminated strings for the duration of the call.
+        let rc = unsafe {
+            libc::mount(
+                c"bpf".as_ptr(),
+                target.as_ptr(),
+                c"bpf".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "mount bpffs: {}", std::io::Error::last_os_error());
+        Self { dir, bpffs }
+    }
+
+    /// The node pin directory inside the private bpffs.
+    pub fn pin_dir(&self) -> PathBuf {
+        self.bpffs.join("node")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = datapath::loader::unpin_all(&self.pin_dir());
+        if let Ok(target) = CString::new(self.bpffs.as_os_str().as_encoded_bytes()) {
+            // SAFETY: valid NUL-terminated path.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a command, panicking with its stderr on failure.
+pub fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a command and returns its stdout.
+pub fn sh_out(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new(prefix: &str) -> Self {
+        let name = unique(prefix);
+        sh(&["ip", "netns", "add", &name]);
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Self { name }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.name)
+    }
+
+    /// `ip -n NS args...`
+    pub fn ip(&self, args: &[&str]) {
+        let mut v = vec!["ip", "-n", &self.name];
+        v.extend_from_slice(args);
+        sh(&v);
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A datapath loaded into a private bpffs, with its maps and ring buffer.
+pub struct Harness {
+    pub dp: Datapath,
+    pub maps: Maps,
+    pub ring: RingBuf<MapData>,
+    pub scratch: Scratch,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    pub fn with(tweak: impl FnOnce(&mut LoadOptions)) -> Self {
+        let scratch = Scratch::new();
+        let mut opts = LoadOptions::new(scratch.pin_dir());
+        // Small maps: a test never needs more, and loading is faster.
+        opts.sizes.ct4 = 1024;
+        opts.sizes.events_ring_bytes = 1 << 20;
+        tweak(&mut opts);
+        let dp = Datapath::load(&opts).expect("load datapath");
+        let maps = dp.maps().expect("open maps");
+        let ring = Self::ring_at(&scratch.pin_dir());
+        Self {
+            dp,
+            maps,
+            ring,
+            scratch,
+        }
+    }
+
+    /// Runs `prog` once on `frame` with `skb->ifindex = ifindex`; returns
+    /// the TC verdict and the frame as the program left it.
+    pub fn run(&self, prog: &'static str, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
+        let p = self.dp.program(prog).expect("program");
+        let mut ctx = [0u8; 192]; // struct __sk_buff
+        ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut out = vec![0u8; frame.len() + 64];
+        let mut o = TestRunOptions::new();
+        o.data_in = Some(frame);
+        o.data_out = Some(&mut out);
+        o.ctx_in = Some(&ctx);
+        let r = p.test_run(o).expect("BPF_PROG_TEST_RUN");
+        out.truncate(r.data_size_out as usize);
+        (r.return_value, out)
+    }
+
+    /// Opens the pinned `events` ring of a node, as the exporter would.
+    pub fn ring_at(pin_dir: &Path) -> RingBuf<MapData> {
+        let data = MapData::from_pin(pin_dir.join("events")).expect("events pin");
+        RingBuf::try_from(Map::from_map_data(data).expect("map")).expect("ringbuf")
+    }
+
+    /// Every record waiting in a ring buffer.
+    pub fn drain_ring(ring: &mut RingBuf<MapData>) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        while let Some(item) = ring.next() {
+            v.push(item.to_vec());
+        }
+        v
+    }
+
+    /// Every record waiting in the ring buffer.
+    pub fn drain(&mut self) -> Vec<Vec<u8>> {
+        Self::drain_ring(&mut self.ring)
+    }
+}

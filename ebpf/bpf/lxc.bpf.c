@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * lxc.bpf.c - the pod datapath: tc programs on the host side of pod veths.
+ *
+ * from_container  TCX ingress of the host-side veth: everything a pod sends.
+ *   - ARP requests from the pod are answered here with the host-side veth's
+ *     MAC (the pod's gateway), the reply is sent back out of the same veth.
+ *   - IPv4: source validated against the endpoint on this veth, egress
+ *     policy of the source on new connections, then either
+ *     * a local destination: ingress policy of the destination, MAC rewrite,
+ *       bpf_redirect_peer into the destination pod (the node stack and the
+ *       destination's own host-veth programs are bypassed), or
+ *     * anything else: up the node stack (TC_ACT_OK), which routes it.
+ *   - Other L3 protocols are dropped (IPv4-only datapath).
+ * to_container    TCX egress of the host-side veth: what the node stack
+ *   delivers to the pod (from the node itself or routed from elsewhere);
+ *   ingress policy of the pod on new connections.
+ *
+ * Events (hubble_events.h): traces from-endpoint, to-endpoint, to-stack,
+ * from-stack subject to aggregation; a policy verdict per policy decision
+ * (only new connections reach policy); a drop event for every drop (rate
+ * limited), with both identities.
+ *
+ * Build: clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu \
+ *            -Iebpf/include -c ebpf/bpf/lxc.bpf.c -o lxc.bpf.o
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "hubble_events.h"
+#include "dp_types.h"
+#include "dp_maps.h"
+#include "dp_parse.h"
+#include "dp_events.h"
+#include "dp_ipcache.h"
+#include "dp_conntrack.h"
+#include "dp_policy.h"
+
+/* Answers an ARP request of a known pod on this veth with the veth's MAC. */
+static __always_inline int handle_arp(struct __sk_buff *skb)
+{
+	struct dp_arp arp;
+	struct endpoint_value *ep;
+	__u8 pod_mac[6], node_mac[6];
+	__be32 target;
+
+	if (bpf_skb_load_bytes(skb, DP_ETH_HLEN, &arp, sizeof(arp)) < 0)
+		return TC_ACT_OK;
+	if (arp.htype != bpf_htons(1) || arp.ptype != bpf_htons(ETH_P_IP) || arp.hlen != 6 ||
+	    arp.plen != 4 || arp.op != bpf_htons(DP_ARPOP_REQUEST))
+		return TC_ACT_OK;
+	/* Gratuitous ARP / duplicate address detection: nothing to answer. */
+	if (arp.tpa == arp.spa || arp.spa == 0)
+		return TC_ACT_OK;
+	ep = dp_lookup_endpoint(arp.spa);
+	if (!ep || ep->ifindex != skb->ifindex)
+		return TC_ACT_OK;
+	__builtin_memcpy(pod_mac, arp.sha, 6);
+	__builtin_memcpy(node_mac, ep->node_mac, 6);
+	target = arp.tpa;
+
+	arp.op = bpf_htons(DP_ARPOP_REPLY);
+	__builtin_memcpy(arp.tha, pod_mac, 6);
+	arp.tpa = arp.spa;
+	__builtin_memcpy(arp.sha, node_mac, 6);
+	arp.spa = target;
+	if (bpf_skb_store_bytes(skb, 0, pod_mac, 6, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, 6, node_mac, 6, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, DP_ETH_HLEN, &arp, sizeof(arp), 0) < 0)
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+SEC("classifier")
+int from_container(struct __sk_buff *skb)
+{
+	struct dp_config cfg;
+	struct dp_pkt p = {};
+	struct dp_peers peers = {};
+	struct endpoint_value *src, *dst;
+	struct dp_verdict v;
+	__u64 now;
+	__u16 eth_proto;
+	__u8 ct_state, report;
+	int ret;
+
+	dp_load_config(&cfg);
+	eth_proto = dp_eth_proto(skb);
+	if (eth_proto == ETH_P_ARP)
+		return handle_arp(skb);
+	if (eth_proto != ETH_P_IP)
+		return dp_drop(skb, &cfg, HUBBLE_DROP_UNSUPPORTED_L3_PROTOCOL, 0, &peers,
+			       HUBBLE_CT_UNKNOWN, HUBBLE_DIR_EGRESS, __LINE__);
+
+	ret = dp_parse_ipv4(skb, &p);
+	if (ret == HUBBLE_DROP_INVALID_PACKET)
+		return dp_drop(skb, &cfg, ret, 0, &peers, HUBBLE_CT_UNKNOWN, HUBBLE_DIR_EGRESS,
+			       __LINE__);
+
+	/* Who is talking: the source must be the endpoint behind this veth. */
+	src = dp_lookup_endpoint(p.saddr);
+	if (!src || src->ifindex != skb->ifindex) {
+		peers.src_identity = DP_ID_UNKNOWN;
+		peers.dst_identity = dp_resolve_identity(p.daddr, &dst);
+		peers.dst_ep = dst ? dst->ep_id : 0;
+		return dp_drop(skb, &cfg, HUBBLE_DROP_INVALID_SOURCE_IP, 0, &peers,
+			       HUBBLE_CT_UNKNOWN, HUBBLE_DIR_EGRESS, __LINE__);
+	}
+	peers.src_identity = src->identity;
+	peers.src_ep = src->ep_id;
+	peers.dst_identity = dp_resolve_identity(p.daddr, &dst);
+	peers.dst_ep = dst ? dst->ep_id : 0;
+
+	if (ret)
+		return dp_drop(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_UNKNOWN,
+			       HUBBLE_DIR_EGRESS, __LINE__);
+	ret = dp_parse_l4(skb, &p);
+	if (ret)
+		return dp_drop(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_UNKNOWN,
+			       HUBBLE_DIR_EGRESS, __LINE__);
+
+	now = bpf_ktime_get_boot_ns();
+	ct_state = dp_ct_lookup(&p, &cfg, now, &report);
+	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_LXC, src->ep_id, &peers, ct_state, report,
+		      skb->ifindex);
+
+	if (ct_state == HUBBLE_CT_NEW) {
+		if (src->flags & DP_EP_F_ENFORCE_EGRESS) {
+			ret = dp_policy_decide(src, HUBBLE_DIR_EGRESS, peers.dst_identity, &p, &v);
+			dp_emit_verdict(skb, src->ep_id, src->identity, peers.dst_identity, &p, &v,
+					skb->ifindex);
+			if (ret)
+				return dp_drop(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_NEW,
+					       HUBBLE_DIR_EGRESS, __LINE__);
+		}
+		if (dst && (dst->flags & DP_EP_F_ENFORCE_INGRESS)) {
+			ret = dp_policy_decide(dst, HUBBLE_DIR_INGRESS, peers.src_identity, &p, &v);
+			dp_emit_verdict(skb, dst->ep_id, dst->identity, peers.src_identity, &p, &v,
+					dst->ifindex);
+			if (ret)
+				return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
+					       HUBBLE_DIR_INGRESS, __LINE__);
+		}
+		ret = dp_ct_create(&p, &peers, now);
+		if (ret)
+			return dp_drop(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_NEW,
+				       HUBBLE_DIR_EGRESS, __LINE__);
+	}
+
+	if (!dst) {
+		dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_STACK, src->ep_id, &peers, ct_state,
+			      report, skb->ifindex);
+		return TC_ACT_OK;
+	}
+
+	/* Local delivery: the pod must see its gateway as the sender. */
+	{
+		__u8 macs[12];
+		__u32 ifindex = dst->ifindex;
+
+		__builtin_memcpy(macs, dst->pod_mac, 6);
+		__builtin_memcpy(macs + 6, dst->node_mac, 6);
+		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
+			return dp_drop(skb, &cfg, HUBBLE_DROP_ERROR_WRITING_TO_PACKET, src->ep_id,
+				       &peers, ct_state, HUBBLE_DIR_UNKNOWN, __LINE__);
+		dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_LXC, peers.dst_ep, &peers, ct_state,
+			      report, ifindex);
+		return bpf_redirect_peer(ifindex, 0);
+	}
+}
+
+SEC("classifier")
+int to_container(struct __sk_buff *skb)
+{
+	struct dp_config cfg;
+	struct dp_pkt p = {};
+	struct dp_peers peers = {};
+	struct endpoint_value *src, *dst;
+	struct dp_verdict v;
+	__u64 now;
+	__u16 eth_proto;
+	__u8 ct_state, report;
+	int ret;
+
+	dp_load_config(&cfg);
+	eth_proto = dp_eth_proto(skb);
+	if (eth_proto == ETH_P_ARP)
+		return TC_ACT_OK; /* the node resolving the pod's address */
+	if (eth_proto != ETH_P_IP)
+		return dp_drop(skb, &cfg, HUBBLE_DROP_UNSUPPORTED_L3_PROTOCOL, 0, &peers,
+			       HUBBLE_CT_UNKNOWN, HUBBLE_DIR_INGRESS, __LINE__);
+
+	ret = dp_parse_ipv4(skb, &p);
+	if (ret == HUBBLE_DROP_INVALID_PACKET)
+		return dp_drop(skb, &cfg, ret, 0, &peers, HUBBLE_CT_UNKNOWN, HUBBLE_DIR_INGRESS,
+			       __LINE__);
+
+	dst = dp_lookup_endpoint(p.daddr);
+	if (!dst)
+		return TC_ACT_OK; /* not for a pod (broadcast and the like): not ours */
+	peers.dst_identity = dst->identity;
+	peers.dst_ep = dst->ep_id;
+	peers.src_identity = dp_resolve_identity(p.saddr, &src);
+	peers.src_ep = src ? src->ep_id : 0;
+
+	if (ret)
+		return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_UNKNOWN,
+			       HUBBLE_DIR_INGRESS, __LINE__);
+	ret = dp_parse_l4(skb, &p);
+	if (ret)
+		return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_UNKNOWN,
+			       HUBBLE_DIR_INGRESS, __LINE__);
+
+	now = bpf_ktime_get_boot_ns();
+	ct_state = dp_ct_lookup(&p, &cfg, now, &report);
+	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_STACK, dst->ep_id, &peers, ct_state, report,
+		      skb->ifindex);
+
+	if (ct_state == HUBBLE_CT_NEW) {
+		if (dst->flags & DP_EP_F_ENFORCE_INGRESS) {
+			ret = dp_policy_decide(dst, HUBBLE_DIR_INGRESS, peers.src_identity, &p, &v);
+			dp_emit_verdict(skb, dst->ep_id, dst->identity, peers.src_identity, &p, &v,
+					skb->ifindex);
+			if (ret)
+				return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
+					       HUBBLE_DIR_INGRESS, __LINE__);
+		}
+		ret = dp_ct_create(&p, &peers, now);
+		if (ret)
+			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
+				       HUBBLE_DIR_INGRESS, __LINE__);
+	}
+
+	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_LXC, dst->ep_id, &peers, ct_state, report,
+		      skb->ifindex);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

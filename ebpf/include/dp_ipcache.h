@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * dp_ipcache.h - who is behind an IPv4 address.
+ *
+ * A local endpoint (the `endpoints` map) carries its own identity; anything
+ * else is resolved by longest-prefix match in `ipcache` (the agent writes
+ * node addresses as host/remote-node, CIDR rules' prefixes, remote pods);
+ * an address nobody claimed is WORLD, as in Cilium.
+ */
+#ifndef DP_IPCACHE_H
+#define DP_IPCACHE_H
+
+#include "dp_maps.h"
+
+static __always_inline struct endpoint_value *dp_lookup_endpoint(__u32 ip4)
+{
+	struct endpoint_key k = { .ip4 = ip4 };
+
+	return bpf_map_lookup_elem(&endpoints, &k);
+}
+
+static __always_inline __u32 dp_ipcache_identity(__u32 ip4)
+{
+	struct ipcache_key k = { .prefixlen = 32, .ip4 = ip4 };
+	struct ipcache_value *v = bpf_map_lookup_elem(&ipcache, &k);
+
+	return v && v->identity ? v->identity : DP_ID_WORLD;
+}
+
+/* Identity of ip4 and, when it is a local endpoint, the endpoint. */
+static __always_inline __u32 dp_resolve_identity(__u32 ip4, struct endpoint_value **ep)
+{
+	struct endpoint_value *e = dp_lookup_endpoint(ip4);
+
+	*ep = e;
+	if (e)
+		return e->identity;
+	return dp_ipcache_identity(ip4);
+}
+
+#endif /* DP_IPCACHE_H */

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dp_types.h - keys, values and constants of the datapath maps.
+ *
+ * The layout contract between the kernel programs (ebpf/bpf/lxc.bpf.c) and
+ * the loader (datapath crate, src/maps.rs). Compiles with `clang -target
+ * bpf` and with the host C compiler; the datapath crate's layout test
+ * compiles it with the host `cc` and compares every size, offset and
+ * constant with the Rust mirror.
+ *
+ * Same rules as hubble_events.h: fixed-width types only, every padding byte
+ * an explicit `pad*` field (written as zero), no implicit padding.
+ * IPv4 addresses are in network byte order everywhere; ports, identities,
+ * ifindexes and counters in host byte order.
+ */
+#ifndef DP_TYPES_H
+#define DP_TYPES_H
+
+#include <linux/types.h>
+
+#ifndef __cplusplus
+#define DP_STATIC_ASSERT _Static_assert
+#else
+#define DP_STATIC_ASSERT static_assert
+#endif
+#define DP_OFFSETOF(type, member) __builtin_offsetof(type, member)
+
+/* ------------------------------------------------------------------------ */
+/* Reserved security identities (Cilium's numbering).                         */
+/* ------------------------------------------------------------------------ */
+#define DP_ID_UNKNOWN 0
+#define DP_ID_HOST 1
+#define DP_ID_WORLD 2
+#define DP_ID_UNMANAGED 3
+#define DP_ID_HEALTH 4
+#define DP_ID_INIT 5
+#define DP_ID_REMOTE_NODE 6
+#define DP_ID_KUBE_APISERVER 7
+#define DP_ID_INGRESS 8
+
+/* ------------------------------------------------------------------------ */
+/* Endpoints: `endpoints` HASH, IPv4 of a local pod -> where and who it is.   */
+/* ------------------------------------------------------------------------ */
+struct endpoint_key {
+	__u32 ip4; /* pod IPv4, network byte order */
+};
+
+/* endpoint_value.flags */
+#define DP_EP_F_ENFORCE_INGRESS (1 << 0) /* ingress is default-deny (a policy selects it) */
+#define DP_EP_F_ENFORCE_EGRESS (1 << 1)  /* egress is default-deny */
+#define DP_EP_F_AUDIT (1 << 2)           /* policy audit mode: report denials, forward anyway */
+
+struct endpoint_value {
+	__u32 ifindex;      /* host-side veth, ifindex in the node netns */
+	__u8 pod_mac[6];    /* MAC of the pod's interface (eth0) */
+	__u8 node_mac[6];   /* MAC of the host-side veth: the pod's gateway MAC */
+	__u32 identity;     /* security identity of the pod */
+	__u16 ep_id;        /* endpoint id (event `source`, policy key) */
+	__u8 flags;         /* DP_EP_F_* */
+	__u8 pad;           /* 0 */
+};
+
+/* ------------------------------------------------------------------------ */
+/* ipcache: `ipcache` LPM_TRIE, prefix -> identity of everything not local.   */
+/* ------------------------------------------------------------------------ */
+struct ipcache_key {
+	__u32 prefixlen; /* LPM prefix length in bits, 0..32 */
+	__u32 ip4;       /* network byte order */
+};
+
+struct ipcache_value {
+	__u32 identity;  /* security identity of the prefix */
+	__u32 tunnel_ep; /* IPv4 of the node hosting the prefix (host order), 0 = none */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Policy: `policy` HASH, one table for all endpoints.                        */
+/*                                                                           */
+/* Wildcards: identity 0 = any peer (L4-only rule); proto 0 and dport 0 = any */
+/* protocol and port (L3-only rule); dport 0 with a protocol = every port of  */
+/* that protocol. For ICMP the "port" is the ICMP type.                       */
+/* Lookup (dp_policy.h): the six keys {id,proto,port} {id,proto,*} {*,proto, */
+/* port} {*,proto,*} {id,*,*} {*,*,*} are all consulted; any DENY among the   */
+/* matches wins (Cilium: deny takes precedence), else the most specific      */
+/* ALLOW/AUDIT in that order.                                                */
+/* ------------------------------------------------------------------------ */
+struct policy_key {
+	__u32 identity; /* peer identity, 0 = any */
+	__u16 ep_id;    /* local endpoint the rule belongs to */
+	__u16 dport;    /* destination port (host order), ICMP type; 0 = any */
+	__u8 proto;     /* IP protocol, 0 = any */
+	__u8 direction; /* HUBBLE_DIR_INGRESS or HUBBLE_DIR_EGRESS */
+	__u16 pad;      /* 0 */
+};
+
+/* policy_value.action */
+#define DP_POLICY_ALLOW 1
+#define DP_POLICY_DENY 2
+#define DP_POLICY_AUDIT 3 /* a deny rule in audit mode: verdict audited, packet forwarded */
+
+struct policy_value {
+	__u8 action; /* DP_POLICY_* */
+	__u8 pad[3]; /* 0 */
+	__u32 rule;  /* opaque rule cookie from the agent (which rule produced it), 0 if none */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Conntrack: `ct4` LRU_HASH, one entry per connection, keyed by the tuple of */
+/* its first packet. A packet whose own tuple matches is ESTABLISHED (or NEW */
+/* when the entry is expired), one whose reversed tuple matches is a REPLY.  */
+/* ICMP echo: request = {sport = id, dport = 0}, reply = {sport = 0, dport = */
+/* id}, so the reply reverses onto the request.                              */
+/* ------------------------------------------------------------------------ */
+struct ct_key {
+	__u32 saddr; /* network order */
+	__u32 daddr; /* network order */
+	__u16 sport; /* host order */
+	__u16 dport; /* host order */
+	__u8 proto;  /* IP protocol */
+	__u8 pad[3]; /* 0 */
+};
+
+/* ct_value.flags */
+#define DP_CT_F_SEEN_REPLY (1 << 0)  /* a reply was seen */
+#define DP_CT_F_FWD_CLOSING (1 << 1) /* FIN seen in the original direction */
+#define DP_CT_F_REV_CLOSING (1 << 2) /* FIN seen in the reply direction */
+#define DP_CT_F_RST (1 << 3)         /* RST seen */
+
+struct ct_value {
+	__u64 created_ns;     /* bpf_ktime_get_boot_ns() at creation */
+	__u64 expires_ns;     /* the entry is dead after this (boot ns) */
+	__u64 fwd_packets;
+	__u64 fwd_bytes;
+	__u64 rev_packets;
+	__u64 rev_bytes;
+	__u64 fwd_report_ns;  /* last trace reported, original direction */
+	__u64 rev_report_ns;  /* last trace reported, reply direction */
+	__u32 src_identity;   /* identity of the originator */
+	__u32 dst_identity;   /* identity of the responder */
+	__u16 src_ep;         /* originator's endpoint id, 0 if not local */
+	__u16 dst_ep;         /* responder's endpoint id, 0 if not local */
+	__u8 fwd_flags_seen;  /* TCP flags seen, original direction (FIN=0x01 ... CWR=0x80) */
+	__u8 rev_flags_seen;  /* TCP flags seen, reply direction */
+	__u8 fwd_flags_reported; /* TCP flags already reported in a trace, original direction */
+	__u8 rev_flags_reported; /* same, reply direction */
+	__u8 flags;           /* DP_CT_F_* */
+	__u8 pad[7];          /* 0 */
+};
+
+/* Lifetimes, Cilium's defaults (bpf/lib/conntrack.h). */
+#define DP_CT_LIFETIME_TCP_S 21600   /* established TCP */
+#define DP_CT_LIFETIME_NONTCP_S 60   /* UDP, ICMP, SCTP */
+#define DP_CT_SYN_TIMEOUT_S 60       /* TCP before a reply was seen */
+#define DP_CT_CLOSE_TIMEOUT_S 10     /* TCP after RST or FIN both ways */
+
+/* ------------------------------------------------------------------------ */
+/* Config: `dp_config` ARRAY, one entry, writable while programs run.         */
+/* ------------------------------------------------------------------------ */
+#define DP_AGG_NONE 0   /* every trace */
+#define DP_AGG_LOW 1    /* no traces at receive points (from-endpoint, from-stack) */
+#define DP_AGG_MEDIUM 2 /* low + only new connections, new TCP flags, and every report interval */
+#define DP_AGG_MAX 3    /* low + only new connections and SYN/FIN/RST */
+
+#define DP_CFG_F_SET (1 << 0) /* written by the loader; unset = built-in defaults */
+
+#define DP_DEFAULT_AGGREGATION DP_AGG_MEDIUM
+#define DP_DEFAULT_REPORT_INTERVAL_S 5    /* Cilium's MONITOR_REPORT_INTERVAL */
+#define DP_DEFAULT_DROP_EVENTS_PER_S 1000 /* per CPU; 0 = unlimited */
+
+struct dp_config {
+	__u32 flags;              /* DP_CFG_F_* */
+	__u8 aggregation;         /* DP_AGG_* */
+	__u8 pad[3];              /* 0 */
+	__u32 report_interval_s;  /* medium: re-report an active flow at most this often */
+	__u32 drop_events_per_s;  /* drop-event rate limit per CPU, 0 = unlimited */
+};
+
+/* Per-reason drop counters: `drop_stats` PERCPU_ARRAY indexed by the drop code. */
+#define DP_DROP_STATS_ENTRIES 256
+struct drop_stats_value {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Drop-event rate limiter state: `drop_rl` PERCPU_ARRAY, one entry. */
+struct drop_rl_value {
+	__u64 window_ns;  /* start of the current one-second window */
+	__u64 emitted;    /* drop events emitted in the window */
+	__u64 suppressed; /* drop events suppressed since load (never reset) */
+};
+
+/* Ring buffer size default (bytes, power of two, multiple of the page size). */
+#define DP_EVENTS_RING_BYTES (1 << 22)
+
+DP_STATIC_ASSERT(sizeof(struct endpoint_key) == 4, "endpoint_key");
+DP_STATIC_ASSERT(sizeof(struct endpoint_value) == 24, "endpoint_value");
+DP_STATIC_ASSERT(DP_OFFSETOF(struct endpoint_value, identity) == 16, "endpoint_value.identity");
+DP_STATIC_ASSERT(sizeof(struct ipcache_key) == 8, "ipcache_key");
+DP_STATIC_ASSERT(sizeof(struct ipcache_value) == 8, "ipcache_value");
+DP_STATIC_ASSERT(sizeof(struct policy_key) == 12, "policy_key");
+DP_STATIC_ASSERT(sizeof(struct policy_value) == 8, "policy_value");
+DP_STATIC_ASSERT(sizeof(struct ct_key) == 16, "ct_key");
+DP_STATIC_ASSERT(sizeof(struct ct_value) == 88, "ct_value");
+DP_STATIC_ASSERT(DP_OFFSETOF(struct ct_value, src_identity) == 64, "ct_value.src_identity");
+DP_STATIC_ASSERT(sizeof(struct dp_config) == 16, "dp_config");
+DP_STATIC_ASSERT(sizeof(struct drop_stats_value) == 16, "drop_stats_value");
+DP_STATIC_ASSERT(sizeof(struct drop_rl_value) == 24, "drop_rl_value");
+
+#endif /* DP_TYPES_H */
