@@ -25,11 +25,12 @@ if ! command -v just >/dev/null; then
 fi
 
 # An independent gRPC/protobuf client stack for the interop tests, and the
-# archive's readers (DuckDB, pyarrow, polars, pandas) for its tests and notebook.
-if ! python3 -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, duckdb, pyarrow, polars, pandas' 2>/dev/null; then
+# archive's readers (DuckDB, pyarrow, polars, pandas) and the notebook runner.
+if ! python3 -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, duckdb, pyarrow, polars, pandas, pytz, nbclient, nbformat, ipykernel, matplotlib' 2>/dev/null; then
     echo "bootstrap: installing grpcio(-tools, -health-checking, -reflection), duckdb, pyarrow, polars, pandas (PyPI)" >&2
     python3 -m pip install -q --disable-pip-version-check \
-        grpcio grpcio-tools grpcio-health-checking grpcio-reflection duckdb pyarrow polars pandas
+        grpcio grpcio-tools grpcio-health-checking grpcio-reflection duckdb pyarrow polars pandas pytz \
+        nbclient nbformat ipykernel matplotlib
 fi
 
 # bpffs: the datapath pins its maps there; tests mount it too if missing.

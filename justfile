@@ -10,14 +10,15 @@ default:
 
 # The demo: the exporter on the synthetic source at 127.0.0.1:4245, and a live follow of its flows.
 demo rate="50":
-    cargo build --release -p flow-exporter --bin flow-exporter --example observe
+    cargo build --release -p flow-exporter --bin flow-exporter -p hubble-tui --bin hubble
     ./scripts/demo.sh {{rate}}
 
-# Everything CI checks: formatting, lints, the whole test suite (privileged tests included), fuzz smoke runs.
+# Everything CI checks: formatting, lints, the whole test suite (privileged tests included), the notebook, fuzz smoke runs.
 test: lint
     mkdir -p target
     cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log || true
     ./scripts/test-summary.sh target/test.log
+    ./scripts/notebook-test.sh
     just fuzz-smoke 20
 
 # cargo fmt --check and clippy with warnings denied.
@@ -31,6 +32,9 @@ bench:
     cargo bench -p flow-filter --bench match -- --noplot
     cargo bench -p flow-exporter --bench exporter -- --noplot
     cargo run --release -p flow-exporter --example e2e_bench
+    cargo bench -p hubble-tui --bench observe -- --noplot
+    cargo run --release -p relay --example relay_bench
+    cargo run --release -p archiver --example archive_bench -- 10000000 target/bench-archive
 
 # Short runs of every cargo-fuzz target (nightly only for this).
 fuzz-smoke secs="20":

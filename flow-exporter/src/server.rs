@@ -281,7 +281,9 @@ pub async fn serve(
                     "listen on {a} for gRPC (is another exporter or hubble relay running there?)"
                 )
             })?;
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+            // Nagle plus delayed ACKs would hold small follow messages for
+            // tens of milliseconds on loopback.
+            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await

@@ -1,0 +1,137 @@
+//! Archive benchmarks, printed for `just bench`:
+//! 1. rows/s archived on one core (ArchiveWriter: columns + flow_pb + zstd Parquet + atomic files);
+//! 2. bytes per flow on disk against the same flows as `hubble observe -o json` lines;
+//! 3. DuckDB counting DROPPED by reason over the archive;
+//! 4. the history query behind `hubble observe --archive --verdict DROPPED --since 1h`.
+//!
+//! `cargo run --release -p archiver --example archive_bench -- [FLOWS] [DIR]` (default 10,000,000
+//! flows over the last 10 hours, so `--since 1h` selects a tenth).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use archiver::read::{Archive, Query};
+use archiver::storage::LocalDir;
+use archiver::writer::{ArchiveWriter, WriterOptions};
+use flow_parser::{Enricher, Parser, Synthetic};
+use proto::flow::{FlowFilter, Verdict};
+use proto::wkt::Timestamp;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10_000_000);
+    let dir = args.next().unwrap_or_else(|| "target/bench-archive".into());
+    let _ = std::fs::remove_dir_all(&dir);
+    const SAMPLE: usize = 100_000;
+    let mut g = Synthetic::new(9);
+    let mut p = Parser::new(
+        g.node_name(),
+        Enricher::from_static(Arc::new(g.enrichment())),
+    );
+    let clock = std::time::UNIX_EPOCH;
+    let mut raw = Vec::new();
+    let mut sample = Vec::with_capacity(SAMPLE);
+    while sample.len() < SAMPLE {
+        g.next_event(&mut raw);
+        if let Ok(f) = p.decode(&raw, &clock) {
+            sample.push(f);
+        }
+    }
+    let json_bytes: usize = sample
+        .iter()
+        .map(|f| {
+            let r = proto::observer::GetFlowsResponse {
+                node_name: f.node_name.clone(),
+                time: f.time,
+                response_types: Some(proto::observer::get_flows_response::ResponseTypes::Flow(
+                    f.clone(),
+                )),
+            };
+            proto::json::to_hubble_json(&r)
+                .map(|s| s.len() + 1)
+                .unwrap_or(0)
+        })
+        .sum();
+    let json_per_flow = json_bytes as f64 / SAMPLE as f64;
+
+    let hours = 10i128;
+    let end = Timestamp::now().as_unix_nanos();
+    let start = end - hours * 3600 * 1_000_000_000;
+    let step = (end - start) / i128::from(n);
+    let storage = Arc::new(LocalDir::new(&dir)?);
+    let mut w = ArchiveWriter::new(storage.clone(), WriterOptions::default())?;
+    let t = Instant::now();
+    for i in 0..n {
+        let mut f = sample[(i as usize) % SAMPLE].clone();
+        f.time = Some(Timestamp::from_unix_nanos(start + step * i128::from(i)));
+        w.append(&f)?;
+    }
+    let st = w.finish()?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "archive write: {:.0} rows/s on one core ({} rows, {} files, {:.1} s)",
+        n as f64 / secs,
+        st.rows,
+        st.files,
+        secs
+    );
+    println!(
+        "archive size: {:.1} bytes/flow on disk vs {:.1} bytes/flow as hubble -o json ({:.1}x smaller)",
+        st.bytes as f64 / n as f64,
+        json_per_flow,
+        json_per_flow / (st.bytes as f64 / n as f64)
+    );
+
+    let t = Instant::now();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import duckdb,time; c=duckdb.connect(); t=time.time(); r=c.execute(\"select drop_reason_desc, count(*) from read_parquet('{dir}/**/*.parquet', hive_partitioning=true) where verdict='DROPPED' group by 1\").fetchall(); print(f'{{time.time()-t:.2f}}', r)"
+        ))
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_once(' ') {
+        Some((s, rows)) if out.status.success() => {
+            println!(
+                "duckdb: count DROPPED by reason over {n} flows in {s} s -> {}",
+                rows.trim()
+            )
+        }
+        _ => println!(
+            "duckdb: not measured ({}{})",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or(""),
+            text.trim()
+        ),
+    }
+    let _ = t;
+
+    let q = Query {
+        since: Some(Timestamp::from_unix_nanos(end - 3600 * 1_000_000_000)),
+        whitelist: vec![FlowFilter {
+            verdict: vec![Verdict::Dropped as i32],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let (flows, stats) = Archive::new(storage).query(&q)?;
+    println!(
+        "history query (observe --archive --verdict DROPPED --since 1h) over {n} flows: {:.2} s, {} flows; \
+         files read {}/{}, row groups skipped {}, rows prefiltered {}, rows decoded {}",
+        t.elapsed().as_secs_f64(),
+        flows.len(),
+        stats.files_read,
+        stats.files_total,
+        stats.row_groups_skipped,
+        stats.rows_prefiltered,
+        stats.rows_decoded
+    );
+    Ok(())
+}

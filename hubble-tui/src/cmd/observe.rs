@@ -1,0 +1,434 @@
+//! `hubble observe` (= `observe flows`): builds the `GetFlowsRequest` from
+//! the flags as upstream does (`cmd/observe/flows.go`), then prints the
+//! stream from the server, or from `--input-file` filtered client-side with
+//! the server's own filter semantics (`flow-filter`).
+
+use std::io::{self, BufRead, Write};
+
+use anyhow::Context as _;
+use clap::ArgMatches;
+use futures::FutureExt as _;
+use proto::observer::GetFlowsRequest;
+use proto::observer::observer_client::ObserverClient;
+use proto::wkt::FieldMask;
+
+use crate::cli::Io;
+use crate::config::{ConfigFile, ServerOptions, Settings, compat_legacy_json_output};
+use crate::defaults;
+use crate::filters::{FILTER_FLAGS, FlagParser, filters_yaml, parse_raw_filters};
+use crate::gotime::{TimeFormat, parse_time, to_timestamp};
+use crate::printer::{Options, Output, Printer};
+
+/// Formats a filter error the way pflag reports a bad flag value.
+fn pflag_error(name: &str, short: Option<char>, val: &str, err: &str) -> String {
+    let flag = match short {
+        Some(c) => format!("-{c}, --{name}"),
+        None => format!("--{name}"),
+    };
+    format!(
+        "invalid argument {} for {} flag: {err}",
+        crate::printer::go_quote(val),
+        crate::printer::go_quote(&flag)
+    )
+}
+
+/// Feeds the filter flags to a [`FlagParser`] in command-line order.
+pub fn parse_filter_flags(m: &ArgMatches) -> anyhow::Result<FlagParser> {
+    let mut occurrences: Vec<(usize, &'static str, Option<char>, String)> = Vec::new();
+    for f in FILTER_FLAGS {
+        let (Some(idx), Some(vals)) = (m.indices_of(f.name), m.get_many::<String>(f.name)) else {
+            continue;
+        };
+        for (i, v) in idx.zip(vals) {
+            occurrences.push((i, f.name, f.short, v.clone()));
+        }
+    }
+    occurrences.sort_by_key(|o| o.0);
+    let mut p = FlagParser::new();
+    for (_, name, short, val) in occurrences {
+        p.set(name, &val)
+            .map_err(|e| anyhow::anyhow!(pflag_error(name, short, &val, &e)))?;
+    }
+    Ok(p)
+}
+
+/// Top-level `flow.Flow` fields a field mask may name.
+const FLOW_FIELDS: &[&str] = &[
+    "time",
+    "uuid",
+    "emitter",
+    "verdict",
+    "drop_reason",
+    "auth_type",
+    "ethernet",
+    "IP",
+    "l4",
+    "tunnel",
+    "source",
+    "destination",
+    "Type",
+    "node_name",
+    "node_labels",
+    "source_names",
+    "destination_names",
+    "l7",
+    "reply",
+    "event_type",
+    "source_service",
+    "destination_service",
+    "traffic_direction",
+    "policy_match_type",
+    "trace_observation_point",
+    "trace_reason",
+    "file",
+    "drop_reason_desc",
+    "is_reply",
+    "debug_capture_point",
+    "interface",
+    "proxy_port",
+    "trace_context",
+    "sock_xlate_point",
+    "socket_cookie",
+    "cgroup_id",
+    "ip_trace_id",
+    "Summary",
+    "extensions",
+    "egress_allowed_by",
+    "ingress_allowed_by",
+    "egress_denied_by",
+    "ingress_denied_by",
+    "policy_log",
+    "aggregate",
+];
+
+const ENDPOINT_FIELDS: &[&str] = &[
+    "ID",
+    "identity",
+    "cluster_name",
+    "namespace",
+    "labels",
+    "pod_name",
+    "workloads",
+];
+
+fn validate_field_mask(paths: &[String]) -> anyhow::Result<()> {
+    for p in paths {
+        let mut parts = p.split('.');
+        let head = parts.next().unwrap_or_default();
+        let ok = FLOW_FIELDS.contains(&head)
+            && match head {
+                "source" | "destination" => match (parts.next(), parts.next()) {
+                    (None, _) => true,
+                    (Some(f), None) => ENDPOINT_FIELDS.contains(&f),
+                    _ => false,
+                },
+                _ => parts.all(|s| !s.is_empty()),
+            };
+        if !ok {
+            anyhow::bail!(
+                "failed to construct field mask: proto: invalid path {} for message \"flow.Flow\"",
+                crate::printer::go_quote(p)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The parsed observe settings.
+#[derive(Debug)]
+pub struct Plan {
+    /// The request for the server (or the input file).
+    pub request: GetFlowsRequest,
+    /// Printer settings.
+    pub printer: Options,
+    /// `--print-raw-filters`.
+    pub print_raw_filters: bool,
+    /// `--input-file`.
+    pub input_file: Option<String>,
+    /// `--archive`.
+    pub archive: Option<String>,
+}
+
+/// Turns the command line into a request and printer settings, with
+/// upstream's validation order and messages.
+pub fn plan(
+    m: &ArgMatches,
+    file: &ConfigFile,
+    debug: bool,
+    out_is_terminal: bool,
+) -> anyhow::Result<Plan> {
+    let filters = parse_filter_flags(m)?;
+    let settings = Settings::new(m, file);
+    let follow = m.get_flag("follow");
+    let input_file = m.get_one::<String>("input-file").cloned();
+    let archive = m.get_one::<String>("archive").cloned();
+    if archive.is_some() && follow {
+        anyhow::bail!(
+            "--follow cannot be used with --archive: an archive is history; follow the server instead"
+        );
+    }
+
+    // handleFlowArgs
+    let (whitelist, blacklist) = filters.finish().map_err(anyhow::Error::msg)?;
+    let output_name = m
+        .get_one::<String>("output")
+        .map(String::as_str)
+        .unwrap_or("compact");
+    let output = match output_name {
+        "compact" => Output::Compact,
+        "dict" => Output::Dict,
+        "json" | "JSON" if compat_legacy_json_output() => Output::JsonLegacy,
+        "json" | "JSON" | "jsonpb" => Output::JsonPb,
+        "tab" | "table" => {
+            if follow {
+                anyhow::bail!("table output format is not compatible with follow mode");
+            }
+            Output::Table
+        }
+        other => anyhow::bail!("invalid output format: {other}"),
+    };
+    let mut field_mask: Vec<String> = m
+        .get_many::<String>("field-mask")
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default();
+    if !output.is_json() {
+        if !field_mask.is_empty() {
+            anyhow::bail!("{output_name} output format is not compatible with custom field mask");
+        }
+        if m.get_flag("use-default-field-masks") {
+            field_mask = defaults::FIELD_MASK
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+        }
+    }
+    let color = match m.get_one::<String>("color").map(|s| s.to_ascii_lowercase()) {
+        Some(c) if c == "always" => true,
+        Some(c) if c == "never" => false,
+        _ => {
+            out_is_terminal
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
+        }
+    };
+    let numeric = m.get_flag("numeric");
+    let ip_translation = !numeric && m.get_one::<bool>("ip-translation").copied().unwrap_or(true);
+    let printer = Options {
+        output,
+        time_format: TimeFormat::from_name(
+            m.get_one::<String>("time-format")
+                .map(String::as_str)
+                .unwrap_or("StampMilli"),
+        ),
+        color,
+        ip_translation,
+        node_name: m.get_flag("print-node-name"),
+        policy_names: m.get_flag("print-policy-names"),
+        debug,
+        silent_errors: m.get_flag("silent-errors"),
+    };
+
+    // getFlowsRequest
+    let first_n = m.get_one::<u64>("first").copied().unwrap_or(0);
+    let mut last_n = m.get_one::<u64>("last").copied().unwrap_or(0);
+    let all = m.get_flag("all");
+    let (first, last) = (first_n > 0, last_n > 0);
+    if first && last {
+        anyhow::bail!("cannot set both --first and --last");
+    }
+    if first && all {
+        anyhow::bail!("cannot set both --first and --all");
+    }
+    if first && follow {
+        anyhow::bail!("cannot set both --first and --follow");
+    }
+    if last && all {
+        anyhow::bail!("cannot set both --last and --all");
+    }
+    let now = chrono::Utc::now();
+    let since = match m.get_one::<String>("since").filter(|s| !s.is_empty()) {
+        Some(s) => {
+            Some(to_timestamp(parse_time(s, now).map_err(|e| {
+                anyhow::anyhow!("failed to parse the since time: {e}")
+            })?))
+        }
+        None => None,
+    };
+    let until = match m.get_one::<String>("until").filter(|s| !s.is_empty()) {
+        Some(s) if !follow => {
+            Some(to_timestamp(parse_time(s, now).map_err(|e| {
+                anyhow::anyhow!("failed to parse the until time: {e}")
+            })?))
+        }
+        _ => None,
+    };
+    if since.is_none() && until.is_none() && !first {
+        if all {
+            last_n = u64::MAX;
+        } else if last_n == 0 && !follow && input_file.is_none() {
+            last_n = defaults::FLOW_PRINT_COUNT;
+        }
+    }
+    let mut wl = whitelist;
+    let mut bl = blacklist;
+    wl.extend(
+        parse_raw_filters(&settings.list("allowlist"))
+            .map_err(|e| anyhow::anyhow!("invalid --allowlist flag: {e}"))?,
+    );
+    bl.extend(
+        parse_raw_filters(&settings.list("denylist"))
+            .map_err(|e| anyhow::anyhow!("invalid --denylist flag: {e}"))?,
+    );
+    if !field_mask.is_empty() {
+        validate_field_mask(&field_mask)?;
+    }
+    let request = GetFlowsRequest {
+        number: if first { first_n } else { last_n },
+        follow,
+        whitelist: wl,
+        blacklist: bl,
+        since,
+        until,
+        first,
+        field_mask: (!field_mask.is_empty()).then_some(FieldMask { paths: field_mask }),
+        ..Default::default()
+    };
+    Ok(Plan {
+        request,
+        printer,
+        print_raw_filters: m.get_flag("print-raw-filters"),
+        input_file,
+        archive,
+    })
+}
+
+/// Go gRPC's rendering of a status error (`rpc error: code = X desc = Y`);
+/// for code Unknown only the message, as upstream prints it.
+pub fn grpc_error(s: &tonic::Status) -> String {
+    let code = match s.code() {
+        tonic::Code::Cancelled => "Canceled".to_owned(),
+        tonic::Code::Unknown => return s.message().to_owned(),
+        c => format!("{c:?}"),
+    };
+    format!("rpc error: code = {code} desc = {}", s.message())
+}
+
+/// Runs `hubble observe`.
+pub async fn run(
+    m: &ArgMatches,
+    file: &ConfigFile,
+    debug: bool,
+    io: &mut Io,
+) -> anyhow::Result<()> {
+    let plan = plan(m, file, debug, io.out_is_terminal)?;
+    if plan.print_raw_filters {
+        let yaml = filters_yaml(&plan.request.whitelist, &plan.request.blacklist)
+            .map_err(anyhow::Error::msg)?;
+        io.out.write_all(yaml.as_bytes())?;
+        return Ok(());
+    }
+    let out = io::BufWriter::with_capacity(defaults::OUTPUT_BUFFER, &mut io.out);
+    let mut printer = Printer::new(plan.printer.clone(), out, &mut io.err);
+    let res = match (&plan.input_file, &plan.archive) {
+        (_, Some(dir)) => observe_archive(dir, &plan.request, &mut printer),
+        (Some(path), None) => observe_input(path, &plan.request, &mut printer),
+        (None, None) => {
+            let settings = Settings::new(m, file);
+            let server = ServerOptions::from_settings(&settings)?;
+            observe_server(&server, plan.request, &mut printer).await
+        }
+    };
+    let closed = printer.close();
+    res?;
+    closed?;
+    Ok(())
+}
+
+async fn observe_server<W: Write, E: Write>(
+    server: &ServerOptions,
+    req: GetFlowsRequest,
+    printer: &mut Printer<W, E>,
+) -> anyhow::Result<()> {
+    let conn = crate::conn::connect(server).await?;
+    let mut client =
+        ObserverClient::new(conn.channel.clone()).max_decoding_message_size(64 * 1024 * 1024);
+    let mut stream = client
+        .get_flows(conn.stream(req))
+        .await
+        .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
+        .into_inner();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let next = match stream.message().now_or_never() {
+            Some(r) => r,
+            None => {
+                printer.flush()?;
+                tokio::select! {
+                    r = stream.message() => r,
+                    _ = &mut ctrl_c => return Ok(()),
+                }
+            }
+        };
+        match next {
+            Ok(Some(res)) => printer.write_response(&res)?,
+            Ok(None) => return Ok(()),
+            Err(s) if s.code() == tonic::Code::Cancelled => return Ok(()),
+            Err(s) => anyhow::bail!(grpc_error(&s)),
+        }
+    }
+}
+
+/// `--archive DIR`: the same request answered from a flow-archiver archive
+/// (partitions outside `--since`/`--until` are not read; filters are
+/// Hubble's, as on the server).
+fn observe_archive<W: Write, E: Write>(
+    dir: &str,
+    req: &GetFlowsRequest,
+    printer: &mut Printer<W, E>,
+) -> anyhow::Result<()> {
+    use archiver::read::{Archive, Query};
+    let path = std::path::Path::new(dir);
+    anyhow::ensure!(
+        path.is_dir(),
+        "archive {dir}: not a directory (pass flow-archiver's --dir)"
+    );
+    let storage =
+        archiver::storage::LocalDir::new(path).with_context(|| format!("open archive {dir}"))?;
+    let q = Query {
+        since: req.since,
+        until: req.until,
+        whitelist: req.whitelist.clone(),
+        blacklist: req.blacklist.clone(),
+        number: (req.number != 0 && req.number != u64::MAX).then_some(req.number),
+        first: req.first,
+    };
+    let (flows, _) = Archive::new(std::sync::Arc::new(storage)).query(&q)?;
+    for f in flows {
+        let res = proto::observer::GetFlowsResponse {
+            node_name: f.node_name.clone(),
+            time: f.time,
+            response_types: Some(proto::observer::get_flows_response::ResponseTypes::Flow(f)),
+        };
+        printer.write_response(&res)?;
+    }
+    Ok(())
+}
+
+fn observe_input<W: Write, E: Write>(
+    path: &str,
+    req: &GetFlowsRequest,
+    printer: &mut Printer<W, E>,
+) -> anyhow::Result<()> {
+    let reader: Box<dyn BufRead> = if path == "-" {
+        Box::new(io::BufReader::new(io::stdin()))
+    } else {
+        Box::new(io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("open {path}"))?,
+        ))
+    };
+    crate::input::for_each(reader, req, |item| match item {
+        crate::input::Item::Response(res) => printer.write_response(&res),
+        crate::input::Item::Warning(msg) => printer.write_err(&msg),
+    })
+}

@@ -1,0 +1,16 @@
+//! `hubble version`.
+
+use std::io::Write;
+
+use crate::cli::{Io, VERSION};
+
+/// Prints `hubble VERSION compiled with rustc on OS/ARCH`.
+pub fn run(io: &mut Io) -> anyhow::Result<()> {
+    writeln!(
+        io.out,
+        "hubble {VERSION} compiled with rustc on {}/{}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )?;
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! `hubble observe` end to end: the binary against a real exporter gRPC
+//! server serving `flow-exporter/testdata/flows.jsonl`.
+//!
+//! * compact output is pinned line by line (expected strings derived from
+//!   upstream's printer rules: `TIME: SRC (ID) ARROW DST (ID) TYPE VERDICT
+//!   (SUMMARY)`, pod/service/DNS names with ports, `<-` swaps replies, `<>`
+//!   for an unknown direction, reserved identities by name, the TYPE column
+//!   from the trace point, drop reason text or `policy-verdict:MATCH DIR`,
+//!   `IP Trace ID: N; ` before the summary);
+//! * `-o json` prints each response exactly as `proto::json` encodes it
+//!   (Hubble's jsonpb form), i.e. what upstream prints for those flows;
+//! * `--input-file` selects the same flows as the server for the same flags;
+//! * lost events, node names, time formats and the default `--last 20`.
+
+mod common;
+
+use common::{fixture, run, start};
+use proto::observer::GetFlowsResponse;
+
+/// Expected compact output for the whole fixture (StampMilli, UTC).
+const COMPACT: &str = "\
+May  1 10:00:01.007: default/xwing:44916 (ID:1001) -> default/deathstar-6fb5694d48-5hmds:80 (ID:1002) Policy denied DROPPED (TCP Flags: SYN)
+May  1 10:00:02.014: default/tiefighter:51000 (ID:1003) -> default/deathstar-6fb5694d48-5hmds:80 (ID:1002) to-endpoint FORWARDED (TCP Flags: SYN)
+May  1 10:00:03.021: default/tiefighter:51000 (ID:1003) <- default/deathstar-6fb5694d48-5hmds:80 (ID:1002) from-endpoint FORWARDED (TCP Flags: SYN, ACK)
+May  1 10:00:04.028: default/xwing:40000 (ID:1001) -> www.google.com:443 (world) to-stack FORWARDED (TCP Flags: SYN)
+May  1 10:00:05.035: default/xwing:5353 (ID:1001) -> kube-system/coredns-5d78c9869d-abcde:53 (ID:1020) to-endpoint FORWARDED (UDP)
+May  1 10:00:06.042: fd00::1 (host) <> fd00::2 (remote-node) to-host FORWARDED (ICMPv6 EchoRequest)
+May  1 10:00:07.049: default/xwing:44917 (ID:1001) <> default/deathstar-6fb5694d48-5hmds:80 (ID:1002) policy-verdict:none INGRESS DENIED (TCP Flags: SYN)
+May  1 10:00:08.056: default/tiefighter (ID:1003) <> default/deathstar-6fb5694d48-5hmds (ID:1002) to-endpoint FORWARDED (ICMPv4 EchoRequest)
+May  1 10:00:09.063: telecom/diameter-0:3868 (ID:4242) <> telecom/diameter-1:3868 (ID:4243) to-endpoint FORWARDED (SCTP)
+May  1 10:00:10.070: default/xwing:44916 (ID:1001) <- default/deathstar-6fb5694d48-5hmds:80 (ID:1002) from-endpoint FORWARDED (TCP Flags: ACK, FIN)
+May  1 10:00:11.077: scanner.example.org:6000 (world) <> default/deathstar-6fb5694d48-5hmds:22 (ID:1002) Policy denied by denylist DROPPED (TCP Flags: SYN)
+May  1 10:00:12.084: default/tiefighter:52000 (ID:1003) -> example.com:443 (world) to-network FORWARDED (IP Trace ID: 77; )
+";
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().collect()
+}
+
+/// The fixture responses as the server returns them (node names kept).
+fn fixture_responses() -> Vec<GetFlowsResponse> {
+    std::fs::read_to_string(fixture())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn compact_output_matches_upstream_for_the_fixture() {
+    let s = start();
+    let r = run(&["observe", "--server", &s.addr]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, COMPACT);
+    assert_eq!(r.stderr, "");
+    // `observe flows` is the same command.
+    let r = run(&["observe", "flows", "--server", &s.addr, "--all"]);
+    assert_eq!(r.stdout, COMPACT);
+}
+
+#[test]
+fn json_output_is_the_jsonpb_of_each_response() {
+    let s = start();
+    let r = run(&["observe", "--server", &s.addr, "-o", "json", "--all"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let want: Vec<String> = fixture_responses()
+        .iter()
+        .map(|res| proto::json::to_hubble_json(res).unwrap())
+        .collect();
+    assert_eq!(lines(&r.stdout), want);
+    let jsonpb = run(&["observe", "--server", &s.addr, "-o", "jsonpb", "--all"]);
+    assert_eq!(jsonpb.stdout, r.stdout);
+    // Every line parses back to the served response.
+    for (line, res) in r.stdout.lines().zip(fixture_responses()) {
+        let back: GetFlowsResponse = serde_json::from_str(line).unwrap();
+        assert_eq!(back, res);
+    }
+}
+
+#[test]
+fn legacy_json_prints_bare_flows() {
+    let s = start();
+    let r = common::run_cmd(
+        common::hubble()
+            .env("HUBBLE_COMPAT", "legacy-json-output")
+            .args(["observe", "--server", &s.addr, "-o", "json", "--last", "1"]),
+    );
+    let last = fixture_responses().pop().unwrap();
+    let Some(proto::observer::get_flows_response::ResponseTypes::Flow(f)) = last.response_types
+    else {
+        panic!("not a flow")
+    };
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", proto::json::to_hubble_json(&f).unwrap())
+    );
+}
+
+#[test]
+fn selectors_node_names_and_time_formats() {
+    let s = start();
+    let r = run(&[
+        "observe",
+        "--server",
+        &s.addr,
+        "--last",
+        "2",
+        "--print-node-name",
+    ]);
+    assert_eq!(
+        lines(&r.stdout),
+        [
+            "May  1 10:00:11.077 [kind-kind/kind-worker2]: scanner.example.org:6000 (world) <> default/deathstar-6fb5694d48-5hmds:22 (ID:1002) Policy denied by denylist DROPPED (TCP Flags: SYN)",
+            "May  1 10:00:12.084 [kind-kind/kind-worker]: default/tiefighter:52000 (ID:1003) -> example.com:443 (world) to-network FORWARDED (IP Trace ID: 77; )",
+        ]
+    );
+    let r = run(&[
+        "observe",
+        "--server",
+        &s.addr,
+        "--first",
+        "1",
+        "--time-format",
+        "RFC3339Milli",
+        "--numeric",
+    ]);
+    assert_eq!(
+        r.stdout,
+        "2024-05-01T10:00:01.007Z: 10.244.1.60:44916 (ID:1001) -> 10.244.1.5:80 (ID:1002) Policy denied DROPPED (TCP Flags: SYN)\n"
+    );
+    let r = run(&[
+        "observe",
+        "--server",
+        &s.addr,
+        "--since",
+        "2024-05-01T10:00:05Z",
+        "--until",
+        "2024-05-01T10:00:06.500Z",
+        "--time-format",
+        "RFC3339",
+    ]);
+    assert_eq!(lines(&r.stdout).len(), 2, "{}", r.stdout);
+    assert!(r.stdout.starts_with("2024-05-01T10:00:05Z: "));
+}
+
+#[test]
+fn default_last_is_twenty() {
+    // 30 copies of the fixture's first flow: a bare `observe` prints 20.
+    let dir = tempfile::tempdir().unwrap();
+    let line = std::fs::read_to_string(fixture())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let path = dir.path().join("many.jsonl");
+    std::fs::write(&path, format!("{line}\n").repeat(30)).unwrap();
+    let s = common::start_with(&path, 4095);
+    let r = run(&["observe", "--server", &s.addr]);
+    assert_eq!(lines(&r.stdout).len(), 20);
+    let r = run(&["observe", "--server", &s.addr, "--all"]);
+    assert_eq!(lines(&r.stdout).len(), 30);
+    let r = run(&["observe", "--input-file", path.to_str().unwrap()]);
+    assert_eq!(
+        lines(&r.stdout).len(),
+        30,
+        "--input-file has no default --last"
+    );
+}
+
+#[test]
+fn lost_events_print_in_compact_and_json() {
+    let s = start();
+    s.observer.push_lost(
+        proto::flow::LostEventSource::PerfEventRingBuffer,
+        5,
+        Some(0),
+    );
+    let r = run(&["observe", "--server", &s.addr, "--all"]);
+    let last = r.stdout.lines().last().unwrap();
+    assert!(
+        last.ends_with(" EVENTS LOST: PERF_EVENT_RING_BUFFER CPU(0) 5"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["observe", "--server", &s.addr, "--all", "-o", "json"]);
+    assert!(
+        r.stdout.contains(
+            r#"{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"5","cpu":0},"#
+        ),
+        "{}",
+        r.stdout
+    );
+}
+
+/// Filter flag sets for the server/--input-file comparison.
+const FLAG_SETS: &[&[&str]] = &[
+    &[],
+    &["--verdict", "DROPPED"],
+    &["--not", "--namespace", "kube-system"],
+    &["--ip", "10.244.1.5", "--port", "80"],
+    &["--pod", "default/xwing"],
+    &["--from-pod", "default/tiefighter", "--to-fqdn", "*.com"],
+    &["--type", "trace:to-endpoint"],
+    &["-t", "drop", "-t", "policy-verdict"],
+    &["--protocol", "udp", "--protocol", "icmpv6"],
+    &["--fqdn", "*.google.com"],
+    &["--node-name", "kind-kind/kind-worker2"],
+    &["--from-cluster", "prod-east"],
+    &["--tcp-flags", "syn,ack"],
+    &["--tcp-flags", "fin", "--tcp-flags", "psh"],
+    &["--snat-ip", "192.168.1.0/24"],
+    &["--encrypted"],
+    &["--interface", "eth0"],
+    &["-6"],
+    &["--identity", "world"],
+    &["--workload", "Deployment/deathstar"],
+    &["--label", "k8s:org=empire"],
+    &["--drop-reason-desc", "POLICY_DENY"],
+    &["--traffic-direction", "egress"],
+    &["--ip-trace-id", "77"],
+    &["--uuid", "f03"],
+    &["--service", "kube-system/kube-dns"],
+    &["--node-label", "kubernetes.io/os=linux"],
+    &[
+        "--to-namespace",
+        "default",
+        "--not",
+        "--verdict",
+        "FORWARDED",
+    ],
+    &[
+        "--allowlist",
+        r#"{"source_pod":["default/xwing"]}"#,
+        "--denylist",
+        r#"{"verdict":["DROPPED"]}"#,
+    ],
+    &["--last", "3"],
+    &["--first", "2", "--verdict", "FORWARDED"],
+    &[
+        "--since",
+        "2024-05-01T10:00:05Z",
+        "--until",
+        "2024-05-01T10:00:09Z",
+    ],
+];
+
+#[test]
+fn input_file_selects_what_the_server_selects() {
+    let s = start();
+    let file = fixture();
+    let file = file.to_str().unwrap();
+    for flags in FLAG_SETS {
+        let mut server_args = vec!["observe", "-o", "json", "--server", &s.addr];
+        server_args.extend_from_slice(flags);
+        let mut file_args = vec!["observe", "-o", "json", "--input-file", file];
+        file_args.extend_from_slice(flags);
+        let from_server = run(&server_args);
+        let from_file = run(&file_args);
+        assert_eq!(from_server.code, 0, "{flags:?}: {}", from_server.stderr);
+        assert_eq!(from_file.code, 0, "{flags:?}: {}", from_file.stderr);
+        assert_eq!(from_server.stdout, from_file.stdout, "flags {flags:?}");
+    }
+    // The set is not vacuous: most flag sets select a strict subset.
+    let some = run(&["observe", "--input-file", file, "--verdict", "DROPPED"]);
+    assert_eq!(lines(&some.stdout).len(), 3);
+}
+
+#[test]
+fn input_file_from_stdin_and_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.jsonl");
+    let good = std::fs::read_to_string(fixture()).unwrap();
+    std::fs::write(&path, format!("not json\n{good}")).unwrap();
+    let r = run(&[
+        "observe",
+        "--input-file",
+        path.to_str().unwrap(),
+        "--last",
+        "1",
+    ]);
+    assert_eq!(r.code, 0);
+    assert_eq!(lines(&r.stdout), [COMPACT.lines().last().unwrap()]);
+    assert!(
+        r.stderr.contains("Failed to unmarshal json to flow"),
+        "{}",
+        r.stderr
+    );
+    let child = common::hubble()
+        .args(["observe", "--input-file", "-", "--verdict", "DROPPED"])
+        .stdin(std::fs::File::open(fixture()).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(child.stdout).unwrap().lines().count(), 3);
+}
+
+#[test]
+fn dict_and_table_outputs() {
+    let s = start();
+    let r = run(&["observe", "--server", &s.addr, "--last", "2", "-o", "table"]);
+    assert_eq!(
+        r.stdout,
+        "TIMESTAMP             SOURCE                     DESTINATION                             TYPE                        VERDICT     SUMMARY\n\
+         May  1 10:00:11.077   scanner.example.org:6000   default/deathstar-6fb5694d48-5hmds:22   Policy denied by denylist   DROPPED     TCP Flags: SYN\n\
+         May  1 10:00:12.084   default/tiefighter:52000   example.com:443                         to-network                  FORWARDED   IP Trace ID: 77; \n"
+    );
+    let r = run(&["observe", "--server", &s.addr, "--last", "2", "-o", "dict"]);
+    assert_eq!(
+        r.stdout,
+        "  TIMESTAMP: May  1 10:00:11.077\n     SOURCE: scanner.example.org:6000\nDESTINATION: default/deathstar-6fb5694d48-5hmds:22\n       TYPE: Policy denied by denylist\n    VERDICT: DROPPED\n    SUMMARY: TCP Flags: SYN\n\
+         ------------\n  TIMESTAMP: May  1 10:00:12.084\n     SOURCE: default/tiefighter:52000\nDESTINATION: example.com:443\n       TYPE: to-network\n    VERDICT: FORWARDED\n    SUMMARY: IP Trace ID: 77; \n"
+    );
+}
+
+#[test]
+fn color_always_colours_compact_output() {
+    let s = start();
+    let r = run(&[
+        "observe", "--server", &s.addr, "--last", "1", "--color", "always",
+    ]);
+    assert!(
+        r.stdout.contains("\x1b[32mFORWARDED\x1b[0m"),
+        "{:?}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("\x1b[35m(world)\x1b[0m"));
+}
+
+#[test]
+fn follow_streams_new_flows() {
+    let s = start();
+    let mut child = common::Killed(Some(
+        common::hubble()
+            .args(["observe", "--server", &s.addr, "-f", "-o", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let stdout = child.0.as_mut().unwrap().stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // The follower starts at the newest entry; push a flow once it is in.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut res = fixture_responses().remove(0);
+    if let Some(proto::observer::get_flows_response::ResponseTypes::Flow(f)) =
+        res.response_types.take()
+    {
+        let mut f = f;
+        f.uuid = "followed".into();
+        s.observer.push_flows([f]);
+    }
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a followed flow within 10 s");
+    assert!(line.contains(r#""uuid":"followed""#), "{line}");
+}

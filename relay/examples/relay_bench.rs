@@ -1,0 +1,403 @@
+//! Relay benchmark, printing every figure (`cargo run --release -p relay
+//! --example relay_bench`). Three in-process exporters (real rings and gRPC
+//! servers on loopback) behind an in-process relay, and gRPC clients:
+//!
+//! 1. merged flows/s from three peers to one client, non-follow and follow,
+//!    against a client reading one exporter directly (the ratio);
+//! 2. latency added by the relay in follow mode, p50 and p99, while every
+//!    node is sending (and, for reference, with one busy node and two idle
+//!    ones, where the 1 s window is the design);
+//! 3. the process's memory with ten follow clients that never read.
+//!
+//! Everything shares the machine's cores, so the figures are lower bounds
+//! of a relay on its own host.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use flow_exporter::observer::Observer;
+use proto::flow::Flow;
+use proto::observer::get_flows_response::ResponseTypes;
+use proto::observer::observer_client::ObserverClient;
+use proto::observer::{GetFlowsRequest, ServerStatusRequest};
+use proto::wkt::Timestamp;
+use relay::metrics::Metrics;
+use relay::peers::PeerSpec;
+use relay::{FlowsConfig, PoolOptions, Relay, RelayConfig};
+use tonic::transport::Channel;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../flow-exporter/testdata/flows.jsonl"
+);
+
+fn templates() -> Vec<Flow> {
+    std::fs::read_to_string(FIXTURE)
+        .expect("flow-exporter/testdata/flows.jsonl")
+        .lines()
+        .filter_map(|l| match flow_exporter::replay::parse_line(l) {
+            Ok(Some(flow_exporter::replay::ReplayEvent::Flow(f))) => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+fn make_flow(t: &[Flow], node: &str, i: u64, time: Timestamp) -> Flow {
+    let mut f = t[i as usize % t.len()].clone();
+    f.time = Some(time);
+    f.uuid = format!("{node}-{i}");
+    f.node_name = node.to_owned();
+    f
+}
+
+async fn serve_exporter(observer: Arc<Observer>) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let router = flow_exporter::server::router(observer, addr.clone())
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        router
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)),
+            )
+            .await
+    });
+    addr
+}
+
+async fn serve_relay(peers: Vec<PeerSpec>, metrics: Arc<Metrics>) -> (Relay, String) {
+    let cfg = RelayConfig {
+        flows: FlowsConfig {
+            relay_name: "bench-relay".into(),
+            ..FlowsConfig::default()
+        },
+        pool: PoolOptions::default(),
+        static_peers: peers,
+        peer_service: None,
+    };
+    let relay = Relay::start(cfg, metrics);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let router = relay.router(None).await.unwrap();
+    tokio::spawn(async move {
+        router
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)),
+            )
+            .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while relay.pool().peers().iter().any(|p| !p.is_available()) {
+        assert!(Instant::now() < deadline, "peers never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (relay, addr)
+}
+
+async fn client(addr: &str) -> ObserverClient<Channel> {
+    ObserverClient::new(
+        Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    )
+    .max_decoding_message_size(64 << 20)
+}
+
+/// Reads a non-follow request to the end: (flows, seconds).
+async fn drain(addr: &str, number: u64) -> (u64, f64) {
+    let mut c = client(addr).await;
+    let start = Instant::now();
+    let mut s = c
+        .get_flows(GetFlowsRequest {
+            number,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(r) = s.message().await.unwrap() {
+        if matches!(r.response_types, Some(ResponseTypes::Flow(_))) {
+            n += 1;
+        }
+    }
+    (n, start.elapsed().as_secs_f64())
+}
+
+/// Follows `addr` for `secs` while `producers` push flows as fast as they
+/// can: (flows received, lost reported, seconds).
+async fn follow_rate(
+    addr: &str,
+    nodes: &[Arc<Observer>],
+    t: &[Flow],
+    secs: u64,
+) -> (u64, u64, f64) {
+    let mut c = client(addr).await;
+    let mut s = c
+        .get_flows(GetFlowsRequest {
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut producers = Vec::new();
+    for o in nodes {
+        let (o, t, stop) = (o.clone(), t.to_vec(), stop.clone());
+        producers.push(std::thread::spawn(move || {
+            let node = o.node_name().to_owned();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let now = Timestamp::now();
+                o.push_flows((0..256).map(|k| make_flow(&t, &node, i + k, now)));
+                i += 256;
+                // Let the readers keep up with the writer most of the time.
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        }));
+    }
+    let start = Instant::now();
+    let (mut flows, mut lost) = (0, 0);
+    while start.elapsed() < Duration::from_secs(secs) {
+        match tokio::time::timeout(Duration::from_millis(200), s.message()).await {
+            Ok(Ok(Some(r))) => match r.response_types {
+                Some(ResponseTypes::Flow(_)) => flows += 1,
+                Some(ResponseTypes::LostEvents(l)) => lost += l.num_events_lost,
+                _ => {}
+            },
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    let el = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for p in producers {
+        let _ = p.join();
+    }
+    (flows, lost, el)
+}
+
+/// Latency of flows through the relay: receive time − flow time, with
+/// every node (or only the first) sending `rate` flows/s.
+async fn latency(
+    addr: &str,
+    nodes: &[Arc<Observer>],
+    t: &[Flow],
+    rate: u64,
+    secs: u64,
+) -> (Duration, Duration, usize) {
+    let mut c = client(addr).await;
+    let mut s = c
+        .get_flows(GetFlowsRequest {
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut producers = Vec::new();
+    for o in nodes {
+        let (o, t, stop) = (o.clone(), t.to_vec(), stop.clone());
+        producers.push(std::thread::spawn(move || {
+            let node = o.node_name().to_owned();
+            let period = Duration::from_secs_f64(10.0 / rate as f64);
+            let mut i = 0u64;
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let now = Timestamp::now();
+                o.push_flows((0..10).map(|k| make_flow(&t, &node, i + k, now)));
+                i += 10;
+                next += period;
+                if let Some(d) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(d);
+                }
+            }
+        }));
+    }
+    let start = Instant::now();
+    let mut lat = Vec::new();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if let Ok(Ok(Some(r))) = tokio::time::timeout(Duration::from_millis(200), s.message()).await
+            && let Some(ResponseTypes::Flow(f)) = r.response_types
+        {
+            let sent = f.time.unwrap_or_default().as_unix_nanos();
+            let now = Timestamp::now().as_unix_nanos();
+            lat.push(Duration::from_nanos((now - sent).max(0) as u64));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for p in producers {
+        let _ = p.join();
+    }
+    lat.sort();
+    let q = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    (q(0.5), q(0.99), lat.len())
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let t = templates();
+    let per_node: u64 = 65_535;
+    println!(
+        "relay_bench: 3 exporters (ring {per_node}) + relay + client in one process, loopback gRPC"
+    );
+
+    // 1. Non-follow throughput.
+    let nodes: Vec<Arc<Observer>> = (0..3)
+        .map(|i| Arc::new(Observer::new(format!("node-{i}"), per_node).unwrap()))
+        .collect();
+    let base = Timestamp::now().as_unix_nanos();
+    for (i, o) in nodes.iter().enumerate() {
+        let node = format!("node-{i}");
+        o.push_flows((0..per_node).map(|k| {
+            make_flow(
+                &t,
+                &node,
+                k,
+                Timestamp::from_unix_nanos(base + (3 * k + i as u64) as i128 * 1000),
+            )
+        }));
+    }
+    let mut addrs = Vec::new();
+    for o in &nodes {
+        addrs.push(serve_exporter(o.clone()).await);
+    }
+    let specs: Vec<PeerSpec> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| PeerSpec {
+            name: format!("node-{i}"),
+            address: a.clone(),
+            tls_server_name: None,
+        })
+        .collect();
+    let metrics = Arc::new(Metrics::new());
+    let (relay3, relay3_addr) = serve_relay(specs.clone(), metrics.clone()).await;
+    let (relay1, relay1_addr) = serve_relay(specs[..1].to_vec(), Arc::new(Metrics::new())).await;
+
+    let _ = drain(&addrs[0], 1000).await; // warm up
+    let (n_direct, s_direct) = drain(&addrs[0], per_node).await;
+    let (n_r1, s_r1) = drain(&relay1_addr, per_node).await;
+    let (n_r3, s_r3) = drain(&relay3_addr, 3 * per_node).await;
+    let direct = n_direct as f64 / s_direct;
+    let r1 = n_r1 as f64 / s_r1;
+    let r3 = n_r3 as f64 / s_r3;
+    println!(
+        "non-follow, one exporter read directly       : {n_direct} flows, {direct:>10.0} flows/s"
+    );
+    println!(
+        "non-follow, relay over that one exporter     : {n_r1} flows, {r1:>10.0} flows/s (ratio {:.2})",
+        r1 / direct
+    );
+    println!(
+        "non-follow, relay merging three exporters    : {n_r3} flows, {r3:>10.0} flows/s (ratio {:.2} vs direct)",
+        r3 / direct
+    );
+    drop(relay1);
+
+    // 2. Follow throughput.
+    let (f_d, l_d, s_d) = follow_rate(&addrs[0], &nodes[..1], &t, 3).await;
+    let (f_r, l_r, s_r) = follow_rate(&relay3_addr, &nodes, &t, 3).await;
+    let fd = f_d as f64 / s_d;
+    let fr = f_r as f64 / s_r;
+    println!(
+        "follow, one exporter read directly           : {fd:>10.0} flows/s received ({l_d} reported lost)"
+    );
+    println!(
+        "follow, relay merging three exporters        : {fr:>10.0} flows/s received ({l_r} reported lost) (ratio {:.2})",
+        fr / fd
+    );
+
+    // 3. Latency added in follow mode.
+    let (p50, p99, n) = latency(&relay3_addr, &nodes, &t, 1000, 5).await;
+    println!(
+        "follow latency, 3 busy nodes at 1000 flows/s : p50 {p50:?}  p99 {p99:?}  ({n} flows)"
+    );
+    let (d50, d99, dn) = latency(&addrs[0], &nodes[..1], &t, 1000, 3).await;
+    println!(
+        "  same, one exporter read directly           : p50 {d50:?}  p99 {d99:?}  ({dn} flows)"
+    );
+    let (i50, i99, iq) = latency(&relay3_addr, &nodes[..1], &t, 1000, 4).await;
+    println!(
+        "  1 busy + 2 idle nodes (bound by the 1 s window or the 100-flow buffer, whichever fills first): p50 {i50:?}  p99 {i99:?}  ({iq} flows)"
+    );
+
+    // 4. Memory with ten slow clients.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_bytes();
+    let mut stuck = Vec::new();
+    for _ in 0..10 {
+        let mut c = client(&relay3_addr).await;
+        stuck.push(
+            c.get_flows(GetFlowsRequest {
+                follow: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let total_pushed = 3 * 200_000u64;
+    for (i, o) in nodes.iter().enumerate() {
+        let node = format!("node-{i}");
+        for b in 0..(200_000 / 1000) {
+            let now = Timestamp::now();
+            o.push_flows((0..1000).map(|k| make_flow(&t, &node, b * 1000 + k, now)));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_bytes();
+    let dropped = metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with("hubble_relay_flows_dropped_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    println!(
+        "ten slow follow clients, {total_pushed} flows produced: RSS {:.1} MB -> {:.1} MB (+{:.1} MB, {:.1} MB per client); {dropped} flows dropped for them",
+        before as f64 / 1e6,
+        after as f64 / 1e6,
+        (after as f64 - before as f64) / 1e6,
+        (after as f64 - before as f64) / 1e7
+    );
+    let mut c = client(&relay3_addr).await;
+    let st = c
+        .server_status(ServerStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    println!(
+        "relay status: {} flows held by the nodes, {:?} connected",
+        st.num_flows,
+        st.num_connected_nodes.map(|v| v.value)
+    );
+    drop(stuck);
+    drop(relay3);
+}

@@ -1,0 +1,111 @@
+//! Every size, interval and default of the relay, with the reason for it.
+//! Where Hubble's relay has the same knob (`pkg/hubble/relay/defaults`), the
+//! value is Hubble's unless the comment says why it differs.
+
+use std::time::Duration;
+
+/// Default gRPC listen address. Hubble's relay port is 4245; loopback by
+/// default so a development machine exposes nothing (a cluster deployment
+/// passes `--listen-address 0.0.0.0:4245`).
+pub const LISTEN_ADDRESS: &str = "127.0.0.1:4245";
+
+/// Default Prometheus listen address. 9966 is the relay's metrics port in
+/// Cilium's Helm chart (`hubble.relay.prometheus.port`), next to the
+/// exporter's 9965.
+pub const METRICS_ADDRESS: &str = "127.0.0.1:9966";
+
+/// Port added to a peer address that has none: the Hubble agent's TCP port.
+pub const PEER_PORT: u16 = 4244;
+
+/// Timeout of one dial (TCP connect and HTTP/2 handshake) to a peer
+/// (Hubble's `--dial-timeout`).
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// First wait after a failed dial; doubles per failure up to
+/// [`BACKOFF_MAX`] (gRPC's connection backoff, which Hubble's pool uses).
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+
+/// Longest wait between two dials of an unreachable peer: a peer that comes
+/// back is used again within a minute, and a dead one costs one dial a
+/// minute.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// How often a connected peer is probed (ServerStatus) so that a peer that
+/// died while no request was running is marked unavailable (Hubble's
+/// health-check interval).
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// HTTP/2 keepalive ping interval on peer connections: detects a peer that
+/// vanished without closing its TCP connection (power loss, partition)
+/// between probes.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long a keepalive ping may stay unanswered before the connection is
+/// considered dead.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Wait before reconnecting to the peer service after its Notify stream
+/// broke (Hubble's `--retry-timeout`).
+pub const RETRY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Follow mode: the sorting window. A flow is held at most this long after
+/// it reaches the relay while flows of other nodes may still come before
+/// it (Hubble's `--sort-buffer-drain-timeout`, 1 s).
+pub const SORT_WINDOW: Duration = Duration::from_secs(1);
+
+/// Follow mode: flows held for sorting per client at most; beyond that the
+/// oldest is released early (Hubble's `--sort-buffer-len-max`, 100).
+pub const SORT_BUFFER_LEN: usize = 100;
+
+/// Identical node errors within this window are merged into one
+/// `NODE_ERROR` event naming every node (Hubble's `ErrorAggregationWindow`).
+pub const ERROR_AGGREGATION_WINDOW: Duration = Duration::from_secs(10);
+
+/// Responses waiting for one follow client. A client that reads slower
+/// than the cluster produces loses the oldest ones beyond this (counted and
+/// reported as a `LostEvent`), so a slow client costs at most this many
+/// flows of relay memory (about 2.5 MB at ~2.5 KB per enriched flow).
+pub const CLIENT_QUEUE_LEN: usize = 1024;
+
+/// Responses buffered from each peer stream before the relay stops reading
+/// it (HTTP/2 flow control then pushes back on the peer). Small, because
+/// the merge needs only each peer's next flow; large enough to hide one
+/// network round trip at high rates.
+pub const PEER_BUFFER: usize = 64;
+
+/// Lost-event reports to one client are aggregated over this interval
+/// (Hubble's `LostEventSendInterval`).
+pub const LOST_EVENT_SEND_INTERVAL: Duration = Duration::from_secs(1);
+
+/// At most this many unavailable node names are listed in ServerStatus
+/// (Hubble's relay does the same, so a broken cluster of thousands of
+/// nodes does not produce a huge response).
+pub const MAX_UNAVAILABLE_NODES: usize = 10;
+
+/// Timeout of one unary call (ServerStatus, GetNodes, GetNamespaces) to a
+/// peer while answering a client: a hung peer must not hang `hubble
+/// status` (the Hubble CLI itself gives up after 12 s).
+pub const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the pool's connection-state gauge is refreshed even without a
+/// state change (Hubble reports every 5 s).
+pub const METRICS_REFRESH: Duration = Duration::from_secs(5);
+
+/// Graceful shutdown: how long open client streams may take to end after
+/// SIGTERM/SIGINT before the relay exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Version reported in `hubble-relay-version` and ServerStatus. Hubble
+/// clients compare its minor version with their own and only warn.
+pub const RELAY_VERSION: &str = "1.19.4";
+
+/// The gRPC health service name the Hubble CLI checks.
+pub const HEALTH_SERVICE: &str = "hubble.server.Observer";
+
+/// Suffix of a node's TLS server name: `<node>.<cluster>.` + this
+/// (Hubble's agent certificates).
+pub const TLS_SERVER_NAME_SUFFIX: &str = "hubble-grpc.cilium.io";
+
+/// Cluster name used in a derived TLS server name when the node name has
+/// no `cluster/` prefix (Cilium's default cluster).
+pub const DEFAULT_CLUSTER: &str = "default";

@@ -1,0 +1,596 @@
+//! GetFlows over the cluster: the request is validated once, sent to every
+//! available peer, and the peers' streams are merged by time
+//! ([`crate::merge`]) into a bounded client queue ([`crate::queue`]).
+//!
+//! # Semantics
+//!
+//! - **Non-follow** requests are merged in exact time order (a k-way merge
+//!   that waits for every open peer stream's next flow or its end).
+//!   `number = N` (`hubble observe --last N`) returns the N most recent
+//!   flows of the **whole cluster**: each peer is asked for its N most
+//!   recent (the cluster's N are among them), and the relay keeps the last
+//!   N of the merge. Hubble's relay returns N flows *per node* instead.
+//!   With `first`, the N oldest of the cluster. The relay then holds at
+//!   most N flows (plus one per peer) for the request.
+//! - **Follow** requests are merged within a window (default 1 s and 100
+//!   flows; see [`crate::merge`] for the exact guarantee). A `number`
+//!   with follow applies per node to the backlog before the live flows
+//!   (as in Hubble). Peers that join, or come back after a failure, are
+//!   attached to running follow requests (`NODE_CONNECTED`); a peer coming
+//!   back is asked only for flows newer than the last one it delivered.
+//!   A peer removed from discovery is detached (`NODE_GONE`).
+//! - **Node status:** the stream starts with `NODE_CONNECTED` (peers
+//!   asked) and `NODE_UNAVAILABLE` (peers without a usable connection,
+//!   skipped); a peer stream failing mid-request yields `NODE_ERROR`
+//!   (identical messages aggregated, [`crate::status`]); a follow stream
+//!   the peer ends is a `NODE_ERROR` too.
+//! - **Lost events** from peers are passed through as soon as they arrive
+//!   (they carry the peer's `node_name`); a slow follow client loses its
+//!   oldest responses and is told ([`crate::queue`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::poll_fn;
+use std::task::Poll;
+use std::time::Duration;
+
+use proto::observer::get_flows_response::ResponseTypes;
+use proto::observer::observer_client::ObserverClient;
+use proto::observer::{GetFlowsRequest, GetFlowsResponse};
+use proto::relay::NodeState;
+use proto::wkt::Timestamp;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tonic::Status;
+use tonic::transport::Channel;
+
+use crate::defaults;
+use crate::merge::{Merger, Mode, StreamId, response_time};
+use crate::pool::{Backoff, PeerView, Pool, status_text};
+use crate::queue::{ClientQueue, ClientStream, client_queue};
+use crate::status::{ErrorAggregator, node_status};
+
+/// How GetFlows merges and buffers.
+#[derive(Debug, Clone)]
+pub struct FlowsConfig {
+    /// The relay's name in node status and lost events.
+    pub relay_name: String,
+    /// Follow mode: longest hold of a flow for sorting.
+    pub sort_window: Duration,
+    /// Follow mode: most flows held for sorting.
+    pub sort_buffer_len: usize,
+    /// Responses queued per client.
+    pub client_queue_len: usize,
+    /// Window over which identical node errors are merged.
+    pub error_window: Duration,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        FlowsConfig {
+            relay_name: "hubble-relay".into(),
+            sort_window: defaults::SORT_WINDOW,
+            sort_buffer_len: defaults::SORT_BUFFER_LEN,
+            client_queue_len: defaults::CLIENT_QUEUE_LEN,
+            error_window: defaults::ERROR_AGGREGATION_WINDOW,
+        }
+    }
+}
+
+/// Checks a request the way an exporter would, so that a bad request is
+/// one `InvalidArgument` rather than one node error per peer.
+pub fn validate(req: &GetFlowsRequest) -> Result<(), Status> {
+    if req.first && req.follow {
+        return Err(Status::invalid_argument(
+            "first cannot be specified with follow",
+        ));
+    }
+    for (name, t) in [("since", &req.since), ("until", &req.until)] {
+        if let Some(t) = t
+            && (!(0..1_000_000_000).contains(&t.nanos) || t.to_datetime().is_none())
+        {
+            return Err(Status::invalid_argument(format!(
+                "invalid {name} timestamp: seconds={} nanos={}",
+                t.seconds, t.nanos
+            )));
+        }
+    }
+    flow_filter::FilterSet::compile(&req.whitelist, &req.blacklist)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(())
+}
+
+/// Starts a GetFlows request over the pool's peers.
+pub fn get_flows(
+    pool: &Pool,
+    cfg: &FlowsConfig,
+    req: GetFlowsRequest,
+) -> Result<ClientStream, Status> {
+    validate(&req)?;
+    let (queue, stream) = client_queue(
+        cfg.client_queue_len,
+        cfg.relay_name.clone(),
+        pool.metrics().clone(),
+    );
+    let run = Run::new(pool.clone(), cfg.clone(), req, queue);
+    tokio::spawn(run.run());
+    Ok(stream)
+}
+
+#[expect(
+    clippy::large_enum_variant,
+    reason = "flows dominate; boxing would allocate once more per flow"
+)]
+enum PeerEvent {
+    Response(GetFlowsResponse),
+    End,
+    Failed(Status),
+}
+
+/// What woke the request's loop.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives on the stack for one loop turn"
+)]
+enum Wake {
+    ClientGone,
+    Peer(StreamId, PeerEvent),
+    Timer,
+    PoolChanged,
+}
+
+/// One peer stream's reader task; aborted when dropped.
+struct Reader {
+    name: String,
+    rx: mpsc::Receiver<PeerEvent>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn read_peer(channel: Channel, req: GetFlowsRequest, tx: mpsc::Sender<PeerEvent>) {
+    let mut client = ObserverClient::new(channel);
+    let mut stream = match client.get_flows(req).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            let _ = tx.send(PeerEvent::Failed(s)).await;
+            return;
+        }
+    };
+    loop {
+        let ev = match stream.message().await {
+            Ok(Some(r)) => PeerEvent::Response(r),
+            Ok(None) => PeerEvent::End,
+            Err(s) => PeerEvent::Failed(s),
+        };
+        let last = !matches!(ev, PeerEvent::Response(_));
+        if tx.send(ev).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// A follow request's view of one peer.
+struct Track {
+    attached: Option<StreamId>,
+    last_time: Option<Timestamp>,
+    retry_at: Instant,
+    backoff: Backoff,
+    ever_attached: bool,
+}
+
+impl Track {
+    fn new(now: Instant) -> Self {
+        Track {
+            attached: None,
+            last_time: None,
+            retry_at: now,
+            backoff: Backoff::new(defaults::BACKOFF_MIN, defaults::BACKOFF_MAX),
+            ever_attached: false,
+        }
+    }
+}
+
+/// Keeps the last N flows of a non-follow `number` request.
+struct Tail {
+    n: usize,
+    flows: std::collections::VecDeque<GetFlowsResponse>,
+}
+
+struct Run {
+    pool: Pool,
+    cfg: FlowsConfig,
+    req: GetFlowsRequest,
+    queue: ClientQueue,
+    merger: Merger,
+    readers: BTreeMap<StreamId, Reader>,
+    tracks: BTreeMap<String, Track>,
+    errors: ErrorAggregator,
+    tail: Option<Tail>,
+    first_left: Option<u64>,
+    rotate: usize,
+}
+
+/// Decrements the open-streams gauge when a request ends, however it ends.
+struct StreamGauge(Pool);
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        self.0.metrics().streams_add(-1);
+    }
+}
+
+impl Run {
+    fn new(pool: Pool, cfg: FlowsConfig, req: GetFlowsRequest, queue: ClientQueue) -> Self {
+        let mode = if req.follow {
+            Mode::Window {
+                window: cfg.sort_window,
+                max_buffered: cfg.sort_buffer_len,
+            }
+        } else {
+            Mode::Exact
+        };
+        let tail = (!req.follow && !req.first && req.number > 0).then(|| Tail {
+            n: usize::try_from(req.number).unwrap_or(usize::MAX),
+            flows: std::collections::VecDeque::new(),
+        });
+        let first_left = (req.first && req.number > 0).then_some(req.number);
+        let errors = ErrorAggregator::new(cfg.error_window, cfg.relay_name.clone());
+        Run {
+            pool,
+            cfg,
+            req,
+            queue,
+            merger: Merger::new(mode),
+            readers: BTreeMap::new(),
+            tracks: BTreeMap::new(),
+            errors,
+            tail,
+            first_left,
+            rotate: 0,
+        }
+    }
+
+    fn attach(&mut self, v: &PeerView, req: GetFlowsRequest) {
+        let Some(channel) = v.channel.clone() else {
+            return;
+        };
+        let (tx, rx) = mpsc::channel(defaults::PEER_BUFFER);
+        let task = tokio::spawn(read_peer(channel, req, tx));
+        let id = self.merger.add_stream(v.name.clone());
+        self.readers.insert(
+            id,
+            Reader {
+                name: v.name.clone(),
+                rx,
+                task,
+            },
+        );
+        if let Some(t) = self.tracks.get_mut(&v.name) {
+            t.attached = Some(id);
+            t.ever_attached = true;
+        }
+    }
+
+    /// The request for a peer joining a running follow request.
+    fn request_for(&self, t: &Track) -> GetFlowsRequest {
+        let mut r = self.req.clone();
+        if t.ever_attached {
+            // Coming back: only what we have not seen from it.
+            r.number = 0;
+            if let Some(last) = t.last_time {
+                r.since = Some(Timestamp::from_unix_nanos(last.as_unix_nanos() + 1));
+            }
+        }
+        r
+    }
+
+    async fn send(&mut self, r: GetFlowsResponse) -> bool {
+        if self.req.follow {
+            self.queue.push_drop_oldest(r)
+        } else {
+            self.queue.push_wait(r).await
+        }
+    }
+
+    /// Sends a released flow; false when the request is over (client gone
+    /// or `first` satisfied).
+    async fn emit_flow(&mut self, r: GetFlowsResponse) -> bool {
+        if let Some(t) = &mut self.tail {
+            t.flows.push_back(r);
+            if t.flows.len() > t.n {
+                t.flows.pop_front();
+            }
+            return true;
+        }
+        if !self.send(r).await {
+            return false;
+        }
+        match &mut self.first_left {
+            Some(n) => {
+                *n -= 1;
+                *n > 0
+            }
+            None => true,
+        }
+    }
+
+    async fn start(&mut self) -> bool {
+        let now = Instant::now();
+        let mut connected = Vec::new();
+        let mut unavailable = Vec::new();
+        for v in self.pool.peers() {
+            self.tracks.insert(v.name.clone(), Track::new(now));
+            if v.is_available() {
+                self.attach(&v, self.req.clone());
+                connected.push(v.name.clone());
+            } else {
+                unavailable.push(v.name.clone());
+            }
+        }
+        let name = self.cfg.relay_name.clone();
+        if !connected.is_empty()
+            && !self
+                .send(node_status(
+                    &name,
+                    NodeState::NodeConnected,
+                    connected,
+                    String::new(),
+                ))
+                .await
+        {
+            return false;
+        }
+        if !unavailable.is_empty()
+            && !self
+                .send(node_status(
+                    &name,
+                    NodeState::NodeUnavailable,
+                    unavailable,
+                    String::new(),
+                ))
+                .await
+        {
+            return false;
+        }
+        true
+    }
+
+    /// Follow mode: attaches peers that joined or came back, detaches
+    /// removed ones.
+    async fn reconcile(&mut self) -> bool {
+        let now = Instant::now();
+        let views = self.pool.peers();
+        let names: BTreeSet<&str> = views.iter().map(|v| v.name.as_str()).collect();
+        let gone: Vec<String> = self
+            .tracks
+            .keys()
+            .filter(|n| !names.contains(n.as_str()))
+            .cloned()
+            .collect();
+        for n in gone {
+            if let Some(t) = self.tracks.remove(&n) {
+                if let Some(id) = t.attached {
+                    self.readers.remove(&id);
+                    self.merger.end(id);
+                }
+                let name = self.cfg.relay_name.clone();
+                if !self
+                    .send(node_status(
+                        &name,
+                        NodeState::NodeGone,
+                        vec![n],
+                        String::new(),
+                    ))
+                    .await
+                {
+                    return false;
+                }
+            }
+        }
+        for v in &views {
+            let t = self
+                .tracks
+                .entry(v.name.clone())
+                .or_insert_with(|| Track::new(now));
+            if t.attached.is_some() || !v.is_available() || now < t.retry_at {
+                continue;
+            }
+            let req = self.request_for(&self.tracks[&v.name]);
+            self.attach(v, req);
+            let name = self.cfg.relay_name.clone();
+            if !self
+                .send(node_status(
+                    &name,
+                    NodeState::NodeConnected,
+                    vec![v.name.clone()],
+                    String::new(),
+                ))
+                .await
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn next_retry(&self, now: Instant) -> Option<Instant> {
+        self.tracks
+            .values()
+            .filter(|t| t.attached.is_none() && t.retry_at > now)
+            .map(|t| t.retry_at)
+            .min()
+    }
+
+    /// A peer stream ended or failed.
+    async fn stream_over(&mut self, id: StreamId, failure: Option<String>) -> bool {
+        let Some(reader) = self.readers.remove(&id) else {
+            return true;
+        };
+        self.merger.end(id);
+        let name = reader.name.clone();
+        drop(reader);
+        let now = Instant::now();
+        let failure = match failure {
+            Some(f) => Some(f),
+            None if self.req.follow => Some("the peer ended the follow stream".to_owned()),
+            None => None,
+        };
+        if let Some(t) = self.tracks.get_mut(&name)
+            && t.attached == Some(id)
+        {
+            t.attached = None;
+            t.retry_at = now + t.backoff.next_delay();
+        }
+        let Some(msg) = failure else {
+            return true;
+        };
+        tracing::info!(peer = %name, error = %msg, "peer stream failed");
+        self.pool.report_stream_failure(&name);
+        match self.errors.add(&name, &msg, now) {
+            Some(flushed) => self.send(flushed).await,
+            None => true,
+        }
+    }
+
+    async fn handle(&mut self, id: StreamId, ev: PeerEvent) -> bool {
+        match ev {
+            PeerEvent::Response(r) => match &r.response_types {
+                Some(ResponseTypes::Flow(_)) => {
+                    if self.req.follow
+                        && let Some(name) = self.merger.name(id)
+                        && let Some(t) = self.tracks.get_mut(name)
+                    {
+                        t.last_time = Some(response_time(&r));
+                        t.backoff.reset();
+                    }
+                    self.merger.push(id, r, Instant::now());
+                    true
+                }
+                // Lost events and a peer relay's node status: passed on.
+                Some(_) => self.send(r).await,
+                None => true,
+            },
+            PeerEvent::End => self.stream_over(id, None).await,
+            PeerEvent::Failed(s) => {
+                if s.code() == tonic::Code::InvalidArgument {
+                    tracing::debug!(error = %s, "peer rejected the request");
+                }
+                self.stream_over(id, Some(status_text(&s))).await
+            }
+        }
+    }
+
+    async fn run(mut self) {
+        self.pool.metrics().streams_add(1);
+        let _gauge = StreamGauge(self.pool.clone());
+        let mut changes = self.pool.subscribe();
+        changes.mark_unchanged();
+        if !self.start().await {
+            return;
+        }
+        'outer: loop {
+            let now = Instant::now();
+            while let Some(r) = self.merger.pop(now) {
+                if !self.emit_flow(r).await {
+                    break 'outer;
+                }
+            }
+            if let Some(e) = self.errors.take_due(now)
+                && !self.send(e).await
+            {
+                return;
+            }
+            if !self.req.follow && self.merger.is_done() {
+                break;
+            }
+            let deadline = [
+                self.merger.next_deadline(),
+                self.errors.deadline(),
+                if self.req.follow {
+                    self.next_retry(now)
+                } else {
+                    None
+                },
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let follow = self.req.follow;
+            let ev = {
+                let readers = &mut self.readers;
+                let merger = &self.merger;
+                let rotate = self.rotate;
+                let next = poll_fn(|cx| {
+                    let n = readers.len();
+                    if n == 0 {
+                        return Poll::Pending;
+                    }
+                    let ids: Vec<StreamId> = readers.keys().copied().collect();
+                    for k in 0..n {
+                        let id = ids[(rotate + k) % n];
+                        if !merger.wants(id) {
+                            continue;
+                        }
+                        if let Some(r) = readers.get_mut(&id) {
+                            match r.rx.poll_recv(cx) {
+                                Poll::Ready(Some(ev)) => return Poll::Ready(Some((id, ev))),
+                                // The reader task is gone (it panicked).
+                                Poll::Ready(None) => {
+                                    return Poll::Ready(Some((id, PeerEvent::End)));
+                                }
+                                Poll::Pending => {}
+                            }
+                        }
+                    }
+                    Poll::Pending
+                });
+                tokio::select! {
+                    biased;
+                    () = self.queue.closed() => Wake::ClientGone,
+                    Some((id, ev)) = next => Wake::Peer(id, ev),
+                    () = async {
+                        match deadline {
+                            Some(d) => tokio::time::sleep_until(d).await,
+                            None => std::future::pending().await,
+                        }
+                    } => Wake::Timer,
+                    r = changes.changed() => match r {
+                        Ok(()) => Wake::PoolChanged,
+                        Err(_) => Wake::ClientGone,
+                    },
+                }
+            };
+            self.rotate = self.rotate.wrapping_add(1);
+            let ok = match ev {
+                Wake::ClientGone => return,
+                // The relay is stopping: end the stream cleanly.
+                Wake::PoolChanged if self.pool.is_closed() => return,
+                // Releases and due errors are handled at the loop top;
+                // retries of follow peers here.
+                Wake::Timer | Wake::PoolChanged if follow => self.reconcile().await,
+                Wake::Timer | Wake::PoolChanged => true,
+                Wake::Peer(id, ev) => self.handle(id, ev).await,
+            };
+            if !ok {
+                return;
+            }
+        }
+        // Non-follow end (or `first` satisfied): the tail, then any error.
+        self.readers.clear();
+        if let Some(t) = self.tail.take() {
+            for r in t.flows {
+                if !self.send(r).await {
+                    return;
+                }
+            }
+        }
+        if let Some(e) = self.errors.take_all() {
+            self.send(e).await;
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! `relay`: the cluster-wide Hubble relay binary. See the library docs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{ArgGroup, Parser};
+use relay::{FlowsConfig, PoolOptions, Relay, RelayConfig, defaults, discovery, metrics, peers};
+
+/// Cluster-wide Hubble relay: serves Hubble's Observer API (`hubble
+/// observe`, `hubble status`, `hubble list nodes`, Hubble UI) over every
+/// node's flow exporter.
+///
+/// GetFlows fans out to every connected node and merges the streams by
+/// time: non-follow queries come out in exact time order and `--last N`
+/// means the N most recent flows of the whole cluster (Hubble's relay
+/// gives N per node); follow queries are ordered within a window (see
+/// --sort-buffer-drain-timeout). Node failures show up in the stream as
+/// NODE_ERROR / NODE_UNAVAILABLE events; nodes that come back are used
+/// again without any client action.
+#[derive(Debug, Parser)]
+#[command(name = "relay", version, about, long_about)]
+#[command(group(ArgGroup::new("discovery").required(true).multiple(true).args(["peers", "peer_service"])))]
+struct Args {
+    /// gRPC address to serve on: host:port or :port (all interfaces).
+    #[arg(long, env = "RELAY_LISTEN_ADDRESS", default_value = defaults::LISTEN_ADDRESS)]
+    listen_address: String,
+
+    /// Prometheus /metrics address (host:port); "off" disables it.
+    #[arg(long, env = "RELAY_METRICS_ADDRESS", default_value = defaults::METRICS_ADDRESS)]
+    metrics_address: String,
+
+    /// Static peers: comma-separated host[:port] or name=host[:port]
+    /// (default port 4244). A peer without a name is named by its address.
+    #[arg(long, value_name = "LIST", env = "RELAY_PEERS")]
+    peers: Option<String>,
+
+    /// Peer service to follow with peer.Peer/Notify (host[:port], default
+    /// port 4244, or unix:///var/run/cilium/hubble.sock); nodes it adds,
+    /// updates and deletes are applied at runtime.
+    #[arg(long, value_name = "ADDR", env = "RELAY_PEER_SERVICE")]
+    peer_service: Option<String>,
+
+    /// This relay's name in node status and lost events (default: the host
+    /// name).
+    #[arg(long)]
+    node_name: Option<String>,
+
+    /// Timeout of one dial to a peer or the peer service.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    dial_timeout: Duration,
+
+    /// Wait before reconnecting to the peer service after its stream broke.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    retry_timeout: Duration,
+
+    /// Follow mode: most flows held per client for sorting; beyond it the
+    /// oldest is sent early.
+    #[arg(long, default_value_t = defaults::SORT_BUFFER_LEN)]
+    sort_buffer_len_max: usize,
+
+    /// Follow mode: the sorting window. Output is in exact time order while
+    /// every node is sending; a node whose flows reach the relay this much
+    /// or more later than newer flows of other nodes is sent out of
+    /// order. No flow is held longer than this.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    sort_buffer_drain_timeout: Duration,
+
+    /// Identical node errors within this window become one NODE_ERROR
+    /// event naming every node.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    error_aggregation_window: Duration,
+
+    /// Responses queued per follow client; a slower client loses the oldest
+    /// (reported to it as a LostEvent, counted in
+    /// hubble_relay_flows_dropped_total).
+    #[arg(long, default_value_t = defaults::CLIENT_QUEUE_LEN)]
+    client_queue_len: usize,
+
+    /// PEM CA bundle(s) that signed the nodes' certificates (comma
+    /// separated). Enables TLS to peers; each node's certificate must name
+    /// <node>.<cluster>.hubble-grpc.cilium.io or the server name the peer
+    /// service announces.
+    #[arg(long, value_name = "FILES", value_delimiter = ',')]
+    tls_hubble_server_ca_files: Vec<PathBuf>,
+
+    /// PEM client certificate presented to peers (mTLS).
+    #[arg(long, value_name = "FILE", requires = "tls_client_key_file")]
+    tls_client_cert_file: Option<PathBuf>,
+
+    /// PEM key of --tls-client-cert-file.
+    #[arg(long, value_name = "FILE", requires = "tls_client_cert_file")]
+    tls_client_key_file: Option<PathBuf>,
+
+    /// PEM certificate of this relay's server (enables TLS for clients).
+    #[arg(long, value_name = "FILE", requires = "tls_relay_server_key_file")]
+    tls_relay_server_cert_file: Option<PathBuf>,
+
+    /// PEM key of --tls-relay-server-cert-file.
+    #[arg(long, value_name = "FILE", requires = "tls_relay_server_cert_file")]
+    tls_relay_server_key_file: Option<PathBuf>,
+
+    /// PEM CA bundle(s) client certificates must chain to (mTLS for
+    /// clients; comma separated).
+    #[arg(
+        long,
+        value_name = "FILES",
+        value_delimiter = ',',
+        requires = "tls_relay_server_cert_file"
+    )]
+    tls_relay_client_ca_files: Vec<PathBuf>,
+}
+
+/// `500ms`, `1s`, `2m`, `1h`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 1s, 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_owned()
+    };
+    full.parse()
+        .with_context(|| format!("invalid --listen-address {s:?}: expected host:port or :port"))
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("relay: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("relay: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let relay_name = match args.node_name.clone() {
+        Some(n) => n,
+        None => hostname::get()
+            .context("read the host name (pass --node-name)")?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let static_peers = match &args.peers {
+        Some(list) => peers::parse_static(list).context("--peers")?,
+        None => Vec::new(),
+    };
+    let client_tls = relay::tls::ClientTls::load(
+        &args.tls_hubble_server_ca_files,
+        args.tls_client_cert_file.as_deref(),
+        args.tls_client_key_file.as_deref(),
+    )
+    .context("TLS to peers")?;
+    let server_tls = match (
+        &args.tls_relay_server_cert_file,
+        &args.tls_relay_server_key_file,
+    ) {
+        (Some(c), Some(k)) => Some(
+            relay::tls::server_config(c, k, &args.tls_relay_client_ca_files)
+                .context("relay server TLS")?,
+        ),
+        _ => None,
+    };
+    let listen = parse_listen(&args.listen_address)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listen on {listen} for gRPC (is another relay running?)"))?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let metrics_listener = if args.metrics_address != "off" && !args.metrics_address.is_empty() {
+        let addr: SocketAddr = args.metrics_address.parse().with_context(|| {
+            format!(
+                "invalid --metrics-address {:?}: expected host:port",
+                args.metrics_address
+            )
+        })?;
+        Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {addr} for metrics"))?,
+        )
+    } else {
+        None
+    };
+
+    let cfg = RelayConfig {
+        flows: FlowsConfig {
+            relay_name: relay_name.clone(),
+            sort_window: args.sort_buffer_drain_timeout,
+            sort_buffer_len: args.sort_buffer_len_max.max(1),
+            client_queue_len: args.client_queue_len.max(1),
+            error_window: args.error_aggregation_window,
+        },
+        pool: PoolOptions {
+            dial_timeout: args.dial_timeout,
+            tls: client_tls,
+            ..PoolOptions::default()
+        },
+        static_peers,
+        peer_service: args
+            .peer_service
+            .clone()
+            .map(|address| discovery::DiscoveryOptions {
+                address,
+                dial_timeout: args.dial_timeout,
+                retry_timeout: args.retry_timeout,
+            }),
+    };
+    let relay = Relay::start(cfg, metrics.clone());
+    let router = relay.router(server_tls).await?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    // TCP_NODELAY: flows are small writes; Nagle's algorithm with delayed
+    // ACKs would add up to 40 ms to each.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let mut grpc =
+        tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
+    tracing::info!(address = %listen, relay = %relay_name, peers = relay.pool().names().len(), peer_service = ?args.peer_service, "serving Hubble Observer API");
+    let metrics_task = metrics_listener.map(|l| {
+        tracing::info!(address = %args.metrics_address, "serving Prometheus metrics on /metrics");
+        tokio::spawn(metrics::serve(l, metrics.clone(), stopped(stop_rx.clone())))
+    });
+
+    let mut failure = None;
+    tokio::select! {
+        s = shutdown_signal() => tracing::info!(signal = s, "shutting down"),
+        r = &mut grpc => failure = Some(match r {
+            Ok(Ok(())) => anyhow::anyhow!("gRPC server stopped"),
+            Ok(Err(e)) => anyhow::Error::new(e).context("gRPC server"),
+            Err(e) => e.into(),
+        }),
+    }
+    let _ = stop_tx.send(true);
+    // Ends every client stream (they see the pool close) and every peer
+    // connection, so the graceful shutdown does not wait on follow streams.
+    relay.pool().shutdown();
+    if !grpc.is_finished()
+        && tokio::time::timeout(defaults::SHUTDOWN_GRACE, &mut grpc)
+            .await
+            .is_err()
+    {
+        tracing::warn!(
+            "client connections did not close within {:?}; exiting anyway",
+            defaults::SHUTDOWN_GRACE
+        );
+    }
+    if let Some(m) = metrics_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
+    }
+    drop(relay);
+    tracing::info!("stopped");
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return "none";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory as _;
+        Args::command().debug_assert();
+    }
+}

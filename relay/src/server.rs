@@ -1,0 +1,257 @@
+//! The relay's gRPC side: Hubble's `observer.Observer` over the whole
+//! cluster, `grpc.health.v1.Health` (SERVING for `hubble.server.Observer`,
+//! which `hubble status` checks), server reflection and the
+//! `hubble-relay-version` header on every response.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+
+use futures::Stream;
+use proto::observer::observer_server::{Observer, ObserverServer};
+use proto::observer::{
+    GetAgentEventsRequest, GetAgentEventsResponse, GetDebugEventsRequest, GetDebugEventsResponse,
+    GetFlowsRequest, GetFlowsResponse, GetNamespacesRequest, GetNamespacesResponse,
+    GetNodesRequest, GetNodesResponse, Namespace, Node, ServerStatusRequest, ServerStatusResponse,
+    Tls,
+};
+use proto::relay::NodeState;
+use proto::wkt::UInt32Value;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::defaults;
+use crate::flows::{self, FlowsConfig};
+use crate::pool::{PeerView, Pool, status_text};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn with_version<T>(mut r: Response<T>) -> Response<T> {
+    r.metadata_mut().insert(
+        "hubble-relay-version",
+        MetadataValue::from_static(defaults::RELAY_VERSION),
+    );
+    r
+}
+
+/// The relay's Observer service.
+#[derive(Debug, Clone)]
+pub struct RelayService {
+    pool: Pool,
+    cfg: FlowsConfig,
+}
+
+impl RelayService {
+    /// Serves the peers of `pool`.
+    pub fn new(pool: Pool, cfg: FlowsConfig) -> Self {
+        RelayService { pool, cfg }
+    }
+}
+
+/// Calls `f` on every available peer concurrently, each with the peer
+/// request timeout; unavailable peers give `Err` without a call.
+async fn fan_out<T, F, Fut>(peers: &[PeerView], f: F) -> Vec<Result<T, String>>
+where
+    F: Fn(Channel) -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let calls = peers.iter().map(|p| {
+        let call = p.channel.clone().filter(|_| p.is_available()).map(&f);
+        async move {
+            let Some(call) = call else {
+                return Err(p
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "not connected".to_owned()));
+            };
+            match tokio::time::timeout(defaults::PEER_REQUEST_TIMEOUT, call).await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(s)) => Err(status_text(&s)),
+                Err(_) => Err(format!(
+                    "no answer within {:?}",
+                    defaults::PEER_REQUEST_TIMEOUT
+                )),
+            }
+        }
+    });
+    futures::future::join_all(calls).await
+}
+
+async fn peer_status(ch: Channel) -> Result<ServerStatusResponse, Status> {
+    use proto::observer::observer_client::ObserverClient;
+    Ok(ObserverClient::new(ch)
+        .server_status(ServerStatusRequest {})
+        .await?
+        .into_inner())
+}
+
+#[tonic::async_trait]
+impl Observer for RelayService {
+    type GetFlowsStream = BoxStream<GetFlowsResponse>;
+    type GetAgentEventsStream = BoxStream<GetAgentEventsResponse>;
+    type GetDebugEventsStream = BoxStream<GetDebugEventsResponse>;
+
+    async fn get_flows(
+        &self,
+        request: Request<GetFlowsRequest>,
+    ) -> Result<Response<Self::GetFlowsStream>, Status> {
+        let s = flows::get_flows(&self.pool, &self.cfg, request.into_inner())?;
+        Ok(with_version(Response::new(Box::pin(s.into_stream()))))
+    }
+
+    async fn get_agent_events(
+        &self,
+        _request: Request<GetAgentEventsRequest>,
+    ) -> Result<Response<Self::GetAgentEventsStream>, Status> {
+        Err(Status::unimplemented(
+            "GetAgentEvents is not implemented by the relay (as Hubble's relay); ask a node's exporter",
+        ))
+    }
+
+    async fn get_debug_events(
+        &self,
+        _request: Request<GetDebugEventsRequest>,
+    ) -> Result<Response<Self::GetDebugEventsStream>, Status> {
+        Err(Status::unimplemented(
+            "GetDebugEvents is not implemented by the relay (as Hubble's relay); ask a node's exporter",
+        ))
+    }
+
+    async fn server_status(
+        &self,
+        _request: Request<ServerStatusRequest>,
+    ) -> Result<Response<ServerStatusResponse>, Status> {
+        let peers = self.pool.peers();
+        let answers = fan_out(&peers, peer_status).await;
+        let mut out = ServerStatusResponse {
+            version: defaults::RELAY_VERSION.to_owned(),
+            ..Default::default()
+        };
+        let (mut connected, mut unavailable) = (0u32, Vec::new());
+        for (p, a) in peers.iter().zip(answers) {
+            match a {
+                Ok(s) => {
+                    connected += 1;
+                    out.num_flows += s.num_flows;
+                    out.max_flows += s.max_flows;
+                    out.seen_flows += s.seen_flows;
+                    out.flows_rate += s.flows_rate;
+                    out.uptime_ns = out.uptime_ns.max(s.uptime_ns);
+                }
+                Err(_) => unavailable.push(p.name.clone()),
+            }
+        }
+        out.num_connected_nodes = Some(UInt32Value::from(connected));
+        out.num_unavailable_nodes = Some(UInt32Value::from(unavailable.len() as u32));
+        unavailable.truncate(defaults::MAX_UNAVAILABLE_NODES);
+        out.unavailable_nodes = unavailable;
+        Ok(with_version(Response::new(out)))
+    }
+
+    async fn get_nodes(
+        &self,
+        _request: Request<GetNodesRequest>,
+    ) -> Result<Response<GetNodesResponse>, Status> {
+        let peers = self.pool.peers();
+        let answers = fan_out(&peers, peer_status).await;
+        let nodes = peers
+            .iter()
+            .zip(answers)
+            .map(|(p, a)| {
+                let mut n = Node {
+                    name: p.name.clone(),
+                    address: p.address.clone(),
+                    tls: Some(Tls {
+                        enabled: p.tls_server_name.is_some(),
+                        server_name: p.tls_server_name.clone().unwrap_or_default(),
+                    }),
+                    ..Default::default()
+                };
+                match a {
+                    Ok(s) => {
+                        n.state = NodeState::NodeConnected as i32;
+                        n.version = s.version;
+                        n.uptime_ns = s.uptime_ns;
+                        n.num_flows = s.num_flows;
+                        n.max_flows = s.max_flows;
+                        n.seen_flows = s.seen_flows;
+                    }
+                    Err(_) if !p.is_available() => n.state = NodeState::NodeUnavailable as i32,
+                    Err(_) => n.state = NodeState::NodeError as i32,
+                }
+                n
+            })
+            .collect();
+        Ok(with_version(Response::new(GetNodesResponse { nodes })))
+    }
+
+    async fn get_namespaces(
+        &self,
+        _request: Request<GetNamespacesRequest>,
+    ) -> Result<Response<GetNamespacesResponse>, Status> {
+        use proto::observer::observer_client::ObserverClient;
+        let peers = self.pool.peers();
+        let answers = fan_out(&peers, |ch| async move {
+            Ok(ObserverClient::new(ch)
+                .get_namespaces(GetNamespacesRequest {})
+                .await?
+                .into_inner())
+        })
+        .await;
+        // Failing peers are skipped: partial results beat none.
+        let set: BTreeSet<(String, String)> = answers
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.namespaces)
+            .map(|n| (n.cluster, n.namespace))
+            .collect();
+        let namespaces = set
+            .into_iter()
+            .map(|(cluster, namespace)| Namespace { cluster, namespace })
+            .collect();
+        Ok(with_version(Response::new(GetNamespacesResponse {
+            namespaces,
+        })))
+    }
+}
+
+/// The Observer, health and reflection services, ready to be served.
+pub async fn router(
+    pool: Pool,
+    cfg: FlowsConfig,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> anyhow::Result<tonic::transport::server::Router> {
+    use anyhow::Context as _;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(
+            defaults::HEALTH_SERVICE,
+            tonic_health::ServingStatus::Serving,
+        )
+        .await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the gRPC reflection service")?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("building the gRPC reflection service")?;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .context("relay server TLS configuration")?;
+    }
+    Ok(builder
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ObserverServer::new(RelayService::new(pool, cfg))))
+}
