@@ -25,8 +25,14 @@ use crate::defaults;
 use crate::schema::{self, BatchBuilder};
 use crate::storage::{Storage, StorageError};
 
-/// Where resume state lives.
+/// Where the resume state is cached. The authority is each file's footer
+/// (keys below), written in the same atomic rename as the rows, so a crash
+/// between a file and this cache cannot cause duplicates.
 pub const STATE_PATH: &str = "_archive/state.json";
+/// Footer key: the newest flow time in the file (RFC 3339).
+pub const MAX_TIME_KEY: &str = "flow_archive.max_time";
+/// Footer key: JSON array of the uuids at that time.
+pub const MAX_UUIDS_KEY: &str = "flow_archive.max_uuids";
 /// Where recorded gaps live (one JSON object per line).
 pub const GAPS_PATH: &str = "_archive/gaps.jsonl";
 
@@ -91,12 +97,60 @@ pub struct ArchiveState {
 }
 
 impl ArchiveState {
-    /// Loads the state, or the empty state for a new archive.
+    /// Loads the state: the cached `state.json`, corrected by the footers of
+    /// the committed files (the authority: a file committed just before a
+    /// crash may be newer than the cache).
     pub fn load(storage: &dyn Storage) -> Result<ArchiveState, WriteError> {
-        match storage.get(STATE_PATH)? {
-            None => Ok(ArchiveState::default()),
-            Some(b) => serde_json::from_slice(&b).map_err(|e| WriteError::State(e.to_string())),
+        let mut st = match storage.get(STATE_PATH)? {
+            None => ArchiveState::default(),
+            Some(b) => serde_json::from_slice(&b).map_err(|e| WriteError::State(e.to_string()))?,
+        };
+        let (mut rows, mut files) = (0u64, 0u64);
+        for path in storage
+            .list("")?
+            .into_iter()
+            .filter(|p| p.ends_with(".parquet"))
+        {
+            let Some(data) = storage.get(&path)? else {
+                continue;
+            };
+            let Ok(reader) = parquet::file::metadata::ParquetMetaDataReader::new()
+                .parse_and_finish(&bytes::Bytes::from(data))
+            else {
+                tracing::warn!(file = %path, "unreadable archive file skipped while loading state");
+                continue;
+            };
+            let md = reader.file_metadata();
+            rows += md.num_rows() as u64;
+            files += 1;
+            let kv = md.key_value_metadata();
+            let get = |k: &str| {
+                kv.and_then(|kv| kv.iter().find(|e| e.key == k))
+                    .and_then(|e| e.value.clone())
+            };
+            let max = get(MAX_TIME_KEY).and_then(|t| Timestamp::parse_rfc3339(&t).ok());
+            let uuids: Vec<String> = get(MAX_UUIDS_KEY)
+                .and_then(|u| serde_json::from_str(&u).ok())
+                .unwrap_or_default();
+            match (st.last_time, max) {
+                (Some(l), Some(m)) if m < l => {}
+                (Some(l), Some(m)) if m == l => {
+                    for u in uuids {
+                        if !st.last_uuids.contains(&u) {
+                            st.last_uuids.push(u);
+                        }
+                    }
+                }
+                (_, Some(m)) => {
+                    st.last_time = Some(m);
+                    st.last_uuids = uuids;
+                }
+                (_, None) => {}
+            }
         }
+        st.rows = st.rows.max(rows);
+        st.files = st.files.max(files);
+        Ok(st)
     }
 
     /// Whether a flow was already committed (older than the watermark, or at

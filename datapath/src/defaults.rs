@@ -56,3 +56,43 @@ pub const PROG_FROM_CONTAINER: &str = "from_container";
 
 /// Name of the program attached at TCX egress of the host-side veth.
 pub const PROG_TO_CONTAINER: &str = "to_container";
+
+/// The agent's API socket when none is given (one agent per host; tests
+/// and simulated nodes pass their own).
+pub const API_SOCKET: &str = "/run/datapath/agent.sock";
+
+/// The agent's state directory when none is given: under /run, because the
+/// state describes kernel objects that do not survive a reboot either, and
+/// bpffs cannot hold regular files.
+pub const STATE_DIR: &str = "/run/datapath/state";
+
+/// Name of the enrichment file the agent writes in its state directory
+/// (JSON: `flow-exporter --enrichment` reads `.json` as JSON).
+pub const ENRICHMENT_FILE: &str = "enrichment.json";
+
+/// Name of the IPAM state file in the state directory.
+pub const IPAM_FILE: &str = "ipam.json";
+
+/// How often the agent looks at the policy directory. A second is what an
+/// operator editing a file perceives as immediate, and reading a handful
+/// of small files once a second costs nothing.
+pub const POLICY_POLL: Duration = Duration::from_secs(1);
+
+/// Timeout of one API request from the CNI plugin or the CLI: the agent
+/// answers in milliseconds; attaching programs takes well under a second.
+pub const API_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pods' default gateway: a link-local address nobody owns, answered by
+/// the datapath's ARP responder with the host-side veth's MAC (as Cilium's
+/// 169.254.1.1 in its veth mode with ARP passthrough off).
+pub const GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 1, 1);
+
+/// Cluster name labels and enrichment carry when none is given.
+pub const CLUSTER: &str = "default";
+
+/// Kubernetes namespace of a pod whose runtime passes none (podman).
+pub const POD_NAMESPACE: &str = "default";
+
+/// Prefix of host-side veth names (`lxc` + 11 hex digits of a hash of the
+/// container id and interface, within IFNAMSIZ − 1 = 15 bytes).
+pub const HOST_IFACE_PREFIX: &str = "lxc";

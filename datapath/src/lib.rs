@@ -13,16 +13,38 @@
 //! - [`netns`]: per-operation network-namespace switching on a dedicated
 //!   thread.
 //!
+//! Part 2, the agent and its pure building blocks:
+//! - [`identity`]: identities from security-relevant labels (Cilium's
+//!   reserved ones, stable allocation ≥ 256, node-local CIDR identities);
+//! - [`policy`]: CiliumNetworkPolicy-shaped YAML → validated [`policy::Policy`]
+//!   → per-endpoint map entries and enforcement flags, as a minimal diff;
+//! - [`store`]: the cluster-state store interface (DESIGN §3) and its
+//!   single-node JSON-file implementation; [`ipam`]: the node's pod CIDR;
+//! - [`agent`]: endpoint manager and convergence of store + policies into
+//!   the maps, enrichment file for the exporter; [`server`]: its API on a
+//!   unix socket (axum), [`api`]: wire types and the blocking client the
+//!   CNI plugin (`datapath-cni`) and the admin CLI use.
+//!
 //! The kernel side and its decisions are documented in the C headers under
 //! `ebpf/include/dp_*.h`. This crate is the only one besides the exporter's
-//! ring-buffer source that touches the kernel; it must not depend on the
-//! exporter, the parser or any gRPC code (tests excepted).
+//! ring-buffer source that touches the kernel. It must not depend on the
+//! exporter or on gRPC code; it uses `flow-parser` only for its enrichment
+//! file format and to print events in `datapath monitor`.
 
+pub mod agent;
+pub mod api;
+pub mod cidr;
+pub mod cni;
 pub mod defaults;
 pub mod error;
+pub mod identity;
+pub mod ipam;
 pub mod loader;
 pub mod maps;
 pub mod netns;
+pub mod policy;
+pub mod server;
+pub mod store;
 
 #[cfg(test)]
 mod layout_tests;

@@ -741,6 +741,20 @@ impl Maps {
         Ok(out)
     }
 
+    /// Every entry of every endpoint, in a stable order.
+    pub fn all_policy_entries(&self) -> Result<Vec<PolicyEntry>> {
+        let mut out = Vec::new();
+        for kv in self.policy.iter() {
+            let (k, v) = kv.map_err(|e| DatapathError::map(names::POLICY, e))?;
+            if let Some(e) = PolicyEntry::from_raw(k, v) {
+                out.push(e);
+            }
+        }
+        out.sort_by_key(|e| (e.ep_id, e.direction as u8, e.identity, e.proto, e.port));
+        out.dedup();
+        Ok(out)
+    }
+
     /// Makes the entries of endpoint `ep_id` exactly `want`: adds and
     /// updates first, then removes stale entries, so traffic that stays
     /// allowed is never denied in between. Returns `(written, removed)`.

@@ -59,3 +59,40 @@ pub fn ifindex(iface: &str) -> Result<u32> {
     }
     Ok(idx)
 }
+
+/// The IPv4 addresses of the calling thread's network namespace, loopback
+/// excluded.
+pub fn ipv4_addresses() -> Result<Vec<std::net::Ipv4Addr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head into `head`, freed below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(DatapathError::io(
+            "getifaddrs",
+            "",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, valid
+        // until freeifaddrs; `ifa_addr` is null or points to a sockaddr
+        // whose family says its real type.
+        unsafe {
+            let ifa = &*cur;
+            if !ifa.ifa_addr.is_null() && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !ip.is_loopback() {
+                    out.push(ip);
+                }
+            }
+            cur = ifa.ifa_next;
+        }
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out.sort();
+    out.dedup();
+    Ok(out)
+}

@@ -107,15 +107,29 @@ fn attach_pins_links_and_a_restart_swaps_programs_in_place() {
 
     // Detach: pins removed, programs gone from the device.
     assert_eq!(loader::detach(&scratch.pin_dir(), "lxc0").unwrap(), 2);
-    assert!(tcx_progs(&node, "lxc0", TcAttachType::Ingress).is_empty());
-    assert!(tcx_progs(&node, "lxc0", TcAttachType::Egress).is_empty());
+    // The kernel releases a TCX link from a workqueue once its last
+    // reference is gone, so the detach becomes visible shortly after.
+    eventually("ingress detached", || {
+        tcx_progs(&node, "lxc0", TcAttachType::Ingress).is_empty()
+    });
+    eventually("egress detached", || {
+        tcx_progs(&node, "lxc0", TcAttachType::Egress).is_empty()
+    });
     assert_eq!(loader::detach(&scratch.pin_dir(), "lxc0").unwrap(), 0);
 
     // Attached again, then the namespace disappears: the links go defunct
     // and are pruned.
     assert_eq!(dp2.attach(&target).unwrap().ingress, LinkOutcome::Created);
     drop(node);
-    let links3 = loader::links(&scratch.pin_dir()).unwrap();
+    // The kernel tears a deleted namespace's devices down asynchronously.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let links3 = loop {
+        let l = loader::links(&scratch.pin_dir()).unwrap();
+        if l.iter().all(|l| l.ifindex == 0) || std::time::Instant::now() > deadline {
+            break l;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert!(links3.iter().all(|l| l.ifindex == 0), "{links3:?}");
     assert_eq!(loader::prune_defunct_links(&scratch.pin_dir()).unwrap(), 2);
     assert!(loader::links(&scratch.pin_dir()).unwrap().is_empty());
@@ -181,4 +195,16 @@ fn unpin_all_leaves_nothing_behind() {
     drop(dp);
     loader::unpin_all(&scratch.pin_dir()).unwrap();
     assert!(!scratch.pin_dir().exists());
+}
+
+/// Waits up to 5 s for `cond` (kernel work that completes asynchronously).
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: still not true after 5 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

@@ -51,11 +51,64 @@ pub fn decoder(
     };
     let clock = ClockOffset::measure().context("read CLOCK_BOOTTIME to convert event times")?;
     let mut parser = Parser::new(node_name, enricher);
-    let decode = move |raw: &[u8]| parser.decode(raw, &clock).map_err(|e| e.to_string());
+    let reload = enrichment.map(|p| EnrichmentReload::new(p.to_owned()));
+    let decode = move |raw: &[u8]| {
+        if let Some(r) = &reload
+            && let Some(e) = r.poll()
+        {
+            parser.set_enricher(e);
+        }
+        parser.decode(raw, &clock).map_err(|e| e.to_string())
+    };
     Ok(Decoders {
         decode: Box::new(decode),
         generator,
     })
+}
+
+/// Reloads the enrichment file when it changes (the datapath agent rewrites
+/// it atomically whenever endpoints or identities change). Checked at most
+/// once per second from the decoder; a file that fails to parse is reported
+/// and the previous enrichment stays in use.
+struct EnrichmentReload {
+    path: std::path::PathBuf,
+    last_check: std::cell::Cell<std::time::Instant>,
+    mtime: std::cell::Cell<Option<std::time::SystemTime>>,
+}
+
+impl EnrichmentReload {
+    fn new(path: std::path::PathBuf) -> Self {
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        EnrichmentReload {
+            path,
+            last_check: std::cell::Cell::new(std::time::Instant::now()),
+            mtime: std::cell::Cell::new(mtime),
+        }
+    }
+
+    fn poll(&self) -> Option<Enricher> {
+        if self.last_check.get().elapsed() < crate::defaults::ENRICHMENT_RELOAD {
+            return None;
+        }
+        self.last_check.set(std::time::Instant::now());
+        let m = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        if m == self.mtime.get() {
+            return None;
+        }
+        self.mtime.set(m);
+        match StaticEnrichment::from_file(&self.path) {
+            Ok(s) => {
+                tracing::info!(file = %self.path.display(), "enrichment reloaded");
+                Some(Enricher::from_static(Arc::new(s)))
+            }
+            Err(e) => {
+                tracing::warn!(file = %self.path.display(), error = %e, "enrichment file unreadable; keeping the previous one");
+                None
+            }
+        }
+    }
 }
 
 /// Emits `rate` synthetic events per second in 10 ms batches until
@@ -118,5 +171,49 @@ pub fn boot_time_ns() -> u64 {
 pub fn stamp_ktime(raw: &mut [u8], ktime_ns: u64) {
     if let Some(f) = raw.get_mut(16..24) {
         f.copy_from_slice(&ktime_ns.to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enrichment_file_is_reloaded_when_it_changes() {
+        let src = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../parser/testdata/starwars-enrichment.yaml"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("enrichment.yaml");
+        std::fs::copy(src, &path).unwrap();
+        let r = EnrichmentReload::new(path.clone());
+        let past = std::time::Instant::now() - crate::defaults::ENRICHMENT_RELOAD * 2;
+        r.last_check.set(past);
+        assert!(r.poll().is_none(), "unchanged file: nothing to reload");
+        // A newer file (the agent renames a new one into place).
+        let tmp = dir.path().join(".new");
+        std::fs::copy(src, &tmp).unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        r.last_check.set(past);
+        assert!(r.poll().is_some(), "changed file is reloaded");
+        // A broken file keeps the previous enrichment.
+        std::fs::write(&path, "endpoints: [").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        r.last_check.set(past);
+        assert!(r.poll().is_none());
     }
 }

@@ -1,29 +1,78 @@
-//! `datapath`: the node agent's loader and the admin CLI (the part-1 subset:
-//! load/attach/detach and map inspection; the agent daemon comes later).
+//! `datapath`: the node agent (`datapath agent`) and the admin CLI in the
+//! spirit of `cilium`: status, endpoints, identities, policies, map dumps
+//! and `monitor`, which prints the ring buffer's events directly.
+//!
+//! Commands that ask the agent use its API socket (`--api-socket`);
+//! `bpf ...` and `monitor` read the pinned maps (`--pin-dir`) and work
+//! without a running agent.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use datapath::agent::{Agent, AgentConfig};
+use datapath::api::{self, Client, EndpointView, IdentityView, PolicyView, StatusView};
+use datapath::cidr::Cidr;
 use datapath::maps::{ip4_from_key, names};
 use datapath::{AttachTarget, Config, Datapath, LoadOptions, Maps, defaults, loader};
 
 #[derive(Parser)]
 #[command(
     name = "datapath",
-    about = "eBPF CNI datapath: load, attach and inspect"
+    about = "eBPF CNI datapath: node agent and admin CLI"
 )]
 struct Cli {
-    /// The node's pin directory (on a bpffs).
-    #[arg(long, global = true, env = "DATAPATH_PIN_DIR", default_value_t = format!("{}/default", defaults::BPFFS_ROOT))]
-    pin_dir: String,
+    /// The node's pin directory (on a bpffs); default: the running agent's,
+    /// else BPFFS_ROOT/default.
+    #[arg(long, global = true, env = "DATAPATH_PIN_DIR")]
+    pin_dir: Option<PathBuf>,
+    /// The agent's API socket.
+    #[arg(long, global = true, env = "DATAPATH_API_SOCKET", default_value = defaults::API_SOCKET)]
+    api_socket: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the node agent: load or re-adopt the datapath, serve the local
+    /// API, apply the policy directory live, write the enrichment file.
+    Agent(AgentArgs),
+    /// Agent status, pinned links, configuration and counters.
+    Status,
+    /// Local endpoints (from the agent).
+    Endpoint {
+        #[command(subcommand)]
+        what: ListCmd,
+    },
+    /// Security identities (from the agent).
+    Identity {
+        #[command(subcommand)]
+        what: ListCmd,
+    },
+    /// Policies in force (from the agent).
+    Policy {
+        #[command(subcommand)]
+        what: GetCmd,
+    },
+    /// Map inspection (pinned maps; works without an agent).
+    Bpf {
+        #[command(subcommand)]
+        what: BpfCmd,
+    },
+    /// Print datapath events from the ring buffer, one line each (do not
+    /// run while an exporter reads the same ring: one consumer per ring).
+    Monitor {
+        /// Event types to show (repeatable); default all.
+        #[arg(long = "type", short = 't', value_enum)]
+        types: Vec<EventKind>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// Load (or re-adopt) the programs and maps and attach them to host-side veths.
     Attach {
         /// Host-side veth names.
@@ -42,41 +91,218 @@ enum Cmd {
     },
     /// Remove every pin of the node (links and maps).
     Unpin,
-    /// Pinned links, configuration and counters.
-    Status,
-    /// Map inspection.
-    Bpf {
-        #[command(subcommand)]
-        what: BpfCmd,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// This node's name.
+    #[arg(long)]
+    node_name: String,
+    /// The node's pod CIDR (IPv4).
+    #[arg(long)]
+    pod_cidr: Cidr,
+    /// State directory (cluster state, IPAM, enrichment file); not on bpffs.
+    #[arg(long, default_value = defaults::STATE_DIR)]
+    state_dir: PathBuf,
+    /// The node's pin directory (overrides --pin-dir).
+    #[arg(long)]
+    bpffs_dir: Option<PathBuf>,
+    /// Directory of CiliumNetworkPolicy YAML files, applied live.
+    #[arg(long)]
+    policy_dir: PathBuf,
+    /// The node's network namespace (/run/netns/NAME); default: the agent's.
+    #[arg(long)]
+    netns: Option<PathBuf>,
+    /// Enrichment file for `flow-exporter --enrichment` (default:
+    /// STATE_DIR/enrichment.json).
+    #[arg(long)]
+    enrichment_file: Option<PathBuf>,
+    /// Cluster name.
+    #[arg(long, default_value = defaults::CLUSTER)]
+    cluster: String,
+    /// Trace aggregation: none, low, medium, max.
+    #[arg(long, default_value = "medium")]
+    aggregation: String,
+}
+
+#[derive(Subcommand)]
+enum ListCmd {
+    /// List them.
+    List {
+        /// Print JSON.
+        #[arg(long, short)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GetCmd {
+    /// Show them.
+    Get {
+        /// Print JSON.
+        #[arg(long, short)]
+        json: bool,
     },
 }
 
 #[derive(Subcommand)]
 enum BpfCmd {
-    /// Local endpoints.
-    Endpoints,
-    /// Prefix → identity.
-    Ipcache,
-    /// Conntrack entries.
-    Ct,
-    /// Policy entries of an endpoint.
+    /// The endpoints map.
+    Endpoint {
+        #[command(subcommand)]
+        what: ListOnly,
+    },
+    /// The ipcache map (prefix → identity).
+    Ipcache {
+        #[command(subcommand)]
+        what: ListOnly,
+    },
+    /// The conntrack map.
+    Ct {
+        #[command(subcommand)]
+        what: ListOnly,
+    },
+    /// The policy map.
     Policy {
+        #[command(subcommand)]
+        what: PolicyGet,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListOnly {
+    /// List the entries.
+    List,
+}
+
+#[derive(Subcommand)]
+enum PolicyGet {
+    /// Entries of one endpoint.
+    Get {
         /// Endpoint id.
         ep_id: u16,
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EventKind {
+    Drop,
+    Trace,
+    PolicyVerdict,
+}
+
+impl EventKind {
+    fn msg_type(self) -> u8 {
+        match self {
+            Self::Drop => ebpf::msg_type::DROP,
+            Self::Trace => ebpf::msg_type::TRACE,
+            Self::PolicyVerdict => ebpf::msg_type::POLICY_VERDICT,
+        }
+    }
+}
+
 fn main() -> Result<()> {
+    // SAFETY: restoring the default SIGPIPE disposition before any thread
+    // exists; `datapath ... | head` then ends quietly instead of panicking.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
-    let pin_dir = PathBuf::from(&cli.pin_dir);
+    let client = Client::new(&cli.api_socket);
+    let explicit_pin_dir = cli.pin_dir.is_some();
+    let pin_dir = cli.pin_dir.clone().unwrap_or_else(|| {
+        // Not for `agent` (no agent to ask yet) nor `attach` (standalone).
+        let ask = !matches!(cli.cmd, Cmd::Agent(_) | Cmd::Attach { .. });
+        ask.then(|| client.get::<StatusView>("/v1/status").ok())
+            .flatten()
+            .map_or_else(
+                || PathBuf::from(format!("{}/default", defaults::BPFFS_ROOT)),
+                |s| s.pin_dir,
+            )
+    });
     match cli.cmd {
+        Cmd::Agent(a) => run_agent(a, pin_dir, &cli.api_socket),
+        Cmd::Status => status(&client, &pin_dir, explicit_pin_dir),
+        Cmd::Endpoint {
+            what: ListCmd::List { json },
+        } => {
+            let eps: Vec<EndpointView> = client.get("/v1/endpoints")?;
+            if json {
+                return print_json(&eps);
+            }
+            println!(
+                "{:>5}  {:<15}  {:>8}  {:<9} {:<9}  {:<20}  {:<12}  LABELS",
+                "ID", "IPV4", "IDENTITY", "INGRESS", "EGRESS", "POD", "IFACE"
+            );
+            for e in eps {
+                let r = &e.record;
+                println!(
+                    "{:>5}  {:<15}  {:>8}  {:<9} {:<9}  {:<20}  {:<12}  {}",
+                    r.ep_id,
+                    r.ip,
+                    r.identity,
+                    enforcing(e.enforcement.ingress),
+                    enforcing(e.enforcement.egress),
+                    format!("{}/{}", r.namespace, r.pod_name),
+                    r.host_iface,
+                    e.identity_labels.join(",")
+                );
+            }
+            Ok(())
+        }
+        Cmd::Identity {
+            what: ListCmd::List { json },
+        } => {
+            let ids: Vec<IdentityView> = client.get("/v1/identities")?;
+            if json {
+                return print_json(&ids);
+            }
+            println!("{:>10}  LABELS", "ID");
+            for i in ids {
+                println!("{:>10}  {}", i.id, i.labels.join(","));
+            }
+            Ok(())
+        }
+        Cmd::Policy {
+            what: GetCmd::Get { json },
+        } => {
+            let p: PolicyView = client.get("/v1/policies")?;
+            if json {
+                return print_json(&p);
+            }
+            println!("revision {}", p.revision);
+            if let Some(e) = &p.error {
+                println!("NOT APPLIED (last valid policies stay in force): {e}");
+            }
+            for pol in &p.policies {
+                println!(
+                    "{} (from {}, cookie {:#010x})",
+                    pol.full_name(),
+                    pol.origin,
+                    pol.cookie()
+                );
+                for r in &pol.rules {
+                    println!("  selects {}", r.subject);
+                    for (name, list) in [
+                        ("ingress", &r.ingress),
+                        ("ingressDeny", &r.ingress_deny),
+                        ("egress", &r.egress),
+                        ("egressDeny", &r.egress_deny),
+                    ] {
+                        for pr in list.iter().flatten() {
+                            println!("    {name}: {}", serde_json::to_string(pr)?);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Cmd::Bpf { what } => bpf(what, &pin_dir),
+        Cmd::Monitor { types, count } => monitor(&client, &pin_dir, &types, count),
         Cmd::Attach {
             ifaces,
             netns,
             aggregation,
         } => {
-            loader::ensure_bpffs(std::path::Path::new(defaults::BPFFS_MOUNT))
-                .context("mount bpffs")?;
+            loader::ensure_bpffs(Path::new(defaults::BPFFS_MOUNT)).context("mount bpffs")?;
             let mut opts = LoadOptions::new(&pin_dir);
             opts.config = Config {
                 aggregation: aggregation.parse()?,
@@ -94,6 +320,7 @@ fn main() -> Result<()> {
                     .with_context(|| format!("attach datapath to {iface}"))?;
                 println!("{iface}: {r:?}");
             }
+            Ok(())
         }
         Cmd::Detach { ifaces } => {
             for iface in ifaces {
@@ -101,90 +328,57 @@ fn main() -> Result<()> {
                     .with_context(|| format!("detach datapath from {iface}"))?;
                 println!("{iface}: {n} link(s) removed");
             }
+            Ok(())
         }
         Cmd::Unpin => {
-            loader::unpin_all(&pin_dir).with_context(|| format!("unpin {}", pin_dir.display()))?
-        }
-        Cmd::Status => {
-            for l in loader::links(&pin_dir)? {
-                println!(
-                    "link {} {} id={} prog={} ifindex={}{}",
-                    l.iface,
-                    if l.ingress { "ingress" } else { "egress" },
-                    l.link_id,
-                    l.prog_id,
-                    l.ifindex,
-                    if l.ifindex == 0 { " (defunct)" } else { "" }
-                );
-            }
-            let maps = open(&pin_dir)?;
-            println!("config: {:?}", maps.config()?);
-            println!("lost events: {}", maps.lost_events()?);
-            println!("suppressed drop events: {}", maps.suppressed_drop_events()?);
-            for (reason, s) in maps.drop_stats()? {
-                println!(
-                    "drops reason={reason} packets={} bytes={}",
-                    s.packets, s.bytes
-                );
-            }
-        }
-        Cmd::Bpf { what } => {
-            let maps = open(&pin_dir)?;
-            match what {
-                BpfCmd::Endpoints => {
-                    for e in maps.endpoints()? {
-                        println!(
-                            "{:>5} {:<15} identity={} ifindex={} ingress={} egress={} audit={}",
-                            e.ep_id,
-                            e.ip,
-                            e.identity,
-                            e.ifindex,
-                            enforcing(e.enforce_ingress),
-                            enforcing(e.enforce_egress),
-                            e.audit
-                        );
-                    }
-                }
-                BpfCmd::Ipcache => {
-                    for (ip, len, v) in maps.prefixes()? {
-                        println!(
-                            "{ip}/{len} identity={} tunnel={}",
-                            v.identity,
-                            Ipv4Addr::from(v.tunnel_ep)
-                        );
-                    }
-                }
-                BpfCmd::Ct => {
-                    for (k, v) in maps.ct_entries()? {
-                        println!(
-                            "proto={} {}:{} -> {}:{} fwd={}p/{}b rev={}p/{}b flags={:#x} ids={}->{} expires_ns={}",
-                            k.proto,
-                            ip4_from_key(k.saddr),
-                            k.sport,
-                            ip4_from_key(k.daddr),
-                            k.dport,
-                            v.fwd_packets,
-                            v.fwd_bytes,
-                            v.rev_packets,
-                            v.rev_bytes,
-                            v.flags,
-                            v.src_identity,
-                            v.dst_identity,
-                            v.expires_ns
-                        );
-                    }
-                }
-                BpfCmd::Policy { ep_id } => {
-                    for e in maps.policy_entries(ep_id)? {
-                        println!(
-                            "{:?} identity={} proto={} port={} {:?} rule={}",
-                            e.direction, e.identity, e.proto, e.port, e.action, e.rule
-                        );
-                    }
-                }
-            }
+            loader::unpin_all(&pin_dir).with_context(|| format!("unpin {}", pin_dir.display()))
         }
     }
+}
+
+fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let pin_dir = a.bpffs_dir.unwrap_or(pin_dir);
+    let cfg = AgentConfig {
+        enrichment_file: a
+            .enrichment_file
+            .unwrap_or_else(|| a.state_dir.join(defaults::ENRICHMENT_FILE)),
+        node_name: a.node_name,
+        cluster: a.cluster,
+        pod_cidr: a.pod_cidr,
+        state_dir: a.state_dir,
+        pin_dir,
+        policy_dir: a.policy_dir,
+        netns: a.netns,
+        datapath: Config {
+            aggregation: a.aggregation.parse()?,
+            ..Config::default()
+        },
+    };
+    let agent = Agent::start(cfg.clone())
+        .with_context(|| format!("start agent for node {}", cfg.node_name))?;
+    tracing::info!(
+        node = %cfg.node_name,
+        pin_dir = %cfg.pin_dir.display(),
+        enrichment = %cfg.enrichment_file.display(),
+        "agent started"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start tokio runtime")?;
+    rt.block_on(datapath::server::serve(agent, socket))
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -192,7 +386,7 @@ fn enforcing(on: bool) -> &'static str {
     if on { "enforced" } else { "allow-all" }
 }
 
-fn open(pin_dir: &std::path::Path) -> Result<Maps> {
+fn open(pin_dir: &Path) -> Result<Maps> {
     Maps::open(pin_dir).with_context(|| {
         format!(
             "open maps in {} (is the datapath loaded? map {} missing?)",
@@ -200,4 +394,262 @@ fn open(pin_dir: &std::path::Path) -> Result<Maps> {
             names::ENDPOINTS
         )
     })
+}
+
+fn status(client: &Client, pin_dir: &Path, explicit_pin_dir: bool) -> Result<()> {
+    let pin_dir = match client.get::<StatusView>("/v1/status") {
+        Ok(s) => {
+            println!("agent: ok ({})", client.socket().display());
+            println!(
+                "node: {} (cluster {}), pod CIDR {}",
+                s.node, s.cluster, s.pod_cidr
+            );
+            println!(
+                "programs: from_container={} to_container={}",
+                s.program_ids.0, s.program_ids.1
+            );
+            println!(
+                "endpoints: {} (re-adopted at start: {}), identities: {}, policies: {} (revision {})",
+                s.endpoints, s.endpoints_readopted, s.identities, s.policies, s.policy_revision
+            );
+            if let Some(e) = &s.policy_error {
+                println!("policy error: {e}");
+            }
+            println!("enrichment file: {}", s.enrichment_file.display());
+            println!("maps re-adopted at start: {}", s.maps_reused.join(","));
+            if explicit_pin_dir {
+                pin_dir.to_path_buf()
+            } else {
+                s.pin_dir
+            }
+        }
+        Err(e) => {
+            println!("agent: unreachable: {e}");
+            pin_dir.to_path_buf()
+        }
+    };
+    println!("pin dir: {}", pin_dir.display());
+    for l in loader::links(&pin_dir)? {
+        println!(
+            "link {} {} id={} prog={} ifindex={}{}",
+            l.iface,
+            if l.ingress { "ingress" } else { "egress" },
+            l.link_id,
+            l.prog_id,
+            l.ifindex,
+            if l.ifindex == 0 { " (defunct)" } else { "" }
+        );
+    }
+    let maps = open(&pin_dir)?;
+    println!("config: {:?}", maps.config()?);
+    println!("lost events: {}", maps.lost_events()?);
+    println!("suppressed drop events: {}", maps.suppressed_drop_events()?);
+    for (reason, s) in maps.drop_stats()? {
+        println!(
+            "drops reason={reason} ({}) packets={} bytes={}",
+            flow_parser::reasons::drop_reason_text(u32::from(reason)),
+            s.packets,
+            s.bytes
+        );
+    }
+    Ok(())
+}
+
+fn bpf(what: BpfCmd, pin_dir: &Path) -> Result<()> {
+    let maps = open(pin_dir)?;
+    match what {
+        BpfCmd::Endpoint {
+            what: ListOnly::List,
+        } => {
+            for e in maps.endpoints()? {
+                println!(
+                    "{:>5} {:<15} identity={} ifindex={} pod_mac={} node_mac={} ingress={} egress={} audit={}",
+                    e.ep_id,
+                    e.ip,
+                    e.identity,
+                    e.ifindex,
+                    api::mac_string(&e.pod_mac),
+                    api::mac_string(&e.node_mac),
+                    enforcing(e.enforce_ingress),
+                    enforcing(e.enforce_egress),
+                    e.audit
+                );
+            }
+        }
+        BpfCmd::Ipcache {
+            what: ListOnly::List,
+        } => {
+            for (ip, len, v) in maps.prefixes()? {
+                println!(
+                    "{ip}/{len} identity={} tunnel={}",
+                    v.identity,
+                    Ipv4Addr::from(v.tunnel_ep)
+                );
+            }
+        }
+        BpfCmd::Ct {
+            what: ListOnly::List,
+        } => {
+            for (k, v) in maps.ct_entries()? {
+                println!(
+                    "proto={} {}:{} -> {}:{} fwd={}p/{}b rev={}p/{}b flags={:#x} ids={}->{} eps={}->{} expires_ns={}",
+                    k.proto,
+                    ip4_from_key(k.saddr),
+                    k.sport,
+                    ip4_from_key(k.daddr),
+                    k.dport,
+                    v.fwd_packets,
+                    v.fwd_bytes,
+                    v.rev_packets,
+                    v.rev_bytes,
+                    v.flags,
+                    v.src_identity,
+                    v.dst_identity,
+                    v.src_ep,
+                    v.dst_ep,
+                    v.expires_ns
+                );
+            }
+        }
+        BpfCmd::Policy {
+            what: PolicyGet::Get { ep_id },
+        } => {
+            println!(
+                "{:<8} {:>10} {:>5} {:>5}  {:<6} RULE",
+                "DIR", "IDENTITY", "PROTO", "PORT", "ACTION"
+            );
+            for e in maps.policy_entries(ep_id)? {
+                println!(
+                    "{:<8} {:>10} {:>5} {:>5}  {:<6} {:#010x}",
+                    format!("{:?}", e.direction),
+                    if e.identity == 0 {
+                        "ANY".to_string()
+                    } else {
+                        e.identity.to_string()
+                    },
+                    if e.proto == 0 {
+                        "ANY".to_string()
+                    } else {
+                        e.proto.to_string()
+                    },
+                    if e.port == 0 {
+                        "ANY".to_string()
+                    } else {
+                        e.port.to_string()
+                    },
+                    format!("{:?}", e.action),
+                    e.rule
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn monitor(client: &Client, pin_dir: &Path, types: &[EventKind], count: Option<u64>) -> Result<()> {
+    use aya::maps::{Map, MapData, RingBuf};
+    use flow_parser::{Enricher, Parser, StaticEnrichment};
+
+    let data = MapData::from_pin(pin_dir.join(names::EVENTS))
+        .with_context(|| format!("open ring buffer in {}", pin_dir.display()))?;
+    let mut ring = RingBuf::try_from(Map::from_map_data(data)?)?;
+    // Names, namespaces and labels from the agent when it runs.
+    let (enricher, node) = match client.get::<flow_parser::EnrichmentSpec>("/v1/enrichment") {
+        Ok(spec) => {
+            let node = spec.node_name.clone();
+            (
+                Enricher::from_static(Arc::new(StaticEnrichment::new(spec)?)),
+                node,
+            )
+        }
+        Err(e) => {
+            eprintln!("no enrichment (agent unreachable: {e})");
+            (Enricher::none(), String::new())
+        }
+    };
+    let mut parser = Parser::new(node, enricher).without_uuids();
+    let clock = flow_parser::ClockOffset::measure().context("measure boot clock")?;
+    let wanted: Vec<u8> = types.iter().map(|t| t.msg_type()).collect();
+    let mut seen = 0u64;
+    eprintln!("listening for events on {}", pin_dir.display());
+    loop {
+        let mut any = false;
+        while let Some(rec) = ring.next() {
+            any = true;
+            let Some(&kind) = rec.first() else { continue };
+            if !wanted.is_empty() && !wanted.contains(&kind) {
+                continue;
+            }
+            match parser.decode(&rec, &clock) {
+                Ok(flow) => println!("{}", format_flow(&flow)),
+                Err(e) => println!("undecodable event ({} bytes): {e}", rec.len()),
+            }
+            seen += 1;
+            if count.is_some_and(|c| seen >= c) {
+                return Ok(());
+            }
+        }
+        if !any {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn endpoint_str(ep: Option<&proto::flow::Endpoint>, ip: &str, port: Option<u32>) -> String {
+    let addr = match port {
+        Some(p) if p != 0 => format!("{ip}:{p}"),
+        _ => ip.to_string(),
+    };
+    match ep {
+        Some(e) if !e.pod_name.is_empty() => {
+            format!(
+                "{}/{} ({}, ID:{})",
+                e.namespace, e.pod_name, addr, e.identity
+            )
+        }
+        Some(e) if e.identity != 0 => format!("{addr} (ID:{})", e.identity),
+        _ => addr,
+    }
+}
+
+fn format_flow(f: &proto::flow::Flow) -> String {
+    use proto::flow::{DropReason, Verdict, layer4::Protocol};
+    let (sip, dip) = f.ip.as_ref().map_or((String::new(), String::new()), |i| {
+        (i.source.clone(), i.destination.clone())
+    });
+    let (sport, dport) = match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+        Some(Protocol::Tcp(t)) => (Some(t.source_port), Some(t.destination_port)),
+        Some(Protocol::Udp(u)) => (Some(u.source_port), Some(u.destination_port)),
+        _ => (None, None),
+    };
+    let kind = match f.event_type.as_ref().map(|e| e.r#type) {
+        Some(1) => "drop",
+        Some(4) => "trace",
+        Some(5) => "policy-verdict",
+        _ => "event",
+    };
+    let verdict = Verdict::try_from(f.verdict).map_or("?", |v| v.as_str_name());
+    let detail = if f.drop_reason_desc != 0 {
+        format!(
+            " {}",
+            DropReason::try_from(f.drop_reason_desc).map_or("?", |d| d.as_str_name())
+        )
+    } else {
+        String::new()
+    };
+    let time = f
+        .time
+        .as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map_or(String::new(), |t| {
+            t.with_timezone(&chrono::Local)
+                .format("%b %e %H:%M:%S%.3f")
+                .to_string()
+        });
+    format!(
+        "{time} [{kind}] {} -> {} {verdict}{detail} {}",
+        endpoint_str(f.source.as_ref(), &sip, sport),
+        endpoint_str(f.destination.as_ref(), &dip, dport),
+        f.summary
+    )
 }

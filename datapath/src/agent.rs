@@ -1,0 +1,742 @@
+//! The node agent's core, independent of the API transport: loads (or
+//! re-adopts) the datapath, owns the endpoint manager, IPAM and the
+//! cluster-state store, compiles policy into the maps and writes the
+//! exporter's enrichment file.
+//!
+//! Everything converges through [`Agent::sync`]: desired state (store +
+//! policies) is compiled and diffed against what the maps hold, and only
+//! the difference is written, in an order that never denies traffic that
+//! stays allowed: ipcache and policy entries are added first, then
+//! endpoint flags, then stale entries are removed.
+//!
+//! Methods are blocking (map syscalls, netns switches); the server calls
+//! them from `spawn_blocking` under one mutex.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use flow_parser::{EndpointInfo, EnrichmentSpec};
+
+use crate::api::{EndpointAdd, EndpointView, IdentityView, IpamResponse, PolicyView, StatusView};
+use crate::cidr::Cidr;
+use crate::identity::{self, IdentityAllocator};
+use crate::ipam::Ipam;
+use crate::maps::{Endpoint, IpcacheValue, Maps, ip4_key};
+use crate::netns::in_netns;
+use crate::policy::{self, Compiled, Enforcement, LocalEndpoint, Policy};
+use crate::store::{
+    ClusterStore, EndpointRecord, FileStore, IpcacheEntry, NodeRecord, StoreError, write_atomic,
+};
+use crate::{AttachTarget, Config, Datapath, DatapathError, LoadOptions, defaults, loader};
+
+/// Agent failures.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A datapath (kernel) operation failed.
+    #[error(transparent)]
+    Datapath(#[from] DatapathError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file of the agent's own state failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was attempted.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The request is not valid (HTTP 400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such object (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Out of addresses or endpoint ids (HTTP 507).
+    #[error("{0}")]
+    Exhausted(String),
+}
+
+/// Result alias of the agent.
+pub type AgentResult<T> = std::result::Result<T, AgentError>;
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Node name.
+    pub node_name: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// The node's pod CIDR.
+    pub pod_cidr: Cidr,
+    /// State directory (store, IPAM, enrichment file).
+    pub state_dir: PathBuf,
+    /// The node's pin directory on bpffs.
+    pub pin_dir: PathBuf,
+    /// The watched policy directory.
+    pub policy_dir: PathBuf,
+    /// The node's network namespace, `None` for the agent's own.
+    pub netns: Option<PathBuf>,
+    /// Where the enrichment file is written.
+    pub enrichment_file: PathBuf,
+    /// Datapath configuration (aggregation, ...).
+    pub datapath: Config,
+}
+
+/// The policy source name of the policy directory in the store.
+const POLICY_SOURCE: &str = "policy-dir";
+
+/// The running agent.
+pub struct Agent {
+    cfg: AgentConfig,
+    dp: Datapath,
+    maps: Maps,
+    store: FileStore,
+    ipam: Ipam,
+    /// The policy directory's content at the last check (file → bytes).
+    policy_snapshot: BTreeMap<PathBuf, Vec<u8>>,
+    policy_error: Option<String>,
+    policy_revision: u64,
+    compiled: Compiled,
+    readopted: usize,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("cfg", &self.cfg).finish()
+    }
+}
+
+impl Agent {
+    /// Loads or re-adopts the datapath and the state, re-attaches to the
+    /// endpoints that still exist, loads the policies and converges.
+    pub fn start(cfg: AgentConfig) -> AgentResult<Self> {
+        if cfg.pin_dir.starts_with(defaults::BPFFS_MOUNT) {
+            loader::ensure_bpffs(Path::new(defaults::BPFFS_MOUNT))?;
+        }
+        let mut opts = LoadOptions::new(&cfg.pin_dir);
+        opts.config = cfg.datapath;
+        let dp = Datapath::load(&opts)?;
+        let maps = dp.maps()?;
+        let mut store = FileStore::open(&cfg.state_dir)?;
+        store.register_node(NodeRecord {
+            name: cfg.node_name.clone(),
+            pod_cidr: cfg.pod_cidr,
+            ip: None,
+        })?;
+        let ipam_path = cfg.state_dir.join(defaults::IPAM_FILE);
+        let ipam = match std::fs::read(&ipam_path) {
+            Ok(b) => {
+                let i: Ipam = serde_json::from_slice(&b).map_err(|e| AgentError::Io {
+                    op: "parse",
+                    path: ipam_path.clone(),
+                    source: std::io::Error::other(e),
+                })?;
+                if i.cidr() == cfg.pod_cidr {
+                    i
+                } else {
+                    tracing::warn!(old = %i.cidr(), new = %cfg.pod_cidr, "pod CIDR changed; IPAM starts over");
+                    Ipam::new(cfg.pod_cidr)
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ipam::new(cfg.pod_cidr),
+            Err(source) => {
+                return Err(AgentError::Io {
+                    op: "read",
+                    path: ipam_path,
+                    source,
+                });
+            }
+        };
+        let mut agent = Self {
+            cfg,
+            dp,
+            maps,
+            store,
+            ipam,
+            policy_snapshot: BTreeMap::new(),
+            policy_error: None,
+            policy_revision: 0,
+            compiled: Compiled::default(),
+            readopted: 0,
+        };
+        agent.readopt()?;
+        agent.poll_policies()?;
+        agent.sync()?;
+        Ok(agent)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AgentConfig {
+        &self.cfg
+    }
+
+    fn local_endpoints(&self) -> AgentResult<Vec<EndpointRecord>> {
+        Ok(self
+            .store
+            .endpoints()?
+            .into_iter()
+            .filter(|e| e.node == self.cfg.node_name)
+            .collect())
+    }
+
+    /// Swaps the new programs into the links of every stored endpoint whose
+    /// interface still exists; forgets the others (their pod went away
+    /// while the agent was down).
+    fn readopt(&mut self) -> AgentResult<()> {
+        for ep in self.local_endpoints()? {
+            let target = AttachTarget {
+                netns: self.cfg.netns.clone(),
+                iface: ep.host_iface.clone(),
+            };
+            match self.dp.attach(&target) {
+                Ok(r) => {
+                    self.readopted += 1;
+                    if r.ifindex != ep.ifindex {
+                        self.store.upsert_endpoint(EndpointRecord {
+                            ifindex: r.ifindex,
+                            ..ep
+                        })?;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(ep = ep.ep_id, iface = %ep.host_iface, error = %e, "endpoint gone, forgetting it");
+                    self.forget(&ep)?;
+                    self.ipam
+                        .release(&format!("{}/{}", ep.container_id, ep.ifname));
+                    self.save_ipam()?;
+                }
+            }
+        }
+        let pruned = loader::prune_defunct_links(&self.cfg.pin_dir)?;
+        if pruned > 0 {
+            tracing::info!(pruned, "defunct links unpinned");
+        }
+        Ok(())
+    }
+
+    fn save_ipam(&self) -> AgentResult<()> {
+        let path = self.cfg.state_dir.join(defaults::IPAM_FILE);
+        let json = serde_json::to_vec_pretty(&self.ipam).expect("ipam serializes");
+        write_atomic(&path, &json).map_err(|source| AgentError::Io {
+            op: "write",
+            path,
+            source,
+        })
+    }
+
+    // ---- IPAM ----------------------------------------------------------------
+
+    /// Hands out (or returns the existing) address of `owner`.
+    pub fn ipam_allocate(&mut self, owner: &str) -> AgentResult<IpamResponse> {
+        if owner.is_empty() {
+            return Err(AgentError::BadRequest(
+                "IPAM owner must not be empty".into(),
+            ));
+        }
+        let ip = self.ipam.allocate(owner).ok_or_else(|| {
+            AgentError::Exhausted(format!("pod CIDR {} is exhausted", self.cfg.pod_cidr))
+        })?;
+        self.save_ipam()?;
+        Ok(IpamResponse {
+            ip,
+            gateway: defaults::GATEWAY,
+            pod_cidr: self.cfg.pod_cidr,
+        })
+    }
+
+    /// Releases `owner`'s address.
+    pub fn ipam_release(&mut self, owner: &str) -> AgentResult<Option<Ipv4Addr>> {
+        let r = self.ipam.release(owner);
+        if r.is_some() {
+            self.save_ipam()?;
+        }
+        Ok(r)
+    }
+
+    // ---- endpoints -------------------------------------------------------------
+
+    /// Registers a pod interface: identity, programs on its host veth, maps.
+    /// Idempotent for the same container and interface. On failure nothing
+    /// of it remains.
+    pub fn add_endpoint(&mut self, req: EndpointAdd) -> AgentResult<EndpointView> {
+        if !self.cfg.pod_cidr.contains(req.ip) {
+            return Err(AgentError::BadRequest(format!(
+                "address {} is outside the node's pod CIDR {}",
+                req.ip, self.cfg.pod_cidr
+            )));
+        }
+        if req.container_id.is_empty() || req.host_iface.is_empty() || req.ifname.is_empty() {
+            return Err(AgentError::BadRequest(
+                "container_id, ifname and host_iface are required".into(),
+            ));
+        }
+        let eps = self.local_endpoints()?;
+        if let Some(other) = eps.iter().find(|e| {
+            e.ip == req.ip && (e.container_id != req.container_id || e.ifname != req.ifname)
+        }) {
+            return Err(AgentError::BadRequest(format!(
+                "address {} belongs to endpoint {} ({})",
+                req.ip, other.ep_id, other.container_id
+            )));
+        }
+        let existing = eps
+            .iter()
+            .find(|e| e.container_id == req.container_id && e.ifname == req.ifname);
+        let ep_id = match existing {
+            Some(e) => e.ep_id,
+            None => {
+                let used: BTreeSet<u16> = eps.iter().map(|e| e.ep_id).collect();
+                (1..=u16::try_from(defaults::ENDPOINTS_MAX).unwrap_or(u16::MAX))
+                    .find(|i| !used.contains(i))
+                    .ok_or_else(|| AgentError::Exhausted("no free endpoint id".into()))?
+            }
+        };
+        let labels = identity::pod_labels(&req.namespace, &req.labels, &self.cfg.cluster);
+        let identity = self.store.allocate_identity(&labels)?;
+        let report = self.dp.attach(&AttachTarget {
+            netns: self.cfg.netns.clone(),
+            iface: req.host_iface.clone(),
+        })?;
+        let rec = EndpointRecord {
+            node: self.cfg.node_name.clone(),
+            ep_id,
+            container_id: req.container_id,
+            ifname: req.ifname,
+            netns: req.netns,
+            host_iface: req.host_iface,
+            ifindex: report.ifindex,
+            ip: req.ip,
+            pod_mac: req.pod_mac,
+            node_mac: req.node_mac,
+            namespace: req.namespace,
+            pod_name: req.pod_name,
+            labels: req.labels,
+            identity,
+        };
+        let r = (|| {
+            self.store.upsert_endpoint(rec.clone())?;
+            self.store.upsert_ipcache(
+                Cidr::host(rec.ip),
+                IpcacheEntry {
+                    identity,
+                    node_ip: None,
+                },
+            )?;
+            self.sync()
+        })();
+        if let Err(e) = r {
+            tracing::warn!(ep = ep_id, error = %e, "endpoint add failed, rolling back");
+            let _ = self.forget(&rec);
+            let _ = loader::detach(&self.cfg.pin_dir, &rec.host_iface);
+            let _ = self.sync();
+            return Err(e);
+        }
+        tracing::info!(ep = ep_id, ip = %rec.ip, pod = %rec.pod_name, ns = %rec.namespace, identity, "endpoint added");
+        self.view(&rec)
+    }
+
+    /// Removes the state of an endpoint from the store (not the maps).
+    fn forget(&mut self, ep: &EndpointRecord) -> AgentResult<()> {
+        self.store.remove_endpoint(&ep.node, ep.ep_id)?;
+        self.store.remove_ipcache(Cidr::host(ep.ip))?;
+        Ok(())
+    }
+
+    /// Removes everything of an endpoint: store, maps, conntrack, links,
+    /// address.
+    fn remove_endpoint(&mut self, ep: &EndpointRecord) -> AgentResult<()> {
+        self.forget(ep)?;
+        self.maps.remove_endpoint(ep.ip)?;
+        self.maps.replace_policy(ep.ep_id, &[])?;
+        self.maps.ct_flush_ip(ep.ip)?;
+        loader::detach(&self.cfg.pin_dir, &ep.host_iface)?;
+        self.ipam_release(&format!("{}/{}", ep.container_id, ep.ifname))?;
+        tracing::info!(ep = ep.ep_id, ip = %ep.ip, pod = %ep.pod_name, "endpoint removed");
+        Ok(())
+    }
+
+    /// Removes the endpoint of a container interface (and its address);
+    /// `false` if there was none.
+    pub fn del_endpoint(&mut self, container_id: &str, ifname: &str) -> AgentResult<bool> {
+        let ep = self
+            .local_endpoints()?
+            .into_iter()
+            .find(|e| e.container_id == container_id && e.ifname == ifname);
+        let found = ep.is_some();
+        match ep {
+            Some(ep) => self.remove_endpoint(&ep)?,
+            // An address handed out for an ADD that never registered.
+            None => {
+                self.ipam_release(&format!("{container_id}/{ifname}"))?;
+            }
+        }
+        self.sync()?;
+        Ok(found)
+    }
+
+    /// Removes endpoints whose host veth disappeared without a CNI DEL
+    /// (the pod's namespace was deleted): their pinned links are defunct.
+    /// Returns how many were removed.
+    pub fn gc_endpoints(&mut self) -> AgentResult<usize> {
+        let defunct: Vec<String> = loader::links(&self.cfg.pin_dir)?
+            .into_iter()
+            .filter(|l| l.ifindex == 0)
+            .map(|l| l.iface)
+            .collect();
+        if defunct.is_empty() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for ep in self.local_endpoints()? {
+            if defunct.contains(&ep.host_iface) {
+                tracing::warn!(ep = ep.ep_id, iface = %ep.host_iface, "interface gone without CNI DEL");
+                self.remove_endpoint(&ep)?;
+                n += 1;
+            }
+        }
+        loader::prune_defunct_links(&self.cfg.pin_dir)?;
+        self.sync()?;
+        Ok(n)
+    }
+
+    /// The endpoint of a container interface.
+    pub fn endpoint_by_container(
+        &self,
+        container_id: &str,
+        ifname: &str,
+    ) -> AgentResult<EndpointView> {
+        let ep = self
+            .local_endpoints()?
+            .into_iter()
+            .find(|e| e.container_id == container_id && e.ifname == ifname)
+            .ok_or_else(|| {
+                AgentError::NotFound(format!("no endpoint for {container_id}/{ifname}"))
+            })?;
+        self.view(&ep)
+    }
+
+    /// The endpoint with id `ep_id`.
+    pub fn endpoint(&self, ep_id: u16) -> AgentResult<EndpointView> {
+        let ep = self
+            .local_endpoints()?
+            .into_iter()
+            .find(|e| e.ep_id == ep_id)
+            .ok_or_else(|| AgentError::NotFound(format!("no endpoint {ep_id}")))?;
+        self.view(&ep)
+    }
+
+    /// Every local endpoint.
+    pub fn endpoints(&self) -> AgentResult<Vec<EndpointView>> {
+        let mut v = self
+            .local_endpoints()?
+            .iter()
+            .map(|e| self.view(e))
+            .collect::<AgentResult<Vec<_>>>()?;
+        v.sort_by_key(|e| e.record.ep_id);
+        Ok(v)
+    }
+
+    fn view(&self, ep: &EndpointRecord) -> AgentResult<EndpointView> {
+        let ids = self.store.identities()?;
+        Ok(EndpointView {
+            record: ep.clone(),
+            identity_labels: ids
+                .labels(ep.identity)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            enforcement: self
+                .compiled
+                .enforce
+                .get(&ep.ep_id)
+                .copied()
+                .unwrap_or_default(),
+            policy_entries: self
+                .compiled
+                .entries
+                .iter()
+                .filter(|e| e.ep_id == ep.ep_id)
+                .count(),
+        })
+    }
+
+    // ---- identities, policies, status ----------------------------------------
+
+    /// Every identity, reserved ones first.
+    pub fn identities(&self) -> AgentResult<Vec<IdentityView>> {
+        Ok(self
+            .store
+            .identities()?
+            .all()
+            .into_iter()
+            .map(|(id, l)| IdentityView {
+                id,
+                labels: l.into_iter().collect(),
+            })
+            .collect())
+    }
+
+    /// The policies in force.
+    pub fn policies(&self) -> AgentResult<PolicyView> {
+        Ok(PolicyView {
+            policies: self.store.policies()?,
+            error: self.policy_error.clone(),
+            revision: self.policy_revision,
+        })
+    }
+
+    /// The agent's status.
+    pub fn status(&self) -> AgentResult<StatusView> {
+        Ok(StatusView {
+            node: self.cfg.node_name.clone(),
+            cluster: self.cfg.cluster.clone(),
+            pod_cidr: self.cfg.pod_cidr,
+            pin_dir: self.cfg.pin_dir.clone(),
+            netns: self.cfg.netns.clone(),
+            program_ids: self.dp.program_ids()?,
+            endpoints: self.local_endpoints()?.len(),
+            identities: self.store.identities()?.allocated().len(),
+            policies: self.store.policies()?.len(),
+            policy_revision: self.policy_revision,
+            policy_error: self.policy_error.clone(),
+            enrichment_file: self.cfg.enrichment_file.clone(),
+            maps_reused: self.dp.load_report().reused.clone(),
+            endpoints_readopted: self.readopted,
+        })
+    }
+
+    /// Re-reads the policy directory if its content changed; applies it
+    /// when valid (an invalid directory leaves the last valid policies in
+    /// force and is reported). Returns whether policies changed.
+    pub fn poll_policies(&mut self) -> AgentResult<bool> {
+        let snap = snapshot(&self.cfg.policy_dir);
+        if snap == self.policy_snapshot && self.policy_revision > 0 {
+            return Ok(false);
+        }
+        self.policy_snapshot = snap;
+        match policy::load_dir(&self.cfg.policy_dir) {
+            Ok(p) => {
+                if self.policy_error.take().is_some() {
+                    tracing::info!("policy directory valid again");
+                }
+                let changed = self.store.policies()? != p;
+                self.store.set_policies(POLICY_SOURCE, p)?;
+                self.policy_revision += 1;
+                if changed {
+                    tracing::info!(revision = self.policy_revision, "policies changed");
+                    self.sync()?;
+                }
+                Ok(changed)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "policy directory not applied");
+                self.policy_error = Some(e.to_string());
+                if self.policy_revision == 0 {
+                    self.policy_revision = 1;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    // ---- convergence ------------------------------------------------------------
+
+    /// Compiles the desired state and writes the difference into the maps,
+    /// then rewrites the enrichment file.
+    pub fn sync(&mut self) -> AgentResult<()> {
+        let policies: Vec<Policy> = self.store.policies()?;
+        let mut cidr_ids = BTreeMap::new();
+        for c in policy::cidr_prefixes(&policies) {
+            let id = self
+                .store
+                .allocate_identity(&identity::cidr_labels(&c.to_string()))?;
+            cidr_ids.insert(c, id);
+        }
+        let ids: IdentityAllocator = self.store.identities()?;
+        let eps = self.local_endpoints()?;
+        let locals: Vec<LocalEndpoint> = eps
+            .iter()
+            .map(|e| LocalEndpoint {
+                ep_id: e.ep_id,
+                identity: e.identity,
+            })
+            .collect();
+        let compiled = policy::compile(&policies, &locals, &ids, &cidr_ids);
+
+        // Desired ipcache: the store's prefixes win over the node's own
+        // addresses, which win over CIDR identities.
+        let mut want_ipc: BTreeMap<Cidr, IpcacheValue> = cidr_ids
+            .iter()
+            .map(|(c, id)| {
+                (
+                    *c,
+                    IpcacheValue {
+                        identity: *id,
+                        tunnel_ep: 0,
+                    },
+                )
+            })
+            .collect();
+        // The node's own addresses are the host (Cilium's reserved:host),
+        // so `fromEntities: [host]` matches traffic from the node stack.
+        for ip in in_netns(self.cfg.netns.as_deref(), crate::netns::ipv4_addresses)? {
+            want_ipc.insert(
+                Cidr::host(ip),
+                IpcacheValue {
+                    identity: crate::maps::identity::HOST,
+                    tunnel_ep: 0,
+                },
+            );
+        }
+        for (c, e) in self.store.ipcache()? {
+            want_ipc.insert(
+                c,
+                IpcacheValue {
+                    identity: e.identity,
+                    tunnel_ep: e.node_ip.map_or(0, u32::from),
+                },
+            );
+        }
+        let have_ipc: BTreeMap<Cidr, IpcacheValue> = self
+            .maps
+            .prefixes()?
+            .into_iter()
+            .filter_map(|(ip, len, v)| Cidr::new(ip, len).map(|c| (c, v)))
+            .collect();
+        for (c, v) in &want_ipc {
+            if have_ipc.get(c) != Some(v) {
+                self.maps
+                    .upsert_prefix(c.addr, c.len, v.identity, v.tunnel_ep)?;
+            }
+        }
+
+        let current = self.maps.all_policy_entries()?;
+        let diff = policy::diff_entries(&current, &compiled.entries);
+        for e in &diff.upsert {
+            self.maps.upsert_policy(e)?;
+        }
+
+        let have_eps: BTreeMap<u32, Endpoint> = self
+            .maps
+            .endpoints()?
+            .into_iter()
+            .map(|e| (ip4_key(e.ip), e))
+            .collect();
+        let mut want_keys = BTreeSet::new();
+        for e in &eps {
+            let enf: Enforcement = compiled.enforce.get(&e.ep_id).copied().unwrap_or_default();
+            let want = Endpoint {
+                ip: e.ip,
+                ifindex: e.ifindex,
+                pod_mac: e.pod_mac,
+                node_mac: e.node_mac,
+                identity: e.identity,
+                ep_id: e.ep_id,
+                enforce_ingress: enf.ingress,
+                enforce_egress: enf.egress,
+                audit: false,
+            };
+            want_keys.insert(ip4_key(e.ip));
+            if have_eps.get(&ip4_key(e.ip)) != Some(&want) {
+                self.maps.upsert_endpoint(&want)?;
+            }
+        }
+        for (k, e) in &have_eps {
+            if !want_keys.contains(k) {
+                self.maps.remove_endpoint(e.ip)?;
+            }
+        }
+        for e in &diff.remove {
+            self.maps.remove_policy(e)?;
+        }
+        for c in have_ipc.keys() {
+            if !want_ipc.contains_key(c) {
+                self.maps.remove_prefix(c.addr, c.len)?;
+            }
+        }
+        if !diff.is_empty() {
+            tracing::info!(
+                written = diff.upsert.len(),
+                removed = diff.remove.len(),
+                "policy map updated"
+            );
+        }
+        self.compiled = compiled;
+        self.write_enrichment()
+    }
+
+    /// The enrichment the exporter needs (flow_parser's static format).
+    pub fn enrichment(&self) -> AgentResult<EnrichmentSpec> {
+        let ids = self.store.identities()?;
+        let eps = self.local_endpoints()?;
+        Ok(EnrichmentSpec {
+            node_name: self.cfg.node_name.clone(),
+            cluster: self.cfg.cluster.clone(),
+            endpoints: eps
+                .iter()
+                .map(|e| EndpointInfo {
+                    id: u32::from(e.ep_id),
+                    ips: vec![IpAddr::V4(e.ip)],
+                    namespace: e.namespace.clone(),
+                    pod_name: e.pod_name.clone(),
+                    labels: ids
+                        .labels(e.identity)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                    workloads: Vec::new(),
+                    identity: e.identity,
+                    cluster: String::new(),
+                })
+                .collect(),
+            identities: ids
+                .allocated()
+                .iter()
+                .map(|(id, l)| (*id, l.iter().cloned().collect()))
+                .collect(),
+            interfaces: eps
+                .iter()
+                .map(|e| (e.ifindex, e.host_iface.clone()))
+                .collect(),
+            ..EnrichmentSpec::default()
+        })
+    }
+
+    fn write_enrichment(&self) -> AgentResult<()> {
+        let spec = self.enrichment()?;
+        let json = serde_json::to_vec_pretty(&spec).expect("enrichment serializes");
+        let path = &self.cfg.enrichment_file;
+        if std::fs::read(path).ok().as_deref() == Some(json.as_slice()) {
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| AgentError::Io {
+                op: "create dir of",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        write_atomic(path, &json).map_err(|source| AgentError::Io {
+            op: "write",
+            path: path.clone(),
+            source,
+        })
+    }
+}
+
+/// The content of every policy file of a directory.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| policy::is_policy_file(p))
+        .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
+        .collect()
+}

@@ -1,0 +1,405 @@
+//! The cluster-state store of DESIGN §3: what nodes must share
+//! (identities, ipcache, policies, node registry, endpoints) behind one
+//! interface, [`ClusterStore`], with [`FileStore`], the single-node
+//! implementation that persists everything to one JSON file (written
+//! aside, then renamed, on every change). A distributed implementation
+//! (etcd) plugs in behind the same trait.
+//!
+//! The state file lives in a normal directory (under /run by default):
+//! bpffs cannot hold regular files.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cidr::Cidr;
+use crate::identity::{IdentityAllocator, LabelSet};
+use crate::policy::Policy;
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading or writing the state failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was attempted.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file is not valid.
+    #[error("state file {path} is corrupt: {source}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Result alias of the store.
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+/// One ipcache entry: who is behind a prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpcacheEntry {
+    /// Security identity.
+    pub identity: u32,
+    /// The node hosting the prefix (its IPv4), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_ip: Option<Ipv4Addr>,
+}
+
+/// A node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Node name.
+    pub name: String,
+    /// Its pod CIDR.
+    pub pod_cidr: Cidr,
+    /// Its address on the underlay, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+}
+
+/// An endpoint (a pod's interface) of some node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    /// The node it lives on.
+    pub node: String,
+    /// Endpoint id (unique per node, non-zero).
+    pub ep_id: u16,
+    /// The runtime's container id (`CNI_CONTAINERID`).
+    pub container_id: String,
+    /// The interface in the pod (`CNI_IFNAME`).
+    pub ifname: String,
+    /// The pod's network namespace handle (`CNI_NETNS`).
+    pub netns: String,
+    /// Host-side veth name (in the node netns).
+    pub host_iface: String,
+    /// Host-side veth ifindex.
+    pub ifindex: u32,
+    /// Pod address.
+    pub ip: Ipv4Addr,
+    /// Pod interface MAC.
+    pub pod_mac: [u8; 6],
+    /// Host-side veth MAC.
+    pub node_mac: [u8; 6],
+    /// Kubernetes namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod_name: String,
+    /// Pod labels (`key → value`, without source).
+    pub labels: BTreeMap<String, String>,
+    /// Security identity.
+    pub identity: u32,
+}
+
+/// The cluster-state store interface (DESIGN §3).
+pub trait ClusterStore: Send {
+    // -- identities
+    /// The identity of a label set, allocating it if new.
+    fn allocate_identity(&mut self, labels: &LabelSet) -> StoreResult<u32>;
+    /// Frees an identity nobody uses any more.
+    fn release_identity(&mut self, id: u32) -> StoreResult<bool>;
+    /// All allocated identities (a snapshot of the allocator).
+    fn identities(&self) -> StoreResult<IdentityAllocator>;
+
+    // -- ipcache
+    /// Sets who is behind `prefix`.
+    fn upsert_ipcache(&mut self, prefix: Cidr, entry: IpcacheEntry) -> StoreResult<()>;
+    /// Forgets `prefix`.
+    fn remove_ipcache(&mut self, prefix: Cidr) -> StoreResult<bool>;
+    /// Every prefix.
+    fn ipcache(&self) -> StoreResult<BTreeMap<Cidr, IpcacheEntry>>;
+
+    // -- policies
+    /// Replaces the policies from `source` (a policy directory, an API).
+    fn set_policies(&mut self, source: &str, policies: Vec<Policy>) -> StoreResult<()>;
+    /// Every policy, of every source.
+    fn policies(&self) -> StoreResult<Vec<Policy>>;
+
+    // -- nodes
+    /// Adds or updates a node.
+    fn register_node(&mut self, node: NodeRecord) -> StoreResult<()>;
+    /// Every node.
+    fn nodes(&self) -> StoreResult<Vec<NodeRecord>>;
+
+    // -- endpoints
+    /// Adds or updates an endpoint (keyed by node and endpoint id).
+    fn upsert_endpoint(&mut self, ep: EndpointRecord) -> StoreResult<()>;
+    /// Removes an endpoint, returning it.
+    fn remove_endpoint(&mut self, node: &str, ep_id: u16) -> StoreResult<Option<EndpointRecord>>;
+    /// Every endpoint of every node.
+    fn endpoints(&self) -> StoreResult<Vec<EndpointRecord>>;
+}
+
+/// What [`FileStore`] persists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct State {
+    #[serde(default)]
+    identities: IdentityAllocator,
+    #[serde(default)]
+    ipcache: BTreeMap<Cidr, IpcacheEntry>,
+    #[serde(default)]
+    policies: BTreeMap<String, Vec<Policy>>,
+    #[serde(default)]
+    nodes: BTreeMap<String, NodeRecord>,
+    /// Keyed by `node/ep_id`.
+    #[serde(default)]
+    endpoints: BTreeMap<String, EndpointRecord>,
+}
+
+/// The single-node store: state in memory, persisted to a JSON file on
+/// every change (write aside, fsync, rename), so a crash leaves either the
+/// old or the new state.
+#[derive(Debug)]
+pub struct FileStore {
+    path: PathBuf,
+    state: State,
+}
+
+impl FileStore {
+    /// Name of the state file inside the state directory.
+    pub const FILE: &'static str = "cluster-state.json";
+
+    /// Opens (or starts) the store in `dir` (created if missing).
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            op: "create state dir",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(Self::FILE);
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let mut s: State =
+                    serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                        path: path.clone(),
+                        source,
+                    })?;
+                s.identities.reindex();
+                s
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    op: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        Ok(Self { path, state })
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn save(&self) -> StoreResult<()> {
+        let json = serde_json::to_vec_pretty(&self.state).expect("state serializes");
+        write_atomic(&self.path, &json).map_err(|source| StoreError::Io {
+            op: "write",
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync,
+/// rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+fn ep_key(node: &str, ep_id: u16) -> String {
+    format!("{node}/{ep_id}")
+}
+
+impl ClusterStore for FileStore {
+    fn allocate_identity(&mut self, labels: &LabelSet) -> StoreResult<u32> {
+        let known = self.state.identities.lookup(labels);
+        let id = self.state.identities.allocate(labels);
+        if known.is_none() && self.state.identities.lookup(labels).is_some() {
+            self.save()?;
+        }
+        Ok(id)
+    }
+
+    fn release_identity(&mut self, id: u32) -> StoreResult<bool> {
+        let r = self.state.identities.release(id);
+        if r {
+            self.save()?;
+        }
+        Ok(r)
+    }
+
+    fn identities(&self) -> StoreResult<IdentityAllocator> {
+        Ok(self.state.identities.clone())
+    }
+
+    fn upsert_ipcache(&mut self, prefix: Cidr, entry: IpcacheEntry) -> StoreResult<()> {
+        if self.state.ipcache.insert(prefix, entry) != Some(entry) {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn remove_ipcache(&mut self, prefix: Cidr) -> StoreResult<bool> {
+        let r = self.state.ipcache.remove(&prefix).is_some();
+        if r {
+            self.save()?;
+        }
+        Ok(r)
+    }
+
+    fn ipcache(&self) -> StoreResult<BTreeMap<Cidr, IpcacheEntry>> {
+        Ok(self.state.ipcache.clone())
+    }
+
+    fn set_policies(&mut self, source: &str, policies: Vec<Policy>) -> StoreResult<()> {
+        if self.state.policies.get(source) != Some(&policies) {
+            self.state.policies.insert(source.to_string(), policies);
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn policies(&self) -> StoreResult<Vec<Policy>> {
+        Ok(self.state.policies.values().flatten().cloned().collect())
+    }
+
+    fn register_node(&mut self, node: NodeRecord) -> StoreResult<()> {
+        if self.state.nodes.get(&node.name) != Some(&node) {
+            self.state.nodes.insert(node.name.clone(), node);
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn nodes(&self) -> StoreResult<Vec<NodeRecord>> {
+        Ok(self.state.nodes.values().cloned().collect())
+    }
+
+    fn upsert_endpoint(&mut self, ep: EndpointRecord) -> StoreResult<()> {
+        let k = ep_key(&ep.node, ep.ep_id);
+        if self.state.endpoints.get(&k) != Some(&ep) {
+            self.state.endpoints.insert(k, ep);
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn remove_endpoint(&mut self, node: &str, ep_id: u16) -> StoreResult<Option<EndpointRecord>> {
+        let r = self.state.endpoints.remove(&ep_key(node, ep_id));
+        if r.is_some() {
+            self.save()?;
+        }
+        Ok(r)
+    }
+
+    fn endpoints(&self) -> StoreResult<Vec<EndpointRecord>> {
+        Ok(self.state.endpoints.values().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::pod_labels;
+
+    fn ep(node: &str, ep_id: u16, ip: [u8; 4], identity: u32) -> EndpointRecord {
+        EndpointRecord {
+            node: node.into(),
+            ep_id,
+            container_id: format!("c{ep_id}"),
+            ifname: "eth0".into(),
+            netns: "/run/netns/x".into(),
+            host_iface: format!("lxc{ep_id}"),
+            ifindex: 7,
+            ip: Ipv4Addr::from(ip),
+            pod_mac: [2, 0, 0, 0, 0, 1],
+            node_mac: [2, 0, 0, 0, 0, 2],
+            namespace: "default".into(),
+            pod_name: format!("pod{ep_id}"),
+            labels: BTreeMap::from([("app".into(), "x".into())]),
+            identity,
+        }
+    }
+
+    #[test]
+    fn file_store_persists_every_kind_of_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = pod_labels("default", &BTreeMap::new(), "default");
+        let cidr: Cidr = "10.200.1.5/32".parse().unwrap();
+        let pols =
+            crate::policy::parse_str("p.yaml", include_str!("../testdata/policies/starwars.yaml"))
+                .unwrap();
+        let id = {
+            let mut s = FileStore::open(dir.path()).unwrap();
+            let id = s.allocate_identity(&labels).unwrap();
+            s.upsert_ipcache(
+                cidr,
+                IpcacheEntry {
+                    identity: id,
+                    node_ip: None,
+                },
+            )
+            .unwrap();
+            s.set_policies("dir", pols.clone()).unwrap();
+            s.register_node(NodeRecord {
+                name: "n1".into(),
+                pod_cidr: "10.200.1.0/24".parse().unwrap(),
+                ip: None,
+            })
+            .unwrap();
+            s.upsert_endpoint(ep("n1", 1, [10, 200, 1, 5], id)).unwrap();
+            s.upsert_endpoint(ep("n1", 2, [10, 200, 1, 6], id)).unwrap();
+            assert!(s.remove_endpoint("n1", 2).unwrap().is_some());
+            assert!(s.remove_endpoint("n1", 2).unwrap().is_none());
+            id
+        };
+        let mut s = FileStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.allocate_identity(&labels).unwrap(),
+            id,
+            "stable across restarts"
+        );
+        assert_eq!(s.ipcache().unwrap()[&cidr].identity, id);
+        assert_eq!(s.policies().unwrap(), pols);
+        assert_eq!(s.nodes().unwrap()[0].name, "n1");
+        assert_eq!(
+            s.endpoints().unwrap(),
+            vec![ep("n1", 1, [10, 200, 1, 5], id)]
+        );
+        assert!(s.remove_ipcache(cidr).unwrap());
+        assert!(s.release_identity(id).unwrap());
+        // No stray temporary files.
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1);
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FileStore::FILE), b"{not json").unwrap();
+        let e = FileStore::open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains(FileStore::FILE), "{e}");
+    }
+}
