@@ -8,8 +8,23 @@ export CARGO_TERM_COLOR := "never"
 default:
     @just --list
 
-# The demo: the exporter on the synthetic source at 127.0.0.1:4245, and a live follow of its flows.
-demo rate="50":
+# The demo: the Star Wars scenario on this node (demo-up), and a live follow of its flows; Ctrl-C tears it down.
+demo:
+    cargo build --release -p datapath -p flow-exporter -p hubble-tui
+    ./scripts/demo-up.sh
+    trap ./scripts/demo-down.sh EXIT; trap 'exit 0' INT TERM; target/release/hubble observe --server 127.0.0.1:4245 --follow || true
+
+# The Star Wars demo in the background (root): node netns, agent, pods via the CNI plugin, policy, traffic, Observer API on 127.0.0.1:4245.
+demo-up:
+    cargo build --release -p datapath -p flow-exporter -p hubble-tui
+    ./scripts/demo-up.sh
+
+# Remove everything demo-up made (safe to run twice).
+demo-down:
+    ./scripts/demo-down.sh
+
+# The exporter on the synthetic source at 127.0.0.1:4245 (no datapath, no root), and a live follow of its flows.
+demo-synthetic rate="50":
     cargo build --release -p flow-exporter --bin flow-exporter -p hubble-tui --bin hubble
     ./scripts/demo.sh {{rate}}
 

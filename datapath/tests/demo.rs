@@ -1,0 +1,234 @@
+//! Privileged, the whole Star Wars demo end to end: `scripts/demo-up.sh`
+//! (with the debug binaries, its own namespace prefix, state directory and
+//! Observer port, so a developer's running demo is not disturbed), then
+//! `hubble observe` against the exporter until xwing → deathstar shows
+//! POLICY_DENIED drops with pod names and tiefighter → deathstar is
+//! forwarded and never dropped; then `scripts/demo-down.sh` (twice) must
+//! leave no namespaces, links, pins or state. A guard runs demo-down also
+//! when the test fails.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Demo {
+    root: PathBuf,
+    bin: PathBuf,
+    prefix: String,
+    state: PathBuf,
+    port: u16,
+    down: bool,
+}
+
+impl Demo {
+    fn script(&self, name: &str) -> std::process::Output {
+        Command::new(self.root.join("scripts").join(name))
+            .env("BIN_DIR", &self.bin)
+            .env("DEMO_PREFIX", &self.prefix)
+            .env("DEMO_STATE", &self.state)
+            .env("DEMO_PORT", self.port.to_string())
+            .env("DEMO_METRICS", "off")
+            .env("DEMO_POD_CIDR", "10.202.1.0/24")
+            .output()
+            .unwrap_or_else(|e| panic!("run {name}: {e}"))
+    }
+
+    fn down(&mut self) {
+        let out = self.script("demo-down.sh");
+        self.down = true;
+        assert!(
+            out.status.success(),
+            "demo-down: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `hubble observe --server … -o json ARGS`, one JSON flow per line.
+    fn observe(&self, args: &[&str]) -> Vec<Value> {
+        let out = Command::new(self.bin.join("hubble"))
+            .args(["observe", "--server", &format!("127.0.0.1:{}", self.port)])
+            .args(["-o", "json", "--last", "1000"])
+            .args(args)
+            .output()
+            .expect("run hubble");
+        assert!(
+            out.status.success(),
+            "hubble observe {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                v.get("flow").cloned().unwrap_or(v)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for log in ["agent", "flow-exporter", "traffic"] {
+                let p = self.state.join("logs").join(format!("{log}.log"));
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                eprintln!("---- {log} log (last lines) ----");
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+        if !self.down {
+            let _ = self.script("demo-down.sh");
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn pod(f: &Value, side: &str) -> String {
+    format!(
+        "{}/{}",
+        f[side]["namespace"].as_str().unwrap_or(""),
+        f[side]["pod_name"].as_str().unwrap_or("")
+    )
+}
+
+fn to_deathstar(f: &Value) -> bool {
+    pod(f, "destination").starts_with("default/deathstar-")
+}
+
+fn netns_names() -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn star_wars_demo_up_observe_and_down() {
+    require_privileges!();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let bin = Path::new(env!("CARGO_BIN_EXE_datapath"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // The exporter and the CLI live in other packages: build them (debug,
+    // next to this package's binaries).
+    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&root)
+        .args(["build", "-p", "flow-exporter", "-p", "hubble-tui"])
+        .args(["--bin", "flow-exporter", "--bin", "hubble"])
+        .status()
+        .expect("cargo build");
+    assert!(st.success(), "cargo build of flow-exporter and hubble");
+    assert!(bin.join("flow-exporter").exists() && bin.join("hubble").exists());
+
+    let tag = std::process::id() % 100_000;
+    let mut demo = Demo {
+        root,
+        bin,
+        prefix: format!("swt{tag}"),
+        state: PathBuf::from(format!("/run/hubble-demo-test-{tag}")),
+        port: free_port(),
+        down: false,
+    };
+    let node = format!("{}-node", demo.prefix);
+    let pins = PathBuf::from("/sys/fs/bpf/datapath").join(&node);
+
+    let out = demo.script("demo-up.sh");
+    assert!(
+        out.status.success(),
+        "demo-up: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A second demo-up refuses clearly and leaves the running demo alone.
+    let again = demo.script("demo-up.sh");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already up"));
+
+    // Wait for the traffic loop to show both outcomes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (xwing_drop, tf_forwarded) = loop {
+        let drops = demo.observe(&["--verdict", "DROPPED"]);
+        let xwing_drop = drops
+            .iter()
+            .find(|f| {
+                pod(f, "source") == "default/xwing"
+                    && to_deathstar(f)
+                    && f["drop_reason_desc"] == "POLICY_DENIED"
+            })
+            .cloned();
+        let tf = demo.observe(&["--from-pod", "default/tiefighter", "--verdict", "FORWARDED"]);
+        let tf_forwarded = tf.iter().find(|f| to_deathstar(f)).cloned();
+        if let (Some(x), Some(t)) = (&xwing_drop, &tf_forwarded) {
+            break (x.clone(), t.clone());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no xwing POLICY_DENIED drop ({}) or tiefighter forward ({}) within 30 s; drops: {drops:?}",
+            xwing_drop.is_some(),
+            tf_forwarded.is_some()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // Enriched: identities and labels of both ends.
+    for side in ["source", "destination"] {
+        assert!(
+            xwing_drop[side]["identity"].as_u64().unwrap_or(0) >= 256,
+            "{xwing_drop}"
+        );
+    }
+    let labels = xwing_drop["source"]["labels"].to_string();
+    assert!(labels.contains("org=alliance"), "{xwing_drop}");
+    assert!(
+        xwing_drop["destination"]["labels"]
+            .to_string()
+            .contains("class=deathstar"),
+        "{xwing_drop}"
+    );
+    assert_eq!(tf_forwarded["verdict"], "FORWARDED", "{tf_forwarded}");
+    let tf_drops = demo.observe(&["--from-pod", "default/tiefighter", "--verdict", "DROPPED"]);
+    assert!(tf_drops.is_empty(), "tiefighter dropped: {tf_drops:?}");
+
+    // Down (twice): nothing of the demo remains.
+    demo.down();
+    demo.down();
+    let left: Vec<String> = netns_names()
+        .into_iter()
+        .filter(|n| n.starts_with(&demo.prefix))
+        .collect();
+    assert!(left.is_empty(), "namespaces left: {left:?}");
+    assert!(!pins.exists(), "pins left at {}", pins.display());
+    assert!(
+        !demo.state.exists(),
+        "state left at {}",
+        demo.state.display()
+    );
+    let links = Command::new("ip").args(["-br", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.lines().any(|l| l.starts_with("lxc")),
+        "host links left: {links}"
+    );
+    let listening = TcpListener::bind(("127.0.0.1", demo.port));
+    assert!(listening.is_ok(), "the exporter still holds its port");
+}
