@@ -138,31 +138,8 @@ fn parse_time(s: &str) -> anyhow::Result<Timestamp> {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("flow-archiver: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("flow-archiver: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    svc::run("flow-archiver", || run(args))
 }
 
 fn local(dir: &std::path::Path) -> anyhow::Result<Arc<dyn Storage>> {
@@ -286,7 +263,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 ));
             }
             tokio::spawn(async move {
-                let s = shutdown_signal().await;
+                let s = svc::shutdown_signal().await;
                 tracing::info!(signal = s, "committing open files and stopping");
                 let _ = stop_tx.send(true);
             });
@@ -298,20 +275,5 @@ async fn run(args: Args) -> anyhow::Result<()> {
             );
             Ok(())
         }
-    }
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return "none";
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
     }
 }

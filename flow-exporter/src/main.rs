@@ -70,30 +70,8 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("flow-exporter: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("flow-exporter: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    svc::run("flow-exporter", || run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -179,7 +157,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut failure: Option<anyhow::Error> = None;
     let mut grpc = grpc;
     tokio::select! {
-        s = shutdown_signal() => tracing::info!(signal = s, "shutting down"),
+        s = svc::shutdown_signal() => tracing::info!(signal = s, "shutting down"),
         r = &mut grpc => {
             failure = Some(match r { Ok(Ok(())) => anyhow::anyhow!("gRPC server stopped"), Ok(Err(e)) => e, Err(e) => e.into() });
         }
@@ -189,7 +167,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 // A finite source (replay) ended: keep serving what it loaded.
                 tokio::select! {
-                    s = shutdown_signal() => tracing::info!(signal = s, "shutting down"),
+                    s = svc::shutdown_signal() => tracing::info!(signal = s, "shutting down"),
                     r = &mut grpc => failure = Some(match r { Ok(Ok(())) => anyhow::anyhow!("gRPC server stopped"), Ok(Err(e)) => e, Err(e) => e.into() }),
                 }
             }
@@ -265,19 +243,4 @@ async fn feed_replay(r: replay::Replay, ingest: Ingest) -> anyhow::Result<()> {
     }
     tracing::info!("replay file fed into the ring");
     Ok(())
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return "none";
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
 }

@@ -144,30 +144,8 @@ fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("relay: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("relay: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    svc::run("relay", || run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -262,7 +240,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut failure = None;
     tokio::select! {
-        s = shutdown_signal() => tracing::info!(signal = s, "shutting down"),
+        s = svc::shutdown_signal() => tracing::info!(signal = s, "shutting down"),
         r = &mut grpc => failure = Some(match r {
             Ok(Ok(())) => anyhow::anyhow!("gRPC server stopped"),
             Ok(Err(e)) => anyhow::Error::new(e).context("gRPC server"),
@@ -291,21 +269,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
-    }
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return "none";
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
     }
 }
 

@@ -1,0 +1,58 @@
+//! Process scaffolding shared by the stack's long-running binaries
+//! (`flow-exporter`, `relay`, `flow-archiver`): logging to stderr
+//! (`RUST_LOG`, default `info`), the multi-threaded tokio runtime with the
+//! error printed as `NAME: cause: cause` and a failing exit code, and the
+//! SIGTERM/SIGINT future every daemon stops on.
+//!
+//! It depends on nothing in the workspace; it must stay free of domain code.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+/// Sets up logging, runs `main` on a multi-threaded runtime and turns its
+/// result into the process exit code (printing the error chain to stderr).
+pub fn run<Fut>(name: &str, main: impl FnOnce() -> Fut) -> ExitCode
+where
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(main()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT with the signal's name; never
+/// resolves if the handlers cannot be installed.
+pub async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return "none";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
