@@ -43,9 +43,6 @@ pub const FLOWS_RATE_WINDOW_SECS: u64 = 60;
 /// clients compare its minor version with their own and only warn.
 pub const SERVER_VERSION: &str = "1.19.4";
 
-/// The gRPC health service name the Hubble CLI checks.
-pub const HEALTH_SERVICE: &str = "hubble.server.Observer";
-
 /// How often the enrichment file's modification time is checked, so pods
 /// the agent adds get their names within about a second.
 pub const ENRICHMENT_RELOAD: Duration = Duration::from_secs(1);

@@ -231,38 +231,19 @@ pub async fn router(
     advertised: String,
 ) -> anyhow::Result<tonic::transport::server::Router> {
     use anyhow::Context as _;
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status(
-            defaults::HEALTH_SERVICE,
-            tonic_health::ServingStatus::Serving,
-        )
-        .await;
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building the gRPC reflection service")?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .context("building the gRPC reflection service")?;
-    Ok(tonic::transport::Server::builder()
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(ObserverServer::new(ObserverService::new(
-            observer.clone(),
-            advertised.clone(),
-        )))
-        .add_service(PeerServer::new(PeerService::new(
-            observer.node_name(),
-            advertised,
-        ))))
+    Ok(
+        proto::services::standard_services(tonic::transport::Server::builder())
+            .await
+            .context("building the gRPC reflection service")?
+            .add_service(ObserverServer::new(ObserverService::new(
+                observer.clone(),
+                advertised.clone(),
+            )))
+            .add_service(PeerServer::new(PeerService::new(
+                observer.node_name(),
+                advertised,
+            ))),
+    )
 }
 
 /// Serves [`router`] on `addr` until `shutdown` resolves. A stale unix

@@ -34,4 +34,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/hubble_descriptor.bin"));
 
 pub mod json;
+pub mod services;
 pub mod wkt;

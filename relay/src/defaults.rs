@@ -99,9 +99,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// clients compare its minor version with their own and only warn.
 pub const RELAY_VERSION: &str = "1.19.4";
 
-/// The gRPC health service name the Hubble CLI checks.
-pub const HEALTH_SERVICE: &str = "hubble.server.Observer";
-
 /// Suffix of a node's TLS server name: `<node>.<cluster>.` + this
 /// (Hubble's agent certificates).
 pub const TLS_SERVER_NAME_SUFFIX: &str = "hubble-grpc.cilium.io";

@@ -223,35 +223,14 @@ pub async fn router(
     tls: Option<tonic::transport::ServerTlsConfig>,
 ) -> anyhow::Result<tonic::transport::server::Router> {
     use anyhow::Context as _;
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status(
-            defaults::HEALTH_SERVICE,
-            tonic_health::ServingStatus::Serving,
-        )
-        .await;
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building the gRPC reflection service")?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .context("building the gRPC reflection service")?;
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls)
             .context("relay server TLS configuration")?;
     }
-    Ok(builder
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+    Ok(proto::services::standard_services(builder)
+        .await
+        .context("building the gRPC reflection service")?
         .add_service(ObserverServer::new(RelayService::new(pool, cfg))))
 }
