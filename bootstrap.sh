@@ -10,6 +10,12 @@ command -v clang >/dev/null || need_apt+=(clang llvm)
 command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
 command -v ip >/dev/null || need_apt+=(iproute2)
 [ -d /usr/include/x86_64-linux-gnu/asm ] || need_apt+=(linux-libc-dev)
+# Load and real clients for the integration tests: iperf3 (datapath bench),
+# podman with its CNI backend (a real runtime driving datapath-cni), tmux
+# (the TUI test reads a real terminal).
+command -v iperf3 >/dev/null || need_apt+=(iperf3)
+command -v podman >/dev/null || need_apt+=(podman containernetworking-plugins busybox-static runc)
+command -v tmux >/dev/null || need_apt+=(tmux)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need_apt[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -25,12 +31,13 @@ if ! command -v just >/dev/null; then
 fi
 
 # An independent gRPC/protobuf client stack for the interop tests, and the
-# archive's readers (DuckDB, pyarrow, polars, pandas) and the notebook runner.
-if ! python3 -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, duckdb, pyarrow, polars, pandas, pytz, nbclient, nbformat, ipykernel, matplotlib' 2>/dev/null; then
+# archive's readers (DuckDB, pyarrow, polars, pandas), the notebook runner,
+# and moto's S3-compatible server for the archive's object-store backend.
+if ! python3 -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, duckdb, pyarrow, polars, pandas, pytz, nbclient, nbformat, ipykernel, matplotlib, moto, boto3, flask_cors' 2>/dev/null; then
     echo "bootstrap: installing grpcio(-tools, -health-checking, -reflection), duckdb, pyarrow, polars, pandas (PyPI)" >&2
     python3 -m pip install -q --disable-pip-version-check \
         grpcio grpcio-tools grpcio-health-checking grpcio-reflection duckdb pyarrow polars pandas pytz \
-        nbclient nbformat ipykernel matplotlib
+        nbclient nbformat ipykernel matplotlib 'moto[server]' boto3
 fi
 
 # bpffs: the datapath pins its maps there; tests mount it too if missing.
