@@ -8,11 +8,11 @@ export CARGO_TERM_COLOR := "never"
 default:
     @just --list
 
-# The demo: the Star Wars scenario on this node (demo-up), and a live follow of its flows; Ctrl-C tears it down.
+# The demo: the Star Wars scenario on this node (demo-up), then the live terminal UI on its flows; quitting it (q) tears everything down.
 demo:
     cargo build --release -p datapath -p flow-exporter -p hubble-tui
     ./scripts/demo-up.sh
-    trap ./scripts/demo-down.sh EXIT; trap 'exit 0' INT TERM; target/release/hubble observe --server 127.0.0.1:4245 --follow || true
+    trap ./scripts/demo-down.sh EXIT; trap 'exit 0' INT TERM; if [ -t 1 ]; then target/release/hubble tui --server 127.0.0.1:4245; else target/release/hubble observe --server 127.0.0.1:4245 --follow; fi || true
 
 # The Star Wars demo in the background (root): node netns, agent, pods via the CNI plugin, policy, traffic, Observer API on 127.0.0.1:4245.
 demo-up:
@@ -48,8 +48,10 @@ bench:
     cargo bench -p flow-exporter --bench exporter -- --noplot
     cargo run --release -p flow-exporter --example e2e_bench
     cargo bench -p hubble-tui --bench observe -- --noplot
+    cargo run --release -p hubble-tui --example tui_bench
     cargo run --release -p relay --example relay_bench
     cargo run --release -p archiver --example archive_bench -- 10000000 target/bench-archive
+    cargo run --release -p it --example datapath_bench
 
 # Short runs of every cargo-fuzz target (nightly only for this).
 fuzz-smoke secs="20":

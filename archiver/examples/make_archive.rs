@@ -3,10 +3,10 @@
 //! the example notebook and the benchmarks.
 //!
 //! `cargo run --release -p archiver --example make_archive -- DIR [FLOWS] [HOURS]`
+//! (DIR may be `s3://bucket/prefix`, configured by the `AWS_*` variables)
 
 use std::sync::Arc;
 
-use archiver::storage::LocalDir;
 use archiver::writer::{ArchiveWriter, WriterOptions};
 use flow_parser::{Enricher, Parser, Synthetic};
 use proto::wkt::Timestamp;
@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(20_000);
     let hours: i64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3);
-    let storage = Arc::new(LocalDir::new(&dir)?);
+    let storage = archiver::storage::open(&dir)?; // a directory or s3://bucket/prefix
     let mut w = ArchiveWriter::new(storage, WriterOptions::default())?;
     let mut g = Synthetic::new(42);
     let mut p = Parser::new(

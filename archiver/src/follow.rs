@@ -23,10 +23,21 @@ use crate::metrics::Metrics;
 use crate::storage::Storage;
 use crate::writer::{ArchiveState, ArchiveWriter, Gap, WriterOptions, WriterStats, record_gap};
 
+/// TLS to the source.
+#[derive(Debug, Clone)]
+pub struct SourceTls {
+    /// CAs (or the system roots), client certificate, or no verification.
+    pub client: svc::tls::ClientTls,
+    /// The name the server's certificate must carry (e.g.
+    /// `instance.hubble-relay.cilium.io`); default: the host of `server`.
+    pub server_name: Option<String>,
+}
+
 /// Where and how to follow.
 #[derive(Debug, Clone)]
 pub struct FollowOptions {
-    /// `host:port` (or `http://host:port`) of the Observer API.
+    /// `host:port` of the Observer API (`http://` and `tls://` prefixes are
+    /// accepted; TLS is on when [`run_with_tls`] is given its settings).
     pub server: String,
     /// Where to begin when the archive has no state (default: everything
     /// the source holds).
@@ -65,22 +76,94 @@ impl Mark {
     }
 }
 
-fn endpoint(server: &str) -> anyhow::Result<Endpoint> {
-    let url = if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
-    };
-    Ok(Endpoint::from_shared(url.clone())
-        .map_err(|e| anyhow::anyhow!("invalid --server {server:?}: {e}"))?
-        .connect_timeout(defaults::DIAL_TIMEOUT))
+/// A `--server` prefix that turns TLS on (as the hubble CLI's).
+pub const TLS_PREFIX: &str = "tls://";
+
+/// `server` without its `tls://` or `http://` prefix.
+pub fn server_address(server: &str) -> &str {
+    server
+        .strip_prefix(TLS_PREFIX)
+        .or_else(|| server.strip_prefix("http://"))
+        .unwrap_or(server)
 }
 
-/// Follows `opts.server` into `storage` until `shutdown` is set, then
-/// commits everything. Reconnects with backoff when the source goes away.
+/// The host of `host:port` or `[v6]:port`.
+fn host_of(address: &str) -> &str {
+    match address.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => address.rsplit_once(':').map_or(address, |(h, _)| h),
+    }
+}
+
+/// How to reach the source: the endpoint's settings, and the TLS
+/// connector when TLS is on.
+struct Source {
+    endpoint: Endpoint,
+    tls: Option<svc::tls::TlsConnector>,
+}
+
+impl Source {
+    fn new(server: &str, tls: Option<&SourceTls>) -> anyhow::Result<Source> {
+        let address = server_address(server);
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| anyhow::anyhow!("invalid --server {server:?}: {e}"))?
+            .connect_timeout(defaults::DIAL_TIMEOUT)
+            .tcp_nodelay(true);
+        let tls = match tls {
+            Some(t) => {
+                let name = t.server_name.as_deref().unwrap_or(host_of(address));
+                Some(
+                    t.client
+                        .connector(address, name)
+                        .map_err(|e| anyhow::anyhow!("TLS to {server:?}: {e}"))?,
+                )
+            }
+            None => None,
+        };
+        Ok(Source { endpoint, tls })
+    }
+
+    async fn connect(&self) -> Result<Channel, tonic::transport::Error> {
+        match &self.tls {
+            Some(c) => self.endpoint.connect_with_connector(c.clone()).await,
+            None => self.endpoint.connect().await,
+        }
+    }
+}
+
+/// An error with its causes on one line (a TLS failure's reason is the
+/// last of them).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
+}
+
+/// Follows `opts.server` in plain text into `storage` until `shutdown` is
+/// set, then commits everything. Reconnects with backoff when the source
+/// goes away.
 pub async fn run(
     storage: Arc<dyn Storage>,
     opts: FollowOptions,
+    metrics: Arc<Metrics>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<WriterStats> {
+    run_with_tls(storage, opts, None, metrics, shutdown).await
+}
+
+/// [`run`], over TLS when `tls` is given.
+pub async fn run_with_tls(
+    storage: Arc<dyn Storage>,
+    opts: FollowOptions,
+    tls: Option<SourceTls>,
     metrics: Arc<Metrics>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<WriterStats> {
@@ -93,7 +176,7 @@ pub async fn run(
     if let Some(t) = state.last_time {
         tracing::info!(resume_from = %t, rows = state.rows, files = state.files, "resuming archive");
     }
-    let ep = endpoint(&opts.server)?;
+    let source = Source::new(&opts.server, tls.as_ref())?;
     let mut backoff = defaults::RECONNECT_MIN;
     let mut tick = tokio::time::interval(defaults::TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -102,13 +185,13 @@ pub async fn run(
             break;
         }
         let channel = tokio::select! {
-            c = ep.connect() => c,
+            c = source.connect() => c,
             _ = shutdown.changed() => break,
         };
         let channel: Channel = match channel {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(server = %opts.server, error = %e, retry_in = ?backoff, "cannot reach the source");
+                tracing::warn!(server = %opts.server, error = %chain(&e), retry_in = ?backoff, "cannot reach the source");
                 metrics.source_error();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -146,7 +229,7 @@ pub async fn run(
         let mut stream = match client.get_flows(req).await {
             Ok(s) => s.into_inner(),
             Err(e) => {
-                tracing::warn!(error = %e, "GetFlows failed");
+                tracing::warn!(error = %chain(&e), "GetFlows failed");
                 metrics.source_error();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(defaults::RECONNECT_MAX);

@@ -5,14 +5,19 @@
 //! archive back with Hubble's filter semantics ([`read`]), for
 //! `hubble observe --archive`.
 //!
-//! Files appear atomically ([`storage`]); the resume state and recorded gaps
-//! live under `_archive/` ([`writer`]). Depends on `proto` and `flow-filter`,
-//! never on the datapath.
+//! The archive lives in a local directory or in an object store
+//! (`s3://bucket/prefix`: Amazon S3 or a compatible store, through the
+//! `object_store` crate, [`object`]); [`storage::open`] takes either
+//! location, and the writer, compaction and the reader ([`read::Archive::open`])
+//! work the same on both. Files appear atomically ([`storage`]); the resume
+//! state and recorded gaps live under `_archive/` ([`writer`]). Depends on
+//! `proto` and `flow-filter`, never on the datapath.
 
 pub mod compact;
 pub mod defaults;
 pub mod follow;
 pub mod metrics;
+pub mod object;
 pub mod read;
 pub mod schema;
 pub mod storage;

@@ -1,7 +1,6 @@
 //! `flow-archiver`: follows a Hubble Observer API into a Parquet archive,
 //! compacts it, and queries it. See the library docs.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use anyhow::Context as _;
 use archiver::follow::{self, FollowOptions};
 use archiver::metrics::Metrics;
 use archiver::read::{Archive, Query};
-use archiver::storage::{LocalDir, Storage};
+use archiver::storage::{self, S3Options, Storage};
 use archiver::writer::{self, WriterOptions};
 use archiver::{compact, defaults};
 use clap::{Parser, Subcommand};
@@ -20,6 +19,14 @@ use proto::wkt::Timestamp;
 ///
 /// Without a subcommand it follows `--server` into `--dir`, resuming where the
 /// archive left off; SIGTERM or SIGINT commits everything and exits.
+///
+/// `--dir` is a directory or an S3 (or S3-compatible) location,
+/// `s3://bucket/prefix`: the endpoint from `--s3-endpoint` or
+/// AWS_ENDPOINT_URL (MinIO, Ceph, moto...; `http://` allows plain HTTP), the
+/// region from `--s3-region` or AWS_REGION, credentials from
+/// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN). With
+/// a subcommand, the --s3-* flags go after it (`flow-archiver compact --dir
+/// s3://bucket/prefix --s3-endpoint URL`).
 #[derive(Debug, Parser)]
 #[command(
     name = "flow-archiver",
@@ -33,16 +40,36 @@ struct Args {
     cmd: Option<Cmd>,
     #[command(flatten)]
     follow: FollowArgs,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+/// Settings of `s3://` archive locations (all subcommands).
+#[derive(Debug, clap::Args)]
+struct S3Args {
+    /// Endpoint of an S3-compatible store for s3:// archives, e.g.
+    /// http://127.0.0.1:9000 (default: AWS).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// Region of s3:// archives (default us-east-1).
+    #[arg(long, global = true, env = "AWS_REGION", value_name = "REGION")]
+    s3_region: Option<String>,
+    /// Allow plain HTTP to the S3 endpoint (implied by an http:// endpoint).
+    #[arg(long, global = true)]
+    s3_allow_http: bool,
 }
 
 #[derive(Debug, clap::Args)]
 struct FollowArgs {
-    /// Observer API to follow (a relay or a flow exporter), host:port.
+    /// Observer API to follow (a relay or a flow exporter), host:port; a
+    /// tls:// prefix enables TLS.
     #[arg(long, env = "HUBBLE_SERVER", default_value = defaults::SERVER)]
     server: String,
-    /// Archive directory.
-    #[arg(long, value_name = "PATH")]
-    dir: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Archive location: a directory, or s3://bucket/prefix.
+    #[arg(long, value_name = "PATH|URL")]
+    dir: Option<String>,
     /// Where to begin when the archive is new: RFC 3339 or a duration ago
     /// (30s, 5m, 2h). Default: everything the source still holds.
     #[arg(long, value_name = "TIME")]
@@ -68,18 +95,18 @@ struct FollowArgs {
 enum Cmd {
     /// Merge the small files of each partition, atomically.
     Compact {
-        /// Archive directory.
-        #[arg(long, value_name = "PATH")]
-        dir: PathBuf,
+        /// Archive location: a directory, or s3://bucket/prefix.
+        #[arg(long, value_name = "PATH|URL")]
+        dir: String,
         /// Files smaller than this many bytes are merged.
         #[arg(long, default_value_t = defaults::COMPACT_SMALL_BYTES)]
         small_bytes: u64,
     },
     /// Print archived flows as Hubble JSON lines (`hubble observe -o json`).
     Query {
-        /// Archive directory.
-        #[arg(long, value_name = "PATH")]
-        dir: PathBuf,
+        /// Archive location: a directory, or s3://bucket/prefix.
+        #[arg(long, value_name = "PATH|URL")]
+        dir: String,
         /// Oldest flow (RFC 3339 or a duration ago).
         #[arg(long)]
         since: Option<String>,
@@ -98,9 +125,9 @@ enum Cmd {
     },
     /// Print the archive's state and recorded gaps.
     Status {
-        /// Archive directory.
-        #[arg(long, value_name = "PATH")]
-        dir: PathBuf,
+        /// Archive location: a directory, or s3://bucket/prefix.
+        #[arg(long, value_name = "PATH|URL")]
+        dir: String,
     },
 }
 
@@ -137,28 +164,86 @@ fn parse_time(s: &str) -> anyhow::Result<Timestamp> {
     })
 }
 
+/// TLS to the source, with the hubble CLI's flags.
+#[derive(Debug, clap::Args)]
+struct TlsArgs {
+    /// Use TLS to the server (also: a tls:// --server, or a client
+    /// certificate).
+    #[arg(long)]
+    tls: bool,
+    /// Accept any server certificate and name (NOT recommended: open to
+    /// machine-in-the-middle attacks).
+    #[arg(long)]
+    tls_allow_insecure: bool,
+    /// PEM CA certificate files (comma separated) that signed the server's
+    /// certificate; default: the system roots.
+    #[arg(
+        long,
+        value_name = "FILES",
+        value_delimiter = ',',
+        env = "HUBBLE_TLS_CA_CERT_FILES"
+    )]
+    tls_ca_cert_files: Vec<std::path::PathBuf>,
+    /// PEM client certificate for mutual TLS (implies TLS).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_client_key_file",
+        env = "HUBBLE_TLS_CLIENT_CERT_FILE"
+    )]
+    tls_client_cert_file: Option<std::path::PathBuf>,
+    /// PEM key of --tls-client-cert-file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_client_cert_file",
+        env = "HUBBLE_TLS_CLIENT_KEY_FILE"
+    )]
+    tls_client_key_file: Option<std::path::PathBuf>,
+    /// Name the server's certificate must carry, e.g.
+    /// instance.hubble-relay.cilium.io (default: the host of --server).
+    #[arg(long, value_name = "NAME", env = "HUBBLE_TLS_SERVER_NAME")]
+    tls_server_name: Option<String>,
+}
+
+/// The TLS settings for `server`, loaded and checked; `None` for plain text.
+fn source_tls(server: &str, t: &TlsArgs) -> anyhow::Result<Option<follow::SourceTls>> {
+    let on = t.tls || server.starts_with(follow::TLS_PREFIX) || t.tls_client_cert_file.is_some();
+    if !on {
+        return Ok(None);
+    }
+    let client = svc::tls::ClientTls::load(&svc::tls::ClientOptions {
+        ca_files: t.tls_ca_cert_files.clone(),
+        cert_file: t.tls_client_cert_file.clone(),
+        key_file: t.tls_client_key_file.clone(),
+        allow_insecure: t.tls_allow_insecure,
+    })
+    .context("TLS to the server")?;
+    Ok(Some(follow::SourceTls {
+        client,
+        server_name: t.tls_server_name.clone(),
+    }))
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     svc::run("flow-archiver", || run(args))
 }
 
-fn local(dir: &std::path::Path) -> anyhow::Result<Arc<dyn Storage>> {
-    let s =
-        LocalDir::new(dir).with_context(|| format!("open archive directory {}", dir.display()))?;
-    let removed = s.remove_temporaries();
-    if removed > 0 {
-        tracing::warn!(
-            removed,
-            "removed temporary files left by an interrupted run"
-        );
-    }
-    Ok(Arc::new(s))
+fn local(dir: &str, s3: &S3Options) -> anyhow::Result<Arc<dyn Storage>> {
+    Ok(storage::open_with(dir, s3)?)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let s3 = S3Options {
+        endpoint: args.s3.s3_endpoint.clone(),
+        region: args.s3.s3_region.clone(),
+        allow_http: args.s3.s3_allow_http,
+        ..S3Options::default()
+    };
     match args.cmd {
         Some(Cmd::Compact { dir, small_bytes }) => {
-            let s = local(&dir)?;
+            let s = local(&dir, &s3)?;
             let st = compact::compact(&s, small_bytes)?;
             eprintln!(
                 "compacted {} partition(s): {} files merged, {} rows rewritten",
@@ -167,9 +252,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Cmd::Status { dir }) => {
-            let s = local(&dir)?;
+            let s = local(&dir, &s3)?;
             let st = writer::ArchiveState::load(s.as_ref())?;
-            println!("archive:   {}", dir.display());
+            println!("archive:   {dir}");
             println!("files:     {}", st.files);
             println!("rows:      {}", st.rows);
             println!(
@@ -193,7 +278,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             last,
             stats,
         }) => {
-            let s = local(&dir)?;
+            let s = local(&dir, &s3)?;
             let mut q = Query {
                 since: since.as_deref().map(parse_time).transpose()?,
                 until: until.as_deref().map(parse_time).transpose()?,
@@ -237,8 +322,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let a = args.follow;
             let dir = a
                 .dir
-                .context("--dir PATH is required (where the archive lives)")?;
-            let storage = local(&dir)?;
+                .context("--dir PATH|URL is required (where the archive lives)")?;
+            let storage = local(&dir, &s3)?;
+            let tls = source_tls(&a.server, &a.tls)?;
             let opts = FollowOptions {
                 server: a.server.clone(),
                 since: a.since.as_deref().map(parse_time).transpose()?,
@@ -253,22 +339,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let metrics = Arc::new(Metrics::default());
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             if let Some(addr) = a.metrics_address {
-                let mut rx = stop_rx.clone();
-                tokio::spawn(archiver::metrics::serve(
-                    addr,
-                    metrics.clone(),
-                    async move {
-                        let _ = rx.wait_for(|v| *v).await;
-                    },
-                ));
+                let server = svc::metrics::MetricsServer::bind(addr).await?;
+                let (m, mut rx) = (metrics.clone(), stop_rx.clone());
+                tokio::spawn(server.serve(move || m.encode(), async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                }));
             }
             tokio::spawn(async move {
                 let s = svc::shutdown_signal().await;
                 tracing::info!(signal = s, "committing open files and stopping");
                 let _ = stop_tx.send(true);
             });
-            tracing::info!(server = %a.server, dir = %dir.display(), "archiving");
-            let st = follow::run(storage, opts, metrics, stop_rx).await?;
+            tracing::info!(server = %a.server, dir = %dir, "archiving");
+            let st = follow::run_with_tls(storage, opts, tls, metrics, stop_rx).await?;
             eprintln!(
                 "flow-archiver: stopped; this run committed {} rows in {} files ({} bytes)",
                 st.rows, st.files, st.bytes

@@ -3,7 +3,6 @@
 //! open file, lag behind the source, events the source reported lost, gaps
 //! recorded and source errors.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::metrics::counter::Counter;
@@ -126,28 +125,4 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
         s
     }
-}
-
-/// Serves `/metrics` on `addr` until `shutdown` resolves.
-pub async fn serve(
-    addr: std::net::SocketAddr,
-    metrics: Arc<Metrics>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let m = metrics.clone();
-            async move { m.encode() }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listen on {addr} for metrics"))?;
-    axum::serve(l, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("metrics server")?;
-    Ok(())
 }

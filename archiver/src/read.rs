@@ -1,12 +1,16 @@
 //! Reading the archive back with the same filters as live queries.
 //!
-//! Work is cut at three levels: partitions outside `since`/`until` are not
-//! opened (the hour is in the path); row groups whose `time` statistics lie
-//! outside the window are skipped; and when every allow filter names
-//! verdicts, the `verdict` column is checked before a row's `flow_pb` is
-//! decoded. The remaining rows are decoded and matched with
-//! [`flow_filter::FilterSet`], so results are exactly what a live server
-//! would select.
+//! Work is cut at four levels: day partitions outside `since`/`until` are
+//! not even listed (one prefix listing per day kept, which matters on an
+//! object store); hour partitions outside the window are not read (the hour
+//! is in the path); row groups whose `time` statistics lie outside the
+//! window are skipped; and when every allow filter names verdicts, the
+//! `verdict` column is checked before a row's `flow_pb` is decoded. The
+//! remaining rows are decoded and matched with [`flow_filter::FilterSet`],
+//! so results are exactly what a live server would select.
+//!
+//! Files are read whole through [`Storage::get`] (they are bounded by the
+//! writer's `file_bytes`), then pruned by row group in memory.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -56,7 +60,8 @@ pub struct Query {
     pub first: bool,
 }
 
-/// Counters of one query, to show the pruning at work.
+/// Counters of one query, to show the pruning at work. `files_total`
+/// counts the files listed: those of the day partitions not skipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadStats {
     /// Files in the archive.
@@ -69,6 +74,8 @@ pub struct ReadStats {
     pub rows_prefiltered: u64,
     /// Rows decoded and matched.
     pub rows_decoded: u64,
+    /// Day partitions (`dt=`) outside `since`/`until`, not even listed.
+    pub days_skipped: u64,
 }
 
 /// An archive opened for reading.
@@ -105,6 +112,15 @@ impl Archive {
         Archive { storage }
     }
 
+    /// Opens the existing archive at `location`: a directory, or
+    /// `s3://bucket/prefix` with its settings from the environment
+    /// (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...; see
+    /// [`crate::storage::S3Options`]). Nothing is created.
+    pub fn open(location: &str) -> Result<Self, ReadError> {
+        let s3 = crate::storage::S3Options::default();
+        Ok(Archive::new(crate::storage::open_existing(location, &s3)?))
+    }
+
     /// The archive's data files, in partition and time order.
     pub fn files(&self) -> Result<Vec<String>, ReadError> {
         Ok(self
@@ -113,6 +129,42 @@ impl Archive {
             .into_iter()
             .filter(|p| p.ends_with(".parquet"))
             .collect())
+    }
+
+    /// The data files a query may need, in partition and time order: with
+    /// `since` or `until`, day partitions outside the window are not listed
+    /// (one listing of the root, then one per day kept); returns how many
+    /// were skipped.
+    fn candidate_files(&self, q: &Query) -> Result<(Vec<String>, u64), ReadError> {
+        if q.since.is_none() && q.until.is_none() {
+            return Ok((self.files()?, 0));
+        }
+        let (dirs, files) = self.storage.list_children("")?;
+        let mut out: Vec<String> = files
+            .into_iter()
+            .filter(|p| p.ends_with(".parquet"))
+            .collect();
+        let mut skipped = 0;
+        for d in dirs {
+            if let Some((start, _)) = hour_range(&format!("{d}/hour=00")) {
+                let end = Timestamp {
+                    seconds: start.seconds + 86_400,
+                    nanos: 0,
+                };
+                if q.since.is_some_and(|s| end <= s) || q.until.is_some_and(|u| start > u) {
+                    skipped += 1;
+                    continue;
+                }
+            }
+            out.extend(
+                self.storage
+                    .list(&d)?
+                    .into_iter()
+                    .filter(|p| p.ends_with(".parquet")),
+            );
+        }
+        out.sort();
+        Ok((out, skipped))
     }
 
     /// Runs a query; flows come back in time order.
@@ -124,8 +176,9 @@ impl Archive {
             })?;
         let verdicts = verdict_prefilter(&q.whitelist);
         let mut stats = ReadStats::default();
-        let files = self.files()?;
+        let (files, days_skipped) = self.candidate_files(q)?;
         stats.files_total = files.len() as u64;
+        stats.days_skipped = days_skipped;
         let limit = q.number.unwrap_or(u64::MAX) as usize;
         let mut out: VecDeque<Flow> = VecDeque::new();
         'files: for path in files {

@@ -1,10 +1,16 @@
 //! Where archive files live, behind a small trait: whole-object put, get,
-//! list and delete, which a local directory and an object store (S3 and
-//! compatible) both offer. A `put` is atomic: readers see the old object or
-//! the whole new one, never a partial file.
+//! list and delete, which a local directory ([`LocalDir`]) and an object
+//! store ([`crate::object::ObjectStorage`]: S3 and compatible, through the
+//! `object_store` crate) both offer. A `put` is atomic: readers see the old
+//! object or the whole new one, never a partial file.
+//!
+//! [`open`] turns an archive location into a store: a path (`/var/lib/flows`)
+//! is a local directory, `s3://bucket/prefix` an S3 bucket (endpoint, region
+//! and credentials from [`S3Options`] and the usual `AWS_*` variables).
 
-use std::io::Write as _;
+use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Errors of a storage backend.
 #[derive(Debug, thiserror::Error)]
@@ -20,21 +26,197 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// An object-store request failed on `path` (a full `s3://` URL).
+    #[error("{op} {path}: {message}")]
+    Object {
+        /// The operation.
+        op: &'static str,
+        /// The object.
+        path: String,
+        /// What failed (the store's error, with a hint when there is one).
+        message: String,
+    },
+    /// The location cannot be opened (bad URL, missing bucket, unreachable
+    /// endpoint, missing directory).
+    #[error("archive {location}: {message}")]
+    Location {
+        /// The location as given.
+        location: String,
+        /// Why.
+        message: String,
+    },
 }
 
 /// An archive store. Paths are `/`-separated and relative to the archive root.
+///
+/// The methods are synchronous. They may be called from inside a tokio
+/// runtime (the follower calls the writer from a task): backends that block
+/// on I/O are expected to, as [`LocalDir`] blocks on the file system;
+/// [`crate::object::ObjectStorage`] runs its requests on its own runtime.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Writes a whole object atomically, replacing any previous one.
     fn put(&self, path: &str, data: &[u8]) -> Result<(), StorageError>;
     /// Reads a whole object; `Ok(None)` when it does not exist.
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Reads the last `n` bytes of an object (the whole object when it is
+    /// shorter); `Ok(None)` when it does not exist. Used to read Parquet
+    /// footers without fetching whole files.
+    fn get_tail(&self, path: &str, n: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.get(path)?.map(|mut d| {
+            let skip = d
+                .len()
+                .saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
+            d.drain(..skip);
+            d
+        }))
+    }
     /// Lists the visible objects under `prefix` (hidden and temporary
     /// objects, whose names start with `.` or `_`, are skipped), sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    /// One level under `prefix`: the names of the visible sub-"directories"
+    /// (key prefixes) and the visible objects directly in it (full paths, as
+    /// [`Storage::list`]), each sorted. Lets a reader prune partitions by
+    /// listing only the prefixes it needs.
+    fn list_children(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>), StorageError> {
+        let base = prefix.trim_matches('/');
+        let (mut dirs, mut files) = (Vec::new(), Vec::new());
+        for p in self.list(prefix)? {
+            let rel = if base.is_empty() {
+                p.as_str()
+            } else {
+                p.strip_prefix(base)
+                    .map_or(p.as_str(), |r| r.trim_start_matches('/'))
+            };
+            match rel.split_once('/') {
+                Some((d, _)) => dirs.push(d.to_owned()),
+                None => files.push(p.clone()),
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        Ok((dirs, files))
+    }
     /// Deletes an object (no error when it is already gone).
     fn delete(&self, path: &str) -> Result<(), StorageError>;
     /// A human-readable location for messages.
     fn describe(&self) -> String;
+}
+
+/// Settings for `s3://` locations; each unset field falls back to the usual
+/// environment variable, read by `object_store` (`AWS_ENDPOINT_URL`,
+/// `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ALLOW_HTTP`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// Endpoint of an S3-compatible store (MinIO, Ceph, moto, R2, ...), e.g.
+    /// `http://127.0.0.1:9000`. Requests use path-style URLs then.
+    pub endpoint: Option<String>,
+    /// Region (default `us-east-1`).
+    pub region: Option<String>,
+    /// Allow plain HTTP. Implied by an `http://` endpoint.
+    pub allow_http: bool,
+    /// Access key id and secret (default: the environment, then the
+    /// instance's or container's role).
+    pub credentials: Option<(String, String)>,
+}
+
+/// An archive location: a local directory or an object-store prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A directory.
+    Local(PathBuf),
+    /// `s3://bucket/prefix` (`s3a://` is accepted too).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key prefix, without leading or trailing `/` (may be empty).
+        prefix: String,
+    },
+}
+
+impl Location {
+    /// Parses a path or an `s3://bucket[/prefix]` URL.
+    pub fn parse(location: &str) -> Result<Location, StorageError> {
+        let bad = |message: &str| StorageError::Location {
+            location: location.to_owned(),
+            message: message.to_owned(),
+        };
+        if location.is_empty() {
+            return Err(bad("empty location"));
+        }
+        let Some((scheme, rest)) = location.split_once("://") else {
+            return Ok(Location::Local(PathBuf::from(location)));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "s3" | "s3a" => {}
+            "file" => return Ok(Location::Local(PathBuf::from(rest))),
+            _ => {
+                return Err(bad(&format!(
+                    "unsupported scheme {scheme:?}: use a directory path or s3://bucket/prefix"
+                )));
+            }
+        }
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(bad("no bucket: use s3://bucket/prefix"));
+        }
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|p| p == "." || p == "..") || prefix.contains("//") {
+            return Err(bad("the prefix must not contain empty, '.' or '..' parts"));
+        }
+        Ok(Location::S3 {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+/// Opens an archive for writing (the follower, compaction): a local
+/// directory is created if missing and cleared of temporaries an interrupted
+/// run left; an `s3://` location is checked (the bucket must exist and be
+/// reachable). `S3Options` come from the environment only; see [`open_with`].
+pub fn open(location: &str) -> Result<Arc<dyn Storage>, StorageError> {
+    open_with(location, &S3Options::default())
+}
+
+/// [`open`] with explicit S3 settings (flags override the environment).
+pub fn open_with(location: &str, s3: &S3Options) -> Result<Arc<dyn Storage>, StorageError> {
+    match Location::parse(location)? {
+        Location::Local(dir) => {
+            let s = LocalDir::new(dir)?;
+            let removed = s.remove_temporaries();
+            if removed > 0 {
+                tracing::warn!(
+                    removed,
+                    "removed temporary files left by an interrupted run"
+                );
+            }
+            Ok(Arc::new(s))
+        }
+        Location::S3 { bucket, prefix } => Ok(Arc::new(crate::object::ObjectStorage::s3(
+            location, &bucket, &prefix, s3,
+        )?)),
+    }
+}
+
+/// Opens an existing archive for reading (`hubble observe --archive`): a
+/// local directory must exist (nothing is created or removed); an `s3://`
+/// location is checked as by [`open`].
+pub fn open_existing(location: &str, s3: &S3Options) -> Result<Arc<dyn Storage>, StorageError> {
+    match Location::parse(location)? {
+        Location::Local(dir) => {
+            if !dir.is_dir() {
+                return Err(StorageError::Location {
+                    location: location.to_owned(),
+                    message: "not a directory (pass flow-archiver's --dir)".into(),
+                });
+            }
+            Ok(Arc::new(LocalDir { root: dir }))
+        }
+        Location::S3 { bucket, prefix } => Ok(Arc::new(crate::object::ObjectStorage::s3(
+            location, &bucket, &prefix, s3,
+        )?)),
+    }
 }
 
 /// A local directory. `put` writes a hidden temporary file beside the
@@ -130,6 +312,21 @@ impl Storage for LocalDir {
         }
     }
 
+    fn get_tail(&self, path: &str, n: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        let p = self.full(path);
+        let mut f = match std::fs::File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("open", &p)(e)),
+        };
+        let len = f.metadata().map_err(io("stat", &p))?.len();
+        f.seek(std::io::SeekFrom::Start(len.saturating_sub(n)))
+            .map_err(io("seek", &p))?;
+        let mut out = Vec::new();
+        f.read_to_end(&mut out).map_err(io("read", &p))?;
+        Ok(Some(out))
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let mut out = Vec::new();
         let start = self.full(prefix);
@@ -155,6 +352,31 @@ impl Storage for LocalDir {
         }
         out.sort();
         Ok(out)
+    }
+
+    fn list_children(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>), StorageError> {
+        let dir = self.full(prefix.trim_matches('/'));
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => return Err(io("list", &dir)(e)),
+        };
+        let (mut dirs, mut files) = (Vec::new(), Vec::new());
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(name);
+            } else if let Ok(rel) = p.strip_prefix(&self.root) {
+                files.push(rel.to_string_lossy().into_owned());
+            }
+        }
+        dirs.sort();
+        files.sort();
+        Ok((dirs, files))
     }
 
     fn delete(&self, path: &str) -> Result<(), StorageError> {
@@ -190,5 +412,82 @@ mod tests {
         assert_eq!(s.get("_archive/state.json").unwrap().unwrap(), b"{}");
         assert_eq!(s.remove_temporaries(), 1);
         assert!(s.get("nope").unwrap().is_none());
+        s.put("t", b"0123456789").unwrap();
+        assert_eq!(s.get_tail("t", 3).unwrap().unwrap(), b"789");
+        assert_eq!(s.get_tail("t", 30).unwrap().unwrap(), b"0123456789");
+        assert!(s.get_tail("nope", 3).unwrap().is_none());
+    }
+
+    /// Only the required methods: exercises the trait's defaults.
+    #[derive(Debug)]
+    struct Plain(LocalDir);
+
+    impl Storage for Plain {
+        fn put(&self, path: &str, data: &[u8]) -> Result<(), StorageError> {
+            self.0.put(path, data)
+        }
+        fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StorageError> {
+            self.0.get(path)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.0.list(prefix)
+        }
+        fn delete(&self, path: &str) -> Result<(), StorageError> {
+            self.0.delete(path)
+        }
+        fn describe(&self) -> String {
+            self.0.describe()
+        }
+    }
+
+    #[test]
+    fn default_methods_agree_with_local_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Plain(LocalDir::new(d.path()).unwrap());
+        for p in [
+            "top.parquet",
+            "dt=2024-05-01/hour=10/a.parquet",
+            "dt=2024-05-01/hour=11/b.parquet",
+            "dt=2024-05-02/hour=00/c.parquet",
+            "_archive/state.json",
+        ] {
+            s.put(p, b"0123456789").unwrap();
+        }
+        for prefix in ["", "dt=2024-05-01", "dt=2024-05-01/hour=10", "nope"] {
+            assert_eq!(
+                s.list_children(prefix).unwrap(),
+                s.0.list_children(prefix).unwrap(),
+                "{prefix:?}"
+            );
+        }
+        assert_eq!(s.get_tail("top.parquet", 2).unwrap().unwrap(), b"89");
+        assert_eq!(s.get_tail("top.parquet", 99).unwrap().unwrap().len(), 10);
+        assert!(s.get_tail("nope", 2).unwrap().is_none());
+    }
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            Location::parse("/var/lib/flows").unwrap(),
+            Location::Local("/var/lib/flows".into())
+        );
+        assert_eq!(
+            Location::parse("s3://b/a/b/").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://b").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                prefix: String::new()
+            }
+        );
+        for bad in ["gs://b/p", "s3:///p", "s3://b/a/../c", ""] {
+            let e = Location::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("archive {bad}:")), "{e}");
+        }
     }
 }

@@ -111,16 +111,11 @@ impl ArchiveState {
             .into_iter()
             .filter(|p| p.ends_with(".parquet"))
         {
-            let Some(data) = storage.get(&path)? else {
-                continue;
-            };
-            let Ok(reader) = parquet::file::metadata::ParquetMetaDataReader::new()
-                .parse_and_finish(&bytes::Bytes::from(data))
-            else {
+            let Some(footer) = read_footer(storage, &path)? else {
                 tracing::warn!(file = %path, "unreadable archive file skipped while loading state");
                 continue;
             };
-            let md = reader.file_metadata();
+            let md = footer.file_metadata();
             rows += md.num_rows() as u64;
             files += 1;
             let kv = md.key_value_metadata();
@@ -161,6 +156,44 @@ impl ArchiveState {
             _ => false,
         }
     }
+}
+
+/// Bytes fetched from a file's end to find its footer in one request.
+const FOOTER_GUESS: u64 = 64 * 1024;
+
+/// A Parquet file's metadata, read from its end only (one or two ranged
+/// reads on an object store, not the whole file). `Ok(None)` when the file
+/// is gone or is not Parquet.
+pub fn read_footer(
+    storage: &dyn Storage,
+    path: &str,
+) -> Result<Option<parquet::file::metadata::ParquetMetaData>, StorageError> {
+    let Some(mut tail) = storage.get_tail(path, FOOTER_GUESS)? else {
+        return Ok(None);
+    };
+    let parse_len = |t: &[u8]| -> Option<u64> {
+        let n = t.len();
+        if n < 12 || &t[n - 4..] != b"PAR1" {
+            return None;
+        }
+        let len = u32::from_le_bytes(t[n - 8..n - 4].try_into().ok()?);
+        Some(u64::from(len) + 8)
+    };
+    let Some(need) = parse_len(&tail) else {
+        return Ok(None);
+    };
+    if need > tail.len() as u64 {
+        let Some(t) = storage.get_tail(path, need)? else {
+            return Ok(None);
+        };
+        tail = t;
+        if (tail.len() as u64) < need {
+            return Ok(None);
+        }
+    }
+    let n = tail.len();
+    let start = n - need as usize;
+    Ok(parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&tail[start..n - 8]).ok())
 }
 
 /// A recorded gap: flows that were never archived, and why.

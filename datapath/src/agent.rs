@@ -85,6 +85,9 @@ pub struct AgentConfig {
     pub enrichment_file: PathBuf,
     /// Datapath configuration (aggregation, ...).
     pub datapath: Config,
+    /// Map capacities used when a map is created (a pinned map of another
+    /// size is replaced at start).
+    pub sizes: crate::loader::MapSizes,
 }
 
 /// The policy source name of the policy directory in the store.
@@ -120,6 +123,7 @@ impl Agent {
         }
         let mut opts = LoadOptions::new(&cfg.pin_dir);
         opts.config = cfg.datapath;
+        opts.sizes = cfg.sizes;
         let dp = Datapath::load(&opts)?;
         let maps = dp.maps()?;
         let mut store = FileStore::open(&cfg.state_dir)?;

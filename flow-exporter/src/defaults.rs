@@ -46,3 +46,11 @@ pub const SERVER_VERSION: &str = "1.19.4";
 /// How often the enrichment file's modification time is checked, so pods
 /// the agent adds get their names within about a second.
 pub const ENRICHMENT_RELOAD: Duration = Duration::from_secs(1);
+
+/// How soon the enrichment file is looked at again when a flow carries a
+/// workload identity it has no labels for (a pod the agent just added).
+pub const ENRICHMENT_STALE_RECHECK: Duration = Duration::from_millis(2);
+
+/// Identities below this are Cilium's reserved ones (host, world, ...);
+/// from here on they are allocated to workloads and carry labels.
+pub const FIRST_WORKLOAD_IDENTITY: u32 = 256;

@@ -67,6 +67,28 @@ struct Args {
     /// The synthetic source brings its own.
     #[arg(long, value_name = "FILE")]
     enrichment: Option<PathBuf>,
+
+    /// PEM certificate (with its chain) of the gRPC server: enables TLS on a
+    /// TCP --listen-address (a unix socket stays plain text). It should
+    /// name <node>.<cluster>.hubble-grpc.cilium.io, which GetNodes and
+    /// Peer.Notify announce (Cilium's --hubble-tls-cert-file).
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert-file (Cilium's --hubble-tls-key-file).
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+
+    /// PEM CA bundle(s), comma separated, that clients' certificates must
+    /// chain to: mutual TLS, clients without such a certificate are refused
+    /// (Cilium's --hubble-tls-client-ca-files).
+    #[arg(
+        long,
+        value_name = "FILES",
+        value_delimiter = ',',
+        requires = "tls_cert_file"
+    )]
+    tls_client_ca_files: Vec<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +103,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .context("read the host name (pass --node-name)")?
             .to_string_lossy()
             .into_owned(),
+    };
+    // Check the TLS files before anything starts.
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(c), Some(k)) => Some(
+            svc::tls::server_config(c, k, &args.tls_client_ca_files).context(
+                "gRPC server TLS (--tls-cert-file, --tls-key-file, --tls-client-ca-files)",
+            )?,
+        ),
+        _ => None,
+    };
+    let mtls = !args.tls_client_ca_files.is_empty();
+    // Bind the metrics port before anything starts: a taken port fails the
+    // start with its address.
+    let metrics_server = if args.metrics_address != "off" && !args.metrics_address.is_empty() {
+        let addr: std::net::SocketAddr = args.metrics_address.parse().with_context(|| {
+            format!(
+                "invalid --metrics-address {:?}: expected host:port",
+                args.metrics_address
+            )
+        })?;
+        Some(svc::metrics::MetricsServer::bind(addr).await?)
+    } else {
+        None
     };
     let metrics = Arc::new(metrics::Metrics::new());
     let observer = Arc::new(
@@ -131,28 +176,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     drop(ingest);
 
+    let tls_on = tls.is_some() && matches!(args.listen_address, ListenAddress::Tcp(_));
     let grpc = tokio::spawn(server::serve(
         args.listen_address.clone(),
         observer.clone(),
+        tls,
         stopped(stop_rx.clone()),
     ));
-    tracing::info!(address = %args.listen_address, node = %node_name, capacity = args.ring_capacity, "serving Hubble Observer API");
-    let metrics_task = if args.metrics_address != "off" && !args.metrics_address.is_empty() {
-        let addr: std::net::SocketAddr = args.metrics_address.parse().with_context(|| {
-            format!(
-                "invalid --metrics-address {:?}: expected host:port",
-                args.metrics_address
-            )
-        })?;
-        tracing::info!(address = %addr, "serving Prometheus metrics on /metrics");
-        Some(tokio::spawn(metrics::serve(
-            addr,
-            metrics.clone(),
-            stopped(stop_rx.clone()),
-        )))
-    } else {
-        None
-    };
+    tracing::info!(address = %args.listen_address, node = %node_name, capacity = args.ring_capacity, tls = tls_on, mtls = tls_on && mtls, "serving Hubble Observer API");
+    let metrics_task = metrics_server.map(|server| {
+        tracing::info!(address = %server.local_addr(), "serving Prometheus metrics on /metrics");
+        let m = metrics.clone();
+        tokio::spawn(server.serve(move || m.encode(), stopped(stop_rx.clone())))
+    });
 
     let mut failure: Option<anyhow::Error> = None;
     let mut grpc = grpc;

@@ -3,7 +3,8 @@
 //! `hubble_tcp_flags_total`, `hubble_port_distribution_total`,
 //! `hubble_icmp_total`, `hubble_policy_verdicts_total`,
 //! `hubble_lost_events_total`) and the exporter's own health
-//! (`flow_exporter_*`). Served as OpenMetrics text on `/metrics`.
+//! (`flow_exporter_*`). Served as OpenMetrics text on `/metrics` by
+//! `svc::metrics`.
 //!
 //! Label values are `&'static str` or integers so that counting a flow
 //! allocates nothing once its series exists.
@@ -483,42 +484,6 @@ fn icmp6_name(t: u32) -> &'static str {
         136 => "NeighborAdvertisement",
         _ => "Other",
     }
-}
-
-/// Serves `/metrics` (and `/healthz`) on `addr` until `shutdown` resolves.
-pub async fn serve(
-    addr: std::net::SocketAddr,
-    metrics: Arc<Metrics>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    use axum::http::header;
-    use axum::routing::get;
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let m = metrics.clone();
-                async move {
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        m.encode(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }));
-    let l = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listen on {addr} for metrics"))?;
-    axum::serve(l, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("metrics server")?;
-    Ok(())
 }
 
 #[cfg(test)]

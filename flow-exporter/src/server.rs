@@ -79,6 +79,7 @@ fn with_version<T>(mut r: Response<T>) -> Response<T> {
 pub struct ObserverService {
     observer: Arc<Observer>,
     address: String,
+    tls_server_name: Option<String>,
 }
 
 impl ObserverService {
@@ -87,7 +88,14 @@ impl ObserverService {
         ObserverService {
             observer,
             address: address.into(),
+            tls_server_name: None,
         }
+    }
+
+    /// Reports TLS with this server name in GetNodes.
+    pub fn with_tls_server_name(mut self, name: Option<String>) -> Self {
+        self.tls_server_name = name;
+        self
     }
 }
 
@@ -136,8 +144,8 @@ impl ObserverApi for ObserverService {
             address: self.address.clone(),
             state: NodeState::NodeConnected as i32,
             tls: Some(Tls {
-                enabled: false,
-                server_name: String::new(),
+                enabled: self.tls_server_name.is_some(),
+                server_name: self.tls_server_name.clone().unwrap_or_default(),
             }),
             uptime_ns: s.uptime_ns,
             num_flows: s.num_flows,
@@ -191,6 +199,7 @@ impl ObserverApi for ObserverService {
 pub struct PeerService {
     name: String,
     address: String,
+    tls_server_name: Option<String>,
 }
 
 impl PeerService {
@@ -199,7 +208,14 @@ impl PeerService {
         PeerService {
             name: name.into(),
             address: address.into(),
+            tls_server_name: None,
         }
+    }
+
+    /// Announces the peer as serving TLS under this name (`peer.TLS`).
+    pub fn with_tls_server_name(mut self, name: Option<String>) -> Self {
+        self.tls_server_name = name;
+        self
     }
 }
 
@@ -215,7 +231,10 @@ impl Peer for PeerService {
             name: self.name.clone(),
             address: self.address.clone(),
             r#type: ChangeNotificationType::PeerAdded as i32,
-            tls: None,
+            tls: self
+                .tls_server_name
+                .clone()
+                .map(|server_name| proto::peer::Tls { server_name }),
         };
         let s = futures::stream::once(async move { Ok(first) }).chain(futures::stream::pending());
         Ok(with_version(Response::new(Box::pin(s))))
@@ -230,31 +249,55 @@ pub async fn router(
     observer: Arc<Observer>,
     advertised: String,
 ) -> anyhow::Result<tonic::transport::server::Router> {
+    router_with_tls(observer, advertised, None).await
+}
+
+/// [`router`] for a server that serves TLS as `tls_server_name` (the
+/// node's Hubble server name): GetNodes and Peer.Notify say so.
+pub async fn router_with_tls(
+    observer: Arc<Observer>,
+    advertised: String,
+    tls_server_name: Option<String>,
+) -> anyhow::Result<tonic::transport::server::Router> {
     use anyhow::Context as _;
     Ok(
         proto::services::standard_services(tonic::transport::Server::builder())
             .await
             .context("building the gRPC reflection service")?
-            .add_service(ObserverServer::new(ObserverService::new(
-                observer.clone(),
-                advertised.clone(),
-            )))
-            .add_service(PeerServer::new(PeerService::new(
-                observer.node_name(),
-                advertised,
-            ))),
+            .add_service(ObserverServer::new(
+                ObserverService::new(observer.clone(), advertised.clone())
+                    .with_tls_server_name(tls_server_name.clone()),
+            ))
+            .add_service(PeerServer::new(
+                PeerService::new(observer.node_name(), advertised)
+                    .with_tls_server_name(tls_server_name),
+            )),
     )
 }
 
-/// Serves [`router`] on `addr` until `shutdown` resolves. A stale unix
-/// socket is removed first, and the socket is removed again on exit.
+/// Serves [`router`] on `addr` until `shutdown` resolves, with TLS on a
+/// TCP address when `tls` is given (a unix socket is always plain text, as
+/// a Cilium agent's). A stale unix socket is removed first, and the socket
+/// is removed again on exit.
 pub async fn serve(
     addr: ListenAddress,
     observer: Arc<Observer>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let router = router(observer, addr.to_string()).await?;
+    let tls = match (&addr, tls) {
+        (ListenAddress::Tcp(_), t) => t,
+        (ListenAddress::Unix(_), Some(_)) => {
+            tracing::warn!(address = %addr, "TLS applies to a TCP listen address; the unix socket is served in plain text");
+            None
+        }
+        (ListenAddress::Unix(_), None) => None,
+    };
+    let server_name = tls
+        .as_ref()
+        .map(|_| svc::tls::hubble_server_name(observer.node_name()));
+    let router = router_with_tls(observer, addr.to_string(), server_name).await?;
     match addr {
         ListenAddress::Tcp(a) => {
             let l = tokio::net::TcpListener::bind(a).await.with_context(|| {
@@ -262,13 +305,22 @@ pub async fn serve(
                     "listen on {a} for gRPC (is another exporter or hubble relay running there?)"
                 )
             })?;
-            // Nagle plus delayed ACKs would hold small follow messages for
-            // tens of milliseconds on loopback.
-            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
-            router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-                .context("gRPC server")?;
+            match tls {
+                Some(cfg) => router
+                    .serve_with_incoming_shutdown(svc::tls::incoming(l, cfg), shutdown)
+                    .await
+                    .context("gRPC server")?,
+                None => {
+                    // Nagle plus delayed ACKs would hold small follow
+                    // messages for tens of milliseconds on loopback.
+                    let incoming =
+                        tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
+                    router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                        .context("gRPC server")?;
+                }
+            }
         }
         ListenAddress::Unix(p) => {
             remove_stale_socket(&p)?;

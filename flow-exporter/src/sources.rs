@@ -54,11 +54,24 @@ pub fn decoder(
     let reload = enrichment.map(|p| EnrichmentReload::new(p.to_owned()));
     let decode = move |raw: &[u8]| {
         if let Some(r) = &reload
-            && let Some(e) = r.poll()
+            && let Some(e) = r.poll(crate::defaults::ENRICHMENT_RELOAD)
         {
             parser.set_enricher(e);
         }
-        parser.decode(raw, &clock).map_err(|e| e.to_string())
+        let flow = parser.decode(raw, &clock).map_err(|e| e.to_string())?;
+        // A workload identity the loaded file has no labels for: the agent
+        // has most likely just written a new endpoint (a pod's first
+        // packets follow its CNI ADD closely). Look at the file again now
+        // rather than on the next periodic check, and decode this event
+        // once more with what it says.
+        if let Some(r) = &reload
+            && unknown_workload(&flow)
+            && let Some(e) = r.poll(crate::defaults::ENRICHMENT_STALE_RECHECK)
+        {
+            parser.set_enricher(e);
+            return parser.decode(raw, &clock).map_err(|e| e.to_string());
+        }
+        Ok(flow)
     };
     Ok(Decoders {
         decode: Box::new(decode),
@@ -66,38 +79,72 @@ pub fn decoder(
     })
 }
 
+/// Whether a side of `flow` carries a workload identity (not a reserved
+/// one) that the enrichment knows no labels for.
+fn unknown_workload(flow: &proto::flow::Flow) -> bool {
+    [&flow.source, &flow.destination].into_iter().any(|ep| {
+        ep.as_ref().is_some_and(|ep| {
+            ep.identity >= crate::defaults::FIRST_WORKLOAD_IDENTITY && ep.labels.is_empty()
+        })
+    })
+}
+
+/// What identifies one content of a file that is replaced by renames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileVersion {
+    mtime: std::time::SystemTime,
+    ino: u64,
+    len: u64,
+}
+
+impl FileVersion {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileVersion {
+            mtime: m.modified().ok()?,
+            ino: m.ino(),
+            len: m.len(),
+        })
+    }
+}
+
 /// Reloads the enrichment file when it changes (the datapath agent rewrites
-/// it atomically whenever endpoints or identities change). Checked at most
-/// once per second from the decoder; a file that fails to parse is reported
-/// and the previous enrichment stays in use.
+/// it atomically whenever endpoints or identities change). Checked from the
+/// decoder at most once per second, and sooner when a flow names an
+/// identity the loaded file does not know; a file that fails to parse is
+/// reported and the previous enrichment stays in use.
 struct EnrichmentReload {
     path: std::path::PathBuf,
     last_check: std::cell::Cell<std::time::Instant>,
-    mtime: std::cell::Cell<Option<std::time::SystemTime>>,
+    /// Modification time, inode and size of the file last loaded: the agent
+    /// renames a new file into place, so the inode changes even when two
+    /// writes fall within one timestamp tick.
+    version: std::cell::Cell<Option<FileVersion>>,
 }
 
 impl EnrichmentReload {
     fn new(path: std::path::PathBuf) -> Self {
-        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let version = FileVersion::of(&path);
         EnrichmentReload {
             path,
             last_check: std::cell::Cell::new(std::time::Instant::now()),
-            mtime: std::cell::Cell::new(mtime),
+            version: std::cell::Cell::new(version),
         }
     }
 
-    fn poll(&self) -> Option<Enricher> {
-        if self.last_check.get().elapsed() < crate::defaults::ENRICHMENT_RELOAD {
+    /// Reloads when at least `interval` has passed since the last look
+    /// and the file's modification time changed.
+    fn poll(&self, interval: std::time::Duration) -> Option<Enricher> {
+        if self.last_check.get().elapsed() < interval {
             return None;
         }
         self.last_check.set(std::time::Instant::now());
-        let m = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
-        if m == self.mtime.get() {
+        let v = FileVersion::of(&self.path);
+        if v == self.version.get() {
             return None;
         }
-        self.mtime.set(m);
+        self.version.set(v);
         match StaticEnrichment::from_file(&self.path) {
             Ok(s) => {
                 tracing::info!(file = %self.path.display(), "enrichment reloaded");
@@ -179,6 +226,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_flow_of_an_unknown_workload_rereads_the_file_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("enrichment.yaml");
+        std::fs::write(&path, "node_name: kind-worker\n").unwrap();
+        let mut d = decoder("kind-worker", Some(&path), false, 1).unwrap();
+        let mut generator = Synthetic::new(1);
+        let mut raw = Vec::new();
+        let workload = |f: &proto::flow::Flow| f.source.as_ref().is_some_and(|e| e.identity >= 256);
+        // An empty file: workload identities come out without labels.
+        let f = loop {
+            raw.clear();
+            generator.next_event(&mut raw);
+            let f = d.decode.decode(&raw).unwrap();
+            if workload(&f) {
+                break f;
+            }
+        };
+        assert!(f.source.unwrap().labels.is_empty());
+        // The agent writes the pods (a newer file, atomically); the very
+        // next flow of one of them is decoded with its labels, without
+        // waiting for the periodic check.
+        let tmp = dir.path().join(".new");
+        std::fs::write(&tmp, generator.enrichment().to_yaml()).unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        std::thread::sleep(crate::defaults::ENRICHMENT_STALE_RECHECK * 2);
+        let f = loop {
+            raw.clear();
+            generator.next_event(&mut raw);
+            let f = d.decode.decode(&raw).unwrap();
+            if workload(&f) {
+                break f;
+            }
+        };
+        assert!(
+            !f.source.unwrap().labels.is_empty(),
+            "labels from the new file"
+        );
+    }
+
+    #[test]
     fn enrichment_file_is_reloaded_when_it_changes() {
         let src = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -190,7 +284,10 @@ mod tests {
         let r = EnrichmentReload::new(path.clone());
         let past = std::time::Instant::now() - crate::defaults::ENRICHMENT_RELOAD * 2;
         r.last_check.set(past);
-        assert!(r.poll().is_none(), "unchanged file: nothing to reload");
+        assert!(
+            r.poll(crate::defaults::ENRICHMENT_RELOAD).is_none(),
+            "unchanged file: nothing to reload"
+        );
         // A newer file (the agent renames a new one into place).
         let tmp = dir.path().join(".new");
         std::fs::copy(src, &tmp).unwrap();
@@ -203,7 +300,10 @@ mod tests {
             .unwrap();
         std::fs::rename(&tmp, &path).unwrap();
         r.last_check.set(past);
-        assert!(r.poll().is_some(), "changed file is reloaded");
+        assert!(
+            r.poll(crate::defaults::ENRICHMENT_RELOAD).is_some(),
+            "changed file is reloaded"
+        );
         // A broken file keeps the previous enrichment.
         std::fs::write(&path, "endpoints: [").unwrap();
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
@@ -214,6 +314,6 @@ mod tests {
             .set_modified(later)
             .unwrap();
         r.last_check.set(past);
-        assert!(r.poll().is_none());
+        assert!(r.poll(crate::defaults::ENRICHMENT_RELOAD).is_none());
     }
 }

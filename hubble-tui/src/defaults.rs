@@ -67,3 +67,38 @@ pub const FIELD_MASK: &[&str] = &[
     "egress_denied_by",
     "ingress_denied_by",
 ];
+
+/// `hubble tui --history`: flows kept for scrolling and the detail pane.
+/// A decoded flow costs about 2.5 KB, so 10,000 is about 25 MB: a few
+/// seconds at 100k flows/s, minutes at a busy node's usual rate.
+pub const TUI_HISTORY: usize = 10_000;
+
+/// `hubble tui --last` when neither `--last` nor `--since` is given: the
+/// flows asked for before following, enough to fill a tall screen at once.
+pub const TUI_BACKFILL: u64 = 1_000;
+
+/// The TUI's redraw period (10 frames per second): smooth enough for a
+/// scrolling table, cheap enough that drawing never competes with decoding.
+pub const TUI_TICK: Duration = Duration::from_millis(100);
+
+/// First wait before reconnecting after the stream ended or failed.
+pub const TUI_RECONNECT_MIN: Duration = Duration::from_millis(250);
+
+/// Longest wait between reconnection attempts (the wait doubles up to it):
+/// a restarted server is seen within five seconds.
+pub const TUI_RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// How often the TUI asks the server for its status (node counts, rate).
+pub const TUI_STATUS_PERIOD: Duration = Duration::from_secs(5);
+
+/// Responses taken from the stream per lock of the shared inbox: large
+/// enough that locking is rare at 100k flows/s, small enough that the UI
+/// never waits long for the lock.
+pub const TUI_BATCH: usize = 1024;
+
+/// Seconds of flows/s kept for the sparkline (wider than any screen needs).
+pub const TUI_RATE_WINDOW: usize = 300;
+
+/// Distinct groups counted per top-N table before the smallest half is
+/// forgotten: bounds memory when sources are many (e.g. world IPs).
+pub const TUI_GROUPS_MAX: usize = 8192;

@@ -1,6 +1,7 @@
 //! The `hubble` command line, a drop-in for upstream Hubble's CLI: `observe`
 //! (every selector, filter and output flag, `--input-file`), `status`,
-//! `list nodes|namespaces`, `watch peers`, `config` and `version`, over the
+//! `list nodes|namespaces`, `watch peers`, `config` and `version`, plus the
+//! live terminal UI `tui`, over the
 //! Hubble v1 gRPC API of our exporter, our relay or a Cilium Hubble relay.
 //!
 //! Layout: [`cli`] builds the command tree and runs a command line;
@@ -9,8 +10,12 @@
 //! responses exactly as upstream does (compact, dict, table, JSON);
 //! [`conn`] dials (TLS, unix sockets, timeouts); [`config`] merges flags,
 //! `HUBBLE_*` variables and the config file; [`input`] reads `--input-file`
-//! with the server's filter semantics (`flow-filter`). The terminal UI will
-//! live in this crate too.
+//! with the server's filter semantics (`flow-filter`); [`tui`] is `hubble
+//! tui`, the live terminal UI (ratatui): a flow table coloured by verdict
+//! that follows, pauses and scrolls, a detail pane, live filter editing in
+//! the flags' syntax, counters, top talkers and drops, a rate sparkline,
+//! node status and lost events, reconnecting by itself; `--archive` replays
+//! an archive in it.
 //!
 //! This crate must not depend on the datapath (`aya`) or on the exporter;
 //! it talks to servers only through `proto`.
@@ -24,3 +29,4 @@ pub mod filters;
 pub mod gotime;
 pub mod input;
 pub mod printer;
+pub mod tui;

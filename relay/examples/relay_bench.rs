@@ -80,7 +80,7 @@ async fn serve_relay(peers: Vec<PeerSpec>, metrics: Arc<Metrics>) -> (Relay, Str
     let relay = Relay::start(cfg, metrics);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
-    let router = relay.router(None).await.unwrap();
+    let router = relay.router().await.unwrap();
     tokio::spawn(async move {
         router
             .serve_with_incoming(

@@ -17,6 +17,15 @@ pub const METRICS_ADDRESS: &str = "127.0.0.1:9966";
 /// Port added to a peer address that has none: the Hubble agent's TCP port.
 pub const PEER_PORT: u16 = 4244;
 
+/// The service part of the peer service's TLS server name,
+/// `hubble-peer.<cluster>.hubble-grpc.cilium.io` (Hubble's
+/// `PeerServiceName`).
+pub const PEER_SERVICE_NAME: &str = "hubble-peer";
+
+/// The cluster the relay serves unless `--cluster-name` says otherwise
+/// (Hubble's default): it names the peer service's TLS server name.
+pub const CLUSTER_NAME: &str = "default";
+
 /// Timeout of one dial (TCP connect and HTTP/2 handshake) to a peer
 /// (Hubble's `--dial-timeout`).
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,11 +107,3 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Version reported in `hubble-relay-version` and ServerStatus. Hubble
 /// clients compare its minor version with their own and only warn.
 pub const RELAY_VERSION: &str = "1.19.4";
-
-/// Suffix of a node's TLS server name: `<node>.<cluster>.` + this
-/// (Hubble's agent certificates).
-pub const TLS_SERVER_NAME_SUFFIX: &str = "hubble-grpc.cilium.io";
-
-/// Cluster name used in a derived TLS server name when the node name has
-/// no `cluster/` prefix (Cilium's default cluster).
-pub const DEFAULT_CLUSTER: &str = "default";

@@ -42,6 +42,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tonic::Status;
+use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 
 use crate::defaults;
@@ -100,11 +101,13 @@ pub fn validate(req: &GetFlowsRequest) -> Result<(), Status> {
     Ok(())
 }
 
-/// Starts a GetFlows request over the pool's peers.
+/// Starts a GetFlows request over the pool's peers; `metadata` goes with
+/// every peer's request (see [`crate::server::forwarded_metadata`]).
 pub fn get_flows(
     pool: &Pool,
     cfg: &FlowsConfig,
     req: GetFlowsRequest,
+    metadata: MetadataMap,
 ) -> Result<ClientStream, Status> {
     validate(&req)?;
     let (queue, stream) = client_queue(
@@ -112,7 +115,7 @@ pub fn get_flows(
         cfg.relay_name.clone(),
         pool.metrics().clone(),
     );
-    let run = Run::new(pool.clone(), cfg.clone(), req, queue);
+    let run = Run::new(pool.clone(), cfg.clone(), req, metadata, queue);
     tokio::spawn(run.run());
     Ok(stream)
 }
@@ -152,8 +155,14 @@ impl Drop for Reader {
     }
 }
 
-async fn read_peer(channel: Channel, req: GetFlowsRequest, tx: mpsc::Sender<PeerEvent>) {
+async fn read_peer(
+    channel: Channel,
+    req: GetFlowsRequest,
+    metadata: MetadataMap,
+    tx: mpsc::Sender<PeerEvent>,
+) {
     let mut client = ObserverClient::new(channel);
+    let req = tonic::Request::from_parts(metadata, Default::default(), req);
     let mut stream = match client.get_flows(req).await {
         Ok(r) => r.into_inner(),
         Err(s) => {
@@ -205,6 +214,7 @@ struct Run {
     pool: Pool,
     cfg: FlowsConfig,
     req: GetFlowsRequest,
+    metadata: MetadataMap,
     queue: ClientQueue,
     merger: Merger,
     readers: BTreeMap<StreamId, Reader>,
@@ -225,7 +235,13 @@ impl Drop for StreamGauge {
 }
 
 impl Run {
-    fn new(pool: Pool, cfg: FlowsConfig, req: GetFlowsRequest, queue: ClientQueue) -> Self {
+    fn new(
+        pool: Pool,
+        cfg: FlowsConfig,
+        req: GetFlowsRequest,
+        metadata: MetadataMap,
+        queue: ClientQueue,
+    ) -> Self {
         let mode = if req.follow {
             Mode::Window {
                 window: cfg.sort_window,
@@ -244,6 +260,7 @@ impl Run {
             pool,
             cfg,
             req,
+            metadata,
             queue,
             merger: Merger::new(mode),
             readers: BTreeMap::new(),
@@ -260,7 +277,7 @@ impl Run {
             return;
         };
         let (tx, rx) = mpsc::channel(defaults::PEER_BUFFER);
-        let task = tokio::spawn(read_peer(channel, req, tx));
+        let task = tokio::spawn(read_peer(channel, req, self.metadata.clone(), tx));
         let id = self.merger.add_stream(v.name.clone());
         self.readers.insert(
             id,

@@ -20,7 +20,6 @@ pub mod pool;
 pub mod queue;
 pub mod server;
 pub mod status;
-pub mod tls;
 
 use std::sync::Arc;
 
@@ -74,12 +73,10 @@ impl Relay {
         &self.pool
     }
 
-    /// The gRPC services, ready to be served (with server TLS if given).
-    pub async fn router(
-        &self,
-        tls: Option<tonic::transport::ServerTlsConfig>,
-    ) -> anyhow::Result<tonic::transport::server::Router> {
-        server::router(self.pool.clone(), self.flows.clone(), tls).await
+    /// The gRPC services, ready to be served (in plain text on a
+    /// `TcpIncoming`, or with TLS on [`svc::tls::incoming`]).
+    pub async fn router(&self) -> anyhow::Result<tonic::transport::server::Router> {
+        server::router(self.pool.clone(), self.flows.clone()).await
     }
 }
 

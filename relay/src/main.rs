@@ -39,9 +39,17 @@ struct Args {
 
     /// Peer service to follow with peer.Peer/Notify (host[:port], default
     /// port 4244, or unix:///var/run/cilium/hubble.sock); nodes it adds,
-    /// updates and deletes are applied at runtime.
+    /// updates and deletes are applied at runtime. On TCP it is dialled
+    /// with the TLS settings of the peers (--tls-hubble-server-ca-files,
+    /// --tls-client-cert-file) when they are given, and its certificate
+    /// must name hubble-peer.<cluster>.hubble-grpc.cilium.io.
     #[arg(long, value_name = "ADDR", env = "RELAY_PEER_SERVICE")]
     peer_service: Option<String>,
+
+    /// Name of the cluster this relay serves; names the peer service's TLS
+    /// server name (hubble-peer.<cluster>.hubble-grpc.cilium.io).
+    #[arg(long, value_name = "NAME", env = "RELAY_CLUSTER_NAME", default_value = defaults::CLUSTER_NAME)]
+    cluster_name: String,
 
     /// This relay's name in node status and lost events (default: the host
     /// name).
@@ -80,9 +88,9 @@ struct Args {
     client_queue_len: usize,
 
     /// PEM CA bundle(s) that signed the nodes' certificates (comma
-    /// separated). Enables TLS to peers; each node's certificate must name
-    /// <node>.<cluster>.hubble-grpc.cilium.io or the server name the peer
-    /// service announces.
+    /// separated). Enables TLS to peers and to a TCP --peer-service; each
+    /// node's certificate must name <node>.<cluster>.hubble-grpc.cilium.io
+    /// or the server name the peer service announces.
     #[arg(long, value_name = "FILES", value_delimiter = ',')]
     tls_hubble_server_ca_files: Vec<PathBuf>,
 
@@ -143,6 +151,24 @@ fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("invalid --listen-address {s:?}: expected host:port or :port"))
 }
 
+/// TLS to the peers: on when CA files are given (as Hubble's relay); a
+/// client certificate without them is a mistake, not plain text.
+fn peer_tls(args: &Args) -> anyhow::Result<Option<svc::tls::ClientTls>> {
+    if args.tls_hubble_server_ca_files.is_empty() {
+        anyhow::ensure!(
+            args.tls_client_cert_file.is_none(),
+            "a client certificate needs --tls-hubble-server-ca-files (TLS to peers)"
+        );
+        return Ok(None);
+    }
+    Ok(Some(svc::tls::ClientTls::load(&svc::tls::ClientOptions {
+        ca_files: args.tls_hubble_server_ca_files.clone(),
+        cert_file: args.tls_client_cert_file.clone(),
+        key_file: args.tls_client_key_file.clone(),
+        allow_insecure: false,
+    })?))
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     svc::run("relay", || run(args))
@@ -160,18 +186,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(list) => peers::parse_static(list).context("--peers")?,
         None => Vec::new(),
     };
-    let client_tls = relay::tls::ClientTls::load(
-        &args.tls_hubble_server_ca_files,
-        args.tls_client_cert_file.as_deref(),
-        args.tls_client_key_file.as_deref(),
-    )
-    .context("TLS to peers")?;
+    let client_tls = peer_tls(&args).context("TLS to peers")?;
     let server_tls = match (
         &args.tls_relay_server_cert_file,
         &args.tls_relay_server_key_file,
     ) {
         (Some(c), Some(k)) => Some(
-            relay::tls::server_config(c, k, &args.tls_relay_client_ca_files)
+            svc::tls::server_config(c, k, &args.tls_relay_client_ca_files)
                 .context("relay server TLS")?,
         ),
         _ => None,
@@ -181,18 +202,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen on {listen} for gRPC (is another relay running?)"))?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let metrics_listener = if args.metrics_address != "off" && !args.metrics_address.is_empty() {
+    let metrics_server = if args.metrics_address != "off" && !args.metrics_address.is_empty() {
         let addr: SocketAddr = args.metrics_address.parse().with_context(|| {
             format!(
                 "invalid --metrics-address {:?}: expected host:port",
                 args.metrics_address
             )
         })?;
-        Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("listen on {addr} for metrics"))?,
-        )
+        Some(svc::metrics::MetricsServer::bind(addr).await?)
     } else {
         None
     };
@@ -207,7 +224,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         pool: PoolOptions {
             dial_timeout: args.dial_timeout,
-            tls: client_tls,
+            tls: client_tls.clone(),
             ..PoolOptions::default()
         },
         static_peers,
@@ -218,24 +235,36 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 address,
                 dial_timeout: args.dial_timeout,
                 retry_timeout: args.retry_timeout,
+                tls: client_tls.clone(),
+                cluster_name: args.cluster_name.clone(),
             }),
     };
     let relay = Relay::start(cfg, metrics.clone());
-    let router = relay.router(server_tls).await?;
+    let router = relay.router().await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
-    // TCP_NODELAY: flows are small writes; Nagle's algorithm with delayed
-    // ACKs would add up to 40 ms to each.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut grpc =
-        tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
-    tracing::info!(address = %listen, relay = %relay_name, peers = relay.pool().names().len(), peer_service = ?args.peer_service, "serving Hubble Observer API");
-    let metrics_task = metrics_listener.map(|l| {
-        tracing::info!(address = %args.metrics_address, "serving Prometheus metrics on /metrics");
-        tokio::spawn(metrics::serve(l, metrics.clone(), stopped(stop_rx.clone())))
+    let tls_on = server_tls.is_some();
+    let mut grpc = match server_tls {
+        Some(cfg) => tokio::spawn(router.serve_with_incoming_shutdown(
+            svc::tls::incoming(listener, cfg),
+            stopped(stop_rx.clone()),
+        )),
+        None => {
+            // TCP_NODELAY: flows are small writes; Nagle's algorithm with
+            // delayed ACKs would add up to 40 ms to each.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())))
+        }
+    };
+    tracing::info!(address = %listen, tls = tls_on, relay = %relay_name, peers = relay.pool().names().len(), peer_service = ?args.peer_service, "serving Hubble Observer API");
+    let metrics_task = metrics_server.map(|server| {
+        tracing::info!(address = %server.local_addr(), "serving Prometheus metrics on /metrics");
+        let m = metrics.clone();
+        tokio::spawn(server.serve(move || m.encode(), stopped(stop_rx.clone())))
     });
 
     let mut failure = None;

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the relay, served as OpenMetrics text on
-//! `/metrics`:
+//! `/metrics` by `svc::metrics`:
 //!
 //! | metric | labels | meaning |
 //! |---|---|---|
@@ -10,8 +10,6 @@
 //! | `hubble_relay_get_flows_streams` | | GetFlows streams open |
 //!
 //! Flows are counted per batch of a client's output, not per flow.
-
-use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -188,39 +186,6 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
         s
     }
-}
-
-/// Serves `/metrics` (and `/healthz`) on `addr` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    use axum::http::header;
-    use axum::routing::get;
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let m = metrics.clone();
-                async move {
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        m.encode(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("metrics server")?;
-    Ok(())
 }
 
 #[cfg(test)]

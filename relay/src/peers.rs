@@ -104,16 +104,7 @@ pub fn parse_static(list: &str) -> Result<Vec<PeerSpec>, PeerError> {
 /// `<node>.<cluster>.hubble-grpc.cilium.io`, dots in node and cluster
 /// replaced by `-`, cluster `default` when the name has no `cluster/`.
 pub fn derived_server_name(node_name: &str) -> String {
-    let (cluster, node) = match node_name.split_once('/') {
-        Some((c, n)) => (c, n),
-        None => (defaults::DEFAULT_CLUSTER, node_name),
-    };
-    format!(
-        "{}.{}.{}",
-        node.replace('.', "-"),
-        cluster.replace('.', "-"),
-        defaults::TLS_SERVER_NAME_SUFFIX
-    )
+    svc::tls::hubble_server_name(node_name)
 }
 
 /// What a `peer.Peer/Notify` notification asks of the pool.

@@ -21,7 +21,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::defaults;
 use crate::metrics::{Metrics, PeerErrorKind};
 use crate::peers::{PeerSpec, derived_server_name};
-use crate::tls::ClientTls;
+use svc::tls::ClientTls;
 
 /// A peer connection's state, named as gRPC's connectivity states (the
 /// `status` label of `hubble_relay_pool_peer_connection_status`).
@@ -345,42 +345,53 @@ fn server_name(spec: &PeerSpec) -> String {
 }
 
 fn endpoint(spec: &PeerSpec, opts: &PoolOptions) -> Result<Endpoint, String> {
-    let (scheme, uri) = if spec.address.starts_with("unix://") {
-        // The URI is unused by the unix connector; it must only parse.
-        ("http", "http://localhost".to_owned())
-    } else if opts.tls.is_some() {
-        ("https", format!("https://{}", spec.address))
+    // The URI only carries settings when a connector dials (unix socket,
+    // TLS); for a unix socket it must merely parse.
+    let uri = if spec.address.starts_with("unix://") {
+        "http://localhost".to_owned()
     } else {
-        ("http", format!("http://{}", spec.address))
+        format!("http://{}", spec.address)
     };
-    let mut e = Endpoint::from_shared(uri)
+    Ok(Endpoint::from_shared(uri)
         .map_err(|e| format!("invalid peer address {:?}: {e}", spec.address))?
         .connect_timeout(opts.dial_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(defaults::KEEPALIVE_INTERVAL)
         .keep_alive_timeout(defaults::KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true);
-    if let (Some(tls), "https") = (&opts.tls, scheme) {
-        e = e
-            .tls_config(tls.config_for(&server_name(spec)))
-            .map_err(|e| format!("TLS configuration for {}: {e}", spec.name))?;
-    }
-    Ok(e)
+        .keep_alive_while_idle(true))
 }
 
-async fn dial(spec: &PeerSpec, e: &Endpoint) -> Result<Channel, tonic::transport::Error> {
+/// Why a dial failed.
+#[derive(Debug, thiserror::Error)]
+enum DialError {
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] svc::tls::TlsError),
+}
+
+async fn dial(
+    spec: &PeerSpec,
+    e: &Endpoint,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, DialError> {
     if let Some(path) = spec.address.strip_prefix("unix://") {
         let path = path.to_owned();
-        e.connect_with_connector(tower::service_fn(move |_| {
+        Ok(e.connect_with_connector(tower::service_fn(move |_| {
             let p = path.clone();
             async move {
                 let s = tokio::net::UnixStream::connect(p).await?;
                 Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
             }
         }))
-        .await
+        .await?)
+    } else if let Some(tls) = tls {
+        Ok(
+            e.connect_with_connector(tls.connector(&spec.address, &server_name(spec))?)
+                .await?,
+        )
     } else {
-        e.connect().await
+        Ok(e.connect().await?)
     }
 }
 
@@ -440,7 +451,7 @@ async fn run_peer(spec: PeerSpec, shared: Arc<PeerShared>, pool: Weak<Inner>) {
         if !set(ConnState::Connecting, None, None) {
             return;
         }
-        let r = tokio::time::timeout(opts.dial_timeout, dial(&spec, &ep)).await;
+        let r = tokio::time::timeout(opts.dial_timeout, dial(&spec, &ep, opts.tls.as_ref())).await;
         let err = match r {
             Ok(Ok(ch)) => {
                 tracing::info!(peer = %spec.name, address = %spec.address, "peer connected");

@@ -17,7 +17,7 @@ use proto::observer::{
 };
 use proto::relay::NodeState;
 use proto::wkt::UInt32Value;
-use tonic::metadata::MetadataValue;
+use tonic::metadata::{KeyAndValueRef, MetadataMap, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -33,6 +33,49 @@ fn with_version<T>(mut r: Response<T>) -> Response<T> {
         MetadataValue::from_static(defaults::RELAY_VERSION),
     );
     r
+}
+
+/// The request metadata the relay passes on to every peer, as Hubble's
+/// relay does (it forwards the incoming metadata of GetFlows, ServerStatus,
+/// GetNodes and GetNamespaces): `authorization` and any custom entry.
+/// gRPC's own (`grpc-*`: timeout, encodings) and HTTP connection headers
+/// describe the client's call, not the peer's, and are left out.
+pub fn forwarded_metadata(incoming: &MetadataMap) -> MetadataMap {
+    fn forwardable(key: &str) -> bool {
+        !key.starts_with("grpc-")
+            && !key.starts_with(':')
+            && !matches!(
+                key,
+                "te" | "content-type"
+                    | "content-length"
+                    | "user-agent"
+                    | "host"
+                    | "connection"
+                    | "keep-alive"
+                    | "proxy-connection"
+                    | "transfer-encoding"
+                    | "upgrade"
+                    | "accept-encoding"
+            )
+    }
+    let mut out = MetadataMap::new();
+    for kv in incoming.iter() {
+        match kv {
+            KeyAndValueRef::Ascii(k, v) if forwardable(k.as_str()) => {
+                out.append(k.clone(), v.clone());
+            }
+            KeyAndValueRef::Binary(k, v) if forwardable(k.as_str()) => {
+                out.append_bin(k.clone(), v.clone());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A peer request carrying the forwarded metadata.
+fn peer_request<T>(msg: T, metadata: &MetadataMap) -> Request<T> {
+    Request::from_parts(metadata.clone(), Default::default(), msg)
 }
 
 /// The relay's Observer service.
@@ -78,10 +121,10 @@ where
     futures::future::join_all(calls).await
 }
 
-async fn peer_status(ch: Channel) -> Result<ServerStatusResponse, Status> {
+async fn peer_status(ch: Channel, md: MetadataMap) -> Result<ServerStatusResponse, Status> {
     use proto::observer::observer_client::ObserverClient;
     Ok(ObserverClient::new(ch)
-        .server_status(ServerStatusRequest {})
+        .server_status(peer_request(ServerStatusRequest {}, &md))
         .await?
         .into_inner())
 }
@@ -96,7 +139,8 @@ impl Observer for RelayService {
         &self,
         request: Request<GetFlowsRequest>,
     ) -> Result<Response<Self::GetFlowsStream>, Status> {
-        let s = flows::get_flows(&self.pool, &self.cfg, request.into_inner())?;
+        let md = forwarded_metadata(request.metadata());
+        let s = flows::get_flows(&self.pool, &self.cfg, request.into_inner(), md)?;
         Ok(with_version(Response::new(Box::pin(s.into_stream()))))
     }
 
@@ -120,10 +164,11 @@ impl Observer for RelayService {
 
     async fn server_status(
         &self,
-        _request: Request<ServerStatusRequest>,
+        request: Request<ServerStatusRequest>,
     ) -> Result<Response<ServerStatusResponse>, Status> {
+        let md = forwarded_metadata(request.metadata());
         let peers = self.pool.peers();
-        let answers = fan_out(&peers, peer_status).await;
+        let answers = fan_out(&peers, |ch| peer_status(ch, md.clone())).await;
         let mut out = ServerStatusResponse {
             version: defaults::RELAY_VERSION.to_owned(),
             ..Default::default()
@@ -151,10 +196,11 @@ impl Observer for RelayService {
 
     async fn get_nodes(
         &self,
-        _request: Request<GetNodesRequest>,
+        request: Request<GetNodesRequest>,
     ) -> Result<Response<GetNodesResponse>, Status> {
+        let md = forwarded_metadata(request.metadata());
         let peers = self.pool.peers();
-        let answers = fan_out(&peers, peer_status).await;
+        let answers = fan_out(&peers, |ch| peer_status(ch, md.clone())).await;
         let nodes = peers
             .iter()
             .zip(answers)
@@ -188,15 +234,19 @@ impl Observer for RelayService {
 
     async fn get_namespaces(
         &self,
-        _request: Request<GetNamespacesRequest>,
+        request: Request<GetNamespacesRequest>,
     ) -> Result<Response<GetNamespacesResponse>, Status> {
         use proto::observer::observer_client::ObserverClient;
+        let md = forwarded_metadata(request.metadata());
         let peers = self.pool.peers();
-        let answers = fan_out(&peers, |ch| async move {
-            Ok(ObserverClient::new(ch)
-                .get_namespaces(GetNamespacesRequest {})
-                .await?
-                .into_inner())
+        let answers = fan_out(&peers, |ch| {
+            let req = peer_request(GetNamespacesRequest {}, &md);
+            async move {
+                Ok(ObserverClient::new(ch)
+                    .get_namespaces(req)
+                    .await?
+                    .into_inner())
+            }
         })
         .await;
         // Failing peers are skipped: partial results beat none.
@@ -220,17 +270,12 @@ impl Observer for RelayService {
 pub async fn router(
     pool: Pool,
     cfg: FlowsConfig,
-    tls: Option<tonic::transport::ServerTlsConfig>,
 ) -> anyhow::Result<tonic::transport::server::Router> {
     use anyhow::Context as _;
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        builder = builder
-            .tls_config(tls)
-            .context("relay server TLS configuration")?;
-    }
-    Ok(proto::services::standard_services(builder)
-        .await
-        .context("building the gRPC reflection service")?
-        .add_service(ObserverServer::new(RelayService::new(pool, cfg))))
+    Ok(
+        proto::services::standard_services(tonic::transport::Server::builder())
+            .await
+            .context("building the gRPC reflection service")?
+            .add_service(ObserverServer::new(RelayService::new(pool, cfg))),
+    )
 }

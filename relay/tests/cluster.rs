@@ -487,9 +487,8 @@ async fn peers_announced_and_withdrawn_by_the_peer_service_join_and_leave() {
     });
     let mut cfg = test_config(Vec::new());
     cfg.peer_service = Some(relay::discovery::DiscoveryOptions {
-        address: ps_addr.to_string(),
-        dial_timeout: Duration::from_secs(5),
         retry_timeout: Duration::from_millis(100),
+        ..relay::discovery::DiscoveryOptions::new(ps_addr.to_string())
     });
     let r = RelayHarness::start(cfg).await;
     // Announce two nodes once the relay follows the service.

@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Seen, eventually, flows_of, free_port, seen, uuids};
-use proto::observer::get_flows_response::ResponseTypes;
+use common::{Seen, eventually, flows_of, free_port, replay_file, seen, uuids};
 use proto::observer::observer_client::ObserverClient;
-use proto::observer::{GetFlowsRequest, GetFlowsResponse, GetNodesRequest, ServerStatusRequest};
+use proto::observer::{GetFlowsRequest, GetNodesRequest, ServerStatusRequest};
 use proto::relay::NodeState;
 use tonic::transport::Channel;
 
@@ -75,40 +74,6 @@ fn exporter_bin() -> PathBuf {
         );
     }
     bin
-}
-
-/// Replay lines for `node`: flows at 10:00:00 + (3k + i) × 7 ms.
-fn replay_file(dir: &Path, i: usize, n: usize) -> PathBuf {
-    let node = format!("node-{i}");
-    let mut text = String::new();
-    for k in 0..n {
-        let ms = ((3 * k + i) * 7) as i128;
-        let time = Some(proto::wkt::Timestamp::from_unix_nanos(
-            1_714_557_600_000_000_000 + ms * 1_000_000,
-        ));
-        let f = proto::flow::Flow {
-            time,
-            uuid: format!("{node}-{k}"),
-            node_name: node.clone(),
-            verdict: proto::flow::Verdict::Forwarded as i32,
-            source: Some(proto::flow::Endpoint {
-                namespace: ["default", "kube-system", "star-wars"][i].into(),
-                pod_name: format!("pod-{k}"),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let r = GetFlowsResponse {
-            node_name: node.clone(),
-            time,
-            response_types: Some(ResponseTypes::Flow(f)),
-        };
-        text.push_str(&proto::json::to_hubble_json(&r).unwrap());
-        text.push('\n');
-    }
-    let p = dir.join(format!("{node}.json"));
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 fn start_exporter(bin: &Path, file: &Path, node: &str, port: u16) -> Proc {
@@ -351,6 +316,7 @@ fn help_and_bad_arguments() {
         "--listen-address",
         "--sort-buffer-drain-timeout",
         "--tls-hubble-server-ca-files",
+        "--cluster-name",
     ] {
         assert!(help.contains(flag), "{flag} in\n{help}");
     }
@@ -363,4 +329,19 @@ fn help_and_bad_arguments() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("invalid port"), "{err}");
+
+    // A metrics port that is taken stops the start, naming the address.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = held.local_addr().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["--peers", "a", "--metrics-address", &taken])
+        .args(["--listen-address", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("listen on {taken} for metrics")),
+        "{err}"
+    );
 }

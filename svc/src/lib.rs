@@ -2,9 +2,15 @@
 //! (`flow-exporter`, `relay`, `flow-archiver`): logging to stderr
 //! (`RUST_LOG`, default `info`), the multi-threaded tokio runtime with the
 //! error printed as `NAME: cause: cause` and a failing exit code, and the
-//! SIGTERM/SIGINT future every daemon stops on.
+//! SIGTERM/SIGINT future every daemon stops on; [`tls`]: the one place
+//! that loads TLS certificates, keys and CAs for the daemons' gRPC servers
+//! and clients; and [`metrics`]: the Prometheus `/metrics` endpoint every
+//! daemon serves its own registry on.
 //!
 //! It depends on nothing in the workspace; it must stay free of domain code.
+
+pub mod metrics;
+pub mod tls;
 
 use std::future::Future;
 use std::process::ExitCode;

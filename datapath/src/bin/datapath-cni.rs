@@ -307,7 +307,8 @@ fn add(e: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         )
         .map_err(|err| api_err("register the endpoint with the agent", err))?;
     undo.committed = true;
-    let legacy = conf.cni_version.starts_with("0.3.");
+    // CNI before 1.0.0 (0.3.x and 0.4.0) carries `version` in each IP.
+    let legacy = conf.cni_version.starts_with("0.");
     Ok(CniResult {
         cni_version: conf.cni_version.clone(),
         interfaces: vec![

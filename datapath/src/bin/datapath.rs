@@ -123,6 +123,11 @@ struct AgentArgs {
     /// Trace aggregation: none, low, medium, max.
     #[arg(long, default_value = "medium")]
     aggregation: String,
+    /// Size of the `events` ring buffer in bytes (a power of two, a
+    /// multiple of the page size); a pinned ring of another size is
+    /// replaced at start.
+    #[arg(long, default_value_t = defaults::EVENTS_RING_BYTES)]
+    events_ring_bytes: u32,
 }
 
 #[derive(Subcommand)]
@@ -359,6 +364,10 @@ fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
         datapath: Config {
             aggregation: a.aggregation.parse()?,
             ..Config::default()
+        },
+        sizes: datapath::loader::MapSizes {
+            events_ring_bytes: a.events_ring_bytes,
+            ..Default::default()
         },
     };
     let agent = Agent::start(cfg.clone())

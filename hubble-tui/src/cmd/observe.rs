@@ -388,13 +388,7 @@ fn observe_archive<W: Write, E: Write>(
     printer: &mut Printer<W, E>,
 ) -> anyhow::Result<()> {
     use archiver::read::{Archive, Query};
-    let path = std::path::Path::new(dir);
-    anyhow::ensure!(
-        path.is_dir(),
-        "archive {dir}: not a directory (pass flow-archiver's --dir)"
-    );
-    let storage =
-        archiver::storage::LocalDir::new(path).with_context(|| format!("open archive {dir}"))?;
+    let archive = Archive::open(dir)?; // a directory or s3://bucket/prefix
     let q = Query {
         since: req.since,
         until: req.until,
@@ -403,7 +397,7 @@ fn observe_archive<W: Write, E: Write>(
         number: (req.number != 0 && req.number != u64::MAX).then_some(req.number),
         first: req.first,
     };
-    let (flows, _) = Archive::new(std::sync::Arc::new(storage)).query(&q)?;
+    let (flows, _) = archive.query(&q)?;
     for f in flows {
         let res = proto::observer::GetFlowsResponse {
             node_name: f.node_name.clone(),

@@ -48,6 +48,12 @@ pub fn start() -> Server {
 
 /// Starts a server holding the events of `file`.
 pub fn start_with(file: &std::path::Path, capacity: u64) -> Server {
+    start_at(file, capacity, "127.0.0.1:0")
+}
+
+/// Starts a server holding the events of `file`, listening on `bind` (a
+/// fixed address lets a test restart "the same" server).
+pub fn start_at(file: &std::path::Path, capacity: u64, bind: &str) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -65,8 +71,9 @@ pub fn start_with(file: &std::path::Path, capacity: u64) -> Server {
     observer.push_flows(flows);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let obs = observer.clone();
+    let bind = bind.to_owned();
     let addr = rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = flow_exporter::server::router(obs, addr.to_string())
             .await

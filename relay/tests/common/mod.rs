@@ -9,6 +9,7 @@
 )]
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,7 +161,7 @@ impl RelayHarness {
         let relay = Relay::start(cfg, metrics.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = relay.router(None).await.unwrap();
+        let router = relay.router().await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let incoming =
@@ -276,4 +277,38 @@ pub fn flows_of(v: &[Seen]) -> Vec<(String, Timestamp)> {
 
 pub fn uuids(v: &[Seen]) -> Vec<String> {
     flows_of(v).into_iter().map(|(u, _)| u).collect()
+}
+
+/// `flow-exporter --replay` lines for `node-<i>`: `n` flows at 10:00:00 + (3k + i) × 7 ms.
+pub fn replay_file(dir: &Path, i: usize, n: usize) -> PathBuf {
+    let node = format!("node-{i}");
+    let mut text = String::new();
+    for k in 0..n {
+        let ms = ((3 * k + i) * 7) as i128;
+        let time = Some(proto::wkt::Timestamp::from_unix_nanos(
+            1_714_557_600_000_000_000 + ms * 1_000_000,
+        ));
+        let f = proto::flow::Flow {
+            time,
+            uuid: format!("{node}-{k}"),
+            node_name: node.clone(),
+            verdict: proto::flow::Verdict::Forwarded as i32,
+            source: Some(proto::flow::Endpoint {
+                namespace: ["default", "kube-system", "star-wars"][i].into(),
+                pod_name: format!("pod-{k}"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let r = GetFlowsResponse {
+            node_name: node.clone(),
+            time,
+            response_types: Some(ResponseTypes::Flow(f)),
+        };
+        text.push_str(&proto::json::to_hubble_json(&r).unwrap());
+        text.push('\n');
+    }
+    let p = dir.join(format!("{node}.json"));
+    std::fs::write(&p, text).unwrap();
+    p
 }

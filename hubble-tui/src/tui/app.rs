@@ -1,0 +1,418 @@
+//! The TUI's model: the [`Inbox`] the network task fills (pending flows,
+//! aggregates over every flow, connection and node state) and the [`App`]
+//! the UI thread owns (the bounded history, selection, follow/pause, modes).
+//! Nothing here does I/O, and the clock is read only by
+//! [`Inbox::now_sec`] (the tasks pass its value in), so a test builds the
+//! exact state it wants, with its own seconds, and draws it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io;
+use std::time::{Duration, Instant};
+
+use proto::flow::Flow;
+use proto::observer::{GetFlowsResponse, get_flows_response::ResponseTypes};
+use proto::relay::NodeState;
+
+use super::stats::{GroupBy, Stats};
+use crate::printer::{Options, Printer};
+
+/// Where the flows come from and how that is going.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    /// Dialling (attempt 1 is the first).
+    Connecting {
+        /// Attempts so far, this one included.
+        attempt: u32,
+    },
+    /// The stream is open.
+    Connected,
+    /// The last attempt or the stream failed; the next one follows `wait`.
+    Retrying {
+        /// Attempts so far.
+        attempt: u32,
+        /// Why the last attempt or stream ended.
+        error: String,
+        /// The wait before the next attempt.
+        wait: Duration,
+    },
+    /// Replaying an archive; `done` once every matching flow was read.
+    Archive {
+        /// Whether the replay has finished.
+        done: bool,
+    },
+    /// The archive could not be read with this filter.
+    ArchiveError(String),
+}
+
+/// What `ServerStatus` last said (the relay fills the node counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// Nodes the relay is connected to.
+    pub connected_nodes: Option<u32>,
+    /// Nodes the relay cannot reach.
+    pub unavailable_nodes: Option<u32>,
+    /// Flows in the server's ring(s).
+    pub num_flows: u64,
+    /// The ring's capacity.
+    pub max_flows: u64,
+    /// The server's version string.
+    pub version: String,
+}
+
+/// What the network (or archive) task hands to the UI: flows not yet taken
+/// into the history (never more than the history holds: older ones could
+/// not be shown anyway), aggregates over every flow, and the stream state.
+/// Shared behind a mutex; the task locks once per batch, the UI once per
+/// frame.
+#[derive(Debug)]
+pub struct Inbox {
+    /// The filter generation the contents belong to; the task drops batches
+    /// of an older generation.
+    pub generation: u64,
+    pending: VecDeque<Flow>,
+    cap: usize,
+    /// Flows counted but never taken into the history because more than a
+    /// history's worth arrived between two frames.
+    pub overrun: u64,
+    /// Aggregates over every flow of this generation.
+    pub stats: Stats,
+    /// The connection.
+    pub conn: ConnState,
+    /// Node states from `NodeStatusEvent`s, by node name.
+    pub nodes: BTreeMap<String, NodeState>,
+    /// The message of the last node-status event that had one.
+    pub node_message: String,
+    /// The last `ServerStatus` answer.
+    pub server: Option<ServerInfo>,
+    /// Node names seen in flows (at most [`SEEN_NODES_MAX`]): the node
+    /// status of a single exporter, which sends no node events.
+    pub seen_nodes: BTreeSet<String>,
+    start: Instant,
+}
+
+/// Node names remembered from flows; a cluster larger than this shows as
+/// "64+ nodes".
+pub const SEEN_NODES_MAX: usize = 64;
+
+impl Inbox {
+    /// An empty inbox that passes on at most `cap` flows per frame.
+    pub fn new(cap: usize) -> Self {
+        Inbox {
+            generation: 0,
+            pending: VecDeque::new(),
+            cap: cap.max(1),
+            overrun: 0,
+            stats: Stats::default(),
+            conn: ConnState::Connecting { attempt: 1 },
+            nodes: BTreeMap::new(),
+            node_message: String::new(),
+            server: None,
+            seen_nodes: BTreeSet::new(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Seconds since the inbox was made (the sparkline's clock).
+    pub fn now_sec(&self) -> u64 {
+        self.start.elapsed().as_secs()
+    }
+
+    /// Takes one response received at `sec`: flows are counted and queued,
+    /// lost events summed, node-status events applied.
+    pub fn push(&mut self, res: GetFlowsResponse, sec: u64) {
+        match res.response_types {
+            Some(ResponseTypes::Flow(f)) => self.push_flow(f, sec),
+            Some(ResponseTypes::LostEvents(l)) => {
+                self.stats.record_lost(l.source, l.num_events_lost);
+            }
+            Some(ResponseTypes::NodeStatus(n)) => {
+                let state =
+                    NodeState::try_from(n.state_change).unwrap_or(NodeState::UnknownNodeState);
+                for name in n.node_names {
+                    if state == NodeState::NodeGone {
+                        self.nodes.remove(&name);
+                    } else {
+                        self.nodes.insert(name, state);
+                    }
+                }
+                if !n.message.is_empty() {
+                    self.node_message = n.message;
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Counts and queues one flow received at `sec`.
+    pub fn push_flow(&mut self, f: Flow, sec: u64) {
+        self.stats.record(&f, sec);
+        if self.seen_nodes.len() < SEEN_NODES_MAX
+            && !f.node_name.is_empty()
+            && !self.seen_nodes.contains(&f.node_name)
+        {
+            self.seen_nodes.insert(f.node_name.clone());
+        }
+        if self.pending.len() >= self.cap {
+            self.pending.pop_front();
+            self.overrun += 1;
+        }
+        self.pending.push_back(f);
+    }
+
+    /// Starts generation `generation`: everything received so far is
+    /// forgotten (the filter changed).
+    pub fn reset(&mut self, generation: u64) {
+        self.generation = generation;
+        self.pending.clear();
+        self.overrun = 0;
+        self.stats = Stats::default();
+    }
+
+    /// The flows queued since the last call.
+    pub fn take(&mut self) -> VecDeque<Flow> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// One flow of the history, numbered in arrival order.
+#[derive(Debug)]
+pub struct Row {
+    /// Arrival number (never reused, so a selection survives eviction of
+    /// older rows).
+    pub seq: u64,
+    /// The flow.
+    pub flow: Flow,
+}
+
+/// What the line at the bottom is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Showing the filter and messages.
+    Normal,
+    /// Editing the filter: the text and the cursor (in characters).
+    Filter {
+        /// The text being edited.
+        text: String,
+        /// The cursor position, in characters.
+        cursor: usize,
+    },
+}
+
+/// Settings of one TUI run.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// What the title shows as the source (server address or archive path).
+    pub source: String,
+    /// Flows kept in the history (`--history`).
+    pub history: usize,
+    /// The filter flags the run started with, as typed.
+    pub filter: String,
+}
+
+/// The UI's state.
+pub struct App {
+    /// The run's settings.
+    pub cfg: AppConfig,
+    /// Flows kept, oldest first, at most `cfg.history`.
+    pub history: VecDeque<Row>,
+    next_seq: u64,
+    /// The selected row's `seq` when not following.
+    pub selected: Option<u64>,
+    /// The first row shown when not following.
+    pub top: Option<u64>,
+    /// Whether the view follows the newest flow.
+    pub follow: bool,
+    /// Whether new flows are kept out of the history.
+    pub paused: bool,
+    /// Flows not kept while paused.
+    pub paused_skipped: u64,
+    /// Whether the detail pane is open.
+    pub detail: bool,
+    /// Lines the detail pane is scrolled by.
+    pub detail_scroll: u16,
+    /// Whether the help overlay is shown.
+    pub help: bool,
+    /// The top-N grouping.
+    pub group: GroupBy,
+    /// The bottom line's mode.
+    pub mode: Mode,
+    /// The filter in force, as typed.
+    pub filter: String,
+    /// The last filter line that did not parse (`/` edits it again).
+    pub rejected: Option<String>,
+    /// A message for the bottom line, and whether it is an error.
+    pub message: Option<(String, bool)>,
+    /// Set when the user asked to quit.
+    pub quit: bool,
+    /// The filter generation shown.
+    pub generation: u64,
+    /// Rows of the flow table at the last draw (page size).
+    pub page: usize,
+    pub(crate) printer: Printer<io::Sink, io::Sink>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("cfg", &self.cfg)
+            .field("history", &self.history.len())
+            .field("selected", &self.selected)
+            .field("follow", &self.follow)
+            .field("paused", &self.paused)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// A fresh UI state: following, no flows.
+    pub fn new(cfg: AppConfig) -> Self {
+        let filter = cfg.filter.clone();
+        App {
+            cfg,
+            history: VecDeque::new(),
+            next_seq: 0,
+            selected: None,
+            top: None,
+            follow: true,
+            paused: false,
+            paused_skipped: 0,
+            detail: false,
+            detail_scroll: 0,
+            help: false,
+            group: GroupBy::Pod,
+            mode: Mode::Normal,
+            filter,
+            rejected: None,
+            message: None,
+            quit: false,
+            generation: 0,
+            page: 20,
+            printer: Printer::new(Options::default(), io::sink(), io::sink()),
+        }
+    }
+
+    /// Takes the inbox's pending flows into the history (unless paused),
+    /// evicting the oldest beyond `--history`.
+    pub fn absorb(&mut self, inbox: &mut Inbox) {
+        if inbox.generation != self.generation {
+            return;
+        }
+        let flows = inbox.take();
+        if self.paused {
+            self.paused_skipped += flows.len() as u64;
+            return;
+        }
+        for flow in flows {
+            self.history.push_back(Row {
+                seq: self.next_seq,
+                flow,
+            });
+            self.next_seq += 1;
+        }
+        while self.history.len() > self.cfg.history {
+            self.history.pop_front();
+        }
+    }
+
+    /// Forgets every flow (a new filter or `c`).
+    pub fn clear(&mut self) {
+        self.history.clear();
+        self.selected = None;
+        self.top = None;
+        self.follow = true;
+        self.paused_skipped = 0;
+        self.detail_scroll = 0;
+    }
+
+    /// The index in the history of the selected row (the newest when
+    /// following; the oldest kept when the selected one was evicted).
+    pub fn selected_index(&self) -> Option<usize> {
+        if self.history.is_empty() {
+            return None;
+        }
+        let last = self.history.len() - 1;
+        match (self.follow, self.selected) {
+            (false, Some(seq)) => Some(self.index_of(seq).min(last)),
+            _ => Some(last),
+        }
+    }
+
+    /// The index of the row numbered `seq`, or of the oldest row if it is
+    /// gone, or of the newest if `seq` is newer than every row.
+    fn index_of(&self, seq: u64) -> usize {
+        let first = self.history.front().map_or(0, |r| r.seq);
+        usize::try_from(seq.saturating_sub(first)).unwrap_or(usize::MAX)
+    }
+
+    /// The selected flow.
+    pub fn selected_flow(&self) -> Option<&Row> {
+        self.selected_index().and_then(|i| self.history.get(i))
+    }
+
+    /// Moves the selection by `delta` rows (negative is older) and stops
+    /// following; moving past the newest row follows again.
+    pub fn move_selection(&mut self, delta: i64) {
+        let Some(cur) = self.selected_index() else {
+            return;
+        };
+        let last = self.history.len() - 1;
+        let to = (cur as i64 + delta).clamp(0, last as i64) as usize;
+        if delta > 0 && to == last && cur == last {
+            self.follow = true;
+            self.selected = None;
+            return;
+        }
+        self.follow = false;
+        self.selected = Some(self.history[to].seq);
+        self.detail_scroll = 0;
+    }
+
+    /// Selects the oldest row kept.
+    pub fn select_oldest(&mut self) {
+        if let Some(r) = self.history.front() {
+            self.follow = false;
+            self.selected = Some(r.seq);
+            self.detail_scroll = 0;
+        }
+    }
+
+    /// Follows the newest flow (and resumes if paused).
+    pub fn follow_newest(&mut self) {
+        self.follow = true;
+        self.selected = None;
+        self.top = None;
+        self.detail_scroll = 0;
+    }
+
+    /// The rows of the window of `height` rows that shows the selection,
+    /// and the selection's index in it. Remembers the window's first row so
+    /// the view does not jump while scrolling.
+    pub fn window(&mut self, height: usize) -> (usize, usize, Option<usize>) {
+        self.page = height.max(1);
+        let n = self.history.len();
+        let Some(sel) = self.selected_index() else {
+            return (0, 0, None);
+        };
+        if height == 0 {
+            return (0, 0, None);
+        }
+        if self.follow {
+            let start = n.saturating_sub(height);
+            self.top = None;
+            return (start, n, Some(sel - start));
+        }
+        let mut start = self.top.map_or(sel, |t| self.index_of(t).min(n - 1));
+        if sel < start {
+            start = sel;
+        } else if sel >= start + height {
+            start = sel + 1 - height;
+        }
+        // Fill the window when there are enough rows after `start`.
+        if start + height > n {
+            start = n.saturating_sub(height);
+        }
+        self.top = Some(self.history[start].seq);
+        (start, (start + height).min(n), Some(sel - start))
+    }
+}

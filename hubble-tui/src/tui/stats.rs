@@ -1,0 +1,369 @@
+//! Aggregates over every flow received, whether or not it is kept in the
+//! bounded history or drawn: counts by verdict and drop reason, top talkers
+//! and top drops by pod, namespace and identity (all three kept at once, so
+//! cycling the grouping is instant), and flows per second for the
+//! sparkline. Recording a flow allocates only when it meets a new group.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher as _, Hasher as _};
+
+use proto::flow::{DropReason, Endpoint, Flow, Verdict};
+use rustc_hash::{FxBuildHasher, FxHashMap};
+
+use crate::defaults;
+use crate::printer::reserved_identity_name;
+
+/// What the top-N panels group endpoints by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// `namespace/pod`, or the IP address of an endpoint without a pod.
+    Pod,
+    /// The namespace, or the reserved identity (`world`, `host`, …).
+    Namespace,
+    /// The security identity (numeric, with a telling label).
+    Identity,
+}
+
+impl GroupBy {
+    /// The next grouping (`g`).
+    pub fn next(self) -> GroupBy {
+        match self {
+            GroupBy::Pod => GroupBy::Namespace,
+            GroupBy::Namespace => GroupBy::Identity,
+            GroupBy::Identity => GroupBy::Pod,
+        }
+    }
+
+    /// The name shown in panel titles.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Pod => "pod",
+            GroupBy::Namespace => "namespace",
+            GroupBy::Identity => "identity",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counts per group, keyed by a hash of the group's name so a known group
+/// is counted without building its label.
+#[derive(Debug, Default, Clone)]
+struct Tally {
+    map: FxHashMap<u64, (String, u64)>,
+}
+
+impl Tally {
+    fn add(&mut self, key: u64, label: impl FnOnce() -> String) {
+        if let Some(e) = self.map.get_mut(&key) {
+            e.1 += 1;
+            return;
+        }
+        if self.map.len() >= defaults::TUI_GROUPS_MAX {
+            self.forget_smallest_half();
+        }
+        self.map.insert(key, (label(), 1));
+    }
+
+    fn forget_smallest_half(&mut self) {
+        let mut counts: Vec<u64> = self.map.values().map(|e| e.1).collect();
+        counts.sort_unstable();
+        let cut = counts[counts.len() / 2];
+        self.map.retain(|_, e| e.1 > cut);
+    }
+
+    /// The `n` largest groups, ties by name (deterministic).
+    fn top(&self, n: usize) -> Vec<(String, u64)> {
+        let mut v: Vec<(&String, u64)> = self.map.values().map(|(l, c)| (l, *c)).collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        v.into_iter().take(n).map(|(l, c)| (l.clone(), c)).collect()
+    }
+}
+
+/// Flows per second over the last [`defaults::TUI_RATE_WINDOW`] seconds,
+/// by the receiver's clock (seconds since the TUI started).
+#[derive(Debug, Clone, Default)]
+struct Rate {
+    /// The second the last bucket counts.
+    current: u64,
+    buckets: VecDeque<u64>,
+}
+
+impl Rate {
+    fn advance(&mut self, sec: u64) {
+        if self.buckets.is_empty() {
+            self.current = sec;
+            self.buckets.push_back(0);
+            return;
+        }
+        if sec <= self.current {
+            return;
+        }
+        let gap = (sec - self.current).min(defaults::TUI_RATE_WINDOW as u64);
+        for _ in 0..gap {
+            self.buckets.push_back(0);
+        }
+        while self.buckets.len() > defaults::TUI_RATE_WINDOW {
+            self.buckets.pop_front();
+        }
+        self.current = sec;
+    }
+
+    fn add(&mut self, sec: u64, n: u64) {
+        self.advance(sec);
+        if let Some(b) = self.buckets.back_mut() {
+            *b += n;
+        }
+    }
+}
+
+/// Every aggregate the side panels and the status bar show.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Flows received.
+    pub flows: u64,
+    /// Flows by `Verdict` value (unknown values count as 0).
+    pub verdicts: [u64; 16],
+    drop_reasons: HashMap<i32, u64, FxBuildHasher>,
+    talkers: [Tally; 3],
+    drops: [Tally; 3],
+    rate: Rate,
+    /// Events the server reported lost (sum of `LostEvent.num_events_lost`).
+    pub lost: u64,
+    /// Lost events by `LostEventSource` value.
+    pub lost_by_source: [u64; 4],
+}
+
+fn hash_parts(parts: &[&str]) -> u64 {
+    let mut h = FxBuildHasher.build_hasher();
+    for p in parts {
+        h.write(p.as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
+/// `ID:1001 class=xwing`: the identity with its first label that is not the
+/// namespace; reserved identities by name.
+fn identity_label(ep: &Endpoint) -> String {
+    if let Some(name) = reserved_identity_name(ep.identity) {
+        return name.to_owned();
+    }
+    let label = ep
+        .labels
+        .iter()
+        .map(|l| l.split_once(':').map_or(l.as_str(), |(_, rest)| rest))
+        .find(|l| !l.starts_with("io.kubernetes.pod.namespace=") && !l.starts_with("io.cilium."));
+    match label {
+        Some(l) => format!("{} {l}", ep.identity),
+        None => ep.identity.to_string(),
+    }
+}
+
+/// Which group of `g` a source endpoint (with source IP `ip`) is in, as a
+/// hash of what [`group_label`] prints.
+fn group_key(g: GroupBy, src: &Endpoint, ip: &str) -> u64 {
+    match g {
+        GroupBy::Pod if !src.pod_name.is_empty() => hash_parts(&[&src.namespace, &src.pod_name]),
+        GroupBy::Pod if !ip.is_empty() => hash_parts(&["ip", ip]),
+        GroupBy::Namespace if !src.namespace.is_empty() => hash_parts(&[&src.namespace]),
+        GroupBy::Identity => u64::from(src.identity),
+        _ => hash_parts(&[
+            "reserved",
+            reserved_identity_name(src.identity).unwrap_or("unknown"),
+        ]),
+    }
+}
+
+/// The name of the group [`group_key`] hashes.
+fn group_label(g: GroupBy, src: &Endpoint, ip: &str) -> String {
+    match g {
+        GroupBy::Pod if !src.pod_name.is_empty() => format!("{}/{}", src.namespace, src.pod_name),
+        GroupBy::Pod if !ip.is_empty() => ip.to_owned(),
+        GroupBy::Namespace if !src.namespace.is_empty() => src.namespace.clone(),
+        GroupBy::Identity => identity_label(src),
+        _ => format!(
+            "({})",
+            reserved_identity_name(src.identity).unwrap_or("unknown")
+        ),
+    }
+}
+
+impl Stats {
+    /// Counts one flow received at `sec` (seconds since start).
+    pub fn record(&mut self, f: &Flow, sec: u64) {
+        self.flows += 1;
+        self.rate.add(sec, 1);
+        let v = usize::try_from(f.verdict).unwrap_or(0);
+        self.verdicts[if v < self.verdicts.len() { v } else { 0 }] += 1;
+        let dropped = f.verdict == Verdict::Dropped as i32;
+        if dropped {
+            *self.drop_reasons.entry(f.drop_reason_desc).or_insert(0) += 1;
+        }
+        let empty = Endpoint::default();
+        let src = f.source.as_ref().unwrap_or(&empty);
+        let ip = f.ip.as_ref().map(|i| i.source.as_str()).unwrap_or("");
+        for g in [GroupBy::Pod, GroupBy::Namespace, GroupBy::Identity] {
+            let key = group_key(g, src, ip);
+            self.talkers[g.index()].add(key, || group_label(g, src, ip));
+            if dropped {
+                let talkers = &self.talkers[g.index()];
+                self.drops[g.index()].add(key, || {
+                    talkers
+                        .map
+                        .get(&key)
+                        .map_or_else(|| group_label(g, src, ip), |e| e.0.clone())
+                });
+            }
+        }
+    }
+
+    /// Counts a lost-events report.
+    pub fn record_lost(&mut self, source: i32, n: u64) {
+        self.lost += n;
+        let i = usize::try_from(source).unwrap_or(0);
+        self.lost_by_source[if i < 4 { i } else { 0 }] += n;
+    }
+
+    /// Moves the rate clock to `sec` so the sparkline moves on when no flow
+    /// arrives.
+    pub fn tick(&mut self, sec: u64) {
+        self.rate.advance(sec);
+    }
+
+    /// Flows per second of the last complete second.
+    pub fn last_rate(&self) -> u64 {
+        let n = self.rate.buckets.len();
+        if n >= 2 { self.rate.buckets[n - 2] } else { 0 }
+    }
+
+    /// Flows per second of the last `n` complete seconds, oldest first.
+    pub fn rate_history(&self, n: usize) -> Vec<u64> {
+        let complete = self.rate.buckets.len().saturating_sub(1);
+        let skip = complete.saturating_sub(n);
+        self.rate
+            .buckets
+            .iter()
+            .take(complete)
+            .skip(skip)
+            .copied()
+            .collect()
+    }
+
+    /// Non-zero verdict counts, by verdict number.
+    pub fn verdict_counts(&self) -> Vec<(String, u64)> {
+        self.verdicts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| {
+                let name = i32::try_from(i)
+                    .ok()
+                    .and_then(|i| Verdict::try_from(i).ok())
+                    .map_or_else(|| i.to_string(), |v| v.as_str_name().to_owned());
+                (name, *c)
+            })
+            .collect()
+    }
+
+    /// The `n` most frequent drop reasons.
+    pub fn top_drop_reasons(&self, n: usize) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .drop_reasons
+            .iter()
+            .map(|(r, c)| {
+                let name = DropReason::try_from(*r)
+                    .map_or_else(|_| r.to_string(), |d| d.as_str_name().to_owned());
+                (name, *c)
+            })
+            .collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
+
+    /// The `n` sources with the most flows.
+    pub fn top_talkers(&self, by: GroupBy, n: usize) -> Vec<(String, u64)> {
+        self.talkers[by.index()].top(n)
+    }
+
+    /// The `n` sources with the most dropped flows.
+    pub fn top_drops(&self, by: GroupBy, n: usize) -> Vec<(String, u64)> {
+        self.drops[by.index()].top(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::flow::Ip;
+
+    fn flow(ns: &str, pod: &str, id: u32, verdict: Verdict) -> Flow {
+        Flow {
+            verdict: verdict as i32,
+            drop_reason_desc: if verdict == Verdict::Dropped {
+                DropReason::PolicyDenied as i32
+            } else {
+                0
+            },
+            ip: Some(Ip {
+                source: "10.0.0.1".into(),
+                ..Default::default()
+            }),
+            source: Some(Endpoint {
+                namespace: ns.into(),
+                pod_name: pod.into(),
+                identity: id,
+                labels: vec!["k8s:app=x".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn counts_verdicts_reasons_and_groups() {
+        let mut s = Stats::default();
+        s.record(&flow("default", "xwing", 1001, Verdict::Dropped), 0);
+        s.record(&flow("default", "xwing", 1001, Verdict::Forwarded), 0);
+        s.record(&flow("kube-system", "dns", 1020, Verdict::Forwarded), 1);
+        s.record(&flow("", "", 2, Verdict::Dropped), 2);
+        assert_eq!(s.flows, 4);
+        assert_eq!(
+            s.verdict_counts(),
+            vec![("FORWARDED".into(), 2), ("DROPPED".into(), 2)]
+        );
+        assert_eq!(s.top_drop_reasons(5), vec![("POLICY_DENIED".into(), 2)]);
+        assert_eq!(
+            s.top_talkers(GroupBy::Pod, 2),
+            vec![("default/xwing".into(), 2), ("10.0.0.1".into(), 1)]
+        );
+        assert_eq!(
+            s.top_drops(GroupBy::Namespace, 5),
+            vec![("(world)".into(), 1), ("default".into(), 1)]
+        );
+        assert_eq!(
+            s.top_talkers(GroupBy::Identity, 1),
+            vec![("1001 app=x".into(), 2)]
+        );
+        assert_eq!(s.rate_history(10), vec![2, 1]);
+        assert_eq!(s.last_rate(), 1);
+        s.tick(5);
+        assert_eq!(s.rate_history(3), vec![1, 0, 0]);
+    }
+
+    #[test]
+    fn groups_are_bounded() {
+        let mut t = Tally::default();
+        for i in 0..(defaults::TUI_GROUPS_MAX as u64 + 10) {
+            t.add(i, || i.to_string());
+            if i == 0 {
+                t.add(0, String::new);
+            }
+        }
+        assert!(t.map.len() <= defaults::TUI_GROUPS_MAX);
+        assert_eq!(t.top(1), vec![("0".into(), 2)]);
+    }
+}

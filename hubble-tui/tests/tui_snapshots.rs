@@ -1,0 +1,412 @@
+//! `hubble tui` screens drawn on ratatui's `TestBackend` from a fixed state
+//! (the exporter fixture's twelve flows, a fixed clock) and compared with
+//! the text snapshots in `tests/snapshots/` (times and addresses masked, so
+//! a change of fixture times or of address formatting does not churn every
+//! snapshot). `UPDATE_SNAPSHOTS=1 cargo test -p hubble-tui --test
+//! tui_snapshots` rewrites them; review the diff.
+//!
+//! Also the filter line end to end on the model: a valid line restarts the
+//! stream with the same `FlowFilter`s as the command-line flags, an invalid
+//! one shows the error and keeps the old filter.
+
+mod common;
+
+use std::sync::Mutex;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use hubble_tui::tui::app::{App, AppConfig, ConnState, Inbox, ServerInfo};
+use hubble_tui::tui::input::{Action, on_key};
+use hubble_tui::tui::{Controller, parse_filter_line, ui};
+use proto::flow::{LostEvent, LostEventSource};
+use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
+use proto::relay::{NodeState, NodeStatusEvent};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+
+fn fixture_responses() -> Vec<GetFlowsResponse> {
+    std::fs::read_to_string(common::fixture())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The fixture received over four seconds (three flows a second), the
+/// clock at second 5, connected, following.
+fn state() -> (App, Inbox) {
+    let mut inbox = Inbox::new(100);
+    for (i, res) in fixture_responses().into_iter().enumerate() {
+        inbox.push(res, i as u64 / 3);
+    }
+    inbox.stats.tick(5);
+    inbox.conn = ConnState::Connected;
+    let mut app = App::new(AppConfig {
+        source: "localhost:4245".into(),
+        history: 100,
+        filter: String::new(),
+    });
+    app.absorb(&mut inbox);
+    (app, inbox)
+}
+
+fn key(app: &mut App, code: KeyCode) -> Action {
+    on_key(app, KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+/// Draws the state on a `w`×`h` test terminal.
+fn render(app: &mut App, inbox: &Inbox, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::draw(f, app, inbox)).unwrap();
+    t
+}
+
+/// The screen's text, one line per row, trailing spaces removed.
+fn text(t: &Terminal<TestBackend>) -> String {
+    let buf = t.backend().buffer();
+    let w = buf.area.width as usize;
+    let mut out = String::new();
+    for row in buf.content.chunks(w) {
+        let line: String = row.iter().map(|c| c.symbol()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Times and addresses masked: digits of clock times, RFC 3339 stamps and
+/// IPv4 addresses become `#`, IPv6 addresses `x`.
+fn mask(s: &str) -> String {
+    let digits = |re: &str, s: &str, with: char| -> String {
+        regex::Regex::new(re)
+            .unwrap()
+            .replace_all(s, |c: &regex::Captures<'_>| {
+                c[0].chars()
+                    .map(|ch| if ch.is_ascii_hexdigit() { with } else { ch })
+                    .collect::<String>()
+            })
+            .into_owned()
+    };
+    let s = digits(r"\d{4}-\d{2}-\d{2}T[\d:.]+Z", s, '#');
+    let s = digits(r"\b\d{2}:\d{2}:\d{2}\.\d{3}\b", &s, '#');
+    let s = digits(r"\b\d{1,3}(\.\d{1,3}){3}\b", &s, '#');
+    digits(r"\b[0-9a-f]{1,4}(:[0-9a-f]{0,4}){2,7}\b", &s, 'x')
+}
+
+fn check(name: &str, screen: &str) {
+    let screen = mask(screen);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1");
+    if update || (!path.exists() && std::env::var_os("CI").is_none()) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &screen).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("snapshot {}: {e}", path.display()));
+    assert!(
+        want == screen,
+        "snapshot {name} differs (UPDATE_SNAPSHOTS=1 rewrites it)\n--- want\n{want}\n--- got\n{screen}"
+    );
+}
+
+#[test]
+fn main_screen() {
+    let (mut app, inbox) = state();
+    let t = render(&mut app, &inbox, 160, 30);
+    let screen = text(&t);
+    check("main", &screen);
+    // Masked in the snapshot, but present on screen.
+    assert!(screen.contains("May  1 10:00:01.007"), "{screen}");
+    assert!(screen.contains("flows 12 ·"), "{screen}");
+}
+
+#[test]
+fn verdicts_are_coloured() {
+    let (mut app, inbox) = state();
+    let t = render(&mut app, &inbox, 160, 30);
+    let buf = t.backend().buffer();
+    let find = |word: &str| {
+        let w = buf.area.width as usize;
+        buf.content
+            .chunks(w)
+            .enumerate()
+            .find_map(|(y, row)| {
+                let line: String = row.iter().map(|c| c.symbol()).collect();
+                // The first table row with that verdict (not the side panel).
+                line.find(&format!(" {word} "))
+                    .filter(|x| *x < 130)
+                    .map(|x| (x + 1, y))
+            })
+            .unwrap()
+    };
+    let (x, y) = find("DROPPED");
+    assert_eq!(buf[(x as u16, y as u16)].fg, Color::Red);
+    let (x, y) = find("FORWARDED");
+    assert_eq!(buf[(x as u16, y as u16)].fg, Color::Green);
+}
+
+#[test]
+fn detail_pane() {
+    let (mut app, inbox) = state();
+    // Up twice from the newest: the policy-denied flow f10 is two above f12.
+    key(&mut app, KeyCode::Up);
+    key(&mut app, KeyCode::Up);
+    key(&mut app, KeyCode::Enter);
+    assert!(!app.follow);
+    let t = render(&mut app, &inbox, 160, 48);
+    let screen = text(&t);
+    check("detail", &screen);
+    assert!(screen.contains("flow f10"), "{screen}");
+    assert!(screen.contains("\"uuid\": \"f10\""), "{screen}");
+    assert!(screen.contains("l4.TCP.flags.FIN: true"), "{screen}");
+}
+
+#[test]
+fn help_overlay() {
+    let (mut app, inbox) = state();
+    key(&mut app, KeyCode::Char('?'));
+    let t = render(&mut app, &inbox, 120, 30);
+    check("help", &text(&t));
+    // Any key closes it.
+    key(&mut app, KeyCode::Char('x'));
+    assert!(!app.help);
+}
+
+#[test]
+fn narrow_screen_and_grouping_and_pause() {
+    let (mut app, mut inbox) = state();
+    key(&mut app, KeyCode::Char('g'));
+    key(&mut app, KeyCode::Char(' '));
+    for res in fixture_responses().into_iter().take(4) {
+        inbox.push(res, 5);
+    }
+    app.absorb(&mut inbox);
+    assert_eq!(app.history.len(), 12, "paused: nothing new is kept");
+    assert_eq!(app.paused_skipped, 4);
+    let t = render(&mut app, &inbox, 160, 30);
+    check("grouped_paused", &text(&t));
+    let t = render(&mut app, &inbox, 90, 20);
+    check("narrow", &text(&t));
+}
+
+#[test]
+fn disconnected_with_nodes_and_lost_events() {
+    let (mut app, mut inbox) = state();
+    inbox.conn = ConnState::Retrying {
+        attempt: 3,
+        error: "Connection refused (os error 111)".into(),
+        wait: std::time::Duration::from_secs(2),
+    };
+    inbox.push(
+        GetFlowsResponse {
+            response_types: Some(ResponseTypes::LostEvents(LostEvent {
+                source: LostEventSource::HubbleRingBuffer as i32,
+                num_events_lost: 1234,
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+        5,
+    );
+    inbox.push(
+        GetFlowsResponse {
+            response_types: Some(ResponseTypes::NodeStatus(NodeStatusEvent {
+                state_change: NodeState::NodeConnected as i32,
+                node_names: vec!["kind-worker".into(), "kind-control-plane".into()],
+                message: String::new(),
+            })),
+            ..Default::default()
+        },
+        5,
+    );
+    inbox.push(
+        GetFlowsResponse {
+            response_types: Some(ResponseTypes::NodeStatus(NodeStatusEvent {
+                state_change: NodeState::NodeUnavailable as i32,
+                node_names: vec!["kind-worker2".into()],
+                message: "dial timeout".into(),
+            })),
+            ..Default::default()
+        },
+        5,
+    );
+    let t = render(&mut app, &inbox, 160, 30);
+    let screen = text(&t);
+    check("disconnected", &screen);
+    assert!(
+        screen.contains("nodes 2 connected, 1 unavailable"),
+        "{screen}"
+    );
+    assert!(screen.contains("lost 1,234"), "{screen}");
+    assert!(
+        screen.contains("disconnected (retry 4 in 2.0s)"),
+        "{screen}"
+    );
+    // A relay's ServerStatus takes precedence over the events.
+    inbox.server = Some(ServerInfo {
+        connected_nodes: Some(3),
+        unavailable_nodes: Some(0),
+        ..Default::default()
+    });
+    let screen = text(&render(&mut app, &inbox, 160, 30));
+    assert!(
+        screen.contains("nodes 3 connected, 0 unavailable"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn filter_line_edits_and_applies() {
+    let (mut app, inbox) = state();
+    let shared = Mutex::new(inbox);
+    let (mut ctl, mut rx) = Controller::new(GetFlowsRequest {
+        number: 100,
+        follow: true,
+        ..Default::default()
+    });
+    // An invalid line: the error shows, the old filter stays.
+    key(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "--verdict DROPPED --bogus");
+    let t = render(&mut app, &shared.lock().unwrap(), 160, 30);
+    check("filter_editing", &text(&t));
+    let Action::ApplyFilter(line) = key(&mut app, KeyCode::Enter) else {
+        panic!("Enter applies");
+    };
+    ctl.apply_filter(&mut app, &shared, &line);
+    assert_eq!(app.filter, "");
+    assert_eq!(app.history.len(), 12);
+    assert!(!rx.has_changed().unwrap());
+    let t = render(&mut app, &shared.lock().unwrap(), 160, 30);
+    let screen = text(&t);
+    check("filter_error", &screen);
+    assert!(
+        screen.contains("error: unexpected argument '--bogus' found"),
+        "{screen}"
+    );
+
+    // A valid line: same filters as the command-line flags, a new
+    // generation, history and counters forgotten.
+    // `/` again edits the rejected line.
+    key(&mut app, KeyCode::Char('/'));
+    for _ in 0..8 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, " --pod default/xwing");
+    let Action::ApplyFilter(line) = key(&mut app, KeyCode::Enter) else {
+        panic!("Enter applies");
+    };
+    assert_eq!(line, "--verdict DROPPED --pod default/xwing");
+    ctl.apply_filter(&mut app, &shared, &line);
+    assert!(rx.has_changed().unwrap());
+    let c = rx.borrow_and_update().clone();
+    assert_eq!(c.generation, 1);
+    assert_eq!(c.request.number, 100);
+    assert!(c.request.follow);
+    let (allow, deny) = parse_filter_line("--verdict DROPPED --pod default/xwing").unwrap();
+    assert_eq!(c.request.whitelist, allow);
+    assert_eq!(c.request.blacklist, deny);
+    assert_eq!(app.filter, line);
+    assert!(app.history.is_empty());
+    assert_eq!(shared.lock().unwrap().stats.flows, 0);
+    assert_eq!(shared.lock().unwrap().generation, 1);
+}
+
+/// The filter line means what the same flags mean on the command line.
+#[test]
+fn filter_line_matches_command_line_flags() {
+    let cases: &[&[&str]] = &[
+        &["--verdict", "DROPPED"],
+        &[
+            "--pod",
+            "default/xwing",
+            "--protocol",
+            "tcp",
+            "--port",
+            "80",
+        ],
+        &["--not", "--namespace", "kube-system", "-t", "drop"],
+        &["--from-label", "k8s:app=a b", "--to-ip", "10.0.0.0/8"],
+        &["-4", "--from-all-namespaces"],
+        &["--allowlist", r#"{"source_pod":["default/"]}"#],
+    ];
+    for args in cases {
+        let line = args
+            .iter()
+            .map(|a| hubble_tui::tui::input::quote_word(a))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let from_line = parse_filter_line(&line).unwrap();
+        let mut argv = vec!["hubble", "observe"];
+        argv.extend_from_slice(args);
+        let m = hubble_tui::cli::command()
+            .try_get_matches_from(argv)
+            .unwrap();
+        let (_, sub) = m.subcommand().unwrap();
+        let p = hubble_tui::cmd::observe::plan(sub, &Default::default(), false, false).unwrap();
+        assert_eq!(from_line.0, p.request.whitelist, "{line}");
+        assert_eq!(from_line.1, p.request.blacklist, "{line}");
+        // And `hubble tui` with the same flags shows the same line.
+        let mut argv = vec!["hubble", "tui"];
+        argv.extend_from_slice(args);
+        let m = hubble_tui::cli::command()
+            .try_get_matches_from(argv)
+            .unwrap();
+        let (_, sub) = m.subcommand().unwrap();
+        let plan = hubble_tui::tui::plan(sub, &Default::default()).unwrap();
+        assert_eq!(plan.request.whitelist, from_line.0, "{line}");
+        assert_eq!(
+            parse_filter_line(&plan.filter).unwrap(),
+            from_line,
+            "{}",
+            plan.filter
+        );
+    }
+    assert!(
+        parse_filter_line("--not")
+            .unwrap_err()
+            .contains("trailing --not")
+    );
+    assert!(parse_filter_line("--verdict").is_err());
+    assert!(parse_filter_line("'open").is_err());
+}
+
+#[test]
+fn scrolling_keeps_the_selection_while_flows_arrive() {
+    let (mut app, mut inbox) = state();
+    key(&mut app, KeyCode::Home);
+    assert_eq!(app.selected_flow().unwrap().flow.uuid, "f01");
+    key(&mut app, KeyCode::Down);
+    for res in fixture_responses() {
+        inbox.push(res, 6);
+    }
+    app.absorb(&mut inbox);
+    assert_eq!(app.history.len(), 24);
+    assert_eq!(app.selected_flow().unwrap().flow.uuid, "f02");
+    // History is bounded: 100 kept of 120, the selection clamps to the
+    // oldest kept; the counters count all 120.
+    for _ in 0..8 {
+        for res in fixture_responses() {
+            inbox.push(res, 7);
+        }
+    }
+    app.absorb(&mut inbox);
+    assert_eq!(app.history.len(), 100);
+    assert_eq!(app.history.front().unwrap().seq, 20);
+    assert_eq!(app.selected_flow().unwrap().seq, 20);
+    assert_eq!(inbox.stats.flows, 120);
+    key(&mut app, KeyCode::End);
+    assert!(app.follow);
+    assert_eq!(app.selected_flow().unwrap().seq, 119);
+    key(&mut app, KeyCode::PageUp);
+    assert!(!app.follow);
+    assert_eq!(key(&mut app, KeyCode::Char('q')), Action::Quit);
+}

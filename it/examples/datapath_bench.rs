@@ -1,0 +1,289 @@
+//! The datapath bench (`just bench`, root): two pods on one node of the
+//! local cluster, real traffic, real agent and exporter processes.
+//!
+//! 1. TCP throughput (`iperf3 -c` from Debian's iperf3, SECS seconds) and
+//!    TCP request rate (a 64-byte ping-pong loop on one connection, SECS
+//!    seconds) between the pods, through the datapath (default settings:
+//!    medium aggregation, 4 MiB ring, exporter reading) and over plain veth
+//!    routing in a node namespace without any program; the ratio.
+//! 2. Events per second at that load, per aggregation level (none, low,
+//!    medium, max): everything the node's exporter decoded, as a following
+//!    GetFlows client counts it, plus every loss it reports.
+//! 3. Lost events at that load: zero with the default ring; with a
+//!    deliberately tiny ring (one page) and aggregation none, the kernel's
+//!    per-CPU lost counter rises and the exporter reports exactly that many
+//!    in `LostEvent{PERF_EVENT_RING_BUFFER}`.
+//!
+//! `cargo run --release -p it --example datapath_bench [-- SECS]` (default 5).
+
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use it::sys::{NetNs, run_in, unique};
+use it::traffic::{EchoServers, in_ns};
+use it::{Node, NodeOptions, Proc};
+use proto::observer::observer_client::ObserverClient;
+use proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
+
+/// A measured load between two pods.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    gbits: f64,
+    rr_per_s: f64,
+}
+
+/// Runs iperf3 (server in `server_ns` on `ip`, client in `client_ns`) and
+/// the request/response loop; returns both figures.
+fn load(client_ns: &std::path::Path, server_ns: &std::path::Path, ip: Ipv4Addr, secs: u64) -> Load {
+    let dir = it::sys::TempDir::new("it-bench-");
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", server_ns.display()))
+        .args(["iperf3", "-s", "-B", &ip.to_string()]);
+    let _server = Proc::spawn("iperf3 -s", cmd, &dir.path.join("iperf3.log"));
+    let mut gbits = None;
+    let mut last = String::new();
+    for _ in 0..50 {
+        let out = run_in(
+            client_ns,
+            &[
+                "iperf3",
+                "-c",
+                &ip.to_string(),
+                "-t",
+                &secs.to_string(),
+                "-J",
+            ],
+        );
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+            gbits = v["end"]["sum_received"]["bits_per_second"]
+                .as_f64()
+                .map(|b| b / 1e9);
+            if gbits.is_some() {
+                break;
+            }
+        }
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100)); // server not listening yet
+    }
+    let gbits = gbits.unwrap_or_else(|| panic!("iperf3 did not run: {last}"));
+
+    let _echo = EchoServers::start(server_ns, ip, &[7000], &[]);
+    let to = SocketAddr::from((ip, 7000));
+    let rr = in_ns(client_ns, move || {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect");
+        s.set_nodelay(true).unwrap();
+        let msg = [7u8; 64];
+        let mut buf = [0u8; 64];
+        let (start, mut n) = (Instant::now(), 0u64);
+        while start.elapsed() < Duration::from_secs(secs) {
+            s.write_all(&msg).unwrap();
+            s.read_exact(&mut buf).unwrap();
+            n += 1;
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    });
+    Load {
+        gbits,
+        rr_per_s: rr,
+    }
+}
+
+/// What a following GetFlows client counted.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counted {
+    flows: u64,
+    lost_kernel: u64,
+    lost_queue: u64,
+    lost_ring: u64,
+}
+
+/// Follows the exporter's flows on a thread until `stop`.
+fn follow(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Counted> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut c = ObserverClient::connect(format!("http://{addr}"))
+                .await
+                .unwrap();
+            let mut s = c
+                .get_flows(GetFlowsRequest {
+                    follow: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut n = Counted::default();
+            loop {
+                let next = tokio::time::timeout(Duration::from_millis(200), s.message()).await;
+                if stop.load(Ordering::Relaxed) {
+                    return n;
+                }
+                let Ok(r) = next else { continue };
+                match r.unwrap().and_then(|r| r.response_types) {
+                    Some(ResponseTypes::Flow(_)) => n.flows += 1,
+                    Some(ResponseTypes::LostEvents(l)) => match l.source {
+                        1 => n.lost_kernel += l.num_events_lost,
+                        2 => n.lost_queue += l.num_events_lost,
+                        _ => n.lost_ring += l.num_events_lost,
+                    },
+                    Some(_) => {}
+                    None => return n,
+                }
+            }
+        })
+    })
+}
+
+struct Run {
+    load: Load,
+    counted: Counted,
+    kernel_lost: u64,
+    secs: f64,
+}
+
+/// One node with `opts`, two pods, the load, the exporter's counts.
+fn datapath_run(opts: NodeOptions, secs: u64) -> Run {
+    let node = Node::start(opts);
+    let a = node.add_pod("client", "app=client");
+    let b = node.add_pod("server", "app=server");
+    // Warm up (ARP, conntrack) before counting.
+    it::traffic::ping(&a.netns(), b.ip);
+    let lost0 = node.maps().lost_events().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let follower = follow(node.exporter_addr.unwrap(), stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let load = load(&a.netns(), &b.netns(), b.ip, secs);
+    let secs = start.elapsed().as_secs_f64();
+    // The exporter polls the kernel's lost counter every second.
+    std::thread::sleep(Duration::from_millis(2500));
+    stop.store(true, Ordering::Relaxed);
+    let counted = follower.join().unwrap();
+    let kernel_lost = node.maps().lost_events().unwrap() - lost0;
+    drop((a, b));
+    Run {
+        load,
+        counted,
+        kernel_lost,
+        secs,
+    }
+}
+
+/// Two pods behind plain veth routing in a node namespace, no programs.
+fn plain_run(secs: u64) -> Load {
+    let node = NetNs::new("itbn");
+    node.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let mut pods = Vec::new();
+    for (i, ip) in [Ipv4Addr::new(10, 211, 0, 2), Ipv4Addr::new(10, 211, 0, 3)]
+        .into_iter()
+        .enumerate()
+    {
+        let pod = NetNs::new("itbp");
+        let host = unique(&format!("itb{i}"));
+        node.ip(&[
+            "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &pod.name,
+        ]);
+        node.ip(&["addr", "add", "169.254.1.1/32", "dev", &host]);
+        node.ip(&["link", "set", &host, "up"]);
+        node.ip(&["route", "add", &format!("{ip}/32"), "dev", &host]);
+        pod.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"]);
+        pod.ip(&["link", "set", "eth0", "up"]);
+        pod.ip(&[
+            "route",
+            "add",
+            "169.254.1.1",
+            "dev",
+            "eth0",
+            "scope",
+            "link",
+        ]);
+        pod.ip(&["route", "add", "default", "via", "169.254.1.1"]);
+        pods.push((pod, ip));
+    }
+    it::traffic::ping(&pods[0].0.path(), pods[1].1);
+    load(&pods[0].0.path(), &pods[1].0.path(), pods[1].1, secs)
+}
+
+fn main() {
+    if let Some(why) = it::sys::skip_reason(&["clang", "ip", "nsenter", "iperf3", "busybox"]) {
+        eprintln!("datapath_bench: {why}");
+        std::process::exit(1);
+    }
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("SECS"))
+        .unwrap_or(5);
+    it::bins::dir();
+    println!(
+        "datapath bench: two pods on one node, {secs} s iperf3 + {secs} s TCP request/response per run"
+    );
+
+    let plain = plain_run(secs);
+    println!(
+        "plain veth routing, no programs:  {:7.2} Gbit/s  {:9.0} req/s",
+        plain.gbits, plain.rr_per_s
+    );
+    let mut default_run = None;
+    for (i, level) in ["none", "low", "medium", "max"].into_iter().enumerate() {
+        let mut opts = NodeOptions::new(&format!("10.212.{}.0/24", i + 1));
+        opts.aggregation = level.into();
+        let r = datapath_run(opts, secs);
+        let c = r.counted;
+        let produced = c.flows + c.lost_kernel + c.lost_queue;
+        println!(
+            "datapath, aggregation {level:<6}    {:7.2} Gbit/s  {:9.0} req/s  events {:>9} ({:>8.0}/s)  lost: kernel {} (exporter reported {}), queue {}, follower lapped {}",
+            r.load.gbits,
+            r.load.rr_per_s,
+            produced,
+            produced as f64 / r.secs,
+            r.kernel_lost,
+            c.lost_kernel,
+            c.lost_queue,
+            c.lost_ring
+        );
+        if level == "medium" {
+            default_run = Some(r);
+        }
+    }
+    let d = default_run.expect("medium run").load;
+    println!(
+        "ratio datapath (default, medium) / plain veth: throughput {:.2}, request rate {:.2}",
+        d.gbits / plain.gbits,
+        d.rr_per_s / plain.rr_per_s
+    );
+
+    // A deliberately too small ring: one page, every trace reported.
+    let mut opts = NodeOptions::new("10.212.9.0/24");
+    opts.aggregation = "none".into();
+    opts.events_ring_bytes = Some(4096);
+    let r = datapath_run(opts, secs);
+    let c = r.counted;
+    println!(
+        "tiny ring (4 KiB, aggregation none): {:.2} Gbit/s, {} events received, kernel lost counter +{}, exporter reported LostEvent(PERF_EVENT_RING_BUFFER) {} -> {}",
+        r.load.gbits,
+        c.flows,
+        r.kernel_lost,
+        c.lost_kernel,
+        if r.kernel_lost == c.lost_kernel {
+            "counted exactly"
+        } else {
+            "MISMATCH"
+        }
+    );
+    if r.kernel_lost != c.lost_kernel {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,173 @@
+//! Real traffic inside network namespaces: TCP and UDP echo servers, one
+//! request/response exchange (TCP, UDP), ICMP echo with busybox `ping`.
+//! Sockets are made on dedicated threads that entered the namespace, so the
+//! test thread never changes namespace.
+
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long a connection attempt or an answer may take before the exchange
+/// counts as blocked (a denial shows up as this timeout).
+pub const ATTEMPT: Duration = Duration::from_millis(1500);
+
+/// Enters `ns` on the calling thread (only call on a dedicated thread).
+pub fn enter(ns: &Path) {
+    let f = std::fs::File::open(ns).unwrap_or_else(|e| panic!("open {}: {e}", ns.display()));
+    // SAFETY: a valid namespace fd; only this dedicated thread moves.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
+/// Runs `f` on a fresh thread inside `ns` and returns its result.
+pub fn in_ns<T: Send + 'static>(ns: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_path_buf();
+    std::thread::spawn(move || {
+        enter(&ns);
+        f()
+    })
+    .join()
+    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// TCP and UDP echo servers on `ip` in a namespace; stopped on drop.
+#[derive(Debug)]
+pub struct EchoServers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl EchoServers {
+    /// TCP echo on each of `tcp` ports and UDP echo on each of `udp` ports.
+    pub fn start(ns: &Path, ip: Ipv4Addr, tcp: &[u16], udp: &[u16]) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let ports = tcp
+            .iter()
+            .map(|p| (*p, true))
+            .chain(udp.iter().map(|p| (*p, false)));
+        for (port, is_tcp) in ports {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (stop2, ns) = (stop.clone(), ns.to_path_buf());
+            threads.push(std::thread::spawn(move || {
+                enter(&ns);
+                if is_tcp {
+                    tcp_echo_loop(ip, port, &stop2, &tx);
+                } else {
+                    udp_echo_loop(ip, port, &stop2, &tx);
+                }
+            }));
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("echo server up");
+        }
+        Self { stop, threads }
+    }
+}
+
+fn tcp_echo_loop(ip: Ipv4Addr, port: u16, stop: &AtomicBool, up: &std::sync::mpsc::Sender<()>) {
+    let l = TcpListener::bind((ip, port)).expect("bind tcp");
+    l.set_nonblocking(true).expect("nonblocking");
+    up.send(()).expect("signal");
+    while !stop.load(Ordering::Relaxed) {
+        match l.accept() {
+            Ok((mut s, _)) => {
+                // One thread per connection; it inherits the namespace.
+                std::thread::spawn(move || {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 || s.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn udp_echo_loop(ip: Ipv4Addr, port: u16, stop: &AtomicBool, up: &std::sync::mpsc::Sender<()>) {
+    let s = UdpSocket::bind((ip, port)).expect("bind udp");
+    s.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    up.send(()).expect("signal");
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+    }
+}
+
+impl Drop for EchoServers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One TCP exchange from namespace `ns` to `to`: connect, send, read the
+/// echo. `Err` says what failed (a denial: the connect timed out).
+pub fn tcp_exchange(ns: &Path, to: SocketAddr) -> Result<(), String> {
+    in_ns(ns, move || {
+        (|| -> std::io::Result<()> {
+            let mut s = TcpStream::connect_timeout(&to, ATTEMPT)?;
+            s.set_read_timeout(Some(ATTEMPT))?;
+            s.write_all(b"ping over tcp")?;
+            let mut buf = [0u8; 13];
+            s.read_exact(&mut buf)?;
+            if &buf != b"ping over tcp" {
+                return Err(std::io::Error::other("wrong echo"));
+            }
+            Ok(())
+        })()
+        .map_err(|e| format!("tcp to {to}: {e}"))
+    })
+}
+
+/// One UDP exchange from namespace `ns` to `to`: a datagram and its echo
+/// (three tries, the first may wait for ARP).
+pub fn udp_exchange(ns: &Path, to: SocketAddr) -> Result<(), String> {
+    in_ns(ns, move || {
+        (|| -> std::io::Result<()> {
+            let s = UdpSocket::bind("0.0.0.0:0")?;
+            s.set_read_timeout(Some(ATTEMPT / 3))?;
+            s.connect(to)?;
+            let mut buf = [0u8; 64];
+            let mut last = None;
+            for _ in 0..3 {
+                s.send(b"ping over udp")?;
+                match s.recv(&mut buf) {
+                    Ok(n) if &buf[..n] == b"ping over udp" => return Ok(()),
+                    Ok(_) => last = Some(std::io::Error::other("wrong echo")),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| std::io::Error::other("no answer")))
+        })()
+        .map_err(|e| format!("udp to {to}: {e}"))
+    })
+}
+
+/// `busybox ping -c 1 -W 2 ip` inside `ns`: whether an echo reply came.
+pub fn ping(ns: &Path, ip: Ipv4Addr) -> bool {
+    crate::sys::run_in(
+        ns,
+        &["busybox", "ping", "-c", "1", "-W", "2", &ip.to_string()],
+    )
+    .status
+    .success()
+}
+
+/// The namespace handle of a process (for namespaces made by others).
+pub fn proc_netns(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/ns/net"))
+}

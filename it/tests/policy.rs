@@ -1,0 +1,293 @@
+//! Privileged, on the local cluster: CiliumNetworkPolicy YAML dropped into
+//! a node's policy directory is enforced on real traffic, in both
+//! directions: `fromEndpoints`/`toEndpoints` with `toPorts`, `ingressDeny`
+//! and `egressDeny` (deny wins over allow), `fromCIDR`/`toCIDR` with an
+//! external namespace behind the node, and replies of allowed connections
+//! pass an enforcing endpoint through conntrack. The node exporter's flows
+//! show the verdicts with pod names.
+
+use std::net::SocketAddr;
+
+use it::flows::{dport, dst, src, verdict};
+use it::traffic::{EchoServers, ping, tcp_exchange, udp_exchange};
+use it::{Cluster, require_privileges};
+
+fn to(ip: std::net::Ipv4Addr, port: u16) -> SocketAddr {
+    SocketAddr::from((ip, port))
+}
+
+fn denied_flow(f: &serde_json::Value, from: &str, to: &str, port: u64) -> bool {
+    src(f) == from
+        && dst(f) == to
+        && dport(f) == port
+        && verdict(f) == "DROPPED"
+        && f["drop_reason_desc"] == "POLICY_DENIED"
+}
+
+const WEB_INGRESS: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: web-ingress
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: web
+  ingress:
+  - fromEndpoints:
+    - matchLabels:
+        role: frontend
+    toPorts:
+    - ports:
+      - port: "80"
+        protocol: TCP
+"#;
+
+const WEB_INGRESS_DENY: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: web-ingress-deny
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: web
+  ingressDeny:
+  - fromEndpoints:
+    - matchLabels:
+        role: frontend
+    toPorts:
+    - ports:
+      - port: "80"
+        protocol: TCP
+"#;
+
+#[test]
+fn ingress_allow_and_deny() {
+    require_privileges!("busybox");
+    let cluster = Cluster::single("10.210.2.0/24");
+    {
+        let node = cluster.node();
+        let web = node.add_pod("web", "app=web");
+        let good = node.add_pod("good", "role=frontend");
+        let bad = node.add_pod("bad", "role=other");
+        let _srv = EchoServers::start(&web.netns(), web.ip, &[80, 8080], &[5353]);
+        let _srv_good = EchoServers::start(&good.netns(), good.ip, &[80], &[]);
+
+        node.apply_policy("web.yaml", WEB_INGRESS);
+        tcp_exchange(&good.netns(), to(web.ip, 80)).expect("frontend -> web:80 allowed");
+        tcp_exchange(&good.netns(), to(web.ip, 8080)).expect_err("frontend -> web:8080 denied");
+        udp_exchange(&good.netns(), to(web.ip, 5353)).expect_err("frontend -> web UDP denied");
+        tcp_exchange(&bad.netns(), to(web.ip, 80)).expect_err("other -> web:80 denied");
+        assert!(!ping(&bad.netns(), web.ip), "ICMP to web denied");
+        // Ingress enforcement of web does not limit what web itself starts,
+        // and the replies to web's connection come back through conntrack.
+        tcp_exchange(&web.netns(), to(good.ip, 80)).expect("web -> frontend (egress free)");
+
+        let f = node.wait_flow("bad -> web:80 POLICY_DENIED", |f| {
+            denied_flow(f, "bad", "web", 80)
+        });
+        assert_eq!(f["traffic_direction"], "INGRESS", "{f}");
+        assert!(
+            f["source"]["labels"].to_string().contains("role=other"),
+            "{f}"
+        );
+        node.wait_flow("good -> web:8080 POLICY_DENIED", |f| {
+            denied_flow(f, "good", "web", 8080)
+        });
+        node.wait_flow("good -> web:80 forwarded", |f| {
+            src(f) == "good" && dst(f) == "web" && dport(f) == 80 && verdict(f) == "FORWARDED"
+        });
+
+        // ingressDeny wins over the allow.
+        node.apply_policy("web-deny.yaml", WEB_INGRESS_DENY);
+        tcp_exchange(&good.netns(), to(web.ip, 80)).expect_err("ingressDeny wins");
+        // Removing both policies lifts enforcement.
+        node.remove_policy("web-deny.yaml");
+        tcp_exchange(&good.netns(), to(web.ip, 80)).expect("allowed again");
+        node.remove_policy("web.yaml");
+        tcp_exchange(&bad.netns(), to(web.ip, 8080)).expect("no policy: allowed");
+    }
+    cluster.shutdown();
+}
+
+const CLIENT_POLICY: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: client
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: client
+  egress:
+  - toEndpoints:
+    - matchLabels:
+        app: web
+    toPorts:
+    - ports:
+      - port: "80"
+        protocol: TCP
+      - port: "5353"
+        protocol: UDP
+  ingress:
+  - fromEndpoints:
+    - matchLabels:
+        app: nobody
+"#;
+
+const CLIENT_EGRESS_DENY: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: client-deny
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: client
+  egressDeny:
+  - toEndpoints:
+    - matchLabels:
+        app: web
+    toPorts:
+    - ports:
+      - port: "80"
+        protocol: TCP
+"#;
+
+#[test]
+fn egress_allow_deny_and_replies_through_conntrack() {
+    require_privileges!("busybox");
+    let cluster = Cluster::single("10.210.3.0/24");
+    {
+        let node = cluster.node();
+        let client = node.add_pod("client", "app=client");
+        let web = node.add_pod("web", "app=web");
+        let other = node.add_pod("other", "app=other");
+        let _srv_web = EchoServers::start(&web.netns(), web.ip, &[80, 8080], &[5353]);
+        let _srv_other = EchoServers::start(&other.netns(), other.ip, &[80], &[]);
+        let _srv_client = EchoServers::start(&client.netns(), client.ip, &[8080], &[]);
+
+        node.apply_policy("client.yaml", CLIENT_POLICY);
+        let ep = node
+            .endpoints()
+            .into_iter()
+            .find(|e| e.record.ip == client.ip)
+            .expect("client endpoint");
+        assert!(ep.enforcement.ingress && ep.enforcement.egress, "{ep:?}");
+
+        // Allowed egress; the replies pass client's enforced ingress only
+        // because conntrack knows the connection.
+        tcp_exchange(&client.netns(), to(web.ip, 80)).expect("client -> web:80 and its replies");
+        udp_exchange(&client.netns(), to(web.ip, 5353)).expect("client -> web UDP and its reply");
+        tcp_exchange(&client.netns(), to(web.ip, 8080)).expect_err("client -> web:8080 denied");
+        tcp_exchange(&client.netns(), to(other.ip, 80)).expect_err("client -> other denied");
+        // Nobody may start a connection to client (ingress allows only app=nobody).
+        tcp_exchange(&web.netns(), to(client.ip, 8080)).expect_err("web -> client denied");
+        assert!(!ping(&client.netns(), web.ip), "ICMP not allowed by egress");
+
+        node.wait_flow("client -> other:80 POLICY_DENIED (egress)", |f| {
+            denied_flow(f, "client", "other", 80) && f["traffic_direction"] == "EGRESS"
+        });
+        node.wait_flow("web -> client:8080 POLICY_DENIED (ingress)", |f| {
+            denied_flow(f, "web", "client", 8080) && f["traffic_direction"] == "INGRESS"
+        });
+        let reply = node.wait_flow("a reply web -> client forwarded", |f| {
+            src(f) == "web"
+                && dst(f) == "client"
+                && verdict(f) == "FORWARDED"
+                && f["is_reply"] == true
+        });
+        assert!(
+            reply["l4"]["TCP"]["source_port"] == 80 || reply["l4"]["UDP"]["source_port"] == 5353,
+            "{reply}"
+        );
+        let reply_drops: Vec<String> = node
+            .flows(10_000)
+            .iter()
+            .filter(|f| src(f) == "web" && dst(f) == "client" && verdict(f) == "DROPPED")
+            .filter(|f| f["is_reply"] == true)
+            .map(it::flows::line)
+            .collect();
+        assert!(reply_drops.is_empty(), "replies dropped: {reply_drops:?}");
+
+        // egressDeny wins over the egress allow.
+        node.apply_policy("client-deny.yaml", CLIENT_EGRESS_DENY);
+        tcp_exchange(&client.netns(), to(web.ip, 80)).expect_err("egressDeny wins");
+        udp_exchange(&client.netns(), to(web.ip, 5353)).expect("UDP still allowed");
+    }
+    cluster.shutdown();
+}
+
+const CIDR_POLICY: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: cidr
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: web
+  ingress:
+  - fromCIDR:
+    - 192.168.77.2/32
+    toPorts:
+    - ports:
+      - port: "80"
+        protocol: TCP
+  egress:
+  - toCIDR:
+    - 192.168.77.0/24
+    toPorts:
+    - ports:
+      - port: "80"
+        protocol: TCP
+"#;
+
+#[test]
+fn cidr_rules_with_external_networks() {
+    require_privileges!("busybox");
+    let cluster = Cluster::single("10.210.4.0/24");
+    {
+        let node = cluster.node();
+        let web = node.add_pod("web", "app=web");
+        let ext = node.add_external(77);
+        let ext2 = node.add_external(78);
+        let _srv_web = EchoServers::start(&web.netns(), web.ip, &[80], &[]);
+        let _srv_ext = EchoServers::start(&ext.ns.path(), ext.ip, &[80, 8080], &[]);
+        let _srv_ext2 = EchoServers::start(&ext2.ns.path(), ext2.ip, &[80], &[]);
+
+        // Without policy, world traffic flows both ways.
+        tcp_exchange(&web.netns(), to(ext2.ip, 80)).expect("web -> world");
+        tcp_exchange(&ext2.ns.path(), to(web.ip, 80)).expect("world -> web");
+
+        node.apply_policy("cidr.yaml", CIDR_POLICY);
+        tcp_exchange(&ext.ns.path(), to(web.ip, 80)).expect("fromCIDR 192.168.77.2/32 allowed");
+        tcp_exchange(&ext2.ns.path(), to(web.ip, 80)).expect_err("192.168.78.2 not in fromCIDR");
+        tcp_exchange(&web.netns(), to(ext.ip, 80)).expect("toCIDR 192.168.77.0/24:80 allowed");
+        tcp_exchange(&web.netns(), to(ext.ip, 8080)).expect_err("toCIDR only port 80");
+        tcp_exchange(&web.netns(), to(ext2.ip, 80)).expect_err("192.168.78.0/24 not in toCIDR");
+
+        let f = node.wait_flow("192.168.78.2 -> web:80 POLICY_DENIED", |f| {
+            f["IP"]["source"] == ext2.ip.to_string()
+                && dst(f) == "web"
+                && dport(f) == 80
+                && verdict(f) == "DROPPED"
+                && f["drop_reason_desc"] == "POLICY_DENIED"
+        });
+        assert_eq!(f["traffic_direction"], "INGRESS", "{f}");
+        node.wait_flow("web -> 192.168.78.2:80 POLICY_DENIED", |f| {
+            src(f) == "web"
+                && f["IP"]["destination"] == ext2.ip.to_string()
+                && verdict(f) == "DROPPED"
+                && f["drop_reason_desc"] == "POLICY_DENIED"
+        });
+        node.wait_flow("192.168.77.2 -> web:80 forwarded", |f| {
+            f["IP"]["source"] == ext.ip.to_string()
+                && dst(f) == "web"
+                && dport(f) == 80
+                && verdict(f) == "FORWARDED"
+        });
+    }
+    cluster.shutdown();
+}
