@@ -472,6 +472,25 @@ async fn mutual_tls_from_cli_through_relay_to_exporters() {
         .unwrap_err();
     assert!(e.contains("not valid for name"), "{e}");
 
+    // Accepted: the same wrong name and no CA with --tls-allow-insecure
+    // (the CLI skips verifying the relay's certificate, still presents its own).
+    let mut insecure: Vec<String> = Vec::new();
+    let mut args = wrong_name.iter();
+    while let Some(a) = args.next() {
+        if a == "--tls-ca-cert-files" {
+            args.next();
+        } else {
+            insecure.push(a.clone());
+        }
+    }
+    insecure.push("--tls-allow-insecure".to_owned());
+    let out = status(&insecure);
+    assert!(
+        out.status.success(),
+        "status with --tls-allow-insecure: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Refused: plain text to the TLS relay and to a TLS exporter.
     let plain = format!("127.0.0.1:{relay_port}");
     let out = hubble(cli, &["status", "--server", &plain]);

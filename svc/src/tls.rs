@@ -395,7 +395,14 @@ impl tower::Service<tonic::transport::Uri> for TlsConnector {
 }
 
 /// Accepts any server certificate (`--tls-allow-insecure`), still checking
-/// the handshake signatures.
+/// the handshake signatures with `provider`'s algorithms. Shared with the
+/// `hubble` CLI, which keeps its own loader for upstream's error messages.
+pub fn insecure_verifier(
+    provider: Arc<CryptoProvider>,
+) -> Arc<dyn rustls::client::danger::ServerCertVerifier> {
+    Arc::new(NoVerify(provider))
+}
+
 #[derive(Debug)]
 struct NoVerify(Arc<CryptoProvider>);
 
