@@ -319,6 +319,89 @@ fn observe_args(cmd: Command) -> Command {
         )
 }
 
+/// The flags of `observe agent-events` / `observe debug-events`:
+/// selectors, formatting and `--silent-errors` (no filter flags).
+fn events_args(cmd: Command, what: &'static str) -> Command {
+    let since_help = |when: &str| {
+        format!(
+            "Filter {what} {when} a specific date. The format is relative (e.g. 3s, 4m, 1h43m, ...) or {}",
+            TIME_FORMATS_HELP.replace("Z07:00", "-07:00")
+        )
+    };
+    cmd.next_help_heading("Selectors Flags")
+        .arg(
+            Arg::new("all")
+                .long("all")
+                .action(ArgAction::SetTrue)
+                .help(format!("Get all {what} stored in Hubble's buffer")),
+        )
+        .arg(
+            Arg::new("first")
+                .long("first")
+                .value_name("uint")
+                .value_parser(clap::value_parser!(u64))
+                .help(format!("Get first N {what} stored in Hubble's buffer")),
+        )
+        .arg(
+            Arg::new("follow")
+                .short('f')
+                .long("follow")
+                .action(ArgAction::SetTrue)
+                .help(format!("Follow {what} output")),
+        )
+        .arg(
+            Arg::new("last")
+                .long("last")
+                .value_name("uint")
+                .value_parser(clap::value_parser!(u64))
+                .help(format!("Get last N {what} stored in Hubble's buffer (default 20)")),
+        )
+        .arg(
+            Arg::new("since")
+                .long("since")
+                .value_name("string")
+                .help(since_help("since")),
+        )
+        .arg(
+            Arg::new("until")
+                .long("until")
+                .value_name("string")
+                .help(since_help("until")),
+        )
+        .next_help_heading("Formatting Flags")
+        .arg(
+            Arg::new("output")
+                .short('o')
+                .long("output")
+                .default_value("compact")
+                .value_name("string")
+                .help(format!("Specify the output format, one of:\n  compact:  Compact output\n  dict:     Each {} is shown as KEY:VALUE pair\n  jsonpb:   JSON encoded response according to proto3's JSON mapping\n  json:     Alias for jsonpb\n  table:    Tab-aligned columns", what.trim_end_matches('s'))),
+        )
+        .arg(
+            Arg::new("print-node-name")
+                .long("print-node-name")
+                .action(ArgAction::SetTrue)
+                .help("Print node name in output"),
+        )
+        .arg(
+            Arg::new("time-format")
+                .long("time-format")
+                .default_value("StampMilli")
+                .value_name("string")
+                .help(format!(
+                    "Specify the time format for printing. This option does not apply to the json and jsonpb output type. {TIME_FORMATS_HELP}"
+                )),
+        )
+        .next_help_heading("Other Flags")
+        .arg(
+            Arg::new("silent-errors")
+                .short('s')
+                .long("silent-errors")
+                .action(ArgAction::SetTrue)
+                .help("Silently ignores errors and warnings"),
+        )
+}
+
 const OBSERVE_EXAMPLES: &str = "Examples:
   hubble observe --verdict DROPPED
   hubble observe --pod default/xwing --protocol tcp --port 80
@@ -466,6 +549,20 @@ more.";
             .long_about(observe_long)
             .args_override_self(true)
             .after_help(OBSERVE_EXAMPLES),
+    ))
+    .subcommand(events_args(
+        Command::new("agent-events")
+            .about("Observe Cilium agent events")
+            .long_about("Observe Cilium agent events (agent start, policy updates, endpoint and ipcache changes) with GetAgentEvents. A Hubble Relay does not serve them: query a node's Hubble server.")
+            .args_override_self(true),
+        "agent events",
+    ))
+    .subcommand(events_args(
+        Command::new("debug-events")
+            .about("Observe Cilium debug events")
+            .long_about("Observe Cilium datapath debug events with GetDebugEvents. A Hubble Relay does not serve them: query a node's Hubble server.")
+            .args_override_self(true),
+        "debug events",
     ));
     root.subcommand(observe)
         .subcommand(tui_args(
@@ -516,6 +613,11 @@ more.";
                         .visible_alias("peer")
                         .about("Watch for Hubble peers updates"),
                 ),
+        )
+        .subcommand(
+            Command::new("reflect")
+                .about("Use gRPC reflection to explore Hubble's API")
+                .long_about("Lists the gRPC services of a Hubble server (or relay) through gRPC server reflection, hiding the reflection and health services."),
         )
         .subcommand(
             Command::new("version")
@@ -650,6 +752,12 @@ async fn dispatch(m: &ArgMatches, io: &mut Io) -> anyhow::Result<()> {
         Some(("observe", sub)) => {
             let sub = match sub.subcommand() {
                 Some(("flows", flows)) => flows,
+                Some(("agent-events", ev)) => {
+                    return cmd::events::run(cmd::events::Kind::Agent, ev, &file, io).await;
+                }
+                Some(("debug-events", ev)) => {
+                    return cmd::events::run(cmd::events::Kind::Debug, ev, &file, io).await;
+                }
                 _ => sub,
             };
             cmd::observe::run(sub, &file, debug, io).await
@@ -665,6 +773,7 @@ async fn dispatch(m: &ArgMatches, io: &mut Io) -> anyhow::Result<()> {
             Some(("peers", p)) => cmd::watch::peers(p, &file, io).await,
             _ => Ok(()),
         },
+        Some(("reflect", sub)) => cmd::reflect::run(sub, &file, io).await,
         Some(("version", _)) => cmd::version::run(io),
         Some(("config", sub)) => cmd::config::run(sub, file, io),
         _ => Ok(()),

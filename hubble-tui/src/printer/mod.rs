@@ -9,6 +9,7 @@
 
 mod compact;
 mod dict;
+mod events;
 mod json;
 mod status;
 mod table;
@@ -24,6 +25,7 @@ use proto::flow::{
 use proto::observer::{GetFlowsResponse, get_flows_response::ResponseTypes};
 use proto::relay::NodeState;
 
+pub use events::{agent_event_details, endpoint_short};
 pub use status::{group_thousands, write_server_status};
 pub use tabwriter::TabWriter;
 

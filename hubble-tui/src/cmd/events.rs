@@ -1,0 +1,211 @@
+//! `hubble observe agent-events` and `hubble observe debug-events`: the
+//! selector flags build a `GetAgentEventsRequest` / `GetDebugEventsRequest`
+//! as upstream does (default `--last 20` unless `--follow`, `--since`,
+//! `--until` or `--first`), and the stream is printed by
+//! [`Printer::write_agent_event`] / [`Printer::write_debug_event`]. There
+//! are no filter flags. A relay (ours and upstream's) answers Unimplemented,
+//! printed as `rpc error: code = Unimplemented desc = …` with exit status 1.
+
+use std::io::{self, Write};
+
+use clap::ArgMatches;
+use futures::FutureExt as _;
+use proto::observer::observer_client::ObserverClient;
+use proto::observer::{GetAgentEventsRequest, GetDebugEventsRequest};
+use proto::wkt::Timestamp;
+
+use crate::cli::Io;
+use crate::cmd::observe::grpc_error;
+use crate::config::{ConfigFile, ServerOptions, Settings, compat_legacy_json_output};
+use crate::defaults;
+use crate::gotime::{TimeFormat, parse_time, to_timestamp};
+use crate::printer::{Options, Output, Printer};
+
+/// Which events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `agent-events` → `GetAgentEvents`.
+    Agent,
+    /// `debug-events` → `GetDebugEvents`.
+    Debug,
+}
+
+/// The selector fields shared by both requests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selector {
+    /// `number`.
+    pub number: u64,
+    /// `follow`.
+    pub follow: bool,
+    /// `first`.
+    pub first: bool,
+    /// `since`.
+    pub since: Option<Timestamp>,
+    /// `until`.
+    pub until: Option<Timestamp>,
+}
+
+/// The selector from the flags, with upstream's checks and defaults.
+pub fn selector(m: &ArgMatches) -> anyhow::Result<Selector> {
+    let follow = m.get_flag("follow");
+    let all = m.get_flag("all");
+    let first_n = m.get_one::<u64>("first").copied().unwrap_or(0);
+    let mut last_n = m.get_one::<u64>("last").copied().unwrap_or(0);
+    let (first, last) = (first_n > 0, last_n > 0);
+    if first && last {
+        anyhow::bail!("cannot set both --first and --last");
+    }
+    if first && all {
+        anyhow::bail!("cannot set both --first and --all");
+    }
+    if first && follow {
+        anyhow::bail!("cannot set both --first and --follow");
+    }
+    if last && all {
+        anyhow::bail!("cannot set both --last and --all");
+    }
+    let now = chrono::Utc::now();
+    let since = match m.get_one::<String>("since").filter(|s| !s.is_empty()) {
+        Some(s) => {
+            Some(to_timestamp(parse_time(s, now).map_err(|e| {
+                anyhow::anyhow!("failed to parse the since time: {e}")
+            })?))
+        }
+        None => None,
+    };
+    let until = match m.get_one::<String>("until").filter(|s| !s.is_empty()) {
+        Some(s) if !follow => {
+            Some(to_timestamp(parse_time(s, now).map_err(|e| {
+                anyhow::anyhow!("failed to parse the until time: {e}")
+            })?))
+        }
+        _ => None,
+    };
+    if since.is_none() && until.is_none() && !first {
+        if all {
+            last_n = u64::MAX;
+        } else if last_n == 0 && !follow {
+            last_n = defaults::FLOW_PRINT_COUNT;
+        }
+    }
+    Ok(Selector {
+        number: if first { first_n } else { last_n },
+        follow,
+        first,
+        since,
+        until,
+    })
+}
+
+fn printer_options(m: &ArgMatches, follow: bool) -> anyhow::Result<Options> {
+    let output = match m.get_one::<String>("output").map(String::as_str) {
+        Some("compact") | None => Output::Compact,
+        Some("dict") => Output::Dict,
+        Some("json" | "JSON") if compat_legacy_json_output() => Output::JsonLegacy,
+        Some("json" | "JSON" | "jsonpb") => Output::JsonPb,
+        Some("tab" | "table") => {
+            if follow {
+                anyhow::bail!("table output format is not compatible with follow mode");
+            }
+            Output::Table
+        }
+        Some(other) => anyhow::bail!("invalid output format: {other}"),
+    };
+    Ok(Options {
+        output,
+        time_format: TimeFormat::from_name(
+            m.get_one::<String>("time-format")
+                .map(String::as_str)
+                .unwrap_or("StampMilli"),
+        ),
+        color: false,
+        node_name: m.get_flag("print-node-name"),
+        silent_errors: m.get_flag("silent-errors"),
+        ..Options::default()
+    })
+}
+
+/// Runs `hubble observe agent-events` or `debug-events`.
+pub async fn run(kind: Kind, m: &ArgMatches, file: &ConfigFile, io: &mut Io) -> anyhow::Result<()> {
+    let sel = selector(m)?;
+    let opts = printer_options(m, sel.follow)?;
+    let server = ServerOptions::from_settings(&Settings::new(m, file))?;
+    let out = io::BufWriter::with_capacity(defaults::OUTPUT_BUFFER, &mut io.out);
+    let mut printer = Printer::new(opts, out, &mut io.err);
+    let res = stream(kind, &server, sel, &mut printer).await;
+    let closed = printer.close();
+    res?;
+    closed?;
+    Ok(())
+}
+
+async fn stream<W: Write, E: Write>(
+    kind: Kind,
+    server: &ServerOptions,
+    sel: Selector,
+    printer: &mut Printer<W, E>,
+) -> anyhow::Result<()> {
+    let conn = crate::conn::connect(server).await?;
+    let mut client =
+        ObserverClient::new(conn.channel.clone()).max_decoding_message_size(64 * 1024 * 1024);
+    match kind {
+        Kind::Agent => {
+            let req = GetAgentEventsRequest {
+                number: sel.number,
+                follow: sel.follow,
+                since: sel.since,
+                until: sel.until,
+                first: sel.first,
+            };
+            let s = client
+                .get_agent_events(conn.stream(req))
+                .await
+                .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
+                .into_inner();
+            print_stream(s, printer, |p, r| p.write_agent_event(r)).await
+        }
+        Kind::Debug => {
+            let req = GetDebugEventsRequest {
+                number: sel.number,
+                follow: sel.follow,
+                since: sel.since,
+                until: sel.until,
+                first: sel.first,
+            };
+            let s = client
+                .get_debug_events(conn.stream(req))
+                .await
+                .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
+                .into_inner();
+            print_stream(s, printer, |p, r| p.write_debug_event(r)).await
+        }
+    }
+}
+
+/// Prints a response stream until it ends, fails or Ctrl-C.
+async fn print_stream<T, W: Write, E: Write>(
+    mut stream: tonic::Streaming<T>,
+    printer: &mut Printer<W, E>,
+    mut write: impl FnMut(&mut Printer<W, E>, &T) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let next = match stream.message().now_or_never() {
+            Some(r) => r,
+            None => {
+                printer.flush()?;
+                tokio::select! {
+                    r = stream.message() => r,
+                    _ = &mut ctrl_c => return Ok(()),
+                }
+            }
+        };
+        match next {
+            Ok(Some(r)) => write(printer, &r)?,
+            Ok(None) => return Ok(()),
+            Err(s) if s.code() == tonic::Code::Cancelled => return Ok(()),
+            Err(s) => anyhow::bail!(grpc_error(&s)),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! `hubble reflect`: lists the server's gRPC services through server
+//! reflection (v1, falling back to v1alpha when the server does not serve
+//! v1), one per line, hiding the reflection and health services.
+
+use std::io::Write;
+
+use clap::ArgMatches;
+use tonic_reflection::pb::{v1, v1alpha};
+
+use crate::cli::Io;
+use crate::cmd::observe::grpc_error;
+use crate::config::{ConfigFile, ServerOptions, Settings};
+use crate::conn::Conn;
+
+/// Whether `hubble reflect` hides this service.
+pub fn hidden(service: &str) -> bool {
+    service.starts_with("grpc.reflection.") || service.starts_with("grpc.health.")
+}
+
+async fn list_v1(conn: &Conn) -> Result<Vec<String>, tonic::Status> {
+    use v1::server_reflection_request::MessageRequest;
+    use v1::server_reflection_response::MessageResponse;
+    let req = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream =
+        v1::server_reflection_client::ServerReflectionClient::new(conn.channel.clone())
+            .server_reflection_info(conn.unary(futures::stream::iter([req])))
+            .await?
+            .into_inner();
+    match stream.message().await? {
+        Some(v1::ServerReflectionResponse {
+            message_response: Some(MessageResponse::ListServicesResponse(l)),
+            ..
+        }) => Ok(l.service.into_iter().map(|s| s.name).collect()),
+        Some(v1::ServerReflectionResponse {
+            message_response: Some(MessageResponse::ErrorResponse(e)),
+            ..
+        }) => Err(tonic::Status::new(
+            tonic::Code::from_i32(e.error_code),
+            e.error_message,
+        )),
+        _ => Err(tonic::Status::internal(
+            "unexpected reflection response to list services",
+        )),
+    }
+}
+
+async fn list_v1alpha(conn: &Conn) -> Result<Vec<String>, tonic::Status> {
+    use v1alpha::server_reflection_request::MessageRequest;
+    use v1alpha::server_reflection_response::MessageResponse;
+    let req = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream =
+        v1alpha::server_reflection_client::ServerReflectionClient::new(conn.channel.clone())
+            .server_reflection_info(conn.unary(futures::stream::iter([req])))
+            .await?
+            .into_inner();
+    match stream.message().await? {
+        Some(v1alpha::ServerReflectionResponse {
+            message_response: Some(MessageResponse::ListServicesResponse(l)),
+            ..
+        }) => Ok(l.service.into_iter().map(|s| s.name).collect()),
+        Some(v1alpha::ServerReflectionResponse {
+            message_response: Some(MessageResponse::ErrorResponse(e)),
+            ..
+        }) => Err(tonic::Status::new(
+            tonic::Code::from_i32(e.error_code),
+            e.error_message,
+        )),
+        _ => Err(tonic::Status::internal(
+            "unexpected reflection response to list services",
+        )),
+    }
+}
+
+/// Runs `hubble reflect`.
+pub async fn run(m: &ArgMatches, file: &ConfigFile, io: &mut Io) -> anyhow::Result<()> {
+    let server = ServerOptions::from_settings(&Settings::new(m, file))?;
+    let conn = crate::conn::connect(&server).await?;
+    let services = match list_v1(&conn).await {
+        Ok(s) => s,
+        Err(s) if s.code() == tonic::Code::Unimplemented => list_v1alpha(&conn)
+            .await
+            .map_err(|s| anyhow::anyhow!("failed to list services: {}", grpc_error(&s)))?,
+        Err(s) => anyhow::bail!("failed to list services: {}", grpc_error(&s)),
+    };
+    let mut services: Vec<String> = services.into_iter().filter(|s| !hidden(s)).collect();
+    services.sort();
+    services.dedup();
+    for s in services {
+        writeln!(io.out, "{s}")?;
+    }
+    Ok(())
+}
