@@ -12,14 +12,13 @@ use clap::ArgMatches;
 use futures::FutureExt as _;
 use proto::observer::observer_client::ObserverClient;
 use proto::observer::{GetAgentEventsRequest, GetDebugEventsRequest};
-use proto::wkt::Timestamp;
 
 use crate::cli::Io;
-use crate::cmd::observe::grpc_error;
-use crate::config::{ConfigFile, ServerOptions, Settings, compat_legacy_json_output};
+use crate::cmd::observe::{Selector, grpc_error, output_format, selector};
+use crate::config::{ConfigFile, ServerOptions, Settings};
 use crate::defaults;
-use crate::gotime::{TimeFormat, parse_time, to_timestamp};
-use crate::printer::{Options, Output, Printer};
+use crate::gotime::TimeFormat;
+use crate::printer::{Options, Printer};
 
 /// Which events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,87 +29,13 @@ pub enum Kind {
     Debug,
 }
 
-/// The selector fields shared by both requests.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Selector {
-    /// `number`.
-    pub number: u64,
-    /// `follow`.
-    pub follow: bool,
-    /// `first`.
-    pub first: bool,
-    /// `since`.
-    pub since: Option<Timestamp>,
-    /// `until`.
-    pub until: Option<Timestamp>,
-}
-
-/// The selector from the flags, with upstream's checks and defaults.
-pub fn selector(m: &ArgMatches) -> anyhow::Result<Selector> {
-    let follow = m.get_flag("follow");
-    let all = m.get_flag("all");
-    let first_n = m.get_one::<u64>("first").copied().unwrap_or(0);
-    let mut last_n = m.get_one::<u64>("last").copied().unwrap_or(0);
-    let (first, last) = (first_n > 0, last_n > 0);
-    if first && last {
-        anyhow::bail!("cannot set both --first and --last");
-    }
-    if first && all {
-        anyhow::bail!("cannot set both --first and --all");
-    }
-    if first && follow {
-        anyhow::bail!("cannot set both --first and --follow");
-    }
-    if last && all {
-        anyhow::bail!("cannot set both --last and --all");
-    }
-    let now = chrono::Utc::now();
-    let since = match m.get_one::<String>("since").filter(|s| !s.is_empty()) {
-        Some(s) => {
-            Some(to_timestamp(parse_time(s, now).map_err(|e| {
-                anyhow::anyhow!("failed to parse the since time: {e}")
-            })?))
-        }
-        None => None,
-    };
-    let until = match m.get_one::<String>("until").filter(|s| !s.is_empty()) {
-        Some(s) if !follow => {
-            Some(to_timestamp(parse_time(s, now).map_err(|e| {
-                anyhow::anyhow!("failed to parse the until time: {e}")
-            })?))
-        }
-        _ => None,
-    };
-    if since.is_none() && until.is_none() && !first {
-        if all {
-            last_n = u64::MAX;
-        } else if last_n == 0 && !follow {
-            last_n = defaults::FLOW_PRINT_COUNT;
-        }
-    }
-    Ok(Selector {
-        number: if first { first_n } else { last_n },
-        follow,
-        first,
-        since,
-        until,
-    })
-}
-
 fn printer_options(m: &ArgMatches, follow: bool) -> anyhow::Result<Options> {
-    let output = match m.get_one::<String>("output").map(String::as_str) {
-        Some("compact") | None => Output::Compact,
-        Some("dict") => Output::Dict,
-        Some("json" | "JSON") if compat_legacy_json_output() => Output::JsonLegacy,
-        Some("json" | "JSON" | "jsonpb") => Output::JsonPb,
-        Some("tab" | "table") => {
-            if follow {
-                anyhow::bail!("table output format is not compatible with follow mode");
-            }
-            Output::Table
-        }
-        Some(other) => anyhow::bail!("invalid output format: {other}"),
-    };
+    let output = output_format(
+        m.get_one::<String>("output")
+            .map(String::as_str)
+            .unwrap_or("compact"),
+        follow,
+    )?;
     Ok(Options {
         output,
         time_format: TimeFormat::from_name(
@@ -127,7 +52,7 @@ fn printer_options(m: &ArgMatches, follow: bool) -> anyhow::Result<Options> {
 
 /// Runs `hubble observe agent-events` or `debug-events`.
 pub async fn run(kind: Kind, m: &ArgMatches, file: &ConfigFile, io: &mut Io) -> anyhow::Result<()> {
-    let sel = selector(m)?;
+    let sel = selector(m, true)?;
     let opts = printer_options(m, sel.follow)?;
     let server = ServerOptions::from_settings(&Settings::new(m, file))?;
     let out = io::BufWriter::with_capacity(defaults::OUTPUT_BUFFER, &mut io.out);

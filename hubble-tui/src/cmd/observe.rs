@@ -149,6 +149,94 @@ pub struct Plan {
     pub archive: Option<String>,
 }
 
+/// `-o NAME`: the output format; table cannot follow.
+pub fn output_format(name: &str, follow: bool) -> anyhow::Result<Output> {
+    Ok(match name {
+        "compact" => Output::Compact,
+        "dict" => Output::Dict,
+        "json" | "JSON" if compat_legacy_json_output() => Output::JsonLegacy,
+        "json" | "JSON" | "jsonpb" => Output::JsonPb,
+        "tab" | "table" => {
+            if follow {
+                anyhow::bail!("table output format is not compatible with follow mode");
+            }
+            Output::Table
+        }
+        other => anyhow::bail!("invalid output format: {other}"),
+    })
+}
+
+/// The selector flags (`--first`, `--last`, `--all`, `--follow`,
+/// `--since`, `--until`) as the request fields shared by GetFlows,
+/// GetAgentEvents and GetDebugEvents.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selector {
+    /// `number`.
+    pub number: u64,
+    /// `follow`.
+    pub follow: bool,
+    /// `first`.
+    pub first: bool,
+    /// `since`.
+    pub since: Option<proto::wkt::Timestamp>,
+    /// `until`.
+    pub until: Option<proto::wkt::Timestamp>,
+}
+
+/// The selector from the flags, with upstream's checks and defaults:
+/// `--all` means everything, and without a time range or `--first` the
+/// last 20 unless following or `default_last` is false (`--input-file`).
+pub fn selector(m: &ArgMatches, default_last: bool) -> anyhow::Result<Selector> {
+    let follow = m.get_flag("follow");
+    let all = m.get_flag("all");
+    let first_n = m.get_one::<u64>("first").copied().unwrap_or(0);
+    let mut last_n = m.get_one::<u64>("last").copied().unwrap_or(0);
+    let (first, last) = (first_n > 0, last_n > 0);
+    if first && last {
+        anyhow::bail!("cannot set both --first and --last");
+    }
+    if first && all {
+        anyhow::bail!("cannot set both --first and --all");
+    }
+    if first && follow {
+        anyhow::bail!("cannot set both --first and --follow");
+    }
+    if last && all {
+        anyhow::bail!("cannot set both --last and --all");
+    }
+    let now = chrono::Utc::now();
+    let since = match m.get_one::<String>("since").filter(|s| !s.is_empty()) {
+        Some(s) => {
+            Some(to_timestamp(parse_time(s, now).map_err(|e| {
+                anyhow::anyhow!("failed to parse the since time: {e}")
+            })?))
+        }
+        None => None,
+    };
+    let until = match m.get_one::<String>("until").filter(|s| !s.is_empty()) {
+        Some(s) if !follow => {
+            Some(to_timestamp(parse_time(s, now).map_err(|e| {
+                anyhow::anyhow!("failed to parse the until time: {e}")
+            })?))
+        }
+        _ => None,
+    };
+    if since.is_none() && until.is_none() && !first {
+        if all {
+            last_n = u64::MAX;
+        } else if last_n == 0 && !follow && default_last {
+            last_n = defaults::FLOW_PRINT_COUNT;
+        }
+    }
+    Ok(Selector {
+        number: if first { first_n } else { last_n },
+        follow,
+        first,
+        since,
+        until,
+    })
+}
+
 /// Turns the command line into a request and printer settings, with
 /// upstream's validation order and messages.
 pub fn plan(
@@ -174,19 +262,7 @@ pub fn plan(
         .get_one::<String>("output")
         .map(String::as_str)
         .unwrap_or("compact");
-    let output = match output_name {
-        "compact" => Output::Compact,
-        "dict" => Output::Dict,
-        "json" | "JSON" if compat_legacy_json_output() => Output::JsonLegacy,
-        "json" | "JSON" | "jsonpb" => Output::JsonPb,
-        "tab" | "table" => {
-            if follow {
-                anyhow::bail!("table output format is not compatible with follow mode");
-            }
-            Output::Table
-        }
-        other => anyhow::bail!("invalid output format: {other}"),
-    };
+    let output = output_format(output_name, follow)?;
     let mut field_mask: Vec<String> = m
         .get_many::<String>("field-mask")
         .map(|v| v.cloned().collect())
@@ -229,46 +305,7 @@ pub fn plan(
     };
 
     // getFlowsRequest
-    let first_n = m.get_one::<u64>("first").copied().unwrap_or(0);
-    let mut last_n = m.get_one::<u64>("last").copied().unwrap_or(0);
-    let all = m.get_flag("all");
-    let (first, last) = (first_n > 0, last_n > 0);
-    if first && last {
-        anyhow::bail!("cannot set both --first and --last");
-    }
-    if first && all {
-        anyhow::bail!("cannot set both --first and --all");
-    }
-    if first && follow {
-        anyhow::bail!("cannot set both --first and --follow");
-    }
-    if last && all {
-        anyhow::bail!("cannot set both --last and --all");
-    }
-    let now = chrono::Utc::now();
-    let since = match m.get_one::<String>("since").filter(|s| !s.is_empty()) {
-        Some(s) => {
-            Some(to_timestamp(parse_time(s, now).map_err(|e| {
-                anyhow::anyhow!("failed to parse the since time: {e}")
-            })?))
-        }
-        None => None,
-    };
-    let until = match m.get_one::<String>("until").filter(|s| !s.is_empty()) {
-        Some(s) if !follow => {
-            Some(to_timestamp(parse_time(s, now).map_err(|e| {
-                anyhow::anyhow!("failed to parse the until time: {e}")
-            })?))
-        }
-        _ => None,
-    };
-    if since.is_none() && until.is_none() && !first {
-        if all {
-            last_n = u64::MAX;
-        } else if last_n == 0 && !follow && input_file.is_none() {
-            last_n = defaults::FLOW_PRINT_COUNT;
-        }
-    }
+    let sel = selector(m, input_file.is_none())?;
     let mut wl = whitelist;
     let mut bl = blacklist;
     wl.extend(
@@ -283,13 +320,13 @@ pub fn plan(
         validate_field_mask(&field_mask)?;
     }
     let request = GetFlowsRequest {
-        number: if first { first_n } else { last_n },
-        follow,
+        number: sel.number,
+        follow: sel.follow,
         whitelist: wl,
         blacklist: bl,
-        since,
-        until,
-        first,
+        since: sel.since,
+        until: sel.until,
+        first: sel.first,
         field_mask: (!field_mask.is_empty()).then_some(FieldMask { paths: field_mask }),
         ..Default::default()
     };

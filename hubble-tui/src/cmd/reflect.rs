@@ -17,65 +17,41 @@ pub fn hidden(service: &str) -> bool {
     service.starts_with("grpc.reflection.") || service.starts_with("grpc.health.")
 }
 
-async fn list_v1(conn: &Conn) -> Result<Vec<String>, tonic::Status> {
-    use v1::server_reflection_request::MessageRequest;
-    use v1::server_reflection_response::MessageResponse;
-    let req = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+/// `list_v1` / `list_v1alpha`: one ListServices call over that version of
+/// the reflection API (the two generated modules have the same shape but
+/// distinct types).
+macro_rules! list_services {
+    ($name:ident, $v:ident) => {
+        async fn $name(conn: &Conn) -> Result<Vec<String>, tonic::Status> {
+            use $v::server_reflection_request::MessageRequest;
+            use $v::server_reflection_response::MessageResponse;
+            let req = $v::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let mut stream =
+                $v::server_reflection_client::ServerReflectionClient::new(conn.channel.clone())
+                    .server_reflection_info(conn.unary(futures::stream::iter([req])))
+                    .await?
+                    .into_inner();
+            match stream.message().await?.and_then(|r| r.message_response) {
+                Some(MessageResponse::ListServicesResponse(l)) => {
+                    Ok(l.service.into_iter().map(|s| s.name).collect())
+                }
+                Some(MessageResponse::ErrorResponse(e)) => Err(tonic::Status::new(
+                    tonic::Code::from_i32(e.error_code),
+                    e.error_message,
+                )),
+                _ => Err(tonic::Status::internal(
+                    "unexpected reflection response to list services",
+                )),
+            }
+        }
     };
-    let mut stream =
-        v1::server_reflection_client::ServerReflectionClient::new(conn.channel.clone())
-            .server_reflection_info(conn.unary(futures::stream::iter([req])))
-            .await?
-            .into_inner();
-    match stream.message().await? {
-        Some(v1::ServerReflectionResponse {
-            message_response: Some(MessageResponse::ListServicesResponse(l)),
-            ..
-        }) => Ok(l.service.into_iter().map(|s| s.name).collect()),
-        Some(v1::ServerReflectionResponse {
-            message_response: Some(MessageResponse::ErrorResponse(e)),
-            ..
-        }) => Err(tonic::Status::new(
-            tonic::Code::from_i32(e.error_code),
-            e.error_message,
-        )),
-        _ => Err(tonic::Status::internal(
-            "unexpected reflection response to list services",
-        )),
-    }
 }
 
-async fn list_v1alpha(conn: &Conn) -> Result<Vec<String>, tonic::Status> {
-    use v1alpha::server_reflection_request::MessageRequest;
-    use v1alpha::server_reflection_response::MessageResponse;
-    let req = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut stream =
-        v1alpha::server_reflection_client::ServerReflectionClient::new(conn.channel.clone())
-            .server_reflection_info(conn.unary(futures::stream::iter([req])))
-            .await?
-            .into_inner();
-    match stream.message().await? {
-        Some(v1alpha::ServerReflectionResponse {
-            message_response: Some(MessageResponse::ListServicesResponse(l)),
-            ..
-        }) => Ok(l.service.into_iter().map(|s| s.name).collect()),
-        Some(v1alpha::ServerReflectionResponse {
-            message_response: Some(MessageResponse::ErrorResponse(e)),
-            ..
-        }) => Err(tonic::Status::new(
-            tonic::Code::from_i32(e.error_code),
-            e.error_message,
-        )),
-        _ => Err(tonic::Status::internal(
-            "unexpected reflection response to list services",
-        )),
-    }
-}
+list_services!(list_v1, v1);
+list_services!(list_v1alpha, v1alpha);
 
 /// Runs `hubble reflect`.
 pub async fn run(m: &ArgMatches, file: &ConfigFile, io: &mut Io) -> anyhow::Result<()> {
