@@ -329,26 +329,14 @@ impl Storage for LocalDir {
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let mut out = Vec::new();
-        let start = self.full(prefix);
-        let mut stack = vec![start];
+        let mut stack = vec![prefix.trim_matches('/').to_owned()];
         while let Some(dir) = stack.pop() {
-            let rd = match std::fs::read_dir(&dir) {
-                Ok(rd) => rd,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io("list", &dir)(e)),
-            };
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') || name.starts_with('_') {
-                    continue;
-                }
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if let Ok(rel) = p.strip_prefix(&self.root) {
-                    out.push(rel.to_string_lossy().into_owned());
-                }
-            }
+            let (dirs, files) = self.list_children(&dir)?;
+            out.extend(files);
+            stack.extend(dirs.into_iter().map(|d| match dir.as_str() {
+                "" => d,
+                _ => format!("{dir}/{d}"),
+            }));
         }
         out.sort();
         Ok(out)
