@@ -60,6 +60,22 @@ pub struct Query {
     pub first: bool,
 }
 
+impl From<&proto::observer::GetFlowsRequest> for Query {
+    /// The history query a GetFlows request asks for (`hubble observe
+    /// --archive`, `hubble tui --archive`): the same time range, filters
+    /// and count (`0` and `--all`'s `u64::MAX` mean no limit).
+    fn from(req: &proto::observer::GetFlowsRequest) -> Self {
+        Query {
+            since: req.since,
+            until: req.until,
+            whitelist: req.whitelist.clone(),
+            blacklist: req.blacklist.clone(),
+            number: (req.number != 0 && req.number != u64::MAX).then_some(req.number),
+            first: req.first,
+        }
+    }
+}
+
 /// Counters of one query, to show the pruning at work. `files_total`
 /// counts the files listed: those of the day partitions not skipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

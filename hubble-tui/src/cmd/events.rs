@@ -9,12 +9,11 @@
 use std::io::{self, Write};
 
 use clap::ArgMatches;
-use futures::FutureExt as _;
 use proto::observer::observer_client::ObserverClient;
 use proto::observer::{GetAgentEventsRequest, GetDebugEventsRequest};
 
 use crate::cli::Io;
-use crate::cmd::observe::{Selector, grpc_error, output_format, selector};
+use crate::cmd::observe::{Selector, grpc_error, output_format, print_stream, selector};
 use crate::config::{ConfigFile, ServerOptions, Settings};
 use crate::defaults;
 use crate::gotime::TimeFormat;
@@ -103,34 +102,6 @@ async fn stream<W: Write, E: Write>(
                 .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
                 .into_inner();
             print_stream(s, printer, |p, r| p.write_debug_event(r)).await
-        }
-    }
-}
-
-/// Prints a response stream until it ends, fails or Ctrl-C.
-async fn print_stream<T, W: Write, E: Write>(
-    mut stream: tonic::Streaming<T>,
-    printer: &mut Printer<W, E>,
-    mut write: impl FnMut(&mut Printer<W, E>, &T) -> io::Result<()>,
-) -> anyhow::Result<()> {
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        let next = match stream.message().now_or_never() {
-            Some(r) => r,
-            None => {
-                printer.flush()?;
-                tokio::select! {
-                    r = stream.message() => r,
-                    _ = &mut ctrl_c => return Ok(()),
-                }
-            }
-        };
-        match next {
-            Ok(Some(r)) => write(printer, &r)?,
-            Ok(None) => return Ok(()),
-            Err(s) if s.code() == tonic::Code::Cancelled => return Ok(()),
-            Err(s) => anyhow::bail!(grpc_error(&s)),
         }
     }
 }

@@ -389,11 +389,20 @@ async fn observe_server<W: Write, E: Write>(
     let conn = crate::conn::connect(server).await?;
     let mut client =
         ObserverClient::new(conn.channel.clone()).max_decoding_message_size(64 * 1024 * 1024);
-    let mut stream = client
+    let stream = client
         .get_flows(conn.stream(req))
         .await
         .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
         .into_inner();
+    print_stream(stream, printer, |p, r| p.write_response(r)).await
+}
+
+/// Prints a response stream until it ends, fails or Ctrl-C.
+pub async fn print_stream<T, W: Write, E: Write>(
+    mut stream: tonic::Streaming<T>,
+    printer: &mut Printer<W, E>,
+    mut write: impl FnMut(&mut Printer<W, E>, &T) -> io::Result<()>,
+) -> anyhow::Result<()> {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -408,7 +417,7 @@ async fn observe_server<W: Write, E: Write>(
             }
         };
         match next {
-            Ok(Some(res)) => printer.write_response(&res)?,
+            Ok(Some(r)) => write(printer, &r)?,
             Ok(None) => return Ok(()),
             Err(s) if s.code() == tonic::Code::Cancelled => return Ok(()),
             Err(s) => anyhow::bail!(grpc_error(&s)),
@@ -426,14 +435,7 @@ fn observe_archive<W: Write, E: Write>(
 ) -> anyhow::Result<()> {
     use archiver::read::{Archive, Query};
     let archive = Archive::open(dir)?; // a directory or s3://bucket/prefix
-    let q = Query {
-        since: req.since,
-        until: req.until,
-        whitelist: req.whitelist.clone(),
-        blacklist: req.blacklist.clone(),
-        number: (req.number != 0 && req.number != u64::MAX).then_some(req.number),
-        first: req.first,
-    };
+    let q = Query::from(req);
     let (flows, _) = archive.query(&q)?;
     for f in flows {
         let res = proto::observer::GetFlowsResponse {

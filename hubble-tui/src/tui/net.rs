@@ -276,16 +276,7 @@ fn query_archive(location: &str, c: &Control, shared: &Mutex<Inbox>) -> anyhow::
     use archiver::read::{Archive, Query};
     // A directory or `s3://bucket/prefix`, as `observe --archive`.
     let archive = Archive::open(location)?;
-    let req = &c.request;
-    let q = Query {
-        since: req.since,
-        until: req.until,
-        whitelist: req.whitelist.clone(),
-        blacklist: req.blacklist.clone(),
-        number: (req.number != 0 && req.number != u64::MAX).then_some(req.number),
-        first: req.first,
-    };
-    let (flows, _) = archive.query(&q)?;
+    let (flows, _) = archive.query(&Query::from(&c.request))?;
     let mut it = flows.into_iter().peekable();
     while it.peek().is_some() {
         let mut inbox = lock(shared);
