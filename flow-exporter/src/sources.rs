@@ -225,6 +225,34 @@ pub fn stamp_ktime(raw: &mut [u8], ktime_ns: u64) {
 mod tests {
     use super::*;
 
+    /// Puts `contents` in place of `path` as the agent does (a new file
+    /// renamed over it), dated `secs` ahead so its time surely differs.
+    fn replace(path: &Path, contents: &[u8], secs: u64) {
+        let tmp = path.with_file_name(".new");
+        std::fs::write(&tmp, contents).unwrap();
+        let later = std::time::SystemTime::now() + Duration::from_secs(secs);
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    /// Decodes generated events until one comes from a workload identity.
+    fn next_workload_flow(d: &mut Decoders, generator: &mut Synthetic) -> proto::flow::Flow {
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            generator.next_event(&mut raw);
+            let f = d.decode.decode(&raw).unwrap();
+            if f.source.as_ref().is_some_and(|e| e.identity >= 256) {
+                return f;
+            }
+        }
+    }
+
     #[test]
     fn a_flow_of_an_unknown_workload_rereads_the_file_at_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -232,40 +260,15 @@ mod tests {
         std::fs::write(&path, "node_name: kind-worker\n").unwrap();
         let mut d = decoder("kind-worker", Some(&path), false, 1).unwrap();
         let mut generator = Synthetic::new(1);
-        let mut raw = Vec::new();
-        let workload = |f: &proto::flow::Flow| f.source.as_ref().is_some_and(|e| e.identity >= 256);
         // An empty file: workload identities come out without labels.
-        let f = loop {
-            raw.clear();
-            generator.next_event(&mut raw);
-            let f = d.decode.decode(&raw).unwrap();
-            if workload(&f) {
-                break f;
-            }
-        };
+        let f = next_workload_flow(&mut d, &mut generator);
         assert!(f.source.unwrap().labels.is_empty());
         // The agent writes the pods (a newer file, atomically); the very
         // next flow of one of them is decoded with its labels, without
         // waiting for the periodic check.
-        let tmp = dir.path().join(".new");
-        std::fs::write(&tmp, generator.enrichment().to_yaml()).unwrap();
-        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-        std::fs::File::options()
-            .write(true)
-            .open(&tmp)
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
+        replace(&path, generator.enrichment().to_yaml().as_bytes(), 5);
         std::thread::sleep(crate::defaults::ENRICHMENT_STALE_RECHECK * 2);
-        let f = loop {
-            raw.clear();
-            generator.next_event(&mut raw);
-            let f = d.decode.decode(&raw).unwrap();
-            if workload(&f) {
-                break f;
-            }
-        };
+        let f = next_workload_flow(&mut d, &mut generator);
         assert!(
             !f.source.unwrap().labels.is_empty(),
             "labels from the new file"
@@ -289,30 +292,14 @@ mod tests {
             "unchanged file: nothing to reload"
         );
         // A newer file (the agent renames a new one into place).
-        let tmp = dir.path().join(".new");
-        std::fs::copy(src, &tmp).unwrap();
-        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-        std::fs::File::options()
-            .write(true)
-            .open(&tmp)
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
+        replace(&path, &std::fs::read(src).unwrap(), 5);
         r.last_check.set(past);
         assert!(
             r.poll(crate::defaults::ENRICHMENT_RELOAD).is_some(),
             "changed file is reloaded"
         );
         // A broken file keeps the previous enrichment.
-        std::fs::write(&path, "endpoints: [").unwrap();
-        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
+        replace(&path, b"endpoints: [", 10);
         r.last_check.set(past);
         assert!(r.poll(crate::defaults::ENRICHMENT_RELOAD).is_none());
     }
