@@ -19,7 +19,9 @@
 //!   identity inside it (minus its exceptions), `world` selects them all;
 //! - a rule with peers but no `toPorts` is L3-only (proto 0), a rule with
 //!   `toPorts` but no peers L4-only (identity 0, any peer); an empty rule
-//!   `{}` allows nothing (the usual way to say "default deny").
+//!   `{}` allows nothing (the usual way to say "default deny"), and so
+//!   does a port rule that names no port (`toPorts: [{}]`,
+//!   `toPorts: [{ports: []}]`), while `toPorts: []` is no `toPorts`.
 //!
 //! [`diff_entries`] turns desired entries into the minimal set of writes
 //! and removals against what the map holds. Pure code: no I/O except
@@ -723,7 +725,10 @@ fn peer_rule(
                 .collect::<Result<Vec<_>, PolicyError>>()
         })
         .transpose()?;
+    // `toPorts: []` is no `toPorts` at all (L3-only), as a Go empty slice
+    // is for Cilium.
     let ports = to_ports
+        .filter(|v| !v.is_empty())
         .map(|v| {
             let mut out = Vec::new();
             for (i, pr) in v.into_iter().enumerate() {
@@ -734,10 +739,9 @@ fn peer_rule(
                         "L7 rules are not supported by this datapath",
                     ));
                 }
-                if pr.ports.is_empty() {
-                    // `toPorts: [{}]`: every port of every protocol.
-                    out.extend([(6, 0), (17, 0), (132, 0)]);
-                }
+                // `toPorts: [{}]` or `[{ports: []}]` names no port, so it
+                // allows nothing (Cilium's semantics); the section still
+                // makes the endpoint enforce.
                 for (j, port) in pr.ports.into_iter().enumerate() {
                     out.extend(port_entries(cx, &format!("{p}.ports[{j}]"), port)?);
                 }

@@ -358,3 +358,39 @@ fn diffs_are_minimal() {
     let d = diff_entries(&after.entries, &denied);
     assert_eq!((d.upsert.len(), d.remove.len()), (1, 0));
 }
+
+/// `toPorts: [{}]` and `toPorts: [{ports: []}]` name no port: Cilium allows
+/// nothing through such a rule (with or without peers) while the endpoint
+/// still enforces; `toPorts: []` is no `toPorts` (L3-only).
+#[test]
+fn port_rule_without_ports_allows_nothing() {
+    let cases: [(&str, Vec<(u16, Direction, u32, u8, u16, PolicyAction)>); 5] = [
+        (
+            "[{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{}]}]",
+            vec![],
+        ),
+        (
+            "[{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{ports: []}]}]",
+            vec![],
+        ),
+        ("[{toPorts: [{}]}]", vec![]),
+        ("[{toPorts: [{ports: []}]}]", vec![]),
+        (
+            "[{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: []}]",
+            vec![(4, I, 0, 0, 0, A)],
+        ),
+    ];
+    for (ingress, want) in cases {
+        let mut w = starwars();
+        let yaml = format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: r}}\nspec:\n  endpointSelector: {{matchLabels: {{class: xwing}}}}\n  ingress: {ingress}\n"
+        );
+        let (c, _) = run(&mut w, &yaml);
+        let want: Vec<_> = want
+            .into_iter()
+            .map(|(ep, d, _, proto, port, a)| (ep, d, id_of(&w, 3), proto, port, a))
+            .collect();
+        assert_eq!(rows(&c), want, "ingress: {ingress}");
+        assert_eq!(enforced(&c, 4), (true, false), "ingress: {ingress}");
+    }
+}
