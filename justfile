@@ -8,15 +8,17 @@ export CARGO_TERM_COLOR := "never"
 default:
     @just --list
 
+# The release binaries: exactly `cargo build --release --workspace`, so the demo, the benchmarks and a packager share one set of artifacts (workspace-hack/ unifies features; `just lint` checks it).
+build:
+    cargo build --release --workspace
+
 # The demo: the Star Wars scenario on this node (demo-up), then the live terminal UI on its flows; quitting it (q) tears everything down.
-demo:
-    cargo build --release -p datapath -p flow-exporter -p hubble-tui
+demo: build
     ./scripts/demo-up.sh
     trap ./scripts/demo-down.sh EXIT; trap 'exit 0' INT TERM; if [ -t 1 ]; then target/release/hubble tui --server 127.0.0.1:4245; else target/release/hubble observe --server 127.0.0.1:4245 --follow; fi || true
 
 # The Star Wars demo in the background (root): node netns, agent, pods via the CNI plugin, policy, traffic, Observer API on 127.0.0.1:4245.
-demo-up:
-    cargo build --release -p datapath -p flow-exporter -p hubble-tui
+demo-up: build
     ./scripts/demo-up.sh
 
 # Remove everything demo-up made (safe to run twice).
@@ -24,8 +26,7 @@ demo-down:
     ./scripts/demo-down.sh
 
 # The exporter on the synthetic source at 127.0.0.1:4245 (no datapath, no root), and a live follow of its flows.
-demo-synthetic rate="50":
-    cargo build --release -p flow-exporter --bin flow-exporter -p hubble-tui --bin hubble
+demo-synthetic rate="50": build
     ./scripts/demo.sh {{rate}}
 
 # Everything CI checks: formatting, lints, the whole test suite (privileged tests included), the notebook, fuzz smoke runs.
@@ -36,22 +37,25 @@ test: lint
     ./scripts/notebook-test.sh
     just fuzz-smoke 20
 
-# cargo fmt --check and clippy with warnings denied.
+# cargo fmt --check, clippy with warnings denied, one set of release artifacts, no import cycle between modules.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    ./scripts/check-release-units.sh
+    ./scripts/check-module-cycles.py
 
-# Benchmarks: prints every figure the README's performance section quotes.
-bench:
-    cargo bench -p flow-parser --bench decode -- --noplot
-    cargo bench -p flow-filter --bench match -- --noplot
-    cargo bench -p flow-exporter --bench exporter -- --noplot
-    cargo run --release -p flow-exporter --example e2e_bench
-    cargo bench -p hubble-tui --bench observe -- --noplot
-    cargo run --release -p hubble-tui --example tui_bench
-    cargo run --release -p relay --example relay_bench
-    cargo run --release -p archiver --example archive_bench -- 10000000 target/bench-archive
-    cargo run --release -p it --example datapath_bench
+# Benchmarks: prints every figure the README's performance section quotes (on the same release artifacts as `just build`; `--workspace` everywhere keeps the features identical).
+bench: build
+    cargo build --release --workspace --examples
+    cargo bench --workspace --profile release --bench decode -- --noplot
+    cargo bench --workspace --profile release --bench match -- --noplot
+    cargo bench --workspace --profile release --bench exporter -- --noplot
+    target/release/examples/e2e_bench
+    cargo bench --workspace --profile release --bench observe -- --noplot
+    target/release/examples/tui_bench
+    target/release/examples/relay_bench
+    target/release/examples/archive_bench 10000000 target/bench-archive
+    target/release/examples/datapath_bench
 
 # Short runs of every cargo-fuzz target (nightly only for this).
 fuzz-smoke secs="20":

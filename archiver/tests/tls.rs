@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use flow_exporter::observer::Observer;
 use proto::flow::{Endpoint, Flow, Verdict};
 use proto::wkt::Timestamp;
-use svc::tls::test_pki::TestPki;
+use test_support::pki::TestPki;
 
 const NODE: &str = "node-a";
 const SERVER_NAME: &str = "node-a.default.hubble-grpc.cilium.io";

@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use test_support::free_port;
 
 struct Demo {
     root: PathBuf,
@@ -92,13 +93,6 @@ impl Drop for Demo {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 fn pod(f: &Value, side: &str) -> String {
     format!(
         "{}/{}",
@@ -134,7 +128,7 @@ fn star_wars_demo_up_observe_and_down() {
     // next to this package's binaries).
     let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&root)
-        .args(["build", "-p", "flow-exporter", "-p", "hubble-tui"])
+        .args(["build", "--workspace"])
         .args(["--bin", "flow-exporter", "--bin", "hubble"])
         .status()
         .expect("cargo build");

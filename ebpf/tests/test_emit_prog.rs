@@ -8,7 +8,6 @@
 //! bpffs mounted in a scratch directory and unmounted afterwards, so the
 //! host's /sys/fs/bpf is never touched.
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,77 +21,33 @@ const DST_EP: u16 = 7;
 const SRC_LABEL: u32 = 0x10001;
 const DST_LABEL: u32 = 0x10002;
 
+/// A private bpffs in a scratch directory; the mount (and every pin in it)
+/// goes away even when the test fails.
 struct Scratch {
     dir: PathBuf,
     bpffs: PathBuf,
-    mounted: bool,
+    // Field order is drop order: unmount, then remove the directory.
+    _mount: test_support::Bpffs,
+    _tmp: test_support::TempDir,
 }
 
 impl Scratch {
     fn new() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("ebpf-test-emit-{}-{nanos}", std::process::id()));
-        let bpffs = dir.join("bpffs");
-        std::fs::create_dir_all(&bpffs).expect("create scratch dir");
-        let mut s = Self {
-            dir,
-            bpffs,
-            mounted: false,
-        };
-        let target = CString::new(s.bpffs.as_os_str().as_encoded_bytes()).expect("path");
-        // SAFETY: all pointers are valid NUL-terminated strings for the
-        // duration of the call; data is NULL, which bpffs accepts.
-        let rc = unsafe {
-            libc::mount(
-                c"bpf".as_ptr(),
-                target.as_ptr(),
-                c"bpf".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "mount bpffs: {}", std::io::Error::last_os_error());
-        s.mounted = true;
-        s
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = std::fs::remove_file(self.bpffs.join("events"));
-            if let Ok(target) = CString::new(self.bpffs.as_os_str().as_encoded_bytes()) {
-                // SAFETY: valid NUL-terminated path.
-                unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-            }
+        let tmp = test_support::TempDir::new("ebpf-test-emit-");
+        let mount = test_support::Bpffs::mount(tmp.join("bpffs"));
+        Self {
+            dir: tmp.path.clone(),
+            bpffs: mount.mount.clone(),
+            _mount: mount,
+            _tmp: tmp,
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 /// Why the test cannot run here, if it cannot. Under CI (`CI` set) a
 /// missing prerequisite is a failure, never a silent skip.
-fn skip_reason() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    let why = if unsafe { libc::geteuid() } != 0 {
-        Some("not root")
-    } else if !Command::new("clang")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        Some("clang not found (./bootstrap.sh installs it)")
-    } else {
-        None
-    };
-    if let (Some(w), true) = (why, std::env::var_os("CI").is_some()) {
-        panic!("privileged test cannot run under CI: {w}");
-    }
-    why
+fn skip_reason() -> Option<String> {
+    test_support::skip_reason(&["clang"])
 }
 
 fn build(obj: &Path) {

@@ -47,11 +47,7 @@ fn independent_grpc_client_sees_a_hubble_server() {
     }
     let root = env!("CARGO_MANIFEST_DIR");
     let fixture = format!("{root}/testdata/flows.jsonl");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = test_support::free_port();
     let addr = format!("127.0.0.1:{port}");
     let _server = Killed(
         Command::new(env!("CARGO_BIN_EXE_flow-exporter"))
@@ -68,15 +64,7 @@ fn independent_grpc_client_sees_a_hubble_server() {
             .spawn()
             .expect("start flow-exporter"),
     );
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(up, "flow-exporter did not listen on {addr}");
+    test_support::wait_for_listen(addr.parse().expect("addr"), Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(200));
     let out = Command::new("python3")
         .arg(format!("{root}/tests/interop/hubble_client.py"))

@@ -9,7 +9,6 @@
 //! Without root or clang the test skips with a reason, except under CI
 //! (`CI` set), where skipping would hide a broken machine: it fails.
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -25,59 +24,31 @@ use flow_parser::packet::{L4, Packet, tcp_flags};
 use flow_parser::{ClockOffset, Enricher, Parser};
 use proto::flow::{LostEventSource, Verdict};
 
+/// A private bpffs in a scratch directory; the mount (and every pin in it)
+/// goes away even when the test fails.
 struct Scratch {
     dir: PathBuf,
     bpffs: PathBuf,
+    // Field order is drop order: unmount, then remove the directory.
+    _mount: test_support::Bpffs,
+    _tmp: test_support::TempDir,
 }
 
 impl Scratch {
     fn new() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("flow-exporter-ringbuf-{}", std::process::id()));
-        let bpffs = dir.join("bpffs");
-        std::fs::create_dir_all(&bpffs).expect("create scratch dir");
-        let target = CString::new(bpffs.as_os_str().as_encoded_bytes()).expect("path");
-        // SAFETY: valid NUL-terminated strings for the duration of the call.
-        let rc = unsafe {
-            libc::mount(
-                c"bpf".as_ptr(),
-                target.as_ptr(),
-                c"bpf".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "mount bpffs: {}", std::io::Error::last_os_error());
-        Scratch { dir, bpffs }
+        let tmp = test_support::TempDir::new("flow-exporter-ringbuf-");
+        let mount = test_support::Bpffs::mount(tmp.join("bpffs"));
+        Scratch {
+            dir: tmp.path.clone(),
+            bpffs: mount.mount.clone(),
+            _mount: mount,
+            _tmp: tmp,
+        }
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        for f in ["events", "lost_events"] {
-            let _ = std::fs::remove_file(self.bpffs.join(f));
-        }
-        if let Ok(target) = CString::new(self.bpffs.as_os_str().as_encoded_bytes()) {
-            // SAFETY: valid NUL-terminated path.
-            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn skip_reason() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    let why = if unsafe { libc::geteuid() } != 0 {
-        Some("needs root")
-    } else if Command::new("clang").arg("--version").output().is_err() {
-        Some("needs clang (./bootstrap.sh installs it)")
-    } else {
-        None
-    };
-    if let (Some(w), true) = (why, std::env::var_os("CI").is_some()) {
-        panic!("privileged test cannot run under CI: {w}");
-    }
-    why
+fn skip_reason() -> Option<String> {
+    test_support::skip_reason(&["clang"])
 }
 
 fn build(obj: &Path) {

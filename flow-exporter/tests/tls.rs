@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use svc::tls::test_pki::TestPki;
+use test_support::pki::TestPki;
 
 fn start_with(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_flow-exporter"))

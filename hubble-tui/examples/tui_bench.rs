@@ -9,7 +9,7 @@
 //! `cargo run --release -p hubble-tui --example tui_bench [SECONDS]`
 //! (`just bench` runs it). Needs tmux. Builds the two binaries first.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -102,20 +102,7 @@ fn counter(screen: &str, word: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use test_support::{free_port, wait_for as wait_until};
 
 fn run_one(bin: &Path, rate: u64, secs: u64, ticks: f64) {
     let port = free_port();
@@ -219,12 +206,11 @@ fn main() {
             "build",
             "--release",
             "-q",
-            "-p",
-            "flow-exporter",
+            "--workspace",
             "--bin",
             "flow-exporter",
         ])
-        .args(["-p", "hubble-tui", "--bin", "hubble"])
+        .args(["--bin", "hubble"])
         .status()
         .expect("cargo build");
     assert!(status.success(), "building the release binaries failed");

@@ -45,7 +45,7 @@ pub fn dir() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace_root())
-            .args(["build", "-p", "datapath", "-p", "flow-exporter"])
+            .args(["build", "--workspace"])
             .args(["--bin", "datapath", "--bin", "datapath-cni"])
             .args(["--bin", "flow-exporter"]);
         if release {

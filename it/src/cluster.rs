@@ -11,7 +11,7 @@
 
 use std::cell::Cell;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -29,15 +29,8 @@ use crate::sys::{Bpffs, NetNs, TempDir, unique};
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Polls `ok` until it holds, panicking after [`WAIT`].
-pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
+pub fn wait_for(what: &str, ok: impl FnMut() -> bool) {
+    test_support::wait_for(what, WAIT, ok);
 }
 
 /// A child process with its log; SIGTERM (then SIGKILL) on drop, and the
@@ -204,13 +197,7 @@ pub struct Node {
     tmp: Option<TempDir>,
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+pub use test_support::free_port;
 
 impl Node {
     /// Creates the namespace, starts the agent (and the exporter), and waits

@@ -3,40 +3,16 @@
 //! guard, a private bpffs mount guard, and inventories of what exists (for
 //! the "nothing left behind" checks).
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A unique short tag (prefix + pid + sequence), for names and paths; at
-/// most `prefix.len() + 9` bytes, so interface names stay within IFNAMSIZ.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}x{}",
-        std::process::id() % 100_000,
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use test_support::{TempDir, unique, which};
 
 /// Why a privileged test cannot run here, checking root and `tools`
 /// (executables looked up in PATH). Under CI (`CI` set) a missing
 /// requirement panics instead: a broken machine must not pass by skipping.
 pub fn skip_reason(tools: &[&str]) -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    let why = if unsafe { libc::geteuid() } != 0 {
-        Some("needs root".to_string())
-    } else {
-        tools
-            .iter()
-            .find(|t| which(t).is_none())
-            .map(|t| format!("needs {t} (./bootstrap.sh installs it)"))
-    };
-    if let (Some(w), true) = (&why, std::env::var_os("CI").is_some()) {
-        panic!("privileged test cannot run under CI: {w}");
-    }
-    why
+    test_support::skip_reason(tools)
 }
 
 /// Returns from the calling test with a one-line reason when it cannot run
@@ -49,15 +25,6 @@ macro_rules! require_privileges {
             return;
         }
     };
-}
-
-/// The full path of an executable in PATH.
-pub fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
 }
 
 fn check(args: &[&str], out: std::io::Result<Output>) -> Output {
@@ -181,31 +148,23 @@ pub fn netns_names() -> Vec<String> {
 }
 
 /// A private bpffs mounted on a scratch directory: every pin made under it
-/// goes away with the mount (unpinned, then lazily unmounted on drop), so a
-/// failing test cannot leave pins behind.
+/// goes away with the mount (each node directory unpinned, then the mount
+/// lazily unmounted on drop), so a failing test cannot leave pins behind.
 #[derive(Debug)]
 pub struct Bpffs {
     /// The mount point.
     pub mount: PathBuf,
+    inner: Option<test_support::Bpffs>,
 }
 
 impl Bpffs {
     /// Creates `dir` and mounts a fresh bpffs on it.
     pub fn mount(dir: PathBuf) -> Self {
-        std::fs::create_dir_all(&dir).expect("create bpffs mount point");
-        let target = CString::new(dir.as_os_str().as_encoded_bytes()).expect("path");
-        // SAFETY: valid NUL-terminated strings for the duration of the call.
-        let rc = unsafe {
-            libc::mount(
-                c"bpf".as_ptr(),
-                target.as_ptr(),
-                c"bpf".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "mount bpffs: {}", std::io::Error::last_os_error());
-        Self { mount: dir }
+        let inner = test_support::Bpffs::mount(dir);
+        Self {
+            mount: inner.mount.clone(),
+            inner: Some(inner),
+        }
     }
 }
 
@@ -216,33 +175,7 @@ impl Drop for Bpffs {
                 let _ = datapath::loader::unpin_all(&e.path());
             }
         }
-        if let Ok(target) = CString::new(self.mount.as_os_str().as_encoded_bytes()) {
-            // SAFETY: valid NUL-terminated path.
-            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        }
-        let _ = std::fs::remove_dir(&self.mount);
-    }
-}
-
-/// A scratch directory removed on drop.
-#[derive(Debug)]
-pub struct TempDir {
-    /// The directory.
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    /// `/tmp/<prefix><unique>`, created.
-    pub fn new(prefix: &str) -> Self {
-        let path = std::env::temp_dir().join(unique(prefix));
-        std::fs::create_dir_all(&path).expect("create scratch dir");
-        Self { path }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        drop(self.inner.take());
     }
 }
 

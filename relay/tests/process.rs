@@ -57,14 +57,7 @@ fn exporter_bin() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_relay")).parent().unwrap();
     let bin = dir.join("flow-exporter");
     let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "flow-exporter",
-            "--bin",
-            "flow-exporter",
-        ])
+        .args(["build", "--quiet", "--workspace", "--bin", "flow-exporter"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status();
     if !bin.exists() {

@@ -27,8 +27,8 @@ use proto::observer::{GetNodesRequest, ServerStatusRequest};
 use proto::peer::peer_client::PeerClient;
 use proto::peer::peer_server::{Peer, PeerServer};
 use proto::peer::{ChangeNotification, NotifyRequest};
-use svc::tls::test_pki::{Issued, TestPki};
 use svc::tls::{ClientOptions, ClientTls};
+use test_support::pki::{Issued, TestPki};
 use tonic::transport::{Channel, Endpoint};
 
 const RELAY_NAME: &str = "instance.hubble-relay.cilium.io";
@@ -45,11 +45,13 @@ impl Drop for Proc {
 }
 
 /// A binary of this workspace next to the relay's, built if needed.
-fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+fn workspace_bin(_package: &str, bin: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_relay")).parent().unwrap();
     let path = dir.join(bin);
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        // `--workspace`, not `-p {package}`: the same features as the test
+        // build, so nothing is compiled twice.
+        .args(["build", "--quiet", "--workspace", "--bin", bin])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status();
     assert!(

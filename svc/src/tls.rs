@@ -451,8 +451,5 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 }
 
-#[cfg(any(test, feature = "test-pki"))]
-pub mod test_pki;
-
 #[cfg(test)]
 mod tests;

@@ -364,7 +364,8 @@ fn diffs_are_minimal() {
 /// still enforces; `toPorts: []` is no `toPorts` (L3-only).
 #[test]
 fn port_rule_without_ports_allows_nothing() {
-    let cases: [(&str, Vec<(u16, Direction, u32, u8, u16, PolicyAction)>); 5] = [
+    type Row = (u16, Direction, u32, u8, u16, PolicyAction);
+    let cases: [(&str, Vec<Row>); 5] = [
         (
             "[{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{}]}]",
             vec![],

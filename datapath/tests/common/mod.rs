@@ -5,82 +5,49 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use aya::maps::{Map, MapData, RingBuf};
 use aya::programs::{TestRun as _, TestRunOptions};
 use datapath::{Datapath, LoadOptions, Maps};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
+pub use test_support::unique;
 
-/// A unique short tag per test (pid + sequence), for names and paths.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}x{}",
-        std::process::id() % 100_000,
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Why a privileged test cannot run here; under CI (`CI` set) it panics
-/// instead, so a broken machine cannot pass by skipping.
-pub fn skip_reason() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    let why = if unsafe { libc::geteuid() } != 0 {
-        Some("needs root")
-    } else if !Command::new("clang")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        Some("needs clang (./bootstrap.sh installs it)")
-    } else {
-        None
-    };
-    if let (Some(w), true) = (why, std::env::var_os("CI").is_some()) {
-        panic!("privileged test cannot run under CI: {w}");
-    }
-    why
+/// Why a privileged test cannot run here (root, clang); under CI (`CI` set)
+/// it panics instead, so a broken machine cannot pass by skipping.
+pub fn skip_reason() -> Option<String> {
+    test_support::skip_reason(&["clang"])
 }
 
 /// Skips the calling test (returns) with a one-line reason when it cannot run.
 #[macro_export]
 macro_rules! require_privileges {
     () => {
-        if let Some(why) = common::skip_reason() {
-            eprintln!("skipped: {why}");
-            return;
-        }
+        test_support::require_privileges!("clang")
     };
 }
 
-/// A private bpffs mounted in a scratch directory.
+/// A private bpffs mounted in a scratch directory; the node's pins are
+/// unpinned before it is unmounted (so pinned links detach at once).
 pub struct Scratch {
     pub dir: PathBuf,
     pub bpffs: PathBuf,
+    // Field order is drop order: unmount, then remove the directory.
+    mount: Option<test_support::Bpffs>,
+    _tmp: test_support::TempDir,
 }
 
 impl Scratch {
     pub fn new() -> Self {
-        let dir = std::env::temp_dir().join(unique("datapath-test-"));
-        let bpffs = dir.join("bpffs");
-        std::fs::create_dir_all(&bpffs).expect("create scratch dir");
-        let target = CString::new(bpffs.as_os_str().as_encoded_bytes()).expect("path");
-        // SAFETY: valid NUL-terminated strings for the duration of the call.
-        let rc = unsafe {
-            libc::mount(
-                c"bpf".as_ptr(),
-                target.as_ptr(),
-                c"bpf".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "mount bpffs: {}", std::io::Error::last_os_error());
-        Self { dir, bpffs }
+        let tmp = test_support::TempDir::new("datapath-test-");
+        let mount = test_support::Bpffs::mount(tmp.join("bpffs"));
+        Self {
+            dir: tmp.path.clone(),
+            bpffs: mount.mount.clone(),
+            mount: Some(mount),
+            _tmp: tmp,
+        }
     }
 
     /// The node pin directory inside the private bpffs.
@@ -92,11 +59,7 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = datapath::loader::unpin_all(&self.pin_dir());
-        if let Ok(target) = CString::new(self.bpffs.as_os_str().as_encoded_bytes()) {
-            // SAFETY: valid NUL-terminated path.
-            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        drop(self.mount.take());
     }
 }
 

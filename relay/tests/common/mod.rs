@@ -45,13 +45,7 @@ pub fn flow(node: &str, ms: i64, ns: &str) -> Flow {
 }
 
 /// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use test_support::free_port;
 
 /// An exporter serving `observer` on a fixed port in its own runtime.
 pub struct Exporter {

@@ -3,8 +3,8 @@ use std::path::PathBuf;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_stream::StreamExt as _;
 
-use super::test_pki::TestPki;
 use super::*;
+use test_support::pki::{self as test_pki, TestPki};
 
 #[test]
 fn hubble_server_names() {

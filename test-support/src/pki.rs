@@ -1,4 +1,4 @@
-//! A throw-away PKI for tests (feature `test-pki`): one CA, and server or
+//! A throw-away PKI for tests: one CA, and server or
 //! client certificates it signs, written as PEM files into a directory the
 //! test owns.
 
