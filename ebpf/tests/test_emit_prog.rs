@@ -8,7 +8,7 @@
 //! bpffs mounted in a scratch directory and unmounted afterwards, so the
 //! host's /sys/fs/bpf is never touched.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -21,28 +21,8 @@ const DST_EP: u16 = 7;
 const SRC_LABEL: u32 = 0x10001;
 const DST_LABEL: u32 = 0x10002;
 
-/// A private bpffs in a scratch directory; the mount (and every pin in it)
-/// goes away even when the test fails.
-struct Scratch {
-    dir: PathBuf,
-    bpffs: PathBuf,
-    // Field order is drop order: unmount, then remove the directory.
-    _mount: test_support::Bpffs,
-    _tmp: test_support::TempDir,
-}
-
-impl Scratch {
-    fn new() -> Self {
-        let tmp = test_support::TempDir::new("ebpf-test-emit-");
-        let mount = test_support::Bpffs::mount(tmp.join("bpffs"));
-        Self {
-            dir: tmp.path.clone(),
-            bpffs: mount.mount.clone(),
-            _mount: mount,
-            _tmp: tmp,
-        }
-    }
-}
+/// A private bpffs in a scratch directory (gone even when the test fails).
+type Scratch = test_support::BpffsScratch;
 
 /// Why the test cannot run here, if it cannot. Under CI (`CI` set) a
 /// missing prerequisite is a failure, never a silent skip.
@@ -90,7 +70,7 @@ fn emit_events_roundtrip_through_ring_buffer() {
         eprintln!("skipped: {why}");
         return;
     }
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("ebpf-test-emit-");
     let obj = scratch.dir.join("test_emit.bpf.o");
     build(&obj);
 

@@ -9,7 +9,7 @@
 //! Without root or clang the test skips with a reason, except under CI
 //! (`CI` set), where skipping would hide a broken machine: it fails.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,28 +24,8 @@ use flow_parser::packet::{L4, Packet, tcp_flags};
 use flow_parser::{ClockOffset, Enricher, Parser};
 use proto::flow::{LostEventSource, Verdict};
 
-/// A private bpffs in a scratch directory; the mount (and every pin in it)
-/// goes away even when the test fails.
-struct Scratch {
-    dir: PathBuf,
-    bpffs: PathBuf,
-    // Field order is drop order: unmount, then remove the directory.
-    _mount: test_support::Bpffs,
-    _tmp: test_support::TempDir,
-}
-
-impl Scratch {
-    fn new() -> Self {
-        let tmp = test_support::TempDir::new("flow-exporter-ringbuf-");
-        let mount = test_support::Bpffs::mount(tmp.join("bpffs"));
-        Scratch {
-            dir: tmp.path.clone(),
-            bpffs: mount.mount.clone(),
-            _mount: mount,
-            _tmp: tmp,
-        }
-    }
-}
+/// A private bpffs in a scratch directory (gone even when the test fails).
+type Scratch = test_support::BpffsScratch;
 
 fn skip_reason() -> Option<String> {
     test_support::skip_reason(&["clang"])
@@ -81,7 +61,7 @@ fn pinned_ring_buffer_events_become_flows() {
         eprintln!("skipped: {why}");
         return;
     }
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("flow-exporter-ringbuf-");
     let obj = scratch.dir.join("test_emit.bpf.o");
     build(&obj);
     let mut bpf = aya::EbpfLoader::new()

@@ -147,6 +147,39 @@ impl Drop for Bpffs {
     }
 }
 
+/// A private bpffs in a fresh scratch directory: `dir` is the scratch
+/// directory, `bpffs` the mount inside it. Dropping it unmounts the bpffs
+/// (every pin in it goes) and removes the directory, also when a test fails.
+#[derive(Debug)]
+pub struct BpffsScratch {
+    /// The scratch directory.
+    pub dir: PathBuf,
+    /// The bpffs mount point, `dir/bpffs`.
+    pub bpffs: PathBuf,
+    // Field order is drop order: unmount, then remove the directory.
+    mount: Option<Bpffs>,
+    _tmp: TempDir,
+}
+
+impl BpffsScratch {
+    /// `$TMPDIR/<prefix><unique>/bpffs`, mounted.
+    pub fn new(prefix: &str) -> Self {
+        let tmp = TempDir::new(prefix);
+        let mount = Bpffs::mount(tmp.join("bpffs"));
+        Self {
+            dir: tmp.path.clone(),
+            bpffs: mount.mount.clone(),
+            mount: Some(mount),
+            _tmp: tmp,
+        }
+    }
+
+    /// Unmounts the bpffs now (before the directory goes).
+    pub fn unmount(&mut self) {
+        drop(self.mount.take());
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -33,20 +33,16 @@ macro_rules! require_privileges {
 pub struct Scratch {
     pub dir: PathBuf,
     pub bpffs: PathBuf,
-    // Field order is drop order: unmount, then remove the directory.
-    mount: Option<test_support::Bpffs>,
-    _tmp: test_support::TempDir,
+    inner: test_support::BpffsScratch,
 }
 
 impl Scratch {
     pub fn new() -> Self {
-        let tmp = test_support::TempDir::new("datapath-test-");
-        let mount = test_support::Bpffs::mount(tmp.join("bpffs"));
+        let inner = test_support::BpffsScratch::new("datapath-test-");
         Self {
-            dir: tmp.path.clone(),
-            bpffs: mount.mount.clone(),
-            mount: Some(mount),
-            _tmp: tmp,
+            dir: inner.dir.clone(),
+            bpffs: inner.bpffs.clone(),
+            inner,
         }
     }
 
@@ -59,7 +55,7 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = datapath::loader::unpin_all(&self.pin_dir());
-        drop(self.mount.take());
+        self.inner.unmount();
     }
 }
 
