@@ -11,7 +11,6 @@
 //! the status bar shows as lost.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use futures::FutureExt as _;
 use proto::observer::observer_client::ObserverClient;
@@ -22,9 +21,9 @@ use proto::wkt::Timestamp;
 use tokio::sync::watch;
 
 use super::app::{ConnState, Inbox, ServerInfo};
-use crate::cmd::observe::grpc_error;
 use crate::config::ServerOptions;
 use crate::defaults;
+use crate::request::grpc_error;
 
 /// What the UI asks the task to stream.
 #[derive(Debug, Clone, Default)]
@@ -134,8 +133,8 @@ async fn stream_once(
         },
         r = ctl.changed() => return if r.is_err() { Ended::Quit } else { Ended::Changed },
     };
-    let mut client =
-        ObserverClient::new(conn.channel.clone()).max_decoding_message_size(64 * 1024 * 1024);
+    let mut client = ObserverClient::new(conn.channel.clone())
+        .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE);
     let mut req = c.request.clone();
     if let Some(t) = resume {
         req.number = 0;
@@ -289,7 +288,7 @@ fn query_archive(location: &str, c: &Control, shared: &Mutex<Inbox>) -> anyhow::
         }
         drop(inbox);
         // Let the UI take the lock between batches.
-        std::thread::sleep(Duration::from_micros(50));
+        std::thread::sleep(defaults::TUI_ARCHIVE_YIELD);
     }
     Ok(())
 }
