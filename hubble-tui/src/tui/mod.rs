@@ -1,7 +1,7 @@
 //! `hubble tui`: the live terminal UI (ratatui on crossterm).
 //!
 //! Split as tokio-console splits its console: [`flags`] is the command
-//! line (flags, the first request, the filter line); [`run`] starts the
+//! line (flags, the first request, the filter line); [`mod@run`] starts the
 //! tasks and runs the UI loop; [`terminal`] owns the terminal (raw mode,
 //! alternate screen, restored on panic); [`net`] streams `GetFlows` (or
 //! replays an archive) and reconnects; [`controller`] is the UI's handle on

@@ -2,10 +2,10 @@
 //! state always draws the same screen (snapshot tests rely on it). Only the
 //! rows on screen are formatted, whatever the history holds.
 //!
-//! One module per widget: [`title`] (with [`node_status`]), [`table`],
-//! [`detail`], and the side panel's [`counters`], [`top_n`] and
-//! [`sparkline`]; [`bottom`] is the filter line, [`help`] the overlay;
-//! [`common`] what they share. This module lays them out:
+//! One module per widget: `title` (with `node_status`), `table`,
+//! `detail`, and the side panel's `counters`, `top_n` and
+//! `sparkline`; `bottom` is the filter line, `help` the overlay;
+//! `common` what they share. This module lays them out:
 //!
 //! ```text
 //!  title: source, connection, nodes, flows and rate, lost, mode, grouping
