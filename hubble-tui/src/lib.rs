@@ -22,7 +22,7 @@
 //! itself; `--archive` replays an archive in it.
 //!
 //! Dependencies point one way (no module imports one that imports it back;
-//! `scripts/module_cycles.py` checks): `cli` → `cmd::*` / `tui` →
+//! `tests/module_graph.rs` checks): `cli` → `cmd::*` / `tui` →
 //! `request` → `filters` / `printer` / `config` / `conn` → `gotime` /
 //! `defaults`.
 //!
