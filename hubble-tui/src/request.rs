@@ -3,18 +3,22 @@
 //! module instead of on each other: the [`Io`] a command runs against, the
 //! filter flags (their clap [`Arg`]s and [`parse_filter_flags`]), the
 //! [`Selector`] flags, the `-o` [`output_format`], Go gRPC's rendering of a
-//! status error ([`grpc_error`]) and [`print_stream`].
+//! status error ([`grpc_error`]), the client of a stream
+//! ([`stream_client`]) and [`print_stream`].
 //!
 //! Dependencies point one way: `cli` → `cmd::*` / `tui` → `request` →
-//! `filters`, `printer`, `config`, `gotime`, `defaults`; nothing here
+//! `filters`, `printer`, `conn`, `config`, `gotime`, `defaults`; nothing here
 //! imports `cli`, `cmd` or `tui`.
 
 use std::io::{self, Write};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use futures::FutureExt as _;
+use proto::observer::observer_client::ObserverClient;
+use tonic::transport::Channel;
 
 use crate::config::compat_legacy_json_output;
+use crate::conn::Conn;
 use crate::defaults;
 use crate::filters::{FILTER_FLAGS, FlagParser};
 use crate::gotime::{parse_time, to_timestamp};
@@ -214,6 +218,13 @@ pub fn grpc_error(s: &tonic::Status) -> String {
         c => format!("{c:?}"),
     };
     format!("rpc error: code = {code} desc = {}", s.message())
+}
+
+/// An Observer client for a streaming call (`GetFlows`, `GetAgentEvents`,
+/// `GetDebugEvents`) on `conn`, accepting messages up to
+/// [`defaults::MAX_MESSAGE_SIZE`].
+pub fn stream_client(conn: &Conn) -> ObserverClient<Channel> {
+    ObserverClient::new(conn.channel.clone()).max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
 }
 
 /// Prints a response stream until it ends, fails or Ctrl-C.

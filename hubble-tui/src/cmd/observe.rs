@@ -8,7 +8,6 @@ use std::io::{self, BufRead, Write};
 use anyhow::Context as _;
 use clap::ArgMatches;
 use proto::observer::GetFlowsRequest;
-use proto::observer::observer_client::ObserverClient;
 use proto::wkt::FieldMask;
 
 use crate::config::{ConfigFile, ServerOptions, Settings};
@@ -16,7 +15,9 @@ use crate::defaults;
 use crate::filters::{filters_yaml, parse_raw_filters};
 use crate::gotime::TimeFormat;
 use crate::printer::{Options, Printer};
-use crate::request::{Io, grpc_error, output_format, parse_filter_flags, print_stream, selector};
+use crate::request::{
+    Io, grpc_error, output_format, parse_filter_flags, print_stream, selector, stream_client,
+};
 
 /// Top-level `flow.Flow` fields a field mask may name.
 const FLOW_FIELDS: &[&str] = &[
@@ -254,8 +255,7 @@ async fn observe_server<W: Write, E: Write>(
     printer: &mut Printer<W, E>,
 ) -> anyhow::Result<()> {
     let conn = crate::conn::connect(server).await?;
-    let mut client = ObserverClient::new(conn.channel.clone())
-        .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE);
+    let mut client = stream_client(&conn);
     let stream = client
         .get_flows(conn.stream(req))
         .await

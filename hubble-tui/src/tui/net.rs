@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::app::{ConnState, Inbox, ServerInfo};
 use crate::config::ServerOptions;
 use crate::defaults;
-use crate::request::grpc_error;
+use crate::request::{grpc_error, stream_client};
 
 /// What the UI asks the task to stream.
 #[derive(Debug, Clone, Default)]
@@ -206,8 +206,7 @@ async fn stream_once(
         },
         r = ctl.changed() => return if r.is_err() { Ended::Quit } else { Ended::Changed },
     };
-    let mut client = ObserverClient::new(conn.channel.clone())
-        .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE);
+    let mut client = stream_client(&conn);
     let req = resume_request(&c.request, *resume);
     let mut stream = tokio::select! {
         r = client.get_flows(conn.stream(req)) => match r {
