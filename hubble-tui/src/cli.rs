@@ -1,19 +1,23 @@
-//! The command tree (clap builder API: the filter flags come from a table)
-//! and the entry point that runs a command line and returns the exit code.
-//! Errors print as upstream prints them: the message alone on stderr, exit
-//! status 1.
+//! The command tree (clap builder API: the filter flags come from a table,
+//! [`crate::request::filter_args`]; `tui`'s flags from [`tui::flags`]) and the
+//! entry point that runs a command line and returns the exit code. Errors
+//! print as upstream prints them: the message alone on stderr, exit status
+//! 1.
+//!
+//! The top of the crate: `cli` uses `cmd::*` and `tui`, which use
+//! [`crate::request`]; nothing imports `cli`.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
-use crate::cmd;
 use crate::config::{ConfigFile, Settings, default_config_path};
-use crate::filters::FILTER_FLAGS;
+use crate::request::{filter_args, raw_filter_args};
+use crate::{cmd, defaults, tui};
 
-/// The version printed by `hubble version` and `--version`.
-pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+pub use crate::cmd::version::VERSION;
+pub use crate::request::Io;
 
 /// `HUBBLE_TLS_SERVER_NAME` for `tls-server-name` (viper's env mapping).
 /// The command tree is built once per process, so the names are leaked.
@@ -40,16 +44,16 @@ fn server_flags() -> Vec<Arg> {
             "server",
             "Address of a Hubble server. Ignored when --input-file or --port-forward is provided.",
         )
-        .default_value(crate::defaults::SERVER)
+        .default_value(defaults::SERVER)
         .value_name("string"),
         s("timeout", "Hubble server dialing timeout")
-            .default_value("5s")
+            .default_value(defaults::DIAL_TIMEOUT_FLAG)
             .value_name("duration"),
         s(
             "request-timeout",
             "Unary Request timeout. Only applies to non-streaming RPCs (ServerStatus, ListNodes, ListNamespaces).",
         )
-        .default_value("12s")
+        .default_value(defaults::REQUEST_TIMEOUT_FLAG)
         .value_name("duration"),
         b(
             "tls",
@@ -111,52 +115,6 @@ fn server_flags() -> Vec<Arg> {
         )
         .value_name("string"),
     ]
-}
-
-/// Adds every filter flag of [`FILTER_FLAGS`] (the one table `observe`,
-/// `tui` and the TUI's filter line share, so their semantics are identical).
-pub fn filter_args(mut cmd: Command) -> Command {
-    for f in FILTER_FLAGS {
-        let mut a = Arg::new(f.name)
-            .long(f.name)
-            .action(ArgAction::Append)
-            .value_name("filter")
-            .help(f.help);
-        if let Some(c) = f.short {
-            a = a.short(c);
-        }
-        if let Some(d) = f.no_opt_default {
-            a = a
-                .num_args(0..=1)
-                .require_equals(true)
-                .default_missing_value(d);
-        }
-        cmd = cmd.arg(a);
-    }
-    cmd
-}
-
-/// Adds `--allowlist`/`--denylist` (JSON `FlowFilter`s); `from_env` reads
-/// `HUBBLE_ALLOWLIST`/`HUBBLE_DENYLIST` too (the command line, not the
-/// TUI's filter line).
-pub fn raw_filter_args(cmd: Command, from_env: bool) -> Command {
-    let mut allow = Arg::new("allowlist")
-        .long("allowlist")
-        .action(ArgAction::Append)
-        .value_name("stringArray")
-        .help_heading("Raw-Filters Flags")
-        .help("Specify allowlist as JSON encoded FlowFilters");
-    let mut deny = Arg::new("denylist")
-        .long("denylist")
-        .action(ArgAction::Append)
-        .value_name("stringArray")
-        .help_heading("Raw-Filters Flags")
-        .help("Specify denylist as JSON encoded FlowFilters");
-    if from_env {
-        allow = allow.env("HUBBLE_ALLOWLIST");
-        deny = deny.env("HUBBLE_DENYLIST");
-    }
-    cmd.arg(allow).arg(deny)
 }
 
 const TIME_FORMATS_HELP: &str = "one of:
@@ -416,79 +374,6 @@ const OBSERVE_EXAMPLES: &str = "Examples:
   (source X and source port 80) or (destination X and destination port 80).
   --not negates the next filter flag; negated flags are combined with AND.";
 
-const TUI_LONG: &str = "A live terminal UI of the flows of a Hubble server (our exporter, our relay
-or a Cilium Hubble relay), or of a flow-archiver archive with --archive:
-a flow table coloured by verdict that follows, pauses and scrolls, a detail
-pane with every field of the selected flow and its JSON, counters by verdict
-and drop reason, top talkers and top drops by pod, namespace or identity, a
-flows/s sparkline, node status and lost events. Filters take the same flags
-as `hubble observe` and can be edited live with `/`. The stream reconnects
-by itself when the server goes away.";
-
-const TUI_KEYS: &str = "Keys:
-  q, Ctrl-C       quit                      ?        help
-  /               edit the filter (same flags as observe; Enter applies, Esc cancels)
-  Up/Down, j/k    select a flow (stops following)
-  PgUp/PgDn       scroll a page             Home/End oldest / newest (End follows)
-  f               follow the newest flow    Space    pause (counters keep counting)
-  Enter           detail pane               J/K      scroll the detail pane
-  g               group top-N by pod / namespace / identity
-  c               clear history and counters
-  r               reconnect now
-
-Examples:
-  hubble tui --server localhost:4245
-  hubble tui --verdict DROPPED --namespace default --history 50000
-  hubble tui --archive /var/lib/flows --since 1h --pod default/xwing";
-
-/// `--history`'s default as text ([`crate::defaults::TUI_HISTORY`]; a
-/// test keeps the two equal).
-const HISTORY_DEFAULT: &str = "10000";
-
-/// The flags of `hubble tui`: selectors for the first screenful, every
-/// filter flag of `observe`, the history size and `--archive`.
-fn tui_args(cmd: Command) -> Command {
-    let cmd = cmd
-        .next_help_heading("Selectors Flags")
-        .arg(
-            Arg::new("last")
-                .long("last")
-                .value_name("uint")
-                .value_parser(clap::value_parser!(u64))
-                .help("Get the last N flows stored in Hubble's buffer before following (default 1000, at most --history). When querying against Hubble Relay, this gets N flows per instance of Hubble connected to that Relay."),
-        )
-        .arg(
-            Arg::new("since")
-                .long("since")
-                .value_name("string")
-                .help("Start with the flows since this time (relative like 5m, or a date as in observe) instead of --last"),
-        )
-        .arg(
-            Arg::new("until")
-                .long("until")
-                .value_name("string")
-                .requires("archive")
-                .help("With --archive: replay the flows until this time"),
-        )
-        .next_help_heading("Filters Flags");
-    raw_filter_args(filter_args(cmd), true)
-        .next_help_heading("TUI Flags")
-        .arg(
-            Arg::new("history")
-                .long("history")
-                .value_name("uint")
-                .default_value(HISTORY_DEFAULT)
-                .value_parser(clap::value_parser!(u64).range(1..=10_000_000))
-                .help("Flows kept in memory for scrolling and the detail pane (counters and top-N count every flow)"),
-        )
-        .arg(
-            Arg::new("archive")
-                .long("archive")
-                .value_name("path")
-                .help("Replay flows from a flow-archiver Parquet archive (a directory or s3://bucket/prefix) instead of following a server; the same filters apply"),
-        )
-}
-
 fn output_arg(default: &'static str, help: &'static str) -> Arg {
     Arg::new("output")
         .short('o')
@@ -565,11 +450,11 @@ more.";
         "debug events",
     ));
     root.subcommand(observe)
-        .subcommand(tui_args(
+        .subcommand(tui::flags::args(
             Command::new("tui")
                 .about("Live terminal UI of the flows of a Hubble server (table, detail, counters, top talkers, rate)")
-                .long_about(TUI_LONG)
-                .after_help(TUI_KEYS)
+                .long_about(tui::flags::LONG)
+                .after_help(tui::flags::KEYS)
                 .args_override_self(true),
         ))
         .subcommand(
@@ -648,12 +533,6 @@ more.";
         )
 }
 
-#[cfg(test)]
-#[test]
-fn history_default_matches_defaults() {
-    assert_eq!(HISTORY_DEFAULT, crate::defaults::TUI_HISTORY.to_string());
-}
-
 /// The loaded config file for these matches.
 pub fn load_config(m: &ArgMatches) -> anyhow::Result<ConfigFile> {
     match m.get_one::<String>("config") {
@@ -662,24 +541,6 @@ pub fn load_config(m: &ArgMatches) -> anyhow::Result<ConfigFile> {
             Some(p) => ConfigFile::load(&p),
             None => Ok(ConfigFile::default()),
         },
-    }
-}
-
-/// The I/O a command runs against.
-pub struct Io {
-    /// Standard output (buffered by the caller as it likes).
-    pub out: Box<dyn Write + Send>,
-    /// Standard error.
-    pub err: Box<dyn Write + Send>,
-    /// Whether stdout is a terminal (for `--color auto`).
-    pub out_is_terminal: bool,
-}
-
-impl std::fmt::Debug for Io {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Io")
-            .field("out_is_terminal", &self.out_is_terminal)
-            .finish()
     }
 }
 
@@ -762,7 +623,7 @@ async fn dispatch(m: &ArgMatches, io: &mut Io) -> anyhow::Result<()> {
             };
             cmd::observe::run(sub, &file, debug, io).await
         }
-        Some(("tui", sub)) => crate::tui::run(sub, &file, io).await,
+        Some(("tui", sub)) => tui::run(sub, &file, io).await,
         Some(("status", sub)) => cmd::status::run(sub, &file, io).await,
         Some(("list", sub)) => match sub.subcommand() {
             Some(("nodes", n)) => cmd::list::nodes(n, &file, io).await,

@@ -1,5 +1,6 @@
 //! Every default the CLI uses, each with why it has that value (they are
-//! upstream's, `hubble/pkg/defaults`, so scripts behave the same).
+//! upstream's, `hubble/pkg/defaults`, so scripts behave the same), and the
+//! TUI's periods, timeouts and buffer sizes.
 
 use std::time::Duration;
 
@@ -14,10 +15,25 @@ pub const TLS_PREFIX: &str = "tls://";
 /// five seconds covers a slow port-forward.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// [`DIAL_TIMEOUT`] as the flag's default text (`--help`, `config view`;
+/// a test keeps the two equal).
+pub const DIAL_TIMEOUT_FLAG: &str = "5s";
+
 /// `--request-timeout`: unary calls (ServerStatus, GetNodes,
 /// GetNamespaces) on a relay fan out to every node and may wait on the
 /// slowest.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// [`REQUEST_TIMEOUT`] as the flag's default text (`--help`, `config
+/// view`; a test keeps the two equal).
+pub const REQUEST_TIMEOUT_FLAG: &str = "12s";
+
+/// The largest gRPC message a stream accepts (`GetFlows`, `GetAgentEvents`,
+/// `GetDebugEvents`, for `observe` and `tui` alike): tonic's 4 MiB default
+/// is too small for a flow with large L7 payloads or many policy names, and
+/// upstream's client allows this much too; it still bounds what one
+/// malformed message can make us allocate.
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
 /// `--last` when no selector is given: one screen of recent flows.
 pub const FLOW_PRINT_COUNT: u64 = 20;
@@ -96,9 +112,28 @@ pub const TUI_STATUS_PERIOD: Duration = Duration::from_secs(5);
 /// never waits long for the lock.
 pub const TUI_BATCH: usize = 1024;
 
+/// The TUI's terminal write buffer: a full frame of a large screen is
+/// written in one or two syscalls.
+pub const TUI_FRAME_BUFFER: usize = 64 * 1024;
+
+/// The pause between two batches of an archive replay, so the UI thread
+/// gets the inbox lock between batches.
+pub const TUI_ARCHIVE_YIELD: Duration = Duration::from_micros(50);
+
 /// Seconds of flows/s kept for the sparkline (wider than any screen needs).
 pub const TUI_RATE_WINDOW: usize = 300;
 
 /// Distinct groups counted per top-N table before the smallest half is
 /// forgotten: bounds memory when sources are many (e.g. world IPs).
 pub const TUI_GROUPS_MAX: usize = 8192;
+
+#[cfg(test)]
+#[test]
+fn timeout_flags_match_their_durations() {
+    let parse = |s: &str| {
+        let ns = crate::gotime::parse_duration(s).unwrap();
+        Duration::from_nanos(u64::try_from(ns).unwrap())
+    };
+    assert_eq!(parse(DIAL_TIMEOUT_FLAG), DIAL_TIMEOUT);
+    assert_eq!(parse(REQUEST_TIMEOUT_FLAG), REQUEST_TIMEOUT);
+}

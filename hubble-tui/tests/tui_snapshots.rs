@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use hubble_tui::tui::app::{App, AppConfig, ConnState, Inbox, ServerInfo};
-use hubble_tui::tui::input::{Action, on_key};
+use hubble_tui::tui::keys::{Action, on_key};
 use hubble_tui::tui::{Controller, parse_filter_line, ui};
 use proto::flow::{LostEvent, LostEventSource};
 use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
@@ -341,7 +341,7 @@ fn filter_line_matches_command_line_flags() {
     for args in cases {
         let line = args
             .iter()
-            .map(|a| hubble_tui::tui::input::quote_word(a))
+            .map(|a| hubble_tui::tui::keys::quote_word(a))
             .collect::<Vec<_>>()
             .join(" ");
         let from_line = parse_filter_line(&line).unwrap();

@@ -7,9 +7,10 @@ use anyhow::Context as _;
 use clap::ArgMatches;
 use serde_yaml::Value;
 
-use crate::cli::Io;
 use crate::config::{ConfigFile, parse_bool};
+use crate::defaults;
 use crate::gotime::parse_duration;
+use crate::request::Io;
 
 /// Keys `config set` accepts, with their kind.
 const KEYS: &[(&str, Kind)] = &[
@@ -42,9 +43,9 @@ enum Kind {
 
 fn defaults(key: &str) -> Value {
     match key {
-        "server" => Value::String(crate::defaults::SERVER.into()),
-        "timeout" => Value::String("5s".into()),
-        "request-timeout" => Value::String("12s".into()),
+        "server" => Value::String(defaults::SERVER.into()),
+        "timeout" => Value::String(defaults::DIAL_TIMEOUT_FLAG.into()),
+        "request-timeout" => Value::String(defaults::REQUEST_TIMEOUT_FLAG.into()),
         "kube-namespace" => Value::String("kube-system".into()),
         "port-forward-port" => Value::String("4245".into()),
         "debug" | "tls" | "tls-allow-insecure" | "port-forward" => Value::Bool(false),

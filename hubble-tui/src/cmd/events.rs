@@ -9,15 +9,15 @@
 use std::io::{self, Write};
 
 use clap::ArgMatches;
-use proto::observer::observer_client::ObserverClient;
 use proto::observer::{GetAgentEventsRequest, GetDebugEventsRequest};
 
-use crate::cli::Io;
-use crate::cmd::observe::{Selector, grpc_error, output_format, print_stream, selector};
 use crate::config::{ConfigFile, ServerOptions, Settings};
 use crate::defaults;
 use crate::gotime::TimeFormat;
 use crate::printer::{Options, Printer};
+use crate::request::{
+    Io, Selector, grpc_error, output_format, print_stream, selector, stream_client,
+};
 
 /// Which events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +70,7 @@ async fn stream<W: Write, E: Write>(
     printer: &mut Printer<W, E>,
 ) -> anyhow::Result<()> {
     let conn = crate::conn::connect(server).await?;
-    let mut client =
-        ObserverClient::new(conn.channel.clone()).max_decoding_message_size(64 * 1024 * 1024);
+    let mut client = stream_client(&conn);
     match kind {
         Kind::Agent => {
             let req = GetAgentEventsRequest {

@@ -9,11 +9,10 @@ use proto::observer::{GetNamespacesRequest, GetNodesRequest, Namespace, Node};
 use proto::relay::NodeState;
 use serde::Serialize;
 
-use crate::cli::Io;
-use crate::cmd::observe::grpc_error;
 use crate::config::{ConfigFile, ServerOptions, Settings};
 use crate::gotime::format_duration;
 use crate::printer::TabWriter;
+use crate::request::{Io, grpc_error};
 
 const NA: &str = "N/A";
 

@@ -1,4 +1,7 @@
-//! One module per subcommand.
+//! One module per subcommand, called by [`crate::cli`]. What they share
+//! with each other and with `tui` (the I/O, selector and filter flags,
+//! `-o`, gRPC errors, printing a stream) is in [`crate::request`]; no
+//! module here imports `cli` or another subcommand.
 
 pub mod config;
 pub mod events;

@@ -7,50 +7,17 @@ use std::io::{self, BufRead, Write};
 
 use anyhow::Context as _;
 use clap::ArgMatches;
-use futures::FutureExt as _;
 use proto::observer::GetFlowsRequest;
-use proto::observer::observer_client::ObserverClient;
 use proto::wkt::FieldMask;
 
-use crate::cli::Io;
-use crate::config::{ConfigFile, ServerOptions, Settings, compat_legacy_json_output};
+use crate::config::{ConfigFile, ServerOptions, Settings};
 use crate::defaults;
-use crate::filters::{FILTER_FLAGS, FlagParser, filters_yaml, parse_raw_filters};
-use crate::gotime::{TimeFormat, parse_time, to_timestamp};
-use crate::printer::{Options, Output, Printer};
-
-/// Formats a filter error the way pflag reports a bad flag value.
-fn pflag_error(name: &str, short: Option<char>, val: &str, err: &str) -> String {
-    let flag = match short {
-        Some(c) => format!("-{c}, --{name}"),
-        None => format!("--{name}"),
-    };
-    format!(
-        "invalid argument {} for {} flag: {err}",
-        crate::printer::go_quote(val),
-        crate::printer::go_quote(&flag)
-    )
-}
-
-/// Feeds the filter flags to a [`FlagParser`] in command-line order.
-pub fn parse_filter_flags(m: &ArgMatches) -> anyhow::Result<FlagParser> {
-    let mut occurrences: Vec<(usize, &'static str, Option<char>, String)> = Vec::new();
-    for f in FILTER_FLAGS {
-        let (Some(idx), Some(vals)) = (m.indices_of(f.name), m.get_many::<String>(f.name)) else {
-            continue;
-        };
-        for (i, v) in idx.zip(vals) {
-            occurrences.push((i, f.name, f.short, v.clone()));
-        }
-    }
-    occurrences.sort_by_key(|o| o.0);
-    let mut p = FlagParser::new();
-    for (_, name, short, val) in occurrences {
-        p.set(name, &val)
-            .map_err(|e| anyhow::anyhow!(pflag_error(name, short, &val, &e)))?;
-    }
-    Ok(p)
-}
+use crate::filters::{filters_yaml, parse_raw_filters};
+use crate::gotime::TimeFormat;
+use crate::printer::{Options, Printer};
+use crate::request::{
+    Io, grpc_error, output_format, parse_filter_flags, print_stream, selector, stream_client,
+};
 
 /// Top-level `flow.Flow` fields a field mask may name.
 const FLOW_FIELDS: &[&str] = &[
@@ -147,94 +114,6 @@ pub struct Plan {
     pub input_file: Option<String>,
     /// `--archive`.
     pub archive: Option<String>,
-}
-
-/// `-o NAME`: the output format; table cannot follow.
-pub fn output_format(name: &str, follow: bool) -> anyhow::Result<Output> {
-    Ok(match name {
-        "compact" => Output::Compact,
-        "dict" => Output::Dict,
-        "json" | "JSON" if compat_legacy_json_output() => Output::JsonLegacy,
-        "json" | "JSON" | "jsonpb" => Output::JsonPb,
-        "tab" | "table" => {
-            if follow {
-                anyhow::bail!("table output format is not compatible with follow mode");
-            }
-            Output::Table
-        }
-        other => anyhow::bail!("invalid output format: {other}"),
-    })
-}
-
-/// The selector flags (`--first`, `--last`, `--all`, `--follow`,
-/// `--since`, `--until`) as the request fields shared by GetFlows,
-/// GetAgentEvents and GetDebugEvents.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Selector {
-    /// `number`.
-    pub number: u64,
-    /// `follow`.
-    pub follow: bool,
-    /// `first`.
-    pub first: bool,
-    /// `since`.
-    pub since: Option<proto::wkt::Timestamp>,
-    /// `until`.
-    pub until: Option<proto::wkt::Timestamp>,
-}
-
-/// The selector from the flags, with upstream's checks and defaults:
-/// `--all` means everything, and without a time range or `--first` the
-/// last 20 unless following or `default_last` is false (`--input-file`).
-pub fn selector(m: &ArgMatches, default_last: bool) -> anyhow::Result<Selector> {
-    let follow = m.get_flag("follow");
-    let all = m.get_flag("all");
-    let first_n = m.get_one::<u64>("first").copied().unwrap_or(0);
-    let mut last_n = m.get_one::<u64>("last").copied().unwrap_or(0);
-    let (first, last) = (first_n > 0, last_n > 0);
-    if first && last {
-        anyhow::bail!("cannot set both --first and --last");
-    }
-    if first && all {
-        anyhow::bail!("cannot set both --first and --all");
-    }
-    if first && follow {
-        anyhow::bail!("cannot set both --first and --follow");
-    }
-    if last && all {
-        anyhow::bail!("cannot set both --last and --all");
-    }
-    let now = chrono::Utc::now();
-    let since = match m.get_one::<String>("since").filter(|s| !s.is_empty()) {
-        Some(s) => {
-            Some(to_timestamp(parse_time(s, now).map_err(|e| {
-                anyhow::anyhow!("failed to parse the since time: {e}")
-            })?))
-        }
-        None => None,
-    };
-    let until = match m.get_one::<String>("until").filter(|s| !s.is_empty()) {
-        Some(s) if !follow => {
-            Some(to_timestamp(parse_time(s, now).map_err(|e| {
-                anyhow::anyhow!("failed to parse the until time: {e}")
-            })?))
-        }
-        _ => None,
-    };
-    if since.is_none() && until.is_none() && !first {
-        if all {
-            last_n = u64::MAX;
-        } else if last_n == 0 && !follow && default_last {
-            last_n = defaults::FLOW_PRINT_COUNT;
-        }
-    }
-    Ok(Selector {
-        number: if first { first_n } else { last_n },
-        follow,
-        first,
-        since,
-        until,
-    })
 }
 
 /// Turns the command line into a request and printer settings, with
@@ -339,17 +218,6 @@ pub fn plan(
     })
 }
 
-/// Go gRPC's rendering of a status error (`rpc error: code = X desc = Y`);
-/// for code Unknown only the message, as upstream prints it.
-pub fn grpc_error(s: &tonic::Status) -> String {
-    let code = match s.code() {
-        tonic::Code::Cancelled => "Canceled".to_owned(),
-        tonic::Code::Unknown => return s.message().to_owned(),
-        c => format!("{c:?}"),
-    };
-    format!("rpc error: code = {code} desc = {}", s.message())
-}
-
 /// Runs `hubble observe`.
 pub async fn run(
     m: &ArgMatches,
@@ -387,42 +255,13 @@ async fn observe_server<W: Write, E: Write>(
     printer: &mut Printer<W, E>,
 ) -> anyhow::Result<()> {
     let conn = crate::conn::connect(server).await?;
-    let mut client =
-        ObserverClient::new(conn.channel.clone()).max_decoding_message_size(64 * 1024 * 1024);
+    let mut client = stream_client(&conn);
     let stream = client
         .get_flows(conn.stream(req))
         .await
         .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
         .into_inner();
     print_stream(stream, printer, |p, r| p.write_response(r)).await
-}
-
-/// Prints a response stream until it ends, fails or Ctrl-C.
-pub async fn print_stream<T, W: Write, E: Write>(
-    mut stream: tonic::Streaming<T>,
-    printer: &mut Printer<W, E>,
-    mut write: impl FnMut(&mut Printer<W, E>, &T) -> io::Result<()>,
-) -> anyhow::Result<()> {
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        let next = match stream.message().now_or_never() {
-            Some(r) => r,
-            None => {
-                printer.flush()?;
-                tokio::select! {
-                    r = stream.message() => r,
-                    _ = &mut ctrl_c => return Ok(()),
-                }
-            }
-        };
-        match next {
-            Ok(Some(r)) => write(printer, &r)?,
-            Ok(None) => return Ok(()),
-            Err(s) if s.code() == tonic::Code::Cancelled => return Ok(()),
-            Err(s) => anyhow::bail!(grpc_error(&s)),
-        }
-    }
 }
 
 /// `--archive DIR`: the same request answered from a flow-archiver archive
@@ -460,8 +299,8 @@ fn observe_input<W: Write, E: Write>(
             std::fs::File::open(path).with_context(|| format!("open {path}"))?,
         ))
     };
-    crate::input::for_each(reader, req, |item| match item {
-        crate::input::Item::Response(res) => printer.write_response(&res),
-        crate::input::Item::Warning(msg) => printer.write_err(&msg),
+    crate::input_file::for_each(reader, req, |item| match item {
+        crate::input_file::Item::Response(res) => printer.write_response(&res),
+        crate::input_file::Item::Warning(msg) => printer.write_err(&msg),
     })
 }

@@ -7,10 +7,9 @@ use std::io::Write;
 use clap::ArgMatches;
 use tonic_reflection::pb::{v1, v1alpha};
 
-use crate::cli::Io;
-use crate::cmd::observe::grpc_error;
 use crate::config::{ConfigFile, ServerOptions, Settings};
 use crate::conn::Conn;
+use crate::request::{Io, grpc_error};
 
 /// Whether `hubble reflect` hides this service.
 pub fn hidden(service: &str) -> bool {

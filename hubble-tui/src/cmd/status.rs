@@ -11,10 +11,9 @@ use proto::observer::observer_client::ObserverClient;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::cli::Io;
-use crate::cmd::observe::grpc_error;
 use crate::config::{ConfigFile, ServerOptions, Settings};
 use crate::printer::{Output, write_server_status};
+use crate::request::{Io, grpc_error};
 
 /// The health-check service name of Hubble's observer.
 const OBSERVER_SERVICE: &str = "hubble.server.Observer";

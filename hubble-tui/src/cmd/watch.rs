@@ -7,9 +7,8 @@ use clap::ArgMatches;
 use proto::peer::peer_client::PeerClient;
 use proto::peer::{ChangeNotification, ChangeNotificationType, NotifyRequest};
 
-use crate::cli::Io;
-use crate::cmd::observe::grpc_error;
 use crate::config::{ConfigFile, ServerOptions, Settings};
+use crate::request::{Io, grpc_error};
 
 /// One change as upstream prints it (`%-12s %s %s%s`).
 pub fn format_change(c: &ChangeNotification) -> String {

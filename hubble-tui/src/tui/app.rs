@@ -416,3 +416,209 @@ impl App {
         (start, (start + height).min(n), Some(sel - start))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proto::flow::{Endpoint, LostEvent, Verdict};
+    use proto::relay::NodeStatusEvent;
+
+    use super::*;
+
+    fn flow(pod: &str, verdict: Verdict, node: &str) -> Flow {
+        Flow {
+            verdict: verdict as i32,
+            node_name: node.into(),
+            source: Some(Endpoint {
+                namespace: "default".into(),
+                pod_name: pod.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn app(history: usize) -> App {
+        App::new(AppConfig {
+            source: "test".into(),
+            history,
+            filter: String::new(),
+        })
+    }
+
+    fn pods(app: &App) -> Vec<String> {
+        app.history
+            .iter()
+            .map(|r| r.flow.source.as_ref().unwrap().pod_name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn history_keeps_the_newest_flows() {
+        let mut inbox = Inbox::new(100);
+        let mut app = app(3);
+        for i in 0..5 {
+            inbox.push_flow(flow(&format!("p{i}"), Verdict::Forwarded, "n"), 0);
+        }
+        app.absorb(&mut inbox);
+        assert_eq!(pods(&app), ["p2", "p3", "p4"]);
+        // Numbers are never reused: the evicted rows had 0 and 1.
+        let seqs: Vec<u64> = app.history.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [2, 3, 4]);
+        inbox.push_flow(flow("p5", Verdict::Forwarded, "n"), 1);
+        app.absorb(&mut inbox);
+        assert_eq!(pods(&app), ["p3", "p4", "p5"]);
+        assert_eq!(app.history.back().unwrap().seq, 5);
+        // Counters count every flow, the evicted ones too.
+        assert_eq!(inbox.stats.flows, 6);
+    }
+
+    #[test]
+    fn inbox_passes_on_at_most_a_history_per_frame() {
+        let mut inbox = Inbox::new(2);
+        for i in 0..5 {
+            inbox.push_flow(flow(&format!("p{i}"), Verdict::Forwarded, "n"), 0);
+        }
+        assert_eq!(inbox.overrun, 3);
+        assert_eq!(inbox.stats.flows, 5);
+        let taken: Vec<String> = inbox
+            .take()
+            .into_iter()
+            .map(|f| f.source.unwrap().pod_name)
+            .collect();
+        assert_eq!(taken, ["p3", "p4"]);
+        assert!(inbox.take().is_empty());
+        // A zero cap still passes one flow on.
+        let mut inbox = Inbox::new(0);
+        inbox.push_flow(flow("a", Verdict::Forwarded, "n"), 0);
+        inbox.push_flow(flow("b", Verdict::Forwarded, "n"), 0);
+        assert_eq!(inbox.take().len(), 1);
+    }
+
+    #[test]
+    fn paused_and_stale_generations_keep_the_history_still() {
+        let mut inbox = Inbox::new(10);
+        let mut app = app(10);
+        app.paused = true;
+        inbox.push_flow(flow("a", Verdict::Forwarded, "n"), 0);
+        inbox.push_flow(flow("b", Verdict::Forwarded, "n"), 0);
+        app.absorb(&mut inbox);
+        assert!(app.history.is_empty());
+        assert_eq!(app.paused_skipped, 2);
+        assert_eq!(inbox.stats.flows, 2, "counters keep counting");
+        app.paused = false;
+        // The inbox is at a newer generation than the app: nothing taken.
+        inbox.reset(1);
+        inbox.push_flow(flow("c", Verdict::Forwarded, "n"), 0);
+        app.absorb(&mut inbox);
+        assert!(app.history.is_empty());
+        app.generation = 1;
+        app.absorb(&mut inbox);
+        assert_eq!(pods(&app), ["c"]);
+    }
+
+    #[test]
+    fn counters_and_top_n_cover_every_flow_until_reset() {
+        let mut inbox = Inbox::new(1);
+        inbox.push_flow(flow("xwing", Verdict::Dropped, "n1"), 0);
+        inbox.push_flow(flow("xwing", Verdict::Forwarded, "n1"), 0);
+        inbox.push_flow(flow("xwing", Verdict::Dropped, "n2"), 1);
+        inbox.push_flow(flow("tiefighter", Verdict::Forwarded, "n2"), 1);
+        assert_eq!(inbox.stats.flows, 4);
+        assert_eq!(
+            inbox.stats.verdict_counts(),
+            vec![("FORWARDED".into(), 2), ("DROPPED".into(), 2)]
+        );
+        assert_eq!(
+            inbox.stats.top_talkers(GroupBy::Pod, 5),
+            vec![
+                ("default/xwing".into(), 3),
+                ("default/tiefighter".into(), 1)
+            ]
+        );
+        assert_eq!(
+            inbox.stats.top_drops(GroupBy::Pod, 5),
+            vec![("default/xwing".into(), 2)]
+        );
+        assert_eq!(
+            inbox.stats.top_talkers(GroupBy::Pod, 1),
+            vec![("default/xwing".into(), 3)]
+        );
+        assert_eq!(inbox.seen_nodes.iter().collect::<Vec<_>>(), ["n1", "n2"]);
+        inbox.reset(1);
+        assert_eq!(inbox.generation, 1);
+        assert_eq!(inbox.stats.flows, 0);
+        assert!(inbox.stats.top_talkers(GroupBy::Pod, 5).is_empty());
+        assert_eq!(inbox.overrun, 0);
+        assert!(inbox.take().is_empty());
+    }
+
+    #[test]
+    fn seen_nodes_are_bounded() {
+        let mut inbox = Inbox::new(1);
+        for i in 0..SEEN_NODES_MAX + 10 {
+            inbox.push_flow(flow("p", Verdict::Forwarded, &format!("node-{i}")), 0);
+        }
+        inbox.push_flow(flow("p", Verdict::Forwarded, ""), 0);
+        assert_eq!(inbox.seen_nodes.len(), SEEN_NODES_MAX);
+    }
+
+    #[test]
+    fn lost_events_and_node_status_are_applied() {
+        let mut inbox = Inbox::new(10);
+        inbox.push(
+            GetFlowsResponse {
+                response_types: Some(ResponseTypes::LostEvents(LostEvent {
+                    num_events_lost: 7,
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+            0,
+        );
+        assert_eq!(inbox.stats.lost, 7);
+        let status = |state: NodeState, names: &[&str], message: &str| GetFlowsResponse {
+            response_types: Some(ResponseTypes::NodeStatus(NodeStatusEvent {
+                state_change: state as i32,
+                node_names: names.iter().map(|n| (*n).to_owned()).collect(),
+                message: message.into(),
+            })),
+            ..Default::default()
+        };
+        inbox.push(status(NodeState::NodeConnected, &["a", "b"], ""), 0);
+        inbox.push(status(NodeState::NodeUnavailable, &["b"], "b is down"), 0);
+        assert_eq!(inbox.nodes.get("a"), Some(&NodeState::NodeConnected));
+        assert_eq!(inbox.nodes.get("b"), Some(&NodeState::NodeUnavailable));
+        assert_eq!(inbox.node_message, "b is down");
+        inbox.push(status(NodeState::NodeGone, &["b"], ""), 0);
+        assert!(!inbox.nodes.contains_key("b"));
+        assert_eq!(
+            inbox.node_message, "b is down",
+            "an empty message keeps the last"
+        );
+        assert!(inbox.take().is_empty(), "no flows queued");
+    }
+
+    #[test]
+    fn selection_survives_eviction_and_clear_follows_again() {
+        let mut inbox = Inbox::new(100);
+        let mut app = app(3);
+        for i in 0..3 {
+            inbox.push_flow(flow(&format!("p{i}"), Verdict::Forwarded, "n"), 0);
+        }
+        app.absorb(&mut inbox);
+        app.move_selection(-1);
+        assert!(!app.follow);
+        assert_eq!(app.selected_index(), Some(1));
+        for i in 3..5 {
+            inbox.push_flow(flow(&format!("p{i}"), Verdict::Forwarded, "n"), 0);
+        }
+        app.absorb(&mut inbox);
+        // The selected row (p1) was evicted: the oldest kept is selected.
+        assert_eq!(app.selected_index(), Some(0));
+        assert_eq!(pods(&app), ["p2", "p3", "p4"]);
+        app.clear();
+        assert!(app.history.is_empty());
+        assert!(app.follow);
+        assert_eq!(app.selected, None);
+    }
+}

@@ -22,9 +22,9 @@ use proto::wkt::Timestamp;
 use tokio::sync::watch;
 
 use super::app::{ConnState, Inbox, ServerInfo};
-use crate::cmd::observe::grpc_error;
 use crate::config::ServerOptions;
 use crate::defaults;
+use crate::request::{grpc_error, stream_client};
 
 /// What the UI asks the task to stream.
 #[derive(Debug, Clone, Default)]
@@ -65,8 +65,7 @@ pub async fn follow(
     shared: Arc<Mutex<Inbox>>,
     mut ctl: watch::Receiver<Control>,
 ) {
-    let mut attempt = 0u32;
-    let mut wait = defaults::TUI_RECONNECT_MIN;
+    let mut backoff = Backoff::new();
     let mut generation = ctl.borrow().generation;
     let mut resume: Option<Timestamp> = None;
     loop {
@@ -74,26 +73,21 @@ pub async fn follow(
         if c.generation != generation {
             generation = c.generation;
             resume = None;
-            attempt = 0;
-            wait = defaults::TUI_RECONNECT_MIN;
+            backoff.reset();
         }
-        attempt += 1;
+        let attempt = backoff.start_attempt();
         lock(&shared).conn = ConnState::Connecting { attempt };
         let mut received = false;
         let error =
             match stream_once(&server, &c, &mut resume, &shared, &mut ctl, &mut received).await {
                 Ended::Quit => return,
                 Ended::Changed => {
-                    attempt = 0;
-                    wait = defaults::TUI_RECONNECT_MIN;
+                    backoff.reset();
                     continue;
                 }
                 Ended::Error(e) => e,
             };
-        if received {
-            attempt = 1;
-            wait = defaults::TUI_RECONNECT_MIN;
-        }
+        let (attempt, wait) = backoff.failed(received);
         lock(&shared).conn = ConnState::Retrying {
             attempt,
             error,
@@ -103,7 +97,85 @@ pub async fn follow(
             () = tokio::time::sleep(wait) => {}
             r = ctl.changed() => if r.is_err() { return },
         }
-        wait = (wait * 2).min(defaults::TUI_RECONNECT_MAX);
+        backoff.waited();
+    }
+}
+
+/// The reconnection schedule of [`follow`]: attempts are numbered from 1,
+/// the wait starts at [`defaults::TUI_RECONNECT_MIN`] and doubles after
+/// each wait up to [`defaults::TUI_RECONNECT_MAX`]; a connection that
+/// delivered flows before it failed starts the count afresh, and a new
+/// control (filter or `r`) that interrupts a connection resets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    attempt: u32,
+    wait: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backoff {
+    /// No attempt yet, the shortest wait.
+    pub fn new() -> Self {
+        Backoff {
+            attempt: 0,
+            wait: defaults::TUI_RECONNECT_MIN,
+        }
+    }
+
+    /// Back to no attempt and the shortest wait.
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+
+    /// Starts an attempt; returns its number (1 for the first).
+    pub fn start_attempt(&mut self) -> u32 {
+        self.attempt += 1;
+        self.attempt
+    }
+
+    /// The attempt failed (`received`: after delivering flows): the attempt
+    /// count and the wait before the next one, for the status bar.
+    pub fn failed(&mut self, received: bool) -> (u32, Duration) {
+        if received {
+            self.attempt = 1;
+            self.wait = defaults::TUI_RECONNECT_MIN;
+        }
+        (self.attempt, self.wait)
+    }
+
+    /// The wait is over (or was cut short by the UI): the next is twice as
+    /// long, at most [`defaults::TUI_RECONNECT_MAX`].
+    pub fn waited(&mut self) {
+        self.wait = (self.wait * 2).min(defaults::TUI_RECONNECT_MAX);
+    }
+}
+
+/// The request of one connection: the control's, or after a reconnect
+/// within the same filter generation, the flows since just after the
+/// newest one received (no backfill, nothing shown twice).
+pub fn resume_request(base: &GetFlowsRequest, resume: Option<Timestamp>) -> GetFlowsRequest {
+    let mut req = base.clone();
+    if let Some(t) = resume {
+        req.number = 0;
+        req.since = Some(after(t));
+    }
+    req
+}
+
+/// Moves `resume` to the newest flow time in `batch` (never backwards).
+pub fn note_newest(resume: &mut Option<Timestamp>, batch: &[GetFlowsResponse]) {
+    for res in batch {
+        if let Some(ResponseTypes::Flow(f)) = &res.response_types
+            && let Some(t) = f.time
+            && resume.is_none_or(|r| (t.seconds, t.nanos) > (r.seconds, r.nanos))
+        {
+            *resume = Some(t);
+        }
     }
 }
 
@@ -134,13 +206,8 @@ async fn stream_once(
         },
         r = ctl.changed() => return if r.is_err() { Ended::Quit } else { Ended::Changed },
     };
-    let mut client =
-        ObserverClient::new(conn.channel.clone()).max_decoding_message_size(64 * 1024 * 1024);
-    let mut req = c.request.clone();
-    if let Some(t) = resume {
-        req.number = 0;
-        req.since = Some(after(*t));
-    }
+    let mut client = stream_client(&conn);
+    let req = resume_request(&c.request, *resume);
     let mut stream = tokio::select! {
         r = client.get_flows(conn.stream(req)) => match r {
             Ok(s) => s.into_inner(),
@@ -206,14 +273,7 @@ fn hand_over(
     batch: &mut Vec<GetFlowsResponse>,
     resume: &mut Option<Timestamp>,
 ) {
-    for res in batch.iter() {
-        if let Some(ResponseTypes::Flow(f)) = &res.response_types
-            && let Some(t) = f.time
-            && resume.is_none_or(|r| (t.seconds, t.nanos) > (r.seconds, r.nanos))
-        {
-            *resume = Some(t);
-        }
-    }
+    note_newest(resume, batch);
     let mut inbox = lock(shared);
     if inbox.generation != generation {
         batch.clear();
@@ -289,7 +349,170 @@ fn query_archive(location: &str, c: &Control, shared: &Mutex<Inbox>) -> anyhow::
         }
         drop(inbox);
         // Let the UI take the lock between batches.
-        std::thread::sleep(Duration::from_micros(50));
+        std::thread::sleep(defaults::TUI_ARCHIVE_YIELD);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::flow::Flow;
+    use proto::flow::LostEvent;
+
+    use super::*;
+
+    fn ts(seconds: i64, nanos: i32) -> Timestamp {
+        Timestamp { seconds, nanos }
+    }
+
+    fn flow_at(t: Option<Timestamp>) -> GetFlowsResponse {
+        GetFlowsResponse {
+            response_types: Some(ResponseTypes::Flow(Flow {
+                time: t,
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_maximum() {
+        let mut b = Backoff::new();
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            let n = b.start_attempt();
+            let (attempt, wait) = b.failed(false);
+            assert_eq!(attempt, n);
+            seen.push(wait);
+            b.waited();
+        }
+        let min = defaults::TUI_RECONNECT_MIN;
+        assert_eq!(&seen[..3], &[min, min * 2, min * 4]);
+        assert!(seen.windows(2).all(|w| w[1] >= w[0]));
+        assert_eq!(*seen.last().unwrap(), defaults::TUI_RECONNECT_MAX);
+        assert!(seen.iter().all(|w| *w <= defaults::TUI_RECONNECT_MAX));
+    }
+
+    #[test]
+    fn backoff_starts_afresh_after_a_connection_that_delivered() {
+        let mut b = Backoff::new();
+        for _ in 0..3 {
+            b.start_attempt();
+            b.failed(false);
+            b.waited();
+        }
+        assert_eq!(b.start_attempt(), 4);
+        // The fourth connection streamed flows, then broke: retry soon, and
+        // call the next attempt the second.
+        assert_eq!(b.failed(true), (1, defaults::TUI_RECONNECT_MIN));
+        b.waited();
+        assert_eq!(b.start_attempt(), 2);
+        assert_eq!(b.failed(false), (2, defaults::TUI_RECONNECT_MIN * 2));
+    }
+
+    #[test]
+    fn backoff_reset_by_a_new_control() {
+        let mut b = Backoff::new();
+        b.start_attempt();
+        b.failed(false);
+        b.waited();
+        b.start_attempt();
+        b.reset();
+        assert_eq!(b, Backoff::new());
+        assert_eq!(b.start_attempt(), 1);
+        assert_eq!(b.failed(false), (1, defaults::TUI_RECONNECT_MIN));
+    }
+
+    #[test]
+    fn first_request_is_the_controls() {
+        let base = GetFlowsRequest {
+            number: 1000,
+            follow: true,
+            since: Some(ts(5, 0)),
+            ..Default::default()
+        };
+        assert_eq!(resume_request(&base, None), base);
+    }
+
+    #[test]
+    fn resumed_request_starts_just_after_the_newest_flow() {
+        let base = GetFlowsRequest {
+            number: 1000,
+            follow: true,
+            whitelist: vec![proto::flow::FlowFilter {
+                verdict: vec![proto::flow::Verdict::Dropped as i32],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let req = resume_request(&base, Some(ts(100, 41)));
+        assert_eq!(req.number, 0, "no backfill after a reconnect");
+        assert_eq!(req.since, Some(ts(100, 42)));
+        assert!(req.follow);
+        assert_eq!(req.whitelist, base.whitelist);
+        // The last nanosecond of a second rolls over.
+        let req = resume_request(&base, Some(ts(100, 999_999_999)));
+        assert_eq!(req.since, Some(ts(101, 0)));
+    }
+
+    #[test]
+    fn resume_point_is_the_newest_flow_time() {
+        let mut resume = None;
+        note_newest(&mut resume, &[]);
+        assert_eq!(resume, None);
+        let lost = GetFlowsResponse {
+            response_types: Some(ResponseTypes::LostEvents(LostEvent::default())),
+            ..Default::default()
+        };
+        note_newest(
+            &mut resume,
+            &[
+                flow_at(Some(ts(10, 5))),
+                flow_at(Some(ts(12, 0))),
+                flow_at(None),
+                lost,
+                flow_at(Some(ts(11, 999))),
+            ],
+        );
+        assert_eq!(resume, Some(ts(12, 0)));
+        // Never backwards (flows of several nodes interleave).
+        note_newest(&mut resume, &[flow_at(Some(ts(11, 0)))]);
+        assert_eq!(resume, Some(ts(12, 0)));
+        note_newest(&mut resume, &[flow_at(Some(ts(12, 1)))]);
+        assert_eq!(resume, Some(ts(12, 1)));
+    }
+
+    #[test]
+    fn hand_over_drops_batches_of_an_old_generation() {
+        let shared = Mutex::new(Inbox::new(100));
+        let mut resume = None;
+        let mut batch = vec![flow_at(Some(ts(1, 0))), flow_at(Some(ts(2, 0)))];
+        hand_over(&shared, 0, &mut batch, &mut resume);
+        assert!(batch.is_empty());
+        assert_eq!(lock(&shared).stats.flows, 2);
+        assert_eq!(resume, Some(ts(2, 0)));
+        // The UI moved to generation 1 meanwhile: a batch of generation 0
+        // is not counted (its resume point is still noted).
+        lock(&shared).reset(1);
+        let mut batch = vec![flow_at(Some(ts(3, 0)))];
+        hand_over(&shared, 0, &mut batch, &mut resume);
+        assert!(batch.is_empty());
+        assert_eq!(lock(&shared).stats.flows, 0);
+        assert_eq!(lock(&shared).take().len(), 0);
+        assert_eq!(resume, Some(ts(3, 0)));
+    }
+
+    #[test]
+    fn lock_survives_a_poisoned_mutex() {
+        let shared = Arc::new(Mutex::new(Inbox::new(1)));
+        let s = shared.clone();
+        let _ = std::thread::spawn(move || {
+            let _g = s.lock().unwrap();
+            panic!("poison the inbox");
+        })
+        .join();
+        assert!(shared.is_poisoned());
+        lock(&shared).overrun = 7;
+        assert_eq!(lock(&shared).overrun, 7);
+    }
 }

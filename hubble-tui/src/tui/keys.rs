@@ -1,6 +1,7 @@
 //! Keys → state changes. Everything that needs the network (a new filter,
 //! reconnecting, clearing the server-side aggregates) comes back as an
-//! [`Action`] for the loop in `mod.rs`; the rest changes the [`App`] here.
+//! [`Action`] for the loop in [`mod@super::run`]; the rest changes the [`App`]
+//! here. Also the filter line's word splitting and quoting.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
