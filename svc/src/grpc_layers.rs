@@ -614,7 +614,7 @@ struct ShedStatus<S> {
 fn shed_status(max_requests: usize, e: tower::BoxError) -> HttpResponse {
     let status = if e.is::<tower::load_shed::error::Overloaded>() {
         Status::resource_exhausted(format!(
-            "server overloaded: {max_requests} requests are already being handled \
+            "server overloaded: it handles at most {max_requests} requests at once \
              (--max-concurrent-requests); retry later"
         ))
     } else {
