@@ -2,6 +2,12 @@
 //! the node's [`Observer`], plus `grpc.health.v1.Health` (SERVING for
 //! `hubble.server.Observer`, which `hubble status` checks) and server
 //! reflection (`hubble reflect`), on TCP or a unix socket.
+//!
+//! Observer and Peer sit behind `svc::grpc_layers`' tower stack (request
+//! metrics, a stream limit for GetFlows and Notify together, a timeout on
+//! unary calls only, load shedding) on a server with HTTP/2 keepalive;
+//! [`ServerOptions`] sets its limits, [`default_limits`] come from
+//! `defaults.rs`.
 
 use std::future::Future;
 use std::path::PathBuf;

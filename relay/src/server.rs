@@ -2,6 +2,12 @@
 //! cluster, `grpc.health.v1.Health` (SERVING for `hubble.server.Observer`,
 //! which `hubble status` checks), server reflection and the
 //! `hubble-relay-version` header on every response.
+//!
+//! The Observer service sits behind `svc::grpc_layers`' tower stack
+//! (request metrics, a GetFlows stream limit, a timeout on unary calls
+//! only, load shedding) on a server with HTTP/2 keepalive to clients;
+//! [`router_with`] sets its limits, [`default_limits`] come from
+//! `defaults.rs`.
 
 use std::collections::BTreeSet;
 use std::future::Future;
