@@ -54,3 +54,31 @@ pub const ENRICHMENT_STALE_RECHECK: Duration = Duration::from_millis(2);
 /// Identities below this are Cilium's reserved ones (host, world, ...);
 /// from here on they are allocated to workloads and carry labels.
 pub const FIRST_WORKLOAD_IDENTITY: u32 = 256;
+
+/// GetFlows and Peer.Notify streams served at once. Each GetFlows stream
+/// is a reader in the ring with [`STREAM_BUFFER`] responses buffered
+/// (about 160 KB), so 256 cost some 40 MB at most; a node's streams come
+/// from relays (one per relay client) and local `hubble observe`, far
+/// fewer than this unless a client leaks them.
+pub const MAX_CONCURRENT_STREAMS: usize = 256;
+
+/// Calls whose handler runs at once (a unary call until it answers, a
+/// stream until it starts). Handlers here take microseconds, so 256 at once
+/// is a flood; beyond it calls are shed with RESOURCE_EXHAUSTED, not queued.
+pub const MAX_CONCURRENT_REQUESTS: usize = 256;
+
+/// Longest a unary call (ServerStatus, GetNodes, GetNamespaces) may take.
+/// They read in-memory figures; 10 s is far beyond any healthy answer and
+/// below the Hubble CLI's 12 s, so a client reads the reason, not its own
+/// timeout. Streams are exempt: a follow lasts as long as the client wants.
+pub const UNARY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTP/2 keepalive ping interval to clients: a relay or `hubble observe`
+/// that vanished without closing its connection (node lost, partition)
+/// would otherwise hold its follow stream, and its stream slot, forever;
+/// 30 s also keeps an idle follow alive through NATs and load balancers.
+pub const GRPC_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a keepalive ping may stay unanswered before the connection and
+/// its streams are dropped: a dead client's slots are free within 40 s.
+pub const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -89,6 +89,18 @@ struct Args {
         requires = "tls_cert_file"
     )]
     tls_client_ca_files: Vec<PathBuf>,
+
+    /// GetFlows and Peer.Notify streams served at once; one more is refused
+    /// at once with RESOURCE_EXHAUSTED naming this limit, and a closed
+    /// stream frees its slot (open ones: flow_exporter_grpc_streams).
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_CONCURRENT_STREAMS)]
+    max_concurrent_streams: usize,
+
+    /// gRPC calls being handled at once (a unary call until it answers, a
+    /// stream until it starts); one more is refused with RESOURCE_EXHAUSTED
+    /// instead of waiting.
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_CONCURRENT_REQUESTS)]
+    max_concurrent_requests: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -177,10 +189,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     drop(ingest);
 
     let tls_on = tls.is_some() && matches!(args.listen_address, ListenAddress::Tcp(_));
-    let grpc = tokio::spawn(server::serve(
+    let grpc_options = server::ServerOptions {
+        limits: svc::grpc_layers::Limits {
+            max_streams: args.max_concurrent_streams.max(1),
+            max_requests: args.max_concurrent_requests.max(1),
+            ..server::default_limits()
+        },
+        metrics: metrics.grpc().clone(),
+    };
+    let grpc = tokio::spawn(server::serve_with_options(
         args.listen_address.clone(),
         observer.clone(),
         tls,
+        grpc_options,
         stopped(stop_rx.clone()),
     ));
     tracing::info!(address = %args.listen_address, node = %node_name, capacity = args.ring_capacity, tls = tls_on, mtls = tls_on && mtls, "serving Hubble Observer API");

@@ -84,6 +84,7 @@ pub struct Metrics {
     queue_depth: Gauge<i64, AtomicI64Compat>,
     ring_flows: Gauge,
     ring_capacity: Gauge,
+    grpc: svc::grpc_layers::GrpcMetrics,
 }
 
 type AtomicI64Compat = std::sync::atomic::AtomicI64;
@@ -111,6 +112,7 @@ impl Metrics {
             queue_depth: Gauge::default(),
             ring_flows: Gauge::default(),
             ring_capacity: Gauge::default(),
+            grpc: Default::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -168,7 +170,17 @@ impl Metrics {
         ] {
             let _ = m.lost.get_or_create(&LostLabels { source });
         }
+        // `flow_exporter_grpc_requests_total`, `flow_exporter_grpc_streams`:
+        // the gRPC server's tower stack (`svc::grpc_layers`) counts into them.
+        m.grpc
+            .register(m.registry.sub_registry_with_prefix("flow_exporter_grpc"));
         m
+    }
+
+    /// The request metrics of the gRPC server (pass them to
+    /// `server::ServerOptions`).
+    pub fn grpc(&self) -> &svc::grpc_layers::GrpcMetrics {
+        &self.grpc
     }
 
     /// Counts one flow in every Hubble flow metric it belongs to. The hot

@@ -2,6 +2,12 @@
 //! the node's [`Observer`], plus `grpc.health.v1.Health` (SERVING for
 //! `hubble.server.Observer`, which `hubble status` checks) and server
 //! reflection (`hubble reflect`), on TCP or a unix socket.
+//!
+//! Observer and Peer sit behind `svc::grpc_layers`' tower stack (request
+//! metrics, a stream limit for GetFlows and Notify together, a timeout on
+//! unary calls only, load shedding) on a server with HTTP/2 keepalive;
+//! [`ServerOptions`] sets its limits, [`default_limits`] come from
+//! `defaults.rs`.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -243,6 +249,53 @@ impl Peer for PeerService {
 
 use futures::StreamExt as _;
 
+/// The methods served through the tower stack, with their kind: the
+/// streaming ones take a slot of `--max-concurrent-streams`, the unary ones
+/// are bounded by [`defaults::UNARY_TIMEOUT`].
+pub const METHODS: svc::grpc_layers::Methods = {
+    use svc::grpc_layers::Kind::{Stream, Unary};
+    &[
+        ("observer.Observer/GetFlows", Stream),
+        ("observer.Observer/GetAgentEvents", Stream),
+        ("observer.Observer/GetDebugEvents", Stream),
+        ("observer.Observer/ServerStatus", Unary),
+        ("observer.Observer/GetNodes", Unary),
+        ("observer.Observer/GetNamespaces", Unary),
+        ("peer.Peer/Notify", Stream),
+    ]
+};
+
+/// The exporter's default server limits (see `defaults.rs` for each reason).
+pub fn default_limits() -> svc::grpc_layers::Limits {
+    svc::grpc_layers::Limits {
+        max_streams: defaults::MAX_CONCURRENT_STREAMS,
+        max_requests: defaults::MAX_CONCURRENT_REQUESTS,
+        unary_timeout: defaults::UNARY_TIMEOUT,
+        keepalive_interval: defaults::GRPC_KEEPALIVE_INTERVAL,
+        keepalive_timeout: defaults::GRPC_KEEPALIVE_TIMEOUT,
+    }
+}
+
+/// The gRPC server's limits and the metrics its stack counts into.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Stream and request limits, unary timeout, HTTP/2 keepalive.
+    pub limits: svc::grpc_layers::Limits,
+    /// Request metrics: [`Metrics::grpc`](crate::metrics::Metrics::grpc)
+    /// to have them on `/metrics`.
+    pub metrics: svc::grpc_layers::GrpcMetrics,
+}
+
+impl Default for ServerOptions {
+    /// The [`default_limits`], counting into metrics nobody serves.
+    fn default() -> Self {
+        ServerOptions {
+            limits: default_limits(),
+            metrics: Default::default(),
+        }
+    }
+}
+
 /// The Observer, Peer, health and reflection services of one node, ready
 /// to be served; `advertised` is the address GetNodes and Peer.Notify report.
 pub async fn router(
@@ -259,20 +312,43 @@ pub async fn router_with_tls(
     advertised: String,
     tls_server_name: Option<String>,
 ) -> anyhow::Result<tonic::transport::server::Router> {
+    router_with_options(
+        observer,
+        advertised,
+        tls_server_name,
+        &ServerOptions::default(),
+    )
+    .await
+}
+
+/// [`router_with_tls`] with these limits and metrics. Observer and Peer sit
+/// behind one `svc::grpc_layers` stack (so the stream limit counts GetFlows
+/// and Notify together), on a server with HTTP/2 keepalive; health and
+/// reflection stay outside it, so an overloaded exporter still passes its
+/// probes.
+pub async fn router_with_options(
+    observer: Arc<Observer>,
+    advertised: String,
+    tls_server_name: Option<String>,
+    opts: &ServerOptions,
+) -> anyhow::Result<tonic::transport::server::Router> {
     use anyhow::Context as _;
-    Ok(
-        proto::services::standard_services(tonic::transport::Server::builder())
-            .await
-            .context("building the gRPC reflection service")?
-            .add_service(ObserverServer::new(
+    let stack = svc::grpc_layers::Stack::new(opts.limits, METHODS, opts.metrics.clone());
+    Ok(proto::services::standard_services(opts.limits.server())
+        .await
+        .context("building the gRPC reflection service")?
+        .add_service(
+            stack.wrap(ObserverServer::new(
                 ObserverService::new(observer.clone(), advertised.clone())
                     .with_tls_server_name(tls_server_name.clone()),
-            ))
-            .add_service(PeerServer::new(
+            )),
+        )
+        .add_service(
+            stack.wrap(PeerServer::new(
                 PeerService::new(observer.node_name(), advertised)
                     .with_tls_server_name(tls_server_name),
             )),
-    )
+        ))
 }
 
 /// Serves [`router`] on `addr` until `shutdown` resolves, with TLS on a
@@ -283,6 +359,17 @@ pub async fn serve(
     addr: ListenAddress,
     observer: Arc<Observer>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with_options(addr, observer, tls, ServerOptions::default(), shutdown).await
+}
+
+/// [`serve`] with these limits and metrics ([`router_with_options`]).
+pub async fn serve_with_options(
+    addr: ListenAddress,
+    observer: Arc<Observer>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    opts: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
@@ -297,7 +384,7 @@ pub async fn serve(
     let server_name = tls
         .as_ref()
         .map(|_| svc::tls::hubble_server_name(observer.node_name()));
-    let router = router_with_tls(observer, addr.to_string(), server_name).await?;
+    let router = router_with_options(observer, addr.to_string(), server_name, &opts).await?;
     match addr {
         ListenAddress::Tcp(a) => {
             let l = tokio::net::TcpListener::bind(a).await.with_context(|| {

@@ -107,3 +107,34 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Version reported in `hubble-relay-version` and ServerStatus. Hubble
 /// clients compare its minor version with their own and only warn.
 pub const RELAY_VERSION: &str = "1.19.4";
+
+/// Client streaming calls (GetFlows) the relay serves at once. Each costs
+/// a client queue ([`CLIENT_QUEUE_LEN`] flows, about 2.5 MB) and one
+/// stream to every peer, so 128 bound the relay near 320 MB of queues and
+/// each node at 128 streams from this relay, while leaving room for
+/// every Hubble UI tab and `hubble observe -f` of a busy cluster.
+pub const MAX_CONCURRENT_STREAMS: usize = 128;
+
+/// Client calls whose handler runs at once (every unary call for its whole
+/// life, a stream until it starts). Each unary call fans out to every
+/// peer, so more than a few dozen at once is a misbehaving client; beyond
+/// 128 they are shed with RESOURCE_EXHAUSTED rather than queued.
+pub const MAX_CONCURRENT_REQUESTS: usize = 128;
+
+/// Longest a client's unary call (ServerStatus, GetNodes, GetNamespaces)
+/// may take: above [`PEER_REQUEST_TIMEOUT`], so the fan-out's own per-peer
+/// timeout answers with partial results first, and below the Hubble CLI's
+/// 12 s, so the client reads the reason instead of its own timeout.
+pub const UNARY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTP/2 keepalive ping interval to the relay's clients: a client that
+/// vanished without closing its connection (laptop asleep, partition)
+/// would otherwise hold its follow stream and its stream slot forever;
+/// 30 s also keeps idle follows alive through load balancers and NATs
+/// (which drop idle TCP after 60 s or more).
+pub const SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a keepalive ping to a client may stay unanswered before its
+/// connection, and every stream on it, is dropped: a dead client's slots
+/// are free again within 40 s.
+pub const SERVER_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -10,6 +10,7 @@
 //! to nodes only through the Observer and Peer gRPC APIs, so it works with
 //! Cilium's agents as well as with `flow-exporter`.
 
+pub mod conn_state;
 pub mod defaults;
 pub mod discovery;
 pub mod flows;
@@ -77,6 +78,15 @@ impl Relay {
     /// `TcpIncoming`, or with TLS on [`svc::tls::incoming`]).
     pub async fn router(&self) -> anyhow::Result<tonic::transport::server::Router> {
         server::router(self.pool.clone(), self.flows.clone()).await
+    }
+
+    /// [`Relay::router`] with these server limits instead of the defaults
+    /// ([`server::default_limits`]).
+    pub async fn router_with(
+        &self,
+        limits: svc::grpc_layers::Limits,
+    ) -> anyhow::Result<tonic::transport::server::Router> {
+        server::router_with(self.pool.clone(), self.flows.clone(), limits).await
     }
 }
 

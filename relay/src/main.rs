@@ -87,6 +87,18 @@ struct Args {
     #[arg(long, default_value_t = defaults::CLIENT_QUEUE_LEN)]
     client_queue_len: usize,
 
+    /// Client streaming calls (GetFlows) served at once; one more is
+    /// refused at once with RESOURCE_EXHAUSTED naming this limit, and a
+    /// closed stream frees its slot (open ones: hubble_relay_grpc_streams).
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_CONCURRENT_STREAMS)]
+    max_concurrent_streams: usize,
+
+    /// Client calls being handled at once (a unary call until it answers,
+    /// a stream until it starts); one more is refused with
+    /// RESOURCE_EXHAUSTED instead of waiting.
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_CONCURRENT_REQUESTS)]
+    max_concurrent_requests: usize,
+
     /// PEM CA bundle(s) that signed the nodes' certificates (comma
     /// separated). Enables TLS to peers and to a TCP --peer-service; each
     /// node's certificate must name <node>.<cluster>.hubble-grpc.cilium.io
@@ -240,7 +252,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }),
     };
     let relay = Relay::start(cfg, metrics.clone());
-    let router = relay.router().await?;
+    let router = relay
+        .router_with(svc::grpc_layers::Limits {
+            max_streams: args.max_concurrent_streams.max(1),
+            max_requests: args.max_concurrent_requests.max(1),
+            ..relay::server::default_limits()
+        })
+        .await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

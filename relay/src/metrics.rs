@@ -8,6 +8,8 @@
 //! | `hubble_relay_flows_dropped_total` | `reason` | flows not sent: `slow_client` (a client's queue was full) |
 //! | `hubble_relay_peer_errors_total` | `peer`, `kind` | per-peer failures: `dial`, `probe`, `stream` |
 //! | `hubble_relay_get_flows_streams` | | GetFlows streams open |
+//! | `hubble_relay_grpc_requests_total` | `method`, `code` | client calls answered, by gRPC code (rejections by the limits included) |
+//! | `hubble_relay_grpc_streams` | `method` | client streaming calls open (what `--max-concurrent-streams` bounds) |
 //!
 //! Flows are counted per batch of a client's output, not per flow.
 
@@ -17,7 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::pool::ConnState;
+use crate::conn_state::ConnState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
@@ -65,6 +67,7 @@ pub struct Metrics {
     dropped: Family<ReasonLabels, Counter>,
     peer_errors: Family<PeerErrorLabels, Counter>,
     streams: Gauge,
+    grpc: svc::grpc_layers::GrpcMetrics,
 }
 
 impl Default for Metrics {
@@ -83,6 +86,7 @@ impl Metrics {
             dropped: Family::default(),
             peer_errors: Family::default(),
             streams: Gauge::default(),
+            grpc: Default::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -110,6 +114,8 @@ impl Metrics {
             "GetFlows streams currently open",
             m.streams.clone(),
         );
+        m.grpc
+            .register(r.sub_registry_with_prefix("hubble_relay_grpc"));
         for s in ConnState::ALL {
             drop(
                 m.peer_status
@@ -177,6 +183,11 @@ impl Metrics {
     /// A GetFlows stream opened (+1) or closed (-1).
     pub fn streams_add(&self, n: i64) {
         self.streams.inc_by(n);
+    }
+
+    /// The request metrics of the relay's gRPC server (its tower stack).
+    pub fn grpc(&self) -> &svc::grpc_layers::GrpcMetrics {
+        &self.grpc
     }
 
     /// The OpenMetrics text of every metric.

@@ -2,6 +2,12 @@
 //! cluster, `grpc.health.v1.Health` (SERVING for `hubble.server.Observer`,
 //! which `hubble status` checks), server reflection and the
 //! `hubble-relay-version` header on every response.
+//!
+//! The Observer service sits behind `svc::grpc_layers`' tower stack
+//! (request metrics, a GetFlows stream limit, a timeout on unary calls
+//! only, load shedding) on a server with HTTP/2 keepalive to clients;
+//! [`router_with`] sets its limits, [`default_limits`] come from
+//! `defaults.rs`.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -266,16 +272,55 @@ impl Observer for RelayService {
     }
 }
 
-/// The Observer, health and reflection services, ready to be served.
+/// The methods served through the tower stack, with their kind: the
+/// streaming ones take a slot of `--max-concurrent-streams`, the unary ones
+/// are bounded by [`defaults::UNARY_TIMEOUT`].
+pub const METHODS: svc::grpc_layers::Methods = {
+    use svc::grpc_layers::Kind::{Stream, Unary};
+    &[
+        ("observer.Observer/GetFlows", Stream),
+        ("observer.Observer/GetAgentEvents", Stream),
+        ("observer.Observer/GetDebugEvents", Stream),
+        ("observer.Observer/ServerStatus", Unary),
+        ("observer.Observer/GetNodes", Unary),
+        ("observer.Observer/GetNamespaces", Unary),
+    ]
+};
+
+/// The relay's default server limits (see `defaults.rs` for each reason).
+pub fn default_limits() -> svc::grpc_layers::Limits {
+    svc::grpc_layers::Limits {
+        max_streams: defaults::MAX_CONCURRENT_STREAMS,
+        max_requests: defaults::MAX_CONCURRENT_REQUESTS,
+        unary_timeout: defaults::UNARY_TIMEOUT,
+        keepalive_interval: defaults::SERVER_KEEPALIVE_INTERVAL,
+        keepalive_timeout: defaults::SERVER_KEEPALIVE_TIMEOUT,
+    }
+}
+
+/// The Observer, health and reflection services, ready to be served, with
+/// the [`default_limits`].
 pub async fn router(
     pool: Pool,
     cfg: FlowsConfig,
 ) -> anyhow::Result<tonic::transport::server::Router> {
+    router_with(pool, cfg, default_limits()).await
+}
+
+/// [`router`] with `limits`: the Observer service sits behind
+/// `svc::grpc_layers`' stack (request metrics into the pool's metrics,
+/// stream limit, unary timeout, load shedding), on a server with HTTP/2
+/// keepalive; health and reflection stay outside it, so an overloaded
+/// relay still passes its probes.
+pub async fn router_with(
+    pool: Pool,
+    cfg: FlowsConfig,
+    limits: svc::grpc_layers::Limits,
+) -> anyhow::Result<tonic::transport::server::Router> {
     use anyhow::Context as _;
-    Ok(
-        proto::services::standard_services(tonic::transport::Server::builder())
-            .await
-            .context("building the gRPC reflection service")?
-            .add_service(ObserverServer::new(RelayService::new(pool, cfg))),
-    )
+    let stack = svc::grpc_layers::Stack::new(limits, METHODS, pool.metrics().grpc().clone());
+    Ok(proto::services::standard_services(limits.server())
+        .await
+        .context("building the gRPC reflection service")?
+        .add_service(stack.wrap(ObserverServer::new(RelayService::new(pool, cfg)))))
 }

@@ -5,10 +5,13 @@
 //! SIGTERM/SIGINT future every daemon stops on; [`tls`]: the one place
 //! that loads TLS certificates, keys and CAs for the daemons' gRPC servers
 //! and clients; and [`metrics`]: the Prometheus `/metrics` endpoint every
-//! daemon serves its own registry on.
+//! daemon serves its own registry on; [`grpc_layers`]: the tower stack
+//! (stream limit, unary timeout, load shedding, request metrics) and the
+//! HTTP/2 settings in front of the exporter's and the relay's gRPC APIs.
 //!
 //! It depends on nothing in the workspace; it must stay free of domain code.
 
+pub mod grpc_layers;
 pub mod metrics;
 pub mod tls;
 
