@@ -355,7 +355,10 @@ fn rust_side() -> Vec<(String, u64)> {
     // The reserved-identity table: each name the datapath assigns is the
     // C macro `DP_ID_<NAME>` of its number.
     for (id, name) in identity::DATAPATH {
-        let c = format!("(__u32)DP_ID_{}", name.to_ascii_uppercase().replace('-', "_"));
+        let c = format!(
+            "(__u32)DP_ID_{}",
+            name.to_ascii_uppercase().replace('-', "_")
+        );
         v.push((c, u64::from(*id)));
     }
     v

@@ -364,4 +364,3 @@ pub mod defaults {
     /// `DP_EVENTS_RING_BYTES`: `events` ring size in bytes.
     pub const EVENTS_RING_BYTES: u32 = 1 << 22;
 }
-

@@ -1,9 +1,11 @@
 //! Table-driven tests of the policy parser and compiler.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::identity::pod_labels;
+use crate::agent::identity::{self, IdentityAllocator, pod_labels};
+use crate::kernel::maps::{Direction, PolicyAction};
+use crate::policy::cidr::Cidr;
 
 const STARWARS: &str = include_str!("../../testdata/policies/starwars.yaml");
 

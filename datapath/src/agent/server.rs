@@ -1,4 +1,4 @@
-//! The agent daemon: the API of [`crate::api`] served with axum on a unix
+//! The agent daemon: the API of [`crate::agent::api`] served with axum on a unix
 //! socket, the policy-directory watcher (which also collects endpoints
 //! whose interface vanished without a CNI DEL), and graceful shutdown on SIGTERM
 //! or SIGINT that leaves programs, links and maps pinned (traffic keeps
@@ -14,8 +14,8 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::agent::{Agent, AgentError};
-use crate::api::{EndpointAdd, IpamRequest};
+use crate::agent::api::{EndpointAdd, IpamRequest};
+use crate::agent::endpoints::{Agent, AgentError};
 use crate::defaults;
 
 type Shared = Arc<Mutex<Agent>>;

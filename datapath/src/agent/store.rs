@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cidr::Cidr;
-use crate::identity::{IdentityAllocator, LabelSet};
+use crate::agent::identity::{IdentityAllocator, LabelSet};
 use crate::policy::Policy;
+use crate::policy::cidr::Cidr;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -322,7 +322,7 @@ impl ClusterStore for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::pod_labels;
+    use crate::agent::identity::pod_labels;
 
     fn ep(node: &str, ep_id: u16, ip: [u8; 4], identity: u32) -> EndpointRecord {
         EndpointRecord {
@@ -348,9 +348,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let labels = pod_labels("default", &BTreeMap::new(), "default");
         let cidr: Cidr = "10.200.1.5/32".parse().unwrap();
-        let pols =
-            crate::policy::parse_str("p.yaml", include_str!("../testdata/policies/starwars.yaml"))
-                .unwrap();
+        let pols = crate::policy::parse_str(
+            "p.yaml",
+            include_str!("../../testdata/policies/starwars.yaml"),
+        )
+        .unwrap();
         let id = {
             let mut s = FileStore::open(dir.path()).unwrap();
             let id = s.allocate_identity(&labels).unwrap();

@@ -35,8 +35,8 @@ use aya::{Ebpf, EbpfLoader};
 
 use crate::defaults;
 use crate::error::{DatapathError, Result};
-use crate::maps::{Config, MAP_SHAPES, Maps, names};
-use crate::netns::{ifindex, in_netns};
+use crate::kernel::maps::{Config, MAP_SHAPES, Maps, names};
+use crate::kernel::netns::{ifindex, in_netns};
 
 /// The kernel object built from `ebpf/bpf/lxc.bpf.c` by build.rs (empty
 /// when the crate was built without clang).
@@ -77,7 +77,7 @@ impl MapSizes {
             names::POLICY => self.policy,
             names::CT4 => self.ct4,
             names::EVENTS => self.events_ring_bytes,
-            names::DROP_STATS => crate::maps::DROP_STATS_ENTRIES,
+            names::DROP_STATS => crate::kernel::maps::DROP_STATS_ENTRIES,
             _ => 1,
         }
     }

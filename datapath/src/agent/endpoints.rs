@@ -18,17 +18,21 @@ use std::path::{Path, PathBuf};
 
 use flow_parser::{EndpointInfo, EnrichmentSpec};
 
-use crate::api::{EndpointAdd, EndpointView, IdentityView, IpamResponse, PolicyView, StatusView};
-use crate::cidr::Cidr;
-use crate::identity::{self, IdentityAllocator};
-use crate::ipam::Ipam;
-use crate::maps::{Endpoint, IpcacheValue, Maps, ip4_key};
-use crate::netns::in_netns;
-use crate::policy::{self, Compiled, Enforcement, LocalEndpoint, Policy};
-use crate::store::{
+use crate::agent::api::{
+    EndpointAdd, EndpointView, IdentityView, IpamResponse, PolicyView, StatusView,
+};
+use crate::agent::identity::{self, IdentityAllocator};
+use crate::agent::ipam::Ipam;
+use crate::agent::store::{
     ClusterStore, EndpointRecord, FileStore, IpcacheEntry, NodeRecord, StoreError, write_atomic,
 };
-use crate::{AttachTarget, Config, Datapath, DatapathError, LoadOptions, defaults, loader};
+use crate::kernel::loader::{self, AttachTarget, Datapath, LoadOptions};
+use crate::kernel::maps::Config;
+use crate::kernel::maps::{Endpoint, IpcacheValue, Maps, ip4_key};
+use crate::kernel::netns::in_netns;
+use crate::policy::cidr::Cidr;
+use crate::policy::{self, Compiled, Enforcement, LocalEndpoint, Policy};
+use crate::{DatapathError, defaults};
 
 /// Agent failures.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +91,7 @@ pub struct AgentConfig {
     pub datapath: Config,
     /// Map capacities used when a map is created (a pinned map of another
     /// size is replaced at start).
-    pub sizes: crate::loader::MapSizes,
+    pub sizes: crate::kernel::loader::MapSizes,
 }
 
 /// The policy source name of the policy directory in the store.
@@ -588,11 +592,14 @@ impl Agent {
             .collect();
         // The node's own addresses are the host (Cilium's reserved:host),
         // so `fromEntities: [host]` matches traffic from the node stack.
-        for ip in in_netns(self.cfg.netns.as_deref(), crate::netns::ipv4_addresses)? {
+        for ip in in_netns(
+            self.cfg.netns.as_deref(),
+            crate::kernel::netns::ipv4_addresses,
+        )? {
             want_ipc.insert(
                 Cidr::host(ip),
                 IpcacheValue {
-                    identity: crate::maps::identity::HOST,
+                    identity: crate::kernel::maps::identity::HOST,
                     tunnel_ep: 0,
                 },
             );

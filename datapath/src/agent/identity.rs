@@ -8,7 +8,7 @@
 //! set includes `k8s:io.kubernetes.pod.namespace=<ns>`.
 //!
 //! Numbering, as Cilium's:
-//! - 1..=8 are the reserved identities ([`crate::maps::identity`]);
+//! - 1..=8 are the reserved identities ([`ebpf::identity::DATAPATH`]);
 //! - [`MIN_USER`].. are cluster-wide identities of label sets, allocated
 //!   in order and stable (the allocator is persisted by the cluster store);
 //! - [`CIDR_BASE`].. are node-local identities of CIDR prefixes used in
@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::maps::identity as reserved;
+use crate::kernel::maps::identity as reserved;
 
 /// First identity allocated to a label set (below are reserved ones).
 pub const MIN_USER: u32 = 256;
