@@ -60,9 +60,18 @@ pub enum AgentError {
     /// No such object (HTTP 404).
     #[error("{0}")]
     NotFound(String),
-    /// Out of addresses or endpoint ids (HTTP 507).
+    /// Out of addresses, endpoint ids or identities (HTTP 507).
     #[error("{0}")]
     Exhausted(String),
+}
+
+/// A store error, with identity exhaustion as [`AgentError::Exhausted`] (so a
+/// CNI ADD that needs a new identity fails with the agent's error, not a panic).
+fn exhausted_identity(e: StoreError) -> AgentError {
+    match e {
+        StoreError::Identity(e) => AgentError::Exhausted(e.to_string()),
+        e => AgentError::Store(e),
+    }
 }
 
 /// Result alias of the agent.
@@ -305,7 +314,10 @@ impl Agent {
             }
         };
         let labels = identity::pod_labels(&req.namespace, &req.labels, &self.cfg.cluster);
-        let identity = self.store.allocate_identity(&labels)?;
+        let identity = self
+            .store
+            .allocate_identity(&labels)
+            .map_err(exhausted_identity)?;
         let report = self.dp.attach(&AttachTarget {
             netns: self.cfg.netns.clone(),
             iface: req.host_iface.clone(),
@@ -562,7 +574,8 @@ impl Agent {
         for c in policy::cidr_prefixes(&policies) {
             let id = self
                 .store
-                .allocate_identity(&identity::cidr_labels(&c.to_string()))?;
+                .allocate_identity(&identity::cidr_labels(&c.to_string()))
+                .map_err(exhausted_identity)?;
             cidr_ids.insert(c, id);
         }
         let ids: IdentityAllocator = self.store.identities()?;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::identity::{IdentityAllocator, LabelSet};
+use crate::agent::identity::{IdentityAllocator, IdentityError, LabelSet};
 use crate::policy::Policy;
 use crate::policy::cidr::Cidr;
 
@@ -41,6 +41,9 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// No identity could be allocated.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
 /// Result alias of the store.
@@ -235,7 +238,7 @@ fn ep_key(node: &str, ep_id: u16) -> String {
 impl ClusterStore for FileStore {
     fn allocate_identity(&mut self, labels: &LabelSet) -> StoreResult<u32> {
         let known = self.state.identities.lookup(labels);
-        let id = self.state.identities.allocate(labels);
+        let id = self.state.identities.try_allocate(labels)?;
         if known.is_none() && self.state.identities.lookup(labels).is_some() {
             self.save()?;
         }
