@@ -26,13 +26,14 @@ use crate::agent::ipam::Ipam;
 use crate::agent::store::{
     ClusterStore, EndpointRecord, FileStore, IpcacheEntry, NodeRecord, StoreError, write_atomic,
 };
+use crate::defaults;
+use crate::error::DatapathError;
 use crate::kernel::loader::{self, AttachTarget, Datapath, LoadOptions};
 use crate::kernel::maps::Config;
 use crate::kernel::maps::{Endpoint, IpcacheValue, Maps, ip4_key};
 use crate::kernel::netns::in_netns;
 use crate::policy::cidr::Cidr;
 use crate::policy::{self, Compiled, Enforcement, LocalEndpoint, Policy};
-use crate::{DatapathError, defaults};
 
 /// Agent failures.
 #[derive(Debug, thiserror::Error)]

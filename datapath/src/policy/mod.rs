@@ -26,29 +26,26 @@
 //! [`diff_entries`] turns desired entries into the minimal set of writes
 //! and removals against what the map holds. Pure code: no I/O except
 //! [`load_file`] and [`load_dir`].
+//!
+//! Laid out along the pipeline, each step importing only the ones before
+//! it: `raw` (the YAML shape serde reads) → `model` (the validated
+//! [`Policy`]) → `validate` ([`parse_str`], [`load_file`], [`load_dir`]:
+//! raw → model, or a [`PolicyError`] naming the field) → `compile`
+//! ([`compile()`], [`diff_entries`]: model → map entries). [`cidr`] is the
+//! IPv4 prefix type that policies, IPAM and the store share. The items are
+//! re-exported here; the submodules never import this facade.
 
 pub mod cidr;
 mod compile;
+mod error;
 mod model;
 mod raw;
 mod validate;
 
 pub use compile::*;
+pub use error::PolicyError;
 pub use model::*;
 pub use validate::{is_policy_file, load_dir, load_file, parse_str};
-
-/// A policy file or field that is not valid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {field}: {message}")]
-pub struct PolicyError {
-    /// The file (or other origin) of the document.
-    pub origin: String,
-    /// The field path (`spec.ingress[0].toPorts[0].ports[0].port`), or
-    /// `document N` when the problem is the document as a whole.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::agent::identity;
 use crate::policy::cidr::Cidr;
 
-use super::PolicyError;
+use super::error::PolicyError;
 use super::model::{CidrSet, Entity, Op, PeerRule, Policy, Requirement, Rule, Selector};
 use super::raw::{
     Doc, RawCidrSet, RawEgress, RawIngress, RawPort, RawPortRule, RawRule, RawSelector,
