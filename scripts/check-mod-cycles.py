@@ -33,9 +33,10 @@ def strip(code: str) -> str:
     code = re.sub(r"/\*.*?\*/", "", code, flags=re.S)
     code = re.sub(r"//[^\n]*", "", code)
     code = re.sub(r'"(?:\\.|[^"\\])*"', '""', code)
-    # Inline test modules: their `super::` is the file's own module.
+    # Inline modules count as part of the file's module: `#[cfg(test)]`
+    # ones are dropped, in others `super::` is the file's own module.
     out, i = [], 0
-    for m in re.finditer(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{", code):
+    for m in re.finditer(r"(#\[cfg\(test\)\]\s*)?\bmod\s+\w+\s*\{", code):
         if m.start() < i:
             continue
         out.append(code[i : m.start()])
@@ -43,6 +44,8 @@ def strip(code: str) -> str:
         while j < len(code) and depth:
             depth += {"{": 1, "}": -1}.get(code[j], 0)
             j += 1
+        if not m.group(1):
+            out.append(re.sub(r"\bsuper::", "self::", code[m.end() : j - 1]))
         i = j
     out.append(code[i:])
     return "".join(out)

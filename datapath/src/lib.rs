@@ -14,9 +14,10 @@
 //!   `ebpf` crate), [`netns`];
 //! - [`policy`]: CiliumNetworkPolicy-shaped YAML → validated
 //!   [`policy::Policy`] → per-endpoint map entries and enforcement flags, as
-//!   a minimal diff; [`cidr`] prefixes;
-//! - [`agent`]: identities ([`identity`]), IPAM ([`ipam`]), the cluster
-//!   store ([`store`]), the endpoint manager and convergence of store +
+//!   a minimal diff; the labels and identities it selects on ([`identity`]:
+//!   Cilium's reserved ones, stable allocation ≥ 256, node-local CIDR
+//!   identities); [`cidr`] prefixes;
+//! - [`agent`]: IPAM ([`ipam`]), the cluster store ([`store`]), the endpoint manager and convergence of store +
 //!   policies into the maps ([`agent::Agent`]), its API server ([`server`])
 //!   and wire types and blocking client ([`api`]);
 //! - [`cni`]: the pure parts of the CNI plugin (`datapath-cni`);
@@ -38,9 +39,9 @@ pub mod error;
 pub mod kernel;
 pub mod policy;
 
-pub use agent::{api, identity, ipam, server, store};
+pub use agent::{api, ipam, server, store};
 pub use kernel::{loader, maps, netns};
-pub use policy::cidr;
+pub use policy::{cidr, identity};
 
 pub use error::{DatapathError, Result};
 pub use kernel::loader::{

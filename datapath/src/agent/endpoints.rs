@@ -21,7 +21,6 @@ use flow_parser::{EndpointInfo, EnrichmentSpec};
 use crate::agent::api::{
     EndpointAdd, EndpointView, IdentityView, IpamResponse, PolicyView, StatusView,
 };
-use crate::agent::identity::{self, IdentityAllocator};
 use crate::agent::ipam::Ipam;
 use crate::agent::store::{
     ClusterStore, EndpointRecord, FileStore, IpcacheEntry, NodeRecord, StoreError, write_atomic,
@@ -33,6 +32,7 @@ use crate::kernel::maps::Config;
 use crate::kernel::maps::{Endpoint, IpcacheValue, Maps, ip4_key};
 use crate::kernel::netns::in_netns;
 use crate::policy::cidr::Cidr;
+use crate::policy::identity::{self, IdentityAllocator};
 use crate::policy::{self, Compiled, Enforcement, LocalEndpoint, Policy};
 
 /// Agent failures.

@@ -1,7 +1,5 @@
 //! The node agent and its building blocks:
 //!
-//! - [`identity`]: identities from security-relevant labels (Cilium's
-//!   reserved ones, stable allocation ≥ 256, node-local CIDR identities);
 //! - [`ipam`]: the node's pod CIDR;
 //! - [`store`]: the cluster-state store interface (DESIGN §3) and its
 //!   single-node JSON-file implementation;
@@ -12,13 +10,12 @@
 //!   and the blocking client the CNI plugin (`datapath-cni`) and the admin
 //!   CLI use.
 //!
-//! The agent programs the kernel through [`crate::kernel`] and compiles
-//! [`crate::policy`]; neither depends on the agent except for the identity
-//! allocator that policy compilation uses ([`identity`]).
+//! The agent programs the kernel through [`crate::kernel`] and allocates
+//! identities and compiles policies with [`crate::policy`]; neither depends
+//! on the agent.
 
 pub mod api;
 pub mod endpoints;
-pub mod identity;
 pub mod ipam;
 pub mod server;
 pub mod store;

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::identity::{IdentityAllocator, IdentityError, LabelSet};
 use crate::policy::Policy;
 use crate::policy::cidr::Cidr;
+use crate::policy::identity::{IdentityAllocator, IdentityError, LabelSet};
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -325,7 +325,7 @@ impl ClusterStore for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::identity::pod_labels;
+    use crate::policy::identity::pod_labels;
 
     fn ep(node: &str, ep_id: u16, ip: [u8; 4], identity: u32) -> EndpointRecord {
         EndpointRecord {

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::identity::{self, IdentityAllocator, LabelSet, Scope};
 use crate::kernel::maps::{Direction, PolicyAction, PolicyEntry, identity as reserved};
 use crate::policy::cidr::Cidr;
+use crate::policy::identity::{self, IdentityAllocator, LabelSet, Scope};
 
 use super::model::{Entity, PeerRule, Policy};
 

@@ -31,13 +31,16 @@
 //! it: `raw` (the YAML shape serde reads) → `model` (the validated
 //! [`Policy`]) → `validate` ([`parse_str`], [`load_file`], [`load_dir`]:
 //! raw → model, or a [`PolicyError`] naming the field) → `compile`
-//! ([`compile()`], [`diff_entries`]: model → map entries). [`cidr`] is the
-//! IPv4 prefix type that policies, IPAM and the store share. The items are
+//! ([`compile()`], [`diff_entries`]: model → map entries). [`identity`]
+//! holds what policy selects on: labels and the identities allocated to
+//! them (the agent and its cluster store persist the allocator); [`cidr`]
+//! is the IPv4 prefix type that policies, IPAM and the store share. The items are
 //! re-exported here; the submodules never import this facade.
 
 pub mod cidr;
 mod compile;
 mod error;
+pub mod identity;
 mod model;
 mod raw;
 mod validate;

@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::identity::{self, LabelSet, NAMESPACE_LABEL};
 use crate::policy::cidr::Cidr;
+use crate::policy::identity::{self, LabelSet, NAMESPACE_LABEL};
 
 /// A policy document, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::agent::identity;
 use crate::policy::cidr::Cidr;
+use crate::policy::identity;
 
 use super::error::PolicyError;
 use super::model::{CidrSet, Entity, Op, PeerRule, Policy, Requirement, Rule, Selector};
