@@ -35,6 +35,11 @@ use crate::policy::cidr::Cidr;
 use crate::policy::identity::{self, IdentityAllocator};
 use crate::policy::{self, Compiled, Enforcement, LocalEndpoint, Policy};
 
+/// The tracing target of this module's log lines: the module path it had
+/// before the source was laid out by concern (`src/agent.rs`), kept so logs
+/// and `RUST_LOG` filters stay as they were.
+const LOG_TARGET: &str = "datapath::agent";
+
 /// Agent failures.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -157,7 +162,7 @@ impl Agent {
                 if i.cidr() == cfg.pod_cidr {
                     i
                 } else {
-                    tracing::warn!(old = %i.cidr(), new = %cfg.pod_cidr, "pod CIDR changed; IPAM starts over");
+                    tracing::warn!(target: LOG_TARGET, old = %i.cidr(), new = %cfg.pod_cidr, "pod CIDR changed; IPAM starts over");
                     Ipam::new(cfg.pod_cidr)
                 }
             }
@@ -222,7 +227,7 @@ impl Agent {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(ep = ep.ep_id, iface = %ep.host_iface, error = %e, "endpoint gone, forgetting it");
+                    tracing::warn!(target: LOG_TARGET, ep = ep.ep_id, iface = %ep.host_iface, error = %e, "endpoint gone, forgetting it");
                     self.forget(&ep)?;
                     self.ipam
                         .release(&format!("{}/{}", ep.container_id, ep.ifname));
@@ -232,7 +237,7 @@ impl Agent {
         }
         let pruned = loader::prune_defunct_links(&self.cfg.pin_dir)?;
         if pruned > 0 {
-            tracing::info!(pruned, "defunct links unpinned");
+            tracing::info!(target: LOG_TARGET, pruned, "defunct links unpinned");
         }
         Ok(())
     }
@@ -351,13 +356,13 @@ impl Agent {
             self.sync()
         })();
         if let Err(e) = r {
-            tracing::warn!(ep = ep_id, error = %e, "endpoint add failed, rolling back");
+            tracing::warn!(target: LOG_TARGET, ep = ep_id, error = %e, "endpoint add failed, rolling back");
             let _ = self.forget(&rec);
             let _ = loader::detach(&self.cfg.pin_dir, &rec.host_iface);
             let _ = self.sync();
             return Err(e);
         }
-        tracing::info!(ep = ep_id, ip = %rec.ip, pod = %rec.pod_name, ns = %rec.namespace, identity, "endpoint added");
+        tracing::info!(target: LOG_TARGET, ep = ep_id, ip = %rec.ip, pod = %rec.pod_name, ns = %rec.namespace, identity, "endpoint added");
         self.view(&rec)
     }
 
@@ -377,7 +382,7 @@ impl Agent {
         self.maps.ct_flush_ip(ep.ip)?;
         loader::detach(&self.cfg.pin_dir, &ep.host_iface)?;
         self.ipam_release(&format!("{}/{}", ep.container_id, ep.ifname))?;
-        tracing::info!(ep = ep.ep_id, ip = %ep.ip, pod = %ep.pod_name, "endpoint removed");
+        tracing::info!(target: LOG_TARGET, ep = ep.ep_id, ip = %ep.ip, pod = %ep.pod_name, "endpoint removed");
         Ok(())
     }
 
@@ -415,7 +420,7 @@ impl Agent {
         let mut n = 0;
         for ep in self.local_endpoints()? {
             if defunct.contains(&ep.host_iface) {
-                tracing::warn!(ep = ep.ep_id, iface = %ep.host_iface, "interface gone without CNI DEL");
+                tracing::warn!(target: LOG_TARGET, ep = ep.ep_id, iface = %ep.host_iface, "interface gone without CNI DEL");
                 self.remove_endpoint(&ep)?;
                 n += 1;
             }
@@ -543,19 +548,19 @@ impl Agent {
         match policy::load_dir(&self.cfg.policy_dir) {
             Ok(p) => {
                 if self.policy_error.take().is_some() {
-                    tracing::info!("policy directory valid again");
+                    tracing::info!(target: LOG_TARGET, "policy directory valid again");
                 }
                 let changed = self.store.policies()? != p;
                 self.store.set_policies(POLICY_SOURCE, p)?;
                 self.policy_revision += 1;
                 if changed {
-                    tracing::info!(revision = self.policy_revision, "policies changed");
+                    tracing::info!(target: LOG_TARGET, revision = self.policy_revision, "policies changed");
                     self.sync()?;
                 }
                 Ok(changed)
             }
             Err(e) => {
-                tracing::error!(error = %e, "policy directory not applied");
+                tracing::error!(target: LOG_TARGET, error = %e, "policy directory not applied");
                 self.policy_error = Some(e.to_string());
                 if self.policy_revision == 0 {
                     self.policy_revision = 1;
@@ -686,6 +691,7 @@ impl Agent {
         }
         if !diff.is_empty() {
             tracing::info!(
+                target: LOG_TARGET,
                 written = diff.upsert.len(),
                 removed = diff.remove.len(),
                 "policy map updated"
