@@ -1,6 +1,10 @@
 //! Every size, path and default of the datapath, each with the reason for
 //! its value. The kernel-side defaults (`ebpf/include/dp_types.h`) are
-//! mirrored in [`crate::maps`] and checked by the layout test.
+//! mirrored in [`ebpf::maps::defaults`] (checked there by the layout test)
+//! and re-exported here with their reasons.
+//!
+//! Depends on nothing else of this crate: the maps depend on it, not the
+//! other way round.
 
 use std::time::Duration;
 
@@ -34,22 +38,23 @@ pub const CT4_MAX: u32 = 262_144;
 /// `events` ring size in bytes (power of two, multiple of the page size).
 /// 4 MiB holds ~20 000 records of 176–184 bytes: a consumer pause of a
 /// second at medium aggregation loses nothing.
-pub const EVENTS_RING_BYTES: u32 = 1 << 22;
+pub const EVENTS_RING_BYTES: u32 = ebpf::maps::defaults::EVENTS_RING_BYTES;
 
 /// Monitor aggregation level by default: medium, as in Cilium (new
 /// connections and TCP flag changes), so steady traffic gives a bounded
 /// event rate.
-pub const AGGREGATION: crate::maps::Aggregation = crate::maps::Aggregation::Medium;
+pub const AGGREGATION: ebpf::maps::Aggregation = ebpf::maps::defaults::AGGREGATION;
 
 /// Medium aggregation re-reports an active flow at most this often (Cilium's
 /// `MONITOR_REPORT_INTERVAL`).
-pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+pub const REPORT_INTERVAL: Duration =
+    Duration::from_secs(ebpf::maps::defaults::REPORT_INTERVAL_S as u64);
 
 /// Drop events per second per CPU before further drop events are only
 /// counted (`drop_rl.suppressed`); drops themselves are always counted in
 /// `drop_stats`. High enough that a test or a demo never hits it, low enough
 /// that a flood cannot fill the ring.
-pub const DROP_EVENTS_PER_SEC: u32 = 1000;
+pub const DROP_EVENTS_PER_SEC: u32 = ebpf::maps::defaults::DROP_EVENTS_PER_S;
 
 /// Name of the program attached at TCX ingress of the host-side veth.
 pub const PROG_FROM_CONTAINER: &str = "from_container";

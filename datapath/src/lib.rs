@@ -6,24 +6,25 @@
 //! ipcache, per-endpoint policy, conntrack inspection, configuration and
 //! counters.
 //!
-//! - [`loader`]: [`Datapath::load`] (pin re-adoption with shape checks),
-//!   [`Datapath::attach`], [`loader::detach`], [`loader::unpin_all`].
-//! - [`maps`]: `#[repr(C)]` mirrors of `ebpf/include/dp_types.h` (layout
-//!   checked against the C compiler) and [`Maps`], the typed programming API.
-//! - [`netns`]: per-operation network-namespace switching on a dedicated
-//!   thread.
+//! Laid out by concern:
+//! - [`kernel`]: the kernel boundary: [`loader`] ([`Datapath::load`] with
+//!   pin re-adoption and shape checks, [`Datapath::attach`], the pinned TCX
+//!   links), [`maps`] ([`Maps`], the typed programming API over the
+//!   `#[repr(C)]` mirrors of `ebpf/include/dp_types.h`, which live in the
+//!   `ebpf` crate), [`netns`];
+//! - [`policy`]: CiliumNetworkPolicy-shaped YAML → validated
+//!   [`policy::Policy`] → per-endpoint map entries and enforcement flags, as
+//!   a minimal diff; the labels and identities it selects on ([`identity`]:
+//!   Cilium's reserved ones, stable allocation ≥ 256, node-local CIDR
+//!   identities); [`cidr`] prefixes;
+//! - [`agent`]: IPAM ([`ipam`]), the cluster store ([`store`]), the endpoint manager and convergence of store +
+//!   policies into the maps ([`agent::Agent`]), its API server ([`server`])
+//!   and wire types and blocking client ([`api`]);
+//! - [`cni`]: the pure parts of the CNI plugin (`datapath-cni`);
+//! - [`defaults`] and [`error`].
 //!
-//! Part 2, the agent and its pure building blocks:
-//! - [`identity`]: identities from security-relevant labels (Cilium's
-//!   reserved ones, stable allocation ≥ 256, node-local CIDR identities);
-//! - [`policy`]: CiliumNetworkPolicy-shaped YAML → validated [`policy::Policy`]
-//!   → per-endpoint map entries and enforcement flags, as a minimal diff;
-//! - [`store`]: the cluster-state store interface (DESIGN §3) and its
-//!   single-node JSON-file implementation; [`ipam`]: the node's pod CIDR;
-//! - [`agent`]: endpoint manager and convergence of store + policies into
-//!   the maps, enrichment file for the exporter; [`server`]: its API on a
-//!   unix socket (axum), [`api`]: wire types and the blocking client the
-//!   CNI plugin (`datapath-cni`) and the admin CLI use.
+//! The former flat module paths (`datapath::maps`, `datapath::loader`,
+//! `datapath::identity`, ...) are re-exported.
 //!
 //! The kernel side and its decisions are documented in the C headers under
 //! `ebpf/include/dp_*.h`. This crate is the only one besides the exporter's
@@ -32,23 +33,18 @@
 //! file format and to print events in `datapath monitor`.
 
 pub mod agent;
-pub mod api;
-pub mod cidr;
 pub mod cni;
 pub mod defaults;
 pub mod error;
-pub mod identity;
-pub mod ipam;
-pub mod loader;
-pub mod maps;
-pub mod netns;
+pub mod kernel;
 pub mod policy;
-pub mod server;
-pub mod store;
 
-#[cfg(test)]
-mod layout_tests;
+pub use agent::{api, ipam, server, store};
+pub use kernel::{loader, maps, netns};
+pub use policy::{cidr, identity};
 
 pub use error::{DatapathError, Result};
-pub use loader::{AttachReport, AttachTarget, Datapath, LinkOutcome, LoadOptions, MapSizes};
-pub use maps::{Aggregation, Config, Direction, Endpoint, Maps, PolicyAction, PolicyEntry};
+pub use kernel::loader::{
+    AttachReport, AttachTarget, Datapath, LinkOutcome, LoadOptions, MapSizes,
+};
+pub use kernel::maps::{Aggregation, Config, Direction, Endpoint, Maps, PolicyAction, PolicyEntry};

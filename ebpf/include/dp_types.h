@@ -3,10 +3,11 @@
  * dp_types.h - keys, values and constants of the datapath maps.
  *
  * The layout contract between the kernel programs (ebpf/bpf/lxc.bpf.c) and
- * the loader (datapath crate, src/maps.rs). Compiles with `clang -target
- * bpf` and with the host C compiler; the datapath crate's layout test
- * compiles it with the host `cc` and compares every size, offset and
- * constant with the Rust mirror.
+ * user space (Rust mirror: ebpf crate, src/maps.rs and src/identity.rs;
+ * used by the datapath crate's loader). Compiles with `clang -target bpf`
+ * and with the host C compiler; the ebpf crate's layout test compiles it
+ * with the host `cc` and compares every size, offset and constant with the
+ * Rust mirror.
  *
  * Same rules as hubble_events.h: fixed-width types only, every padding byte
  * an explicit `pad*` field (written as zero), no implicit padding.

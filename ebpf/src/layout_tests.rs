@@ -1,13 +1,17 @@
-//! Checks the Rust mirror against `include/hubble_events.h`: a small C
-//! program that includes the header is compiled with the host `cc` and prints
-//! the size of every struct, the offset of every field and the value of every
-//! constant; each line must match the Rust side.
+//! Checks every Rust mirror of this crate against the C headers: a small C
+//! program that includes `include/hubble_events.h` and `include/dp_types.h`
+//! is compiled with the host `cc` and prints the size of every struct, the
+//! offset of every field and the value of every constant; each line must
+//! match the Rust side ([`crate::events`], [`crate::maps`],
+//! [`crate::identity`]). Without `cc` the test is skipped, except under CI,
+//! where a missing `cc` fails.
 
 use std::collections::BTreeMap;
 use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::maps::*;
 use crate::*;
 
 /// `(C expression, Rust value)` for every size, offset and constant.
@@ -27,12 +31,21 @@ fn rust_side() -> Vec<(String, u64)> {
             ));
         };
     }
+    macro_rules! offs {
+        ($c:literal, $t:ty, [$($f:ident),+]) => {
+            $(v.push((
+                format!("offsetof(struct {}, {})", $c, stringify!($f)),
+                offset_of!($t, $f) as u64,
+            ));)+
+        };
+    }
     macro_rules! konst {
         ($c:literal, $val:expr) => {
             v.push(($c.to_string(), u64::try_from($val).expect("non-negative")));
         };
     }
 
+    // ---- hubble_events.h: the event records ----------------------------
     size!("event_hdr", EventHdr);
     size!("trace_event", TraceEvent);
     size!("drop_event", DropEvent);
@@ -233,6 +246,121 @@ fn rust_side() -> Vec<(String, u64)> {
     konst!("HUBBLE_SRC_FILE_UNKNOWN", src_file::UNKNOWN);
     konst!("HUBBLE_SRC_FILE_TEST_EMIT", src_file::TEST_EMIT);
     konst!("HUBBLE_SRC_FILE_LXC", src_file::LXC);
+
+    // ---- dp_types.h: the datapath maps -----------------------------------
+    size!("endpoint_key", EndpointKey);
+    offs!("endpoint_key", EndpointKey, [ip4]);
+    size!("endpoint_value", EndpointValue);
+    offs!(
+        "endpoint_value",
+        EndpointValue,
+        [ifindex, pod_mac, node_mac, identity, ep_id, flags, pad]
+    );
+    size!("ipcache_key", IpcacheKey);
+    offs!("ipcache_key", IpcacheKey, [prefixlen, ip4]);
+    size!("ipcache_value", IpcacheValue);
+    offs!("ipcache_value", IpcacheValue, [identity, tunnel_ep]);
+    size!("policy_key", PolicyKey);
+    offs!(
+        "policy_key",
+        PolicyKey,
+        [identity, ep_id, dport, proto, direction, pad]
+    );
+    size!("policy_value", PolicyValue);
+    offs!("policy_value", PolicyValue, [action, pad, rule]);
+    size!("ct_key", CtKey);
+    offs!("ct_key", CtKey, [saddr, daddr, sport, dport, proto, pad]);
+    size!("ct_value", CtValue);
+    offs!(
+        "ct_value",
+        CtValue,
+        [
+            created_ns,
+            expires_ns,
+            fwd_packets,
+            fwd_bytes,
+            rev_packets,
+            rev_bytes,
+            fwd_report_ns,
+            rev_report_ns,
+            src_identity,
+            dst_identity,
+            src_ep,
+            dst_ep,
+            fwd_flags_seen,
+            rev_flags_seen,
+            fwd_flags_reported,
+            rev_flags_reported,
+            flags,
+            pad
+        ]
+    );
+    size!("dp_config", DpConfig);
+    offs!(
+        "dp_config",
+        DpConfig,
+        [
+            flags,
+            aggregation,
+            pad,
+            report_interval_s,
+            drop_events_per_s
+        ]
+    );
+    size!("drop_stats_value", DropStatsValue);
+    offs!("drop_stats_value", DropStatsValue, [packets, bytes]);
+    size!("drop_rl_value", DropRlValue);
+    offs!(
+        "drop_rl_value",
+        DropRlValue,
+        [window_ns, emitted, suppressed]
+    );
+
+    konst!("DP_ID_UNKNOWN", identity::UNKNOWN);
+    konst!("DP_ID_HOST", identity::HOST);
+    konst!("DP_ID_WORLD", identity::WORLD);
+    konst!("DP_ID_UNMANAGED", identity::UNMANAGED);
+    konst!("DP_ID_HEALTH", identity::HEALTH);
+    konst!("DP_ID_INIT", identity::INIT);
+    konst!("DP_ID_REMOTE_NODE", identity::REMOTE_NODE);
+    konst!("DP_ID_KUBE_APISERVER", identity::KUBE_APISERVER);
+    konst!("DP_ID_INGRESS", identity::INGRESS);
+    konst!("DP_EP_F_ENFORCE_INGRESS", ep_flags::ENFORCE_INGRESS);
+    konst!("DP_EP_F_ENFORCE_EGRESS", ep_flags::ENFORCE_EGRESS);
+    konst!("DP_EP_F_AUDIT", ep_flags::AUDIT);
+    konst!("DP_POLICY_ALLOW", PolicyAction::Allow as u8);
+    konst!("DP_POLICY_DENY", PolicyAction::Deny as u8);
+    konst!("DP_POLICY_AUDIT", PolicyAction::Audit as u8);
+    konst!("DP_CT_F_SEEN_REPLY", ct_flags::SEEN_REPLY);
+    konst!("DP_CT_F_FWD_CLOSING", ct_flags::FWD_CLOSING);
+    konst!("DP_CT_F_REV_CLOSING", ct_flags::REV_CLOSING);
+    konst!("DP_CT_F_RST", ct_flags::RST);
+    konst!("DP_CT_LIFETIME_TCP_S", ct_lifetime::TCP_S);
+    konst!("DP_CT_LIFETIME_NONTCP_S", ct_lifetime::NONTCP_S);
+    konst!("DP_CT_SYN_TIMEOUT_S", ct_lifetime::SYN_TIMEOUT_S);
+    konst!("DP_CT_CLOSE_TIMEOUT_S", ct_lifetime::CLOSE_TIMEOUT_S);
+    konst!("DP_AGG_NONE", Aggregation::None as u8);
+    konst!("DP_AGG_LOW", Aggregation::Low as u8);
+    konst!("DP_AGG_MEDIUM", Aggregation::Medium as u8);
+    konst!("DP_AGG_MAX", Aggregation::Max as u8);
+    konst!("DP_CFG_F_SET", CFG_F_SET);
+    konst!("DP_DEFAULT_AGGREGATION", defaults::AGGREGATION as u8);
+    konst!("DP_DEFAULT_REPORT_INTERVAL_S", defaults::REPORT_INTERVAL_S);
+    konst!("DP_DEFAULT_DROP_EVENTS_PER_S", defaults::DROP_EVENTS_PER_S);
+    konst!("DP_DROP_STATS_ENTRIES", DROP_STATS_ENTRIES);
+    konst!("DP_EVENTS_RING_BYTES", defaults::EVENTS_RING_BYTES);
+    konst!("(__u8)HUBBLE_DIR_INGRESS", Direction::Ingress as u8);
+    konst!("(__u8)HUBBLE_DIR_EGRESS", Direction::Egress as u8);
+
+    // The reserved-identity table: each name the datapath assigns is the
+    // C macro `DP_ID_<NAME>` of its number.
+    for (id, name) in identity::DATAPATH {
+        let c = format!(
+            "(__u32)DP_ID_{}",
+            name.to_ascii_uppercase().replace('-', "_")
+        );
+        v.push((c, u64::from(*id)));
+    }
     v
 }
 
@@ -263,9 +391,13 @@ impl Drop for ScratchDir {
 }
 
 #[test]
-fn c_header_matches_rust_layout_and_constants() {
+fn c_headers_match_rust_layout_and_constants() {
     if !cc_available() {
-        eprintln!("skipped: no host C compiler `cc` to compile include/hubble_events.h");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no host C compiler `cc` under CI"
+        );
+        eprintln!("skipped: no host C compiler `cc` to compile include/*.h");
         return;
     }
     let expected = rust_side();
@@ -275,7 +407,7 @@ fn c_header_matches_rust_layout_and_constants() {
     let bin = dir.0.join("layout");
 
     let mut c = String::from(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"hubble_events.h\"\nint main(void) {\n",
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"dp_types.h\"\n#include \"hubble_events.h\"\nint main(void) {\n",
     );
     for (expr, _) in &expected {
         c.push_str(&format!(

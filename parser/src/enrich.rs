@@ -119,19 +119,9 @@ pub trait InterfaceLookup: Send + Sync {
     fn if_name(&self, ifindex: u32) -> Option<String>;
 }
 
-/// The reserved identities: `(id, name)`; labels are `reserved:<name>`.
-pub const RESERVED_IDENTITIES: [(u32, &str); 10] = [
-    (1, "host"),
-    (2, "world"),
-    (3, "unmanaged"),
-    (4, "health"),
-    (5, "init"),
-    (6, "remote-node"),
-    (7, "kube-apiserver"),
-    (8, "ingress"),
-    (9, "world-ipv4"),
-    (10, "world-ipv6"),
-];
+/// The reserved identities: `(id, name)`; labels are `reserved:<name>`
+/// ([`ebpf::identity::LABELLED`], the one table; 0 has no labels).
+pub const RESERVED_IDENTITIES: &[(u32, &str)] = ebpf::identity::LABELLED;
 
 /// The name of a reserved identity (`2` → `"world"`).
 pub fn reserved_identity_name(id: u32) -> Option<&'static str> {

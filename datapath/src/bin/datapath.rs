@@ -631,10 +631,14 @@ fn format_flow(f: &proto::flow::Flow) -> String {
         Some(Protocol::Udp(u)) => (Some(u.source_port), Some(u.destination_port)),
         _ => (None, None),
     };
+    // flow.CiliumEventType.type carries the ebpf message type.
+    const DROP: i32 = ebpf::msg_type::DROP as i32;
+    const TRACE: i32 = ebpf::msg_type::TRACE as i32;
+    const POLICY_VERDICT: i32 = ebpf::msg_type::POLICY_VERDICT as i32;
     let kind = match f.event_type.as_ref().map(|e| e.r#type) {
-        Some(1) => "drop",
-        Some(4) => "trace",
-        Some(5) => "policy-verdict",
+        Some(DROP) => "drop",
+        Some(TRACE) => "trace",
+        Some(POLICY_VERDICT) => "policy-verdict",
         _ => "event",
     };
     let verdict = Verdict::try_from(f.verdict).map_or("?", |v| v.as_str_name());

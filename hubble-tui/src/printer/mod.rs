@@ -570,26 +570,12 @@ fn join_host_port(host: &str, port: &str) -> String {
 
 /// Names of Cilium's reserved numeric identities (0 is `unknown`).
 pub fn reserved_identity_name(id: u32) -> Option<&'static str> {
-    RESERVED_IDENTITIES
-        .iter()
-        .find(|(n, _)| *n == id)
-        .map(|(_, name)| *name)
+    ebpf::identity::name(id)
 }
 
-/// Reserved identities and their names, in numeric order.
-pub const RESERVED_IDENTITIES: [(u32, &str); 11] = [
-    (0, "unknown"),
-    (1, "host"),
-    (2, "world"),
-    (3, "unmanaged"),
-    (4, "health"),
-    (5, "init"),
-    (6, "remote-node"),
-    (7, "kube-apiserver"),
-    (8, "ingress"),
-    (9, "world-ipv4"),
-    (10, "world-ipv6"),
-];
+/// Reserved identities and their names, in numeric order
+/// ([`ebpf::identity::NAMES`], the one table).
+pub const RESERVED_IDENTITIES: [(u32, &str); 11] = ebpf::identity::NAMES;
 
 /// The TYPE column (upstream's `GetFlowType`).
 pub fn flow_type(f: &Flow) -> String {

@@ -1,7 +1,12 @@
-//! The datapath maps: `#[repr(C)]` mirrors of `ebpf/include/dp_types.h`
-//! (checked by the layout test against the C compiler), typed high-level
-//! entries, and [`Maps`], which opens the pinned maps of a node (from the
-//! agent or from any other process, such as the admin CLI) and programs them.
+//! The datapath maps, user-space side: [`Maps`], which opens the pinned
+//! maps of a node (from the agent or from any other process, such as the
+//! admin CLI) and programs them, and its typed high-level entries
+//! ([`Endpoint`], [`PolicyEntry`], [`Config`]).
+//!
+//! The keys, values, names and constants are the `#[repr(C)]` mirrors of
+//! `ebpf/include/dp_types.h` in [`ebpf::maps`] (checked there by the layout
+//! test); they are re-exported here. aya reads and writes them through
+//! `Plain`, the one place that vouches for them as plain old data.
 //!
 //! Byte order: IPv4 addresses in keys are in network order (as the kernel
 //! reads them from the packet); ports, identities and counters in host order.
@@ -12,353 +17,53 @@ use std::path::{Path, PathBuf};
 use aya::maps::lpm_trie::Key as LpmKey;
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapError, MapType, PerCpuArray};
 
+pub use ebpf::identity;
+pub use ebpf::maps::{
+    Aggregation, CFG_F_SET, CtKey, CtValue, DROP_STATS_ENTRIES, Direction, DpConfig, DropRlValue,
+    DropStatsValue, EndpointKey, EndpointValue, IpcacheKey, IpcacheValue, ParseAggregationError,
+    PolicyAction, PolicyKey, PolicyValue, ct_flags, ct_lifetime, ep_flags, ip4_from_key, ip4_key,
+    names,
+};
+
 use crate::error::{DatapathError, Result};
 
-/// Map names (the pin file names under the node's pin directory).
-pub mod names {
-    /// Local endpoints by IPv4.
-    pub const ENDPOINTS: &str = "endpoints";
-    /// Prefix → identity (LPM trie).
-    pub const IPCACHE: &str = "ipcache";
-    /// Resolved policy of all endpoints.
-    pub const POLICY: &str = "policy";
-    /// IPv4 connection tracking.
-    pub const CT4: &str = "ct4";
-    /// The event ring buffer the exporter reads.
-    pub const EVENTS: &str = "events";
-    /// Per-CPU count of events lost to a full ring (key 0).
-    pub const LOST_EVENTS: &str = "lost_events";
-    /// Per-CPU dropped packets/bytes by drop reason.
-    pub const DROP_STATS: &str = "drop_stats";
-    /// Per-CPU drop-event rate limiter state.
-    pub const DROP_RL: &str = "drop_rl";
-    /// Runtime configuration (aggregation level, ...).
-    pub const CONFIG: &str = "dp_config";
-}
+/// A map key or value of [`ebpf::maps`] as aya reads and writes it.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy)]
+struct Plain<T>(T);
 
-/// Cilium's reserved security identities (`DP_ID_*`).
-pub mod identity {
-    /// No identity (unknown source).
-    pub const UNKNOWN: u32 = 0;
-    /// The local node.
-    pub const HOST: u32 = 1;
-    /// Anything outside the cluster.
-    pub const WORLD: u32 = 2;
-    /// Pods not managed by this datapath.
-    pub const UNMANAGED: u32 = 3;
-    /// Health-check endpoints.
-    pub const HEALTH: u32 = 4;
-    /// Endpoints whose identity is not resolved yet.
-    pub const INIT: u32 = 5;
-    /// Other nodes of the cluster.
-    pub const REMOTE_NODE: u32 = 6;
-    /// The Kubernetes API server.
-    pub const KUBE_APISERVER: u32 = 7;
-    /// The ingress proxy.
-    pub const INGRESS: u32 = 8;
-}
-
-/// [`EndpointValue::flags`] bits (`DP_EP_F_*`).
-pub mod ep_flags {
-    /// Ingress is default-deny: a policy selects the endpoint for ingress.
-    pub const ENFORCE_INGRESS: u8 = 1 << 0;
-    /// Egress is default-deny.
-    pub const ENFORCE_EGRESS: u8 = 1 << 1;
-    /// Policy audit mode: denials are reported (verdict AUDIT) but forwarded.
-    pub const AUDIT: u8 = 1 << 2;
-}
-
-/// [`CtValue::flags`] bits (`DP_CT_F_*`).
-pub mod ct_flags {
-    /// A reply was seen.
-    pub const SEEN_REPLY: u8 = 1 << 0;
-    /// FIN seen in the original direction.
-    pub const FWD_CLOSING: u8 = 1 << 1;
-    /// FIN seen in the reply direction.
-    pub const REV_CLOSING: u8 = 1 << 2;
-    /// RST seen.
-    pub const RST: u8 = 1 << 3;
-}
-
-/// Conntrack lifetimes in seconds (`DP_CT_*`), Cilium's defaults.
-pub mod ct_lifetime {
-    /// Established TCP.
-    pub const TCP_S: u32 = 21_600;
-    /// UDP, ICMP, SCTP.
-    pub const NONTCP_S: u32 = 60;
-    /// TCP before a reply was seen.
-    pub const SYN_TIMEOUT_S: u32 = 60;
-    /// TCP after RST or FIN in both directions.
-    pub const CLOSE_TIMEOUT_S: u32 = 10;
-}
-
-/// `DP_CFG_F_SET`: the config entry was written by the loader.
-pub const CFG_F_SET: u32 = 1;
-
-/// Entries in `drop_stats` (one per possible drop code).
-pub const DROP_STATS_ENTRIES: u32 = 256;
-
-/// `struct endpoint_key`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct EndpointKey {
-    /// Pod IPv4, network byte order.
-    pub ip4: u32,
-}
-
-/// `struct endpoint_value`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EndpointValue {
-    /// Host-side veth ifindex (node netns).
-    pub ifindex: u32,
-    /// MAC of the pod's interface.
-    pub pod_mac: [u8; 6],
-    /// MAC of the host-side veth (the pod's gateway).
-    pub node_mac: [u8; 6],
-    /// Security identity of the pod.
-    pub identity: u32,
-    /// Endpoint id.
-    pub ep_id: u16,
-    /// [`ep_flags`] bits.
-    pub flags: u8,
-    /// Padding, 0.
-    pub pad: u8,
-}
-
-/// `struct ipcache_key` (the map itself is used through aya's
-/// `lpm_trie::Key<u32>`, which has the same layout).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IpcacheKey {
-    /// Prefix length in bits.
-    pub prefixlen: u32,
-    /// Network byte order.
-    pub ip4: u32,
-}
-
-/// `struct ipcache_value`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IpcacheValue {
-    /// Security identity of the prefix.
-    pub identity: u32,
-    /// IPv4 of the node hosting the prefix (host order), 0 if none.
-    pub tunnel_ep: u32,
-}
-
-/// `struct policy_key`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct PolicyKey {
-    /// Peer identity, 0 = any.
-    pub identity: u32,
-    /// Local endpoint id.
-    pub ep_id: u16,
-    /// Destination port (ICMP: type), 0 = any.
-    pub dport: u16,
-    /// IP protocol, 0 = any.
-    pub proto: u8,
-    /// [`Direction`] as `u8`.
-    pub direction: u8,
-    /// Padding, 0.
-    pub pad: u16,
-}
-
-/// `struct policy_value`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PolicyValue {
-    /// [`PolicyAction`] as `u8`.
-    pub action: u8,
-    /// Padding, 0.
-    pub pad: [u8; 3],
-    /// Opaque rule cookie.
-    pub rule: u32,
-}
-
-/// `struct ct_key`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct CtKey {
-    /// Network order.
-    pub saddr: u32,
-    /// Network order.
-    pub daddr: u32,
-    /// Host order (ICMP echo request: the identifier).
-    pub sport: u16,
-    /// Host order (ICMP echo reply: the identifier).
-    pub dport: u16,
-    /// IP protocol.
-    pub proto: u8,
-    /// Padding, 0.
-    pub pad: [u8; 3],
-}
-
-/// `struct ct_value`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CtValue {
-    /// Boot-time ns at creation.
-    pub created_ns: u64,
-    /// Boot-time ns after which the entry is dead.
-    pub expires_ns: u64,
-    /// Packets in the original direction.
-    pub fwd_packets: u64,
-    /// Bytes in the original direction.
-    pub fwd_bytes: u64,
-    /// Packets in the reply direction.
-    pub rev_packets: u64,
-    /// Bytes in the reply direction.
-    pub rev_bytes: u64,
-    /// Last trace report, original direction (boot ns).
-    pub fwd_report_ns: u64,
-    /// Last trace report, reply direction (boot ns).
-    pub rev_report_ns: u64,
-    /// Identity of the originator.
-    pub src_identity: u32,
-    /// Identity of the responder.
-    pub dst_identity: u32,
-    /// Originator's endpoint id, 0 if not local.
-    pub src_ep: u16,
-    /// Responder's endpoint id, 0 if not local.
-    pub dst_ep: u16,
-    /// TCP flags seen, original direction.
-    pub fwd_flags_seen: u8,
-    /// TCP flags seen, reply direction.
-    pub rev_flags_seen: u8,
-    /// TCP flags reported, original direction.
-    pub fwd_flags_reported: u8,
-    /// TCP flags reported, reply direction.
-    pub rev_flags_reported: u8,
-    /// [`ct_flags`] bits.
-    pub flags: u8,
-    /// Padding, 0.
-    pub pad: [u8; 7],
-}
-
-/// `struct dp_config`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DpConfig {
-    /// [`CFG_F_SET`] once written.
-    pub flags: u32,
-    /// [`Aggregation`] as `u8`.
-    pub aggregation: u8,
-    /// Padding, 0.
-    pub pad: [u8; 3],
-    /// Medium aggregation's re-report interval in seconds.
-    pub report_interval_s: u32,
-    /// Drop events per second per CPU, 0 = unlimited.
-    pub drop_events_per_s: u32,
-}
-
-/// `struct drop_stats_value`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DropStatsValue {
-    /// Dropped packets.
-    pub packets: u64,
-    /// Dropped bytes.
-    pub bytes: u64,
-}
-
-/// `struct drop_rl_value`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DropRlValue {
-    /// Start of the current window (boot ns).
-    pub window_ns: u64,
-    /// Drop events emitted in the window.
-    pub emitted: u64,
-    /// Drop events suppressed since load.
-    pub suppressed: u64,
-}
-
-// SAFETY: all of these are #[repr(C)], Copy, made only of integers and
-// integer arrays with every padding byte an explicit field (the layout test
-// checks sizes and offsets against dp_types.h), so any bit pattern is valid
-// and the kernel can read and write them as plain bytes.
-unsafe impl aya::Pod for EndpointKey {}
+// SAFETY: `Plain` is #[repr(transparent)] over each of these, and each is
+// #[repr(C)], Copy, made only of integers and integer arrays with every
+// padding byte an explicit field (the ebpf layout test checks sizes and
+// offsets against dp_types.h), so any bit pattern is valid and the kernel
+// can read and write them as plain bytes.
+unsafe impl aya::Pod for Plain<EndpointKey> {}
 // SAFETY: see above.
-unsafe impl aya::Pod for EndpointValue {}
+unsafe impl aya::Pod for Plain<EndpointValue> {}
 // SAFETY: see above.
-unsafe impl aya::Pod for IpcacheKey {}
+unsafe impl aya::Pod for Plain<IpcacheKey> {}
 // SAFETY: see above.
-unsafe impl aya::Pod for IpcacheValue {}
+unsafe impl aya::Pod for Plain<IpcacheValue> {}
 // SAFETY: see above.
-unsafe impl aya::Pod for PolicyKey {}
+unsafe impl aya::Pod for Plain<PolicyKey> {}
 // SAFETY: see above.
-unsafe impl aya::Pod for PolicyValue {}
+unsafe impl aya::Pod for Plain<PolicyValue> {}
 // SAFETY: see above.
-unsafe impl aya::Pod for CtKey {}
+unsafe impl aya::Pod for Plain<CtKey> {}
 // SAFETY: see above.
-unsafe impl aya::Pod for CtValue {}
+unsafe impl aya::Pod for Plain<CtValue> {}
 // SAFETY: see above.
-unsafe impl aya::Pod for DpConfig {}
+unsafe impl aya::Pod for Plain<DpConfig> {}
 // SAFETY: see above.
-unsafe impl aya::Pod for DropStatsValue {}
+unsafe impl aya::Pod for Plain<DropStatsValue> {}
 // SAFETY: see above.
-unsafe impl aya::Pod for DropRlValue {}
+unsafe impl aya::Pod for Plain<DropRlValue> {}
 
-const _: () = assert!(size_of::<EndpointValue>() == 24);
-const _: () = assert!(size_of::<PolicyKey>() == 12);
-const _: () = assert!(size_of::<PolicyValue>() == 8);
-const _: () = assert!(size_of::<CtKey>() == 16);
-const _: () = assert!(size_of::<CtValue>() == 88);
-const _: () = assert!(size_of::<DpConfig>() == 16);
-
-/// An IPv4 address as the kernel keys it (network byte order in a `u32`).
-pub fn ip4_key(ip: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(ip.octets())
-}
-
-/// The address of a network-order key.
-pub fn ip4_from_key(k: u32) -> Ipv4Addr {
-    Ipv4Addr::from(k.to_ne_bytes())
-}
-
-/// Monitor aggregation level (`DP_AGG_*`), Cilium's meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Aggregation {
-    /// Every trace.
-    None = 0,
-    /// No traces at receive points (from-endpoint, from-stack).
-    Low = 1,
-    /// Low, and only new connections, new TCP flags (SYN, ACK, FIN, RST per
-    /// direction) and once per report interval for active flows.
-    Medium = 2,
-    /// Low, and only new connections and SYN/FIN/RST.
-    Max = 3,
-}
-
-impl std::str::FromStr for Aggregation {
-    type Err = DatapathError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "none" | "disabled" => Self::None,
-            "low" | "lowest" => Self::Low,
-            "medium" => Self::Medium,
-            "max" | "maximum" => Self::Max,
-            _ => {
-                return Err(DatapathError::Invalid {
-                    what: "aggregation level (none, low, medium, max)",
-                    value: s.to_string(),
-                });
-            }
-        })
-    }
-}
-
-impl Aggregation {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Self::None,
-            1 => Self::Low,
-            3 => Self::Max,
-            _ => Self::Medium,
+impl From<ParseAggregationError> for DatapathError {
+    fn from(e: ParseAggregationError) -> Self {
+        DatapathError::Invalid {
+            what: ParseAggregationError::WHAT,
+            value: e.value,
         }
     }
 }
@@ -382,28 +87,6 @@ impl Default for Config {
             drop_events_per_s: crate::defaults::DROP_EVENTS_PER_SEC,
         }
     }
-}
-
-/// Policy direction, from the local endpoint's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Direction {
-    /// Traffic into the endpoint.
-    Ingress = 1,
-    /// Traffic out of the endpoint.
-    Egress = 2,
-}
-
-/// What a policy entry does (`DP_POLICY_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum PolicyAction {
-    /// Allow.
-    Allow = 1,
-    /// Deny; wins over any allow that also matches.
-    Deny = 2,
-    /// A deny rule in audit mode: reported as AUDIT, forwarded.
-    Audit = 3,
 }
 
 /// A local endpoint (one row of `endpoints`).
@@ -539,14 +222,14 @@ impl PolicyEntry {
 /// The node's maps, opened from their pins.
 pub struct Maps {
     dir: PathBuf,
-    endpoints: HashMap<MapData, EndpointKey, EndpointValue>,
-    ipcache: LpmTrie<MapData, u32, IpcacheValue>,
-    policy: HashMap<MapData, PolicyKey, PolicyValue>,
-    ct4: HashMap<MapData, CtKey, CtValue>,
-    config: Array<MapData, DpConfig>,
+    endpoints: HashMap<MapData, Plain<EndpointKey>, Plain<EndpointValue>>,
+    ipcache: LpmTrie<MapData, u32, Plain<IpcacheValue>>,
+    policy: HashMap<MapData, Plain<PolicyKey>, Plain<PolicyValue>>,
+    ct4: HashMap<MapData, Plain<CtKey>, Plain<CtValue>>,
+    config: Array<MapData, Plain<DpConfig>>,
     lost_events: PerCpuArray<MapData, u64>,
-    drop_stats: PerCpuArray<MapData, DropStatsValue>,
-    drop_rl: PerCpuArray<MapData, DropRlValue>,
+    drop_stats: PerCpuArray<MapData, Plain<DropStatsValue>>,
+    drop_rl: PerCpuArray<MapData, Plain<DropRlValue>>,
 }
 
 impl std::fmt::Debug for Maps {
@@ -621,21 +304,24 @@ impl Maps {
         }
         let (k, v) = ep.to_raw();
         self.endpoints
-            .insert(k, v, 0)
+            .insert(Plain(k), Plain(v), 0)
             .map_err(|e| DatapathError::map(names::ENDPOINTS, e))
     }
 
     /// Removes an endpoint; `false` if it was not there.
     pub fn remove_endpoint(&mut self, ip: Ipv4Addr) -> Result<bool> {
-        not_found_ok(self.endpoints.remove(&EndpointKey { ip4: ip4_key(ip) }))
-            .map_err(|e| DatapathError::map(names::ENDPOINTS, e))
+        not_found_ok(
+            self.endpoints
+                .remove(&Plain(EndpointKey { ip4: ip4_key(ip) })),
+        )
+        .map_err(|e| DatapathError::map(names::ENDPOINTS, e))
     }
 
     /// The endpoint with this address, if any.
     pub fn endpoint(&self, ip: Ipv4Addr) -> Result<Option<Endpoint>> {
         let k = EndpointKey { ip4: ip4_key(ip) };
-        match self.endpoints.get(&k, 0) {
-            Ok(v) => Ok(Some(Endpoint::from_raw(k, v))),
+        match self.endpoints.get(&Plain(k), 0) {
+            Ok(Plain(v)) => Ok(Some(Endpoint::from_raw(k, v))),
             Err(MapError::KeyNotFound) => Ok(None),
             Err(e) => Err(DatapathError::map(names::ENDPOINTS, e)),
         }
@@ -645,7 +331,7 @@ impl Maps {
     pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
         let mut out = Vec::new();
         for kv in self.endpoints.iter() {
-            let (k, v) = kv.map_err(|e| DatapathError::map(names::ENDPOINTS, e))?;
+            let (Plain(k), Plain(v)) = kv.map_err(|e| DatapathError::map(names::ENDPOINTS, e))?;
             out.push(Endpoint::from_raw(k, v));
         }
         out.sort_by_key(|e| e.ep_id);
@@ -667,10 +353,10 @@ impl Maps {
         self.ipcache
             .insert(
                 &key,
-                IpcacheValue {
+                Plain(IpcacheValue {
                     identity,
                     tunnel_ep,
-                },
+                }),
                 0,
             )
             .map_err(|e| DatapathError::map(names::IPCACHE, e))
@@ -686,7 +372,7 @@ impl Maps {
     /// WORLD fallback).
     pub fn lookup_prefix(&self, ip: Ipv4Addr) -> Result<Option<IpcacheValue>> {
         match self.ipcache.get(&LpmKey::new(32, ip4_key(ip)), 0) {
-            Ok(v) => Ok(Some(v)),
+            Ok(Plain(v)) => Ok(Some(v)),
             Err(MapError::KeyNotFound) => Ok(None),
             Err(e) => Err(DatapathError::map(names::IPCACHE, e)),
         }
@@ -696,7 +382,7 @@ impl Maps {
     pub fn prefixes(&self) -> Result<Vec<(Ipv4Addr, u8, IpcacheValue)>> {
         let mut out = Vec::new();
         for kv in self.ipcache.iter() {
-            let (k, v) = kv.map_err(|e| DatapathError::map(names::IPCACHE, e))?;
+            let (k, Plain(v)) = kv.map_err(|e| DatapathError::map(names::IPCACHE, e))?;
             out.push((ip4_from_key(k.data()), k.prefix_len() as u8, v));
         }
         out.sort_by_key(|(ip, len, _)| (u32::from(*ip), *len));
@@ -714,7 +400,7 @@ impl Maps {
             rule: e.rule,
         };
         self.policy
-            .insert(k, v, 0)
+            .insert(Plain(k), Plain(v), 0)
             .map_err(|e| DatapathError::map(names::POLICY, e))
     }
 
@@ -722,14 +408,15 @@ impl Maps {
     /// was not there.
     pub fn remove_policy(&mut self, e: &PolicyEntry) -> Result<bool> {
         let k = e.key()?;
-        not_found_ok(self.policy.remove(&k)).map_err(|e| DatapathError::map(names::POLICY, e))
+        not_found_ok(self.policy.remove(&Plain(k)))
+            .map_err(|e| DatapathError::map(names::POLICY, e))
     }
 
     /// All entries of endpoint `ep_id`, in a stable order.
     pub fn policy_entries(&self, ep_id: u16) -> Result<Vec<PolicyEntry>> {
         let mut out = Vec::new();
         for kv in self.policy.iter() {
-            let (k, v) = kv.map_err(|e| DatapathError::map(names::POLICY, e))?;
+            let (Plain(k), Plain(v)) = kv.map_err(|e| DatapathError::map(names::POLICY, e))?;
             if k.ep_id == ep_id
                 && let Some(e) = PolicyEntry::from_raw(k, v)
             {
@@ -745,7 +432,7 @@ impl Maps {
     pub fn all_policy_entries(&self) -> Result<Vec<PolicyEntry>> {
         let mut out = Vec::new();
         for kv in self.policy.iter() {
-            let (k, v) = kv.map_err(|e| DatapathError::map(names::POLICY, e))?;
+            let (Plain(k), Plain(v)) = kv.map_err(|e| DatapathError::map(names::POLICY, e))?;
             if let Some(e) = PolicyEntry::from_raw(k, v) {
                 out.push(e);
             }
@@ -789,14 +476,15 @@ impl Maps {
     pub fn ct_entries(&self) -> Result<Vec<(CtKey, CtValue)>> {
         self.ct4
             .iter()
+            .map(|kv| kv.map(|(Plain(k), Plain(v))| (k, v)))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| DatapathError::map(names::CT4, e))
     }
 
     /// One conntrack entry.
     pub fn ct_entry(&self, key: &CtKey) -> Result<Option<CtValue>> {
-        match self.ct4.get(key, 0) {
-            Ok(v) => Ok(Some(v)),
+        match self.ct4.get(&Plain(*key), 0) {
+            Ok(Plain(v)) => Ok(Some(v)),
             Err(MapError::KeyNotFound) => Ok(None),
             Err(e) => Err(DatapathError::map(names::CT4, e)),
         }
@@ -810,11 +498,14 @@ impl Maps {
             .ct4
             .keys()
             .filter_map(|r| r.ok())
+            .map(|Plain(c)| c)
             .filter(|c| c.saddr == k || c.daddr == k)
             .collect();
         let mut n = 0;
         for key in keys {
-            if not_found_ok(self.ct4.remove(&key)).map_err(|e| DatapathError::map(names::CT4, e))? {
+            if not_found_ok(self.ct4.remove(&Plain(key)))
+                .map_err(|e| DatapathError::map(names::CT4, e))?
+            {
                 n += 1;
             }
         }
@@ -833,13 +524,13 @@ impl Maps {
             drop_events_per_s: c.drop_events_per_s,
         };
         self.config
-            .set(0, v, 0)
+            .set(0, Plain(v), 0)
             .map_err(|e| DatapathError::map(names::CONFIG, e))
     }
 
     /// The runtime configuration (the built-in defaults if never written).
     pub fn config(&self) -> Result<Config> {
-        let v = self
+        let Plain(v) = self
             .config
             .get(&0, 0)
             .map_err(|e| DatapathError::map(names::CONFIG, e))?;
@@ -868,7 +559,7 @@ impl Maps {
             .drop_rl
             .get(&0, 0)
             .map_err(|e| DatapathError::map(names::DROP_RL, e))?;
-        Ok(sum_cpus(&v, |x| x.suppressed))
+        Ok(sum_cpus(&v, |x| x.0.suppressed))
     }
 
     /// Dropped packets and bytes per drop reason (non-zero reasons only).
@@ -877,8 +568,8 @@ impl Maps {
         for (reason, per_cpu) in self.drop_stats.iter().enumerate() {
             let per_cpu = per_cpu.map_err(|e| DatapathError::map(names::DROP_STATS, e))?;
             let total = DropStatsValue {
-                packets: sum_cpus(&per_cpu, |v| v.packets),
-                bytes: sum_cpus(&per_cpu, |v| v.bytes),
+                packets: sum_cpus(&per_cpu, |v| v.0.packets),
+                bytes: sum_cpus(&per_cpu, |v| v.0.bytes),
             };
             if total.packets != 0 {
                 out.push((reason as u8, total));
@@ -901,7 +592,7 @@ fn lpm_key(prefix: Ipv4Addr, len: u8) -> Result<LpmKey<u32>> {
 }
 
 /// What a pinned map must look like: `(name, type, key size, value size)`;
-/// max entries come from [`crate::loader::MapSizes`].
+/// max entries come from [`crate::kernel::loader::MapSizes`].
 pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 9] = [
     (
         names::ENDPOINTS,

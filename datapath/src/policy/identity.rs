@@ -8,7 +8,7 @@
 //! set includes `k8s:io.kubernetes.pod.namespace=<ns>`.
 //!
 //! Numbering, as Cilium's:
-//! - 1..=8 are the reserved identities ([`crate::maps::identity`]);
+//! - 1..=8 are the reserved identities ([`ebpf::identity::DATAPATH`]);
 //! - [`MIN_USER`].. are cluster-wide identities of label sets, allocated
 //!   in order and stable (the allocator is persisted by the cluster store);
 //! - [`CIDR_BASE`].. are node-local identities of CIDR prefixes used in
@@ -19,8 +19,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-
-use crate::maps::identity as reserved;
 
 /// First identity allocated to a label set (below are reserved ones).
 pub const MIN_USER: u32 = 256;
@@ -37,17 +35,9 @@ pub const CLUSTER_LABEL: &str = "io.cilium.k8s.policy.cluster";
 /// A set of labels in `source:key=value` form, kept sorted.
 pub type LabelSet = BTreeSet<String>;
 
-/// Names of the reserved identities (as in `reserved:<name>`), by id.
-pub const RESERVED: [(u32, &str); 8] = [
-    (reserved::HOST, "host"),
-    (reserved::WORLD, "world"),
-    (reserved::UNMANAGED, "unmanaged"),
-    (reserved::HEALTH, "health"),
-    (reserved::INIT, "init"),
-    (reserved::REMOTE_NODE, "remote-node"),
-    (reserved::KUBE_APISERVER, "kube-apiserver"),
-    (reserved::INGRESS, "ingress"),
-];
+/// Names of the reserved identities the datapath assigns (as in
+/// `reserved:<name>`), by id: [`ebpf::identity::DATAPATH`], the one table.
+pub const RESERVED: &[(u32, &str)] = ebpf::identity::DATAPATH;
 
 /// The reserved identity called `name` (`host`, `world`, ...).
 pub fn reserved_id(name: &str) -> Option<u32> {
@@ -148,6 +138,40 @@ pub struct IdentityAllocator {
     ids: BTreeMap<u32, LabelSet>,
     #[serde(skip)]
     by_labels: BTreeMap<LabelSet, u32>,
+    #[serde(skip)]
+    ranges: Ranges,
+}
+
+/// The half-open id ranges an allocator hands out: `[MIN_USER, CIDR_BASE)`
+/// for label sets and `[CIDR_BASE, u32::MAX)` for CIDRs (tests shrink them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ranges {
+    user: (u32, u32),
+    cidr: (u32, u32),
+}
+
+impl Default for Ranges {
+    fn default() -> Self {
+        Self {
+            user: (MIN_USER, CIDR_BASE),
+            cidr: (CIDR_BASE, u32::MAX),
+        }
+    }
+}
+
+/// Why an identity could not be allocated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// Every id of the range is allocated.
+    #[error("identity space exhausted: no free {scope:?} identity in {lo}..{hi}")]
+    Exhausted {
+        /// Which range.
+        scope: Scope,
+        /// First id of the range.
+        lo: u32,
+        /// End of the range (exclusive).
+        hi: u32,
+    },
 }
 
 impl IdentityAllocator {
@@ -163,22 +187,23 @@ impl IdentityAllocator {
 
     /// The identity of `labels`, allocating one if needed. A set made of a
     /// single `reserved:<name>` label gets the reserved id; a set with a
-    /// `cidr:` label gets a node-local id.
-    pub fn allocate(&mut self, labels: &LabelSet) -> u32 {
+    /// `cidr:` label gets a node-local id. Fails when every id of the range
+    /// is allocated.
+    pub fn try_allocate(&mut self, labels: &LabelSet) -> Result<u32, IdentityError> {
         if labels.len() == 1
             && let Some(name) = labels.first().and_then(|l| l.strip_prefix("reserved:"))
             && let Some(id) = reserved_id(name)
         {
-            return id;
+            return Ok(id);
         }
         if let Some(id) = self.by_labels.get(labels) {
-            return *id;
+            return Ok(*id);
         }
         let cidr = labels.iter().any(|l| l.starts_with("cidr:"));
-        let (lo, hi) = if cidr {
-            (CIDR_BASE, u32::MAX)
+        let (scope, lo, hi) = if cidr {
+            (Scope::Cidr, self.ranges.cidr.0, self.ranges.cidr.1)
         } else {
-            (MIN_USER, CIDR_BASE)
+            (Scope::Cluster, self.ranges.user.0, self.ranges.user.1)
         };
         // The smallest free id of the range after the last one allocated
         // there; gaps left by releases are reused only when the top is hit.
@@ -192,11 +217,23 @@ impl IdentityAllocator {
         } else {
             (lo..hi)
                 .find(|i| !self.ids.contains_key(i))
-                .expect("identity space exhausted")
+                .ok_or(IdentityError::Exhausted { scope, lo, hi })?
         };
         self.ids.insert(id, labels.clone());
         self.by_labels.insert(labels.clone(), id);
-        id
+        Ok(id)
+    }
+
+    /// [`try_allocate`](Self::try_allocate) for callers that cannot run out
+    /// (tests, offline compilation of a handful of policies): the ranges
+    /// hold 2^24 − 256 label sets and 2^32 − 2^24 CIDRs. The agent and the
+    /// cluster store use `try_allocate` and report exhaustion as an error.
+    ///
+    /// # Panics
+    ///
+    /// When the range of `labels` is exhausted.
+    pub fn allocate(&mut self, labels: &LabelSet) -> u32 {
+        self.try_allocate(labels).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The labels of `id` (reserved ones included).
@@ -351,5 +388,46 @@ mod tests {
         for (label, want) in cases {
             assert_eq!(split_label(label), want, "{label}");
         }
+    }
+
+    impl IdentityAllocator {
+        /// An allocator with tiny ranges, to run out of ids.
+        fn with_ranges(user: (u32, u32), cidr: (u32, u32)) -> Self {
+            Self {
+                ranges: Ranges { user, cidr },
+                ..Self::default()
+            }
+        }
+    }
+
+    #[test]
+    fn exhaustion_is_an_error_and_released_ids_are_reused() {
+        let mut a = IdentityAllocator::with_ranges((256, 258), (CIDR_BASE, CIDR_BASE + 1));
+        assert_eq!(a.try_allocate(&set(&["k8s:a=1"])), Ok(256));
+        assert_eq!(a.try_allocate(&set(&["k8s:a=2"])), Ok(257));
+        let full = a.try_allocate(&set(&["k8s:a=3"])).unwrap_err();
+        assert_eq!(
+            full,
+            IdentityError::Exhausted {
+                scope: Scope::Cluster,
+                lo: 256,
+                hi: 258
+            }
+        );
+        assert!(full.to_string().contains("identity space exhausted"));
+        // Known labels and reserved ones still resolve when the range is full.
+        assert_eq!(a.try_allocate(&set(&["k8s:a=1"])), Ok(256));
+        assert_eq!(a.try_allocate(&set(&["reserved:world"])), Ok(2));
+        assert!(a.release(256));
+        assert_eq!(a.try_allocate(&set(&["k8s:a=3"])), Ok(256));
+
+        assert_eq!(a.try_allocate(&cidr_labels("10.0.0.0/8")), Ok(CIDR_BASE));
+        assert!(matches!(
+            a.try_allocate(&cidr_labels("10.1.0.0/16")),
+            Err(IdentityError::Exhausted {
+                scope: Scope::Cidr,
+                ..
+            })
+        ));
     }
 }

@@ -1,4 +1,4 @@
-//! The agent daemon: the API of [`crate::api`] served with axum on a unix
+//! The agent daemon: the API of [`crate::agent::api`] served with axum on a unix
 //! socket, the policy-directory watcher (which also collects endpoints
 //! whose interface vanished without a CNI DEL), and graceful shutdown on SIGTERM
 //! or SIGINT that leaves programs, links and maps pinned (traffic keeps
@@ -14,9 +14,14 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::agent::{Agent, AgentError};
-use crate::api::{EndpointAdd, IpamRequest};
+use crate::agent::api::{EndpointAdd, IpamRequest};
+use crate::agent::endpoints::{Agent, AgentError};
 use crate::defaults;
+
+/// The tracing target of this module's log lines: the module path it had
+/// before the source was laid out by concern (`src/server.rs`), kept so logs
+/// and `RUST_LOG` filters stay as they were.
+const LOG_TARGET: &str = "datapath::server";
 
 type Shared = Arc<Mutex<Agent>>;
 
@@ -170,8 +175,10 @@ pub async fn serve(agent: Agent, socket: &Path) -> anyhow::Result<()> {
                 })
                 .await;
                 match r {
-                    Ok(Err(e)) => tracing::error!(error = %e, "apply policies"),
-                    Err(e) => tracing::error!(error = %e, "policy watcher task"),
+                    Ok(Err(e)) => tracing::error!(target: LOG_TARGET, error = %e, "apply policies"),
+                    Err(e) => {
+                        tracing::error!(target: LOG_TARGET, error = %e, "policy watcher task")
+                    }
                     Ok(Ok(_)) => {}
                 }
             }
@@ -180,12 +187,12 @@ pub async fn serve(agent: Agent, socket: &Path) -> anyhow::Result<()> {
 
     let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-    tracing::info!(socket = %socket.display(), "agent API listening");
+    tracing::info!(target: LOG_TARGET, socket = %socket.display(), "agent API listening");
     axum::serve(listener, router(shared))
         .with_graceful_shutdown(async move {
             tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM: stopping, programs stay attached"),
-                _ = int.recv() => tracing::info!("SIGINT: stopping, programs stay attached"),
+                _ = term.recv() => tracing::info!(target: LOG_TARGET, "SIGTERM: stopping, programs stay attached"),
+                _ = int.recv() => tracing::info!(target: LOG_TARGET, "SIGINT: stopping, programs stay attached"),
             }
         })
         .await

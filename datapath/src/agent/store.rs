@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cidr::Cidr;
-use crate::identity::{IdentityAllocator, LabelSet};
 use crate::policy::Policy;
+use crate::policy::cidr::Cidr;
+use crate::policy::identity::{IdentityAllocator, IdentityError, LabelSet};
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,9 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// No identity could be allocated.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
 /// Result alias of the store.
@@ -235,7 +238,7 @@ fn ep_key(node: &str, ep_id: u16) -> String {
 impl ClusterStore for FileStore {
     fn allocate_identity(&mut self, labels: &LabelSet) -> StoreResult<u32> {
         let known = self.state.identities.lookup(labels);
-        let id = self.state.identities.allocate(labels);
+        let id = self.state.identities.try_allocate(labels)?;
         if known.is_none() && self.state.identities.lookup(labels).is_some() {
             self.save()?;
         }
@@ -322,7 +325,7 @@ impl ClusterStore for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::pod_labels;
+    use crate::policy::identity::pod_labels;
 
     fn ep(node: &str, ep_id: u16, ip: [u8; 4], identity: u32) -> EndpointRecord {
         EndpointRecord {
@@ -348,9 +351,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let labels = pod_labels("default", &BTreeMap::new(), "default");
         let cidr: Cidr = "10.200.1.5/32".parse().unwrap();
-        let pols =
-            crate::policy::parse_str("p.yaml", include_str!("../testdata/policies/starwars.yaml"))
-                .unwrap();
+        let pols = crate::policy::parse_str(
+            "p.yaml",
+            include_str!("../../testdata/policies/starwars.yaml"),
+        )
+        .unwrap();
         let id = {
             let mut s = FileStore::open(dir.path()).unwrap();
             let id = s.allocate_identity(&labels).unwrap();

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cidr::Cidr;
+use crate::policy::cidr::Cidr;
 
 /// Allocations of one pod CIDR.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

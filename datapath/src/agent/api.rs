@@ -29,9 +29,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::cidr::Cidr;
+use crate::agent::store::EndpointRecord;
+use crate::policy::cidr::Cidr;
 use crate::policy::{Enforcement, Policy};
-use crate::store::EndpointRecord;
 
 /// `POST /v1/ipam`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,23 @@
+//! The node agent and its building blocks:
+//!
+//! - [`ipam`]: the node's pod CIDR;
+//! - [`store`]: the cluster-state store interface (DESIGN §3) and its
+//!   single-node JSON-file implementation;
+//! - [`endpoints`]: the endpoint manager and the convergence of store +
+//!   policies into the maps, enrichment file for the exporter (re-exported
+//!   here: [`Agent`], [`AgentConfig`], ...);
+//! - [`server`]: its API on a unix socket (axum); [`api`]: the wire types
+//!   and the blocking client the CNI plugin (`datapath-cni`) and the admin
+//!   CLI use.
+//!
+//! The agent programs the kernel through [`crate::kernel`] and allocates
+//! identities and compiles policies with [`crate::policy`]; neither depends
+//! on the agent.
+
+pub mod api;
+pub mod endpoints;
+pub mod ipam;
+pub mod server;
+pub mod store;
+
+pub use endpoints::*;

@@ -1,0 +1,20 @@
+//! The kernel boundary: everything that makes BPF or namespace syscalls.
+//!
+//! - [`loader`]: [`Datapath::load`](loader::Datapath::load) (pin re-adoption
+//!   with shape checks), [`Datapath::attach`](loader::Datapath::attach) and
+//!   [`loader::unpin_all`];
+//! - [`links`]: the pinned TCX links ([`links::links`], [`links::detach`],
+//!   [`links::prune_defunct_links`]), re-exported by the loader;
+//! - [`maps`]: [`Maps`](maps::Maps), the typed programming API over the
+//!   pinned maps, whose keys and values are the `ebpf::maps` mirrors of
+//!   `ebpf/include/dp_types.h`;
+//! - [`netns`]: per-operation network-namespace switching on a dedicated
+//!   thread.
+//!
+//! Nothing here knows about policy, identities allocation or the agent; it
+//! depends only on [`crate::defaults`] and [`crate::error`].
+
+pub mod links;
+pub mod loader;
+pub mod maps;
+pub mod netns;

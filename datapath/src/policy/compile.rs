@@ -1,0 +1,247 @@
+//! Compilation: policies + local endpoints + identities → per-endpoint map
+//! entries and enforcement flags, and the minimal diff against the map.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::maps::{Direction, PolicyAction, PolicyEntry, identity as reserved};
+use crate::policy::cidr::Cidr;
+use crate::policy::identity::{self, IdentityAllocator, LabelSet, Scope};
+
+use super::model::{Entity, PeerRule, Policy};
+
+/// A local endpoint as the compiler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalEndpoint {
+    /// Endpoint id.
+    pub ep_id: u16,
+    /// Its identity (labels come from the allocator).
+    pub identity: u32,
+}
+
+/// Whether an endpoint is default-deny in each direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enforcement {
+    /// Ingress is default-deny.
+    pub ingress: bool,
+    /// Egress is default-deny.
+    pub egress: bool,
+}
+
+/// The compiled policy of a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compiled {
+    /// Every entry of every local endpoint, sorted by key.
+    pub entries: Vec<PolicyEntry>,
+    /// Enforcement per local endpoint id (every endpoint is listed).
+    pub enforce: BTreeMap<u16, Enforcement>,
+}
+
+/// Every prefix the policies mention (CIDRs and their exceptions): each
+/// needs an ipcache entry with its own CIDR identity.
+pub fn cidr_prefixes(policies: &[Policy]) -> BTreeSet<Cidr> {
+    let mut out = BTreeSet::new();
+    for p in policies {
+        for r in &p.rules {
+            for list in [&r.ingress, &r.ingress_deny, &r.egress, &r.egress_deny]
+                .into_iter()
+                .flatten()
+            {
+                for pr in list {
+                    for c in pr.cidrs.iter().flatten() {
+                        out.insert(c.cidr);
+                        out.extend(c.except.iter().copied());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Allocates (or finds) the CIDR identity of every prefix the policies use.
+pub fn allocate_cidr_identities(
+    policies: &[Policy],
+    ids: &mut IdentityAllocator,
+) -> BTreeMap<Cidr, u32> {
+    cidr_prefixes(policies)
+        .into_iter()
+        .map(|c| (c, ids.allocate(&identity::cidr_labels(&c.to_string()))))
+        .collect()
+}
+
+/// What peer identities a rule's peers resolve to; `0` means any peer.
+struct Universe<'a> {
+    /// Every known identity with labels, reserved ones included.
+    all: Vec<(u32, LabelSet)>,
+    cidr_ids: &'a BTreeMap<Cidr, u32>,
+}
+
+impl Universe<'_> {
+    fn peers(&self, pr: &PeerRule) -> BTreeSet<u32> {
+        if !pr.has_peers() {
+            return BTreeSet::from([0]);
+        }
+        let mut out = BTreeSet::new();
+        for sel in pr.endpoints.iter().flatten() {
+            let reserved_ok = sel.names_source("reserved");
+            for (id, labels) in &self.all {
+                let ok = match identity::scope(*id) {
+                    Scope::Cluster => true,
+                    Scope::Reserved => reserved_ok,
+                    Scope::Cidr | Scope::Unknown => false,
+                };
+                if ok && sel.matches(labels) {
+                    out.insert(*id);
+                }
+            }
+        }
+        for set in pr.cidrs.iter().flatten() {
+            for (c, id) in self.cidr_ids {
+                if set.cidr.covers(c) && !set.except.iter().any(|e| e.covers(c)) {
+                    out.insert(*id);
+                }
+            }
+        }
+        for e in pr.entities.iter().flatten() {
+            match e {
+                Entity::All => {
+                    out.insert(0);
+                }
+                Entity::World => {
+                    out.insert(reserved::WORLD);
+                    out.extend(self.cidr_ids.values().copied());
+                }
+                Entity::Cluster => {
+                    out.extend(self.all.iter().map(|(id, _)| *id).filter(|id| {
+                        *id != reserved::WORLD && identity::scope(*id) != Scope::Cidr
+                    }));
+                }
+                Entity::Reserved(id) => {
+                    out.insert(*id);
+                }
+            }
+        }
+        if out.contains(&0) {
+            return BTreeSet::from([0]);
+        }
+        out
+    }
+}
+
+/// Compiles `policies` for the local `endpoints`. `ids` must already hold
+/// every identity (including the CIDR identities in `cidr_ids`, see
+/// [`allocate_cidr_identities`]).
+pub fn compile(
+    policies: &[Policy],
+    endpoints: &[LocalEndpoint],
+    ids: &IdentityAllocator,
+    cidr_ids: &BTreeMap<Cidr, u32>,
+) -> Compiled {
+    let uni = Universe {
+        all: ids.all(),
+        cidr_ids,
+    };
+    type Key = (u16, u8, u32, u8, u16);
+    let mut entries: BTreeMap<Key, (PolicyAction, u32)> = BTreeMap::new();
+    let mut enforce = BTreeMap::new();
+    for ep in endpoints {
+        let labels = ids.labels(ep.identity).unwrap_or_default();
+        let mut enf = Enforcement::default();
+        for p in policies {
+            let cookie = p.cookie();
+            for r in p.rules.iter().filter(|r| r.subject.matches(&labels)) {
+                let sections = [
+                    (Direction::Ingress, PolicyAction::Allow, &r.ingress),
+                    (Direction::Ingress, PolicyAction::Deny, &r.ingress_deny),
+                    (Direction::Egress, PolicyAction::Allow, &r.egress),
+                    (Direction::Egress, PolicyAction::Deny, &r.egress_deny),
+                ];
+                for (dir, action, section) in sections {
+                    let Some(list) = section else { continue };
+                    match dir {
+                        Direction::Ingress => enf.ingress = true,
+                        Direction::Egress => enf.egress = true,
+                    }
+                    for pr in list {
+                        if !pr.has_peers() && pr.ports.is_none() {
+                            continue; // `{}`: selects no traffic
+                        }
+                        let ports = pr.ports.clone().unwrap_or_else(|| vec![(0, 0)]);
+                        for peer in uni.peers(pr) {
+                            for (proto, port) in &ports {
+                                let key = (ep.ep_id, dir as u8, peer, *proto, *port);
+                                match entries.get(&key) {
+                                    Some((PolicyAction::Deny, _)) => {}
+                                    Some(_) if action != PolicyAction::Deny => {}
+                                    _ => {
+                                        entries.insert(key, (action, cookie));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        enforce.insert(ep.ep_id, enf);
+    }
+    let entries = entries
+        .into_iter()
+        .map(
+            |((ep_id, dir, identity, proto, port), (action, rule))| PolicyEntry {
+                ep_id,
+                direction: if dir == Direction::Ingress as u8 {
+                    Direction::Ingress
+                } else {
+                    Direction::Egress
+                },
+                identity,
+                proto,
+                port,
+                action,
+                rule,
+            },
+        )
+        .collect();
+    Compiled { entries, enforce }
+}
+
+/// Writes and removals that turn the map's entries into the desired ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryDiff {
+    /// Entries to add or overwrite (new keys, or a changed action/cookie).
+    pub upsert: Vec<PolicyEntry>,
+    /// Entries whose key is no longer wanted.
+    pub remove: Vec<PolicyEntry>,
+}
+
+impl EntryDiff {
+    /// No change.
+    pub fn is_empty(&self) -> bool {
+        self.upsert.is_empty() && self.remove.is_empty()
+    }
+}
+
+fn entry_key(e: &PolicyEntry) -> (u16, u8, u32, u8, u16) {
+    (e.ep_id, e.direction as u8, e.identity, e.proto, e.port)
+}
+
+/// The minimal change from `current` (what the map holds) to `desired`.
+pub fn diff_entries(current: &[PolicyEntry], desired: &[PolicyEntry]) -> EntryDiff {
+    let have: BTreeMap<_, _> = current.iter().map(|e| (entry_key(e), e)).collect();
+    let want: BTreeMap<_, _> = desired.iter().map(|e| (entry_key(e), e)).collect();
+    EntryDiff {
+        upsert: want
+            .iter()
+            .filter(|(k, e)| have.get(k) != Some(e))
+            .map(|(_, e)| **e)
+            .collect(),
+        remove: have
+            .iter()
+            .filter(|(k, _)| !want.contains_key(k))
+            .map(|(_, e)| **e)
+            .collect(),
+    }
+}

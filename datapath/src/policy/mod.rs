@@ -1,0 +1,54 @@
+//! Network policy: CiliumNetworkPolicy-shaped YAML files, validated into
+//! [`Policy`], and compiled with the endpoints and identities of a node into
+//! the per-endpoint entries and enforcement flags of the `policy` and
+//! `endpoints` maps (`ebpf/include/dp_policy.h` for the kernel side).
+//!
+//! Semantics (Cilium's):
+//! - an endpoint selected by a rule that has `ingress` or `ingressDeny` is
+//!   default-deny on ingress (likewise egress); otherwise that direction
+//!   is allow-all and no entries are consulted;
+//! - an allow rule's peers × ports become ALLOW entries, a deny rule's
+//!   DENY entries; on the same key DENY wins, and the kernel lets any
+//!   matching DENY win over any ALLOW;
+//! - a `CiliumNetworkPolicy` is namespaced: its `endpointSelector`, and its
+//!   peer selectors unless they name the namespace label, only select pods
+//!   of its namespace (default `default`); a `CiliumClusterwideNetworkPolicy`
+//!   is not;
+//! - `fromCIDR`/`toCIDR` (and `…CIDRSet` with `except`) become ipcache
+//!   prefixes with node-local CIDR identities; a CIDR selects every CIDR
+//!   identity inside it (minus its exceptions), `world` selects them all;
+//! - a rule with peers but no `toPorts` is L3-only (proto 0), a rule with
+//!   `toPorts` but no peers L4-only (identity 0, any peer); an empty rule
+//!   `{}` allows nothing (the usual way to say "default deny"), and so
+//!   does a port rule that names no port (`toPorts: [{}]`,
+//!   `toPorts: [{ports: []}]`), while `toPorts: []` is no `toPorts`.
+//!
+//! [`diff_entries`] turns desired entries into the minimal set of writes
+//! and removals against what the map holds. Pure code: no I/O except
+//! [`load_file`] and [`load_dir`].
+//!
+//! Laid out along the pipeline, each step importing only the ones before
+//! it: `raw` (the YAML shape serde reads) → `model` (the validated
+//! [`Policy`]) → `validate` ([`parse_str`], [`load_file`], [`load_dir`]:
+//! raw → model, or a [`PolicyError`] naming the field) → `compile`
+//! ([`compile()`], [`diff_entries`]: model → map entries). [`identity`]
+//! holds what policy selects on: labels and the identities allocated to
+//! them (the agent and its cluster store persist the allocator); [`cidr`]
+//! is the IPv4 prefix type that policies, IPAM and the store share. The items are
+//! re-exported here; the submodules never import this facade.
+
+pub mod cidr;
+mod compile;
+mod error;
+pub mod identity;
+mod model;
+mod raw;
+mod validate;
+
+pub use compile::*;
+pub use error::PolicyError;
+pub use model::*;
+pub use validate::{is_policy_file, load_dir, load_file, parse_str};
+
+#[cfg(test)]
+mod tests;

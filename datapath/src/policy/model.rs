@@ -1,0 +1,197 @@
+//! The validated model: [`Policy`], its rules, selectors and peers.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::cidr::Cidr;
+use crate::policy::identity::{self, LabelSet, NAMESPACE_LABEL};
+
+/// A policy document, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// `metadata.name`.
+    pub name: String,
+    /// The namespace of a `CiliumNetworkPolicy`; `None` for a clusterwide one.
+    pub namespace: Option<String>,
+    /// Where it was read from.
+    pub origin: String,
+    /// Its rules (`spec` and `specs`).
+    pub rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// `namespace/name` (or `name` when clusterwide).
+    pub fn full_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// The rule cookie entries of this policy carry (FNV-1a of the full name).
+    pub fn cookie(&self) -> u32 {
+        self.full_name().bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        })
+    }
+}
+
+/// One rule: which endpoints it applies to and what it allows or denies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// The endpoints the rule applies to.
+    pub subject: Selector,
+    /// `ingress`: `None` when absent (no enforcement from this rule).
+    pub ingress: Option<Vec<PeerRule>>,
+    /// `ingressDeny`.
+    pub ingress_deny: Option<Vec<PeerRule>>,
+    /// `egress`.
+    pub egress: Option<Vec<PeerRule>>,
+    /// `egressDeny`.
+    pub egress_deny: Option<Vec<PeerRule>>,
+}
+
+/// A label selector: all requirements must hold (empty selects all).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selector {
+    /// The requirements.
+    pub requirements: Vec<Requirement>,
+}
+
+/// One requirement on a label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirement {
+    /// Label source (`k8s`, `reserved`, ...), `None` for any.
+    pub source: Option<String>,
+    /// Label key.
+    pub key: String,
+    /// Operator.
+    pub op: Op,
+    /// Values for `In`/`NotIn`.
+    pub values: Vec<String>,
+}
+
+/// Selector operators (Kubernetes' `matchExpressions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// The label has one of the values.
+    In,
+    /// The label is absent or has none of the values.
+    NotIn,
+    /// The label is present.
+    Exists,
+    /// The label is absent.
+    DoesNotExist,
+}
+
+/// A Cilium entity (`fromEntities`/`toEntities`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Entity {
+    /// Every peer (identity 0).
+    All,
+    /// Everything outside the cluster: WORLD and every CIDR identity.
+    World,
+    /// Every cluster identity and the reserved in-cluster ones.
+    Cluster,
+    /// One reserved identity.
+    Reserved(u32),
+}
+
+/// A CIDR with exceptions (`fromCIDRSet`), or a plain CIDR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CidrSet {
+    /// The prefix.
+    pub cidr: Cidr,
+    /// Sub-prefixes not selected.
+    pub except: Vec<Cidr>,
+}
+
+/// One ingress or egress rule: peers and ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRule {
+    /// `from/toEndpoints`, namespace requirement already added.
+    pub endpoints: Option<Vec<Selector>>,
+    /// `from/toCIDR` and `…CIDRSet`.
+    pub cidrs: Option<Vec<CidrSet>>,
+    /// `from/toEntities`.
+    pub entities: Option<Vec<Entity>>,
+    /// `(protocol, port)` pairs from `toPorts`, port 0 = all; `None` when
+    /// there is no `toPorts` (L3-only).
+    pub ports: Option<Vec<(u8, u16)>>,
+}
+
+impl PeerRule {
+    pub(super) fn has_peers(&self) -> bool {
+        self.endpoints.is_some() || self.cidrs.is_some() || self.entities.is_some()
+    }
+}
+
+impl Selector {
+    /// Whether `labels` satisfy every requirement.
+    pub fn matches(&self, labels: &LabelSet) -> bool {
+        self.requirements.iter().all(|r| r.matches(labels))
+    }
+
+    pub(super) fn mentions(&self, key: &str) -> bool {
+        self.requirements.iter().any(|r| r.key == key)
+    }
+
+    pub(super) fn names_source(&self, source: &str) -> bool {
+        self.requirements
+            .iter()
+            .any(|r| r.source.as_deref() == Some(source))
+    }
+
+    pub(super) fn in_namespace(mut self, ns: &str) -> Self {
+        if !self.mentions(NAMESPACE_LABEL) {
+            self.requirements.push(Requirement {
+                source: Some("k8s".into()),
+                key: NAMESPACE_LABEL.into(),
+                op: Op::In,
+                values: vec![ns.into()],
+            });
+        }
+        self
+    }
+}
+
+impl Requirement {
+    fn matches(&self, labels: &LabelSet) -> bool {
+        let mut values = labels.iter().filter_map(|l| {
+            let (src, k, v) = identity::split_label(l);
+            (k == self.key && self.source.as_deref().is_none_or(|s| s == src)).then_some(v)
+        });
+        match self.op {
+            Op::In => values.any(|v| self.values.iter().any(|w| w == v)),
+            Op::NotIn => !values.any(|v| self.values.iter().any(|w| w == v)),
+            Op::Exists => values.next().is_some(),
+            Op::DoesNotExist => values.next().is_none(),
+        }
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.requirements.is_empty() {
+            return f.write_str("{}");
+        }
+        for (i, r) in self.requirements.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            let key = match &r.source {
+                Some(s) => format!("{s}:{}", r.key),
+                None => r.key.clone(),
+            };
+            match r.op {
+                Op::In if r.values.len() == 1 => write!(f, "{key}={}", r.values[0])?,
+                Op::In => write!(f, "{key} in ({})", r.values.join("|"))?,
+                Op::NotIn => write!(f, "{key} notin ({})", r.values.join("|"))?,
+                Op::Exists => write!(f, "{key}")?,
+                Op::DoesNotExist => write!(f, "!{key}")?,
+            }
+        }
+        Ok(())
+    }
+}

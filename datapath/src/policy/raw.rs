@@ -1,0 +1,122 @@
+//! The YAML shape of a policy document, as serde reads it (before any
+//! validation): CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct Doc {
+    pub(super) api_version: String,
+    pub(super) kind: String,
+    pub(super) metadata: Metadata,
+    #[serde(default)]
+    pub(super) spec: Option<RawRule>,
+    #[serde(default)]
+    pub(super) specs: Option<Vec<RawRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Metadata {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) namespace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawRule {
+    #[serde(default)]
+    pub(super) endpoint_selector: Option<RawSelector>,
+    #[serde(default)]
+    pub(super) node_selector: Option<RawSelector>,
+    #[serde(default)]
+    pub(super) ingress: Option<Vec<RawIngress>>,
+    #[serde(default)]
+    pub(super) ingress_deny: Option<Vec<RawIngress>>,
+    #[serde(default)]
+    pub(super) egress: Option<Vec<RawEgress>>,
+    #[serde(default)]
+    pub(super) egress_deny: Option<Vec<RawEgress>>,
+    #[serde(default)]
+    pub(super) description: Option<String>,
+    #[serde(default)]
+    pub(super) labels: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawSelector {
+    #[serde(default)]
+    pub(super) match_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) match_expressions: Vec<RawExpr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawExpr {
+    pub(super) key: String,
+    pub(super) operator: String,
+    #[serde(default)]
+    pub(super) values: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawIngress {
+    #[serde(default)]
+    pub(super) from_endpoints: Option<Vec<RawSelector>>,
+    #[serde(default, rename = "fromCIDR")]
+    pub(super) from_cidr: Option<Vec<String>>,
+    #[serde(default, rename = "fromCIDRSet")]
+    pub(super) from_cidr_set: Option<Vec<RawCidrSet>>,
+    #[serde(default)]
+    pub(super) from_entities: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) to_ports: Option<Vec<RawPortRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawEgress {
+    #[serde(default)]
+    pub(super) to_endpoints: Option<Vec<RawSelector>>,
+    #[serde(default, rename = "toCIDR")]
+    pub(super) to_cidr: Option<Vec<String>>,
+    #[serde(default, rename = "toCIDRSet")]
+    pub(super) to_cidr_set: Option<Vec<RawCidrSet>>,
+    #[serde(default)]
+    pub(super) to_entities: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) to_ports: Option<Vec<RawPortRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCidrSet {
+    pub(super) cidr: String,
+    #[serde(default)]
+    pub(super) except: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPortRule {
+    #[serde(default)]
+    pub(super) ports: Vec<RawPort>,
+    #[serde(default)]
+    pub(super) rules: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawPort {
+    #[serde(default)]
+    pub(super) port: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(super) end_port: Option<u32>,
+    #[serde(default)]
+    pub(super) protocol: Option<String>,
+}

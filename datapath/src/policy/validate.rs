@@ -1,0 +1,480 @@
+//! Parsing and validation: YAML text or files → [`Policy`](super::Policy)
+//! or a [`PolicyError`](super::PolicyError) naming the field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::policy::cidr::Cidr;
+use crate::policy::identity;
+
+use super::error::PolicyError;
+use super::model::{CidrSet, Entity, Op, PeerRule, Policy, Requirement, Rule, Selector};
+use super::raw::{
+    Doc, RawCidrSet, RawEgress, RawIngress, RawPort, RawPortRule, RawRule, RawSelector,
+};
+
+struct Ctx<'a> {
+    origin: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, field: impl Into<String>, message: impl Into<String>) -> PolicyError {
+        PolicyError {
+            origin: self.origin.to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses every document of a YAML (or JSON) text; `origin` names it in errors.
+pub fn parse_str(origin: &str, text: &str) -> Result<Vec<Policy>, PolicyError> {
+    let cx = Ctx { origin };
+    let mut out = Vec::new();
+    // Pass 1 finds empty documents (a trailing `---`); pass 2 deserializes
+    // straight from the text so errors carry the field path and position.
+    let mut empty = Vec::new();
+    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = serde_yaml::Value::deserialize(de).map_err(|e| {
+            cx.err(
+                format!("document {}", i + 1),
+                format!("not valid YAML: {e}"),
+            )
+        })?;
+        empty.push(value.is_null());
+    }
+    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        if empty.get(i).copied().unwrap_or(true) {
+            continue;
+        }
+        let doc = Doc::deserialize(de).map_err(|e| {
+            // serde_yaml's messages start with the field path when there is one.
+            let msg = e.to_string();
+            match msg.split_once(": ") {
+                Some((path, rest)) if !path.contains(' ') => cx.err(path, rest),
+                _ => cx.err(format!("document {}", i + 1), msg),
+            }
+        })?;
+        out.push(validate(&cx, doc)?);
+    }
+    Ok(out)
+}
+
+/// Reads and parses one policy file.
+pub fn load_file(path: &Path) -> Result<Vec<Policy>, PolicyError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        origin: origin.clone(),
+        field: "file".into(),
+        message: e.to_string(),
+    })?;
+    parse_str(&origin, &text)
+}
+
+/// Whether a file name looks like a policy file (`*.yaml`, `*.yml`, `*.json`).
+pub fn is_policy_file(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        && !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+/// Reads every policy file of a directory (sorted by name). A missing
+/// directory holds no policies.
+pub fn load_dir(dir: &Path) -> Result<Vec<Policy>, PolicyError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(PolicyError {
+                origin: dir.display().to_string(),
+                field: "directory".into(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_policy_file(p))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    let mut names = BTreeMap::new();
+    for f in files {
+        for p in load_file(&f)? {
+            if let Some(prev) = names.insert(p.full_name(), p.origin.clone()) {
+                return Err(PolicyError {
+                    origin: p.origin.clone(),
+                    field: "metadata.name".into(),
+                    message: format!("policy {} is also defined in {prev}", p.full_name()),
+                });
+            }
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn validate(cx: &Ctx<'_>, doc: Doc) -> Result<Policy, PolicyError> {
+    if !doc.api_version.starts_with("cilium.io/") {
+        return Err(cx.err(
+            "apiVersion",
+            format!("{:?} is not a cilium.io API version", doc.api_version),
+        ));
+    }
+    let namespace = match doc.kind.as_str() {
+        "CiliumNetworkPolicy" => Some(
+            doc.metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        ),
+        "CiliumClusterwideNetworkPolicy" => None,
+        k => {
+            return Err(cx.err(
+                "kind",
+                format!("{k:?}: expected CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy"),
+            ));
+        }
+    };
+    if doc.metadata.name.is_empty() {
+        return Err(cx.err("metadata.name", "must not be empty"));
+    }
+    let mut raw = Vec::new();
+    if let Some(s) = doc.spec {
+        raw.push(("spec".to_string(), s));
+    }
+    for (i, s) in doc.specs.into_iter().flatten().enumerate() {
+        raw.push((format!("specs[{i}]"), s));
+    }
+    if raw.is_empty() {
+        return Err(cx.err("spec", "a policy needs `spec` or `specs`"));
+    }
+    let ns = namespace.as_deref();
+    let rules = raw
+        .into_iter()
+        .map(|(path, r)| rule(cx, &path, r, ns))
+        .collect::<Result<_, _>>()?;
+    Ok(Policy {
+        name: doc.metadata.name,
+        namespace,
+        origin: cx.origin.to_string(),
+        rules,
+    })
+}
+
+fn rule(cx: &Ctx<'_>, path: &str, r: RawRule, ns: Option<&str>) -> Result<Rule, PolicyError> {
+    let _ = (&r.description, &r.labels);
+    if r.node_selector.is_some() {
+        return Err(cx.err(
+            format!("{path}.nodeSelector"),
+            "host policies are not supported",
+        ));
+    }
+    let Some(sel) = r.endpoint_selector else {
+        return Err(cx.err(
+            format!("{path}.endpointSelector"),
+            "required (use {} to select every endpoint)",
+        ));
+    };
+    let mut subject = selector(cx, &format!("{path}.endpointSelector"), sel)?;
+    if let Some(ns) = ns {
+        subject = subject.in_namespace(ns);
+    }
+    let ing = |name: &str, v: Option<Vec<RawIngress>>| -> Result<_, PolicyError> {
+        v.map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    let p = format!("{path}.{name}[{i}]");
+                    peer_rule(
+                        cx,
+                        &p,
+                        ns,
+                        ["fromEndpoints", "fromCIDR", "fromCIDRSet", "fromEntities"],
+                        x.from_endpoints,
+                        x.from_cidr,
+                        x.from_cidr_set,
+                        x.from_entities,
+                        x.to_ports,
+                    )
+                })
+                .collect()
+        })
+        .transpose()
+    };
+    let eg = |name: &str, v: Option<Vec<RawEgress>>| -> Result<_, PolicyError> {
+        v.map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    let p = format!("{path}.{name}[{i}]");
+                    peer_rule(
+                        cx,
+                        &p,
+                        ns,
+                        ["toEndpoints", "toCIDR", "toCIDRSet", "toEntities"],
+                        x.to_endpoints,
+                        x.to_cidr,
+                        x.to_cidr_set,
+                        x.to_entities,
+                        x.to_ports,
+                    )
+                })
+                .collect()
+        })
+        .transpose()
+    };
+    Ok(Rule {
+        subject,
+        ingress: ing("ingress", r.ingress)?,
+        ingress_deny: ing("ingressDeny", r.ingress_deny)?,
+        egress: eg("egress", r.egress)?,
+        egress_deny: eg("egressDeny", r.egress_deny)?,
+    })
+}
+
+fn split_key(key: &str) -> (Option<String>, String) {
+    match key.split_once(':') {
+        Some(("any", k)) => (None, k.to_string()),
+        Some((s, k)) => (Some(s.to_string()), k.to_string()),
+        None => (None, key.to_string()),
+    }
+}
+
+fn selector(cx: &Ctx<'_>, path: &str, s: RawSelector) -> Result<Selector, PolicyError> {
+    let mut requirements = Vec::new();
+    for (k, v) in s.match_labels {
+        if k.is_empty() {
+            return Err(cx.err(format!("{path}.matchLabels"), "empty label key"));
+        }
+        let (source, key) = split_key(&k);
+        requirements.push(Requirement {
+            source,
+            key,
+            op: Op::In,
+            values: vec![v],
+        });
+    }
+    for (i, e) in s.match_expressions.into_iter().enumerate() {
+        let p = format!("{path}.matchExpressions[{i}]");
+        let op = match e.operator.as_str() {
+            "In" => Op::In,
+            "NotIn" => Op::NotIn,
+            "Exists" => Op::Exists,
+            "DoesNotExist" => Op::DoesNotExist,
+            o => {
+                return Err(cx.err(
+                    format!("{p}.operator"),
+                    format!("{o:?}: expected In, NotIn, Exists or DoesNotExist"),
+                ));
+            }
+        };
+        match op {
+            Op::In | Op::NotIn if e.values.is_empty() => {
+                return Err(cx.err(format!("{p}.values"), "In and NotIn need values"));
+            }
+            Op::Exists | Op::DoesNotExist if !e.values.is_empty() => {
+                return Err(cx.err(
+                    format!("{p}.values"),
+                    "Exists and DoesNotExist take no values",
+                ));
+            }
+            _ => {}
+        }
+        let (source, key) = split_key(&e.key);
+        requirements.push(Requirement {
+            source,
+            key,
+            op,
+            values: e.values,
+        });
+    }
+    Ok(Selector { requirements })
+}
+
+#[expect(clippy::too_many_arguments, reason = "ingress and egress share this")]
+fn peer_rule(
+    cx: &Ctx<'_>,
+    path: &str,
+    ns: Option<&str>,
+    names: [&str; 4],
+    endpoints: Option<Vec<RawSelector>>,
+    cidr: Option<Vec<String>>,
+    cidr_set: Option<Vec<RawCidrSet>>,
+    entities: Option<Vec<String>>,
+    to_ports: Option<Vec<RawPortRule>>,
+) -> Result<PeerRule, PolicyError> {
+    let endpoints = endpoints
+        .map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let s = selector(cx, &format!("{path}.{}[{i}]", names[0]), s)?;
+                    Ok(match ns {
+                        Some(ns) if !s.names_source("reserved") => s.in_namespace(ns),
+                        _ => s,
+                    })
+                })
+                .collect::<Result<Vec<_>, PolicyError>>()
+        })
+        .transpose()?;
+    let parse_cidr = |field: String, s: &str| -> Result<Cidr, PolicyError> {
+        s.parse().map_err(|m: String| cx.err(field, m))
+    };
+    let mut cidrs: Option<Vec<CidrSet>> = None;
+    if let Some(v) = cidr {
+        let list = cidrs.get_or_insert_default();
+        for (i, c) in v.iter().enumerate() {
+            list.push(CidrSet {
+                cidr: parse_cidr(format!("{path}.{}[{i}]", names[1]), c)?,
+                except: Vec::new(),
+            });
+        }
+    }
+    if let Some(v) = cidr_set {
+        let list = cidrs.get_or_insert_default();
+        for (i, c) in v.into_iter().enumerate() {
+            let p = format!("{path}.{}[{i}]", names[2]);
+            let cidr = parse_cidr(format!("{p}.cidr"), &c.cidr)?;
+            let mut except = Vec::new();
+            for (j, e) in c.except.iter().enumerate() {
+                let x = parse_cidr(format!("{p}.except[{j}]"), e)?;
+                if !cidr.covers(&x) {
+                    return Err(cx.err(
+                        format!("{p}.except[{j}]"),
+                        format!("{x} is not inside {cidr}"),
+                    ));
+                }
+                except.push(x);
+            }
+            list.push(CidrSet { cidr, except });
+        }
+    }
+    let entities = entities
+        .map(|v| {
+            v.iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    Ok(match e.as_str() {
+                        "all" => Entity::All,
+                        "world" | "world-ipv4" => Entity::World,
+                        "cluster" => Entity::Cluster,
+                        other => match identity::reserved_id(other) {
+                            Some(id) => Entity::Reserved(id),
+                            None => {
+                                return Err(cx.err(
+                                    format!("{path}.{}[{i}]", names[3]),
+                                    format!(
+                                        "unknown entity {other:?} (all, world, cluster, host, remote-node, health, init, unmanaged, kube-apiserver, ingress)"
+                                    ),
+                                ));
+                            }
+                        },
+                    })
+                })
+                .collect::<Result<Vec<_>, PolicyError>>()
+        })
+        .transpose()?;
+    // `toPorts: []` is no `toPorts` at all (L3-only), as a Go empty slice
+    // is for Cilium.
+    let ports = to_ports
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            let mut out = Vec::new();
+            for (i, pr) in v.into_iter().enumerate() {
+                let p = format!("{path}.toPorts[{i}]");
+                if pr.rules.is_some() {
+                    return Err(cx.err(
+                        format!("{p}.rules"),
+                        "L7 rules are not supported by this datapath",
+                    ));
+                }
+                // `toPorts: [{}]` or `[{ports: []}]` names no port, so it
+                // allows nothing (Cilium's semantics); the section still
+                // makes the endpoint enforce.
+                for (j, port) in pr.ports.into_iter().enumerate() {
+                    out.extend(port_entries(cx, &format!("{p}.ports[{j}]"), port)?);
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            Ok::<_, PolicyError>(out)
+        })
+        .transpose()?;
+    Ok(PeerRule {
+        endpoints,
+        cidrs,
+        entities,
+        ports,
+    })
+}
+
+/// Widest `endPort` range expanded into single-port entries.
+const MAX_PORT_RANGE: u32 = 1024;
+
+fn port_entries(cx: &Ctx<'_>, path: &str, p: RawPort) -> Result<Vec<(u8, u16)>, PolicyError> {
+    let protos: &[u8] = match p
+        .protocol
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("ANY") => &[6, 17, 132],
+        Some("TCP") => &[6],
+        Some("UDP") => &[17],
+        Some("SCTP") => &[132],
+        Some(other) => {
+            return Err(cx.err(
+                format!("{path}.protocol"),
+                format!("{other:?}: expected TCP, UDP, SCTP or ANY"),
+            ));
+        }
+    };
+    let port: u32 = match &p.port {
+        None => 0,
+        Some(serde_yaml::Value::Number(n)) => n
+            .as_u64()
+            .filter(|n| *n <= 65_535)
+            .ok_or_else(|| cx.err(format!("{path}.port"), format!("{n} is not a port")))?
+            as u32,
+        Some(serde_yaml::Value::String(s)) => s.parse::<u16>().map(u32::from).map_err(|_| {
+            cx.err(
+                format!("{path}.port"),
+                format!("{s:?} is not a port number (named ports are not supported)"),
+            )
+        })?,
+        Some(other) => {
+            return Err(cx.err(
+                format!("{path}.port"),
+                format!("{other:?} is not a port number"),
+            ));
+        }
+    };
+    let last = match p.end_port {
+        None => port,
+        Some(e) if e >= port && e <= 65_535 && port != 0 => e,
+        Some(e) => {
+            return Err(cx.err(
+                format!("{path}.endPort"),
+                format!("{e} must be ≥ port ({port}), ≤ 65535, and port must be set"),
+            ));
+        }
+    };
+    if last - port >= MAX_PORT_RANGE {
+        return Err(cx.err(
+            format!("{path}.endPort"),
+            format!("ranges wider than {MAX_PORT_RANGE} ports are not supported"),
+        ));
+    }
+    let mut out = Vec::new();
+    for proto in protos {
+        for port in port..=last {
+            out.push((*proto, port as u16));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,366 @@
+//! The datapath maps' keys, values and constants: `#[repr(C)]` mirrors of
+//! `include/dp_types.h`, checked by the layout test against the C compiler.
+//!
+//! Only the shapes live here; opening and programming the pinned maps (with
+//! aya) is the datapath crate's `Maps`. The structs are plain integers with
+//! every padding byte an explicit field, so any bit pattern is valid.
+//!
+//! Byte order: IPv4 addresses in keys are in network order (as the kernel
+//! reads them from the packet); ports, identities and counters in host order.
+
+use std::mem::size_of;
+use std::net::Ipv4Addr;
+
+/// Map names (the pin file names under the node's pin directory).
+pub mod names {
+    /// Local endpoints by IPv4.
+    pub const ENDPOINTS: &str = "endpoints";
+    /// Prefix → identity (LPM trie).
+    pub const IPCACHE: &str = "ipcache";
+    /// Resolved policy of all endpoints.
+    pub const POLICY: &str = "policy";
+    /// IPv4 connection tracking.
+    pub const CT4: &str = "ct4";
+    /// The event ring buffer the exporter reads.
+    pub const EVENTS: &str = "events";
+    /// Per-CPU count of events lost to a full ring (key 0).
+    pub const LOST_EVENTS: &str = "lost_events";
+    /// Per-CPU dropped packets/bytes by drop reason.
+    pub const DROP_STATS: &str = "drop_stats";
+    /// Per-CPU drop-event rate limiter state.
+    pub const DROP_RL: &str = "drop_rl";
+    /// Runtime configuration (aggregation level, ...).
+    pub const CONFIG: &str = "dp_config";
+}
+
+/// [`EndpointValue::flags`] bits (`DP_EP_F_*`).
+pub mod ep_flags {
+    /// Ingress is default-deny: a policy selects the endpoint for ingress.
+    pub const ENFORCE_INGRESS: u8 = 1 << 0;
+    /// Egress is default-deny.
+    pub const ENFORCE_EGRESS: u8 = 1 << 1;
+    /// Policy audit mode: denials are reported (verdict AUDIT) but forwarded.
+    pub const AUDIT: u8 = 1 << 2;
+}
+
+/// [`CtValue::flags`] bits (`DP_CT_F_*`).
+pub mod ct_flags {
+    /// A reply was seen.
+    pub const SEEN_REPLY: u8 = 1 << 0;
+    /// FIN seen in the original direction.
+    pub const FWD_CLOSING: u8 = 1 << 1;
+    /// FIN seen in the reply direction.
+    pub const REV_CLOSING: u8 = 1 << 2;
+    /// RST seen.
+    pub const RST: u8 = 1 << 3;
+}
+
+/// Conntrack lifetimes in seconds (`DP_CT_*`), Cilium's defaults.
+pub mod ct_lifetime {
+    /// Established TCP.
+    pub const TCP_S: u32 = 21_600;
+    /// UDP, ICMP, SCTP.
+    pub const NONTCP_S: u32 = 60;
+    /// TCP before a reply was seen.
+    pub const SYN_TIMEOUT_S: u32 = 60;
+    /// TCP after RST or FIN in both directions.
+    pub const CLOSE_TIMEOUT_S: u32 = 10;
+}
+
+/// `DP_CFG_F_SET`: the config entry was written by the loader.
+pub const CFG_F_SET: u32 = 1;
+
+/// Entries in `drop_stats` (one per possible drop code).
+pub const DROP_STATS_ENTRIES: u32 = 256;
+
+/// `struct endpoint_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct EndpointKey {
+    /// Pod IPv4, network byte order.
+    pub ip4: u32,
+}
+
+/// `struct endpoint_value`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointValue {
+    /// Host-side veth ifindex (node netns).
+    pub ifindex: u32,
+    /// MAC of the pod's interface.
+    pub pod_mac: [u8; 6],
+    /// MAC of the host-side veth (the pod's gateway).
+    pub node_mac: [u8; 6],
+    /// Security identity of the pod.
+    pub identity: u32,
+    /// Endpoint id.
+    pub ep_id: u16,
+    /// [`ep_flags`] bits.
+    pub flags: u8,
+    /// Padding, 0.
+    pub pad: u8,
+}
+
+/// `struct ipcache_key` (the map itself is used through aya's
+/// `lpm_trie::Key<u32>`, which has the same layout).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IpcacheKey {
+    /// Prefix length in bits.
+    pub prefixlen: u32,
+    /// Network byte order.
+    pub ip4: u32,
+}
+
+/// `struct ipcache_value`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IpcacheValue {
+    /// Security identity of the prefix.
+    pub identity: u32,
+    /// IPv4 of the node hosting the prefix (host order), 0 if none.
+    pub tunnel_ep: u32,
+}
+
+/// `struct policy_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PolicyKey {
+    /// Peer identity, 0 = any.
+    pub identity: u32,
+    /// Local endpoint id.
+    pub ep_id: u16,
+    /// Destination port (ICMP: type), 0 = any.
+    pub dport: u16,
+    /// IP protocol, 0 = any.
+    pub proto: u8,
+    /// [`Direction`] as `u8`.
+    pub direction: u8,
+    /// Padding, 0.
+    pub pad: u16,
+}
+
+/// `struct policy_value`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyValue {
+    /// [`PolicyAction`] as `u8`.
+    pub action: u8,
+    /// Padding, 0.
+    pub pad: [u8; 3],
+    /// Opaque rule cookie.
+    pub rule: u32,
+}
+
+/// `struct ct_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct CtKey {
+    /// Network order.
+    pub saddr: u32,
+    /// Network order.
+    pub daddr: u32,
+    /// Host order (ICMP echo request: the identifier).
+    pub sport: u16,
+    /// Host order (ICMP echo reply: the identifier).
+    pub dport: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// Padding, 0.
+    pub pad: [u8; 3],
+}
+
+/// `struct ct_value`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CtValue {
+    /// Boot-time ns at creation.
+    pub created_ns: u64,
+    /// Boot-time ns after which the entry is dead.
+    pub expires_ns: u64,
+    /// Packets in the original direction.
+    pub fwd_packets: u64,
+    /// Bytes in the original direction.
+    pub fwd_bytes: u64,
+    /// Packets in the reply direction.
+    pub rev_packets: u64,
+    /// Bytes in the reply direction.
+    pub rev_bytes: u64,
+    /// Last trace report, original direction (boot ns).
+    pub fwd_report_ns: u64,
+    /// Last trace report, reply direction (boot ns).
+    pub rev_report_ns: u64,
+    /// Identity of the originator.
+    pub src_identity: u32,
+    /// Identity of the responder.
+    pub dst_identity: u32,
+    /// Originator's endpoint id, 0 if not local.
+    pub src_ep: u16,
+    /// Responder's endpoint id, 0 if not local.
+    pub dst_ep: u16,
+    /// TCP flags seen, original direction.
+    pub fwd_flags_seen: u8,
+    /// TCP flags seen, reply direction.
+    pub rev_flags_seen: u8,
+    /// TCP flags reported, original direction.
+    pub fwd_flags_reported: u8,
+    /// TCP flags reported, reply direction.
+    pub rev_flags_reported: u8,
+    /// [`ct_flags`] bits.
+    pub flags: u8,
+    /// Padding, 0.
+    pub pad: [u8; 7],
+}
+
+/// `struct dp_config`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DpConfig {
+    /// [`CFG_F_SET`] once written.
+    pub flags: u32,
+    /// [`Aggregation`] as `u8`.
+    pub aggregation: u8,
+    /// Padding, 0.
+    pub pad: [u8; 3],
+    /// Medium aggregation's re-report interval in seconds.
+    pub report_interval_s: u32,
+    /// Drop events per second per CPU, 0 = unlimited.
+    pub drop_events_per_s: u32,
+}
+
+/// `struct drop_stats_value`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropStatsValue {
+    /// Dropped packets.
+    pub packets: u64,
+    /// Dropped bytes.
+    pub bytes: u64,
+}
+
+/// `struct drop_rl_value`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropRlValue {
+    /// Start of the current window (boot ns).
+    pub window_ns: u64,
+    /// Drop events emitted in the window.
+    pub emitted: u64,
+    /// Drop events suppressed since load.
+    pub suppressed: u64,
+}
+
+const _: () = assert!(size_of::<EndpointValue>() == 24);
+const _: () = assert!(size_of::<PolicyKey>() == 12);
+const _: () = assert!(size_of::<PolicyValue>() == 8);
+const _: () = assert!(size_of::<CtKey>() == 16);
+const _: () = assert!(size_of::<CtValue>() == 88);
+const _: () = assert!(size_of::<DpConfig>() == 16);
+
+/// An IPv4 address as the kernel keys it (network byte order in a `u32`).
+pub fn ip4_key(ip: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(ip.octets())
+}
+
+/// The address of a network-order key.
+pub fn ip4_from_key(k: u32) -> Ipv4Addr {
+    Ipv4Addr::from(k.to_ne_bytes())
+}
+
+/// Monitor aggregation level (`DP_AGG_*`), Cilium's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Aggregation {
+    /// Every trace.
+    None = 0,
+    /// No traces at receive points (from-endpoint, from-stack).
+    Low = 1,
+    /// Low, and only new connections, new TCP flags (SYN, ACK, FIN, RST per
+    /// direction) and once per report interval for active flows.
+    Medium = 2,
+    /// Low, and only new connections and SYN/FIN/RST.
+    Max = 3,
+}
+
+impl std::str::FromStr for Aggregation {
+    type Err = ParseAggregationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "none" | "disabled" => Self::None,
+            "low" | "lowest" => Self::Low,
+            "medium" => Self::Medium,
+            "max" | "maximum" => Self::Max,
+            _ => {
+                return Err(ParseAggregationError {
+                    value: s.to_string(),
+                });
+            }
+        })
+    }
+}
+
+/// A string that is not an [`Aggregation`] level.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid aggregation level (none, low, medium, max): {value}")]
+pub struct ParseAggregationError {
+    /// The string given.
+    pub value: String,
+}
+
+impl ParseAggregationError {
+    /// What was expected, as in the error message.
+    pub const WHAT: &'static str = "aggregation level (none, low, medium, max)";
+}
+
+impl Aggregation {
+    /// The level of a `dp_config.aggregation` byte; unknown values are
+    /// [`Aggregation::Medium`], the default.
+    pub fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::None,
+            1 => Self::Low,
+            3 => Self::Max,
+            _ => Self::Medium,
+        }
+    }
+}
+
+/// Policy direction, from the local endpoint's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Direction {
+    /// Traffic into the endpoint.
+    Ingress = 1,
+    /// Traffic out of the endpoint.
+    Egress = 2,
+}
+
+/// What a policy entry does (`DP_POLICY_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PolicyAction {
+    /// Allow.
+    Allow = 1,
+    /// Deny; wins over any allow that also matches.
+    Deny = 2,
+    /// A deny rule in audit mode: reported as AUDIT, forwarded.
+    Audit = 3,
+}
+
+/// Kernel-side defaults (`DP_DEFAULT_*`, `DP_EVENTS_RING_BYTES`): what the
+/// programs do before the loader writes `dp_config`. The reasons for the
+/// values are given where the datapath crate re-exports them
+/// (`datapath::defaults`).
+pub mod defaults {
+    use super::Aggregation;
+
+    /// `DP_DEFAULT_AGGREGATION`.
+    pub const AGGREGATION: Aggregation = Aggregation::Medium;
+    /// `DP_DEFAULT_REPORT_INTERVAL_S`: Cilium's `MONITOR_REPORT_INTERVAL`.
+    pub const REPORT_INTERVAL_S: u32 = 5;
+    /// `DP_DEFAULT_DROP_EVENTS_PER_S`: per CPU, 0 = unlimited.
+    pub const DROP_EVENTS_PER_S: u32 = 1000;
+    /// `DP_EVENTS_RING_BYTES`: `events` ring size in bytes.
+    pub const EVENTS_RING_BYTES: u32 = 1 << 22;
+}
