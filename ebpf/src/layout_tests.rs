@@ -371,25 +371,6 @@ fn cc_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// A scratch directory removed on drop.
-struct ScratchDir(PathBuf);
-impl ScratchDir {
-    fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).expect("create scratch dir");
-        Self(p)
-    }
-}
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn c_headers_match_rust_layout_and_constants() {
     if !cc_available() {
@@ -402,9 +383,9 @@ fn c_headers_match_rust_layout_and_constants() {
     }
     let expected = rust_side();
     let include = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("include");
-    let dir = ScratchDir::new("hubble-abi-layout");
-    let src = dir.0.join("layout.c");
-    let bin = dir.0.join("layout");
+    let dir = test_support::TempDir::new("hubble-abi-layout-");
+    let src = dir.join("layout.c");
+    let bin = dir.join("layout");
 
     let mut c = String::from(
         "#include <stdio.h>\n#include <stddef.h>\n#include \"dp_types.h\"\n#include \"hubble_events.h\"\nint main(void) {\n",
