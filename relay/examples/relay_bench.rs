@@ -36,8 +36,8 @@ fn templates() -> Vec<Flow> {
     std::fs::read_to_string(FIXTURE)
         .expect("flow-exporter/testdata/flows.jsonl")
         .lines()
-        .filter_map(|l| match flow_exporter::replay::parse_line(l) {
-            Ok(Some(flow_exporter::replay::ReplayEvent::Flow(f))) => Some(f),
+        .filter_map(|l| match flow_exporter::sources::replay::parse_line(l) {
+            Ok(Some(flow_exporter::sources::replay::ReplayEvent::Flow(f))) => Some(f),
             _ => None,
         })
         .collect()
