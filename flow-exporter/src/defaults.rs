@@ -36,6 +36,16 @@ pub const NAMESPACE_TTL: Duration = Duration::from_secs(3600);
 /// How often the kernel's per-CPU lost-event counters are polled.
 pub const LOST_COUNTER_POLL: Duration = Duration::from_secs(1);
 
+/// Pace of the synthetic source: it emits what is due every 10 ms, so a
+/// rate of a few hundred events per second arrives as a steady trickle of
+/// small batches rather than one burst a second.
+pub const SYNTHETIC_TICK: Duration = Duration::from_millis(10);
+
+/// How long shutdown waits for open gRPC streams (a following `hubble
+/// observe`) to close after the ring is closed; a client that does not go
+/// away must not keep the process (and a pod's termination) waiting.
+pub const GRPC_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Window over which `flows_rate` in ServerStatus is computed.
 pub const FLOWS_RATE_WINDOW_SECS: u64 = 60;
 
@@ -54,17 +64,3 @@ pub const ENRICHMENT_STALE_RECHECK: Duration = Duration::from_millis(2);
 /// Identities below this are Cilium's reserved ones (host, world, ...);
 /// from here on they are allocated to workloads and carry labels.
 pub const FIRST_WORKLOAD_IDENTITY: u32 = 256;
-
-/// Pace of the synthetic source: it emits what is due every 10 ms, so a
-/// rate of a few hundred events per second arrives as a steady trickle of
-/// small batches rather than one burst a second.
-pub const SYNTHETIC_TICK: Duration = Duration::from_millis(10);
-
-/// How long shutdown waits for open gRPC streams (a following `hubble
-/// observe`) to close after the ring is closed; a client that does not go
-/// away must not keep the process (and a pod's termination) waiting.
-pub const GRPC_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long shutdown waits for the /metrics server to finish a scrape in
-/// flight: a scrape takes milliseconds, so this only bounds a stuck one.
-pub const METRICS_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);

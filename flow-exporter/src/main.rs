@@ -227,7 +227,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     if let Some(m) = metrics_task {
-        let _ = tokio::time::timeout(defaults::METRICS_SHUTDOWN_TIMEOUT, m).await;
+        let _ = tokio::time::timeout(svc::defaults::METRICS_SHUTDOWN_TIMEOUT, m).await;
     }
     decode_handle.abort();
     let s = observer.status();

@@ -104,7 +104,7 @@ async fn client(addr: &str) -> ObserverClient<Channel> {
             .await
             .unwrap(),
     )
-    .max_decoding_message_size(64 << 20)
+    .max_decoding_message_size(relay::defaults::MAX_MESSAGE_BYTES)
 }
 
 /// Reads a non-follow request to the end: (flows, seconds).

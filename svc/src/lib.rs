@@ -5,10 +5,12 @@
 //! SIGTERM/SIGINT future every daemon stops on; [`tls`]: the one place
 //! that loads TLS certificates, keys and CAs for the daemons' gRPC servers
 //! and clients; and [`metrics`]: the Prometheus `/metrics` endpoint every
-//! daemon serves its own registry on.
+//! daemon serves its own registry on. [`defaults`] holds its sizes and
+//! timeouts.
 //!
 //! It depends on nothing in the workspace; it must stay free of domain code.
 
+pub mod defaults;
 pub mod metrics;
 pub mod tls;
 
@@ -23,7 +25,8 @@ where
 {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| defaults::LOG_FILTER.into()),
         )
         .with_writer(std::io::stderr)
         .init();
