@@ -36,10 +36,11 @@ test: lint
     ./scripts/notebook-test.sh
     just fuzz-smoke 20
 
-# cargo fmt --check and clippy with warnings denied.
+# cargo fmt --check, clippy with warnings denied, and flow-filter/flow-parser free of an async runtime.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo test -p flow-filter --test runtime_free
 
 # Benchmarks: prints every figure the README's performance section quotes.
 bench:
