@@ -41,6 +41,11 @@ pub const SERVER: &str = "localhost:4245";
 /// Files in a partition smaller than this are merged by `compact`.
 pub const COMPACT_SMALL_BYTES: u64 = 16 << 20;
 
+/// Initial capacity of the buffer a Parquet file is written into: 1 MiB
+/// spares the first dozen reallocations of a typical file without holding
+/// much for a small one (a file grows up to [`FILE_BYTES`]).
+pub const FILE_BUFFER_CAPACITY: usize = 1 << 20;
+
 /// S3 requests are retried this many times (connection failures, 5xx,
 /// throttling): enough to ride out a store's brief hiccup, few enough that
 /// a dead endpoint fails the write (and the follower retries) within
