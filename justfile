@@ -37,12 +37,13 @@ test: lint
     ./scripts/notebook-test.sh
     just fuzz-smoke 20
 
-# cargo fmt --check, clippy with warnings denied, one set of release artifacts, no import cycle between modules.
+# cargo fmt --check, clippy with warnings denied, flow-filter/flow-parser free of an async runtime, one set of release artifacts, no import cycle between modules.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     ./scripts/check-release-units.sh
     ./scripts/check-module-cycles.py
+    cargo test -p flow-filter --test runtime_free
 
 # Benchmarks: prints every figure the README's performance section quotes (on the same release artifacts as `just build`; `--workspace` everywhere keeps the features identical).
 bench: build

@@ -1,5 +1,5 @@
 //! Generates the Hubble v1 API from `proto/`: prost messages, tonic client and
-//! server, a file descriptor set (for gRPC reflection), and serde impls in
+//! server (behind the `grpc` feature), a file descriptor set (for gRPC reflection), and serde impls in
 //! Hubble's jsonpb form (proto field names, enum names, RFC 3339 timestamps).
 
 use std::{env, path::PathBuf};
@@ -20,6 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // The generated clients and servers need tonic's transport (tokio,
+        // hyper): they compile only with this crate's `grpc` feature, so the
+        // messages alone stay runtime-free for flow-filter and flow-parser.
+        .server_mod_attribute(".", "#[cfg(feature = \"grpc\")]")
+        .client_mod_attribute(".", "#[cfg(feature = \"grpc\")]")
         .file_descriptor_set_path(&descriptors)
         // Well-known types come from pbjson-types so that they serialise like
         // Go's protojson (RFC 3339 timestamps, wrappers as plain values).

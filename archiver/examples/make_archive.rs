@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(20_000);
     let hours: i64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3);
-    let storage = archiver::storage::open(&dir)?; // a directory or s3://bucket/prefix
+    let storage = archiver::location::open(&dir)?; // a directory or s3://bucket/prefix
     let mut w = ArchiveWriter::new(storage, WriterOptions::default())?;
     let mut g = Synthetic::new(42);
     let mut p = Parser::new(

@@ -40,3 +40,33 @@ pub const SERVER: &str = "localhost:4245";
 
 /// Files in a partition smaller than this are merged by `compact`.
 pub const COMPACT_SMALL_BYTES: u64 = 16 << 20;
+
+/// Initial capacity of the buffer a Parquet file is written into: 1 MiB
+/// spares the first dozen reallocations of a typical file without holding
+/// much for a small one (a file grows up to [`FILE_BYTES`]).
+pub const FILE_BUFFER_CAPACITY: usize = 1 << 20;
+
+/// S3 requests are retried this many times (connection failures, 5xx,
+/// throttling): enough to ride out a store's brief hiccup, few enough that
+/// a dead endpoint fails the write (and the follower retries) within
+/// [`S3_RETRY_TIMEOUT`].
+pub const S3_MAX_RETRIES: usize = 4;
+
+/// No S3 request, retries included, takes longer than this: a stuck store
+/// must surface as an error, not hang the follower.
+pub const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connecting to the S3 endpoint: an unreachable endpoint fails fast, as a
+/// dial to the Observer API does ([`DIAL_TIMEOUT`]).
+pub const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One S3 request: long enough to upload a full Parquet file
+/// ([`FILE_BYTES`]) over a slow link.
+pub const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long the follower, on reconnecting, waits for the source's oldest
+/// flow (a `first: 1` GetFlows) to tell whether flows since the archive's
+/// newest were lost (then a gap is recorded): the ring is in memory, so a
+/// healthy server answers at once; a slow one only costs the gap record,
+/// never the archive.
+pub const OLDEST_FLOW_TIMEOUT: Duration = Duration::from_secs(10);

@@ -10,7 +10,6 @@
 //! Lost-event notices from the source are recorded the same way.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use proto::flow::Flow;
 use proto::observer::observer_client::ObserverClient;
@@ -308,7 +307,7 @@ async fn oldest_flow_time(client: &mut ObserverClient<Channel>) -> Option<Timest
         number: 1,
         ..Default::default()
     };
-    let mut s = tokio::time::timeout(Duration::from_secs(10), client.get_flows(req))
+    let mut s = tokio::time::timeout(defaults::OLDEST_FLOW_TIMEOUT, client.get_flows(req))
         .await
         .ok()?
         .ok()?

@@ -7,15 +7,17 @@
 //!
 //! The archive lives in a local directory or in an object store
 //! (`s3://bucket/prefix`: Amazon S3 or a compatible store, through the
-//! `object_store` crate, [`object`]); [`storage::open`] takes either
+//! `object_store` crate, [`object`]); [`location::open`] takes either
 //! location, and the writer, compaction and the reader ([`read::Archive::open`])
-//! work the same on both. Files appear atomically ([`storage`]); the resume
-//! state and recorded gaps live under `_archive/` ([`writer`]). Depends on
-//! `proto` and `flow-filter`, never on the datapath.
+//! work the same on both. Files appear atomically ([`storage`]: the trait and
+//! the local directory; [`object`] depends on it, [`location`] on both); the
+//! resume state and recorded gaps live under `_archive/` ([`writer`]).
+//! Depends on `proto` and `flow-filter`, never on the datapath.
 
 pub mod compact;
 pub mod defaults;
 pub mod follow;
+pub mod location;
 pub mod metrics;
 pub mod object;
 pub mod read;

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use archiver::follow::{self, FollowOptions};
+use archiver::location;
 use archiver::metrics::Metrics;
 use archiver::read::{Archive, Query};
-use archiver::storage::{self, S3Options, Storage};
+use archiver::storage::{S3Options, Storage};
 use archiver::writer::{self, WriterOptions};
 use archiver::{compact, defaults};
 use clap::{Parser, Subcommand};
@@ -231,7 +232,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn local(dir: &str, s3: &S3Options) -> anyhow::Result<Arc<dyn Storage>> {
-    Ok(storage::open_with(dir, s3)?)
+    Ok(location::open_with(dir, s3)?)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

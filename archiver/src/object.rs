@@ -14,11 +14,13 @@
 //! or the whole new one. Objects whose name, or the name of a "directory"
 //! above them, starts with `.` or `_` are not listed, as in [`LocalDir`].
 //!
+//! Depends on [`crate::storage`] (the trait) only; [`crate::location`]
+//! picks this backend for an `s3://` location.
+//!
 //! [`LocalDir`]: crate::storage::LocalDir
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::TryStreamExt as _;
 use object_store::aws::AmazonS3Builder;
@@ -27,16 +29,8 @@ use object_store::{
     ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig,
 };
 
+use crate::defaults::{S3_CONNECT_TIMEOUT, S3_MAX_RETRIES, S3_REQUEST_TIMEOUT, S3_RETRY_TIMEOUT};
 use crate::storage::{S3Options, Storage, StorageError};
-
-/// Requests are retried this many times (connection failures, 5xx, throttling).
-const MAX_RETRIES: usize = 4;
-/// No request, retries included, takes longer than this.
-const RETRY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Connecting to the endpoint.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// One request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// An archive in an object store. See the module docs.
 pub struct ObjectStorage {
@@ -113,8 +107,8 @@ impl ObjectStorage {
         // (AWS_* variables, including client settings such as
         // AWS_ALLOW_HTTP), then the explicit options.
         let client = ClientOptions::new()
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(REQUEST_TIMEOUT);
+            .with_connect_timeout(S3_CONNECT_TIMEOUT)
+            .with_timeout(S3_REQUEST_TIMEOUT);
         let mut b = AmazonS3Builder::new().with_client_options(client);
         for (key, value) in std::env::vars() {
             if key.starts_with("AWS_")
@@ -142,8 +136,8 @@ impl ObjectStorage {
             b = b.with_access_key_id(id).with_secret_access_key(secret);
         }
         let retry = RetryConfig {
-            max_retries: MAX_RETRIES,
-            retry_timeout: RETRY_TIMEOUT,
+            max_retries: S3_MAX_RETRIES,
+            retry_timeout: S3_RETRY_TIMEOUT,
             ..RetryConfig::default()
         };
         let store = b

@@ -134,7 +134,7 @@ impl Archive {
     /// [`crate::storage::S3Options`]). Nothing is created.
     pub fn open(location: &str) -> Result<Self, ReadError> {
         let s3 = crate::storage::S3Options::default();
-        Ok(Archive::new(crate::storage::open_existing(location, &s3)?))
+        Ok(Archive::new(crate::location::open_existing(location, &s3)?))
     }
 
     /// The archive's data files, in partition and time order.

@@ -1,16 +1,15 @@
 //! Where archive files live, behind a small trait: whole-object put, get,
-//! list and delete, which a local directory ([`LocalDir`]) and an object
-//! store ([`crate::object::ObjectStorage`]: S3 and compatible, through the
-//! `object_store` crate) both offer. A `put` is atomic: readers see the old
-//! object or the whole new one, never a partial file.
+//! list and delete, which a local directory ([`LocalDir`], here) and an
+//! object store (`crate::object::ObjectStorage`: S3 and compatible, through
+//! the `object_store` crate) both offer. A `put` is atomic: readers see the
+//! old object or the whole new one, never a partial file.
 //!
-//! [`open`] turns an archive location into a store: a path (`/var/lib/flows`)
-//! is a local directory, `s3://bucket/prefix` an S3 bucket (endpoint, region
-//! and credentials from [`S3Options`] and the usual `AWS_*` variables).
+//! This module knows no backend but [`LocalDir`]: `object` depends on it,
+//! never the reverse. [`crate::location`] turns an archive location (a path
+//! or `s3://bucket/prefix`, with [`S3Options`]) into a store.
 
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Errors of a storage backend.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +51,8 @@ pub enum StorageError {
 /// The methods are synchronous. They may be called from inside a tokio
 /// runtime (the follower calls the writer from a task): backends that block
 /// on I/O are expected to, as [`LocalDir`] blocks on the file system;
-/// [`crate::object::ObjectStorage`] runs its requests on its own runtime.
+/// the object-store backend (`crate::object`) runs its requests on its own
+/// runtime.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Writes a whole object atomically, replacing any previous one.
     fn put(&self, path: &str, data: &[u8]) -> Result<(), StorageError>;
@@ -120,105 +120,6 @@ pub struct S3Options {
     pub credentials: Option<(String, String)>,
 }
 
-/// An archive location: a local directory or an object-store prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// A directory.
-    Local(PathBuf),
-    /// `s3://bucket/prefix` (`s3a://` is accepted too).
-    S3 {
-        /// The bucket.
-        bucket: String,
-        /// The key prefix, without leading or trailing `/` (may be empty).
-        prefix: String,
-    },
-}
-
-impl Location {
-    /// Parses a path or an `s3://bucket[/prefix]` URL.
-    pub fn parse(location: &str) -> Result<Location, StorageError> {
-        let bad = |message: &str| StorageError::Location {
-            location: location.to_owned(),
-            message: message.to_owned(),
-        };
-        if location.is_empty() {
-            return Err(bad("empty location"));
-        }
-        let Some((scheme, rest)) = location.split_once("://") else {
-            return Ok(Location::Local(PathBuf::from(location)));
-        };
-        match scheme.to_ascii_lowercase().as_str() {
-            "s3" | "s3a" => {}
-            "file" => return Ok(Location::Local(PathBuf::from(rest))),
-            _ => {
-                return Err(bad(&format!(
-                    "unsupported scheme {scheme:?}: use a directory path or s3://bucket/prefix"
-                )));
-            }
-        }
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(bad("no bucket: use s3://bucket/prefix"));
-        }
-        let prefix = prefix.trim_matches('/');
-        if prefix.split('/').any(|p| p == "." || p == "..") || prefix.contains("//") {
-            return Err(bad("the prefix must not contain empty, '.' or '..' parts"));
-        }
-        Ok(Location::S3 {
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-        })
-    }
-}
-
-/// Opens an archive for writing (the follower, compaction): a local
-/// directory is created if missing and cleared of temporaries an interrupted
-/// run left; an `s3://` location is checked (the bucket must exist and be
-/// reachable). `S3Options` come from the environment only; see [`open_with`].
-pub fn open(location: &str) -> Result<Arc<dyn Storage>, StorageError> {
-    open_with(location, &S3Options::default())
-}
-
-/// [`open`] with explicit S3 settings (flags override the environment).
-pub fn open_with(location: &str, s3: &S3Options) -> Result<Arc<dyn Storage>, StorageError> {
-    match Location::parse(location)? {
-        Location::Local(dir) => {
-            let s = LocalDir::new(dir)?;
-            let removed = s.remove_temporaries();
-            if removed > 0 {
-                tracing::warn!(
-                    removed,
-                    "removed temporary files left by an interrupted run"
-                );
-            }
-            Ok(Arc::new(s))
-        }
-        Location::S3 { bucket, prefix } => Ok(Arc::new(crate::object::ObjectStorage::s3(
-            location, &bucket, &prefix, s3,
-        )?)),
-    }
-}
-
-/// Opens an existing archive for reading (`hubble observe --archive`): a
-/// local directory must exist (nothing is created or removed); an `s3://`
-/// location is checked as by [`open`].
-pub fn open_existing(location: &str, s3: &S3Options) -> Result<Arc<dyn Storage>, StorageError> {
-    match Location::parse(location)? {
-        Location::Local(dir) => {
-            if !dir.is_dir() {
-                return Err(StorageError::Location {
-                    location: location.to_owned(),
-                    message: "not a directory (pass flow-archiver's --dir)".into(),
-                });
-            }
-            Ok(Arc::new(LocalDir { root: dir }))
-        }
-        Location::S3 { bucket, prefix } => Ok(Arc::new(crate::object::ObjectStorage::s3(
-            location, &bucket, &prefix, s3,
-        )?)),
-    }
-}
-
 /// A local directory. `put` writes a hidden temporary file beside the
 /// target, fsyncs it, renames it into place and fsyncs the directory, so a
 /// crash leaves either nothing or a complete file (and at most a hidden
@@ -229,6 +130,12 @@ pub struct LocalDir {
 }
 
 impl LocalDir {
+    /// A store on the existing directory `root`, which is neither created
+    /// nor cleaned (a reader's view).
+    pub(crate) fn existing(root: PathBuf) -> Self {
+        LocalDir { root }
+    }
+
     /// A store rooted at `root` (created if missing).
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
         let root = root.into();
@@ -451,31 +358,5 @@ mod tests {
         assert_eq!(s.get_tail("top.parquet", 2).unwrap().unwrap(), b"89");
         assert_eq!(s.get_tail("top.parquet", 99).unwrap().unwrap().len(), 10);
         assert!(s.get_tail("nope", 2).unwrap().is_none());
-    }
-
-    #[test]
-    fn locations() {
-        assert_eq!(
-            Location::parse("/var/lib/flows").unwrap(),
-            Location::Local("/var/lib/flows".into())
-        );
-        assert_eq!(
-            Location::parse("s3://b/a/b/").unwrap(),
-            Location::S3 {
-                bucket: "b".into(),
-                prefix: "a/b".into()
-            }
-        );
-        assert_eq!(
-            Location::parse("s3://b").unwrap(),
-            Location::S3 {
-                bucket: "b".into(),
-                prefix: String::new()
-            }
-        );
-        for bad in ["gs://b/p", "s3:///p", "s3://b/a/../c", ""] {
-            let e = Location::parse(bad).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("archive {bad}:")), "{e}");
-        }
     }
 }

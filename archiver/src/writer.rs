@@ -437,7 +437,7 @@ impl ArchiveWriter {
             self.seq
         );
         let writer = ArrowWriter::try_new(
-            Vec::with_capacity(1 << 20),
+            Vec::with_capacity(defaults::FILE_BUFFER_CAPACITY),
             schema::schema(),
             Some(self.props.clone()),
         )

@@ -16,8 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use archiver::location;
 use archiver::read::{Archive, Query};
-use archiver::storage::{self, LocalDir, S3Options, Storage};
+use archiver::storage::{LocalDir, S3Options, Storage};
 use archiver::writer::{self, ArchiveWriter, WriterOptions};
 use common::{Killed, T0, all, archive_until, flow, live, source};
 use proto::flow::{FlowFilter, Verdict};
@@ -139,7 +140,7 @@ impl Moto {
     }
 
     fn open(&self, location: &str) -> Arc<dyn Storage> {
-        storage::open_with(location, &self.options()).unwrap()
+        location::open_with(location, &self.options()).unwrap()
     }
 
     /// The binary with `args`, configured for this server through
@@ -242,7 +243,7 @@ fn contract(s: &dyn Storage) {
 fn storage_contract_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
     contract(&LocalDir::new(dir.path()).unwrap());
-    let local = storage::open(dir.path().to_str().unwrap()).unwrap();
+    let local = location::open(dir.path().to_str().unwrap()).unwrap();
     assert_eq!(local.describe(), dir.path().display().to_string());
 
     let Some(moto) = Moto::start() else { return };
@@ -315,7 +316,7 @@ fn day_pruning(s: Arc<dyn Storage>) {
 #[test]
 fn reader_lists_only_the_days_it_needs() {
     let dir = tempfile::tempdir().unwrap();
-    day_pruning(storage::open(dir.path().to_str().unwrap()).unwrap());
+    day_pruning(location::open(dir.path().to_str().unwrap()).unwrap());
     let Some(moto) = Moto::start() else { return };
     moto.create_bucket("days");
     day_pruning(moto.open("s3://days/a"));
@@ -505,7 +506,7 @@ fn errors_name_the_location_and_fail_the_binary() {
     moto.create_bucket("exists");
 
     // A missing bucket: every entry point fails, naming the location.
-    let e = storage::open_with("s3://missing-bucket/p", &moto.options()).unwrap_err();
+    let e = location::open_with("s3://missing-bucket/p", &moto.options()).unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.contains("s3://missing-bucket/p") && msg.contains("bucket does not exist"),
@@ -556,6 +557,6 @@ fn errors_name_the_location_and_fail_the_binary() {
         String::from_utf8_lossy(&out.stderr).contains("archive gs://bucket/p: unsupported scheme")
     );
     // A missing local archive is not created by a reader.
-    let e = storage::open_existing("/nonexistent/archive", &S3Options::default()).unwrap_err();
+    let e = location::open_existing("/nonexistent/archive", &S3Options::default()).unwrap_err();
     assert!(e.to_string().contains("not a directory"), "{e}");
 }

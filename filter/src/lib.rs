@@ -17,8 +17,10 @@
 //! and never panics.
 //!
 //! Users: the exporter's and relay's `GetFlows`, the CLI's `--input-file`,
-//! the archive reader. This crate depends only on `proto` and small pure
-//! crates (`regex`, `ipnet`, `thiserror`): no async runtime, no I/O.
+//! the archive reader. This crate depends only on `proto` (its messages,
+//! without the `grpc` feature) and small pure crates (`regex`, `ipnet`,
+//! `thiserror`): no async runtime (no tokio, hyper, axum or tonic transport,
+//! checked by `tests/runtime_free.rs`), no I/O.
 
 mod defaults;
 mod error;

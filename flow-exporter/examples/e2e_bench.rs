@@ -81,7 +81,7 @@ fn end_to_end() {
         let g = Synthetic::new(5);
         let mut parser = Parser::new(g.node_name(), Enricher::from_static(Arc::new(g.enrichment())));
         let clock = ClockOffset::new(0);
-        let decode = move |raw: &[u8]| parser.decode(raw, &clock).map_err(|e| e.to_string());
+        let decode = move |raw: &[u8]| parser.decode(raw, &clock);
         let (ingest, task) = pipeline(observer.clone(), metrics.clone(), Box::new(decode));
         tokio::spawn(task);
 

@@ -36,6 +36,16 @@ pub const NAMESPACE_TTL: Duration = Duration::from_secs(3600);
 /// How often the kernel's per-CPU lost-event counters are polled.
 pub const LOST_COUNTER_POLL: Duration = Duration::from_secs(1);
 
+/// Pace of the synthetic source: it emits what is due every 10 ms, so a
+/// rate of a few hundred events per second arrives as a steady trickle of
+/// small batches rather than one burst a second.
+pub const SYNTHETIC_TICK: Duration = Duration::from_millis(10);
+
+/// How long shutdown waits for open gRPC streams (a following `hubble
+/// observe`) to close after the ring is closed; a client that does not go
+/// away must not keep the process (and a pod's termination) waiting.
+pub const GRPC_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Window over which `flows_rate` in ServerStatus is computed.
 pub const FLOWS_RATE_WINDOW_SECS: u64 = 60;
 

@@ -3,16 +3,26 @@
 //! into Hubble flows; keeps them in a bounded ring; and serves Hubble's
 //! Observer and Peer gRPC APIs and Prometheus metrics.
 //!
-//! Only the ring-buffer source (`sources::ringbuf`) touches the kernel; the
-//! rest depends on `proto`, `flow-filter` and `flow-parser` alone.
+//! The event sources live in [`sources`], one module each
+//! ([`sources::ringbuf`], [`sources::replay`], [`sources::synthetic`]),
+//! beside what turns their records into flows ([`sources::decoder`],
+//! [`sources::enrichment`], [`sources::clock`]); [`pipeline`] queues and
+//! decodes them into the [`observer`]'s ring, which [`server`] serves.
+//!
+//! Only the ring-buffer source ([`sources::ringbuf`], through `aya`) and the
+//! boot clock ([`sources::clock`]) touch the kernel; the rest depends on
+//! `proto`, `flow-filter` and `flow-parser` alone. Nothing here may depend on
+//! the relay, the archiver or the CLI (they depend on this crate).
 
 pub mod defaults;
 pub mod mask;
 pub mod metrics;
 pub mod observer;
 pub mod pipeline;
-pub mod replay;
 pub mod ring;
-pub mod ringbuf;
 pub mod server;
 pub mod sources;
+
+/// The replay source at its former path, `flow_exporter::replay` (the CLI's
+/// tests and benches load their fixtures through it).
+pub use sources::replay;

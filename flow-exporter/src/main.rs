@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{ArgGroup, Parser};
-use flow_exporter::pipeline::{Batch, Ingest};
 use flow_exporter::server::ListenAddress;
-use flow_exporter::{defaults, metrics, observer, pipeline, replay, server, sources};
+use flow_exporter::sources::{self, replay, ringbuf};
+use flow_exporter::{defaults, metrics, observer, pipeline, server};
 
 /// Per-node flow exporter: decodes datapath events into Hubble flows and
 /// serves Hubble's Observer API (`hubble observe`, `hubble status`, Hubble UI
@@ -174,7 +174,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(r) = replayed {
         let ingest = ingest.clone();
-        tasks.spawn(async move { feed_replay(r, ingest).await });
+        tasks.spawn(async move { replay::feed(r, ingest).await });
     }
     if args.synthetic {
         let generator = decoder.generator.context("synthetic generator")?;
@@ -184,7 +184,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(ring) = args.ringbuf.clone() {
         let (ingest, rx) = (ingest.clone(), stop_rx.clone());
         let lost = args.lost_counter.clone();
-        tasks.spawn(async move { flow_exporter::ringbuf::run(ring, lost, ingest, rx).await });
+        tasks.spawn(async move { ringbuf::run(ring, lost, ingest, rx).await });
     }
     drop(ingest);
 
@@ -234,18 +234,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     observer.close();
     tasks.shutdown().await;
     if !grpc.is_finished()
-        && tokio::time::timeout(std::time::Duration::from_secs(5), &mut grpc)
+        && tokio::time::timeout(defaults::GRPC_SHUTDOWN_TIMEOUT, &mut grpc)
             .await
             .is_err()
     {
-        tracing::warn!("gRPC connections did not close within 5 s; exiting anyway");
+        tracing::warn!(
+            "gRPC connections did not close within {} s; exiting anyway",
+            defaults::GRPC_SHUTDOWN_TIMEOUT.as_secs()
+        );
         // The server bound the socket but could not remove it: do it here.
         if let ListenAddress::Unix(p) = &args.listen_address {
             let _ = std::fs::remove_file(p);
         }
     }
     if let Some(m) = metrics_task {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), m).await;
+        let _ = tokio::time::timeout(svc::defaults::METRICS_SHUTDOWN_TIMEOUT, m).await;
     }
     decode_handle.abort();
     let s = observer.status();
@@ -254,50 +257,4 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
-}
-
-async fn feed_replay(r: replay::Replay, ingest: Ingest) -> anyhow::Result<()> {
-    let mut flows = Vec::with_capacity(defaults::SOURCE_BATCH);
-    for ev in r.events {
-        match ev {
-            replay::ReplayEvent::Flow(f) => {
-                flows.push(f);
-                if flows.len() >= defaults::SOURCE_BATCH {
-                    let b = std::mem::take(&mut flows);
-                    ingest
-                        .send(Batch::Flows(b))
-                        .await
-                        .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
-                }
-            }
-            replay::ReplayEvent::Lost(l) => {
-                if !flows.is_empty() {
-                    let b = std::mem::take(&mut flows);
-                    ingest
-                        .send(Batch::Flows(b))
-                        .await
-                        .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
-                }
-                let source = proto::flow::LostEventSource::try_from(l.source)
-                    .unwrap_or(proto::flow::LostEventSource::UnknownLostEventSource);
-                let cpu = l.cpu.map(|c| c.value);
-                ingest
-                    .send(Batch::Lost {
-                        source,
-                        count: l.num_events_lost,
-                        cpu,
-                    })
-                    .await
-                    .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
-            }
-        }
-    }
-    if !flows.is_empty() {
-        ingest
-            .send(Batch::Flows(flows))
-            .await
-            .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
-    }
-    tracing::info!("replay file fed into the ring");
-    Ok(())
 }

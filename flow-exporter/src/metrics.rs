@@ -68,6 +68,11 @@ struct SourceLabels {
     source: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 /// All metrics of one exporter.
 #[derive(Debug)]
 pub struct Metrics {
@@ -80,7 +85,7 @@ pub struct Metrics {
     policy: Family<PolicyLabels, Counter>,
     lost: Family<LostLabels, Counter>,
     events_read: Family<SourceLabels, Counter>,
-    decode_errors: Counter,
+    decode_errors: Family<ReasonLabels, Counter>,
     queue_depth: Gauge<i64, AtomicI64Compat>,
     ring_flows: Gauge,
     ring_capacity: Gauge,
@@ -108,7 +113,7 @@ impl Metrics {
             policy: Family::default(),
             lost: Family::default(),
             events_read: Family::default(),
-            decode_errors: Counter::default(),
+            decode_errors: Family::default(),
             queue_depth: Gauge::default(),
             ring_flows: Gauge::default(),
             ring_capacity: Gauge::default(),
@@ -145,7 +150,7 @@ impl Metrics {
         );
         r.register(
             "flow_exporter_decode_errors",
-            "Raw events that could not be decoded and were skipped",
+            "Raw events that could not be decoded and were skipped, by reason",
             m.decode_errors.clone(),
         );
         r.register(
@@ -174,6 +179,12 @@ impl Metrics {
         // the gRPC server's tower stack (`svc::grpc_layers`) counts into them.
         m.grpc
             .register(m.registry.sub_registry_with_prefix("flow_exporter_grpc"));
+        for &reason in flow_parser::DecodeError::KINDS
+            .iter()
+            .chain([&crate::pipeline::DecodeFailure::OTHER])
+        {
+            let _ = m.decode_errors.get_or_create(&ReasonLabels { reason });
+        }
         m
     }
 
@@ -212,9 +223,12 @@ impl Metrics {
             .inc_by(n);
     }
 
-    /// Counts an undecodable event.
-    pub fn decode_error(&self) {
-        self.decode_errors.inc();
+    /// Counts an undecodable event under its `reason` (a
+    /// [`crate::pipeline::DecodeFailure::reason`]).
+    pub fn decode_error(&self, reason: &'static str) {
+        self.decode_errors
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Adjusts the queue-depth gauge.
@@ -547,6 +561,25 @@ mod tests {
             r#"hubble_tcp_flags_total{flag="SYN",family="IPv4"} 1"#,
             r#"hubble_port_distribution_total{protocol="TCP",port="80"} 1"#,
             r#"hubble_lost_events_total{source="hubble_ring_buffer"} 0"#,
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn decode_errors_are_counted_by_reason() {
+        let m = Metrics::new();
+        m.decode_error("truncated");
+        m.decode_error("truncated");
+        m.decode_error("unknown_type");
+        let text = m.encode();
+        for want in [
+            r#"flow_exporter_decode_errors_total{reason="truncated"} 2"#,
+            r#"flow_exporter_decode_errors_total{reason="unknown_type"} 1"#,
+            // Every reason is listed from the start.
+            r#"flow_exporter_decode_errors_total{reason="version"} 0"#,
+            r#"flow_exporter_decode_errors_total{reason="capture_length"} 0"#,
+            r#"flow_exporter_decode_errors_total{reason="other"} 0"#,
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use flow_parser::DecodeError;
 use proto::flow::{Flow, LostEventSource};
 use tokio::sync::mpsc;
 
@@ -102,15 +103,54 @@ impl Batch {
     }
 }
 
+/// Why a decoder rejected a raw event: the parser's typed error, or only a
+/// description (a decoder other than the parser's, e.g. a test's closure).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeFailure {
+    /// The parser's error.
+    #[error(transparent)]
+    Parse(#[from] DecodeError),
+    /// Any other decoder's description of the failure.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for DecodeFailure {
+    fn from(s: String) -> Self {
+        DecodeFailure::Other(s)
+    }
+}
+
+impl DecodeFailure {
+    /// The `reason` label of `flow_exporter_decode_errors_total`: the
+    /// parser's [`DecodeError::kind`] (one of [`DecodeError::KINDS`]:
+    /// `truncated`, `version`, `unknown_type`, `capture_length`), or
+    /// [`DecodeFailure::OTHER`].
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeFailure::Parse(e) => e.kind(),
+            DecodeFailure::Other(_) => Self::OTHER,
+        }
+    }
+
+    /// The `reason` of a failure described only by its message.
+    pub const OTHER: &'static str = "other";
+}
+
 /// Decodes one raw datapath event into a flow.
 pub trait Decode: Send + 'static {
     /// The decoded flow, or why the event was malformed.
-    fn decode(&mut self, raw: &[u8]) -> Result<Flow, String>;
+    fn decode(&mut self, raw: &[u8]) -> Result<Flow, DecodeFailure>;
 }
 
-impl<F: FnMut(&[u8]) -> Result<Flow, String> + Send + 'static> Decode for F {
-    fn decode(&mut self, raw: &[u8]) -> Result<Flow, String> {
-        self(raw)
+/// Any closure returning the parser's [`DecodeError`] (or a `String`).
+impl<F, E> Decode for F
+where
+    F: FnMut(&[u8]) -> Result<Flow, E> + Send + 'static,
+    E: Into<DecodeFailure>,
+{
+    fn decode(&mut self, raw: &[u8]) -> Result<Flow, DecodeFailure> {
+        self(raw).map_err(Into::into)
     }
 }
 
@@ -185,8 +225,8 @@ pub fn pipeline(
                         match decoder.decode(raw) {
                             Ok(f) => flows.push(f),
                             Err(e) => {
-                                metrics.decode_error();
-                                tracing::debug!(error = %e, len = raw.len(), "skipping malformed event");
+                                metrics.decode_error(e.reason());
+                                tracing::debug!(error = %e, reason = e.reason(), len = raw.len(), "skipping malformed event");
                             }
                         }
                     }
@@ -209,4 +249,22 @@ pub fn pipeline(
         }
     };
     (ingest, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_carry_the_parsers_reason() {
+        let mut parser = flow_parser::Parser::new("node", flow_parser::Enricher::none());
+        let clock = flow_parser::ClockOffset::new(0);
+        let mut decode = move |raw: &[u8]| parser.decode(raw, &clock);
+        let e = Decode::decode(&mut decode, &[1, 2, 3]).unwrap_err();
+        assert_eq!(e.reason(), "truncated");
+        assert!(matches!(e, DecodeFailure::Parse(DecodeError::Abi(_))));
+        let mut described = |_: &[u8]| -> Result<Flow, String> { Err("nope".into()) };
+        let e = Decode::decode(&mut described, &[]).unwrap_err();
+        assert_eq!((e.reason(), e.to_string().as_str()), ("other", "nope"));
+    }
 }

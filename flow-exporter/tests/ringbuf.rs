@@ -99,7 +99,7 @@ fn pinned_ring_buffer_events_become_flows() {
         let decode = move |raw: &[u8]| parser.decode(raw, &clock).map_err(|e| e.to_string());
         let (ingest, task) = pipeline(observer.clone(), metrics.clone(), Box::new(decode));
         rt.spawn(task);
-        rt.spawn(flow_exporter::ringbuf::run(
+        rt.spawn(flow_exporter::sources::ringbuf::run(
             scratch.bpffs.join("events"),
             Some(lost_pin.clone()),
             ingest,

@@ -11,25 +11,31 @@ use crate::enrich::Enricher;
 use crate::l34::Headers;
 use crate::{event, summary};
 
-/// Why a record could not be decoded. The caller counts these and skips the
-/// record; nothing else is affected.
+/// Why a record could not be decoded. The caller counts these (by
+/// [`DecodeError::kind`]) and skips the record; nothing else is affected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ParseError {
-    /// The record does not follow the event ABI.
+pub enum DecodeError {
+    /// The record does not follow the event ABI; the [`ebpf::AbiError`]
+    /// carries what was wrong (lengths, version, type) as fields.
     #[error("malformed datapath event")]
     Abi(#[from] ebpf::AbiError),
 }
 
-impl ParseError {
+impl DecodeError {
+    /// Every label [`DecodeError::kind`] returns, for metrics that list
+    /// their series up front.
+    pub const KINDS: &'static [&'static str] =
+        &["truncated", "version", "unknown_type", "capture_length"];
+
     /// A short, stable label for metrics (`truncated`, `version`,
-    /// `unknown_type`, `capture_length`).
+    /// `unknown_type`, `capture_length`): one of [`DecodeError::KINDS`].
     pub fn kind(&self) -> &'static str {
         match self {
-            ParseError::Abi(ebpf::AbiError::Truncated { .. }) => "truncated",
-            ParseError::Abi(ebpf::AbiError::UnsupportedVersion { .. }) => "version",
-            ParseError::Abi(ebpf::AbiError::UnknownType { .. }) => "unknown_type",
-            ParseError::Abi(ebpf::AbiError::BadCaptureLength { .. }) => "capture_length",
+            DecodeError::Abi(ebpf::AbiError::Truncated { .. }) => "truncated",
+            DecodeError::Abi(ebpf::AbiError::UnsupportedVersion { .. }) => "version",
+            DecodeError::Abi(ebpf::AbiError::UnknownType { .. }) => "unknown_type",
+            DecodeError::Abi(ebpf::AbiError::BadCaptureLength { .. }) => "capture_length",
         }
     }
 }
@@ -41,7 +47,9 @@ pub trait EventClock {
 }
 
 /// Wall time = boot time + a fixed offset, measured once (and again after a
-/// clock step if the caller wishes).
+/// clock step if the caller wishes). Reading the clocks is the caller's
+/// business (the exporter's `sources::clock`): this crate only applies the
+/// offset it is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClockOffset {
     offset_ns: i128,
@@ -59,6 +67,12 @@ impl ClockOffset {
     }
 
     /// Reads `CLOCK_BOOTTIME` and the wall clock now.
+    ///
+    /// Transitional, and the only `unsafe` (and `libc`) in this crate: the
+    /// boot clock belongs to the caller. The exporter reads it itself
+    /// (`flow_exporter::sources::clock`) and passes the offset in; this stays
+    /// only until `datapath events` (datapath/src/bin/datapath.rs) does the
+    /// same, then goes with the `libc` dependency.
     pub fn measure() -> std::io::Result<Self> {
         let mut ts = libc::timespec {
             tv_sec: 0,
@@ -160,7 +174,7 @@ impl Parser {
         &mut self,
         raw: &[u8],
         clock: &C,
-    ) -> Result<Flow, ParseError> {
+    ) -> Result<Flow, DecodeError> {
         let mut flow = Flow::default();
         self.decode_into(raw, clock, &mut flow)?;
         Ok(flow)
@@ -173,7 +187,7 @@ impl Parser {
         raw: &[u8],
         clock: &C,
         flow: &mut Flow,
-    ) -> Result<(), ParseError> {
+    ) -> Result<(), DecodeError> {
         let mut summary_buf = std::mem::take(&mut flow.summary);
         let mut uuid_buf = std::mem::take(&mut flow.uuid);
         *flow = Flow::default();

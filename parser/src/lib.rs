@@ -16,8 +16,12 @@
 //! records (with a matching [`StaticEnrichment`]) for demos, tests and
 //! benchmarks; [`packet`] builds the packets they carry.
 //!
-//! This crate is pure: no async runtime, no `aya`, no I/O except reading an
-//! enrichment file when asked to.
+//! This crate is pure: no async runtime (it must not depend on tokio, hyper,
+//! axum or tonic's transport: `proto` without its `grpc` feature, checked
+//! by `filter/tests/runtime_free.rs`), no `aya`, no clock reads (the
+//! caller measures the boot-time offset and passes it as a [`ClockOffset`];
+//! `ClockOffset::measure` is a transitional leftover for `datapath`), no I/O
+//! except reading an enrichment file when asked to.
 
 pub mod decode;
 pub mod defaults;
@@ -29,7 +33,7 @@ pub mod reasons;
 pub mod summary;
 pub mod synthetic;
 
-pub use decode::{ClockOffset, EventClock, ParseError, Parser};
+pub use decode::{ClockOffset, DecodeError, EventClock, Parser};
 pub use enrich::{
     EndpointInfo, EndpointLookup, Enricher, EnrichmentError, EnrichmentSpec, IdentityLookup,
     InterfaceLookup, NameLookup, ServiceInfo, ServiceLookup, StaticEnrichment, WorkloadInfo,

@@ -17,7 +17,7 @@ use proto::wkt::Timestamp;
 use rstest::rstest;
 
 use crate::packet::{L4, Packet, tcp_flags as f};
-use crate::{ClockOffset, Enricher, ParseError, Parser, StaticEnrichment};
+use crate::{ClockOffset, DecodeError as ParseError, Enricher, Parser, StaticEnrichment};
 
 const ENRICH: &str = r#"
 node_name: kind-worker

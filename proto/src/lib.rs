@@ -1,9 +1,14 @@
 //! The Hubble v1 API, wire-compatible with Cilium Hubble: packages `flow`,
-//! `observer`, `peer` and `relay` as prost messages, tonic clients and servers,
-//! and serde implementations that produce Hubble's `-o json` (jsonpb) form.
+//! `observer`, `peer` and `relay` as prost messages, tonic clients and servers
+//! (feature `grpc`), and serde implementations that produce Hubble's `-o json`
+//! (jsonpb) form.
 //!
-//! This crate depends on no runtime beyond what tonic's generated code needs,
-//! and on nothing else in the workspace: every other crate depends on it.
+//! Without `grpc` this crate depends on no async runtime (no tokio, hyper,
+//! axum or tonic): the messages, their JSON form and the descriptor set only,
+//! which is all flow-filter and flow-parser may pull in. The crates that serve
+//! or dial enable `grpc` for the generated clients and servers and
+//! [`services`]. It depends on nothing else in the workspace: every other
+//! crate depends on it.
 
 #![expect(clippy::all, reason = "generated code")]
 #![expect(missing_docs, reason = "generated code")]
@@ -34,5 +39,6 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/hubble_descriptor.bin"));
 
 pub mod json;
+#[cfg(feature = "grpc")]
 pub mod services;
 pub mod wkt;

@@ -36,8 +36,8 @@ fn templates() -> Vec<Flow> {
     std::fs::read_to_string(FIXTURE)
         .expect("flow-exporter/testdata/flows.jsonl")
         .lines()
-        .filter_map(|l| match flow_exporter::replay::parse_line(l) {
-            Ok(Some(flow_exporter::replay::ReplayEvent::Flow(f))) => Some(f),
+        .filter_map(|l| match flow_exporter::sources::replay::parse_line(l) {
+            Ok(Some(flow_exporter::sources::replay::ReplayEvent::Flow(f))) => Some(f),
             _ => None,
         })
         .collect()
@@ -104,7 +104,7 @@ async fn client(addr: &str) -> ObserverClient<Channel> {
             .await
             .unwrap(),
     )
-    .max_decoding_message_size(64 << 20)
+    .max_decoding_message_size(relay::defaults::MAX_MESSAGE_BYTES)
 }
 
 /// Reads a non-follow request to the end: (flows, seconds).

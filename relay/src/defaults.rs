@@ -26,6 +26,12 @@ pub const PEER_SERVICE_NAME: &str = "hubble-peer";
 /// (Hubble's default): it names the peer service's TLS server name.
 pub const CLUSTER_NAME: &str = "default";
 
+/// Largest gRPC message a client of the relay decodes: the hubble CLI's
+/// 64 MiB, so a GetNodes or GetNamespaces answer of a large cluster (or a
+/// flow with big labels) is never refused for size (tonic's own default is
+/// 4 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
 /// Timeout of one dial (TCP connect and HTTP/2 handshake) to a peer
 /// (Hubble's `--dial-timeout`).
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);

@@ -309,7 +309,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     if let Some(m) = metrics_task {
-        let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
+        let _ = tokio::time::timeout(svc::defaults::METRICS_SHUTDOWN_TIMEOUT, m).await;
     }
     drop(relay);
     tracing::info!("stopped");
@@ -331,6 +331,20 @@ mod tests {
         assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("1d").is_err());
         assert!(parse_duration("x").is_err());
+    }
+
+    /// The duration flags spell their defaults as text ("5s"): they must
+    /// say what `defaults` does, which the library uses when no flag applies.
+    #[test]
+    fn duration_flag_defaults_are_the_crate_defaults() {
+        let a = Args::try_parse_from(["relay", "--peers", "n1=127.0.0.1:4244"]).unwrap();
+        assert_eq!(a.dial_timeout, defaults::DIAL_TIMEOUT);
+        assert_eq!(a.retry_timeout, defaults::RETRY_TIMEOUT);
+        assert_eq!(a.sort_buffer_drain_timeout, defaults::SORT_WINDOW);
+        assert_eq!(
+            a.error_aggregation_window,
+            defaults::ERROR_AGGREGATION_WINDOW
+        );
     }
 
     #[test]

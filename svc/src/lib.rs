@@ -7,10 +7,12 @@
 //! and clients; and [`metrics`]: the Prometheus `/metrics` endpoint every
 //! daemon serves its own registry on; [`grpc_layers`]: the tower stack
 //! (stream limit, unary timeout, load shedding, request metrics) and the
-//! HTTP/2 settings in front of the exporter's and the relay's gRPC APIs.
+//! HTTP/2 settings in front of the exporter's and the relay's gRPC APIs;
+//! [`defaults`] holds its sizes and timeouts.
 //!
 //! It depends on nothing in the workspace; it must stay free of domain code.
 
+pub mod defaults;
 pub mod grpc_layers;
 pub mod metrics;
 pub mod tls;
@@ -26,7 +28,8 @@ where
 {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| defaults::LOG_FILTER.into()),
         )
         .with_writer(std::io::stderr)
         .init();

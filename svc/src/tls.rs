@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use rustls::crypto::CryptoProvider;
@@ -31,15 +30,11 @@ use tokio_stream::Stream;
 /// The suffix of a Hubble server's TLS name (`<node>.<cluster>.` + this).
 pub const HUBBLE_SERVER_NAME_SUFFIX: &str = "hubble-grpc.cilium.io";
 
-/// The cluster of a node name without `cluster/`.
-pub const DEFAULT_CLUSTER: &str = "default";
-
-/// A server-side handshake that has not finished by then is dropped: it
-/// holds a socket and a task, and a real client finishes in milliseconds.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Established TLS connections waiting for the gRPC server to take them.
-const ACCEPTED_BACKLOG: usize = 64;
+/// The cluster of a node name without `cluster/` (see [`crate::defaults`]).
+pub use crate::defaults::DEFAULT_CLUSTER;
+/// How long a server-side handshake may take (see [`crate::defaults`]).
+pub use crate::defaults::HANDSHAKE_TIMEOUT;
+use crate::defaults::{ACCEPT_ERROR_BACKOFF, ACCEPTED_BACKLOG};
 
 /// The TLS server name of a Hubble node (Cilium's convention):
 /// `<node>.<cluster>.hubble-grpc.cilium.io`, with the dots of the node and
@@ -229,7 +224,7 @@ pub fn incoming(
                     Err(e) => {
                         // Out of descriptors and the like: wait, not spin.
                         tracing::warn!(error = %e, "accepting a TCP connection failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                         continue;
                     }
                 },

@@ -12,6 +12,9 @@ use std::path::Path;
 use proto::flow::{Flow, LostEvent};
 use proto::observer::{ExportEvent, export_event::ResponseTypes};
 
+use crate::defaults;
+use crate::pipeline::{Batch, Ingest};
+
 /// What a replay file holds, in file order.
 #[derive(Debug, Default)]
 pub struct Replay {
@@ -121,6 +124,55 @@ pub fn load(path: &Path) -> Result<Replay, ReplayError> {
         }
     }
     Ok(out)
+}
+
+/// Feeds a loaded replay file into the pipeline in file order, flows in
+/// batches of up to [`defaults::SOURCE_BATCH`], waiting for room (a replay
+/// loses nothing).
+pub async fn feed(r: Replay, ingest: Ingest) -> anyhow::Result<()> {
+    let mut flows = Vec::with_capacity(defaults::SOURCE_BATCH);
+    for ev in r.events {
+        match ev {
+            ReplayEvent::Flow(f) => {
+                flows.push(f);
+                if flows.len() >= defaults::SOURCE_BATCH {
+                    let b = std::mem::take(&mut flows);
+                    ingest
+                        .send(Batch::Flows(b))
+                        .await
+                        .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
+                }
+            }
+            ReplayEvent::Lost(l) => {
+                if !flows.is_empty() {
+                    let b = std::mem::take(&mut flows);
+                    ingest
+                        .send(Batch::Flows(b))
+                        .await
+                        .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
+                }
+                let source = proto::flow::LostEventSource::try_from(l.source)
+                    .unwrap_or(proto::flow::LostEventSource::UnknownLostEventSource);
+                let cpu = l.cpu.map(|c| c.value);
+                ingest
+                    .send(Batch::Lost {
+                        source,
+                        count: l.num_events_lost,
+                        cpu,
+                    })
+                    .await
+                    .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
+            }
+        }
+    }
+    if !flows.is_empty() {
+        ingest
+            .send(Batch::Flows(flows))
+            .await
+            .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
+    }
+    tracing::info!("replay file fed into the ring");
+    Ok(())
 }
 
 #[cfg(test)]

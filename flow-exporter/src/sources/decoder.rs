@@ -1,0 +1,134 @@
+//! The decoder the pipeline runs raw records through: the parser with its
+//! node name, enrichment (a static file reloaded as it changes, or the
+//! synthetic generator's own pods) and the boot-to-wall clock offset
+//! measured by [`super::clock`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use flow_parser::{Enricher, Parser, StaticEnrichment, Synthetic};
+
+use super::clock;
+use super::enrichment::EnrichmentReload;
+use crate::defaults;
+use crate::pipeline::Decode;
+
+/// The decoder for raw events and, for `--synthetic`, the generator whose
+/// records it decodes.
+pub struct Decoders {
+    /// Decodes raw ABI records into flows.
+    pub decode: Box<dyn Decode>,
+    /// The synthetic generator, when asked for.
+    pub generator: Option<Synthetic>,
+}
+
+impl std::fmt::Debug for Decoders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoders")
+            .field("synthetic", &self.generator.is_some())
+            .finish()
+    }
+}
+
+/// Builds the parser: node name, enrichment (a static file, or the synthetic
+/// generator's own pods), and the boot-time → wall-clock offset.
+pub fn decoder(
+    node_name: &str,
+    enrichment: Option<&Path>,
+    synthetic: bool,
+    seed: u64,
+) -> anyhow::Result<Decoders> {
+    let generator = synthetic.then(|| Synthetic::new(seed));
+    let stat = match (enrichment, &generator) {
+        (Some(p), _) => Some(
+            StaticEnrichment::from_file(p)
+                .with_context(|| format!("load enrichment file {}", p.display()))?,
+        ),
+        (None, Some(g)) => Some(g.enrichment()),
+        (None, None) => None,
+    };
+    let enricher = match stat {
+        Some(s) => Enricher::from_static(Arc::new(s)),
+        None => Enricher::none(),
+    };
+    let clock = clock::measure_offset().context("read CLOCK_BOOTTIME to convert event times")?;
+    let mut parser = Parser::new(node_name, enricher);
+    let reload = enrichment.map(|p| EnrichmentReload::new(p.to_owned()));
+    let decode = move |raw: &[u8]| {
+        if let Some(r) = &reload
+            && let Some(e) = r.poll(defaults::ENRICHMENT_RELOAD)
+        {
+            parser.set_enricher(e);
+        }
+        let flow = parser.decode(raw, &clock)?;
+        // A workload identity the loaded file has no labels for: the agent
+        // has most likely just written a new endpoint (a pod's first
+        // packets follow its CNI ADD closely). Look at the file again now
+        // rather than on the next periodic check, and decode this event
+        // once more with what it says.
+        if let Some(r) = &reload
+            && unknown_workload(&flow)
+            && let Some(e) = r.poll(defaults::ENRICHMENT_STALE_RECHECK)
+        {
+            parser.set_enricher(e);
+            return parser.decode(raw, &clock);
+        }
+        Ok(flow)
+    };
+    Ok(Decoders {
+        decode: Box::new(decode),
+        generator,
+    })
+}
+
+/// Whether a side of `flow` carries a workload identity (not a reserved
+/// one) that the enrichment knows no labels for.
+fn unknown_workload(flow: &proto::flow::Flow) -> bool {
+    [&flow.source, &flow.destination].into_iter().any(|ep| {
+        ep.as_ref().is_some_and(|ep| {
+            ep.identity >= defaults::FIRST_WORKLOAD_IDENTITY && ep.labels.is_empty()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::enrichment::tests::replace;
+    use super::*;
+
+    /// Decodes generated events until one comes from a workload identity.
+    fn next_workload_flow(d: &mut Decoders, generator: &mut Synthetic) -> proto::flow::Flow {
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            generator.next_event(&mut raw);
+            let f = d.decode.decode(&raw).unwrap();
+            if f.source.as_ref().is_some_and(|e| e.identity >= 256) {
+                return f;
+            }
+        }
+    }
+
+    #[test]
+    fn a_flow_of_an_unknown_workload_rereads_the_file_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("enrichment.yaml");
+        std::fs::write(&path, "node_name: kind-worker\n").unwrap();
+        let mut d = decoder("kind-worker", Some(&path), false, 1).unwrap();
+        let mut generator = Synthetic::new(1);
+        // An empty file: workload identities come out without labels.
+        let f = next_workload_flow(&mut d, &mut generator);
+        assert!(f.source.unwrap().labels.is_empty());
+        // The agent writes the pods (a newer file, atomically); the very
+        // next flow of one of them is decoded with its labels, without
+        // waiting for the periodic check.
+        replace(&path, generator.enrichment().to_yaml().as_bytes(), 5);
+        std::thread::sleep(crate::defaults::ENRICHMENT_STALE_RECHECK * 2);
+        let f = next_workload_flow(&mut d, &mut generator);
+        assert!(
+            !f.source.unwrap().labels.is_empty(),
+            "labels from the new file"
+        );
+    }
+}
