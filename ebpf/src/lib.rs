@@ -18,6 +18,7 @@
 //! the maps with aya; aya is only a dev-dependency here, for the privileged
 //! emit test).
 
+pub mod clock;
 pub mod events;
 pub mod identity;
 pub mod maps;

@@ -19,6 +19,10 @@ use prometheus_client::registry::Registry;
 use proto::flow::{DropReason, Flow, LostEventSource, Verdict, layer4::Protocol};
 use rustc_hash::FxHashMap;
 
+/// The `reason` of `flow_exporter_decode_errors_total` for a decoder that
+/// gives only a message (not one of the parser's `DecodeError` kinds).
+pub const DECODE_ERROR_OTHER: &str = "other";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FlowLabels {
     protocol: &'static str,
@@ -181,7 +185,7 @@ impl Metrics {
             .register(m.registry.sub_registry_with_prefix("flow_exporter_grpc"));
         for &reason in flow_parser::DecodeError::KINDS
             .iter()
-            .chain([&crate::pipeline::DecodeFailure::OTHER])
+            .chain([&DECODE_ERROR_OTHER])
         {
             let _ = m.decode_errors.get_or_create(&ReasonLabels { reason });
         }

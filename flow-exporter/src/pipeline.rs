@@ -134,7 +134,7 @@ impl DecodeFailure {
     }
 
     /// The `reason` of a failure described only by its message.
-    pub const OTHER: &'static str = "other";
+    pub const OTHER: &'static str = crate::metrics::DECODE_ERROR_OTHER;
 }
 
 /// Decodes one raw datapath event into a flow.

@@ -21,7 +21,7 @@ use flow_exporter::metrics::Metrics;
 use flow_exporter::observer::{Event, Observer};
 use flow_exporter::pipeline::pipeline;
 use flow_parser::packet::{L4, Packet, tcp_flags};
-use flow_parser::{ClockOffset, Enricher, Parser};
+use flow_parser::{Enricher, Parser};
 use proto::flow::{LostEventSource, Verdict};
 
 /// A private bpffs in a scratch directory (gone even when the test fails).
@@ -95,7 +95,7 @@ fn pinned_ring_buffer_events_become_flows() {
     let source = {
         let _guard = rt.enter();
         let mut parser = Parser::new("kernel-node", Enricher::none());
-        let clock = ClockOffset::measure().unwrap();
+        let clock = flow_exporter::sources::clock::measure_offset().unwrap();
         let decode = move |raw: &[u8]| parser.decode(raw, &clock).map_err(|e| e.to_string());
         let (ingest, task) = pipeline(observer.clone(), metrics.clone(), Box::new(decode));
         rt.spawn(task);

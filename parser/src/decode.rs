@@ -66,31 +66,6 @@ impl ClockOffset {
         Self::new(Timestamp::from(wall).as_unix_nanos() - i128::from(boot_ns))
     }
 
-    /// Reads `CLOCK_BOOTTIME` and the wall clock now.
-    ///
-    /// Transitional, and the only `unsafe` (and `libc`) in this crate: the
-    /// boot clock belongs to the caller. The exporter reads it itself
-    /// (`flow_exporter::sources::clock`) and passes the offset in; this stays
-    /// only until `datapath events` (datapath/src/bin/datapath.rs) does the
-    /// same, then goes with the `libc` dependency.
-    pub fn measure() -> std::io::Result<Self> {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists
-        // on every kernel this project supports.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-        let wall = SystemTime::now();
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let boot_ns = (ts.tv_sec as u64)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(ts.tv_nsec as u64);
-        Ok(Self::from_pair(wall, boot_ns))
-    }
-
     /// The offset in nanoseconds.
     pub fn offset_ns(&self) -> i128 {
         self.offset_ns

@@ -19,8 +19,8 @@
 //! This crate is pure: no async runtime (it must not depend on tokio, hyper,
 //! axum or tonic's transport: `proto` without its `grpc` feature, checked
 //! by `filter/tests/runtime_free.rs`), no `aya`, no clock reads (the
-//! caller measures the boot-time offset and passes it as a [`ClockOffset`];
-//! `ClockOffset::measure` is a transitional leftover for `datapath`), no I/O
+//! caller measures the boot-time offset, with `ebpf::clock`, and passes it
+//! as a [`ClockOffset`]), no `unsafe`, no I/O
 //! except reading an enrichment file when asked to.
 
 pub mod decode;

@@ -547,12 +547,8 @@ fn clocks() {
     assert_eq!(p.decode(&raw, &at).unwrap().time.unwrap().seconds, 42);
     let f = |k: u64| SystemTime::UNIX_EPOCH + Duration::from_nanos(k * 2);
     assert_eq!(p.decode(&raw, &f).unwrap().time.unwrap().seconds, 10);
-    let measured = ClockOffset::measure().unwrap();
-    let t = p.decode(&raw, &measured).unwrap().time.unwrap();
-    assert!(
-        t.seconds > 1_600_000_000,
-        "boot offset makes it a recent date: {t:?}"
-    );
+    // A measured boot offset: flow_exporter::sources::clock's tests (the
+    // parser reads no clock).
 }
 
 #[test]

@@ -577,7 +577,10 @@ fn monitor(client: &Client, pin_dir: &Path, types: &[EventKind], count: Option<u
         }
     };
     let mut parser = Parser::new(node, enricher).without_uuids();
-    let clock = flow_parser::ClockOffset::measure().context("measure boot clock")?;
+    let clock = flow_parser::ClockOffset::from_pair(
+        std::time::SystemTime::now(),
+        ebpf::clock::boot_time_ns().context("read CLOCK_BOOTTIME")?,
+    );
     let wanted: Vec<u8> = types.iter().map(|t| t.msg_type()).collect();
     let mut seen = 0u64;
     eprintln!("listening for events on {}", pin_dir.display());

@@ -365,10 +365,6 @@ fn diffs_are_minimal() {
 /// nothing through such a rule (with or without peers) while the endpoint
 /// still enforces; `toPorts: []` is no `toPorts` (L3-only).
 #[test]
-#[expect(
-    clippy::type_complexity,
-    reason = "the table's row type is spelled out once, where it is read"
-)]
 fn port_rule_without_ports_allows_nothing() {
     type Row = (u16, Direction, u32, u8, u16, PolicyAction);
     let cases: [(&str, Vec<Row>); 5] = [

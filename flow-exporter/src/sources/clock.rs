@@ -1,6 +1,7 @@
 //! The boot clock: events carry `bpf_ktime_get_boot_ns()` (`CLOCK_BOOTTIME`);
-//! flows carry wall time. The exporter reads both clocks here and hands the
-//! parser the offset as a value ([`ClockOffset`]); the parser reads no clock.
+//! flows carry wall time. The exporter reads both clocks here
+//! (`CLOCK_BOOTTIME` through [`ebpf::clock`]) and hands the parser the offset
+//! as a value ([`ClockOffset`]); the parser reads no clock.
 
 use std::time::SystemTime;
 
@@ -14,39 +15,13 @@ pub fn boot_time_ns() -> u64 {
 
 /// `CLOCK_BOOTTIME` in nanoseconds, or the OS error.
 fn read_boot_time_ns() -> std::io::Result<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec and clock_gettime only
-    // writes it; CLOCK_BOOTTIME exists on every kernel this project supports.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64))
+    ebpf::clock::boot_time_ns()
 }
 
 /// The boot-to-wall offset from a reading of both clocks now.
 pub fn measure_offset() -> std::io::Result<ClockOffset> {
     let boot_ns = read_boot_time_ns()?;
     Ok(ClockOffset::from_pair(SystemTime::now(), boot_ns))
-}
-
-/// [`measure_offset`] as `ClockOffset::measure()`, for callers that import
-/// it (flow-parser's own inherent `ClockOffset::measure` is a transitional
-/// leftover for `datapath` and will go).
-pub trait MeasureClock: Sized {
-    /// Reads `CLOCK_BOOTTIME` and the wall clock now.
-    fn measure() -> std::io::Result<Self>;
-}
-
-impl MeasureClock for ClockOffset {
-    fn measure() -> std::io::Result<Self> {
-        measure_offset()
-    }
 }
 
 #[cfg(test)]
@@ -58,7 +33,7 @@ mod tests {
 
     #[test]
     fn a_measured_offset_turns_boot_time_into_a_recent_date() {
-        let offset = <ClockOffset as MeasureClock>::measure().unwrap();
+        let offset = measure_offset().unwrap();
         let t = offset.wall_time(boot_time_ns());
         assert!(
             t.seconds > 1_600_000_000,
