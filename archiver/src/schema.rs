@@ -1,4 +1,4 @@
-//! The archive's Parquet schema (DESIGN §6): flat, typed columns for
+//! The archive's Parquet schema (ARCHITECTURE.md, archive): flat, typed columns for
 //! everything users filter on, plus `flow_pb`, the flow's protobuf encoding,
 //! which rebuilds the full flow. The schema version is written into every
 //! file's key-value metadata.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Root of the per-node pin directories: a node's maps and links live in
 /// `BPFFS_ROOT/<node>/`, so several simulated nodes share one kernel
-/// without clashing (DESIGN §3).
+/// without clashing (ARCHITECTURE.md, process model).
 pub const BPFFS_ROOT: &str = "/sys/fs/bpf/datapath";
 
 /// Where bpffs is normally mounted; the agent mounts it there if missing.

@@ -1,7 +1,7 @@
 //! The node agent and its building blocks:
 //!
 //! - [`ipam`]: the node's pod CIDR;
-//! - [`store`]: the cluster-state store interface (DESIGN §3) and its
+//! - [`store`]: the cluster-state store interface (ARCHITECTURE.md, process model) and its
 //!   single-node JSON-file implementation;
 //! - [`endpoints`]: the endpoint manager and the convergence of store +
 //!   policies into the maps, enrichment file for the exporter (re-exported

@@ -1,4 +1,4 @@
-//! The cluster-state store of DESIGN §3: what nodes must share
+//! The cluster-state store (ARCHITECTURE.md, process model): what nodes must share
 //! (identities, ipcache, policies, node registry, endpoints) behind one
 //! interface, [`ClusterStore`], with [`FileStore`], the single-node
 //! implementation that persists everything to one JSON file (written
@@ -104,7 +104,7 @@ pub struct EndpointRecord {
     pub identity: u32,
 }
 
-/// The cluster-state store interface (DESIGN §3).
+/// The cluster-state store interface (ARCHITECTURE.md, process model).
 pub trait ClusterStore: Send {
     // -- identities
     /// The identity of a label set, allocating it if new.
