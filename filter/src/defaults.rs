@@ -29,3 +29,16 @@ pub const LABEL_SOURCE_RESERVED: &str = "reserved";
 /// Label source of CIDR labels, matched by prefix containment rather than
 /// by key equality.
 pub const LABEL_SOURCE_CIDR: &str = "cidr";
+
+/// Most bytes the filters of one request may take, encoded (allow and deny
+/// lists together). A Hubble CLI request with dozens of pods, labels and
+/// patterns is a few KiB; without a bound one request carrying a 3 MB
+/// pattern cost an exporter ~300 MB to compile. Over it the server answers
+/// `RESOURCE_EXHAUSTED` naming this limit.
+pub const MAX_FILTER_BYTES: usize = 64 * 1024;
+
+/// How much of an offending value an error message quotes: enough to
+/// recognise it, never so much that the message itself becomes a problem
+/// (gRPC clients reject status messages over their metadata limit, 8 KiB
+/// for grpcio).
+pub const ERROR_VALUE_PREFIX: usize = 64;

@@ -7,8 +7,10 @@
 /// server can answer `InvalidArgument` with a message the user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
-    /// A value of the field cannot be parsed or compiled.
-    #[error("invalid {field} filter {value:?}: {reason}")]
+    /// A value of the field cannot be parsed or compiled (a long value is
+    /// quoted by its first [`ERROR_VALUE_PREFIX`](crate::defaults::ERROR_VALUE_PREFIX)
+    /// characters).
+    #[error("invalid {field} filter {}: {reason}", quote(value))]
     InvalidValue {
         /// The FlowFilter field, by its proto name.
         field: &'static str,
@@ -26,20 +28,53 @@ pub enum FilterError {
         /// What it conflicts with.
         reason: String,
     },
+    /// The request's filters are larger than
+    /// [`MAX_FILTER_BYTES`](crate::defaults::MAX_FILTER_BYTES) (a server
+    /// answers `RESOURCE_EXHAUSTED`).
+    #[error(
+        "filters too large: {size} bytes encoded, the limit is {limit} bytes (allow and deny lists together)"
+    )]
+    TooLarge {
+        /// The encoded size of the request's filters.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// `experimental.cel_expression`: this implementation has no CEL engine.
-    #[error("CEL expressions are not supported (experimental.cel_expression {value:?})")]
+    #[error(
+        "CEL expressions are not supported (experimental.cel_expression {})",
+        quote(value)
+    )]
     CelNotSupported {
         /// The first expression of the filter.
         value: String,
     },
 }
 
+/// `value` in quotes as `{:?}` prints it, cut to its first
+/// [`ERROR_VALUE_PREFIX`](crate::defaults::ERROR_VALUE_PREFIX) characters
+/// with the full length said.
+fn quote(value: &str) -> String {
+    let limit = crate::defaults::ERROR_VALUE_PREFIX;
+    match value.char_indices().nth(limit) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
 impl FilterError {
+    /// Whether the request is over a resource limit (`RESOURCE_EXHAUSTED`)
+    /// rather than invalid (`INVALID_ARGUMENT`).
+    pub fn is_resource_limit(&self) -> bool {
+        matches!(self, FilterError::TooLarge { .. })
+    }
+
     /// The FlowFilter field at fault, by its proto name.
     pub fn field(&self) -> &'static str {
         match self {
             FilterError::InvalidValue { field, .. } | FilterError::Conflict { field, .. } => field,
             FilterError::CelNotSupported { .. } => "experimental.cel_expression",
+            FilterError::TooLarge { .. } => "whitelist/blacklist",
         }
     }
 
@@ -49,7 +84,7 @@ impl FilterError {
             FilterError::InvalidValue { value, .. } | FilterError::CelNotSupported { value } => {
                 Some(value)
             }
-            FilterError::Conflict { .. } => None,
+            FilterError::Conflict { .. } | FilterError::TooLarge { .. } => None,
         }
     }
 
@@ -121,6 +156,38 @@ mod tests {
         assert!(
             e.to_string()
                 .starts_with("CEL expressions are not supported")
+        );
+    }
+
+    #[test]
+    fn long_values_are_quoted_by_a_prefix() {
+        let long = "x".repeat(10_000);
+        let e = FilterError::invalid("http_path", long.clone(), "bad");
+        let text = e.to_string();
+        let prefix = "x".repeat(crate::defaults::ERROR_VALUE_PREFIX);
+        assert_eq!(
+            text,
+            format!("invalid http_path filter \"{prefix}\"… (10000 bytes): bad")
+        );
+        assert_eq!(e.value(), Some(long.as_str()), "the value itself is kept");
+    }
+
+    #[test]
+    fn oversized_filter_sets_are_a_resource_limit() {
+        let f = proto::flow::FlowFilter {
+            source_pod: vec!["p".repeat(crate::defaults::MAX_FILTER_BYTES)],
+            ..Default::default()
+        };
+        let e = crate::FilterSet::compile(&[], &[f]).unwrap_err();
+        assert!(e.is_resource_limit(), "{e}");
+        assert!(e.to_string().contains("the limit is 65536 bytes"), "{e}");
+        let small = proto::flow::FlowFilter {
+            source_pod: vec!["default/xwing".into()],
+            ..Default::default()
+        };
+        assert!(
+            crate::FilterSet::compile(std::slice::from_ref(&small), std::slice::from_ref(&small))
+                .is_ok()
         );
     }
 }

@@ -22,7 +22,7 @@
 //! `thiserror`): no async runtime (no tokio, hyper, axum or tonic transport,
 //! checked by `tests/runtime_free.rs`), no I/O.
 
-mod defaults;
+pub mod defaults;
 mod error;
 mod pattern;
 mod selector;
@@ -79,6 +79,17 @@ impl FilterSet {
         whitelist: &[FlowFilter],
         blacklist: &[FlowFilter],
     ) -> Result<Self, FilterError> {
+        let size: usize = whitelist
+            .iter()
+            .chain(blacklist)
+            .map(prost::Message::encoded_len)
+            .sum();
+        if size > defaults::MAX_FILTER_BYTES {
+            return Err(FilterError::TooLarge {
+                size,
+                limit: defaults::MAX_FILTER_BYTES,
+            });
+        }
         Ok(FilterSet {
             whitelist: whitelist
                 .iter()

@@ -433,8 +433,7 @@ impl Query {
                 )));
             }
         }
-        let filters = FilterSet::compile(&req.whitelist, &req.blacklist)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let filters = FilterSet::compile(&req.whitelist, &req.blacklist).map_err(filter_status)?;
         let paths = req.field_mask.map(|m| m.paths).unwrap_or_default();
         let mask =
             FlowMask::compile(&paths).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -513,5 +512,15 @@ impl LostReporter {
             node_name: self.node_name.clone(),
             time: Some(now),
         })
+    }
+}
+
+/// A filter error as a gRPC status: over a size limit is
+/// `RESOURCE_EXHAUSTED`, anything else `INVALID_ARGUMENT`.
+fn filter_status(e: flow_filter::FilterError) -> Status {
+    if e.is_resource_limit() {
+        Status::resource_exhausted(e.to_string())
+    } else {
+        Status::invalid_argument(e.to_string())
     }
 }

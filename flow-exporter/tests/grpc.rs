@@ -510,3 +510,46 @@ async fn close_ends_follow_streams_for_a_graceful_shutdown() {
         .unwrap();
     assert!(end.is_none());
 }
+
+/// A hostile request costs no memory and gets a short answer: filters over
+/// `flow_filter::defaults::MAX_FILTER_BYTES` are `RESOURCE_EXHAUSTED` naming
+/// the limit (nothing is compiled), and an invalid value is quoted by a
+/// short prefix, so the status fits any client's metadata limit.
+#[tokio::test]
+async fn oversized_filters_are_refused_and_errors_stay_short() {
+    let h = start(4095, 1).await;
+    let huge = "a".repeat(3 << 20);
+    let req = GetFlowsRequest {
+        whitelist: vec![FlowFilter {
+            http_path: vec![huge],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let err = h.client().get_flows(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        err.message().contains("filters too large"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message()
+            .contains(&flow_filter::defaults::MAX_FILTER_BYTES.to_string()),
+        "{}",
+        err.message()
+    );
+    let bad = format!("({}", "b".repeat(20_000));
+    let req = GetFlowsRequest {
+        whitelist: vec![FlowFilter {
+            http_path: vec![bad],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let err = h.client().get_flows(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("http_path"), "{}", err.message());
+    assert!(err.message().contains("(20001 bytes)"), "{}", err.message());
+    assert!(err.message().len() < 1024, "{} bytes", err.message().len());
+}

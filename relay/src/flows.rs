@@ -96,8 +96,7 @@ pub fn validate(req: &GetFlowsRequest) -> Result<(), Status> {
             )));
         }
     }
-    flow_filter::FilterSet::compile(&req.whitelist, &req.blacklist)
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    flow_filter::FilterSet::compile(&req.whitelist, &req.blacklist).map_err(filter_status)?;
     Ok(())
 }
 
@@ -609,5 +608,15 @@ impl Run {
         if let Some(e) = self.errors.take_all() {
             self.send(e).await;
         }
+    }
+}
+
+/// A filter error as a gRPC status: over a size limit is
+/// `RESOURCE_EXHAUSTED`, anything else `INVALID_ARGUMENT`.
+fn filter_status(e: flow_filter::FilterError) -> Status {
+    if e.is_resource_limit() {
+        Status::resource_exhausted(e.to_string())
+    } else {
+        Status::invalid_argument(e.to_string())
     }
 }
