@@ -97,11 +97,11 @@ def expand_paths(text):
                     buf += c
                 p += 1
             for item in split_top(buf):
-                first = re.findall(IDENT, item)
-                if first and first[0] != "self":
-                    paths.append([head] + segs[:-1] + re.split(r"\s*::\s*", item.strip())[:1] + re.split(r"\s*::\s*", item.strip())[1:2])
-                elif first:
+                parts = re.split(r"\s*::\s*", item.strip())
+                if parts[0] == "self":
                     paths.append([head] + segs[:-1])
+                elif re.match(IDENT, parts[0]):
+                    paths.append([head] + segs[:-1] + parts[:2])
         else:
             paths.append([head] + segs)
     return paths
@@ -167,7 +167,8 @@ def absolute(me, path):
             base = base[:-1]
     else:  # a path relative to `me` (a child module, or a re-export's source)
         base = list(me)
-        if not longest_module(base + [head], MODS) or len(longest_module(base + [head], MODS)) <= len(base):
+        child = longest_module(base + [head], MODS)
+        if not child or len(child) <= len(base):
             base = []
         segs = [head] + segs
     return base + segs

@@ -237,21 +237,21 @@ impl Stack {
         let max_requests = self.limits.max_requests;
         let inner = ServiceBuilder::new()
             // 1. Outermost: sees every answer, the stack's own included.
-            .layer(RecordLayer {
+            .layer(StepLayer(Record {
                 methods: self.methods,
                 metrics: self.metrics.clone(),
-            })
+            }))
             // 2. Streams: admitted or refused at once, permit in the body.
-            .layer(StreamLimitLayer {
+            .layer(StepLayer(StreamLimit {
                 methods: self.methods,
                 permits: self.streams.clone(),
                 max: self.limits.max_streams,
-            })
+            }))
             // 3. Unary calls only: bounded in time.
-            .layer(UnaryTimeoutLayer {
+            .layer(StepLayer(UnaryTimeout {
                 methods: self.methods,
                 timeout: self.limits.unary_timeout,
-            })
+            }))
             // 4a. Turns the shed error into a status the client can read.
             .layer(ShedStatusLayer { max_requests })
             // 4b. Refuses instead of waiting when 4c has no permit left.
@@ -306,35 +306,51 @@ impl<S> Service<HttpRequest> for Stacked<S> {
     }
 }
 
-// --- 1. record -----------------------------------------------------------
+// --- the steps' one Layer/Service ---------------------------------------
 
-#[derive(Debug, Clone)]
-struct RecordLayer {
-    methods: Methods,
-    metrics: GrpcMetrics,
+/// The service a step wraps: everything below it in the stack.
+trait Inner:
+    Service<HttpRequest, Response = HttpResponse, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
 }
 
-impl<S> Layer<S> for RecordLayer {
-    type Service = Record<S>;
-    fn layer(&self, inner: S) -> Record<S> {
-        Record {
+impl<S> Inner for S where
+    S: Service<HttpRequest, Response = HttpResponse, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+/// One layer of the stack, written as what it does around the inner call
+/// ([`StepLayer`] and [`StepService`] supply tower's `Layer` and `Service`).
+trait Step: Clone + Send + 'static {
+    fn call<S: Inner>(&self, inner: &mut S, req: HttpRequest) -> BoxFuture;
+}
+
+#[derive(Debug, Clone)]
+struct StepLayer<T>(T);
+
+impl<T: Clone, S> Layer<S> for StepLayer<T> {
+    type Service = StepService<T, S>;
+    fn layer(&self, inner: S) -> StepService<T, S> {
+        StepService {
+            step: self.0.clone(),
             inner,
-            layer: self.clone(),
         }
     }
 }
 
 #[derive(Debug, Clone)]
-struct Record<S> {
+struct StepService<T, S> {
+    step: T,
     inner: S,
-    layer: RecordLayer,
 }
 
-impl<S> Service<HttpRequest> for Record<S>
-where
-    S: Service<HttpRequest, Response = HttpResponse, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
+impl<T: Step, S: Inner> Service<HttpRequest> for StepService<T, S> {
     type Response = HttpResponse;
     type Error = Infallible;
     type Future = BoxFuture;
@@ -344,9 +360,23 @@ where
     }
 
     fn call(&mut self, req: HttpRequest) -> BoxFuture {
-        let (method, kind) = classify(self.layer.methods, req.uri().path());
-        let metrics = self.layer.metrics.clone();
-        let call = self.inner.call(req);
+        self.step.call(&mut self.inner, req)
+    }
+}
+
+// --- 1. record -----------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Record {
+    methods: Methods,
+    metrics: GrpcMetrics,
+}
+
+impl Step for Record {
+    fn call<S: Inner>(&self, inner: &mut S, req: HttpRequest) -> BoxFuture {
+        let (method, kind) = classify(self.methods, req.uri().path());
+        let metrics = self.metrics.clone();
+        let call = inner.call(req);
         Box::pin(async move {
             let resp = call.await?;
             // An error before any message (trailers-only): the code is in
@@ -441,48 +471,20 @@ impl http_body::Body for Recorded {
 // --- 2. stream limit -----------------------------------------------------
 
 #[derive(Debug, Clone)]
-struct StreamLimitLayer {
+struct StreamLimit {
     methods: Methods,
     permits: Arc<Semaphore>,
     max: usize,
 }
 
-impl<S> Layer<S> for StreamLimitLayer {
-    type Service = StreamLimit<S>;
-    fn layer(&self, inner: S) -> StreamLimit<S> {
-        StreamLimit {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct StreamLimit<S> {
-    inner: S,
-    layer: StreamLimitLayer,
-}
-
-impl<S> Service<HttpRequest> for StreamLimit<S>
-where
-    S: Service<HttpRequest, Response = HttpResponse, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = HttpResponse;
-    type Error = Infallible;
-    type Future = BoxFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: HttpRequest) -> BoxFuture {
-        let (_, kind) = classify(self.layer.methods, req.uri().path());
+impl Step for StreamLimit {
+    fn call<S: Inner>(&self, inner: &mut S, req: HttpRequest) -> BoxFuture {
+        let (_, kind) = classify(self.methods, req.uri().path());
         if kind != Kind::Stream {
-            return Box::pin(self.inner.call(req));
+            return Box::pin(inner.call(req));
         }
-        let Ok(permit) = self.layer.permits.clone().try_acquire_owned() else {
-            let max = self.layer.max;
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            let max = self.max;
             return Box::pin(async move {
                 Ok(Status::resource_exhausted(format!(
                     "too many streams: this server serves at most {max} streaming calls at once \
@@ -491,7 +493,7 @@ where
                 .into_http())
             });
         };
-        let call = self.inner.call(req);
+        let call = inner.call(req);
         Box::pin(async move {
             let resp = call.await?;
             Ok(resp.map(|inner| {
@@ -535,47 +537,19 @@ impl http_body::Body for Holding {
 // --- 3. unary timeout ----------------------------------------------------
 
 #[derive(Debug, Clone)]
-struct UnaryTimeoutLayer {
+struct UnaryTimeout {
     methods: Methods,
     timeout: Duration,
 }
 
-impl<S> Layer<S> for UnaryTimeoutLayer {
-    type Service = UnaryTimeout<S>;
-    fn layer(&self, inner: S) -> UnaryTimeout<S> {
-        UnaryTimeout {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct UnaryTimeout<S> {
-    inner: S,
-    layer: UnaryTimeoutLayer,
-}
-
-impl<S> Service<HttpRequest> for UnaryTimeout<S>
-where
-    S: Service<HttpRequest, Response = HttpResponse, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = HttpResponse;
-    type Error = Infallible;
-    type Future = BoxFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: HttpRequest) -> BoxFuture {
-        let (_, kind) = classify(self.layer.methods, req.uri().path());
-        let call = self.inner.call(req);
+impl Step for UnaryTimeout {
+    fn call<S: Inner>(&self, inner: &mut S, req: HttpRequest) -> BoxFuture {
+        let (_, kind) = classify(self.methods, req.uri().path());
+        let call = inner.call(req);
         if kind == Kind::Stream {
             return Box::pin(call);
         }
-        let timeout = self.layer.timeout;
+        let timeout = self.timeout;
         Box::pin(async move {
             match tokio::time::timeout(timeout, call).await {
                 Ok(r) => r,
