@@ -10,16 +10,25 @@
  *     * a local destination: ingress policy of the destination, MAC rewrite,
  *       bpf_redirect_peer into the destination pod (the node stack and the
  *       destination's own host-veth programs are bypassed), or
+ *     * a destination whose ipcache entry names a hosting node (tunnel_ep),
+ *       when the node has a tunnel device (dp_config.tunnel_ifindex): tunnel
+ *       key to that node with the source identity as VNI, bpf_redirect to
+ *       the VXLAN device (dp_overlay.h); the receiving node polices ingress,
  *     * anything else: up the node stack (TC_ACT_OK), which routes it.
  *   - Other L3 protocols are dropped (IPv4-only datapath).
  * to_container    TCX egress of the host-side veth: what the node stack
  *   delivers to the pod (from the node itself or routed from elsewhere);
  *   ingress policy of the pod on new connections.
+ * from_overlay    TCX ingress of the node's VXLAN device (external mode):
+ *   what other nodes' pods send to ours. The source identity is the VNI
+ *   (never an ipcache lookup of the inner source); a local destination gets
+ *   conntrack, its ingress policy on new connections, MAC rewrite and
+ *   bpf_redirect_peer; anything else goes to the node stack.
  *
  * Events (hubble_events.h): traces from-endpoint, to-endpoint, to-stack,
- * from-stack subject to aggregation; a policy verdict per policy decision
- * (only new connections reach policy); a drop event for every drop (rate
- * limited), with both identities.
+ * from-stack, to-overlay, from-overlay subject to aggregation; a policy
+ * verdict per policy decision (only new connections reach policy); a drop
+ * event for every drop (rate limited), with both identities.
  *
  * Build: clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu \
  *            -Iebpf/include -c ebpf/bpf/lxc.bpf.c -o lxc.bpf.o
@@ -37,6 +46,7 @@
 #include "dp_ipcache.h"
 #include "dp_conntrack.h"
 #include "dp_policy.h"
+#include "dp_overlay.h"
 
 /* Answers an ARP request of a known pod on this veth with the veth's MAC. */
 static __always_inline int handle_arp(struct __sk_buff *skb)
@@ -73,6 +83,26 @@ static __always_inline int handle_arp(struct __sk_buff *skb)
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/* Delivers the packet into the local pod `dst`: the pod must see its
+ * gateway as the sender (dst MAC = pod, src MAC = host-side veth), then
+ * bpf_redirect_peer (tc ingress only, notes/kernel-facts.md §2). */
+static __always_inline int deliver_local(struct __sk_buff *skb, const struct dp_config *cfg,
+					 const struct endpoint_value *dst, __u16 source,
+					 const struct dp_peers *peers, __u8 ct_state, __u8 report)
+{
+	__u8 macs[12];
+	__u32 ifindex = dst->ifindex;
+
+	__builtin_memcpy(macs, dst->pod_mac, 6);
+	__builtin_memcpy(macs + 6, dst->node_mac, 6);
+	if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
+		return dp_drop(skb, cfg, HUBBLE_DROP_ERROR_WRITING_TO_PACKET, source, peers,
+			       ct_state, HUBBLE_DIR_UNKNOWN, __LINE__);
+	dp_emit_trace(skb, cfg, HUBBLE_TRACE_TO_LXC, peers->dst_ep, peers, ct_state, report,
+		      ifindex);
+	return bpf_redirect_peer(ifindex, 0);
+}
+
 SEC("classifier")
 int from_container(struct __sk_buff *skb)
 {
@@ -82,6 +112,7 @@ int from_container(struct __sk_buff *skb)
 	struct endpoint_value *src, *dst;
 	struct dp_verdict v;
 	__u64 now;
+	__u32 tunnel_ep = 0;
 	__u16 eth_proto;
 	__u8 ct_state, report;
 	int ret;
@@ -110,7 +141,7 @@ int from_container(struct __sk_buff *skb)
 	}
 	peers.src_identity = src->identity;
 	peers.src_ep = src->ep_id;
-	peers.dst_identity = dp_resolve_identity(p.daddr, &dst);
+	peers.dst_identity = dp_resolve_peer(p.daddr, &dst, &tunnel_ep);
 	peers.dst_ep = dst ? dst->ep_id : 0;
 
 	if (ret)
@@ -149,26 +180,23 @@ int from_container(struct __sk_buff *skb)
 				       HUBBLE_DIR_EGRESS, __LINE__);
 	}
 
-	if (!dst) {
-		dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_STACK, src->ep_id, &peers, ct_state,
-			      report, skb->ifindex);
-		return TC_ACT_OK;
+	if (dst)
+		return deliver_local(skb, &cfg, dst, src->ep_id, &peers, ct_state, report);
+
+	/* A pod on another node: into the overlay, carrying our identity. */
+	if (tunnel_ep && cfg.tunnel_ifindex) {
+		ret = dp_overlay_encap(skb, tunnel_ep, src->identity);
+		if (ret)
+			return dp_drop(skb, &cfg, ret, src->ep_id, &peers, ct_state,
+				       HUBBLE_DIR_UNKNOWN, __LINE__);
+		dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_OVERLAY, src->ep_id, &peers, ct_state,
+			      report, cfg.tunnel_ifindex);
+		return bpf_redirect(cfg.tunnel_ifindex, 0);
 	}
 
-	/* Local delivery: the pod must see its gateway as the sender. */
-	{
-		__u8 macs[12];
-		__u32 ifindex = dst->ifindex;
-
-		__builtin_memcpy(macs, dst->pod_mac, 6);
-		__builtin_memcpy(macs + 6, dst->node_mac, 6);
-		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
-			return dp_drop(skb, &cfg, HUBBLE_DROP_ERROR_WRITING_TO_PACKET, src->ep_id,
-				       &peers, ct_state, HUBBLE_DIR_UNKNOWN, __LINE__);
-		dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_LXC, peers.dst_ep, &peers, ct_state,
-			      report, ifindex);
-		return bpf_redirect_peer(ifindex, 0);
-	}
+	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_STACK, src->ep_id, &peers, ct_state, report,
+		      skb->ifindex);
+	return TC_ACT_OK;
 }
 
 SEC("classifier")
@@ -236,6 +264,75 @@ int to_container(struct __sk_buff *skb)
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_LXC, dst->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
 	return TC_ACT_OK;
+}
+
+SEC("classifier")
+int from_overlay(struct __sk_buff *skb)
+{
+	struct dp_config cfg;
+	struct dp_pkt p = {};
+	struct dp_peers peers = {};
+	struct endpoint_value *dst;
+	struct dp_verdict v;
+	__u64 now;
+	__u16 eth_proto;
+	__u8 ct_state, report;
+	int ret;
+
+	dp_load_config(&cfg);
+	/* Who is talking: the sender's node put its identity in the VNI. */
+	ret = dp_overlay_identity(skb, &peers.src_identity);
+	if (ret)
+		return dp_drop(skb, &cfg, ret, 0, &peers, HUBBLE_CT_UNKNOWN, HUBBLE_DIR_INGRESS,
+			       __LINE__);
+
+	eth_proto = dp_eth_proto(skb);
+	if (eth_proto == ETH_P_ARP)
+		return TC_ACT_OK; /* pods resolve their gateway locally: not ours */
+	if (eth_proto != ETH_P_IP)
+		return dp_drop(skb, &cfg, HUBBLE_DROP_UNSUPPORTED_L3_PROTOCOL, 0, &peers,
+			       HUBBLE_CT_UNKNOWN, HUBBLE_DIR_INGRESS, __LINE__);
+
+	ret = dp_parse_ipv4(skb, &p);
+	if (ret == HUBBLE_DROP_INVALID_PACKET)
+		return dp_drop(skb, &cfg, ret, 0, &peers, HUBBLE_CT_UNKNOWN, HUBBLE_DIR_INGRESS,
+			       __LINE__);
+
+	dst = dp_lookup_endpoint(p.daddr);
+	if (!dst)
+		return TC_ACT_OK; /* not for a pod of this node: the stack routes it */
+	peers.dst_identity = dst->identity;
+	peers.dst_ep = dst->ep_id;
+
+	if (ret)
+		return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_UNKNOWN,
+			       HUBBLE_DIR_INGRESS, __LINE__);
+	ret = dp_parse_l4(skb, &p);
+	if (ret)
+		return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_UNKNOWN,
+			       HUBBLE_DIR_INGRESS, __LINE__);
+
+	now = bpf_ktime_get_boot_ns();
+	ct_state = dp_ct_lookup(&p, &cfg, now, &report);
+	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_OVERLAY, dst->ep_id, &peers, ct_state, report,
+		      skb->ifindex);
+
+	if (ct_state == HUBBLE_CT_NEW) {
+		if (dst->flags & DP_EP_F_ENFORCE_INGRESS) {
+			ret = dp_policy_decide(dst, HUBBLE_DIR_INGRESS, peers.src_identity, &p, &v);
+			dp_emit_verdict(skb, dst->ep_id, dst->identity, peers.src_identity, &p, &v,
+					dst->ifindex);
+			if (ret)
+				return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
+					       HUBBLE_DIR_INGRESS, __LINE__);
+		}
+		ret = dp_ct_create(&p, &peers, now);
+		if (ret)
+			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
+				       HUBBLE_DIR_INGRESS, __LINE__);
+	}
+
+	return deliver_local(skb, &cfg, dst, dst->ep_id, &peers, ct_state, report);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

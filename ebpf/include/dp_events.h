@@ -41,6 +41,8 @@ static __always_inline void dp_load_config(struct dp_config *out)
 	out->aggregation = DP_DEFAULT_AGGREGATION;
 	out->report_interval_s = DP_DEFAULT_REPORT_INTERVAL_S;
 	out->drop_events_per_s = DP_DEFAULT_DROP_EVENTS_PER_S;
+	out->tunnel_ifindex = 0;
+	out->pad2 = 0;
 }
 
 static __always_inline void dp_count_lost(void)
@@ -96,8 +98,10 @@ struct dp_peers {
 static __always_inline int dp_trace_wanted(const struct dp_config *cfg, __u8 obs_point,
 					   __u8 report)
 {
+	/* Receive points, as Cilium's TRACE_AGGREGATE_RX. */
 	if (cfg->aggregation >= DP_AGG_LOW &&
-	    (obs_point == HUBBLE_TRACE_FROM_LXC || obs_point == HUBBLE_TRACE_FROM_STACK))
+	    (obs_point == HUBBLE_TRACE_FROM_LXC || obs_point == HUBBLE_TRACE_FROM_STACK ||
+	     obs_point == HUBBLE_TRACE_FROM_OVERLAY))
 		return 0;
 	if (cfg->aggregation >= DP_AGG_MEDIUM && !report)
 		return 0;

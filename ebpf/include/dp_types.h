@@ -72,6 +72,7 @@ struct ipcache_key {
 struct ipcache_value {
 	__u32 identity;  /* security identity of the prefix */
 	__u32 tunnel_ep; /* IPv4 of the node hosting the prefix (host order), 0 = none */
+	                 /* (non-zero: reached through the overlay, dp_overlay.h) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -158,7 +159,7 @@ struct ct_value {
 /* Config: `dp_config` ARRAY, one entry, writable while programs run.         */
 /* ------------------------------------------------------------------------ */
 #define DP_AGG_NONE 0   /* every trace */
-#define DP_AGG_LOW 1    /* no traces at receive points (from-endpoint, from-stack) */
+#define DP_AGG_LOW 1    /* no traces at receive points (from-endpoint, from-stack, from-overlay) */
 #define DP_AGG_MEDIUM 2 /* low + only new connections, new TCP flags, and every report interval */
 #define DP_AGG_MAX 3    /* low + only new connections and SYN/FIN/RST */
 
@@ -174,6 +175,8 @@ struct dp_config {
 	__u8 pad[3];              /* 0 */
 	__u32 report_interval_s;  /* medium: re-report an active flow at most this often */
 	__u32 drop_events_per_s;  /* drop-event rate limit per CPU, 0 = unlimited */
+	__u32 tunnel_ifindex;     /* the node's external VXLAN device (node netns), 0 = no tunnel */
+	__u32 pad2;               /* 0: size a multiple of 8 */
 };
 
 /* Per-reason drop counters: `drop_stats` PERCPU_ARRAY indexed by the drop code. */
@@ -203,7 +206,8 @@ DP_STATIC_ASSERT(sizeof(struct policy_value) == 8, "policy_value");
 DP_STATIC_ASSERT(sizeof(struct ct_key) == 16, "ct_key");
 DP_STATIC_ASSERT(sizeof(struct ct_value) == 88, "ct_value");
 DP_STATIC_ASSERT(DP_OFFSETOF(struct ct_value, src_identity) == 64, "ct_value.src_identity");
-DP_STATIC_ASSERT(sizeof(struct dp_config) == 16, "dp_config");
+DP_STATIC_ASSERT(sizeof(struct dp_config) == 24, "dp_config");
+DP_STATIC_ASSERT(DP_OFFSETOF(struct dp_config, tunnel_ifindex) == 16, "dp_config.tunnel_ifindex");
 DP_STATIC_ASSERT(sizeof(struct drop_stats_value) == 16, "drop_stats_value");
 DP_STATIC_ASSERT(sizeof(struct drop_rl_value) == 24, "drop_rl_value");
 

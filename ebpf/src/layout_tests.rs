@@ -304,7 +304,9 @@ fn rust_side() -> Vec<(String, u64)> {
             aggregation,
             pad,
             report_interval_s,
-            drop_events_per_s
+            drop_events_per_s,
+            tunnel_ifindex,
+            pad2
         ]
     );
     size!("drop_stats_value", DropStatsValue);

@@ -118,7 +118,8 @@ pub struct IpcacheKey {
 pub struct IpcacheValue {
     /// Security identity of the prefix.
     pub identity: u32,
-    /// IPv4 of the node hosting the prefix (host order), 0 if none.
+    /// IPv4 of the node hosting the prefix (host order), 0 if none; a
+    /// non-zero one sends traffic to the prefix through the VXLAN overlay.
     pub tunnel_ep: u32,
 }
 
@@ -226,6 +227,10 @@ pub struct DpConfig {
     pub report_interval_s: u32,
     /// Drop events per second per CPU, 0 = unlimited.
     pub drop_events_per_s: u32,
+    /// ifindex of the node's external VXLAN device (node netns), 0 = no tunnel.
+    pub tunnel_ifindex: u32,
+    /// Padding, 0.
+    pub pad2: u32,
 }
 
 /// `struct drop_stats_value`.
@@ -255,7 +260,7 @@ const _: () = assert!(size_of::<PolicyKey>() == 12);
 const _: () = assert!(size_of::<PolicyValue>() == 8);
 const _: () = assert!(size_of::<CtKey>() == 16);
 const _: () = assert!(size_of::<CtValue>() == 88);
-const _: () = assert!(size_of::<DpConfig>() == 16);
+const _: () = assert!(size_of::<DpConfig>() == 24);
 
 /// An IPv4 address as the kernel keys it (network byte order in a `u32`).
 pub fn ip4_key(ip: Ipv4Addr) -> u32 {
@@ -273,7 +278,7 @@ pub fn ip4_from_key(k: u32) -> Ipv4Addr {
 pub enum Aggregation {
     /// Every trace.
     None = 0,
-    /// No traces at receive points (from-endpoint, from-stack).
+    /// No traces at receive points (from-endpoint, from-stack, from-overlay).
     Low = 1,
     /// Low, and only new connections, new TCP flags (SYN, ACK, FIN, RST per
     /// direction) and once per report interval for active flows.

@@ -77,6 +77,10 @@ pub struct Config {
     pub report_interval_s: u32,
     /// Drop events per second per CPU (0 = unlimited).
     pub drop_events_per_s: u32,
+    /// ifindex of the node's external VXLAN device in the node netns
+    /// ([`crate::kernel::tunnel::ensure_vxlan`]), 0 = no tunnel: remote pods
+    /// are then reached through the node stack.
+    pub tunnel_ifindex: u32,
 }
 
 impl Default for Config {
@@ -85,6 +89,7 @@ impl Default for Config {
             aggregation: crate::defaults::AGGREGATION,
             report_interval_s: crate::defaults::REPORT_INTERVAL.as_secs() as u32,
             drop_events_per_s: crate::defaults::DROP_EVENTS_PER_SEC,
+            tunnel_ifindex: 0,
         }
     }
 }
@@ -522,6 +527,8 @@ impl Maps {
             pad: [0; 3],
             report_interval_s: c.report_interval_s,
             drop_events_per_s: c.drop_events_per_s,
+            tunnel_ifindex: c.tunnel_ifindex,
+            pad2: 0,
         };
         self.config
             .set(0, Plain(v), 0)
@@ -541,6 +548,7 @@ impl Maps {
             aggregation: Aggregation::from_u8(v.aggregation),
             report_interval_s: v.report_interval_s,
             drop_events_per_s: v.drop_events_per_s,
+            tunnel_ifindex: v.tunnel_ifindex,
         })
     }
 
