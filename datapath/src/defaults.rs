@@ -62,6 +62,26 @@ pub const PROG_FROM_CONTAINER: &str = "from_container";
 /// Name of the program attached at TCX egress of the host-side veth.
 pub const PROG_TO_CONTAINER: &str = "to_container";
 
+/// Name of the program attached at TCX ingress of the node's VXLAN device.
+pub const PROG_FROM_OVERLAY: &str = "from_overlay";
+
+/// Name of the node's VXLAN device: one per node netns, in external
+/// (collect_md) mode, so a single device reaches every other node (the
+/// programs set the outer destination and the VNI per packet) — Cilium's
+/// `cilium_vxlan` in its tunnel mode. Short enough for IFNAMSIZ.
+pub const VXLAN_DEVICE: &str = "dp_vxlan";
+
+/// UDP port of the VXLAN overlay: 8472, the Linux kernel's historical
+/// default and Cilium's, rather than IANA's 4789, so the overlay does not
+/// clash with another VXLAN user on the same underlay.
+pub const VXLAN_PORT: u16 = 8472;
+
+/// Bytes VXLAN over IPv4 adds to every packet: outer IPv4 (20) + UDP (8) +
+/// VXLAN (8) + inner Ethernet (14) = 50, so pods need an MTU of the
+/// underlay's minus this, or every full-size packet travels in fragmented
+/// outer UDP (notes/kernel-facts.md §3: ~1.7 instead of ~11 Gbit/s).
+pub const VXLAN_OVERHEAD: u32 = 50;
+
 /// The agent's API socket when none is given (one agent per host; tests
 /// and simulated nodes pass their own).
 pub const API_SOCKET: &str = "/run/datapath/agent.sock";

@@ -51,6 +51,17 @@ pub enum DatapathError {
         /// The cause, rendered (aya's link errors are not all `Send`).
         message: String,
     },
+    /// Creating, inspecting or removing a network device failed, or a
+    /// device of that name exists with another type or setting.
+    #[error("{op} device {iface}: {message}")]
+    Device {
+        /// What was attempted ("create vxlan", "inspect", "remove").
+        op: &'static str,
+        /// Device name.
+        iface: String,
+        /// The cause (the `ip` command's error, or what is wrong).
+        message: String,
+    },
     /// A file-system operation on a pin, a pin directory or a netns handle failed.
     #[error("{op} {path}: {source}")]
     Io {

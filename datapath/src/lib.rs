@@ -9,9 +9,10 @@
 //! Laid out by concern:
 //! - [`kernel`]: the kernel boundary: [`loader`] ([`Datapath::load`] with
 //!   pin re-adoption and shape checks, [`Datapath::attach`], the pinned TCX
-//!   links), [`maps`] ([`Maps`], the typed programming API over the
-//!   `#[repr(C)]` mirrors of `ebpf/include/dp_types.h`, which live in the
-//!   `ebpf` crate), [`netns`];
+//!   links, [`Datapath::attach_overlay`]), [`maps`] ([`Maps`], the typed
+//!   programming API over the `#[repr(C)]` mirrors of
+//!   `ebpf/include/dp_types.h`, which live in the `ebpf` crate), [`netns`],
+//!   [`tunnel`] (the node's VXLAN device of the overlay);
 //! - [`policy`]: CiliumNetworkPolicy-shaped YAML → validated
 //!   [`policy::Policy`] → per-endpoint map entries and enforcement flags, as
 //!   a minimal diff; the labels and identities it selects on ([`identity`]:
@@ -40,11 +41,11 @@ pub mod kernel;
 pub mod policy;
 
 pub use agent::{api, ipam, server, store};
-pub use kernel::{loader, maps, netns};
+pub use kernel::{loader, maps, netns, tunnel};
 pub use policy::{cidr, identity};
 
 pub use error::{DatapathError, Result};
 pub use kernel::loader::{
-    AttachReport, AttachTarget, Datapath, LinkOutcome, LoadOptions, MapSizes,
+    AttachReport, AttachTarget, Datapath, LinkOutcome, LoadOptions, MapSizes, OverlayAttachReport,
 };
 pub use kernel::maps::{Aggregation, Config, Direction, Endpoint, Maps, PolicyAction, PolicyEntry};

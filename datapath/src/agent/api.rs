@@ -49,6 +49,11 @@ pub struct IpamResponse {
     pub gateway: Ipv4Addr,
     /// The node's pod CIDR.
     pub pod_cidr: Cidr,
+    /// MTU for the pod interface and its host side: the underlay MTU minus
+    /// `defaults::VXLAN_OVERHEAD` when the node runs the overlay, so no
+    /// packet needs outer fragmentation; `None` leaves the kernel default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
 }
 
 /// `POST /v1/endpoints`: a pod interface wired by the CNI plugin.

@@ -269,6 +269,7 @@ impl Agent {
             ip,
             gateway: defaults::GATEWAY,
             pod_cidr: self.cfg.pod_cidr,
+            mtu: None,
         })
     }
 

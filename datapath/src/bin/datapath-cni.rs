@@ -250,7 +250,8 @@ fn add(e: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     if link_exists(&host) {
         ip(&["link", "del", "dev", &host])?;
     }
-    let mtu = conf.mtu.map(|m| m.to_string());
+    // The agent says what the overlay carries (underlay MTU - 50 for VXLAN).
+    let mtu = cni::pod_mtu(conf.mtu, lease.mtu).map(|m| m.to_string());
     let mut args = vec!["link", "add", host.as_str()];
     if let Some(m) = &mtu {
         args.extend(["mtu", m]);

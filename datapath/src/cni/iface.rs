@@ -1,5 +1,5 @@
 //! Host-side interface naming: stable names derived from the container
-//! interface, so DEL finds them without state.
+//! interface, so DEL finds them without state; the pod interface's MTU.
 
 use crate::defaults;
 
@@ -28,6 +28,18 @@ pub fn temp_iface(container_id: &str, ifname: &str) -> String {
     format!("tmp{}", tag(container_id, ifname))
 }
 
+/// The MTU of a pod interface and its host side: the agent's (the underlay
+/// MTU minus the VXLAN overhead when the node runs the overlay) or the
+/// network configuration's `mtu`, the smaller when both are given (a larger
+/// MTU than the overlay carries fragments every full-size packet; a smaller
+/// one is always safe). `None`: the kernel's default.
+pub fn pod_mtu(conf: Option<u32>, agent: Option<u32>) -> Option<u32> {
+    match (conf, agent) {
+        (Some(c), Some(a)) => Some(c.min(a)),
+        (c, a) => c.or(a),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +51,14 @@ mod tests {
         assert_eq!(h, host_iface("0123456789abcdef", "eth0"));
         assert_ne!(h, host_iface("0123456789abcdef", "eth1"));
         assert!(temp_iface("x", "eth0").len() <= 15);
+    }
+
+    #[test]
+    fn pod_mtu_takes_the_smaller_of_config_and_agent() {
+        assert_eq!(pod_mtu(None, None), None);
+        assert_eq!(pod_mtu(Some(1400), None), Some(1400));
+        assert_eq!(pod_mtu(None, Some(1450)), Some(1450));
+        assert_eq!(pod_mtu(Some(9000), Some(1450)), Some(1450));
+        assert_eq!(pod_mtu(Some(1400), Some(1450)), Some(1400));
     }
 }

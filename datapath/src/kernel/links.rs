@@ -1,10 +1,14 @@
-//! The pinned TCX links that attach the programs to pod veths: one per
-//! program and interface, under `<pin_dir>/links/` (`ingress:<iface>`,
-//! `egress:<iface>`; bpffs refuses names containing a dot with EPERM, so
-//! dots in interface names are written as `:`). Creating or swapping a link
-//! ([`LinkOutcome`]), listing ([`links`]), detaching ([`detach`]) and
-//! pruning defunct ones ([`prune_defunct_links`]); [`crate::kernel::loader`]
-//! attaches through them and re-exports the public items.
+//! The pinned TCX links that attach the programs to pod veths and to the
+//! node's VXLAN device: one per program and interface, under
+//! `<pin_dir>/links/` (`ingress:<iface>`, `egress:<iface>` for a pod veth,
+//! `overlay:<iface>` for `from_overlay` on the VXLAN device; bpffs refuses
+//! names containing a dot with EPERM, so dots in interface names are
+//! written as `:`). Creating or swapping a link ([`LinkOutcome`]), listing
+//! ([`links`]), detaching ([`detach`]) and pruning defunct ones
+//! ([`prune_defunct_links`]: only links whose interface is gone, so the
+//! overlay link stays as long as its device exists);
+//! [`crate::kernel::loader`] attaches through them and re-exports the
+//! public items.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt as _;
@@ -35,8 +39,12 @@ pub struct LinkPin {
     pub path: PathBuf,
     /// Interface name (from the pin name).
     pub iface: String,
-    /// `true` for ingress (from_container), `false` for egress.
+    /// `true` for TCX ingress (from_container, from_overlay), `false` for
+    /// egress (to_container).
     pub ingress: bool,
+    /// The program the link is for ([`defaults::PROG_FROM_CONTAINER`],
+    /// [`defaults::PROG_TO_CONTAINER`] or [`defaults::PROG_FROM_OVERLAY`]).
+    pub program: &'static str,
     /// Kernel link id.
     pub link_id: u32,
     /// Program currently attached through the link.
@@ -54,6 +62,14 @@ pub(super) const PROGRAMS: [(&str, TcAttachType, &str); 2] = [
     ),
     (defaults::PROG_TO_CONTAINER, TcAttachType::Egress, "egress"),
 ];
+
+/// The overlay program on the node's VXLAN device: `(name, attach type,
+/// link pin prefix)`.
+pub(super) const OVERLAY_PROGRAM: (&str, TcAttachType, &str) = (
+    defaults::PROG_FROM_OVERLAY,
+    TcAttachType::Ingress,
+    "overlay",
+);
 
 pub(super) fn link_err(
     op: &'static str,
@@ -125,15 +141,28 @@ pub(super) fn attach_one(
     Ok((outcome, Some(fd_link)))
 }
 
-pub(super) fn link_paths(pin_dir: &Path, iface: &str) -> Result<[PathBuf; 2]> {
+fn check_iface(iface: &str) -> Result<()> {
     if iface.is_empty() || iface.contains('/') || iface.contains('\0') || iface.len() > 15 {
         return Err(DatapathError::Invalid {
             what: "interface name",
             value: iface.to_string(),
         });
     }
+    Ok(())
+}
+
+pub(super) fn link_paths(pin_dir: &Path, iface: &str) -> Result<[PathBuf; 2]> {
+    check_iface(iface)?;
     let dir = pin_dir.join(defaults::LINKS_SUBDIR);
     Ok(PROGRAMS.map(|(_, _, dir_name)| dir.join(link_pin_name(dir_name, iface))))
+}
+
+/// Pin path of the `from_overlay` link on the VXLAN device `iface`.
+pub(super) fn overlay_link_path(pin_dir: &Path, iface: &str) -> Result<PathBuf> {
+    check_iface(iface)?;
+    Ok(pin_dir
+        .join(defaults::LINKS_SUBDIR)
+        .join(link_pin_name(OVERLAY_PROGRAM.2, iface)))
 }
 
 /// `<direction>:<iface>`, with the interface's dots written as `:`. bpffs
@@ -143,18 +172,23 @@ fn link_pin_name(direction: &str, iface: &str) -> String {
     format!("{direction}:{}", iface.replace('.', ":"))
 }
 
-/// The inverse of [`link_pin_name`]: `(ingress?, iface)`.
-fn parse_link_pin_name(name: &str) -> Option<(bool, String)> {
-    let (direction, iface) = name.split_once(':')?;
-    let ingress = match direction {
-        "ingress" => true,
-        "egress" => false,
-        _ => return None,
-    };
-    Some((ingress, iface.replace(':', ".")))
+/// The inverse of [`link_pin_name`]: `(program, ingress?, iface)`.
+fn parse_link_pin_name(name: &str) -> Option<(&'static str, bool, String)> {
+    let (prefix, iface) = name.split_once(':')?;
+    let (program, attach_type, _) = PROGRAMS
+        .into_iter()
+        .chain([OVERLAY_PROGRAM])
+        .find(|(_, _, p)| *p == prefix)?;
+    Some((
+        program,
+        matches!(attach_type, TcAttachType::Ingress),
+        iface.replace(':', "."),
+    ))
 }
 
-/// Detaches the datapath from a host-side veth by removing its link pins.
+/// Detaches the datapath from a host-side veth by removing its link pins
+/// (not the overlay's: see
+/// [`detach_overlay`](crate::kernel::loader::detach_overlay)).
 /// Returns how many pins were removed (0 if it was not attached).
 pub fn detach(pin_dir: &Path, iface: &str) -> Result<usize> {
     let mut n = 0;
@@ -184,13 +218,14 @@ pub fn links(pin_dir: &Path) -> Result<Vec<LinkPin>> {
         let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
             continue;
         };
-        let Some((ingress, iface)) = parse_link_pin_name(file) else {
+        let Some((program, ingress, iface)) = parse_link_pin_name(file) else {
             continue;
         };
         let info = link_info(&path).map_err(|e| DatapathError::io("read link info", &path, e))?;
         out.push(LinkPin {
             iface,
             ingress,
+            program,
             link_id: info.link_id,
             prog_id: info.prog_id,
             ifindex: info.ifindex,
@@ -296,11 +331,22 @@ mod tests {
         for iface in ["lxc0", "eth0.100", "a.b.c", "lxc_1-x"] {
             let name = link_pin_name("ingress", iface);
             assert!(!name.contains('.'), "{name}");
-            assert_eq!(parse_link_pin_name(&name), Some((true, iface.to_string())));
+            assert_eq!(
+                parse_link_pin_name(&name),
+                Some((defaults::PROG_FROM_CONTAINER, true, iface.to_string()))
+            );
         }
         assert_eq!(
             parse_link_pin_name("egress:lxc0"),
-            Some((false, "lxc0".to_string()))
+            Some((defaults::PROG_TO_CONTAINER, false, "lxc0".to_string()))
+        );
+        assert_eq!(
+            parse_link_pin_name("overlay:dp_vxlan"),
+            Some((defaults::PROG_FROM_OVERLAY, true, "dp_vxlan".to_string()))
+        );
+        assert_eq!(
+            overlay_link_path(Path::new("/x"), "dp_vxlan").unwrap(),
+            Path::new("/x/links/overlay:dp_vxlan")
         );
         assert_eq!(parse_link_pin_name("other:lxc0"), None);
         assert!(link_paths(Path::new("/x"), "a/b").is_err());

@@ -1,5 +1,6 @@
 //! Loading the kernel programs, pinning their maps, attaching them to pod
-//! veths through pinned TCX links, and cleaning all of it up.
+//! veths and to the node's VXLAN device through pinned TCX links, and
+//! cleaning all of it up.
 //!
 //! Layout of a node's pin directory (`defaults::BPFFS_ROOT/<node>/`):
 //!
@@ -7,13 +8,18 @@
 //! <pin_dir>/<map>                    every map, pinned by name (LIBBPF_PIN_BY_NAME)
 //! <pin_dir>/links/ingress:<iface>    TCX link of from_container on the host-side veth
 //! <pin_dir>/links/egress:<iface>     TCX link of to_container
+//! <pin_dir>/links/overlay:<iface>    TCX ingress link of from_overlay on the VXLAN device
 //! ```
 //!
 //! (bpffs refuses names containing a dot with EPERM, so dots in interface
 //! names are written as `:`, which no interface name contains.)
 //!
-//! ```text
-//! ```
+//! The overlay, in the order the agent runs it (see
+//! [`crate::kernel::tunnel`]): `ensure_vxlan` (the device and its ifindex)
+//! → [`Datapath::load`] with `config.tunnel_ifindex` set (so a restart never
+//! runs a moment without the tunnel) → [`Datapath::attach_overlay`] (also
+//! writes `tunnel_ifindex`) → [`Datapath::attach`] per pod; remote pods are
+//! ipcache /32 entries with `tunnel_ep` = their node's underlay IPv4.
 //!
 //! Restart without a gap: a new [`Datapath`] reuses the pinned maps (after
 //! checking that each pin has the shape the object expects; a stale one is
@@ -40,7 +46,9 @@ use crate::kernel::maps::{Config, MAP_SHAPES, Maps, names};
 use crate::kernel::netns::{ifindex, in_netns};
 
 pub use crate::kernel::links::{LinkOutcome, LinkPin, detach, links, prune_defunct_links};
-use crate::kernel::links::{PROGRAMS, attach_one, link_err, link_paths};
+use crate::kernel::links::{
+    OVERLAY_PROGRAM, PROGRAMS, attach_one, link_err, link_paths, overlay_link_path,
+};
 
 /// The kernel object built from `ebpf/bpf/lxc.bpf.c` by build.rs (empty
 /// when the crate was built without clang).
@@ -144,6 +152,16 @@ pub struct AttachReport {
     pub ifindex: u32,
 }
 
+/// Result of [`Datapath::attach_overlay`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverlayAttachReport {
+    /// `from_overlay` at TCX ingress of the VXLAN device.
+    pub ingress: LinkOutcome,
+    /// The device's ifindex in the node namespace (now in
+    /// `dp_config.tunnel_ifindex`).
+    pub ifindex: u32,
+}
+
 /// The loaded datapath of one node.
 pub struct Datapath {
     ebpf: Ebpf,
@@ -187,7 +205,7 @@ impl Datapath {
             loader.map_max_entries(name, opts.sizes.max_entries(name));
         }
         let mut ebpf = loader.load(bytes).map_err(DatapathError::Load)?;
-        for (name, ..) in PROGRAMS {
+        for (name, ..) in PROGRAMS.into_iter().chain([OVERLAY_PROGRAM]) {
             program_mut(&mut ebpf, name)?
                 .load()
                 .map_err(|source| DatapathError::Program { name, source })?;
@@ -242,6 +260,51 @@ impl Datapath {
         ))
     }
 
+    /// The kernel program id of `from_overlay`.
+    pub fn overlay_program_id(&self) -> Result<u32> {
+        let name = defaults::PROG_FROM_OVERLAY;
+        self.program(name)?
+            .info()
+            .map(|i| i.id())
+            .map_err(|source| DatapathError::Program { name, source })
+    }
+
+    /// Attaches `from_overlay` at TCX ingress of the node's VXLAN device
+    /// `target.iface` (made by
+    /// [`ensure_vxlan`](crate::kernel::tunnel::ensure_vxlan)) inside
+    /// `target.netns`, through a pinned link exactly as [`Datapath::attach`]
+    /// does for pods (a restart swaps the program in place; a link whose
+    /// device was re-created is replaced), then points
+    /// `dp_config.tunnel_ifindex` at the device so `from_container` starts
+    /// sending remote pods' traffic into it.
+    pub fn attach_overlay(&mut self, target: &AttachTarget) -> Result<OverlayAttachReport> {
+        let pin = overlay_link_path(&self.pin_dir, &target.iface)?;
+        let (name, attach_type, _) = OVERLAY_PROGRAM;
+        let ebpf = &mut self.ebpf;
+        let pin_ref = &pin;
+        let (ifindex, (outcome, new_link)) = in_netns(target.netns.as_deref(), move || {
+            let ifindex = ifindex(&target.iface)?;
+            let prog = program_mut(ebpf, name)?;
+            let r = attach_one(prog, name, &target.iface, attach_type, ifindex, pin_ref)?;
+            Ok((ifindex, r))
+        })?;
+        // Pinned from the calling thread: the pin lives in its mount namespace.
+        if let Some(link) = new_link {
+            link.pin(&pin)
+                .map_err(|e| link_err("pin link", name, &target.iface, e))?;
+        }
+        let mut maps = self.maps()?;
+        let mut config = maps.config()?;
+        if config.tunnel_ifindex != ifindex {
+            config.tunnel_ifindex = ifindex;
+            maps.set_config(&config)?;
+        }
+        Ok(OverlayAttachReport {
+            ingress: outcome,
+            ifindex,
+        })
+    }
+
     /// Attaches `from_container` (TCX ingress) and `to_container` (TCX
     /// egress) to the host-side veth `target.iface` inside `target.netns`,
     /// through pinned links: an existing pinned link gets the new program
@@ -281,6 +344,26 @@ impl Datapath {
             egress: outcomes[1],
             ifindex,
         })
+    }
+}
+
+/// Detaches `from_overlay` from the VXLAN device `iface` (removes its link
+/// pin) and clears `dp_config.tunnel_ifindex`, so remote pods are reached
+/// through the node stack again. Returns whether a link was pinned.
+pub fn detach_overlay(pin_dir: &Path, iface: &str) -> Result<bool> {
+    let pin = overlay_link_path(pin_dir, iface)?;
+    if pin_dir.join(names::CONFIG).exists() {
+        let mut maps = Maps::open(pin_dir)?;
+        let mut config = maps.config()?;
+        if config.tunnel_ifindex != 0 {
+            config.tunnel_ifindex = 0;
+            maps.set_config(&config)?;
+        }
+    }
+    match std::fs::remove_file(&pin) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(DatapathError::io("unpin link", pin, e)),
     }
 }
 

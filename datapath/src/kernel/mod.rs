@@ -1,7 +1,8 @@
 //! The kernel boundary: everything that makes BPF or namespace syscalls.
 //!
 //! - [`loader`]: [`Datapath::load`](loader::Datapath::load) (pin re-adoption
-//!   with shape checks), [`Datapath::attach`](loader::Datapath::attach) and
+//!   with shape checks), [`Datapath::attach`](loader::Datapath::attach),
+//!   [`Datapath::attach_overlay`](loader::Datapath::attach_overlay) and
 //!   [`loader::unpin_all`];
 //! - [`links`]: the pinned TCX links ([`links::links`], [`links::detach`],
 //!   [`links::prune_defunct_links`]), re-exported by the loader;
@@ -9,7 +10,9 @@
 //!   pinned maps, whose keys and values are the `ebpf::maps` mirrors of
 //!   `ebpf/include/dp_types.h`;
 //! - [`netns`]: per-operation network-namespace switching on a dedicated
-//!   thread.
+//!   thread;
+//! - [`tunnel`]: the node's VXLAN device of the overlay
+//!   ([`tunnel::ensure_vxlan`], [`tunnel::remove_vxlan`]).
 //!
 //! Nothing here knows about policy, identities allocation or the agent; it
 //! depends only on [`crate::defaults`] and [`crate::error`].
@@ -18,3 +21,4 @@ pub mod links;
 pub mod loader;
 pub mod maps;
 pub mod netns;
+pub mod tunnel;
