@@ -6,6 +6,8 @@
 //! Fixture: pods A (10.0.1.2, endpoint 101, identity 1001) and B (10.0.2.2,
 //! endpoint 102, identity 1002) on this node; both "live" behind ifindex 1
 //! (lo) so `skb->ifindex` passes source validation in either direction.
+//! The overlay cases add a remote pod R (10.0.9.2, identity 3003) in the
+//! ipcache behind node 192.168.50.2.
 //! Events are checked raw (`ebpf::parse`) and as Hubble flows
 //! (`flow_parser::Parser`).
 
@@ -28,6 +30,7 @@ const TC_ACT_REDIRECT: u32 = 7;
 const LO: u32 = 1;
 const FROM: &str = "from_container";
 const TO: &str = "to_container";
+const OVERLAY: &str = "from_overlay";
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
@@ -148,6 +151,7 @@ const TO_LXC: (u8, u8) = (msg_type::TRACE, trace_point::TO_LXC);
 const TO_STACK: (u8, u8) = (msg_type::TRACE, trace_point::TO_STACK);
 const FROM_LXC: (u8, u8) = (msg_type::TRACE, trace_point::FROM_LXC);
 const FROM_STACK: (u8, u8) = (msg_type::TRACE, trace_point::FROM_STACK);
+const TO_OVERLAY: (u8, u8) = (msg_type::TRACE, trace_point::TO_OVERLAY);
 const fn drop_kind(reason: u8) -> (u8, u8) {
     (msg_type::DROP, reason)
 }
@@ -875,4 +879,185 @@ fn policy_replace_is_a_diff_and_takes_effect_on_new_connections() {
         TC_ACT_SHOT
     );
     h.drain();
+}
+
+const R_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 9, 2);
+const R_ID: u32 = 3003;
+const R_NODE: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 2);
+/// Any ifindex works under test_run: `bpf_redirect` only records it.
+const TUNNEL_IFINDEX: u32 = LO;
+
+/// Pods A and B, the remote pod R in the ipcache behind R_NODE, and the
+/// tunnel device configured.
+fn overlay_setup(f: impl FnOnce(&mut Endpoint, &mut Endpoint)) -> Harness {
+    let mut h = setup(f);
+    h.maps
+        .upsert_prefix(R_IP, 32, R_ID, u32::from(R_NODE))
+        .unwrap();
+    h.maps
+        .set_config(&Config {
+            tunnel_ifindex: TUNNEL_IFINDEX,
+            ..Config::default()
+        })
+        .unwrap();
+    h
+}
+
+#[test]
+fn remote_pod_is_sent_into_the_overlay_with_the_source_identity() {
+    require_privileges!();
+    let mut h = overlay_setup(|_, _| {});
+    assert_eq!(h.maps.config().unwrap().tunnel_ifindex, TUNNEL_IFINDEX);
+
+    let syn = tcp(A_IP, 41000, R_IP, 80, tcp_flags::SYN);
+    let (rc, out) = h.run(FROM, &syn, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT, "bpf_redirect to the VXLAN device");
+    assert_eq!(out, syn, "the device encapsulates; the frame is untouched");
+
+    let ct = h
+        .maps
+        .ct_entry(&ct_key(A_IP, 41000, R_IP, 80, 6))
+        .unwrap()
+        .expect("CT entry created");
+    assert_eq!((ct.src_identity, ct.dst_identity), (A_ID, R_ID));
+    assert_eq!((ct.src_ep, ct.dst_ep), (A_EP, 0));
+
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(kinds(&evs), vec![TO_OVERLAY]);
+    let t = trace_of(&evs[0].0);
+    assert_eq!((t.src_label, t.dst_label), (A_ID, R_ID));
+    assert_eq!((t.hdr.source, t.dst_id), (A_EP, 0));
+    assert_eq!(t.ifindex, TUNNEL_IFINDEX);
+    assert_eq!(t.reason, ct_state::NEW);
+    let f = &evs[0].1;
+    assert_eq!(
+        f.trace_observation_point,
+        TraceObservationPoint::ToOverlay as i32
+    );
+    assert_eq!(f.verdict, Verdict::Forwarded as i32);
+    assert_eq!(f.destination.as_ref().unwrap().identity, R_ID);
+
+    // Without a tunnel device the same destination goes up the stack.
+    h.maps.set_config(&Config::default()).unwrap();
+    let syn = tcp(A_IP, 41001, R_IP, 80, tcp_flags::SYN);
+    assert_eq!(h.run(FROM, &syn, LO).0, TC_ACT_OK);
+    let recs = h.drain();
+    assert_eq!(kinds(&decode(&recs)), vec![TO_STACK]);
+}
+
+#[test]
+fn egress_policy_applies_before_the_overlay() {
+    require_privileges!();
+    // A may talk to B only: the remote identity is denied by default.
+    let mut h = overlay_setup(|a, _| a.enforce_egress = true);
+    h.maps
+        .upsert_policy(&rule(
+            A_EP,
+            Direction::Egress,
+            B_ID,
+            0,
+            0,
+            PolicyAction::Allow,
+        ))
+        .unwrap();
+    let syn = tcp(A_IP, 41100, R_IP, 80, tcp_flags::SYN);
+    assert_eq!(h.run(FROM, &syn, LO).0, TC_ACT_SHOT);
+    assert!(
+        h.maps
+            .ct_entry(&ct_key(A_IP, 41100, R_IP, 80, 6))
+            .unwrap()
+            .is_none()
+    );
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(
+        kinds(&evs),
+        vec![VERDICT, drop_kind(drop_reason::POLICY_DENIED)]
+    );
+    let v = verdict_of(&evs[0].0);
+    assert_eq!((v.local_label, v.remote_label), (A_ID, R_ID));
+    assert_eq!(v.direction, direction::EGRESS);
+    let d = drop_of(&evs[1].0);
+    assert_eq!((d.src_label, d.dst_label), (A_ID, R_ID));
+    assert_eq!(d.direction, direction::EGRESS);
+    assert_eq!(evs[1].1.drop_reason_desc, DropReason::PolicyDenied as i32);
+
+    // Allowing the remote identity opens the tunnel.
+    h.maps
+        .upsert_policy(&rule(
+            A_EP,
+            Direction::Egress,
+            R_ID,
+            0,
+            0,
+            PolicyAction::Allow,
+        ))
+        .unwrap();
+    let syn = tcp(A_IP, 41101, R_IP, 80, tcp_flags::SYN);
+    assert_eq!(h.run(FROM, &syn, LO).0, TC_ACT_REDIRECT);
+    let recs = h.drain();
+    assert_eq!(kinds(&decode(&recs)), vec![VERDICT, TO_OVERLAY]);
+}
+
+#[test]
+fn identities_beyond_the_24_bit_vni_are_not_tunneled() {
+    require_privileges!();
+    // 2^24: the VNI would silently carry 0.
+    let mut h = overlay_setup(|a, _| a.identity = 1 << 24);
+    let syn = tcp(A_IP, 41200, R_IP, 80, tcp_flags::SYN);
+    assert_eq!(h.run(FROM, &syn, LO).0, TC_ACT_SHOT);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(
+        kinds(&evs),
+        vec![drop_kind(drop_reason::INVALID_IDENTITY)]
+    );
+    let d = drop_of(&evs[0].0);
+    assert_eq!((d.src_label, d.dst_label), (1 << 24, R_ID));
+    assert_eq!(evs[0].1.drop_reason_desc, DropReason::InvalidIdentity as i32);
+}
+
+#[test]
+fn from_overlay_without_tunnel_metadata_is_dropped() {
+    require_privileges!();
+    let mut h = overlay_setup(|_, _| {});
+    // test_run's skb never carries tunnel metadata (no VXLAN device
+    // decapsulated it): the sender's identity is unknown.
+    let syn = pkt(
+        R_IP,
+        A_IP,
+        L4::Tcp {
+            sport: 5000,
+            dport: 80,
+            flags: tcp_flags::SYN,
+        },
+    );
+    assert_eq!(h.run(OVERLAY, &syn, LO).0, TC_ACT_SHOT);
+    assert!(
+        h.maps
+            .ct_entry(&ct_key(R_IP, 5000, A_IP, 80, 6))
+            .unwrap()
+            .is_none()
+    );
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(
+        kinds(&evs),
+        vec![drop_kind(drop_reason::ERROR_RETRIEVING_TUNNEL_KEY)]
+    );
+    let d = drop_of(&evs[0].0);
+    assert_eq!(d.direction, direction::INGRESS);
+    assert_eq!(d.src_label, 0);
+    assert_eq!(
+        evs[0].1.drop_reason_desc,
+        DropReason::ErrorRetrievingTunnelKey as i32
+    );
+    assert!(
+        h.maps
+            .drop_stats()
+            .unwrap()
+            .iter()
+            .any(|(r, s)| *r == drop_reason::ERROR_RETRIEVING_TUNNEL_KEY && s.packets == 1)
+    );
 }
