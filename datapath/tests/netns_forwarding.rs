@@ -24,7 +24,7 @@ use datapath::{
 };
 use ebpf::{RawEvent, drop_reason, msg_type};
 
-use common::{Harness, NetNs, Scratch, sh_out};
+use common::{Harness, NetNs, Scratch, disable_ipv6, mac_of};
 
 const GW: &str = "169.254.1.1";
 const PORT: u16 = 8080;
@@ -33,32 +33,6 @@ struct Pod {
     ns: NetNs,
     ip: Ipv4Addr,
     host_if: String,
-}
-
-fn mac_of(ns: &str, iface: &str) -> [u8; 6] {
-    let out = sh_out(&["ip", "-n", ns, "-br", "link", "show", iface]);
-    let mac = out
-        .split_whitespace()
-        .nth(2)
-        .unwrap_or_else(|| panic!("no MAC in {out:?}"));
-    let mut m = [0u8; 6];
-    for (i, part) in mac.split(':').enumerate() {
-        m[i] = u8::from_str_radix(part, 16).expect("hex");
-    }
-    m
-}
-
-fn disable_ipv6(ns: &NetNs) {
-    sh_out(&[
-        "ip",
-        "netns",
-        "exec",
-        &ns.name,
-        "sysctl",
-        "-qw",
-        "net.ipv6.conf.all.disable_ipv6=1",
-        "net.ipv6.conf.default.disable_ipv6=1",
-    ]);
 }
 
 /// A pod namespace wired to `node` by a veth pair, as a CNI plugin would.

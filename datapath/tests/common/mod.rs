@@ -86,6 +86,36 @@ pub fn sh_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The MAC address of `iface` in namespace `ns`.
+pub fn mac_of(ns: &str, iface: &str) -> [u8; 6] {
+    let out = sh_out(&["ip", "-n", ns, "-br", "link", "show", iface]);
+    let mac = out
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no MAC in {out:?}"));
+    let mut m = [0u8; 6];
+    for (i, part) in mac.split(':').enumerate() {
+        m[i] = u8::from_str_radix(part, 16).expect("hex");
+    }
+    m
+}
+
+/// Turns IPv6 off in a namespace: the datapath is IPv4-only and drops
+/// other L3 protocols with an event, so interfaces must not chatter IPv6
+/// (what the CNI plugin sets up too).
+pub fn disable_ipv6(ns: &NetNs) {
+    sh_out(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns.name,
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+    ]);
+}
+
 /// A named network namespace (`ip netns add`), deleted on drop.
 pub struct NetNs {
     pub name: String,
