@@ -116,8 +116,8 @@ fn pod(node: &mut Node, ip: Ipv4Addr, host_if: &str, identity: u32, ep_id: u16) 
     let ns = NetNs::new("dpovp");
     let mtu = POD_MTU.to_string();
     node.ns.ip(&[
-        "link", "add", host_if, "mtu", &mtu, "type", "veth", "peer", "name", "eth0", "mtu",
-        &mtu, "netns", &ns.name,
+        "link", "add", host_if, "mtu", &mtu, "type", "veth", "peer", "name", "eth0", "mtu", &mtu,
+        "netns", &ns.name,
     ]);
     disable_ipv6(&ns);
     ns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"]);
@@ -510,7 +510,9 @@ fn vxlan_device_is_idempotent_and_its_link_survives_restart_and_prune() {
         }
         other => panic!("another port must be refused: {other:?}"),
     }
-    ns.ip(&["link", "add", "notvx", "type", "veth", "peer", "name", "notvx2"]);
+    ns.ip(&[
+        "link", "add", "notvx", "type", "veth", "peer", "name", "notvx2",
+    ]);
     match tunnel::ensure_vxlan(Some(&path), "notvx", defaults::VXLAN_PORT) {
         Err(DatapathError::Device { message, .. }) => {
             assert!(message.contains("veth"), "{message}")
@@ -537,7 +539,11 @@ fn vxlan_device_is_idempotent_and_its_link_survives_restart_and_prune() {
         (defaults::PROG_FROM_OVERLAY, true, idx)
     );
     drop(dp1);
-    assert_eq!(tcx_ingress(&ns, dev), vec![id1], "the pin keeps it attached");
+    assert_eq!(
+        tcx_ingress(&ns, dev),
+        vec![id1],
+        "the pin keeps it attached"
+    );
 
     let mut dp2 = load(&scratch, idx);
     let r = dp2.attach_overlay(&target).unwrap();

@@ -1009,13 +1009,13 @@ fn identities_beyond_the_24_bit_vni_are_not_tunneled() {
     assert_eq!(h.run(FROM, &syn, LO).0, TC_ACT_SHOT);
     let recs = h.drain();
     let evs = decode(&recs);
-    assert_eq!(
-        kinds(&evs),
-        vec![drop_kind(drop_reason::INVALID_IDENTITY)]
-    );
+    assert_eq!(kinds(&evs), vec![drop_kind(drop_reason::INVALID_IDENTITY)]);
     let d = drop_of(&evs[0].0);
     assert_eq!((d.src_label, d.dst_label), (1 << 24, R_ID));
-    assert_eq!(evs[0].1.drop_reason_desc, DropReason::InvalidIdentity as i32);
+    assert_eq!(
+        evs[0].1.drop_reason_desc,
+        DropReason::InvalidIdentity as i32
+    );
 }
 
 #[test]
