@@ -63,8 +63,10 @@ struct Args {
     #[arg(long, default_value_t = 1, requires = "synthetic")]
     seed: u64,
 
-    /// Static enrichment file (YAML or JSON): endpoints, identities, services.
-    /// The synthetic source brings its own.
+    /// Static enrichment file (YAML or JSON): endpoints, other nodes' pods,
+    /// identities, services, and the cluster's nodes, which Peer.Notify
+    /// announces (reloaded when it changes). The synthetic source brings
+    /// its own.
     #[arg(long, value_name = "FILE")]
     enrichment: Option<PathBuf>,
 

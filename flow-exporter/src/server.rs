@@ -2,6 +2,9 @@
 //! the node's [`Observer`], plus `grpc.health.v1.Health` (SERVING for
 //! `hubble.server.Observer`, which `hubble status` checks) and server
 //! reflection (`hubble reflect`), on TCP or a unix socket.
+//! `peer.Peer/Notify` announces the cluster's nodes from the enrichment
+//! file ([`ServerOptions::cluster_nodes`], see [`crate::peers`]), or the node
+//! itself without a list.
 //!
 //! Observer and Peer sit behind `svc::grpc_layers`' tower stack (request
 //! metrics, a stream limit for GetFlows and Notify together, a timeout on

@@ -7,7 +7,7 @@
 //! ([`ClusterNodes`]) through `tokio::sync::watch` channels, which never
 //! wait for their readers. It is looked at by [`EnrichmentFile::run`] once
 //! a second (so the node list `peer.Peer/Notify` announces follows the file
-//! on an idle node too) and by the decoder's [`EnrichmentReload`], which on
+//! on an idle node too) and by the decoder's `EnrichmentReload`, which on
 //! the hot path costs a timestamp comparison and an atomic load, and looks
 //! at the file itself at once when a flow names an identity the loaded
 //! file has no labels for.
