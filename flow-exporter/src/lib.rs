@@ -7,7 +7,9 @@
 //! ([`sources::ringbuf`], [`sources::replay`], [`sources::synthetic`]),
 //! beside what turns their records into flows ([`sources::decoder`],
 //! [`sources::enrichment`], [`sources::clock`]); [`pipeline`] queues and
-//! decodes them into the [`observer`]'s ring, which [`server`] serves.
+//! decodes them into the [`observer`]'s ring, which [`server`] serves;
+//! [`peers`] is what its `peer.Peer/Notify` announces (the cluster's nodes
+//! from the enrichment file).
 //!
 //! Only the ring-buffer source ([`sources::ringbuf`], through `aya`) and the
 //! boot clock ([`sources::clock`]) touch the kernel; the rest depends on
@@ -18,6 +20,7 @@ pub mod defaults;
 pub mod mask;
 pub mod metrics;
 pub mod observer;
+pub mod peers;
 pub mod pipeline;
 pub mod ring;
 pub mod server;

@@ -63,8 +63,10 @@ struct Args {
     #[arg(long, default_value_t = 1, requires = "synthetic")]
     seed: u64,
 
-    /// Static enrichment file (YAML or JSON): endpoints, identities, services.
-    /// The synthetic source brings its own.
+    /// Static enrichment file (YAML or JSON): endpoints, other nodes' pods,
+    /// identities, services, and the cluster's nodes, which Peer.Notify
+    /// announces (reloaded when it changes). The synthetic source brings
+    /// its own.
     #[arg(long, value_name = "FILE")]
     enrichment: Option<PathBuf>,
 
@@ -162,6 +164,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.synthetic,
         args.seed,
     )?;
+    let enrichment = decoder.enrichment.clone();
     let (ingest, decode_task) =
         pipeline::pipeline(observer.clone(), metrics.clone(), decoder.decode);
     let decode_handle = tokio::spawn(decode_task);
@@ -187,6 +190,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tasks.spawn(async move { ringbuf::run(ring, lost, ingest, rx).await });
     }
     drop(ingest);
+    // The enrichment file is looked at every second even when no flow
+    // comes, so Peer.Notify follows the node list on an idle node.
+    let reload_task = enrichment.as_ref().map(|f| {
+        tokio::spawn(Arc::clone(f).run(defaults::ENRICHMENT_RELOAD, stopped(stop_rx.clone())))
+    });
 
     let tls_on = tls.is_some() && matches!(args.listen_address, ListenAddress::Tcp(_));
     let grpc_options = server::ServerOptions {
@@ -196,6 +204,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ..server::default_limits()
         },
         metrics: metrics.grpc().clone(),
+        cluster_nodes: enrichment.as_ref().map(|f| f.nodes()),
     };
     let grpc = tokio::spawn(server::serve_with_options(
         args.listen_address.clone(),
@@ -251,6 +260,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(svc::defaults::METRICS_SHUTDOWN_TIMEOUT, m).await;
     }
     decode_handle.abort();
+    if let Some(t) = reload_task {
+        t.abort();
+    }
     let s = observer.status();
     tracing::info!(seen_flows = s.seen_flows, stored = s.num_flows, "stopped");
     match failure {

@@ -2,6 +2,9 @@
 //! the node's [`Observer`], plus `grpc.health.v1.Health` (SERVING for
 //! `hubble.server.Observer`, which `hubble status` checks) and server
 //! reflection (`hubble reflect`), on TCP or a unix socket.
+//! `peer.Peer/Notify` announces the cluster's nodes from the enrichment
+//! file ([`ServerOptions::cluster_nodes`], see [`crate::peers`]), or the node
+//! itself without a list.
 //!
 //! Observer and Peer sit behind `svc::grpc_layers`' tower stack (request
 //! metrics, a stream limit for GetFlows and Notify together, a timeout on
@@ -23,7 +26,7 @@ use proto::observer::{
     Tls,
 };
 use proto::peer::peer_server::{Peer, PeerServer};
-use proto::peer::{ChangeNotification, ChangeNotificationType, NotifyRequest};
+use proto::peer::{ChangeNotification, NotifyRequest};
 use proto::relay::NodeState;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
@@ -31,6 +34,7 @@ use tonic::{Request, Response, Status};
 
 use crate::defaults;
 use crate::observer::Observer;
+use crate::peers;
 
 /// Where the gRPC server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,29 +202,39 @@ impl ObserverApi for ObserverService {
     }
 }
 
-/// `peer.Peer/Notify` for a single node: the node itself, then nothing until
-/// the client goes away. The datapath issue replaces this with the
-/// cluster-state store's node registry.
+/// `peer.Peer/Notify`: the cluster's nodes from the enrichment file's node
+/// list as PEER_ADDED, then the changes of each reload (see [`peers`]);
+/// while the list is empty, or without a file, the node itself, then
+/// nothing until the client goes away.
 #[derive(Debug, Clone)]
 pub struct PeerService {
-    name: String,
-    address: String,
-    tls_server_name: Option<String>,
+    me: peers::SelfNode,
+    nodes: Option<peers::NodesWatch>,
 }
 
 impl PeerService {
     /// Announces one peer.
     pub fn new(name: impl Into<String>, address: impl Into<String>) -> Self {
         PeerService {
-            name: name.into(),
-            address: address.into(),
-            tls_server_name: None,
+            me: peers::SelfNode {
+                name: name.into(),
+                address: address.into(),
+                tls_server_name: None,
+            },
+            nodes: None,
         }
     }
 
-    /// Announces the peer as serving TLS under this name (`peer.TLS`).
+    /// Announces the peer as serving TLS under this name (`peer.TLS`), and
+    /// the cluster's nodes as serving TLS.
     pub fn with_tls_server_name(mut self, name: Option<String>) -> Self {
-        self.tls_server_name = name;
+        self.me.tls_server_name = name;
+        self
+    }
+
+    /// Announces the cluster's nodes from this list as it changes.
+    pub fn with_cluster_nodes(mut self, nodes: Option<peers::NodesWatch>) -> Self {
+        self.nodes = nodes;
         self
     }
 }
@@ -233,16 +247,7 @@ impl Peer for PeerService {
         &self,
         _request: Request<NotifyRequest>,
     ) -> Result<Response<Self::NotifyStream>, Status> {
-        let first = ChangeNotification {
-            name: self.name.clone(),
-            address: self.address.clone(),
-            r#type: ChangeNotificationType::PeerAdded as i32,
-            tls: self
-                .tls_server_name
-                .clone()
-                .map(|server_name| proto::peer::Tls { server_name }),
-        };
-        let s = futures::stream::once(async move { Ok(first) }).chain(futures::stream::pending());
+        let s = peers::notify_stream(self.me.clone(), self.nodes.clone()).map(Ok);
         Ok(with_version(Response::new(Box::pin(s))))
     }
 }
@@ -284,6 +289,10 @@ pub struct ServerOptions {
     /// Request metrics: [`Metrics::grpc`](crate::metrics::Metrics::grpc)
     /// to have them on `/metrics`.
     pub metrics: svc::grpc_layers::GrpcMetrics,
+    /// The cluster's node list Peer.Notify announces
+    /// ([`EnrichmentFile::nodes`](crate::sources::enrichment::EnrichmentFile::nodes));
+    /// `None`: the node itself only.
+    pub cluster_nodes: Option<peers::NodesWatch>,
 }
 
 impl Default for ServerOptions {
@@ -292,6 +301,7 @@ impl Default for ServerOptions {
         ServerOptions {
             limits: default_limits(),
             metrics: Default::default(),
+            cluster_nodes: None,
         }
     }
 }
@@ -321,7 +331,8 @@ pub async fn router_with_tls(
     .await
 }
 
-/// [`router_with_tls`] with these limits and metrics. Observer and Peer sit
+/// [`router_with_tls`] with these limits, metrics and cluster node list.
+/// Observer and Peer sit
 /// behind one `svc::grpc_layers` stack (so the stream limit counts GetFlows
 /// and Notify together), on a server with HTTP/2 keepalive; health and
 /// reflection stay outside it, so an overloaded exporter still passes its
@@ -346,7 +357,8 @@ pub async fn router_with_options(
         .add_service(
             stack.wrap(PeerServer::new(
                 PeerService::new(observer.node_name(), advertised)
-                    .with_tls_server_name(tls_server_name),
+                    .with_tls_server_name(tls_server_name)
+                    .with_cluster_nodes(opts.cluster_nodes.clone()),
             )),
         ))
 }

@@ -43,6 +43,7 @@ async fn start_with(observer: Arc<Observer>, limits: svc::grpc_layers::Limits) -
     let opts = ServerOptions {
         limits,
         metrics: metrics.grpc().clone(),
+        ..ServerOptions::default()
     };
     let router = router_with_options(observer, addr.to_string(), None, &opts)
         .await

@@ -6,7 +6,9 @@
 //! data (a file, the datapath agent's API, a test table) is the caller's
 //! choice:
 //!
-//! - [`EndpointLookup`]: endpoint id / IP → [`EndpointInfo`] (local pods);
+//! - [`EndpointLookup`]: endpoint id / IP → [`EndpointInfo`] (local pods by
+//!   id or address; other nodes' pods by address only, reported with id 0
+//!   as Hubble reports endpoints that are not local);
 //! - [`IdentityLookup`]: identity → labels, with the reserved identities
 //!   (`reserved:host`, `reserved:world`, ...) built in;
 //! - [`ServiceLookup`] (optional): frontend address → service;
@@ -14,7 +16,8 @@
 //! - [`InterfaceLookup`] (optional): ifindex → interface name.
 //!
 //! [`StaticEnrichment`] implements all of them from a YAML or JSON file, and
-//! [`Enricher`] applies them to a flow.
+//! [`Enricher`] applies them to a flow. The file also carries the cluster's
+//! node list ([`NodeInfo`]), which the exporter announces on `peer.Peer/Notify`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -83,11 +86,30 @@ pub struct ServiceInfo {
     pub ports: Vec<u16>,
 }
 
+/// One node of the cluster, as the exporter announces it on
+/// `peer.Peer/Notify` (the relay connects to every node listed).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeInfo {
+    /// Node name, without the cluster (the spec's `cluster` applies):
+    /// `kind-worker`, not `prod/kind-worker`.
+    pub name: String,
+    /// `host:port` of the node's Hubble (exporter) gRPC server; a bare host
+    /// gets Hubble's port 4244 at the relay.
+    pub address: String,
+    /// The server name of the node's certificate when the exporters serve
+    /// TLS; `None`: Cilium's `<node>.<cluster>.hubble-grpc.cilium.io`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
+}
+
 /// Endpoint id / IP → endpoint.
 pub trait EndpointLookup: Send + Sync {
-    /// The endpoint with this id.
+    /// The local endpoint with this id.
     fn by_id(&self, id: u32) -> Option<Arc<EndpointInfo>>;
-    /// The local endpoint owning this address.
+    /// The endpoint owning this address: a local one, else another node's,
+    /// which has id 0 (only local endpoints have ids that mean anything
+    /// here, as in Hubble).
     fn by_ip(&self, ip: IpAddr) -> Option<Arc<EndpointInfo>>;
 }
 
@@ -192,6 +214,16 @@ pub enum EnrichmentError {
 ///     labels: ["k8s:org=empire", "k8s:class=deathstar"]
 ///     workloads: [{name: deathstar, kind: Deployment}]
 ///     identity: 15153
+/// remote_endpoints:
+///   - id: 0
+///     ips: [10.244.2.7]
+///     namespace: default
+///     pod_name: xwing
+///     labels: ["k8s:org=alliance", "k8s:class=xwing"]
+///     identity: 54021
+/// nodes:
+///   - {name: kind-worker, address: "172.18.0.2:4244"}
+///   - {name: kind-worker2, address: "172.18.0.3:4244", tls_server_name: kind-worker2.default.hubble-grpc.cilium.io}
 /// identities:
 ///   15153: ["k8s:org=empire", "k8s:class=deathstar"]
 /// services:
@@ -213,6 +245,16 @@ pub struct EnrichmentSpec {
     /// Local endpoints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointInfo>,
+    /// Pods on other nodes, looked up by address only: their `id` is
+    /// ignored (0 is fine, and ids may repeat across nodes) and flows report
+    /// them with id 0 and without workloads, as Hubble reports endpoints that
+    /// are not local. A local endpoint's address wins over a remote one's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_endpoints: Vec<EndpointInfo>,
+    /// The cluster's nodes (this one included), announced on
+    /// `peer.Peer/Notify`; empty: the exporter announces itself only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeInfo>,
     /// Identity → labels (endpoint identities are added automatically).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub identities: BTreeMap<u32, Vec<String>>,
@@ -237,8 +279,10 @@ pub struct StaticEnrichment {
 }
 
 impl StaticEnrichment {
-    /// Builds the lookup tables, checking that endpoint ids are non-zero and
-    /// unique and that no address belongs to two endpoints.
+    /// Builds the lookup tables, checking that local endpoint ids are
+    /// non-zero and unique, that no address belongs to two local or two
+    /// remote endpoints, and that node names are set, unique and without a
+    /// cluster (`/`), with an address each.
     pub fn new(spec: EnrichmentSpec) -> Result<Self, EnrichmentError> {
         let mut by_id = HashMap::new();
         let mut by_ip = HashMap::new();
@@ -275,6 +319,31 @@ impl StaticEnrichment {
                     .or_insert_with(|| ep.labels.clone());
             }
         }
+        let mut remote_ips: HashMap<IpAddr, &EndpointInfo> = HashMap::new();
+        for ep in &spec.remote_endpoints {
+            // What flows get for a pod that is not local (Hubble's remote
+            // endpoint): no id, no workloads.
+            let info = Arc::new(EndpointInfo {
+                id: 0,
+                workloads: Vec::new(),
+                ..ep.clone()
+            });
+            for ip in &ep.ips {
+                if let Some(other) = remote_ips.insert(*ip, ep) {
+                    return Err(EnrichmentError::Invalid(format!(
+                        "address {ip} belongs to remote endpoints {}/{} and {}/{}",
+                        other.namespace, other.pod_name, ep.namespace, ep.pod_name
+                    )));
+                }
+                by_ip.entry(*ip).or_insert_with(|| Arc::clone(&info));
+            }
+            if ep.identity != 0 && !ep.labels.is_empty() {
+                identities
+                    .entry(ep.identity)
+                    .or_insert_with(|| ep.labels.clone());
+            }
+        }
+        check_nodes(&spec.nodes)?;
         for svc in &spec.services {
             if svc.name.is_empty() {
                 return Err(EnrichmentError::Invalid(
@@ -349,6 +418,43 @@ impl StaticEnrichment {
             &self.spec.cluster
         }
     }
+
+    /// The cluster's nodes (empty when the file lists none).
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.spec.nodes
+    }
+}
+
+/// Node names set, unique and without `/`; addresses set.
+fn check_nodes(nodes: &[NodeInfo]) -> Result<(), EnrichmentError> {
+    let mut names = std::collections::HashSet::new();
+    for n in nodes {
+        if n.name.is_empty() {
+            return Err(EnrichmentError::Invalid(format!(
+                "a node has an empty name (address {:?})",
+                n.address
+            )));
+        }
+        if n.name.contains('/') {
+            return Err(EnrichmentError::Invalid(format!(
+                "node name {:?} contains '/': give the bare node name, the cluster comes from `cluster`",
+                n.name
+            )));
+        }
+        if n.address.trim().is_empty() {
+            return Err(EnrichmentError::Invalid(format!(
+                "node {} has an empty address (expected host:port of its Hubble server)",
+                n.name
+            )));
+        }
+        if !names.insert(n.name.as_str()) {
+            return Err(EnrichmentError::Invalid(format!(
+                "duplicate node name {}",
+                n.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl EndpointLookup for StaticEnrichment {
@@ -764,6 +870,122 @@ interfaces:
         assert!(matches!(e, EnrichmentError::Yaml { .. }));
         let e = StaticEnrichment::from_file("/nonexistent/enrich.yaml").unwrap_err();
         assert!(e.to_string().contains("/nonexistent/enrich.yaml"));
+    }
+
+    const MULTI_NODE: &str = r#"
+node_name: node-a
+cluster: prod
+endpoints:
+  - {id: 100, ips: [10.0.1.5], namespace: default, pod_name: local-pod, identity: 15153,
+     labels: ["k8s:app=local"]}
+remote_endpoints:
+  - {id: 100, ips: [10.0.2.5, "fd00::2:5"], namespace: default, pod_name: remote-pod,
+     labels: ["k8s:app=remote"], identity: 54021, workloads: [{name: remote, kind: Deployment}]}
+  - {id: 0, ips: [10.0.3.5], namespace: other, pod_name: third-pod, identity: 60000,
+     labels: ["k8s:app=third"], cluster: east}
+  - {id: 7, ips: [10.0.1.5], namespace: stale, pod_name: moved-pod, identity: 61000}
+nodes:
+  - {name: node-a, address: "172.18.0.2:4244"}
+  - {name: node-b, address: "172.18.0.3:4244", tls_server_name: b.example}
+"#;
+
+    #[test]
+    fn remote_endpoints_are_found_by_address_with_id_0() {
+        let s = StaticEnrichment::from_yaml_str(MULTI_NODE).unwrap();
+        let r = s.by_ip("fd00::2:5".parse().unwrap()).unwrap();
+        assert_eq!((r.id, r.pod_name.as_str()), (0, "remote-pod"));
+        assert!(r.workloads.is_empty(), "no workloads for a remote pod");
+        assert_eq!(s.by_id(100).unwrap().pod_name, "local-pod", "ids are local");
+        assert!(s.by_id(7).is_none(), "a remote id is not an endpoint id");
+        assert_eq!(s.labels(54021).unwrap(), ["k8s:app=remote"]);
+        assert_eq!(s.nodes().len(), 2);
+        assert_eq!(s.nodes()[1].tls_server_name.as_deref(), Some("b.example"));
+
+        let e = Enricher::from_static(Arc::new(s));
+        // The event names a local endpoint id for the other side: the
+        // address decides, and a remote pod has no id.
+        let ep = e.endpoint(&SideHint {
+            endpoint_id: 42,
+            ip: Some("10.0.2.5".parse().unwrap()),
+            ..SideHint::default()
+        });
+        assert_eq!(ep.id, 0);
+        assert_eq!(ep.identity, 54021, "identity from the file");
+        assert_eq!(
+            (ep.namespace.as_str(), ep.pod_name.as_str()),
+            ("default", "remote-pod")
+        );
+        assert_eq!(ep.labels, ["k8s:app=remote"]);
+        assert_eq!(ep.cluster_name, "prod");
+        assert!(ep.workloads.is_empty());
+        // The event's identity wins, and the labels follow it.
+        let ep = e.endpoint(&SideHint {
+            identity: 15153,
+            ip: Some("10.0.2.5".parse().unwrap()),
+            ..SideHint::default()
+        });
+        assert_eq!((ep.id, ep.identity), (0, 15153));
+        assert_eq!(ep.labels, ["k8s:app=local"]);
+        assert_eq!(ep.pod_name, "remote-pod");
+        let third = e.endpoint(&SideHint {
+            ip: Some("10.0.3.5".parse().unwrap()),
+            ..SideHint::default()
+        });
+        assert_eq!((third.id, third.cluster_name.as_str()), (0, "east"));
+    }
+
+    #[test]
+    fn a_local_address_wins_over_a_remote_one() {
+        let s = StaticEnrichment::from_yaml_str(MULTI_NODE).unwrap();
+        let ep = s.by_ip("10.0.1.5".parse().unwrap()).unwrap();
+        assert_eq!((ep.id, ep.pod_name.as_str()), (100, "local-pod"));
+        let ep = Enricher::from_static(Arc::new(s)).endpoint(&SideHint {
+            ip: Some("10.0.1.5".parse().unwrap()),
+            ..SideHint::default()
+        });
+        assert_eq!((ep.id, ep.pod_name.as_str()), (100, "local-pod"));
+    }
+
+    #[test]
+    fn remote_endpoints_and_nodes_roundtrip_and_stay_out_when_empty() {
+        let s = StaticEnrichment::from_yaml_str(MULTI_NODE).unwrap();
+        let json = serde_json::to_string(s.spec()).unwrap();
+        assert_eq!(
+            StaticEnrichment::from_json_str(&json).unwrap().spec(),
+            s.spec()
+        );
+        let empty = serde_json::to_string(&EnrichmentSpec::default()).unwrap();
+        assert_eq!(empty, "{}");
+    }
+
+    #[test]
+    fn remote_and_node_errors_are_clear() {
+        let err = |y: &str| StaticEnrichment::from_yaml_str(y).unwrap_err().to_string();
+        let e = err(
+            "remote_endpoints: [{id: 0, ips: [10.0.0.1], namespace: a, pod_name: x}, \
+                     {id: 0, ips: [10.0.0.1], namespace: b, pod_name: y}]",
+        );
+        assert!(
+            e.contains("address 10.0.0.1 belongs to remote endpoints a/x and b/y"),
+            "{e}"
+        );
+        // Remote ids may be 0 and may repeat (they are other nodes' ids).
+        StaticEnrichment::from_yaml_str(
+            "remote_endpoints: [{id: 3, ips: [10.0.0.1]}, {id: 3, ips: [10.0.0.2]}, {id: 0}]",
+        )
+        .unwrap();
+        let e =
+            err("nodes: [{name: a, address: '1.1.1.1:4244'}, {name: a, address: '1.1.1.2:4244'}]");
+        assert!(e.contains("duplicate node name a"), "{e}");
+        let e = err("nodes: [{name: '', address: '1.1.1.1:4244'}]");
+        assert!(e.contains("a node has an empty name"), "{e}");
+        let e = err("nodes: [{name: a, address: ''}]");
+        assert!(e.contains("node a has an empty address"), "{e}");
+        let e = err("nodes: [{name: prod/a, address: '1.1.1.1:4244'}]");
+        assert!(e.contains("\"prod/a\" contains '/'"), "{e}");
+        let e = StaticEnrichment::from_yaml_str("nodes: [{name: a}]").unwrap_err();
+        let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+        assert!(chain.contains("missing field `address`"), "{chain}");
     }
 
     #[test]

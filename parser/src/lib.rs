@@ -36,7 +36,8 @@ pub mod synthetic;
 pub use decode::{ClockOffset, DecodeError, EventClock, Parser};
 pub use enrich::{
     EndpointInfo, EndpointLookup, Enricher, EnrichmentError, EnrichmentSpec, IdentityLookup,
-    InterfaceLookup, NameLookup, ServiceInfo, ServiceLookup, StaticEnrichment, WorkloadInfo,
+    InterfaceLookup, NameLookup, NodeInfo, ServiceInfo, ServiceLookup, StaticEnrichment,
+    WorkloadInfo,
 };
 pub use synthetic::Synthetic;
 

@@ -1,16 +1,16 @@
 //! The decoder the pipeline runs raw records through: the parser with its
-//! node name, enrichment (a static file reloaded as it changes, or the
-//! synthetic generator's own pods) and the boot-to-wall clock offset
-//! measured by [`super::clock`].
+//! node name, enrichment (a static file reloaded as it changes, see
+//! [`super::enrichment`], or the synthetic generator's own pods) and the
+//! boot-to-wall clock offset measured by [`super::clock`].
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use flow_parser::{Enricher, Parser, StaticEnrichment, Synthetic};
+use flow_parser::{Enricher, Parser, Synthetic};
 
 use super::clock;
-use super::enrichment::EnrichmentReload;
+use super::enrichment::{EnrichmentFile, EnrichmentReload};
 use crate::defaults;
 use crate::pipeline::Decode;
 
@@ -21,12 +21,17 @@ pub struct Decoders {
     pub decode: Box<dyn Decode>,
     /// The synthetic generator, when asked for.
     pub generator: Option<Synthetic>,
+    /// The enrichment file, when one was given: run
+    /// [`EnrichmentFile::run`] to follow it while no flow comes, and
+    /// subscribe to [`EnrichmentFile::nodes`] for `peer.Peer/Notify`.
+    pub enrichment: Option<Arc<EnrichmentFile>>,
 }
 
 impl std::fmt::Debug for Decoders {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Decoders")
             .field("synthetic", &self.generator.is_some())
+            .field("enrichment", &self.enrichment.as_ref().map(|f| f.path()))
             .finish()
     }
 }
@@ -40,23 +45,21 @@ pub fn decoder(
     seed: u64,
 ) -> anyhow::Result<Decoders> {
     let generator = synthetic.then(|| Synthetic::new(seed));
-    let stat = match (enrichment, &generator) {
-        (Some(p), _) => Some(
-            StaticEnrichment::from_file(p)
-                .with_context(|| format!("load enrichment file {}", p.display()))?,
-        ),
-        (None, Some(g)) => Some(g.enrichment()),
-        (None, None) => None,
-    };
-    let enricher = match stat {
-        Some(s) => Enricher::from_static(Arc::new(s)),
-        None => Enricher::none(),
+    let file = enrichment
+        .map(|p| {
+            EnrichmentFile::open(p).with_context(|| format!("load enrichment file {}", p.display()))
+        })
+        .transpose()?;
+    let enricher = match (&file, &generator) {
+        (Some(f), _) => Enricher::from_static(f.current()),
+        (None, Some(g)) => Enricher::from_static(Arc::new(g.enrichment())),
+        (None, None) => Enricher::none(),
     };
     let clock = clock::measure_offset().context("read CLOCK_BOOTTIME to convert event times")?;
     let mut parser = Parser::new(node_name, enricher);
-    let reload = enrichment.map(|p| EnrichmentReload::new(p.to_owned()));
+    let mut reload = file.as_ref().map(|f| EnrichmentReload::new(Arc::clone(f)));
     let decode = move |raw: &[u8]| {
-        if let Some(r) = &reload
+        if let Some(r) = &mut reload
             && let Some(e) = r.poll(defaults::ENRICHMENT_RELOAD)
         {
             parser.set_enricher(e);
@@ -67,7 +70,7 @@ pub fn decoder(
         // packets follow its CNI ADD closely). Look at the file again now
         // rather than on the next periodic check, and decode this event
         // once more with what it says.
-        if let Some(r) = &reload
+        if let Some(r) = &mut reload
             && unknown_workload(&flow)
             && let Some(e) = r.poll(defaults::ENRICHMENT_STALE_RECHECK)
         {
@@ -79,6 +82,7 @@ pub fn decoder(
     Ok(Decoders {
         decode: Box::new(decode),
         generator,
+        enrichment: file,
     })
 }
 

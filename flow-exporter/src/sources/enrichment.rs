@@ -1,11 +1,25 @@
-//! Reloads the static enrichment file when it changes: the datapath agent
+//! The static enrichment file, reloaded when it changes: the datapath agent
 //! rewrites it atomically (a new file renamed into place) whenever
-//! endpoints or identities change.
+//! endpoints, identities or the cluster's nodes change.
+//!
+//! [`EnrichmentFile`] owns the file: it loads it, and on each change
+//! publishes the new enrichment and, when it differs, the node list
+//! ([`ClusterNodes`]) through `tokio::sync::watch` channels, which never
+//! wait for their readers. It is looked at by [`EnrichmentFile::run`] once
+//! a second (so the node list `peer.Peer/Notify` announces follows the file
+//! on an idle node too) and by the decoder's `EnrichmentReload`, which on
+//! the hot path costs a timestamp comparison and an atomic load, and looks
+//! at the file itself at once when a flow names an identity the loaded
+//! file has no labels for.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use flow_parser::{Enricher, StaticEnrichment};
+use flow_parser::{Enricher, EnrichmentError, StaticEnrichment};
+use tokio::sync::watch;
+
+use crate::peers::{ClusterNodes, NodesWatch};
 
 /// What identifies one content of a file that is replaced by renames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,103 +41,144 @@ impl FileVersion {
     }
 }
 
-/// Reloads the enrichment file when it changes (the datapath agent rewrites
-/// it atomically whenever endpoints or identities change). Checked from the
-/// decoder at most once per second, and sooner when a flow names an
-/// identity the loaded file does not know; a file that fails to parse is
-/// reported and the previous enrichment stays in use.
-pub(crate) struct EnrichmentReload {
-    path: std::path::PathBuf,
-    last_check: std::cell::Cell<std::time::Instant>,
-    /// Modification time, inode and size of the file last loaded: the agent
-    /// renames a new file into place, so the inode changes even when two
-    /// writes fall within one timestamp tick.
-    version: std::cell::Cell<Option<FileVersion>>,
+/// The enrichment file and the latest content loaded from it. A file that
+/// fails to parse is reported and the previous content stays in use.
+#[derive(Debug)]
+pub struct EnrichmentFile {
+    path: PathBuf,
+    /// Modification time, inode and size of the file last looked at: the
+    /// agent renames a new file into place, so the inode changes even when
+    /// two writes fall within one timestamp tick.
+    version: Mutex<Option<FileVersion>>,
+    enrichment: watch::Sender<Arc<StaticEnrichment>>,
+    nodes: watch::Sender<Arc<ClusterNodes>>,
 }
 
-impl EnrichmentReload {
-    pub(crate) fn new(path: std::path::PathBuf) -> Self {
+impl EnrichmentFile {
+    /// Loads `path`; an unreadable or invalid file is an error here (at
+    /// start), and only a warning on later reloads.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Arc<EnrichmentFile>, EnrichmentError> {
+        let path = path.into();
         let version = FileVersion::of(&path);
-        EnrichmentReload {
+        let loaded = StaticEnrichment::from_file(&path)?;
+        let nodes = ClusterNodes::of(&loaded);
+        Ok(Arc::new(EnrichmentFile {
             path,
-            last_check: std::cell::Cell::new(std::time::Instant::now()),
-            version: std::cell::Cell::new(version),
-        }
+            version: Mutex::new(version),
+            enrichment: watch::Sender::new(Arc::new(loaded)),
+            nodes: watch::Sender::new(Arc::new(nodes)),
+        }))
     }
 
-    /// Reloads when at least `interval` has passed since the last look
-    /// and the file's modification time changed.
-    pub(crate) fn poll(&self, interval: std::time::Duration) -> Option<Enricher> {
-        if self.last_check.get().elapsed() < interval {
-            return None;
-        }
-        self.last_check.set(std::time::Instant::now());
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The latest enrichment loaded.
+    pub fn current(&self) -> Arc<StaticEnrichment> {
+        Arc::clone(&self.enrichment.borrow())
+    }
+
+    /// The enrichment, as each reload publishes it.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<StaticEnrichment>> {
+        self.enrichment.subscribe()
+    }
+
+    /// The cluster's node list, published when a reload changes it.
+    pub fn nodes(&self) -> NodesWatch {
+        self.nodes.subscribe()
+    }
+
+    /// Reloads the file if it changed since the last look; whether it did.
+    /// Returns `false` at once when another caller is looking right now
+    /// (what it loads is published all the same).
+    pub fn check(&self) -> bool {
+        let Ok(mut version) = self.version.try_lock() else {
+            return false;
+        };
         let v = FileVersion::of(&self.path);
-        if v == self.version.get() {
-            return None;
+        if v == *version {
+            return false;
         }
-        self.version.set(v);
+        *version = v;
         match StaticEnrichment::from_file(&self.path) {
             Ok(s) => {
                 tracing::info!(file = %self.path.display(), "enrichment reloaded");
-                Some(Enricher::from_static(Arc::new(s)))
+                self.publish(s);
+                true
             }
             Err(e) => {
                 tracing::warn!(file = %self.path.display(), error = %e, "enrichment file unreadable; keeping the previous one");
-                None
+                false
             }
         }
+    }
+
+    fn publish(&self, s: StaticEnrichment) {
+        let nodes = ClusterNodes::of(&s);
+        self.nodes.send_if_modified(|cur| {
+            let changed = **cur != nodes;
+            if changed {
+                *cur = Arc::new(nodes);
+            }
+            changed
+        });
+        self.enrichment.send_replace(Arc::new(s));
+    }
+
+    /// Looks at the file every `interval` (off the async threads) until
+    /// `stop` resolves.
+    pub async fn run(self: Arc<Self>, interval: Duration, stop: impl Future<Output = ()>) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            let file = Arc::clone(&self);
+            let _ = tokio::task::spawn_blocking(move || file.check()).await;
+        }
+    }
+}
+
+/// The decoder's side of the file: at most once per `interval` it looks at
+/// the file itself, and it takes up what [`EnrichmentFile::run`] loaded as
+/// soon as it is published.
+pub(crate) struct EnrichmentReload {
+    file: Arc<EnrichmentFile>,
+    rx: watch::Receiver<Arc<StaticEnrichment>>,
+    last_check: Instant,
+}
+
+impl EnrichmentReload {
+    pub(crate) fn new(file: Arc<EnrichmentFile>) -> Self {
+        let mut rx = file.subscribe();
+        rx.mark_unchanged();
+        EnrichmentReload {
+            file,
+            rx,
+            last_check: Instant::now(),
+        }
+    }
+
+    /// The enricher of a newer content: one loaded meanwhile, or found by
+    /// looking at the file when at least `interval` has passed since this
+    /// decoder last looked.
+    pub(crate) fn poll(&mut self, interval: Duration) -> Option<Enricher> {
+        if self.last_check.elapsed() >= interval {
+            self.last_check = Instant::now();
+            self.file.check();
+        }
+        if !self.rx.has_changed().unwrap_or(false) {
+            return None;
+        }
+        let s = Arc::clone(&self.rx.borrow_and_update());
+        Some(Enricher::from_static(s))
     }
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::defaults;
-
-    /// Puts `contents` in place of `path` as the agent does (a new file
-    /// renamed over it), dated `secs` ahead so its time surely differs.
-    pub(crate) fn replace(path: &Path, contents: &[u8], secs: u64) {
-        let tmp = path.with_file_name(".new");
-        std::fs::write(&tmp, contents).unwrap();
-        let later = std::time::SystemTime::now() + Duration::from_secs(secs);
-        std::fs::File::options()
-            .write(true)
-            .open(&tmp)
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
-        std::fs::rename(&tmp, path).unwrap();
-    }
-
-    #[test]
-    fn enrichment_file_is_reloaded_when_it_changes() {
-        let src = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../parser/testdata/starwars-enrichment.yaml"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("enrichment.yaml");
-        std::fs::copy(src, &path).unwrap();
-        let r = EnrichmentReload::new(path.clone());
-        let past = std::time::Instant::now() - defaults::ENRICHMENT_RELOAD * 2;
-        r.last_check.set(past);
-        assert!(
-            r.poll(defaults::ENRICHMENT_RELOAD).is_none(),
-            "unchanged file: nothing to reload"
-        );
-        // A newer file (the agent renames a new one into place).
-        replace(&path, &std::fs::read(src).unwrap(), 5);
-        r.last_check.set(past);
-        assert!(
-            r.poll(defaults::ENRICHMENT_RELOAD).is_some(),
-            "changed file is reloaded"
-        );
-        // A broken file keeps the previous enrichment.
-        replace(&path, b"endpoints: [", 10);
-        r.last_check.set(past);
-        assert!(r.poll(defaults::ENRICHMENT_RELOAD).is_none());
-    }
-}
+pub(crate) mod tests;

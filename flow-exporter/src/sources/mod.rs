@@ -7,7 +7,8 @@
 //! - [`synthetic`]: `--synthetic`, the parser's generator at a paced rate;
 //! - [`decoder`]: builds the parser (node name, enrichment, boot clock) the
 //!   pipeline decodes raw records with;
-//! - [`enrichment`]: reloads the enrichment file when the agent rewrites it;
+//! - [`enrichment`]: the enrichment file, reloaded when the agent rewrites it,
+//!   and the node list it publishes for `peer.Peer/Notify`;
 //! - [`clock`]: `CLOCK_BOOTTIME`, the boot-to-wall offset of event times.
 
 pub mod clock;

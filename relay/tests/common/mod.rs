@@ -63,6 +63,16 @@ impl Exporter {
 
     /// Starts an exporter named `node` on `addr`.
     pub fn start_on(node: &str, addr: SocketAddr) -> Exporter {
+        Self::start_following(node, addr, None)
+    }
+
+    /// Starts an exporter named `node` on `addr` whose Peer.Notify
+    /// announces the nodes of `enrichment`, looked at every 50 ms.
+    pub fn start_following(
+        node: &str,
+        addr: SocketAddr,
+        enrichment: Option<Arc<flow_exporter::sources::enrichment::EnrichmentFile>>,
+    ) -> Exporter {
         let observer = Arc::new(Observer::new(node, 4095).unwrap());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -84,10 +94,18 @@ impl Exporter {
             }
         };
         listener.set_nonblocking(true).unwrap();
+        let opts = flow_exporter::server::ServerOptions {
+            cluster_nodes: enrichment.as_ref().map(|f| f.nodes()),
+            ..Default::default()
+        };
+        if let Some(f) = enrichment {
+            rt.spawn(f.run(Duration::from_millis(50), std::future::pending()));
+        }
         rt.spawn(async move {
-            let router = flow_exporter::server::router(o, addr.to_string())
-                .await
-                .unwrap();
+            let router =
+                flow_exporter::server::router_with_options(o, addr.to_string(), None, &opts)
+                    .await
+                    .unwrap();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
