@@ -591,10 +591,10 @@ mod tests {
         assert_eq!(s.policies().unwrap().len(), pols.len() * 2);
         assert!(s.delete_cluster_policy("c1").unwrap());
         assert_eq!(s.policies().unwrap(), pols);
+        assert_eq!(s.nodes().unwrap()[0].name, "n1");
         s.deregister_node("n1").unwrap();
         assert!(s.nodes().unwrap().is_empty());
         assert_eq!(s.status().backend, "file");
-        assert_eq!(s.nodes().unwrap()[0].name, "n1");
         assert_eq!(
             s.endpoints().unwrap(),
             vec![ep("n1", 1, [10, 200, 1, 5], id)]

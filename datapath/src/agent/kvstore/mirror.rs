@@ -13,6 +13,10 @@ use crate::policy::cidr::Cidr;
 use crate::policy::identity::LabelSet;
 use crate::policy::{self, Policy};
 
+/// The store's tracing target (as `shared::LOG_TARGET`; this pure module
+/// depends on no sibling).
+const LOG_TARGET: &str = "datapath::kvstore";
+
 /// A key of the layout, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Key {
@@ -163,7 +167,7 @@ impl Mirror {
                     self.nodes.insert(name, n);
                 }
                 Err(e) => {
-                    tracing::warn!(target: super::LOG_TARGET, key, error = %e, "malformed node record ignored");
+                    tracing::warn!(target: LOG_TARGET, key, error = %e, "malformed node record ignored");
                     self.nodes.remove(&name);
                 }
             },
@@ -176,7 +180,7 @@ impl Mirror {
                     self.by_labels.insert(labels, id);
                 }
                 Err(e) => {
-                    tracing::warn!(target: super::LOG_TARGET, key, error = %e, "malformed identity ignored");
+                    tracing::warn!(target: LOG_TARGET, key, error = %e, "malformed identity ignored");
                     self.drop_id(id);
                 }
             },
@@ -189,7 +193,7 @@ impl Mirror {
                     self.ipcache.insert(c, e);
                 }
                 Err(e) => {
-                    tracing::warn!(target: super::LOG_TARGET, key, error = %e, "malformed ipcache entry ignored");
+                    tracing::warn!(target: LOG_TARGET, key, error = %e, "malformed ipcache entry ignored");
                     self.ipcache.remove(&c);
                 }
             },
@@ -198,19 +202,19 @@ impl Mirror {
                     self.endpoints.insert((node, id), e);
                 }
                 Err(e) => {
-                    tracing::warn!(target: super::LOG_TARGET, key, error = %e, "malformed endpoint ignored");
+                    tracing::warn!(target: LOG_TARGET, key, error = %e, "malformed endpoint ignored");
                     self.endpoints.remove(&(node, id));
                 }
             },
             Key::Policy(name) => match policy::parse_str(&name, &text) {
                 Ok(p) => {
                     if self.rejections.remove(&name).is_some() {
-                        tracing::info!(target: super::LOG_TARGET, policy = %name, "cluster policy valid again");
+                        tracing::info!(target: LOG_TARGET, policy = %name, "cluster policy valid again");
                     }
                     self.policies.insert(name, p);
                 }
                 Err(e) => {
-                    tracing::error!(target: super::LOG_TARGET, policy = %name, error = %e, "cluster policy rejected; its previous version stays in force");
+                    tracing::error!(target: LOG_TARGET, policy = %name, error = %e, "cluster policy rejected; its previous version stays in force");
                     self.rejections.insert(name, e.to_string());
                 }
             },

@@ -54,19 +54,23 @@
 //! client, the watch, the keep-alive and GC, and its methods wait for that
 //! runtime's answers through std channels (any thread, any runtime).
 
+mod config;
 mod mirror;
 mod session;
+mod shared;
+
+pub use config::{InvalidFlag, KvstoreConfig};
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
 use crate::agent::store::{
     ClusterStore, EndpointRecord, IpcacheEntry, NodeRecord, StoreError, StoreResult, StoreStatus,
-    cidr_conflict, now_unix, write_atomic,
+    cidr_conflict, now_unix,
 };
 use crate::defaults;
 use crate::policy::cidr::Cidr;
@@ -75,175 +79,7 @@ use crate::policy::{self, Policy};
 
 use mirror::{Key, Mirror, Snapshot, Value};
 
-const LOG_TARGET: &str = "datapath::kvstore";
-
-/// How the etcd-backed store connects and times its work (every default in
-/// [`crate::defaults`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KvstoreConfig {
-    /// etcd client URLs (`http://host:port`).
-    pub endpoints: Vec<String>,
-    /// Cluster name: keys live under `/datapath/<cluster>/`.
-    pub cluster: String,
-    /// TTL of the node's lease.
-    pub lease_ttl: Duration,
-    /// How often the lease is renewed (TTL/3 by default).
-    pub keepalive_interval: Duration,
-    /// Connection timeout.
-    pub dial_timeout: Duration,
-    /// Timeout of one etcd operation.
-    pub op_timeout: Duration,
-    /// First and longest wait between reconnection attempts.
-    pub backoff: (Duration, Duration),
-    /// How long an identity stays unreferenced before it is deleted.
-    pub gc_grace: Duration,
-    /// How often unreferenced identities are looked for.
-    pub gc_interval: Duration,
-}
-
-/// A bad `--kvstore` flag.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidFlag(pub String);
-
-impl KvstoreConfig {
-    /// The defaults, for `endpoints` and `cluster`.
-    pub fn new(endpoints: Vec<String>, cluster: &str) -> Self {
-        Self {
-            endpoints,
-            cluster: cluster.to_string(),
-            lease_ttl: defaults::KVSTORE_LEASE_TTL,
-            keepalive_interval: defaults::KVSTORE_LEASE_TTL / defaults::KVSTORE_KEEPALIVES_PER_TTL,
-            dial_timeout: defaults::KVSTORE_DIAL_TIMEOUT,
-            op_timeout: defaults::KVSTORE_OP_TIMEOUT,
-            backoff: (defaults::KVSTORE_BACKOFF_MIN, defaults::KVSTORE_BACKOFF_MAX),
-            gc_grace: defaults::KVSTORE_GC_GRACE,
-            gc_interval: defaults::KVSTORE_GC_INTERVAL,
-        }
-    }
-
-    /// From the agent's flags: `--kvstore file|etcd` and
-    /// `--kvstore-endpoints URL[,URL..]`. `None` for the file store.
-    pub fn from_flags(
-        kvstore: &str,
-        endpoints: &str,
-        cluster: &str,
-    ) -> Result<Option<Self>, InvalidFlag> {
-        match kvstore {
-            "" | "file" => Ok(None),
-            "etcd" => {
-                let eps: Vec<String> = endpoints
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|e| !e.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                if eps.is_empty() {
-                    return Err(InvalidFlag(
-                        "--kvstore etcd needs --kvstore-endpoints http://HOST:PORT[,..]".into(),
-                    ));
-                }
-                if let Some(bad) = eps.iter().find(|e| !e.starts_with("http://")) {
-                    return Err(InvalidFlag(format!(
-                        "kvstore endpoint {bad:?}: only http:// URLs are supported"
-                    )));
-                }
-                Ok(Some(Self::new(eps, cluster)))
-            }
-            other => Err(InvalidFlag(format!(
-                "--kvstore {other:?}: expected file or etcd"
-            ))),
-        }
-    }
-
-    /// Sets the lease TTL and renews it every TTL/3.
-    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl;
-        self.keepalive_interval = ttl / defaults::KVSTORE_KEEPALIVES_PER_TTL;
-        self
-    }
-
-    /// The key prefix, `/datapath/<cluster>/`.
-    pub fn prefix(&self) -> String {
-        format!("{}/{}/", defaults::KVSTORE_PREFIX_ROOT, self.cluster)
-    }
-
-    fn endpoints_str(&self) -> String {
-        self.endpoints.join(",")
-    }
-}
-
-/// One of this node's keys.
-#[derive(Debug, Clone)]
-struct Own {
-    /// `None`: to be deleted.
-    value: Option<String>,
-    /// Attached to the node's lease.
-    leased: bool,
-    /// Bumped on every change, so a write that raced a newer one does not
-    /// mark it written.
-    seq: u64,
-    written: bool,
-}
-
-/// What the store's methods and tasks share.
-struct Inner {
-    mirror: Mirror,
-    own: BTreeMap<String, Own>,
-    /// Cluster identities this node references (to restore them if they
-    /// vanish).
-    own_ids: BTreeMap<u32, LabelSet>,
-    /// Node-local (CIDR) identities.
-    local_ids: IdentityAllocator,
-    local_policies: BTreeMap<String, Vec<Policy>>,
-    status: StoreStatus,
-    lease: i64,
-    client: Option<etcd_client::Client>,
-    seq: u64,
-    /// When each unreferenced identity was first seen unreferenced.
-    unref_since: BTreeMap<u32, Instant>,
-}
-
-struct Shared {
-    cfg: KvstoreConfig,
-    node: String,
-    prefix: String,
-    cache_path: PathBuf,
-    inner: Mutex<Inner>,
-    changes: watch::Sender<u64>,
-    /// Own keys to write: the session flushes them.
-    kick: Notify,
-    /// The mirror changed: the cache writer rewrites the cache.
-    dirty: Notify,
-    /// One flush at a time (writes of a key stay in order).
-    flush_lock: tokio::sync::Mutex<()>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn unavailable(&self, op: &str, reason: impl Into<String>) -> StoreError {
-        StoreError::Unavailable {
-            endpoints: self.cfg.endpoints_str(),
-            op: op.to_string(),
-            reason: reason.into(),
-        }
-    }
-
-    fn bump(&self) {
-        self.changes.send_modify(|c| *c += 1);
-    }
-
-    fn write_cache(&self) {
-        let snap = self.lock().mirror.snapshot();
-        let json = serde_json::to_vec(&snap).expect("snapshot serializes");
-        if let Err(e) = write_atomic(&self.cache_path, &json) {
-            tracing::warn!(target: LOG_TARGET, path = %self.cache_path.display(), error = %e, "cluster cache not written");
-        }
-    }
-}
+use shared::{Inner, LOG_TARGET, Own, Shared};
 
 /// The etcd-backed [`ClusterStore`] (module documentation: key layout and
 /// behaviour). Dropping it stops its tasks without revoking the lease (as a
@@ -443,6 +279,39 @@ impl EtcdStore {
         }
     }
 
+    /// A write outside the node's own keys (cluster policies, another
+    /// node's record): needs etcd now. Whether the key existed (deletes) or
+    /// `true` (puts).
+    fn direct(&self, what: &str, rel_key: &str, value: Option<String>) -> StoreResult<bool> {
+        if !self.shared.lock().status.connected {
+            return Err(self.shared.unavailable(what, "not connected"));
+        }
+        let fut = session::direct(self.shared.clone(), rel_key.to_string(), value.clone());
+        let r = self.call(self.shared.cfg.op_timeout, fut);
+        let mut i = self.shared.lock();
+        match r {
+            Ok((existed, rev)) => {
+                i.status.ops += 1;
+                match value {
+                    Some(text) => {
+                        i.mirror.put(rel_key, Value { text, mod_rev: rev });
+                    }
+                    None => {
+                        i.mirror.delete(rel_key);
+                    }
+                }
+                drop(i);
+                self.shared.dirty.notify_one();
+                Ok(existed)
+            }
+            Err(e) => {
+                i.status.failed_ops += 1;
+                drop(i);
+                Err(self.shared.unavailable(what, e))
+            }
+        }
+    }
+
     fn own_node_uses(&self, id: u32) -> bool {
         self.shared
             .lock()
@@ -605,18 +474,13 @@ impl ClusterStore for EtcdStore {
         }
         policy::parse_str(name, yaml).map_err(|e| invalid(e.to_string()))?;
         let path = Key::Policy(name.to_string()).path();
-        session::direct(
-            self,
-            "store a cluster policy",
-            &path,
-            Some(yaml.to_string()),
-        )?;
+        self.direct("store a cluster policy", &path, Some(yaml.to_string()))?;
         Ok(())
     }
 
     fn delete_cluster_policy(&mut self, name: &str) -> StoreResult<bool> {
         let path = Key::Policy(name.to_string()).path();
-        session::direct(self, "delete a cluster policy", &path, None)
+        self.direct("delete a cluster policy", &path, None)
     }
 
     fn policy_rejections(&self) -> Vec<(String, String)> {
@@ -648,7 +512,7 @@ impl ClusterStore for EtcdStore {
         if own {
             self.write_own(&key, None, true);
         } else {
-            session::direct(self, "deregister a node", &key.path(), None)?;
+            self.direct("deregister a node", &key.path(), None)?;
         }
         Ok(())
     }

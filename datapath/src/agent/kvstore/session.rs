@@ -15,8 +15,8 @@ use etcd_client::{
 use tokio::time::{MissedTickBehavior, sleep, timeout};
 
 use super::mirror::{Key, Mirror, Value, canonical};
-use super::{EtcdStore, LOG_TARGET, Shared};
-use crate::agent::store::{StoreResult, now_unix};
+use super::shared::{LOG_TARGET, Own, Shared};
+use crate::agent::store::now_unix;
 use crate::defaults;
 use crate::policy::identity::{CIDR_BASE, IdentityError, LabelSet, MIN_USER, Scope};
 
@@ -409,7 +409,7 @@ pub(super) async fn allocate(shared: &Shared, labels: LabelSet) -> Result<u32, A
             let seq = i.seq;
             i.own.insert(
                 own_ref,
-                super::Own {
+                Own {
                     value: Some(String::new()),
                     leased: true,
                     seq,
@@ -447,7 +447,7 @@ pub(super) async fn allocate(shared: &Shared, labels: LabelSet) -> Result<u32, A
                 let seq = i.seq;
                 i.own.insert(
                     own_ref.clone(),
-                    super::Own {
+                    Own {
                         value: Some(String::new()),
                         leased: true,
                         seq,
@@ -589,54 +589,26 @@ async fn restore_identities(shared: &Shared, client: &mut Client) -> Result<(), 
     Ok(())
 }
 
-/// A write outside the node's own keys (cluster policies, another node's
-/// record): needs etcd now. Returns whether the key existed (deletes) or
-/// `true` (puts).
-pub(super) fn direct(
-    store: &EtcdStore,
-    what: &str,
-    rel_key: &str,
+/// A put (`Some`) or delete of `rel_key` outside the node's own keys,
+/// without a lease: whether the key existed (deletes; `true` for puts) and
+/// the revision of a put.
+pub(super) async fn direct(
+    shared: Arc<Shared>,
+    rel_key: String,
     value: Option<String>,
-) -> StoreResult<bool> {
-    let shared = store.shared.clone();
+) -> Result<(bool, i64), String> {
     let client = shared.lock().client.clone();
-    let Some(mut client) = client.filter(|_| shared.lock().status.connected) else {
-        return Err(shared.unavailable(what, "not connected"));
+    let Some(mut client) = client else {
+        return Err("not connected".into());
     };
     let full = format!("{}{rel_key}", shared.prefix);
-    let s2 = shared.clone();
-    let v2 = value.clone();
-    let r = store.call(shared.cfg.op_timeout, async move {
-        match v2 {
-            Some(v) => op(&s2, "put", client.put(full, v, None))
-                .await
-                .map(|r| (true, r.header().map_or(0, |h| h.revision()))),
-            None => op(&s2, "delete", client.delete(full, None))
-                .await
-                .map(|r| (r.deleted() > 0, 0)),
-        }
-    });
-    let mut i = shared.lock();
-    match r {
-        Ok((existed, rev)) => {
-            i.status.ops += 1;
-            match value {
-                Some(text) => {
-                    i.mirror.put(rel_key, Value { text, mod_rev: rev });
-                }
-                None => {
-                    i.mirror.delete(rel_key);
-                }
-            }
-            drop(i);
-            shared.dirty.notify_one();
-            Ok(existed)
-        }
-        Err(e) => {
-            i.status.failed_ops += 1;
-            drop(i);
-            Err(shared.unavailable(what, e))
-        }
+    match value {
+        Some(v) => op(&shared, "put", client.put(full, v, None))
+            .await
+            .map(|r| (true, r.header().map_or(0, |h| h.revision()))),
+        None => op(&shared, "delete", client.delete(full, None))
+            .await
+            .map(|r| (r.deleted() > 0, 0)),
     }
 }
 
