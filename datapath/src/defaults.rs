@@ -121,3 +121,64 @@ pub const POD_NAMESPACE: &str = "default";
 /// Prefix of host-side veth names (`lxc` + 11 hex digits of a hash of the
 /// container id and interface, within IFNAMSIZ − 1 = 15 bytes).
 pub const HOST_IFACE_PREFIX: &str = "lxc";
+
+/// Name of the etcd-backed store's local copy of the cluster state in the
+/// state directory: it lets an agent start (degraded, forwarding with the
+/// last known state) while etcd is unreachable.
+pub const KVSTORE_CACHE_FILE: &str = "cluster-cache.json";
+
+/// Root of the cluster store's keys in etcd: a cluster's keys live under
+/// `/datapath/<cluster>/`, so several clusters (or test runs) share one etcd.
+pub const KVSTORE_PREFIX_ROOT: &str = "/datapath";
+
+/// How long connecting to etcd may take before the store gives up (and,
+/// with a cache, starts degraded): a loopback or LAN etcd answers in
+/// milliseconds; 5 s also covers a leader election.
+pub const KVSTORE_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Timeout of one etcd operation (get, put, txn, keep-alive answer). etcd
+/// commits in milliseconds; beyond 3 s it is unreachable or paused, and a
+/// CNI ADD must not wait much longer for a write that is retried anyway.
+pub const KVSTORE_OP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// TTL of a node's lease: its record, endpoints, ipcache entries and
+/// identity references vanish this long after the node stops renewing it.
+/// 15 s, as Cilium's kvstore lease: short enough that a dead node's pods
+/// stop receiving traffic quickly, long enough to ride out a GC pause.
+pub const KVSTORE_LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// Keep-alives per lease TTL: renewing every TTL/3 survives two lost
+/// renewals before the lease expires (etcd's own client does the same).
+pub const KVSTORE_KEEPALIVES_PER_TTL: u32 = 3;
+
+/// First wait before reconnecting after a lost connection; doubled after
+/// every failed attempt up to [`KVSTORE_BACKOFF_MAX`]: quick recovery from a
+/// blip without hammering an etcd that is down.
+pub const KVSTORE_BACKOFF_MIN: Duration = Duration::from_millis(250);
+
+/// Longest wait between reconnection attempts: a returning etcd is noticed
+/// within 5 s.
+pub const KVSTORE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// An identity no node references is deleted after this long: 60 s covers
+/// a pod being recreated (its identity reused, not renumbered) and an
+/// agent restart within its lease.
+pub const KVSTORE_GC_GRACE: Duration = Duration::from_secs(60);
+
+/// How often every agent looks for unreferenced identities (a quarter of
+/// the grace: an identity goes at most 25 % after its grace ends).
+pub const KVSTORE_GC_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Quiet time after a change before the cache file is rewritten: a burst of
+/// watch events (a resync, a node with many pods) gives one write.
+pub const KVSTORE_CACHE_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Worker threads of the store's own runtime (client, watch, keep-alive,
+/// GC): the work is a few streams and timers; two threads keep the
+/// keep-alive on time while another task waits.
+pub const KVSTORE_RUNTIME_THREADS: usize = 2;
+
+/// Candidates an identity allocation tries before failing: each conflict
+/// means another agent took that number at the same moment, so 64 covers
+/// dozens of agents allocating at once.
+pub const KVSTORE_ALLOC_ATTEMPTS: usize = 64;

@@ -4,13 +4,15 @@
 //! bpffs mount guard ([`Bpffs`]), a scratch directory removed on drop
 //! ([`TempDir`]), unique short names ([`unique`]), loopback ports
 //! ([`free_port`], [`wait_for_listen`]), polling ([`wait_for`]) and a
-//! throw-away PKI for the TLS tests ([`pki`]).
+//! throw-away PKI for the TLS tests ([`pki`]) and a throw-away etcd for the
+//! cluster store's tests ([`etcd`], skip rule [`require_etcd!`]: no root).
 //!
 //! It depends on nothing in the workspace, so any crate may take it as a
 //! dev-dependency; what needs a crate's own API (unpinning a datapath's
 //! objects before the bpffs goes, say) stays in that crate's test fixtures,
 //! wrapped around these guards.
 
+pub mod etcd;
 pub mod pki;
 
 use std::ffi::CString;

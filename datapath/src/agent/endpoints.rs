@@ -146,11 +146,7 @@ impl Agent {
         let dp = Datapath::load(&opts)?;
         let maps = dp.maps()?;
         let mut store = FileStore::open(&cfg.state_dir)?;
-        store.register_node(NodeRecord {
-            name: cfg.node_name.clone(),
-            pod_cidr: cfg.pod_cidr,
-            ip: None,
-        })?;
+        store.register_node(NodeRecord::new(cfg.node_name.clone(), cfg.pod_cidr))?;
         let ipam_path = cfg.state_dir.join(defaults::IPAM_FILE);
         let ipam = match std::fs::read(&ipam_path) {
             Ok(b) => {

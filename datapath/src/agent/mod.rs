@@ -2,7 +2,8 @@
 //!
 //! - [`ipam`]: the node's pod CIDR;
 //! - [`store`]: the cluster-state store interface (ARCHITECTURE.md, process model) and its
-//!   single-node JSON-file implementation;
+//!   single-node JSON-file implementation; [`kvstore`]: its distributed
+//!   implementation on etcd;
 //! - [`endpoints`]: the endpoint manager and the convergence of store +
 //!   policies into the maps, enrichment file for the exporter (re-exported
 //!   here: [`Agent`], [`AgentConfig`], ...);
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod endpoints;
 pub mod ipam;
+pub mod kvstore;
 pub mod server;
 pub mod store;
 

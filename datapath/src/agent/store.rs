@@ -3,7 +3,13 @@
 //! interface, [`ClusterStore`], with [`FileStore`], the single-node
 //! implementation that persists everything to one JSON file (written
 //! aside, then renamed, on every change). A distributed implementation
-//! (etcd) plugs in behind the same trait.
+//! (etcd, [`crate::agent::kvstore::EtcdStore`]) plugs in behind the same
+//! trait.
+//!
+//! Policies come from two kinds of sources: node-local ones
+//! ([`ClusterStore::set_policies`]: the policy directory, never shared) and
+//! cluster-wide ones ([`ClusterStore::put_cluster_policy`]: YAML text under
+//! a name, shared by every node of an etcd-backed cluster).
 //!
 //! The state file lives in a normal directory (under /run by default):
 //! bpffs cannot hold regular files.
@@ -44,6 +50,37 @@ pub enum StoreError {
     /// No identity could be allocated.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// A cluster policy is not valid; the previous version stays in force.
+    #[error("policy {name} rejected: {reason}")]
+    InvalidPolicy {
+        /// The policy's name in the store.
+        name: String,
+        /// Why (the parser's message).
+        reason: String,
+    },
+    /// A node's pod CIDR overlaps another registered node's.
+    #[error("pod CIDR {pod_cidr} of node {node} overlaps pod CIDR {other_cidr} of node {other}")]
+    Conflict {
+        /// The node being registered.
+        node: String,
+        /// Its pod CIDR.
+        pod_cidr: Cidr,
+        /// The node already registered.
+        other: String,
+        /// That node's pod CIDR.
+        other_cidr: Cidr,
+    },
+    /// The distributed backend could not do what needs it (a new identity,
+    /// a cluster policy) because it cannot be reached.
+    #[error("cluster store (etcd at {endpoints}) unavailable for {op}: {reason}")]
+    Unavailable {
+        /// The backend's endpoints, comma-separated.
+        endpoints: String,
+        /// What was attempted.
+        op: String,
+        /// The cause.
+        reason: String,
+    },
 }
 
 /// Result alias of the store.
@@ -69,6 +106,82 @@ pub struct NodeRecord {
     /// Its address on the underlay, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<Ipv4Addr>,
+    /// `host:port` of the node's flow exporter (Hubble's Peer.Notify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hubble_address: Option<String>,
+    /// When the node last (re)registered, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_unix: Option<u64>,
+}
+
+impl NodeRecord {
+    /// A node with only its name and pod CIDR.
+    pub fn new(name: impl Into<String>, pod_cidr: Cidr) -> Self {
+        Self {
+            name: name.into(),
+            pod_cidr,
+            ip: None,
+            hubble_address: None,
+            heartbeat_unix: None,
+        }
+    }
+}
+
+/// Whether two prefixes share an address.
+fn overlaps(a: Cidr, b: Cidr) -> bool {
+    a.covers(&b) || b.covers(&a)
+}
+
+/// The registered node (other than `node.name`) whose pod CIDR overlaps
+/// `node`'s, as [`StoreError::Conflict`].
+pub(crate) fn cidr_conflict<'a>(
+    node: &NodeRecord,
+    registered: impl IntoIterator<Item = &'a NodeRecord>,
+) -> StoreResult<()> {
+    match registered
+        .into_iter()
+        .find(|o| o.name != node.name && overlaps(o.pod_cidr, node.pod_cidr))
+    {
+        Some(o) => Err(StoreError::Conflict {
+            node: node.name.clone(),
+            pod_cidr: node.pod_cidr,
+            other: o.name.clone(),
+            other_cidr: o.pod_cidr,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Backend health and counters (`datapath status`, metrics): plain data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStatus {
+    /// `file` or `etcd`.
+    pub backend: String,
+    /// Where the state lives: the state file, or the etcd endpoints.
+    pub endpoints: Vec<String>,
+    /// Whether the backend is reachable now (always true for the file).
+    pub connected: bool,
+    /// The last failure, if any (cleared on reconnect).
+    pub last_error: Option<String>,
+    /// Times the connection was lost.
+    pub outages: u64,
+    /// Backend operations that failed (or were skipped while disconnected).
+    pub failed_ops: u64,
+    /// Backend operations that succeeded.
+    pub ops: u64,
+    /// Full re-reads of the backend (first load and every reconnect).
+    pub resyncs: u64,
+    /// This node's own keys not yet written to the backend.
+    pub pending_writes: usize,
+    /// When `connected` last changed, seconds since the Unix epoch.
+    pub since_unix: u64,
+}
+
+/// Seconds since the Unix epoch, now.
+pub(crate) fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// An endpoint (a pod's interface) of some node.
@@ -125,14 +238,26 @@ pub trait ClusterStore: Send {
     // -- policies
     /// Replaces the policies from `source` (a policy directory, an API).
     fn set_policies(&mut self, source: &str, policies: Vec<Policy>) -> StoreResult<()>;
-    /// Every policy, of every source.
+    /// Every policy in force: the local sources' and the cluster ones (their
+    /// last valid versions).
     fn policies(&self) -> StoreResult<Vec<Policy>>;
+    /// Cluster-wide policies: validates `yaml` (one or several
+    /// CiliumNetworkPolicy documents) and stores it under `name`,
+    /// replacing. Invalid text is [`StoreError::InvalidPolicy`].
+    fn put_cluster_policy(&mut self, name: &str, yaml: &str) -> StoreResult<()>;
+    /// Removes the cluster policy `name`; `false` if there was none.
+    fn delete_cluster_policy(&mut self, name: &str) -> StoreResult<bool>;
+    /// Cluster policies rejected as invalid: `(name, reason)`.
+    fn policy_rejections(&self) -> Vec<(String, String)>;
 
     // -- nodes
-    /// Adds or updates a node.
+    /// Adds or updates a node (the same name is an update). A pod CIDR
+    /// overlapping another node's is [`StoreError::Conflict`].
     fn register_node(&mut self, node: NodeRecord) -> StoreResult<()>;
     /// Every node.
     fn nodes(&self) -> StoreResult<Vec<NodeRecord>>;
+    /// Removes a node's record (clean deregistration).
+    fn deregister_node(&mut self, name: &str) -> StoreResult<()>;
 
     // -- endpoints
     /// Adds or updates an endpoint (keyed by node and endpoint id).
@@ -141,6 +266,14 @@ pub trait ClusterStore: Send {
     fn remove_endpoint(&mut self, node: &str, ep_id: u16) -> StoreResult<Option<EndpointRecord>>;
     /// Every endpoint of every node.
     fn endpoints(&self) -> StoreResult<Vec<EndpointRecord>>;
+
+    // -- backend
+    /// Backend health and counters.
+    fn status(&self) -> StoreStatus;
+    /// A counter bumped on every change that came from elsewhere (another
+    /// node, through the backend) and on every resync: the agent
+    /// re-converges when it moves.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
 /// What [`FileStore`] persists.
@@ -152,6 +285,9 @@ struct State {
     ipcache: BTreeMap<Cidr, IpcacheEntry>,
     #[serde(default)]
     policies: BTreeMap<String, Vec<Policy>>,
+    /// Cluster policies by name (validated).
+    #[serde(default)]
+    cluster_policies: BTreeMap<String, Vec<Policy>>,
     #[serde(default)]
     nodes: BTreeMap<String, NodeRecord>,
     /// Keyed by `node/ep_id`.
@@ -166,6 +302,8 @@ struct State {
 pub struct FileStore {
     path: PathBuf,
     state: State,
+    /// Never bumped: nothing changes the file from elsewhere.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl FileStore {
@@ -199,7 +337,11 @@ impl FileStore {
                 });
             }
         };
-        Ok(Self { path, state })
+        Ok(Self {
+            path,
+            state,
+            changes: tokio::sync::watch::Sender::new(0),
+        })
     }
 
     /// The state file.
@@ -285,10 +427,63 @@ impl ClusterStore for FileStore {
     }
 
     fn policies(&self) -> StoreResult<Vec<Policy>> {
-        Ok(self.state.policies.values().flatten().cloned().collect())
+        Ok(self
+            .state
+            .policies
+            .values()
+            .chain(self.state.cluster_policies.values())
+            .flatten()
+            .cloned()
+            .collect())
+    }
+
+    fn put_cluster_policy(&mut self, name: &str, yaml: &str) -> StoreResult<()> {
+        let p = crate::policy::parse_str(name, yaml).map_err(|e| StoreError::InvalidPolicy {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })?;
+        if self.state.cluster_policies.get(name) != Some(&p) {
+            self.state.cluster_policies.insert(name.to_string(), p);
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn delete_cluster_policy(&mut self, name: &str) -> StoreResult<bool> {
+        let r = self.state.cluster_policies.remove(name).is_some();
+        if r {
+            self.save()?;
+        }
+        Ok(r)
+    }
+
+    fn policy_rejections(&self) -> Vec<(String, String)> {
+        // Invalid text never reaches the file.
+        Vec::new()
+    }
+
+    fn deregister_node(&mut self, name: &str) -> StoreResult<()> {
+        if self.state.nodes.remove(name).is_some() {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> StoreStatus {
+        StoreStatus {
+            backend: "file".into(),
+            endpoints: vec![self.path.display().to_string()],
+            connected: true,
+            ..StoreStatus::default()
+        }
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     fn register_node(&mut self, node: NodeRecord) -> StoreResult<()> {
+        cidr_conflict(&node, self.state.nodes.values())?;
         if self.state.nodes.get(&node.name) != Some(&node) {
             self.state.nodes.insert(node.name.clone(), node);
             self.save()?;
@@ -368,12 +563,18 @@ mod tests {
             )
             .unwrap();
             s.set_policies("dir", pols.clone()).unwrap();
-            s.register_node(NodeRecord {
-                name: "n1".into(),
-                pod_cidr: "10.200.1.0/24".parse().unwrap(),
-                ip: None,
-            })
-            .unwrap();
+            s.register_node(NodeRecord::new("n1", "10.200.1.0/24".parse().unwrap()))
+                .unwrap();
+            let e = s
+                .register_node(NodeRecord::new("n2", "10.200.0.0/16".parse().unwrap()))
+                .unwrap_err();
+            assert!(matches!(e, StoreError::Conflict { .. }), "{e}");
+            for want in ["n1", "n2", "10.200.1.0/24", "10.200.0.0/16"] {
+                assert!(e.to_string().contains(want), "{e}");
+            }
+            s.put_cluster_policy("cluster.yaml", "kind: [").unwrap_err();
+            s.put_cluster_policy("c1", include_str!("../../testdata/policies/starwars.yaml"))
+                .unwrap();
             s.upsert_endpoint(ep("n1", 1, [10, 200, 1, 5], id)).unwrap();
             s.upsert_endpoint(ep("n1", 2, [10, 200, 1, 6], id)).unwrap();
             assert!(s.remove_endpoint("n1", 2).unwrap().is_some());
@@ -387,8 +588,13 @@ mod tests {
             "stable across restarts"
         );
         assert_eq!(s.ipcache().unwrap()[&cidr].identity, id);
+        assert_eq!(s.policies().unwrap().len(), pols.len() * 2);
+        assert!(s.delete_cluster_policy("c1").unwrap());
         assert_eq!(s.policies().unwrap(), pols);
         assert_eq!(s.nodes().unwrap()[0].name, "n1");
+        s.deregister_node("n1").unwrap();
+        assert!(s.nodes().unwrap().is_empty());
+        assert_eq!(s.status().backend, "file");
         assert_eq!(
             s.endpoints().unwrap(),
             vec![ep("n1", 1, [10, 200, 1, 5], id)]

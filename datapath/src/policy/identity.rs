@@ -180,6 +180,17 @@ impl IdentityAllocator {
         Self::default()
     }
 
+    /// An allocator holding exactly `ids` (a view a store assembles from
+    /// what it holds; reserved ids stay implicit).
+    pub fn from_allocated(ids: BTreeMap<u32, LabelSet>) -> Self {
+        let mut a = Self {
+            ids,
+            ..Self::default()
+        };
+        a.reindex();
+        a
+    }
+
     /// Rebuilds the reverse index after deserialization.
     pub fn reindex(&mut self) {
         self.by_labels = self.ids.iter().map(|(k, v)| (v.clone(), *k)).collect();
