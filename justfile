@@ -12,12 +12,12 @@ default:
 build:
     cargo build --release --workspace
 
-# The demo: the Star Wars scenario on this node (demo-up), then the live terminal UI on its flows; quitting it (q) tears everything down.
+# The demo: the Star Wars scenario on a two-node local cluster (demo-up: etcd, VXLAN overlay, relay), then the live terminal UI on the relay; quitting it (q) tears everything down.
 demo: build
     ./scripts/demo-up.sh
     trap ./scripts/demo-down.sh EXIT; trap 'exit 0' INT TERM; if [ -t 1 ]; then target/release/hubble tui --server 127.0.0.1:4245; else target/release/hubble observe --server 127.0.0.1:4245 --follow; fi || true
 
-# The Star Wars demo in the background (root): node netns, agent, pods via the CNI plugin, policy, traffic, Observer API on 127.0.0.1:4245.
+# The Star Wars demo in the background (root): etcd, two node namespaces on an underlay with agents and exporters, pods via the CNI plugin, a cluster-wide policy, traffic, the relay's Observer API on 127.0.0.1:4245.
 demo-up: build
     ./scripts/demo-up.sh
 

@@ -1,34 +1,32 @@
 #!/usr/bin/env bash
 # Removes what scripts/demo-up.sh made, as recorded in $DEMO_STATE/state:
-# the traffic loop, HTTP servers and exporter, the pods (CNI DEL while the
-# agent still runs), the agent (SIGTERM), the namespaces, the node's pins and
-# the state directory. Safe to run twice, and after a half-finished demo-up.
-# Takes the same overrides as demo-up.sh (BIN_DIR, DEMO_PREFIX, DEMO_STATE).
+# the traffic loop, relay, HTTP servers and exporters, the pods (CNI DEL
+# while their node's agent still runs), the agents (SIGTERM), etcd, the
+# namespaces, the nodes' pins and the state directory (etcd's data with it).
+# Safe to run twice, and after a half-finished demo-up. Takes the same
+# overrides as demo-up.sh (BIN_DIR, DEMO_PREFIX, DEMO_STATE).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath -m "${BIN_DIR:-target/release}")
 prefix=${DEMO_PREFIX:-sw}
-node=$prefix-node
 state=${DEMO_STATE:-/run/hubble-demo}
-sock=$state/agent.sock
 statefile=$state/state
 [[ $(id -u) == 0 ]] || { echo "demo-down: needs root" >&2; exit 1; }
 
 pids=() names=() pods=() netns=() pins=()
 if [[ -r $statefile ]]; then
-    while read -r kind a b c; do
+    while read -r kind a b c d e; do
         case $kind in
         pid) names+=("$a") pids+=("$b") ;;
-        pod) pods+=("$a $b $c") ;;
+        pod) pods+=("$a $b $c $d $e") ;;
         netns) netns+=("$a") ;;
         pins) pins+=("$a") ;;
         esac
     done <"$statefile"
 fi
 # Without a state file (or a partial one), still remove the well-known names.
-netns+=("$node")
-for p in deathstar-1 deathstar-2 tiefighter xwing; do netns+=("$prefix-$p"); done
-pins+=("/sys/fs/bpf/datapath/$node")
+for n in node-1 node-2 underlay deathstar-1 deathstar-2 tiefighter xwing; do netns+=("$prefix-$n"); done
+pins+=("/sys/fs/bpf/datapath/$prefix-node-1" "/sys/fs/bpf/datapath/$prefix-node-2")
 
 has_netns() { ip netns list | awk '{print $1}' | grep -qxF "$1"; }
 alive() { kill -0 "$1" 2>/dev/null; }
@@ -44,32 +42,42 @@ stop() { # name pid: SIGTERM to its process group (it leads a session), then SIG
     echo "killed $name ($pid)"
 }
 
-# 1. Everything but the agent, newest first.
-agent_pid=
+# 1. Everything but the agents and etcd, newest first.
+late=()
 for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    if [[ ${names[i]} == agent ]]; then agent_pid=${pids[i]}; continue; fi
-    stop "${names[i]}" "${pids[i]}"
+    case ${names[i]} in
+    agent-* | etcd) late+=("${names[i]} ${pids[i]}") ;;
+    *) stop "${names[i]}" "${pids[i]}" ;;
+    esac
 done
 
-# 2. Pods: CNI DEL, as a runtime would (idempotent; needs the agent).
-if has_netns "$node" && [[ -x $bin/datapath-cni ]]; then
+# 2. Pods: CNI DEL, as a runtime would (idempotent; needs their agent).
+for p in "${pods[@]}"; do
+    read -r name cid ns node sock <<<"$p"
+    has_netns "$node" && [[ -x $bin/datapath-cni ]] || continue
     conf=$(printf '{"cniVersion":"1.0.0","name":"datapath","type":"datapath-cni","agentSocket":"%s"}' "$sock")
-    for p in "${pods[@]}"; do
-        read -r name cid ns <<<"$p"
-        if nsenter --net="/run/netns/$node" env -i PATH="$PATH" CNI_COMMAND=DEL CNI_CONTAINERID="$cid" \
-            CNI_NETNS="$ns" CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin CNI_ARGS= \
-            "$bin/datapath-cni" <<<"$conf" >/dev/null; then
-            echo "deleted pod default/$name"
-        else
-            echo "CNI DEL of $name failed; its namespace goes anyway" >&2
-        fi
-    done
-fi
+    if nsenter --net="/run/netns/$node" env -i PATH="$PATH" CNI_COMMAND=DEL CNI_CONTAINERID="$cid" \
+        CNI_NETNS="$ns" CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin CNI_ARGS= \
+        "$bin/datapath-cni" <<<"$conf" >/dev/null; then
+        echo "deleted pod default/$name"
+    else
+        echo "CNI DEL of $name failed; its namespace goes anyway" >&2
+    fi
+done
 
-# 3. The agent: SIGTERM (a graceful stop; it leaves the programs pinned).
-[[ -n $agent_pid ]] && stop agent "$agent_pid"
+# 3. The agents (SIGTERM: a graceful stop that leaves the programs pinned),
+# then etcd.
+for l in "${late[@]}"; do
+    read -r name pid <<<"$l"
+    [[ $name == etcd ]] || stop "$name" "$pid"
+done
+for l in "${late[@]}"; do
+    read -r name pid <<<"$l"
+    [[ $name == etcd ]] && stop "$name" "$pid"
+done
 
-# 4. Namespaces (their veths and tc attachments go with them), pins, state.
+# 4. Namespaces (their veths, VXLAN devices and tc attachments go with
+# them), pins, state.
 for ns in "${netns[@]}"; do
     if has_netns "$ns"; then
         ip netns del "$ns" && echo "deleted netns $ns"

@@ -1,46 +1,60 @@
 #!/usr/bin/env bash
-# The Star Wars demo on this machine, in the background (issue 4, item 7):
-# a node network namespace run by `datapath agent`, four pods wired by the
-# `datapath-cni` plugin exactly as a runtime calls it, Cilium's
-# getting-started policy (only org=empire may land on class=deathstar, TCP/80),
-# a traffic loop in which tiefighter and xwing request a landing every
-# second, and `flow-exporter` serving Hubble's Observer API on 127.0.0.1:4245.
+# The Star Wars demo on a two-node local cluster, in the background: an
+# etcd (the cluster store) on loopback, an underlay namespace with a bridge,
+# two node namespaces each run by `datapath agent` (cluster store, VXLAN
+# overlay carrying the source identity) with a `flow-exporter`, four pods
+# wired by the `datapath-cni` plugin exactly as a runtime calls it
+# (deathstar-1 and -2 and tiefighter on node 1, xwing on node 2), Cilium's
+# getting-started policy applied once through the cluster store (only
+# org=empire may land on class=deathstar, TCP/80), a traffic loop in which
+# both ships request a landing every second, and `relay` discovering the
+# nodes through node 1's Peer.Notify and serving Hubble's Observer API on
+# 127.0.0.1:4245, where `hubble` looks by default.
 # Everything made is recorded in $DEMO_STATE/state; scripts/demo-down.sh
 # removes exactly that. Needs root. Builds nothing: `just demo-up` does.
 #
 # Overrides (for tests, or a second demo next to a running one):
-#   BIN_DIR            binaries (datapath, datapath-cni, flow-exporter, hubble); default target/release
-#   DEMO_PREFIX        prefix of namespace names; default sw (node netns sw-node)
+#   BIN_DIR            binaries (datapath, datapath-cni, flow-exporter, relay, hubble); default target/release
+#   DEMO_PREFIX        prefix of namespace names; default sw (nodes sw-node-1, sw-node-2)
 #   DEMO_STATE         state directory; default /run/hubble-demo
-#   DEMO_PORT          Observer API port on 127.0.0.1; default 4245
-#   DEMO_METRICS       exporter metrics address or "off"; default 127.0.0.1:9965
-#   DEMO_POD_CIDR      the node's pod CIDR; default 10.202.0.0/24
+#   DEMO_PORT          the relay's Observer API port on 127.0.0.1; default 4245
+#   DEMO_NODE_PORTS    the two exporters' ports on 127.0.0.1; default "4244 4246"
+#   DEMO_ETCD_PORTS    etcd's client and peer ports on 127.0.0.1; default "23790 23800"
+#   DEMO_METRICS       "off", or the base metrics address (exporters on port, port+1; relay port+2); default 127.0.0.1:9965
+#   DEMO_POD_CIDRS     the nodes' pod CIDRs; default "10.202.1.0/24 10.202.2.0/24"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 bin=$(realpath -m "${BIN_DIR:-target/release}")
 prefix=${DEMO_PREFIX:-sw}
-node=$prefix-node
 state=${DEMO_STATE:-/run/hubble-demo}
 port=${DEMO_PORT:-4245}
+read -r -a node_ports <<<"${DEMO_NODE_PORTS:-4244 4246}"
+read -r etcd_port etcd_peer_port <<<"${DEMO_ETCD_PORTS:-23790 23800}"
 metrics=${DEMO_METRICS:-127.0.0.1:9965}
-cidr=${DEMO_POD_CIDR:-10.202.0.0/24}
-pins=/sys/fs/bpf/datapath/$node
+read -r -a cidrs <<<"${DEMO_POD_CIDRS:-10.202.1.0/24 10.202.2.0/24}"
+nodes=("$prefix-node-1" "$prefix-node-2")
+underlay=$prefix-underlay
 server=127.0.0.1:$port
-sock=$state/agent.sock
+etcd_url=http://127.0.0.1:$etcd_port
 statefile=$state/state
 
 has_netns() { ip netns list | awk '{print $1}' | grep -qxF "$1"; }
 die() { echo "demo-up: $*" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || die "needs root (network namespaces, bpffs, tc programs)"
-for b in datapath datapath-cni flow-exporter hubble; do
+for b in datapath datapath-cni flow-exporter relay hubble; do
     [[ -x $bin/$b ]] || die "$bin/$b missing: build first (just demo-up builds the release binaries)"
 done
-if [[ -e $statefile ]] || has_netns "$node" || [[ -e $pins ]]; then
-    die "the demo is already up (or left over): state $statefile, netns $node, pins $pins; run scripts/demo-down.sh (just demo-down) first"
+command -v etcd >/dev/null || die "etcd missing: run ./bootstrap.sh (installs Debian's etcd-server)"
+if [[ -e $statefile ]] || has_netns "${nodes[0]}" || [[ -e /sys/fs/bpf/datapath/${nodes[0]} ]]; then
+    die "the demo is already up (or left over): state $statefile, netns ${nodes[0]}; run scripts/demo-down.sh (just demo-down) first"
 fi
+metrics_at() { # offset
+    [[ $metrics == off ]] && { echo off; return; }
+    echo "${metrics%:*}:$((${metrics##*:} + $1))"
+}
 
-mkdir -p "$state/policies" "$state/logs" "$state/www" /sys/fs/bpf/datapath
+mkdir -p "$state/logs" "$state/www" /sys/fs/bpf/datapath
 : >"$statefile"
 record() { echo "$*" >>"$statefile"; }
 
@@ -74,47 +88,87 @@ wait_until() { # what, tries (0.1 s each), command...
     return 1
 }
 
-# 1. The node: a network namespace with its own address, run by the agent.
-record netns "$node"
-ip netns add "$node"
-ip -n "$node" link set lo up
-ip netns exec "$node" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-ip -n "$node" addr add 10.202.99.1/32 dev lo
-record pins "$pins"
-cp datapath/testdata/policies/starwars.yaml "$state/policies/starwars.yaml"
-spawn agent "$bin/datapath" agent --node-name "$node" --pod-cidr "$cidr" \
-    --state-dir "$state/agent" --bpffs-dir "$pins" --policy-dir "$state/policies" \
-    --api-socket "$sock" --netns "/run/netns/$node"
-wait_until "the agent's API" 300 "$bin/datapath" --api-socket "$sock" status
+# 1. The cluster store: etcd on loopback with its own data directory.
+record dir "$state/etcd"
+spawn etcd etcd --name demo --data-dir "$state/etcd" --logger=zap --log-level=error \
+    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+    --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+    --initial-cluster "demo=http://127.0.0.1:$etcd_peer_port"
+wait_until "etcd at $etcd_url" 100 bash -c "exec 3<>/dev/tcp/127.0.0.1/$etcd_port"
 
-# 2. Pods through the CNI plugin, as a runtime calls it (run in the node's
+# 2. The underlay: a namespace with a bridge that every node's eth0 hangs on.
+record netns "$underlay"
+ip netns add "$underlay"
+ip -n "$underlay" link set lo up
+ip -n "$underlay" link add br0 type bridge
+ip -n "$underlay" link set br0 up
+
+# 3. The nodes: a namespace each with its underlay address, run by an agent
+# on the cluster store with the VXLAN overlay, and an exporter on its ring.
+for i in 0 1; do
+    node=${nodes[i]} ip=10.99.0.$((i + 1)) pins=/sys/fs/bpf/datapath/${nodes[i]}
+    sock=$state/$node/agent.sock
+    record netns "$node"
+    ip netns add "$node"
+    ip -n "$node" link set lo up
+    ip netns exec "$node" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip -n "$underlay" link add "$prefix-u$i" type veth peer name eth0 netns "$node"
+    ip -n "$underlay" link set "$prefix-u$i" master br0 up
+    ip -n "$node" addr add "$ip/24" dev eth0
+    ip -n "$node" link set eth0 up
+    mkdir -p "$state/$node/policies"
+    record pins "$pins"
+    record agent "$node" "$sock"
+    spawn "agent-$node" "$bin/datapath" agent --node-name "$node" --pod-cidr "${cidrs[i]}" \
+        --state-dir "$state/$node/agent" --bpffs-dir "$pins" --policy-dir "$state/$node/policies" \
+        --api-socket "$sock" --netns "/run/netns/$node" \
+        --kvstore etcd --kvstore-endpoints "$etcd_url" --node-ip "$ip" \
+        --hubble-address "127.0.0.1:${node_ports[i]}"
+    wait_until "the agent of $node" 300 "$bin/datapath" --api-socket "$sock" status
+    spawn "flow-exporter-$node" "$bin/flow-exporter" --ringbuf "$pins/events" \
+        --lost-counter "$pins/lost_events" --enrichment "$state/$node/agent/enrichment.json" \
+        --node-name "$node" --listen-address "127.0.0.1:${node_ports[i]}" \
+        --metrics-address "$(metrics_at "$i")"
+done
+sock1=$state/${nodes[0]}/agent.sock
+for i in 0 1; do
+    wait_until "the exporter of ${nodes[i]}" 100 "$bin/hubble" status --server "127.0.0.1:${node_ports[i]}"
+done
+
+# 4. Cilium's getting-started policy, once, through the cluster store.
+"$bin/datapath" --api-socket "$sock1" policy apply --name rule1 datapath/testdata/policies/starwars.yaml
+
+# 5. Pods through the CNI plugin, as a runtime calls it (run in the node's
 # namespace, CNI_* environment, network configuration on stdin).
-conf=$(printf '{"cniVersion":"1.0.0","name":"datapath","type":"datapath-cni","agentSocket":"%s"}' "$sock")
-cni() { # command cid netns args
-    nsenter --net="/run/netns/$node" env -i PATH="$PATH" CNI_COMMAND="$1" CNI_CONTAINERID="$2" \
-        CNI_NETNS="$3" CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin CNI_ARGS="$4" \
+cni() { # node sock command cid netns args
+    local conf
+    conf=$(printf '{"cniVersion":"1.0.0","name":"datapath","type":"datapath-cni","agentSocket":"%s"}' "$2")
+    nsenter --net="/run/netns/$1" env -i PATH="$PATH" CNI_COMMAND="$3" CNI_CONTAINERID="$4" \
+        CNI_NETNS="$5" CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin CNI_ARGS="$6" \
         "$bin/datapath-cni" <<<"$conf"
 }
 declare -A ip_of
-add_pod() { # name labels
-    local name=$1 labels=$2 ns=$prefix-$1 cid result
+add_pod() { # node-index name labels
+    local node=${nodes[$1]} name=$2 labels=$3 ns=$prefix-$2 cid result sock
+    sock=$state/$node/agent.sock
     cid=$(printf '%s' "$node/$name" | sha256sum | cut -c1-64)
     record netns "$ns"
     ip netns add "$ns"
     ip -n "$ns" link set lo up
-    record pod "$name" "$cid" "/run/netns/$ns"
-    result=$(cni ADD "$cid" "/run/netns/$ns" \
+    record pod "$name" "$cid" "/run/netns/$ns" "$node" "$sock"
+    result=$(cni "$node" "$sock" ADD "$cid" "/run/netns/$ns" \
         "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=$name;K8S_POD_LABELS=$labels")
     ip_of[$name]=$(jq -r '.ips[0].address' <<<"$result" | cut -d/ -f1)
-    echo "  pod default/$name ($labels): ${ip_of[$name]} in netns $ns"
+    echo "  pod default/$name ($labels): ${ip_of[$name]} on $node"
 }
-echo "Creating pods on node $node (pod CIDR $cidr):"
-add_pod deathstar-1 org=empire,class=deathstar
-add_pod deathstar-2 org=empire,class=deathstar
-add_pod tiefighter org=empire,class=tiefighter
-add_pod xwing org=alliance,class=xwing
+echo "Creating pods (node ${nodes[0]}: ${cidrs[0]}, node ${nodes[1]}: ${cidrs[1]}):"
+add_pod 0 deathstar-1 org=empire,class=deathstar
+add_pod 0 deathstar-2 org=empire,class=deathstar
+add_pod 0 tiefighter org=empire,class=tiefighter
+add_pod 1 xwing org=alliance,class=xwing
 
-# 3. The Death Star's landing service: HTTP on port 80 in both pods.
+# 6. The Death Star's landing service: HTTP on port 80 in both pods.
 echo "Ship landed" >"$state/www/index.html"
 for ds in deathstar-1 deathstar-2; do
     spawn "http-$ds" ip netns exec "$prefix-$ds" /usr/bin/python3 -m http.server 80 \
@@ -124,13 +178,13 @@ for ds in deathstar-1 deathstar-2; do
     wait_until "HTTP on $ds" 100 ip netns exec "$prefix-$ds" bash -c "exec 3<>/dev/tcp/${ip_of[$ds]}/80"
 done
 
-# 4. The exporter in the host namespace, on the node's pinned ring buffer.
-spawn flow-exporter "$bin/flow-exporter" --ringbuf "$pins/events" --lost-counter "$pins/lost_events" \
-    --enrichment "$state/agent/enrichment.json" --node-name "$node" \
-    --listen-address "$server" --metrics-address "$metrics"
-wait_until "the exporter at $server" 100 "$bin/hubble" status --server "$server"
+# 7. The relay: finds both nodes through node 1's Peer.Notify.
+spawn relay "$bin/relay" --peer-service "127.0.0.1:${node_ports[0]}" --listen-address "$server" \
+    --metrics-address "$(metrics_at 2)" --retry-timeout 1s
+wait_until "the relay at $server with 2 nodes" 200 bash -c \
+    "'$bin/hubble' status --server '$server' | grep -q 'Connected Nodes: 2/2'"
 
-# 5. The traffic loop: every second both ships request a landing.
+# 8. The traffic loop: every second both ships request a landing.
 spawn traffic bash -c '
     while :; do
         for ship in tiefighter xwing; do
@@ -150,18 +204,22 @@ trap - EXIT
 h=$bin/hubble
 [[ $port == 4245 ]] || h="$h --server $server"
 [[ $bin == "$repo/target/release" ]] && h=${h/#$repo\//}
+d=$bin/datapath
+[[ $bin == "$repo/target/release" ]] && d=${d/#$repo\//}
 cat <<MSG
 
-The Star Wars demo is up on node $node.
-  Observer API: $server (flow-exporter; a plain \`hubble observe\` works when the port is 4245)
+The Star Wars demo is up on two nodes: ${nodes[0]} (deathstar-1, deathstar-2,
+tiefighter) and ${nodes[1]} (xwing, which reaches the Death Star through the
+VXLAN overlay and is dropped on ${nodes[0]} by rule1).
+  Observer API: $server (relay over both nodes; a plain \`hubble observe\` works when the port is 4245)
+  nodes:        $h list nodes
   drops:        $h observe --verdict DROPPED
   verdicts:     $h observe -t policy-verdict
-  tiefighter:   $h observe --from-pod default/tiefighter
+  overlay:      $h observe --node-name ${nodes[1]}
   follow:       $h observe --follow
   status:       $h status
-  agent:        $bin/datapath --api-socket $sock endpoint list   (also: identity list, policy get)
-  policy:       $state/policies/starwars.yaml (edits apply live)
+  agents:       $d --api-socket $state/${nodes[0]}/agent.sock status   (also: node list, endpoint list, policy get)
+  policy:       $d --api-socket $sock1 policy apply FILE   (cluster-wide, through etcd at $etcd_url)
   logs:         $state/logs/ (traffic.log shows each landing attempt)
-  pins:         $pins
   stop:         just demo-down   (scripts/demo-down.sh)
 MSG

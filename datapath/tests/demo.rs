@@ -1,11 +1,11 @@
-//! Privileged, the whole Star Wars demo end to end: `scripts/demo-up.sh`
-//! (with the debug binaries, its own namespace prefix, state directory and
-//! Observer port, so a developer's running demo is not disturbed), then
-//! `hubble observe` against the exporter until xwing → deathstar shows
-//! POLICY_DENIED drops with pod names and tiefighter → deathstar is
-//! forwarded and never dropped; then `scripts/demo-down.sh` (twice) must
-//! leave no namespaces, links, pins or state. A guard runs demo-down also
-//! when the test fails.
+//! Privileged, the whole two-node Star Wars demo end to end:
+//! `scripts/demo-up.sh` (with the debug binaries, its own namespace prefix,
+//! state directory, etcd and Observer ports, so a developer's running demo
+//! is not disturbed), then `hubble observe` against the relay until xwing
+//! (node 2) → deathstar (node 1) shows POLICY_DENIED drops on node 1 with
+//! pod names and tiefighter → deathstar is forwarded and never dropped;
+//! then `scripts/demo-down.sh` (twice) must leave no namespaces, links,
+//! pins, etcd or state. A guard runs demo-down also when the test fails.
 
 mod common;
 
@@ -23,6 +23,8 @@ struct Demo {
     prefix: String,
     state: PathBuf,
     port: u16,
+    node_ports: String,
+    etcd_ports: String,
     down: bool,
 }
 
@@ -34,7 +36,9 @@ impl Demo {
             .env("DEMO_STATE", &self.state)
             .env("DEMO_PORT", self.port.to_string())
             .env("DEMO_METRICS", "off")
-            .env("DEMO_POD_CIDR", "10.202.1.0/24")
+            .env("DEMO_NODE_PORTS", &self.node_ports)
+            .env("DEMO_ETCD_PORTS", &self.etcd_ports)
+            .env("DEMO_POD_CIDRS", "10.202.11.0/24 10.202.12.0/24")
             .output()
             .unwrap_or_else(|e| panic!("run {name}: {e}"))
     }
@@ -77,7 +81,19 @@ impl Demo {
 impl Drop for Demo {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for log in ["agent", "flow-exporter", "traffic"] {
+            let logs: Vec<String> = std::fs::read_dir(self.state.join("logs"))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| {
+                            e.file_name()
+                                .to_string_lossy()
+                                .trim_end_matches(".log")
+                                .to_string()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for log in logs {
                 let p = self.state.join("logs").join(format!("{log}.log"));
                 let text = std::fs::read_to_string(&p).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(20).collect();
@@ -115,7 +131,7 @@ fn netns_names() -> Vec<String> {
 
 #[test]
 fn star_wars_demo_up_observe_and_down() {
-    require_privileges!();
+    test_support::require_privileges!("clang", "etcd", "jq", "curl");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -129,7 +145,14 @@ fn star_wars_demo_up_observe_and_down() {
     let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&root)
         .args(["build", "--workspace"])
-        .args(["--bin", "flow-exporter", "--bin", "hubble"])
+        .args([
+            "--bin",
+            "flow-exporter",
+            "--bin",
+            "hubble",
+            "--bin",
+            "relay",
+        ])
         .status()
         .expect("cargo build");
     assert!(st.success(), "cargo build of flow-exporter and hubble");
@@ -142,10 +165,14 @@ fn star_wars_demo_up_observe_and_down() {
         prefix: format!("swt{tag}"),
         state: PathBuf::from(format!("/run/hubble-demo-test-{tag}")),
         port: free_port(),
+        node_ports: format!("{} {}", free_port(), free_port()),
+        etcd_ports: format!("{} {}", free_port(), free_port()),
         down: false,
     };
-    let node = format!("{}-node", demo.prefix);
-    let pins = PathBuf::from("/sys/fs/bpf/datapath").join(&node);
+    let pins: Vec<PathBuf> = ["node-1", "node-2"]
+        .iter()
+        .map(|n| PathBuf::from("/sys/fs/bpf/datapath").join(format!("{}-{n}", demo.prefix)))
+        .collect();
 
     let out = demo.script("demo-up.sh");
     assert!(
@@ -191,6 +218,22 @@ fn star_wars_demo_up_observe_and_down() {
             "{xwing_drop}"
         );
     }
+    // xwing is on node 2: dropped on node 1, where the Death Star is,
+    // against the identity the tunnel carried; both nodes are in the view.
+    assert_eq!(
+        xwing_drop["node_name"].as_str().unwrap_or(""),
+        format!("{}-node-1", demo.prefix),
+        "{xwing_drop}"
+    );
+    let nodes: Vec<String> = demo
+        .observe(&[])
+        .iter()
+        .filter_map(|f| f["node_name"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        nodes.iter().any(|n| n.ends_with("-node-2")),
+        "flows of node 2 through the relay: {nodes:?}"
+    );
     let labels = xwing_drop["source"]["labels"].to_string();
     assert!(labels.contains("org=alliance"), "{xwing_drop}");
     assert!(
@@ -211,7 +254,17 @@ fn star_wars_demo_up_observe_and_down() {
         .filter(|n| n.starts_with(&demo.prefix))
         .collect();
     assert!(left.is_empty(), "namespaces left: {left:?}");
-    assert!(!pins.exists(), "pins left at {}", pins.display());
+    for p in &pins {
+        assert!(!p.exists(), "pins left at {}", p.display());
+    }
+    let etcds = Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("etcd --name demo --data-dir {}", demo.state.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(etcds.stdout.is_empty(), "etcd still runs");
     assert!(
         !demo.state.exists(),
         "state left at {}",

@@ -47,7 +47,14 @@ pub fn dir() -> &'static Path {
         cmd.current_dir(workspace_root())
             .args(["build", "--workspace"])
             .args(["--bin", "datapath", "--bin", "datapath-cni"])
-            .args(["--bin", "flow-exporter"]);
+            .args([
+                "--bin",
+                "flow-exporter",
+                "--bin",
+                "relay",
+                "--bin",
+                "hubble",
+            ]);
         if release {
             cmd.arg("--release");
         }

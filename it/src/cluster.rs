@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::bins;
 use crate::flows;
-use crate::sys::{Bpffs, NetNs, TempDir, unique};
+use crate::sys::{Bpffs, NetNs, TempDir, sh, unique};
 
 /// How long waits for a condition (agent up, policy applied, a flow seen)
 /// may take before the test fails. Generous: these are liveness bounds on
@@ -134,6 +134,22 @@ pub struct NodeOptions {
     pub exporter: bool,
     /// Flows the exporter keeps (2^n − 1).
     pub exporter_ring_capacity: u64,
+    /// Membership of a multi-node cluster (underlay, cluster store,
+    /// tunnel); `None`: a standalone node with the file store.
+    pub cluster: Option<ClusterLink>,
+}
+
+/// How a node joins a multi-node cluster (see [`crate::Cluster::multi`]).
+#[derive(Debug, Clone)]
+pub struct ClusterLink {
+    /// The underlay namespace holding the bridge `br0`.
+    pub underlay_ns: String,
+    /// The node's address on the underlay (`/24`), its node IP.
+    pub ip: Ipv4Addr,
+    /// The etcd client URL.
+    pub kvstore: String,
+    /// Lease TTL of the node's registration (`--kvstore-lease-ttl`).
+    pub lease_ttl: String,
 }
 
 impl NodeOptions {
@@ -153,6 +169,7 @@ impl NodeOptions {
             events_ring_bytes: None,
             exporter: true,
             exporter_ring_capacity: 65_535,
+            cluster: None,
         }
     }
 }
@@ -185,13 +202,16 @@ pub struct Node {
     pub policies: PathBuf,
     /// The agent's API socket.
     pub socket: PathBuf,
-    /// The exporter's Observer API address.
+    /// The exporter's Observer API address (chosen before the agent starts,
+    /// which advertises it in the node registry).
     pub exporter_addr: Option<SocketAddr>,
+    /// The address the exporter listens on whenever it runs.
+    pub hubble_addr: SocketAddr,
     /// Scratch directory of the node (logs and the above).
     pub dir: PathBuf,
     /// Names of the namespaces made for this node's pods and externals.
-    pub made: std::cell::RefCell<Vec<String>>,
-    agent: Option<Proc>,
+    pub made: std::sync::Mutex<Vec<String>>,
+    agent: std::sync::Mutex<Option<Proc>>,
     exporter: Option<Proc>,
     bpffs: Option<Bpffs>,
     tmp: Option<TempDir>,
@@ -211,7 +231,38 @@ impl Node {
             "net.ipv4.conf.all.rp_filter=0",
             "net.ipv4.conf.default.rp_filter=0",
         ]);
-        if let Some(ip) = opts.node_ip {
+        if let Some(link) = &opts.cluster {
+            // A veth from the underlay bridge: `eth0` with the node IP here.
+            let peer = unique("itu");
+            sh(&[
+                "ip",
+                "-n",
+                &link.underlay_ns,
+                "link",
+                "add",
+                &peer,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &netns.name,
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                &link.underlay_ns,
+                "link",
+                "set",
+                &peer,
+                "master",
+                "br0",
+                "up",
+            ]);
+            netns.ip(&["addr", "add", &format!("{}/24", link.ip), "dev", "eth0"]);
+            netns.ip(&["link", "set", "eth0", "up"]);
+        } else if let Some(ip) = opts.node_ip {
             netns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "lo"]);
         }
         let tmp = TempDir::new("it-node-");
@@ -224,11 +275,12 @@ impl Node {
             policies: dir.join("policies"),
             socket: dir.join("agent.sock"),
             exporter_addr: None,
+            hubble_addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
             dir,
             netns,
             opts,
             made: Default::default(),
-            agent: None,
+            agent: Default::default(),
             exporter: None,
             bpffs: Some(bpffs),
             tmp: Some(tmp),
@@ -242,7 +294,7 @@ impl Node {
     }
 
     /// Starts (or restarts) the agent and waits for its API.
-    pub fn start_agent(&mut self) {
+    pub fn start_agent(&self) {
         let mut cmd = Command::new(bins::bin("datapath"));
         cmd.args(["agent", "--node-name", &self.name])
             .args(["--pod-cidr", &self.opts.pod_cidr])
@@ -260,6 +312,13 @@ impl Node {
         if let Some(b) = self.opts.events_ring_bytes {
             cmd.args(["--events-ring-bytes", &b.to_string()]);
         }
+        if let Some(link) = &self.opts.cluster {
+            cmd.args(["--kvstore", "etcd", "--kvstore-endpoints", &link.kvstore])
+                .args(["--kvstore-lease-ttl", &link.lease_ttl])
+                .args(["--node-ip", &link.ip.to_string()])
+                .args(["--tunnel", "vxlan"])
+                .args(["--hubble-address", &self.hubble_addr.to_string()]);
+        }
         let mut p = Proc::spawn("agent", cmd, &self.dir.join("agent.log"));
         let client = self.client();
         let deadline = Instant::now() + WAIT;
@@ -268,18 +327,47 @@ impl Node {
             assert!(Instant::now() < deadline, "agent API not up");
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.agent = Some(p);
+        *self.agent.lock().unwrap_or_else(|p| p.into_inner()) = Some(p);
     }
 
     /// Stops the agent (SIGTERM: programs and pins stay).
-    pub fn stop_agent(&mut self) -> Option<ExitStatus> {
-        self.agent.take().map(|mut p| p.stop())
+    pub fn stop_agent(&self) -> Option<ExitStatus> {
+        self.agent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .map(|mut p| p.stop())
+    }
+
+    /// A crash of the whole node: agent and exporter SIGKILLed (no
+    /// deregistration), then its namespace deleted (pods lose their
+    /// uplink). Its pods' namespaces stay until the pods are dropped.
+    pub fn crash(&mut self) {
+        if let Some(mut p) = self.exporter.take() {
+            p.kill();
+        }
+        self.exporter_addr = None;
+        if let Some(mut p) = self.agent.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            p.kill();
+        }
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.netns.name])
+            .output();
+    }
+
+    /// The agent's log so far.
+    pub fn agent_log(&self) -> String {
+        self.agent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(Proc::log_text)
+            .unwrap_or_default()
     }
 
     /// Starts the exporter on the node's ring and waits for its API.
     pub fn start_exporter(&mut self) {
-        let port = free_port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = self.hubble_addr;
         let mut cmd = Command::new(bins::bin("flow-exporter"));
         cmd.arg("--ringbuf")
             .arg(self.pins.join("events"))
@@ -401,7 +489,10 @@ impl Node {
     /// CNI ADD, panicking if it fails.
     pub fn add_pod(&self, name: &str, labels: &str) -> Pod<'_> {
         let ns = NetNs::new("itp");
-        self.made.borrow_mut().push(ns.name.clone());
+        self.made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ns.name.clone());
         let cid = container_id(name);
         let args = format!(
             "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name};K8S_POD_LABELS={labels}"
@@ -440,6 +531,35 @@ impl Node {
         self.wait_policy_revision(before);
     }
 
+    /// Stores a cluster-wide policy through this node's agent (the cluster
+    /// store: every node applies it); the agent's answer.
+    pub fn apply_cluster_policy(&self, name: &str, yaml: &str) -> Result<u64, String> {
+        let r: Value = self
+            .client()
+            .post(
+                "/v1/policies",
+                &datapath::api::PolicyApply {
+                    name: name.into(),
+                    yaml: yaml.into(),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(r["revision"].as_u64().unwrap_or(0))
+    }
+
+    /// The node registry as this node's agent sees it (node names).
+    pub fn registry(&self) -> Vec<String> {
+        let v: Vec<datapath::store::NodeRecord> =
+            self.client().get("/v1/nodes").expect("agent nodes");
+        v.into_iter().map(|n| n.name).collect()
+    }
+
+    /// Names of the policies this node's agent has in force.
+    pub fn policy_names(&self) -> Vec<String> {
+        let v: datapath::api::PolicyView = self.client().get("/v1/policies").expect("policies");
+        v.policies.iter().map(|p| p.full_name()).collect()
+    }
+
     /// Removes `<policy dir>/<file>` and waits until the agent has applied
     /// the change.
     pub fn remove_policy(&self, file: &str) {
@@ -473,7 +593,10 @@ impl Node {
     /// ways): traffic from and to it is world/CIDR traffic for the pods.
     pub fn add_external(&self, subnet: u8) -> External {
         let ns = NetNs::new("itx");
-        self.made.borrow_mut().push(ns.name.clone());
+        self.made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ns.name.clone());
         let node_if = unique("itx");
         let node_ip = Ipv4Addr::new(192, 168, subnet, 1);
         let ip = Ipv4Addr::new(192, 168, subnet, 2);
@@ -522,7 +645,7 @@ impl Drop for Node {
         // Pods are gone already (they borrow the node). Stop the exporter,
         // then the agent, then remove pins, the namespace and the files.
         drop(self.exporter.take());
-        drop(self.agent.take());
+        drop(self.agent.lock().unwrap_or_else(|p| p.into_inner()).take());
         drop(self.bpffs.take());
         let _ = std::process::Command::new("ip")
             .args(["netns", "del", &self.netns.name])

@@ -15,25 +15,104 @@
 pub mod bins;
 pub mod cluster;
 pub mod flows;
+pub mod relay;
 pub mod sys;
 pub mod traffic;
 
-pub use cluster::{CniOutput, External, Node, NodeOptions, Pod, Proc, wait_for};
+pub use cluster::{ClusterLink, CniOutput, External, Node, NodeOptions, Pod, Proc, wait_for};
+pub use relay::Relay;
 
-/// A cluster: its nodes (single-node datapath today; the multi-node
-/// underlay comes with the VXLAN issue). Dropping it tears everything down.
+use std::cell::Cell;
+use std::net::Ipv4Addr;
+
+/// A cluster: its nodes and, for a multi-node cluster, the underlay (a
+/// namespace with the bridge `br0` every node's `eth0` hangs on,
+/// `10.99.0.0/24`) and the cluster store (a real etcd on loopback: the
+/// agents are host processes that only enter the node namespaces per
+/// operation). Dropping it tears everything down, nodes first.
 #[derive(Debug)]
 pub struct Cluster {
     /// The nodes.
     pub nodes: Vec<Node>,
+    /// The underlay namespace (multi-node only).
+    pub underlay: Option<sys::NetNs>,
+    /// The cluster store (multi-node only).
+    pub etcd: Option<test_support::etcd::Etcd>,
+    /// Lease TTL the agents register with.
+    pub lease_ttl: String,
+    next_ip: Cell<u8>,
 }
 
 impl Cluster {
-    /// Starts one node per options entry.
+    /// Starts one standalone node per options entry.
     pub fn new(nodes: Vec<NodeOptions>) -> Self {
         Self {
             nodes: nodes.into_iter().map(Node::start).collect(),
+            underlay: None,
+            etcd: None,
+            lease_ttl: String::new(),
+            next_ip: Cell::new(1),
         }
+    }
+
+    /// A multi-node cluster: etcd, the underlay, and one node per pod CIDR
+    /// (`10.99.0.1`, `.2`, ... on the underlay), each agent on the cluster
+    /// store with the VXLAN overlay.
+    pub fn multi(pod_cidrs: &[&str]) -> Self {
+        Self::multi_with(pod_cidrs, "4s", |_| {})
+    }
+
+    /// [`Cluster::multi`] with the agents' lease TTL and a hook to adjust
+    /// each node's options.
+    pub fn multi_with(
+        pod_cidrs: &[&str],
+        lease_ttl: &str,
+        tune: impl Fn(&mut NodeOptions),
+    ) -> Self {
+        let etcd = test_support::etcd::Etcd::start();
+        let underlay = sys::NetNs::new("itu");
+        underlay.ip(&["link", "add", "br0", "type", "bridge"]);
+        underlay.ip(&["link", "set", "br0", "up"]);
+        let mut c = Self {
+            nodes: Vec::new(),
+            underlay: Some(underlay),
+            etcd: Some(etcd),
+            lease_ttl: lease_ttl.to_string(),
+            next_ip: Cell::new(1),
+        };
+        for cidr in pod_cidrs {
+            let mut o = c.node_options(cidr);
+            tune(&mut o);
+            c.nodes.push(Node::start(o));
+        }
+        c
+    }
+
+    /// Options of a further node of this multi-node cluster (the next
+    /// underlay address); start it with [`Node::start`]: it joins the
+    /// cluster through the store, and the test owns it (so it can crash it).
+    pub fn node_options(&self, pod_cidr: &str) -> NodeOptions {
+        let n = self.next_ip.get();
+        self.next_ip.set(n + 1);
+        let mut o = NodeOptions::new(pod_cidr);
+        o.cluster = Some(ClusterLink {
+            underlay_ns: self
+                .underlay
+                .as_ref()
+                .expect("a multi-node cluster")
+                .name
+                .clone(),
+            ip: Ipv4Addr::new(10, 99, 0, n),
+            kvstore: self.etcd.as_ref().expect("a multi-node cluster").endpoint(),
+            lease_ttl: self.lease_ttl.clone(),
+        });
+        o.node_ip = None;
+        o
+    }
+
+    /// A relay discovering the nodes through the first node's `Peer.Notify`.
+    pub fn relay(&self) -> Relay {
+        Relay::start(&self.nodes[0].hubble_addr.to_string())
     }
 
     /// A cluster of one node with pod CIDR `pod_cidr` and an exporter.
@@ -47,9 +126,18 @@ impl Cluster {
     pub fn shutdown(self) {
         let mut names = Vec::new();
         let mut dirs = Vec::new();
+        if let Some(u) = &self.underlay {
+            names.push(u.name.clone());
+        }
         for n in &self.nodes {
             names.push(n.name.clone());
-            names.extend(n.made.borrow().iter().cloned());
+            names.extend(
+                n.made
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned(),
+            );
             dirs.push(n.dir.clone());
         }
         drop(self);

@@ -171,3 +171,102 @@ pub fn ping(ns: &Path, ip: Ipv4Addr) -> bool {
 pub fn proc_netns(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/ns/net"))
 }
+
+/// A long-lived TCP connection from a namespace to an echo server that
+/// exchanges a 1 KiB message every [`Stream::PERIOD`] until stopped: the
+/// "established connection" of the restart and outage tests. Any failure
+/// (reset, timeout, wrong echo) ends it and is kept.
+#[derive(Debug)]
+pub struct Stream {
+    stop: Arc<AtomicBool>,
+    exchanges: Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Stream {
+    /// Time between two exchanges.
+    pub const PERIOD: Duration = Duration::from_millis(50);
+
+    /// Connects from `ns` to `to` (retrying the connect for up to 10 s:
+    /// the peer may just be becoming reachable) and starts exchanging.
+    pub fn start(ns: &Path, to: SocketAddr) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let exchanges = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ns, stop2, n2) = (ns.to_path_buf(), stop.clone(), exchanges.clone());
+        let thread = std::thread::spawn(move || {
+            enter(&ns);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let mut s = loop {
+                match TcpStream::connect_timeout(&to, ATTEMPT) {
+                    Ok(s) => break s,
+                    Err(e) if std::time::Instant::now() > deadline => {
+                        let _ = tx.send(());
+                        return Err(format!("connect to {to}: {e}"));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            };
+            let _ = tx.send(());
+            let msg = [0x5au8; 1024];
+            let mut buf = [0u8; 1024];
+            while !stop2.load(Ordering::Relaxed) {
+                let r = (|| -> std::io::Result<()> {
+                    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                    s.write_all(&msg)?;
+                    s.read_exact(&mut buf)?;
+                    if buf != msg {
+                        return Err(std::io::Error::other("wrong echo"));
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = r {
+                    return Err(format!(
+                        "stream to {to} broke after {} exchanges: {e}",
+                        n2.load(Ordering::Relaxed)
+                    ));
+                }
+                n2.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Self::PERIOD);
+            }
+            Ok(())
+        });
+        let _ = rx.recv_timeout(Duration::from_secs(15));
+        Self {
+            stop,
+            exchanges,
+            thread: Some(thread),
+        }
+    }
+
+    /// Exchanges completed so far.
+    pub fn exchanges(&self) -> u64 {
+        self.exchanges.load(Ordering::Relaxed)
+    }
+
+    /// Whether it still runs (no failure yet).
+    pub fn alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops it; `Err` if it broke at any point.
+    pub fn finish(mut self) -> Result<u64, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        let r = self
+            .thread
+            .take()
+            .expect("running")
+            .join()
+            .unwrap_or_else(|_| Err("stream thread panicked".into()));
+        r.map(|()| self.exchanges())
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -15,6 +15,9 @@
 //! | GET/DELETE | `/v1/containers/{container_id}/{ifname}` | → [`EndpointView`] / `{removed: bool}` |
 //! | GET | `/v1/identities` | → `[IdentityView]` |
 //! | GET | `/v1/policies` | → [`PolicyView`] |
+//! | POST | `/v1/policies` | [`PolicyApply`] → `{revision}` (cluster-wide, through the store) |
+//! | DELETE | `/v1/policies/{name}` | → `{removed: bool}` |
+//! | GET | `/v1/nodes` | → `[NodeRecord]` (the node registry) |
 //! | GET | `/v1/enrichment` | → flow_parser's `EnrichmentSpec` |
 //!
 //! Errors: a non-2xx status with `{"error": "..."}`.
@@ -29,7 +32,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::store::EndpointRecord;
+use crate::agent::store::{EndpointRecord, StoreStatus};
 use crate::policy::cidr::Cidr;
 use crate::policy::{Enforcement, Policy};
 
@@ -116,6 +119,34 @@ pub struct PolicyView {
     pub revision: u64,
 }
 
+/// `POST /v1/policies`: a CiliumNetworkPolicy YAML (one or more documents)
+/// stored under `name` in the cluster store, for every node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyApply {
+    /// Name of the entry in the store (replaces an entry of that name).
+    pub name: String,
+    /// The YAML text.
+    pub yaml: String,
+}
+
+/// The overlay as the agent runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TunnelView {
+    /// `disabled` or `vxlan`.
+    pub mode: String,
+    /// The VXLAN device and its ifindex in the node netns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<(String, u32)>,
+    /// The node's underlay address (tunnel endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_ip: Option<Ipv4Addr>,
+    /// The MTU pods get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_mtu: Option<u32>,
+    /// Remote nodes routed through the tunnel.
+    pub remote_nodes: usize,
+}
+
 /// `GET /v1/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusView {
@@ -147,6 +178,11 @@ pub struct StatusView {
     pub maps_reused: Vec<String>,
     /// Endpoints re-adopted at start.
     pub endpoints_readopted: usize,
+    /// The cluster store: backend, connection, counters.
+    pub kvstore: StoreStatus,
+    /// The overlay.
+    #[serde(default)]
+    pub tunnel: TunnelView,
 }
 
 /// A failed API call.

@@ -16,12 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use flow_parser::{EndpointInfo, EnrichmentSpec};
+use flow_parser::{EndpointInfo, EnrichmentSpec, NodeInfo};
 
 use crate::agent::api::{
-    EndpointAdd, EndpointView, IdentityView, IpamResponse, PolicyView, StatusView,
+    EndpointAdd, EndpointView, IdentityView, IpamResponse, PolicyView, StatusView, TunnelView,
 };
 use crate::agent::ipam::Ipam;
+use crate::agent::kvstore::{EtcdStore, KvstoreConfig};
 use crate::agent::store::{
     ClusterStore, EndpointRecord, FileStore, IpcacheEntry, NodeRecord, StoreError, write_atomic,
 };
@@ -107,6 +108,53 @@ pub struct AgentConfig {
     /// Map capacities used when a map is created (a pinned map of another
     /// size is replaced at start).
     pub sizes: crate::kernel::loader::MapSizes,
+    /// The node's address on the underlay: its registry entry, the tunnel
+    /// endpoint other nodes send to, and the source of its pods' ipcache
+    /// entries.
+    pub node_ip: Option<Ipv4Addr>,
+    /// `host:port` of this node's flow exporter, announced to the cluster
+    /// (the exporters' `Peer.Notify`).
+    pub hubble_address: Option<String>,
+    /// The overlay between nodes.
+    pub tunnel: Tunnel,
+    /// The pods' MTU; `None`: the underlay's minus the encapsulation with
+    /// a tunnel, else the kernel's default.
+    pub mtu: Option<u32>,
+    /// The cluster store; `None`: the single-node file store.
+    pub kvstore: Option<KvstoreConfig>,
+}
+
+/// How traffic to pods on other nodes leaves this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tunnel {
+    /// No overlay: only local pods (and the node stack's routing).
+    #[default]
+    Disabled,
+    /// VXLAN in external (collect_md) mode, the source identity in the VNI.
+    Vxlan,
+}
+
+impl std::str::FromStr for Tunnel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "disabled" => Ok(Self::Disabled),
+            "vxlan" => Ok(Self::Vxlan),
+            o => Err(format!(
+                "unknown tunnel mode {o:?} (expected disabled or vxlan)"
+            )),
+        }
+    }
+}
+
+impl Tunnel {
+    /// The flag's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Vxlan => "vxlan",
+        }
+    }
 }
 
 /// The policy source name of the policy directory in the store.
@@ -117,12 +165,23 @@ pub struct Agent {
     cfg: AgentConfig,
     dp: Datapath,
     maps: Maps,
-    store: FileStore,
+    store: Box<dyn ClusterStore>,
     ipam: Ipam,
     /// The policy directory's content at the last check (file → bytes).
     policy_snapshot: BTreeMap<PathBuf, Vec<u8>>,
+    /// The policy directory's policies in force.
+    dir_policies: Vec<Policy>,
+    /// The next sync's policy change was counted by `poll_policies`.
+    revision_counted: bool,
     policy_error: Option<String>,
     policy_revision: u64,
+    /// Every policy the last sync compiled (directory and cluster store).
+    applied_policies: Vec<Policy>,
+    /// The VXLAN device's ifindex (0: no tunnel).
+    tunnel_ifindex: u32,
+    /// The MTU pods get (`None`: the kernel's default).
+    pod_mtu: Option<u32>,
+    remote_nodes: usize,
     compiled: Compiled,
     readopted: usize,
 }
@@ -140,13 +199,61 @@ impl Agent {
         if cfg.pin_dir.starts_with(defaults::BPFFS_MOUNT) {
             loader::ensure_bpffs(Path::new(defaults::BPFFS_MOUNT))?;
         }
+        // The overlay device first: its ifindex goes into the programs'
+        // configuration, and its ingress program is attached after the load.
+        let (tunnel_ifindex, pod_mtu) = match cfg.tunnel {
+            Tunnel::Disabled => (0, cfg.mtu),
+            Tunnel::Vxlan => {
+                let node_ip = cfg.node_ip.ok_or_else(|| {
+                    AgentError::BadRequest(
+                        "the VXLAN tunnel needs the node's underlay address (--node-ip)".into(),
+                    )
+                })?;
+                let ifindex = crate::kernel::tunnel::ensure_vxlan(
+                    cfg.netns.as_deref(),
+                    defaults::VXLAN_DEVICE,
+                    defaults::VXLAN_PORT,
+                )?;
+                let mtu = match cfg.mtu {
+                    Some(m) => m,
+                    None => {
+                        let under = in_netns(cfg.netns.as_deref(), || {
+                            crate::kernel::tunnel::mtu_of_address(node_ip)
+                        })?;
+                        under - defaults::VXLAN_OVERHEAD
+                    }
+                };
+                (ifindex, Some(mtu))
+            }
+        };
         let mut opts = LoadOptions::new(&cfg.pin_dir);
         opts.config = cfg.datapath;
+        opts.config.tunnel_ifindex = tunnel_ifindex;
         opts.sizes = cfg.sizes;
-        let dp = Datapath::load(&opts)?;
+        let mut dp = Datapath::load(&opts)?;
+        if tunnel_ifindex != 0 {
+            dp.attach_overlay(&AttachTarget {
+                netns: cfg.netns.clone(),
+                iface: defaults::VXLAN_DEVICE.to_string(),
+            })?;
+            tracing::info!(target: LOG_TARGET, device = defaults::VXLAN_DEVICE, ifindex = tunnel_ifindex, mtu = ?pod_mtu, "VXLAN overlay up");
+        }
         let maps = dp.maps()?;
-        let mut store = FileStore::open(&cfg.state_dir)?;
-        store.register_node(NodeRecord::new(cfg.node_name.clone(), cfg.pod_cidr))?;
+        let mut store: Box<dyn ClusterStore> = match &cfg.kvstore {
+            None => Box::new(FileStore::open(&cfg.state_dir)?),
+            Some(k) => Box::new(EtcdStore::connect(
+                k.clone(),
+                &cfg.node_name,
+                &cfg.state_dir,
+            )?),
+        };
+        store.register_node(NodeRecord {
+            name: cfg.node_name.clone(),
+            pod_cidr: cfg.pod_cidr,
+            ip: cfg.node_ip,
+            hubble_address: cfg.hubble_address.clone(),
+            heartbeat_unix: None,
+        })?;
         let ipam_path = cfg.state_dir.join(defaults::IPAM_FILE);
         let ipam = match std::fs::read(&ipam_path) {
             Ok(b) => {
@@ -178,8 +285,14 @@ impl Agent {
             store,
             ipam,
             policy_snapshot: BTreeMap::new(),
+            dir_policies: Vec::new(),
+            revision_counted: false,
             policy_error: None,
             policy_revision: 0,
+            applied_policies: Vec::new(),
+            tunnel_ifindex,
+            pod_mtu,
+            remote_nodes: 0,
             compiled: Compiled::default(),
             readopted: 0,
         };
@@ -265,7 +378,7 @@ impl Agent {
             ip,
             gateway: defaults::GATEWAY,
             pod_cidr: self.cfg.pod_cidr,
-            mtu: None,
+            mtu: self.pod_mtu,
         })
     }
 
@@ -347,7 +460,7 @@ impl Agent {
                 Cidr::host(rec.ip),
                 IpcacheEntry {
                     identity,
-                    node_ip: None,
+                    node_ip: self.cfg.node_ip,
                 },
             )?;
             self.sync()
@@ -507,10 +620,62 @@ impl Agent {
     /// The policies in force.
     pub fn policies(&self) -> AgentResult<PolicyView> {
         Ok(PolicyView {
-            policies: self.store.policies()?,
-            error: self.policy_error.clone(),
+            policies: self.applied_policies.clone(),
+            error: self.policy_problem(),
             revision: self.policy_revision,
         })
+    }
+
+    /// What is not in force: the policy directory's error and the cluster
+    /// store's rejected policies (each with its name and reason).
+    fn policy_problem(&self) -> Option<String> {
+        let mut v: Vec<String> = self.policy_error.iter().cloned().collect();
+        for (name, reason) in self.store.policy_rejections() {
+            v.push(format!(
+                "cluster policy {name} rejected (its previous version stays in force): {reason}"
+            ));
+        }
+        (!v.is_empty()).then(|| v.join("; "))
+    }
+
+    /// Stores a cluster-wide policy (validated first; an invalid one is a
+    /// 400 naming the problem and changes nothing) and applies it.
+    pub fn apply_cluster_policy(&mut self, name: &str, yaml: &str) -> AgentResult<u64> {
+        if name.is_empty() {
+            return Err(AgentError::BadRequest("a policy needs a name".into()));
+        }
+        self.store
+            .put_cluster_policy(name, yaml)
+            .map_err(|e| match e {
+                StoreError::InvalidPolicy { .. } => AgentError::BadRequest(e.to_string()),
+                e => AgentError::Store(e),
+            })?;
+        self.refresh()?;
+        Ok(self.policy_revision)
+    }
+
+    /// Removes a cluster-wide policy; `false` if there was none.
+    pub fn delete_cluster_policy(&mut self, name: &str) -> AgentResult<bool> {
+        let r = self.store.delete_cluster_policy(name)?;
+        self.refresh()?;
+        Ok(r)
+    }
+
+    /// The node registry.
+    pub fn nodes(&self) -> AgentResult<Vec<NodeRecord>> {
+        Ok(self.store.nodes()?)
+    }
+
+    /// A change notification of the cluster store (its value bumps on
+    /// every change made elsewhere and on every resync).
+    pub fn store_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.store.subscribe()
+    }
+
+    /// Re-converges after the cluster store changed (or on a timer): a new
+    /// policy revision when the policies in force changed, then a sync.
+    pub fn refresh(&mut self) -> AgentResult<()> {
+        self.sync()
     }
 
     /// The agent's status.
@@ -524,12 +689,21 @@ impl Agent {
             program_ids: self.dp.program_ids()?,
             endpoints: self.local_endpoints()?.len(),
             identities: self.store.identities()?.allocated().len(),
-            policies: self.store.policies()?.len(),
+            policies: self.applied_policies.len(),
             policy_revision: self.policy_revision,
-            policy_error: self.policy_error.clone(),
+            policy_error: self.policy_problem(),
             enrichment_file: self.cfg.enrichment_file.clone(),
             maps_reused: self.dp.load_report().reused.clone(),
             endpoints_readopted: self.readopted,
+            kvstore: self.store.status(),
+            tunnel: TunnelView {
+                mode: self.cfg.tunnel.as_str().to_string(),
+                device: (self.tunnel_ifindex != 0)
+                    .then(|| (defaults::VXLAN_DEVICE.to_string(), self.tunnel_ifindex)),
+                node_ip: self.cfg.node_ip,
+                pod_mtu: self.pod_mtu,
+                remote_nodes: self.remote_nodes,
+            },
         })
     }
 
@@ -547,9 +721,11 @@ impl Agent {
                 if self.policy_error.take().is_some() {
                     tracing::info!(target: LOG_TARGET, "policy directory valid again");
                 }
-                let changed = self.store.policies()? != p;
-                self.store.set_policies(POLICY_SOURCE, p)?;
+                let changed = self.dir_policies != p;
+                self.store.set_policies(POLICY_SOURCE, p.clone())?;
+                self.dir_policies = p;
                 self.policy_revision += 1;
+                self.revision_counted = changed;
                 if changed {
                     tracing::info!(target: LOG_TARGET, revision = self.policy_revision, "policies changed");
                     self.sync()?;
@@ -573,6 +749,12 @@ impl Agent {
     /// then rewrites the enrichment file.
     pub fn sync(&mut self) -> AgentResult<()> {
         let policies: Vec<Policy> = self.store.policies()?;
+        // A change that came from the cluster store gets its revision here
+        // (the directory's changes counted theirs in poll_policies).
+        if policies != self.applied_policies && !std::mem::take(&mut self.revision_counted) {
+            self.policy_revision += 1;
+            tracing::info!(target: LOG_TARGET, revision = self.policy_revision, "cluster policies changed");
+        }
         let mut cidr_ids = BTreeMap::new();
         for c in policy::cidr_prefixes(&policies) {
             let id = self
@@ -620,12 +802,48 @@ impl Agent {
                 },
             );
         }
+        // Other nodes: their pod CIDR goes through the tunnel to them (an
+        // address not yet known there is WORLD, as in Cilium), their own
+        // address is REMOTE_NODE.
+        let mut remote_nodes = 0;
+        for n in self.store.nodes()? {
+            let Some(ip) = n.ip else { continue };
+            if n.name == self.cfg.node_name || Some(ip) == self.cfg.node_ip {
+                continue;
+            }
+            remote_nodes += 1;
+            want_ipc.insert(
+                Cidr::host(ip),
+                IpcacheValue {
+                    identity: crate::kernel::maps::identity::REMOTE_NODE,
+                    tunnel_ep: 0,
+                },
+            );
+            if self.tunnel_ifindex != 0 {
+                want_ipc.insert(
+                    n.pod_cidr,
+                    IpcacheValue {
+                        identity: crate::kernel::maps::identity::WORLD,
+                        tunnel_ep: u32::from(ip),
+                    },
+                );
+            }
+        }
+        self.remote_nodes = remote_nodes;
+        // The store's prefixes (pods of every node, with their node): a
+        // pod elsewhere is reached through the tunnel to its node.
         for (c, e) in self.store.ipcache()? {
+            let tunnel_ep = match e.node_ip {
+                Some(ip) if Some(ip) != self.cfg.node_ip && self.tunnel_ifindex != 0 => {
+                    u32::from(ip)
+                }
+                _ => 0,
+            };
             want_ipc.insert(
                 c,
                 IpcacheValue {
                     identity: e.identity,
-                    tunnel_ep: e.node_ip.map_or(0, u32::from),
+                    tunnel_ep,
                 },
             );
         }
@@ -695,6 +913,7 @@ impl Agent {
             );
         }
         self.compiled = compiled;
+        self.applied_policies = policies;
         self.write_enrichment()
     }
 
@@ -730,6 +949,38 @@ impl Agent {
             interfaces: eps
                 .iter()
                 .map(|e| (e.ifindex, e.host_iface.clone()))
+                .collect(),
+            remote_endpoints: self
+                .store
+                .endpoints()?
+                .iter()
+                .filter(|e| e.node != self.cfg.node_name)
+                .map(|e| EndpointInfo {
+                    id: 0,
+                    ips: vec![IpAddr::V4(e.ip)],
+                    namespace: e.namespace.clone(),
+                    pod_name: e.pod_name.clone(),
+                    labels: ids
+                        .labels(e.identity)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                    workloads: Vec::new(),
+                    identity: e.identity,
+                    cluster: String::new(),
+                })
+                .collect(),
+            nodes: self
+                .store
+                .nodes()?
+                .into_iter()
+                .filter_map(|n| {
+                    n.hubble_address.map(|address| NodeInfo {
+                        name: n.name,
+                        address,
+                        tls_server_name: None,
+                    })
+                })
                 .collect(),
             ..EnrichmentSpec::default()
         })

@@ -14,7 +14,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::agent::api::{EndpointAdd, IpamRequest};
+use crate::agent::api::{EndpointAdd, IpamRequest, PolicyApply};
 use crate::agent::endpoints::{Agent, AgentError};
 use crate::defaults;
 
@@ -119,7 +119,27 @@ pub fn router(agent: Shared) -> Router {
         )
         .route(
             "/v1/policies",
-            get(|State(a): State<Shared>| with_agent(a, |a| a.policies())),
+            get(|State(a): State<Shared>| with_agent(a, |a| a.policies())).post(
+                |State(a): State<Shared>, Json(r): Json<PolicyApply>| {
+                    with_agent(a, move |a| {
+                        a.apply_cluster_policy(&r.name, &r.yaml)
+                            .map(|revision| serde_json::json!({ "revision": revision }))
+                    })
+                },
+            ),
+        )
+        .route(
+            "/v1/policies/{name}",
+            delete(|State(a): State<Shared>, UrlPath(name): UrlPath<String>| {
+                with_agent(a, move |a| {
+                    a.delete_cluster_policy(&name)
+                        .map(|removed| serde_json::json!({ "removed": removed }))
+                })
+            }),
+        )
+        .route(
+            "/v1/nodes",
+            get(|State(a): State<Shared>| with_agent(a, |a| a.nodes())),
         )
         .route(
             "/v1/enrichment",
@@ -160,24 +180,42 @@ pub async fn serve(agent: Agent, socket: &Path) -> anyhow::Result<()> {
     let _guard = SocketGuard(socket.to_path_buf());
     let shared: Shared = Arc::new(Mutex::new(agent));
 
+    // One loop converges the node: every POLICY_POLL it collects vanished
+    // endpoints and re-reads the policy directory; whenever the cluster
+    // store reports a change (a watch event elsewhere, a resync after an
+    // outage) it re-syncs the maps at once.
+    let mut changes = shared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .store_changes();
     let watcher = {
         let shared = shared.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(defaults::POLICY_POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut store_open = true;
             loop {
-                tick.tick().await;
+                let store_changed = tokio::select! {
+                    _ = tick.tick() => false,
+                    r = changes.changed(), if store_open => {
+                        store_open = r.is_ok();
+                        store_open
+                    }
+                };
                 let s = shared.clone();
                 let r = tokio::task::spawn_blocking(move || {
                     let mut a = s.lock().unwrap_or_else(|p| p.into_inner());
+                    if store_changed {
+                        return a.refresh().map(|()| true);
+                    }
                     a.gc_endpoints()?;
                     a.poll_policies()
                 })
                 .await;
                 match r {
-                    Ok(Err(e)) => tracing::error!(target: LOG_TARGET, error = %e, "apply policies"),
+                    Ok(Err(e)) => tracing::error!(target: LOG_TARGET, error = %e, "converge"),
                     Err(e) => {
-                        tracing::error!(target: LOG_TARGET, error = %e, "policy watcher task")
+                        tracing::error!(target: LOG_TARGET, error = %e, "convergence task")
                     }
                     Ok(Ok(_)) => {}
                 }

@@ -40,7 +40,7 @@ struct Cli {
 enum Cmd {
     /// Run the node agent: load or re-adopt the datapath, serve the local
     /// API, apply the policy directory live, write the enrichment file.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Agent status, pinned links, configuration and counters.
     Status,
     /// Local endpoints (from the agent).
@@ -53,10 +53,16 @@ enum Cmd {
         #[command(subcommand)]
         what: ListCmd,
     },
-    /// Policies in force (from the agent).
+    /// Policies: the ones in force (from the agent), and cluster-wide
+    /// policies applied through the cluster store.
     Policy {
         #[command(subcommand)]
-        what: GetCmd,
+        what: PolicyCmd,
+    },
+    /// The cluster's node registry (from the agent's store).
+    Node {
+        #[command(subcommand)]
+        what: ListCmd,
     },
     /// Map inspection (pinned maps; works without an agent).
     Bpf {
@@ -128,6 +134,62 @@ struct AgentArgs {
     /// replaced at start.
     #[arg(long, default_value_t = defaults::EVENTS_RING_BYTES)]
     events_ring_bytes: u32,
+    /// Cluster store: `file` (this node only, STATE_DIR/cluster-state.json)
+    /// or `etcd` (shared by every node: registry, identities, ipcache,
+    /// cluster-wide policies).
+    #[arg(long, value_name = "KIND", default_value = "file", value_parser = ["file", "etcd"])]
+    kvstore: String,
+    /// etcd client URLs, comma-separated (with `--kvstore etcd`).
+    #[arg(
+        long,
+        value_name = "URLS",
+        value_delimiter = ',',
+        env = "DATAPATH_KVSTORE_ENDPOINTS"
+    )]
+    kvstore_endpoints: Vec<String>,
+    /// TTL of the node's lease in etcd: a node whose agent stops renewing
+    /// it disappears from the registry (and its pods from the ipcache)
+    /// this long after.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_secs)]
+    kvstore_lease_ttl: std::time::Duration,
+    /// This node's address on the underlay: its registry entry and the
+    /// tunnel endpoint other nodes send its pods' traffic to.
+    #[arg(long, value_name = "IPV4")]
+    node_ip: Option<Ipv4Addr>,
+    /// Overlay to other nodes: `vxlan` (external VXLAN device `dp_vxlan`,
+    /// UDP 8472, the source identity in the VNI) or `disabled`. Default:
+    /// vxlan with `--kvstore etcd`, else disabled.
+    #[arg(long, value_name = "MODE")]
+    tunnel: Option<datapath::agent::Tunnel>,
+    /// MTU of the pods' interfaces (default: the underlay's minus the 50
+    /// bytes of VXLAN with a tunnel, else the kernel's).
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// host:port of this node's flow exporter, announced to the cluster so
+    /// a relay on any node's Peer.Notify finds every node (default:
+    /// NODE_IP:4244).
+    #[arg(long, value_name = "HOST:PORT")]
+    hubble_address: Option<String>,
+}
+
+/// A duration in seconds (`15s`, `500ms`, `2m`, or a plain number of seconds).
+fn parse_secs(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (e.g. 15s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (ms, s or m)")),
+    };
+    if !(secs > 0.0 && secs < 1e6) {
+        return Err(format!("duration {s:?} out of range"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Subcommand)]
@@ -141,12 +203,27 @@ enum ListCmd {
 }
 
 #[derive(Subcommand)]
-enum GetCmd {
-    /// Show them.
+enum PolicyCmd {
+    /// Show the policies in force, their origin and what is not applied.
     Get {
         /// Print JSON.
         #[arg(long, short)]
         json: bool,
+    },
+    /// Store a CiliumNetworkPolicy YAML file in the cluster store, for
+    /// every node (with `--kvstore etcd`; on the file store, for this
+    /// node). It is validated first: an invalid file changes nothing.
+    Apply {
+        /// The YAML file (one or more documents).
+        file: PathBuf,
+        /// Name of the entry in the store (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a cluster-wide policy by its entry name.
+    Delete {
+        /// The name given at apply.
+        name: String,
     },
 }
 
@@ -224,7 +301,7 @@ fn main() -> Result<()> {
             )
     });
     match cli.cmd {
-        Cmd::Agent(a) => run_agent(a, pin_dir, &cli.api_socket),
+        Cmd::Agent(a) => run_agent(*a, pin_dir, &cli.api_socket),
         Cmd::Status => status(&client, &pin_dir, explicit_pin_dir),
         Cmd::Endpoint {
             what: ListCmd::List { json },
@@ -266,8 +343,67 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Node {
+            what: ListCmd::List { json },
+        } => {
+            let nodes: Vec<datapath::store::NodeRecord> = client.get("/v1/nodes")?;
+            if json {
+                return print_json(&nodes);
+            }
+            println!(
+                "{:<24}  {:<15}  {:<18}  HUBBLE",
+                "NAME", "NODE IP", "POD CIDR"
+            );
+            for n in nodes {
+                println!(
+                    "{:<24}  {:<15}  {:<18}  {}",
+                    n.name,
+                    n.ip.map_or_else(|| "-".into(), |i| i.to_string()),
+                    n.pod_cidr.to_string(),
+                    n.hubble_address.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
         Cmd::Policy {
-            what: GetCmd::Get { json },
+            what: PolicyCmd::Apply { file, name },
+        } => {
+            let yaml = std::fs::read_to_string(&file)
+                .with_context(|| format!("read policy file {}", file.display()))?;
+            let name = match name {
+                Some(n) => n,
+                None => file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .context("the file has no name; pass --name")?,
+            };
+            let r: serde_json::Value = client
+                .post(
+                    "/v1/policies",
+                    &api::PolicyApply {
+                        name: name.clone(),
+                        yaml,
+                    },
+                )
+                .with_context(|| format!("apply policy {name} from {}", file.display()))?;
+            println!("policy {name} applied (revision {})", r["revision"]);
+            Ok(())
+        }
+        Cmd::Policy {
+            what: PolicyCmd::Delete { name },
+        } => {
+            let r: serde_json::Value = client
+                .delete(&format!("/v1/policies/{name}"))
+                .with_context(|| format!("delete policy {name}"))?;
+            if r["removed"] == true {
+                println!("policy {name} deleted");
+                Ok(())
+            } else {
+                anyhow::bail!("no cluster policy named {name}")
+            }
+        }
+        Cmd::Policy {
+            what: PolicyCmd::Get { json },
         } => {
             let p: PolicyView = client.get("/v1/policies")?;
             if json {
@@ -350,7 +486,35 @@ fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let pin_dir = a.bpffs_dir.unwrap_or(pin_dir);
+    let kvstore = match a.kvstore.as_str() {
+        "etcd" => {
+            anyhow::ensure!(
+                !a.kvstore_endpoints.is_empty(),
+                "--kvstore etcd needs --kvstore-endpoints (e.g. http://127.0.0.1:2379)"
+            );
+            let mut k = datapath::agent::kvstore::KvstoreConfig::new(
+                a.kvstore_endpoints.clone(),
+                &a.cluster,
+            );
+            k.lease_ttl = a.kvstore_lease_ttl;
+            Some(k)
+        }
+        _ => None,
+    };
+    let tunnel = a.tunnel.unwrap_or(if kvstore.is_some() {
+        datapath::agent::Tunnel::Vxlan
+    } else {
+        datapath::agent::Tunnel::Disabled
+    });
+    let hubble_address = a
+        .hubble_address
+        .or_else(|| a.node_ip.map(|ip| format!("{ip}:4244")));
     let cfg = AgentConfig {
+        node_ip: a.node_ip,
+        hubble_address,
+        tunnel,
+        mtu: a.mtu,
+        kvstore,
         enrichment_file: a
             .enrichment_file
             .unwrap_or_else(|| a.state_dir.join(defaults::ENRICHMENT_FILE)),
@@ -423,6 +587,38 @@ fn status(client: &Client, pin_dir: &Path, explicit_pin_dir: bool) -> Result<()>
             );
             if let Some(e) = &s.policy_error {
                 println!("policy error: {e}");
+            }
+            let k = &s.kvstore;
+            println!(
+                "kvstore: {} {} ({}), ops {} failed {} outages {} resyncs {} pending writes {}{}",
+                k.backend,
+                k.endpoints.join(","),
+                if k.connected {
+                    "connected"
+                } else {
+                    "DISCONNECTED: forwarding with the last known state"
+                },
+                k.ops,
+                k.failed_ops,
+                k.outages,
+                k.resyncs,
+                k.pending_writes,
+                k.last_error
+                    .as_deref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            );
+            let t = &s.tunnel;
+            match &t.device {
+                Some((dev, idx)) => println!(
+                    "tunnel: {} on {dev} (ifindex {idx}), node IP {}, pod MTU {}, remote nodes {}",
+                    t.mode,
+                    t.node_ip.map_or_else(|| "-".into(), |i| i.to_string()),
+                    t.pod_mtu
+                        .map_or_else(|| "default".into(), |m| m.to_string()),
+                    t.remote_nodes
+                ),
+                None => println!("tunnel: {}", t.mode),
             }
             println!("enrichment file: {}", s.enrichment_file.display());
             println!("maps re-adopted at start: {}", s.maps_reused.join(","));

@@ -282,6 +282,20 @@ impl EtcdStore {
     /// A write outside the node's own keys (cluster policies, another
     /// node's record): needs etcd now. Whether the key existed (deletes) or
     /// `true` (puts).
+    /// A cluster-wide write (a policy) made while etcd is unreachable:
+    /// in force on this node at once (the mirror), written on reconnect
+    /// (once: unlike the node's own leased keys it is not re-put at later
+    /// resyncs, so a newer change by another node wins), counted in
+    /// `pending_writes`. `false` when connected (write it directly).
+    fn queue_while_disconnected(&self, key: &Key, value: Option<String>) -> bool {
+        if self.shared.lock().status.connected {
+            return false;
+        }
+        tracing::warn!(target: LOG_TARGET, key = %key.path(), "etcd unreachable: cluster write in force here now, written to etcd on reconnect");
+        self.write_own(key, value, false);
+        true
+    }
+
     fn direct(&self, what: &str, rel_key: &str, value: Option<String>) -> StoreResult<bool> {
         if !self.shared.lock().status.connected {
             return Err(self.shared.unavailable(what, "not connected"));
@@ -473,14 +487,25 @@ impl ClusterStore for EtcdStore {
             ));
         }
         policy::parse_str(name, yaml).map_err(|e| invalid(e.to_string()))?;
-        let path = Key::Policy(name.to_string()).path();
-        self.direct("store a cluster policy", &path, Some(yaml.to_string()))?;
+        let key = Key::Policy(name.to_string());
+        if self.queue_while_disconnected(&key, Some(yaml.to_string())) {
+            return Ok(());
+        }
+        self.direct(
+            "store a cluster policy",
+            &key.path(),
+            Some(yaml.to_string()),
+        )?;
         Ok(())
     }
 
     fn delete_cluster_policy(&mut self, name: &str) -> StoreResult<bool> {
-        let path = Key::Policy(name.to_string()).path();
-        self.direct("delete a cluster policy", &path, None)
+        let key = Key::Policy(name.to_string());
+        let existed = self.shared.lock().mirror.policies.contains_key(name);
+        if existed && self.queue_while_disconnected(&key, None) {
+            return Ok(true);
+        }
+        self.direct("delete a cluster policy", &key.path(), None)
     }
 
     fn policy_rejections(&self) -> Vec<(String, String)> {

@@ -311,7 +311,9 @@ pub(super) async fn flush(shared: &Shared) -> Result<usize, String> {
         let mut i = shared.lock();
         i.status.ops += 1;
         if i.own.get(&key).is_some_and(|o| o.seq == own.seq) {
-            if own.value.is_none() {
+            // Deletes and unleased (cluster-wide) writes are done once
+            // written; the node's leased keys stay to be re-put at resyncs.
+            if own.value.is_none() || !own.leased {
                 i.own.remove(&key);
             } else if let Some(o) = i.own.get_mut(&key) {
                 o.written = true;
