@@ -59,7 +59,7 @@ impl Cluster {
     /// (`10.99.0.1`, `.2`, ... on the underlay), each agent on the cluster
     /// store with the VXLAN overlay.
     pub fn multi(pod_cidrs: &[&str]) -> Self {
-        Self::multi_with(pod_cidrs, "4s", |_| {})
+        Self::multi_with(pod_cidrs, "15s", |_| {})
     }
 
     /// [`Cluster::multi`] with the agents' lease TTL and a hook to adjust

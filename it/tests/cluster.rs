@@ -47,7 +47,7 @@ fn cross_node_tcp_udp_icmp_flows_on_both_nodes_and_through_the_relay() {
     // (from-overlay) included, which medium leaves out as Cilium does.
     let cluster = Cluster::multi_with(
         &["10.211.1.0/24", "10.211.2.0/24", "10.211.3.0/24"],
-        "4s",
+        "15s",
         |o| o.aggregation = "none".into(),
     );
     {
@@ -329,7 +329,8 @@ fn identities_are_cluster_wide_and_concurrent_adds_never_collide() {
 #[test]
 fn a_node_joins_and_a_node_dies_without_stopping_the_others() {
     require_privileges!("busybox", "etcd");
-    let cluster = Cluster::multi(&["10.214.1.0/24", "10.214.2.0/24"]);
+    // A short lease, so the dead node's entry expires within seconds.
+    let cluster = Cluster::multi_with(&["10.214.1.0/24", "10.214.2.0/24"], "5s", |_| {});
     {
         let [n1, n2] = [&cluster.nodes[0], &cluster.nodes[1]];
         wait_remote_nodes(&[n1, n2], 1);

@@ -199,7 +199,25 @@ impl Agent {
         if cfg.pin_dir.starts_with(defaults::BPFFS_MOUNT) {
             loader::ensure_bpffs(Path::new(defaults::BPFFS_MOUNT))?;
         }
-        // The overlay device first: its ifindex goes into the programs'
+        // The cluster store first: an unreachable store or a refused
+        // registration (an overlapping pod CIDR) fails the start before
+        // anything in the kernel changes.
+        let mut store: Box<dyn ClusterStore> = match &cfg.kvstore {
+            None => Box::new(FileStore::open(&cfg.state_dir)?),
+            Some(k) => Box::new(EtcdStore::connect(
+                k.clone(),
+                &cfg.node_name,
+                &cfg.state_dir,
+            )?),
+        };
+        store.register_node(NodeRecord {
+            name: cfg.node_name.clone(),
+            pod_cidr: cfg.pod_cidr,
+            ip: cfg.node_ip,
+            hubble_address: cfg.hubble_address.clone(),
+            heartbeat_unix: None,
+        })?;
+        // Then the overlay device: its ifindex goes into the programs'
         // configuration, and its ingress program is attached after the load.
         let (tunnel_ifindex, pod_mtu) = match cfg.tunnel {
             Tunnel::Disabled => (0, cfg.mtu),
@@ -239,21 +257,6 @@ impl Agent {
             tracing::info!(target: LOG_TARGET, device = defaults::VXLAN_DEVICE, ifindex = tunnel_ifindex, mtu = ?pod_mtu, "VXLAN overlay up");
         }
         let maps = dp.maps()?;
-        let mut store: Box<dyn ClusterStore> = match &cfg.kvstore {
-            None => Box::new(FileStore::open(&cfg.state_dir)?),
-            Some(k) => Box::new(EtcdStore::connect(
-                k.clone(),
-                &cfg.node_name,
-                &cfg.state_dir,
-            )?),
-        };
-        store.register_node(NodeRecord {
-            name: cfg.node_name.clone(),
-            pod_cidr: cfg.pod_cidr,
-            ip: cfg.node_ip,
-            hubble_address: cfg.hubble_address.clone(),
-            heartbeat_unix: None,
-        })?;
         let ipam_path = cfg.state_dir.join(defaults::IPAM_FILE);
         let ipam = match std::fs::read(&ipam_path) {
             Ok(b) => {
