@@ -156,12 +156,13 @@ fn cni(
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn datapath-cni");
-    child
+    // The plugin may exit before reading (VERSION needs no configuration):
+    // a broken pipe here is not a failure, its answer is.
+    let _ = child
         .stdin
         .take()
         .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
+        .write_all(conf.to_string().as_bytes());
     let out = child.wait_with_output().unwrap();
     let v = if out.stdout.is_empty() {
         serde_json::Value::Null
