@@ -475,13 +475,16 @@ fn etcd_outage_keeps_traffic_flowing_and_resyncs_after() {
 #[test]
 fn agent_restart_under_a_cross_node_stream() {
     require_privileges!("busybox", "etcd");
-    let cluster = Cluster::multi(&["10.216.1.0/24", "10.216.2.0/24"]);
+    // A short lease: the old agents' leases expire during the test, which
+    // must not take their pods out of the other node's ipcache.
+    let cluster = Cluster::multi_with(&["10.216.1.0/24", "10.216.2.0/24"], "5s", |_| {});
     {
         let [n1, n2] = [&cluster.nodes[0], &cluster.nodes[1]];
         wait_remote_nodes(&[n1, n2], 1);
         let a = n1.add_pod("alpha", "app=alpha");
         let b = n2.add_pod("beta", "app=beta");
         let _sb = EchoServers::start(&b.netns(), b.ip, &[8080], &[]);
+        let _sa = EchoServers::start(&a.netns(), a.ip, &[8080], &[]);
         let to_b = SocketAddr::from((b.ip, 8080));
         wait_reachable(&a, to_b);
         let stream = Stream::start(&a.netns(), to_b);
@@ -494,6 +497,13 @@ fn agent_restart_under_a_cross_node_stream() {
         }
         wait_remote_nodes(&[n1, n2], 1);
         tcp_exchange(&a.netns(), to_b).expect("new connection after the restarts");
+        // Past the old leases' expiry: the restarted agents re-claimed
+        // their keys under their new leases.
+        std::thread::sleep(Duration::from_secs(7));
+        assert!(stream.alive(), "the stream outlives the old leases");
+        tcp_exchange(&a.netns(), to_b).expect("new connection after the old leases expired");
+        tcp_exchange(&b.netns(), SocketAddr::from((a.ip, 8080)))
+            .expect("beta -> alpha after the old leases expired");
         stream
             .finish()
             .expect("the stream survived both agents' restarts");

@@ -173,7 +173,80 @@ impl EtcdStore {
             store.shared.lock().status.last_error =
                 Some(format!("degraded start from the cluster cache: {reason}"));
         }
+        store.adopt_own_keys();
         Ok(store)
+    }
+
+    /// Takes over the keys an earlier run of this node left in the store
+    /// (its endpoints, their ipcache entries, its identity references):
+    /// they hang on that run's lease, which expires one TTL after it
+    /// stopped, so they are written again under this run's lease (now, or
+    /// at the next connect). Without this, a restarted agent's pods would
+    /// vanish from every other node's ipcache one TTL after the restart.
+    fn adopt_own_keys(&self) {
+        let adopted = {
+            let mut i = self.shared.lock();
+            let node = self.shared.node.clone();
+            let mut keys: Vec<String> = Vec::new();
+            let mut ids = Vec::new();
+            let mut ips = std::collections::BTreeSet::new();
+            for ((n, ep_id), e) in &i.mirror.endpoints {
+                if *n == node {
+                    keys.push(Key::Endpoint(n.clone(), *ep_id).path());
+                    ips.insert(e.ip);
+                }
+            }
+            for (prefix, _) in &i.mirror.ipcache {
+                if prefix.len == 32 && ips.contains(&prefix.addr) {
+                    keys.push(Key::Ipcache(*prefix).path());
+                }
+            }
+            for (id, nodes) in &i.mirror.refs {
+                if nodes.contains(&node) {
+                    keys.push(Key::IdentityRef(*id, node.clone()).path());
+                    if let Some(labels) = i.mirror.ids.get(id) {
+                        ids.push((*id, labels.clone()));
+                    }
+                }
+            }
+            for (id, labels) in ids {
+                i.own_ids.insert(id, labels);
+            }
+            let mut n = 0;
+            for k in keys {
+                let Some(v) = i.mirror.raw.get(&k).map(|v| v.text.clone()) else {
+                    continue;
+                };
+                if i.own.contains_key(&k) {
+                    continue;
+                }
+                i.seq += 1;
+                let seq = i.seq;
+                i.own.insert(
+                    k,
+                    Own {
+                        value: Some(v),
+                        leased: true,
+                        seq,
+                        written: false,
+                    },
+                );
+                n += 1;
+            }
+            n
+        };
+        if adopted == 0 {
+            return;
+        }
+        tracing::info!(target: LOG_TARGET, keys = adopted, "re-claiming this node's keys under the new lease");
+        if self.shared.lock().status.connected {
+            let shared = self.shared.clone();
+            if let Err(e) = self.call(self.shared.cfg.op_timeout, async move {
+                session::flush(&shared).await
+            }) {
+                tracing::warn!(target: LOG_TARGET, error = %e, "re-claiming keys failed; retried on reconnect");
+            }
+        }
     }
 
     /// Leaves the cluster cleanly: revokes the lease, which deletes this
