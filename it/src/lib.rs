@@ -129,6 +129,7 @@ impl Cluster {
         if let Some(u) = &self.underlay {
             names.push(u.name.clone());
         }
+        let etcd = self.etcd.as_ref().map(|e| (e.pid(), e.data_dir()));
         for n in &self.nodes {
             names.push(n.name.clone());
             names.extend(
@@ -146,6 +147,16 @@ impl Cluster {
             .filter(|n| names.contains(n))
             .collect();
         assert!(left.is_empty(), "namespaces left: {left:?}");
+        if let Some((pid, data)) = etcd {
+            if let Some(pid) = pid {
+                let alive = std::path::Path::new(&format!("/proc/{pid}")).exists()
+                    && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .unwrap_or_default()
+                        .contains(") Z ");
+                assert!(!alive, "etcd ({pid}) still runs");
+            }
+            assert!(!data.exists(), "etcd data dir {} left", data.display());
+        }
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
         for d in dirs {
             assert!(!d.exists(), "{} left", d.display());

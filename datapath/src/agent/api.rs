@@ -145,6 +145,9 @@ pub struct TunnelView {
     pub pod_mtu: Option<u32>,
     /// Remote nodes routed through the tunnel.
     pub remote_nodes: usize,
+    /// Id of the `from_overlay` program on the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_id: Option<u32>,
 }
 
 /// `GET /v1/status`.

@@ -706,6 +706,9 @@ impl Agent {
                 node_ip: self.cfg.node_ip,
                 pod_mtu: self.pod_mtu,
                 remote_nodes: self.remote_nodes,
+                program_id: (self.tunnel_ifindex != 0)
+                    .then(|| self.dp.overlay_program_id().ok())
+                    .flatten(),
             },
         })
     }

@@ -611,8 +611,9 @@ fn status(client: &Client, pin_dir: &Path, explicit_pin_dir: bool) -> Result<()>
             let t = &s.tunnel;
             match &t.device {
                 Some((dev, idx)) => println!(
-                    "tunnel: {} on {dev} (ifindex {idx}), node IP {}, pod MTU {}, remote nodes {}",
+                    "tunnel: {} on {dev} (ifindex {idx}, from_overlay={}), node IP {}, pod MTU {}, remote nodes {}",
                     t.mode,
+                    t.program_id.unwrap_or(0),
                     t.node_ip.map_or_else(|| "-".into(), |i| i.to_string()),
                     t.pod_mtu
                         .map_or_else(|| "default".into(), |m| m.to_string()),
