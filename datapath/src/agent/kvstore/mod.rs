@@ -196,7 +196,7 @@ impl EtcdStore {
                     ips.insert(e.ip);
                 }
             }
-            for (prefix, _) in &i.mirror.ipcache {
+            for prefix in i.mirror.ipcache.keys() {
                 if prefix.len == 32 && ips.contains(&prefix.addr) {
                     keys.push(Key::Ipcache(*prefix).path());
                 }
