@@ -121,6 +121,9 @@ pub struct Observer {
     namespaces: Mutex<Namespaces>,
     metrics: Option<Arc<Metrics>>,
     closed: std::sync::atomic::AtomicBool,
+    /// `true` once closed, for streams that wait rather than poll
+    /// (Peer.Notify).
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// ServerStatus figures of one node.
@@ -160,6 +163,7 @@ impl Observer {
             namespaces: Mutex::new(Namespaces::default()),
             metrics: None,
             closed: std::sync::atomic::AtomicBool::new(false),
+            closing: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -221,7 +225,18 @@ impl Observer {
     /// graceful gRPC shutdown does not wait on them forever.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.closing.send_replace(true);
         self.ring.wake();
+    }
+
+    /// Resolves once [`Observer::close`] was called: long-lived streams
+    /// that otherwise wait forever (Peer.Notify) end with it, so a graceful
+    /// shutdown does not wait for their clients.
+    pub fn until_closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closed| *closed).await;
+        }
     }
 
     fn is_closed(&self) -> bool {

@@ -210,6 +210,7 @@ impl ObserverApi for ObserverService {
 pub struct PeerService {
     me: peers::SelfNode,
     nodes: Option<peers::NodesWatch>,
+    observer: Option<Arc<Observer>>,
 }
 
 impl PeerService {
@@ -222,7 +223,14 @@ impl PeerService {
                 tls_server_name: None,
             },
             nodes: None,
+            observer: None,
         }
+    }
+
+    /// Ends every Notify stream when `observer` closes (shutdown).
+    pub fn ending_with(mut self, observer: Arc<Observer>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Announces the peer as serving TLS under this name (`peer.TLS`), and
@@ -248,7 +256,13 @@ impl Peer for PeerService {
         _request: Request<NotifyRequest>,
     ) -> Result<Response<Self::NotifyStream>, Status> {
         let s = peers::notify_stream(self.me.clone(), self.nodes.clone()).map(Ok);
-        Ok(with_version(Response::new(Box::pin(s))))
+        match &self.observer {
+            Some(o) => {
+                let s = s.take_until(o.until_closed());
+                Ok(with_version(Response::new(Box::pin(s))))
+            }
+            None => Ok(with_version(Response::new(Box::pin(s)))),
+        }
     }
 }
 
@@ -357,6 +371,7 @@ pub async fn router_with_options(
         .add_service(
             stack.wrap(PeerServer::new(
                 PeerService::new(observer.node_name(), advertised)
+                    .ending_with(observer.clone())
                     .with_tls_server_name(tls_server_name)
                     .with_cluster_nodes(opts.cluster_nodes.clone()),
             )),

@@ -43,6 +43,7 @@ fn enrichment(cluster: &str, nodes: &[(&str, &str)]) -> String {
 }
 
 struct Server {
+    observer: Arc<Observer>,
     channel: Channel,
     /// The address it advertises for itself.
     address: String,
@@ -66,7 +67,7 @@ async fn start(contents: &str, tls: bool) -> Server {
         ..ServerOptions::default()
     };
     let tls_name = tls.then(|| svc::tls::hubble_server_name("node-a"));
-    let router = router_with_options(observer, addr.to_string(), tls_name, &opts)
+    let router = router_with_options(observer.clone(), addr.to_string(), tls_name, &opts)
         .await
         .unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -91,6 +92,7 @@ async fn start(contents: &str, tls: bool) -> Server {
         .unwrap();
     Server {
         channel,
+        observer,
         address: addr.to_string(),
         _dir: dir,
         path,
@@ -256,4 +258,18 @@ async fn an_empty_node_list_announces_this_node_only() {
         set(&[(PeerAdded, "node-a", &srv.address)])
     );
     quiet(&mut s).await;
+}
+
+#[tokio::test]
+async fn notify_streams_end_when_the_exporter_closes() {
+    let srv = start("{}", false).await;
+    let mut s = srv.notify().await;
+    next_n(&mut s, 1).await;
+    // Shutdown closes the observer: the open stream ends at once instead of
+    // holding the graceful shutdown until its client goes away.
+    srv.observer.close();
+    let end = tokio::time::timeout(Duration::from_secs(5), s.message())
+        .await
+        .expect("the stream ends within 5 s");
+    assert!(matches!(end, Ok(None)), "{end:?}");
 }
