@@ -103,6 +103,34 @@ static __always_inline int deliver_local(struct __sk_buff *skb, const struct dp_
 	return bpf_redirect_peer(ifindex, 0);
 }
 
+/* Admits a NEW connection to the local pod `dst` from `peers->src_identity`:
+ * the pod's ingress policy when it enforces one (with a policy-verdict event
+ * reporting interface `ifindex`), then the conntrack entry. Returns
+ * TC_ACT_UNSPEC (-1) to go on, else the action of the drop it reported.
+ * Shared by every path into a pod that did not already police the
+ * destination: from the stack (to_container) and from the overlay. */
+static __always_inline int admit_ingress(struct __sk_buff *skb, const struct dp_config *cfg,
+					 struct endpoint_value *dst, struct dp_peers *peers,
+					 struct dp_pkt *p, __u64 now, __u32 ifindex)
+{
+	struct dp_verdict v;
+	int ret;
+
+	if (dst->flags & DP_EP_F_ENFORCE_INGRESS) {
+		ret = dp_policy_decide(dst, HUBBLE_DIR_INGRESS, peers->src_identity, p, &v);
+		dp_emit_verdict(skb, dst->ep_id, dst->identity, peers->src_identity, p, &v,
+				ifindex);
+		if (ret)
+			return dp_drop(skb, cfg, ret, dst->ep_id, peers, HUBBLE_CT_NEW,
+				       HUBBLE_DIR_INGRESS, __LINE__);
+	}
+	ret = dp_ct_create(p, peers, now);
+	if (ret)
+		return dp_drop(skb, cfg, ret, dst->ep_id, peers, HUBBLE_CT_NEW, HUBBLE_DIR_INGRESS,
+			       __LINE__);
+	return TC_ACT_UNSPEC;
+}
+
 SEC("classifier")
 int from_container(struct __sk_buff *skb)
 {
@@ -206,7 +234,6 @@ int to_container(struct __sk_buff *skb)
 	struct dp_pkt p = {};
 	struct dp_peers peers = {};
 	struct endpoint_value *src, *dst;
-	struct dp_verdict v;
 	__u64 now;
 	__u16 eth_proto;
 	__u8 ct_state, report;
@@ -247,18 +274,9 @@ int to_container(struct __sk_buff *skb)
 		      skb->ifindex);
 
 	if (ct_state == HUBBLE_CT_NEW) {
-		if (dst->flags & DP_EP_F_ENFORCE_INGRESS) {
-			ret = dp_policy_decide(dst, HUBBLE_DIR_INGRESS, peers.src_identity, &p, &v);
-			dp_emit_verdict(skb, dst->ep_id, dst->identity, peers.src_identity, &p, &v,
-					skb->ifindex);
-			if (ret)
-				return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
-					       HUBBLE_DIR_INGRESS, __LINE__);
-		}
-		ret = dp_ct_create(&p, &peers, now);
-		if (ret)
-			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
-				       HUBBLE_DIR_INGRESS, __LINE__);
+		ret = admit_ingress(skb, &cfg, dst, &peers, &p, now, skb->ifindex);
+		if (ret != TC_ACT_UNSPEC)
+			return ret;
 	}
 
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_LXC, dst->ep_id, &peers, ct_state, report,
@@ -273,7 +291,6 @@ int from_overlay(struct __sk_buff *skb)
 	struct dp_pkt p = {};
 	struct dp_peers peers = {};
 	struct endpoint_value *dst;
-	struct dp_verdict v;
 	__u64 now;
 	__u16 eth_proto;
 	__u8 ct_state, report;
@@ -318,18 +335,9 @@ int from_overlay(struct __sk_buff *skb)
 		      skb->ifindex);
 
 	if (ct_state == HUBBLE_CT_NEW) {
-		if (dst->flags & DP_EP_F_ENFORCE_INGRESS) {
-			ret = dp_policy_decide(dst, HUBBLE_DIR_INGRESS, peers.src_identity, &p, &v);
-			dp_emit_verdict(skb, dst->ep_id, dst->identity, peers.src_identity, &p, &v,
-					dst->ifindex);
-			if (ret)
-				return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
-					       HUBBLE_DIR_INGRESS, __LINE__);
-		}
-		ret = dp_ct_create(&p, &peers, now);
-		if (ret)
-			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
-				       HUBBLE_DIR_INGRESS, __LINE__);
+		ret = admit_ingress(skb, &cfg, dst, &peers, &p, now, dst->ifindex);
+		if (ret != TC_ACT_UNSPEC)
+			return ret;
 	}
 
 	return deliver_local(skb, &cfg, dst, dst->ep_id, &peers, ct_state, report);

@@ -932,20 +932,7 @@ impl Agent {
             cluster: self.cfg.cluster.clone(),
             endpoints: eps
                 .iter()
-                .map(|e| EndpointInfo {
-                    id: u32::from(e.ep_id),
-                    ips: vec![IpAddr::V4(e.ip)],
-                    namespace: e.namespace.clone(),
-                    pod_name: e.pod_name.clone(),
-                    labels: ids
-                        .labels(e.identity)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect(),
-                    workloads: Vec::new(),
-                    identity: e.identity,
-                    cluster: String::new(),
-                })
+                .map(|e| endpoint_info(e, u32::from(e.ep_id), &ids))
                 .collect(),
             identities: ids
                 .allocated()
@@ -961,20 +948,8 @@ impl Agent {
                 .endpoints()?
                 .iter()
                 .filter(|e| e.node != self.cfg.node_name)
-                .map(|e| EndpointInfo {
-                    id: 0,
-                    ips: vec![IpAddr::V4(e.ip)],
-                    namespace: e.namespace.clone(),
-                    pod_name: e.pod_name.clone(),
-                    labels: ids
-                        .labels(e.identity)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect(),
-                    workloads: Vec::new(),
-                    identity: e.identity,
-                    cluster: String::new(),
-                })
+                // Not local: no endpoint id, as Hubble shows remote pods.
+                .map(|e| endpoint_info(e, 0, &ids))
                 .collect(),
             nodes: self
                 .store
@@ -1011,6 +986,24 @@ impl Agent {
             path: path.clone(),
             source,
         })
+    }
+}
+
+/// An endpoint as the enrichment file describes it, under endpoint id `id`.
+fn endpoint_info(e: &EndpointRecord, id: u32, ids: &IdentityAllocator) -> EndpointInfo {
+    EndpointInfo {
+        id,
+        ips: vec![IpAddr::V4(e.ip)],
+        namespace: e.namespace.clone(),
+        pod_name: e.pod_name.clone(),
+        labels: ids
+            .labels(e.identity)
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        workloads: Vec::new(),
+        identity: e.identity,
+        cluster: String::new(),
     }
 }
 
