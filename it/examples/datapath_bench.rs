@@ -16,136 +16,12 @@
 //!
 //! `cargo run --release -p it --example datapath_bench [-- SECS]` (default 5).
 
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use it::sys::{NetNs, run_in, unique};
-use it::traffic::{EchoServers, in_ns};
-use it::{Node, NodeOptions, Proc};
-use proto::observer::observer_client::ObserverClient;
-use proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
-
-/// A measured load between two pods.
-#[derive(Debug, Clone, Copy)]
-struct Load {
-    gbits: f64,
-    rr_per_s: f64,
-}
-
-/// Runs iperf3 (server in `server_ns` on `ip`, client in `client_ns`) and
-/// the request/response loop; returns both figures.
-fn load(client_ns: &std::path::Path, server_ns: &std::path::Path, ip: Ipv4Addr, secs: u64) -> Load {
-    let dir = it::sys::TempDir::new("it-bench-");
-    let mut cmd = Command::new("nsenter");
-    cmd.arg(format!("--net={}", server_ns.display()))
-        .args(["iperf3", "-s", "-B", &ip.to_string()]);
-    let _server = Proc::spawn("iperf3 -s", cmd, &dir.path.join("iperf3.log"));
-    let mut gbits = None;
-    let mut last = String::new();
-    for _ in 0..50 {
-        let out = run_in(
-            client_ns,
-            &[
-                "iperf3",
-                "-c",
-                &ip.to_string(),
-                "-t",
-                &secs.to_string(),
-                "-J",
-            ],
-        );
-        if out.status.success() {
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
-            gbits = v["end"]["sum_received"]["bits_per_second"]
-                .as_f64()
-                .map(|b| b / 1e9);
-            if gbits.is_some() {
-                break;
-            }
-        }
-        last = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(100)); // server not listening yet
-    }
-    let gbits = gbits.unwrap_or_else(|| panic!("iperf3 did not run: {last}"));
-
-    let _echo = EchoServers::start(server_ns, ip, &[7000], &[]);
-    let to = SocketAddr::from((ip, 7000));
-    let rr = in_ns(client_ns, move || {
-        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect");
-        s.set_nodelay(true).unwrap();
-        let msg = [7u8; 64];
-        let mut buf = [0u8; 64];
-        let (start, mut n) = (Instant::now(), 0u64);
-        while start.elapsed() < Duration::from_secs(secs) {
-            s.write_all(&msg).unwrap();
-            s.read_exact(&mut buf).unwrap();
-            n += 1;
-        }
-        n as f64 / start.elapsed().as_secs_f64()
-    });
-    Load {
-        gbits,
-        rr_per_s: rr,
-    }
-}
-
-/// What a following GetFlows client counted.
-#[derive(Debug, Default, Clone, Copy)]
-struct Counted {
-    flows: u64,
-    lost_kernel: u64,
-    lost_queue: u64,
-    lost_ring: u64,
-}
-
-/// Follows the exporter's flows on a thread until `stop`.
-fn follow(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Counted> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut c = ObserverClient::connect(format!("http://{addr}"))
-                .await
-                .unwrap();
-            let mut s = c
-                .get_flows(GetFlowsRequest {
-                    follow: true,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            let mut n = Counted::default();
-            loop {
-                let next = tokio::time::timeout(Duration::from_millis(200), s.message()).await;
-                if stop.load(Ordering::Relaxed) {
-                    return n;
-                }
-                let Ok(r) = next else { continue };
-                match r.unwrap().and_then(|r| r.response_types) {
-                    Some(ResponseTypes::Flow(_)) => n.flows += 1,
-                    Some(ResponseTypes::LostEvents(l)) => match l.source {
-                        1 => n.lost_kernel += l.num_events_lost,
-                        2 => n.lost_queue += l.num_events_lost,
-                        _ => n.lost_ring += l.num_events_lost,
-                    },
-                    Some(_) => {}
-                    None => return n,
-                }
-            }
-        })
-    })
-}
+use it::bench::{Counted, Follower, Load, load};
+use it::sys::{NetNs, unique};
+use it::{Node, NodeOptions};
 
 struct Run {
     load: Load,
@@ -162,16 +38,14 @@ fn datapath_run(opts: NodeOptions, secs: u64) -> Run {
     // Warm up (ARP, conntrack) before counting.
     it::traffic::ping(&a.netns(), b.ip);
     let lost0 = node.maps().lost_events().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let follower = follow(node.exporter_addr.unwrap(), stop.clone());
+    let follower = Follower::start(node.exporter_addr.unwrap(), false);
     std::thread::sleep(Duration::from_millis(300));
     let start = Instant::now();
     let load = load(&a.netns(), &b.netns(), b.ip, secs);
     let secs = start.elapsed().as_secs_f64();
     // The exporter polls the kernel's lost counter every second.
     std::thread::sleep(Duration::from_millis(2500));
-    stop.store(true, Ordering::Relaxed);
-    let counted = follower.join().unwrap();
+    let counted = follower.finish();
     let kernel_lost = node.maps().lost_events().unwrap() - lost0;
     drop((a, b));
     Run {
@@ -241,7 +115,7 @@ fn main() {
         let mut opts = NodeOptions::new(&format!("10.212.{}.0/24", i + 1));
         opts.aggregation = level.into();
         let r = datapath_run(opts, secs);
-        let c = r.counted;
+        let c = &r.counted;
         let produced = c.flows + c.lost_kernel + c.lost_queue;
         println!(
             "datapath, aggregation {level:<6}    {:7.2} Gbit/s  {:9.0} req/s  events {:>9} ({:>8.0}/s)  lost: kernel {} (exporter reported {}), queue {}, follower lapped {}",
@@ -270,7 +144,7 @@ fn main() {
     opts.aggregation = "none".into();
     opts.events_ring_bytes = Some(4096);
     let r = datapath_run(opts, secs);
-    let c = r.counted;
+    let c = &r.counted;
     println!(
         "tiny ring (4 KiB, aggregation none): {:.2} Gbit/s, {} events received, kernel lost counter +{}, exporter reported LostEvent(PERF_EVENT_RING_BUFFER) {} -> {}",
         r.load.gbits,

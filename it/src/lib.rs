@@ -1,5 +1,6 @@
 //! The local cluster of the privileged end-to-end tests (`it/tests/`) and
-//! of the datapath bench (`it/examples/datapath_bench.rs`): nodes and pods
+//! of the whole-process benches (`it/examples/datapath_bench.rs`,
+//! `it/examples/cluster_bench.rs`): nodes and pods
 //! as network namespaces on one kernel, the real `datapath` agent,
 //! `datapath-cni` plugin and `flow-exporter` processes, real TCP/UDP/ICMP
 //! traffic, and guards that tear everything down, also when a test panics.
@@ -11,7 +12,10 @@
 //!   (CNI ADD/DEL/CHECK as a runtime), policies, external namespaces.
 //! - [`traffic`]: echo servers, TCP/UDP exchanges, ping.
 //! - [`flows`]: the exporter's flows over gRPC.
+//! - [`bench`]: the benches' loads (iperf3, 64-byte request/response), a
+//!   counting follower, spreads and percentiles, unwinding on SIGINT.
 
+pub mod bench;
 pub mod bins;
 pub mod cluster;
 pub mod flows;
