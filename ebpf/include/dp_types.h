@@ -38,6 +38,11 @@
 #define DP_ID_REMOTE_NODE 6
 #define DP_ID_KUBE_APISERVER 7
 #define DP_ID_INGRESS 8
+/* Cilium's dual-stack split of world. The kernel never assigns them (an
+ * unknown address is DP_ID_WORLD); policies may name them, see
+ * ebpf/src/identity.rs. */
+#define DP_ID_WORLD_IPV4 9
+#define DP_ID_WORLD_IPV6 10
 
 /* ------------------------------------------------------------------------ */
 /* Endpoints: `endpoints` HASH, IPv4 of a local pod -> where and who it is.   */

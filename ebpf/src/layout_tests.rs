@@ -327,6 +327,8 @@ fn rust_side() -> Vec<(String, u64)> {
     konst!("DP_ID_REMOTE_NODE", identity::REMOTE_NODE);
     konst!("DP_ID_KUBE_APISERVER", identity::KUBE_APISERVER);
     konst!("DP_ID_INGRESS", identity::INGRESS);
+    konst!("DP_ID_WORLD_IPV4", identity::WORLD_IPV4);
+    konst!("DP_ID_WORLD_IPV6", identity::WORLD_IPV6);
     konst!("DP_EP_F_ENFORCE_INGRESS", ep_flags::ENFORCE_INGRESS);
     konst!("DP_EP_F_ENFORCE_EGRESS", ep_flags::ENFORCE_EGRESS);
     konst!("DP_EP_F_AUDIT", ep_flags::AUDIT);
@@ -354,9 +356,10 @@ fn rust_side() -> Vec<(String, u64)> {
     konst!("(__u8)HUBBLE_DIR_INGRESS", Direction::Ingress as u8);
     konst!("(__u8)HUBBLE_DIR_EGRESS", Direction::Egress as u8);
 
-    // The reserved-identity table: each name the datapath assigns is the
-    // C macro `DP_ID_<NAME>` of its number.
-    for (id, name) in identity::DATAPATH {
+    // The reserved-identity table: each reserved identity (those the
+    // datapath assigns and the world-ipv4/-ipv6 split) is the C macro
+    // `DP_ID_<NAME>` of its number.
+    for (id, name) in identity::LABELLED {
         let c = format!(
             "(__u32)DP_ID_{}",
             name.to_ascii_uppercase().replace('-', "_")

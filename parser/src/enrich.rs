@@ -161,9 +161,12 @@ pub fn reserved_identity_from_name(name: &str) -> Option<u32> {
         .map(|(i, _)| *i)
 }
 
-/// `["reserved:<name>"]` for a reserved identity.
+/// The labels of a reserved identity, sorted, as Cilium gives them:
+/// `["reserved:<name>"]`, and for kube-apiserver (7)
+/// `["reserved:kube-apiserver", "reserved:remote-node"]`
+/// ([`ebpf::identity::labels`]).
 pub fn reserved_identity_labels(id: u32) -> Option<Vec<String>> {
-    reserved_identity_name(id).map(|n| vec![format!("reserved:{n}")])
+    ebpf::identity::labels(id)
 }
 
 /// Why an enrichment file could not be used.
@@ -799,6 +802,15 @@ interfaces:
             (none.id, none.labels.as_slice()),
             (9, &["reserved:host".to_string()][..])
         );
+        // Cilium's kube-apiserver identity is a remote node too.
+        let apiserver = e.endpoint(&SideHint {
+            identity: 7,
+            ..SideHint::default()
+        });
+        assert_eq!(
+            apiserver.labels,
+            ["reserved:kube-apiserver", "reserved:remote-node"]
+        );
     }
 
     #[test]
@@ -993,5 +1005,14 @@ nodes:
         assert_eq!(reserved_identity_name(6), Some("remote-node"));
         assert_eq!(reserved_identity_from_name("world-ipv6"), Some(10));
         assert_eq!(reserved_identity_labels(11), None);
+        assert_eq!(reserved_identity_labels(0), None);
+        assert_eq!(
+            reserved_identity_labels(7).unwrap(),
+            ["reserved:kube-apiserver", "reserved:remote-node"]
+        );
+        assert_eq!(
+            reserved_identity_labels(9).unwrap(),
+            ["reserved:world-ipv4"]
+        );
     }
 }

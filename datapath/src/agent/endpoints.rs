@@ -761,6 +761,11 @@ impl Agent {
             self.policy_revision += 1;
             tracing::info!(target: LOG_TARGET, revision = self.policy_revision, "cluster policies changed");
         }
+        for p in policies.iter().filter(|p| p.namespace_defaulted) {
+            if !self.applied_policies.contains(p) {
+                tracing::warn!(target: LOG_TARGET, policy = %p.full_name(), origin = %p.origin, "CiliumNetworkPolicy without metadata.namespace, applied in `default` (Cilium would apply it clusterwide)");
+            }
+        }
         let mut cidr_ids = BTreeMap::new();
         for c in policy::cidr_prefixes(&policies) {
             let id = self

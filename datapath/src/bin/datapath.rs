@@ -420,6 +420,11 @@ fn main() -> Result<()> {
                     pol.origin,
                     pol.cookie()
                 );
+                if pol.namespace_defaulted {
+                    println!(
+                        "  warning: no metadata.namespace, taken as `default` (Cilium would apply it clusterwide)"
+                    );
+                }
                 for r in &pol.rules {
                     println!("  selects {}", r.subject);
                     for (name, list) in [

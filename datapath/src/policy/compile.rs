@@ -104,22 +104,53 @@ impl Universe<'_> {
                 }
             }
         }
+        let worlds = [reserved::WORLD, reserved::WORLD_IPV4, reserved::WORLD_IPV6];
         for e in pr.entities.iter().flatten() {
             match e {
                 Entity::All => {
                     out.insert(0);
                 }
+                // Cilium's `world` selects reserved:world, reserved:world-ipv4
+                // and reserved:world-ipv6 (2, 9, 10) and the CIDR identities
+                // (they carry reserved:world).
                 Entity::World => {
-                    out.insert(reserved::WORLD);
+                    out.extend(worlds);
                     out.extend(self.cidr_ids.values().copied());
                 }
-                Entity::Cluster => {
-                    out.extend(self.all.iter().map(|(id, _)| *id).filter(|id| {
-                        *id != reserved::WORLD && identity::scope(*id) != Scope::Cidr
-                    }));
+                // Cilium's `world-ipv4` selects only reserved:world-ipv4: 9,
+                // which a dual-stack cluster gives IPv4 peers outside it, and
+                // its IPv4 CIDR identities. This datapath is IPv4-only and
+                // its kernel gives such a peer WORLD (2) or a CIDR identity
+                // (as a single-stack Cilium does), so `world-ipv4` selects
+                // those too; without 2 it would allow no peer at all.
+                Entity::WorldIpv4 => {
+                    out.extend([reserved::WORLD, reserved::WORLD_IPV4]);
+                    out.extend(self.cidr_ids.values().copied());
                 }
+                Entity::WorldIpv6 => {
+                    out.insert(reserved::WORLD_IPV6);
+                }
+                Entity::Cluster => {
+                    out.extend(
+                        self.all.iter().map(|(id, _)| *id).filter(|id| {
+                            !worlds.contains(id) && identity::scope(*id) != Scope::Cidr
+                        }),
+                    );
+                }
+                // Every reserved identity carrying `reserved:<name>`:
+                // `remote-node` is 6 and kube-apiserver (7), as in Cilium.
                 Entity::Reserved(id) => {
+                    let label = identity::reserved_name(*id).map(|n| format!("reserved:{n}"));
                     out.insert(*id);
+                    out.extend(
+                        self.all
+                            .iter()
+                            .filter(|(i, labels)| {
+                                identity::scope(*i) == Scope::Reserved
+                                    && label.as_ref().is_some_and(|l| labels.contains(l))
+                            })
+                            .map(|(i, _)| *i),
+                    );
                 }
             }
         }

@@ -8,7 +8,10 @@
 //! set includes `k8s:io.kubernetes.pod.namespace=<ns>`.
 //!
 //! Numbering, as Cilium's:
-//! - 1..=8 are the reserved identities ([`ebpf::identity::DATAPATH`]);
+//! - 1..=10 are the reserved identities ([`ebpf::identity::LABELLED`]):
+//!   1..=8 the ones the datapath assigns, 9 and 10 Cilium's world-ipv4 and
+//!   world-ipv6, which only policies name; their labels are Cilium's
+//!   (kube-apiserver, 7, also carries `reserved:remote-node`);
 //! - [`MIN_USER`].. are cluster-wide identities of label sets, allocated
 //!   in order and stable (the allocator is persisted by the cluster store);
 //! - [`CIDR_BASE`].. are node-local identities of CIDR prefixes used in
@@ -35,9 +38,9 @@ pub const CLUSTER_LABEL: &str = "io.cilium.k8s.policy.cluster";
 /// A set of labels in `source:key=value` form, kept sorted.
 pub type LabelSet = BTreeSet<String>;
 
-/// Names of the reserved identities the datapath assigns (as in
-/// `reserved:<name>`), by id: [`ebpf::identity::DATAPATH`], the one table.
-pub const RESERVED: &[(u32, &str)] = ebpf::identity::DATAPATH;
+/// Names of the reserved identities (as in `reserved:<name>`), by id:
+/// [`ebpf::identity::LABELLED`], the one table.
+pub const RESERVED: &[(u32, &str)] = ebpf::identity::LABELLED;
 
 /// The reserved identity called `name` (`host`, `world`, ...).
 pub fn reserved_id(name: &str) -> Option<u32> {
@@ -49,9 +52,11 @@ pub fn reserved_name(id: u32) -> Option<&'static str> {
     RESERVED.iter().find(|(i, _)| *i == id).map(|(_, n)| *n)
 }
 
-/// The labels of reserved identity `id` (`{reserved:<name>}`).
+/// The labels of reserved identity `id`: `{reserved:<name>}`, and
+/// `reserved:remote-node` too for kube-apiserver (7), as in Cilium
+/// ([`ebpf::identity::labels`]).
 pub fn reserved_labels(id: u32) -> Option<LabelSet> {
-    reserved_name(id).map(|n| LabelSet::from([format!("reserved:{n}")]))
+    ebpf::identity::labels(id).map(LabelSet::from_iter)
 }
 
 /// One label split into `(source, key, value)`. The source is what comes
@@ -109,7 +114,7 @@ pub fn cidr_labels(cidr: &str) -> LabelSet {
 pub enum Scope {
     /// 0: no identity.
     Unknown,
-    /// 1..=8 (and the rest of 0..256).
+    /// 1..=10 (and the rest of 1..256).
     Reserved,
     /// A label set's cluster-wide identity.
     Cluster,
@@ -197,15 +202,22 @@ impl IdentityAllocator {
     }
 
     /// The identity of `labels`, allocating one if needed. A set made of a
-    /// single `reserved:<name>` label gets the reserved id; a set with a
-    /// `cidr:` label gets a node-local id. Fails when every id of the range
-    /// is allocated.
+    /// single `reserved:<name>` label, or equal to a reserved identity's
+    /// labels (`{reserved:kube-apiserver, reserved:remote-node}`), gets the
+    /// reserved id; a set with a `cidr:` label gets a node-local id. Fails
+    /// when every id of the range is allocated.
     pub fn try_allocate(&mut self, labels: &LabelSet) -> Result<u32, IdentityError> {
         if labels.len() == 1
             && let Some(name) = labels.first().and_then(|l| l.strip_prefix("reserved:"))
             && let Some(id) = reserved_id(name)
         {
             return Ok(id);
+        }
+        if let Some((id, _)) = RESERVED
+            .iter()
+            .find(|(id, _)| reserved_labels(*id).as_ref() == Some(labels))
+        {
+            return Ok(*id);
         }
         if let Some(id) = self.by_labels.get(labels) {
             return Ok(*id);
@@ -309,15 +321,27 @@ mod tests {
             ("remote-node", 6),
             ("kube-apiserver", 7),
             ("ingress", 8),
+            ("world-ipv4", 9),
+            ("world-ipv6", 10),
         ];
         let mut a = IdentityAllocator::new();
         for (name, id) in table {
             assert_eq!(reserved_id(name), Some(id));
             assert_eq!(reserved_name(id), Some(name));
             assert_eq!(a.allocate(&set(&[&format!("reserved:{name}")])), id);
-            assert_eq!(a.labels(id), Some(set(&[&format!("reserved:{name}")])));
+            let mut want = set(&[&format!("reserved:{name}")]);
+            if name == "kube-apiserver" {
+                // Cilium's identity 7 is also a remote node.
+                want.insert("reserved:remote-node".into());
+            }
+            assert_eq!(a.labels(id), Some(want.clone()), "{name}");
+            assert_eq!(a.allocate(&want), id, "{name}: its full label set");
         }
         assert!(a.allocated().is_empty(), "reserved ids are implicit");
+        assert_eq!(
+            a.all().iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
         assert_eq!(scope(0), Scope::Unknown);
         assert_eq!(scope(2), Scope::Reserved);
     }

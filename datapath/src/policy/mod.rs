@@ -4,16 +4,24 @@
 //! `endpoints` maps (`ebpf/include/dp_policy.h` for the kernel side).
 //!
 //! Semantics (Cilium's):
-//! - an endpoint selected by a rule that has `ingress` or `ingressDeny` is
-//!   default-deny on ingress (likewise egress); otherwise that direction
-//!   is allow-all and no entries are consulted;
+//! - an endpoint selected by a rule that has a non-empty `ingress` or
+//!   `ingressDeny` is default-deny on ingress (likewise egress); otherwise
+//!   that direction is allow-all and no entries are consulted. An empty
+//!   list (`ingress: []`) is no section; a rule without any non-empty
+//!   section is rejected, as is a rule combining two kinds of peers
+//!   (`toCIDR` and `toEndpoints`, `fromEndpoints` and `fromEntities`, ...);
 //! - an allow rule's peers × ports become ALLOW entries, a deny rule's
 //!   DENY entries; on the same key DENY wins, and the kernel lets any
 //!   matching DENY win over any ALLOW;
 //! - a `CiliumNetworkPolicy` is namespaced: its `endpointSelector`, and its
 //!   peer selectors unless they name the namespace label, only select pods
-//!   of its namespace (default `default`); a `CiliumClusterwideNetworkPolicy`
+//!   of its namespace (`default` when `metadata.namespace` is missing,
+//!   marked `namespace_defaulted`); a `CiliumClusterwideNetworkPolicy`
 //!   is not;
+//! - entities: `world` selects WORLD, world-ipv4, world-ipv6 and every
+//!   CIDR identity; `world-ipv4` the same without world-ipv6 (this
+//!   datapath is IPv4-only, see [`Entity::WorldIpv4`]); a reserved name
+//!   every reserved identity with its label (`remote-node`: 6 and 7);
 //! - `fromCIDR`/`toCIDR` (and `…CIDRSet` with `except`) become ipcache
 //!   prefixes with node-local CIDR identities; a CIDR selects every CIDR
 //!   identity inside it (minus its exceptions), `world` selects them all;

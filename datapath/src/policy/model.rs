@@ -14,6 +14,12 @@ pub struct Policy {
     pub name: String,
     /// The namespace of a `CiliumNetworkPolicy`; `None` for a clusterwide one.
     pub namespace: Option<String>,
+    /// A `CiliumNetworkPolicy` without `metadata.namespace`, taken as
+    /// `default`. Kubernetes' API server always fills the namespace in, so
+    /// only a file can lack it, and Cilium's parser would treat such a
+    /// policy as clusterwide: the CLI and the agent warn about it.
+    #[serde(default)]
+    pub namespace_defaulted: bool,
     /// Where it was read from.
     pub origin: String,
     /// Its rules (`spec` and `specs`).
@@ -38,11 +44,16 @@ impl Policy {
 }
 
 /// One rule: which endpoints it applies to and what it allows or denies.
+///
+/// A section is `None` when it is absent or empty (`ingress: []`): as in
+/// Cilium, only a non-empty list turns on default-deny for its direction,
+/// so `ingress: []` next to egress rules leaves ingress open, while
+/// `ingress: [{}]` enforces and allows nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     /// The endpoints the rule applies to.
     pub subject: Selector,
-    /// `ingress`: `None` when absent (no enforcement from this rule).
+    /// `ingress`: `None` when absent or empty (no enforcement from this rule).
     pub ingress: Option<Vec<PeerRule>>,
     /// `ingressDeny`.
     pub ingress_deny: Option<Vec<PeerRule>>,
@@ -90,11 +101,22 @@ pub enum Op {
 pub enum Entity {
     /// Every peer (identity 0).
     All,
-    /// Everything outside the cluster: WORLD and every CIDR identity.
+    /// Everything outside the cluster: WORLD, world-ipv4, world-ipv6 and
+    /// every CIDR identity (Cilium's `world` selects `reserved:world`,
+    /// `reserved:world-ipv4` and `reserved:world-ipv6`).
     World,
+    /// `world-ipv4`: world-ipv4 (9), and also WORLD (2) and every CIDR
+    /// identity, because this datapath is IPv4-only: every peer outside
+    /// the cluster is IPv4 and the kernel gives it 2 (or its CIDR
+    /// identity), where a dual-stack Cilium gives 9.
+    WorldIpv4,
+    /// `world-ipv6`: world-ipv6 (10) only, which an IPv4-only datapath
+    /// never sees.
+    WorldIpv6,
     /// Every cluster identity and the reserved in-cluster ones.
     Cluster,
-    /// One reserved identity.
+    /// A reserved identity by name: every reserved identity carrying its
+    /// label (`remote-node` selects 6 and kube-apiserver, 7).
     Reserved(u32),
 }
 

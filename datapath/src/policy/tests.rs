@@ -191,6 +191,13 @@ specs:
             (3, I, 2, 6, 8080, A),
             (3, I, 2, 17, 8080, A),
             (3, I, 2, 132, 8080, A),
+            // `world` is also Cilium's world-ipv4 and world-ipv6.
+            (3, I, 9, 6, 8080, A),
+            (3, I, 9, 17, 8080, A),
+            (3, I, 9, 132, 8080, A),
+            (3, I, 10, 6, 8080, A),
+            (3, I, 10, 17, 8080, A),
+            (3, I, 10, 132, 8080, A),
             (3, I, x, 0, 0, D),
         ]
     );
@@ -218,6 +225,8 @@ spec:
     assert!(ten >= identity::CIDR_BASE && ex >= identity::CIDR_BASE);
     let mut want = vec![
         (4, E, 2, 6, 80, A),
+        (4, E, 9, 6, 80, A),
+        (4, E, 10, 6, 80, A),
         (4, E, ten, 6, 80, A),
         (4, E, ten, 6, 443, A),
         (4, E, ex, 6, 80, A),
@@ -396,4 +405,270 @@ fn port_rule_without_ports_allows_nothing() {
         assert_eq!(rows(&c), want, "ingress: {ingress}");
         assert_eq!(enforced(&c, 4), (true, false), "ingress: {ingress}");
     }
+}
+
+/// A CiliumNetworkPolicy selecting the xwing (ep 4) with `sections`
+/// (YAML lines at the rule's indentation).
+fn xwing_policy(sections: &str) -> String {
+    format!(
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: r}}\nspec:\n  endpointSelector: {{matchLabels: {{class: xwing}}}}\n{sections}"
+    )
+}
+
+/// An empty list is no section (Cilium: default-deny for a direction only
+/// when `len(Ingress) > 0 || len(IngressDeny) > 0`, likewise egress), while
+/// `[{}]` is a section that allows nothing.
+#[test]
+fn empty_sections_do_not_enforce() {
+    type Row = (u16, Direction, u32, u8, u16, PolicyAction);
+    let all_out: Vec<Row> = vec![(4, E, 0, 0, 0, A)];
+    let all_in: Vec<Row> = vec![(4, I, 0, 0, 0, A)];
+    let cases: [(&str, (bool, bool), Vec<Row>); 8] = [
+        (
+            "  ingress: []\n  egress: [{toEntities: [all]}]\n",
+            (false, true),
+            all_out.clone(),
+        ),
+        (
+            "  ingressDeny: []\n  egress: [{toEntities: [all]}]\n",
+            (false, true),
+            all_out.clone(),
+        ),
+        (
+            "  ingress: []\n  ingressDeny: []\n  egress: [{toEntities: [all]}]\n",
+            (false, true),
+            all_out.clone(),
+        ),
+        (
+            "  egress: []\n  ingress: [{fromEntities: [all]}]\n",
+            (true, false),
+            all_in.clone(),
+        ),
+        (
+            "  egressDeny: []\n  ingress: [{fromEntities: [all]}]\n",
+            (true, false),
+            all_in,
+        ),
+        // Absent is the same as empty.
+        (
+            "  egress: [{toEntities: [all]}]\n",
+            (false, true),
+            all_out.clone(),
+        ),
+        // `[{}]` is a section: default-deny, nothing allowed.
+        (
+            "  ingress: [{}]\n  egress: [{toEntities: [all]}]\n",
+            (true, true),
+            all_out,
+        ),
+        ("  ingressDeny: [{}]\n  egress: []\n", (true, false), vec![]),
+    ];
+    for (sections, enforcement, want) in cases {
+        let mut w = starwars();
+        let yaml = xwing_policy(sections);
+        let (c, _) = run(&mut w, &yaml);
+        assert_eq!(enforced(&c, 4), enforcement, "{sections}");
+        assert_eq!(rows(&c), want, "{sections}");
+        let rule = &parse_str("x", &yaml).unwrap()[0].rules[0];
+        for (name, section) in [
+            ("ingress", &rule.ingress),
+            ("ingressDeny", &rule.ingress_deny),
+            ("egress", &rule.egress),
+            ("egressDeny", &rule.egress_deny),
+        ] {
+            assert!(
+                section.as_ref().is_none_or(|v| !v.is_empty()),
+                "{sections}: {name} [] is kept as None"
+            );
+        }
+    }
+}
+
+/// What Cilium's rule validation rejects, with the reason in the error:
+/// a rule without a non-empty section, and two kinds of L3 peers in one
+/// rule (any pair of endpoints, CIDR, CIDR set and entities, in allow and
+/// deny rules of both directions).
+#[test]
+fn rejected_like_cilium() {
+    let no_section = "at least one of ingress, ingressDeny, egress, egressDeny";
+    let cases = [
+        ("  ingress: []\n", "spec", no_section),
+        ("  egress: []\n", "spec", no_section),
+        ("  ingress: []\n  egress: []\n", "spec", no_section),
+        ("  ingressDeny: []\n  egressDeny: []\n", "spec", no_section),
+        ("", "spec", no_section),
+        (
+            "  egress: [{toCIDR: [10.0.0.0/8], toEndpoints: [{}]}]\n",
+            "spec.egress[0]",
+            "combining toEndpoints and toCIDR",
+        ),
+        (
+            "  egress: [{toEntities: [all]}, {toCIDRSet: [{cidr: 10.0.0.0/8}], toEndpoints: [{}]}]\n",
+            "spec.egress[1]",
+            "combining toEndpoints and toCIDRSet",
+        ),
+        (
+            "  egress: [{toCIDR: [10.0.0.0/8], toCIDRSet: [{cidr: 10.1.0.0/16}]}]\n",
+            "spec.egress[0]",
+            "combining toCIDR and toCIDRSet",
+        ),
+        (
+            "  egressDeny: [{toEntities: [world], toCIDR: [10.0.0.0/8]}]\n",
+            "spec.egressDeny[0]",
+            "combining toCIDR and toEntities",
+        ),
+        (
+            "  ingress: [{fromCIDR: [10.0.0.0/8], fromEndpoints: [{}]}]\n",
+            "spec.ingress[0]",
+            "combining fromEndpoints and fromCIDR",
+        ),
+        (
+            "  ingress: [{fromEndpoints: [{}], fromEntities: [host]}]\n",
+            "spec.ingress[0]",
+            "combining fromEndpoints and fromEntities",
+        ),
+        (
+            "  ingressDeny: [{fromCIDRSet: [{cidr: 10.0.0.0/8}], fromEntities: [world]}]\n",
+            "spec.ingressDeny[0]",
+            "combining fromCIDRSet and fromEntities",
+        ),
+    ];
+    for (sections, field, msg) in cases {
+        let e = parse_str("pol/bad.yaml", &xwing_policy(sections)).expect_err(sections);
+        assert_eq!(e.field, field, "{sections}: {e}");
+        assert!(e.message.contains(msg), "{sections}: {e}");
+    }
+    // An empty list is not a peer kind (Go's `len(x) > 0`).
+    let ok = "  egress: [{toCIDR: [], toEndpoints: [{}]}]\n  ingress: [{fromCIDRSet: [], fromEntities: [host]}]\n";
+    parse_str("ok.yaml", &xwing_policy(ok)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Entities and reserved selectors resolve to the reserved identities
+/// Cilium's would: kube-apiserver (7) is also a remote node, `world`
+/// covers world-ipv4 (9) and world-ipv6 (10), and on this IPv4-only
+/// datapath `world-ipv4` covers WORLD (2) and the CIDR identities too.
+#[test]
+fn entities_select_ciliums_reserved_identities() {
+    let cases: [(&str, &[u32]); 12] = [
+        ("  egress: [{toEntities: [remote-node]}]\n", &[6, 7]),
+        ("  ingress: [{fromEntities: [remote-node]}]\n", &[6, 7]),
+        (
+            "  ingress: [{fromEndpoints: [{matchLabels: {\"reserved:remote-node\": \"\"}}]}]\n",
+            &[6, 7],
+        ),
+        ("  ingress: [{fromEntities: [kube-apiserver]}]\n", &[7]),
+        ("  ingress: [{fromEntities: [host]}]\n", &[1]),
+        ("  egress: [{toEntities: [world]}]\n", &[2, 9, 10]),
+        ("  egress: [{toEntities: [world-ipv4]}]\n", &[2, 9]),
+        ("  ingress: [{fromEntities: [world-ipv4]}]\n", &[2, 9]),
+        ("  egress: [{toEntities: [world-ipv6]}]\n", &[10]),
+        (
+            "  egress: [{toEntities: [world-ipv4, world-ipv6]}]\n",
+            &[2, 9, 10],
+        ),
+        (
+            "  egress: [{toEndpoints: [{matchLabels: {\"reserved:world\": \"\"}}]}]\n",
+            &[2],
+        ),
+        (
+            "  egressDeny: [{toEntities: [world-ipv6]}]\n  egress: [{toEntities: [all]}]\n",
+            &[0, 10],
+        ),
+    ];
+    for (sections, want) in cases {
+        let mut w = starwars();
+        let (c, _) = run(&mut w, &xwing_policy(sections));
+        let got: Vec<u32> = c.entries.iter().map(|e| e.identity).collect();
+        assert_eq!(got, want, "{sections}");
+    }
+
+    // `cluster`: every reserved identity but the three worlds, and pods.
+    let mut w = starwars();
+    let (c, _) = run(
+        &mut w,
+        &xwing_policy("  egress: [{toEntities: [cluster]}]\n"),
+    );
+    let got: BTreeSet<u32> = c.entries.iter().map(|e| e.identity).collect();
+    let mut want: BTreeSet<u32> = BTreeSet::from([1, 3, 4, 5, 6, 7, 8]);
+    want.extend(w.eps.iter().map(|e| e.identity));
+    assert_eq!(got, want);
+
+    // `world` and `world-ipv4` also select every CIDR identity (IPv4
+    // peers inside a policy's prefix get its CIDR identity, not 2).
+    for entity in ["world", "world-ipv4"] {
+        let mut w = starwars();
+        let (c, cidr_ids) = run(
+            &mut w,
+            &xwing_policy(&format!(
+                "  egress:\n  - toCIDR: [10.0.0.0/8]\n    toPorts: [{{ports: [{{port: 443, protocol: TCP}}]}}]\n  - toEntities: [{entity}]\n"
+            )),
+        );
+        let ten = cidr_ids[&"10.0.0.0/8".parse::<Cidr>().unwrap()];
+        let l3: Vec<u32> = c
+            .entries
+            .iter()
+            .filter(|e| e.proto == 0)
+            .map(|e| e.identity)
+            .collect();
+        let want: Vec<u32> = match entity {
+            "world" => vec![2, 9, 10, ten],
+            _ => vec![2, 9, ten],
+        };
+        assert_eq!(l3, want, "{entity}");
+    }
+}
+
+/// A CiliumNetworkPolicy without `metadata.namespace` is taken as
+/// `default` and marked, so the CLI and the agent can warn (Cilium would
+/// make it clusterwide; Kubernetes always fills the namespace in).
+#[test]
+fn missing_namespace_is_default_and_marked() {
+    let cases = [
+        ("CiliumNetworkPolicy", "{name: x}", Some("default"), true),
+        (
+            "CiliumNetworkPolicy",
+            "{name: x, namespace: \"\"}",
+            Some("default"),
+            true,
+        ),
+        (
+            "CiliumNetworkPolicy",
+            "{name: x, namespace: default}",
+            Some("default"),
+            false,
+        ),
+        (
+            "CiliumNetworkPolicy",
+            "{name: x, namespace: prod}",
+            Some("prod"),
+            false,
+        ),
+        ("CiliumClusterwideNetworkPolicy", "{name: x}", None, false),
+    ];
+    for (kind, metadata, ns, defaulted) in cases {
+        let yaml = format!(
+            "apiVersion: cilium.io/v2\nkind: {kind}\nmetadata: {metadata}\nspec:\n  endpointSelector: {{}}\n  ingress: [{{}}]\n"
+        );
+        let p = &parse_str("x.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"))[0];
+        assert_eq!(p.namespace.as_deref(), ns, "{kind} {metadata}");
+        assert_eq!(p.namespace_defaulted, defaulted, "{kind} {metadata}");
+        // The mark survives the agent's JSON API, and an older agent's
+        // JSON without it reads as not defaulted.
+        let json = serde_json::to_value(p).unwrap();
+        assert_eq!(serde_json::from_value::<Policy>(json.clone()).unwrap(), *p);
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("namespace_defaulted");
+        assert!(
+            !serde_json::from_value::<Policy>(old)
+                .unwrap()
+                .namespace_defaulted
+        );
+    }
+    // Defaulted policies behave as `default` ones (starwars.yaml names no
+    // namespace): the same entries, cookies included.
+    assert!(parse_str("x", STARWARS).unwrap()[0].namespace_defaulted);
+    let named = STARWARS.replace("  name: rule1\n", "  name: rule1\n  namespace: default\n");
+    assert!(!parse_str("x", &named).unwrap()[0].namespace_defaulted);
+    let (mut w1, mut w2) = (starwars(), starwars());
+    assert_eq!(run(&mut w1, STARWARS), run(&mut w2, &named));
 }

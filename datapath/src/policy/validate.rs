@@ -125,14 +125,17 @@ fn validate(cx: &Ctx<'_>, doc: Doc) -> Result<Policy, PolicyError> {
             format!("{:?} is not a cilium.io API version", doc.api_version),
         ));
     }
-    let namespace = match doc.kind.as_str() {
-        "CiliumNetworkPolicy" => Some(
-            doc.metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+    // A CiliumNetworkPolicy without a namespace is taken as `default` and
+    // marked (`namespace_defaulted`): the API server always fills it in, so
+    // only a file lacks it, and Cilium's parser would make such a policy
+    // clusterwide, which is rarely what the file's author meant.
+    let given = doc.metadata.namespace.clone().filter(|n| !n.is_empty());
+    let (namespace, namespace_defaulted) = match doc.kind.as_str() {
+        "CiliumNetworkPolicy" => (
+            Some(given.clone().unwrap_or_else(|| "default".into())),
+            given.is_none(),
         ),
-        "CiliumClusterwideNetworkPolicy" => None,
+        "CiliumClusterwideNetworkPolicy" => (None, false),
         k => {
             return Err(cx.err(
                 "kind",
@@ -161,6 +164,7 @@ fn validate(cx: &Ctx<'_>, doc: Doc) -> Result<Policy, PolicyError> {
     Ok(Policy {
         name: doc.metadata.name,
         namespace,
+        namespace_defaulted,
         origin: cx.origin.to_string(),
         rules,
     })
@@ -181,6 +185,20 @@ fn rule(cx: &Ctx<'_>, path: &str, r: RawRule, ns: Option<&str>) -> Result<Rule, 
         ));
     };
     let mut subject = selector(cx, &format!("{path}.endpointSelector"), sel)?;
+    // Cilium's `Rule.Validate`: a rule needs a non-empty section; `[]`
+    // counts as absent (`len(r.Ingress) == 0 && ...`).
+    if !(nonempty(&r.ingress)
+        || nonempty(&r.ingress_deny)
+        || nonempty(&r.egress)
+        || nonempty(&r.egress_deny))
+    {
+        return Err(cx.err(
+            path,
+            "rule must have at least one of ingress, ingressDeny, egress, egressDeny \
+             with a rule in it (an empty list counts as absent, as in Cilium; \
+             `ingress: [{}]` denies all ingress)",
+        ));
+    }
     if let Some(ns) = ns {
         subject = subject.in_namespace(ns);
     }
@@ -228,13 +246,23 @@ fn rule(cx: &Ctx<'_>, path: &str, r: RawRule, ns: Option<&str>) -> Result<Rule, 
         })
         .transpose()
     };
+    // An empty section is no section: Cilium turns on default-deny for a
+    // direction only when `len(r.Ingress) > 0 || len(r.IngressDeny) > 0`
+    // (likewise egress), so `ingress: []` beside egress rules leaves
+    // ingress open.
+    let some = |v: Option<Vec<PeerRule>>| v.filter(|v| !v.is_empty());
     Ok(Rule {
         subject,
-        ingress: ing("ingress", r.ingress)?,
-        ingress_deny: ing("ingressDeny", r.ingress_deny)?,
-        egress: eg("egress", r.egress)?,
-        egress_deny: eg("egressDeny", r.egress_deny)?,
+        ingress: some(ing("ingress", r.ingress)?),
+        ingress_deny: some(ing("ingressDeny", r.ingress_deny)?),
+        egress: some(eg("egress", r.egress)?),
+        egress_deny: some(eg("egressDeny", r.egress_deny)?),
     })
+}
+
+/// Whether a list is present and holds something (Go's `len(x) > 0`).
+fn nonempty<T>(v: &Option<Vec<T>>) -> bool {
+    v.as_ref().is_some_and(|v| !v.is_empty())
 }
 
 fn split_key(key: &str) -> (Option<String>, String) {
@@ -308,6 +336,29 @@ fn peer_rule(
     entities: Option<Vec<String>>,
     to_ports: Option<Vec<RawPortRule>>,
 ) -> Result<PeerRule, PolicyError> {
+    // Cilium rejects a rule that combines two kinds of L3 peers
+    // (`IngressCommonRule.Validate` / `EgressCommonRule.Validate`: "combining
+    // X and Y is not supported yet"); an empty list does not count.
+    let present = [
+        nonempty(&endpoints),
+        nonempty(&cidr),
+        nonempty(&cidr_set),
+        nonempty(&entities),
+    ];
+    let used: Vec<&str> = names
+        .iter()
+        .zip(present)
+        .filter_map(|(name, p)| p.then_some(*name))
+        .collect();
+    if let [a, b, ..] = used[..] {
+        return Err(cx.err(
+            path,
+            format!(
+                "combining {a} and {b} in one rule is not supported (Cilium rejects it too); \
+                 write them as separate rules"
+            ),
+        ));
+    }
     let endpoints = endpoints
         .map(|v| {
             v.into_iter()
@@ -361,7 +412,9 @@ fn peer_rule(
                 .map(|(i, e)| {
                     Ok(match e.as_str() {
                         "all" => Entity::All,
-                        "world" | "world-ipv4" => Entity::World,
+                        "world" => Entity::World,
+                        "world-ipv4" => Entity::WorldIpv4,
+                        "world-ipv6" => Entity::WorldIpv6,
                         "cluster" => Entity::Cluster,
                         other => match identity::reserved_id(other) {
                             Some(id) => Entity::Reserved(id),
@@ -369,7 +422,7 @@ fn peer_rule(
                                 return Err(cx.err(
                                     format!("{path}.{}[{i}]", names[3]),
                                     format!(
-                                        "unknown entity {other:?} (all, world, cluster, host, remote-node, health, init, unmanaged, kube-apiserver, ingress)"
+                                        "unknown entity {other:?} (all, world, world-ipv4, world-ipv6, cluster, host, remote-node, health, init, unmanaged, kube-apiserver, ingress)"
                                     ),
                                 ));
                             }
