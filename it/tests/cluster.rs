@@ -19,6 +19,17 @@ fn point(f: &Value) -> &str {
     f["trace_observation_point"].as_str().unwrap_or("")
 }
 
+/// A protojson timestamp (`2026-12-07T11:52:21.0745Z`: 0, 3, 6 or 9
+/// fractional digits) as (seconds part, nanoseconds), ordered as the times.
+fn time_key(t: &str) -> (String, u32) {
+    let t = t.trim_end_matches('Z');
+    let (secs, frac) = t.split_once('.').unwrap_or((t, ""));
+    let nanos = format!("{frac:0<9}")
+        .parse()
+        .unwrap_or_else(|_| panic!("bad time {t}"));
+    (secs.to_string(), nanos)
+}
+
 fn identity(f: &Value, side: &str) -> u64 {
     f[side]["identity"].as_u64().unwrap_or(0)
 }
@@ -141,11 +152,14 @@ fn cross_node_tcp_udp_icmp_flows_on_both_nodes_and_through_the_relay() {
         }
         // The alpha -> beta connection, once per observing node, in time order.
         let all = relay.flows(100_000);
-        let times: Vec<&str> = all.iter().filter_map(|f| f["time"].as_str()).collect();
-        assert!(
-            times.windows(2).all(|w| w[0] <= w[1]),
-            "the relay's flows are in time order"
-        );
+        let times: Vec<(String, u32)> = all
+            .iter()
+            .filter_map(|f| f["time"].as_str().map(time_key))
+            .collect();
+        assert_eq!(times.len(), all.len(), "every flow has a time");
+        if let Some(w) = times.windows(2).find(|w| w[0] > w[1]) {
+            panic!("the relay's flows are not in time order: {w:?}");
+        }
         let seen: Vec<(&str, &str)> = all
             .iter()
             .filter(|f| src(f) == "alpha" && dst(f) == "beta" && dport(f) == 8080)
