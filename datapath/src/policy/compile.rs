@@ -9,7 +9,7 @@ use crate::kernel::maps::{Direction, PolicyAction, PolicyEntry, identity as rese
 use crate::policy::cidr::Cidr;
 use crate::policy::identity::{self, IdentityAllocator, LabelSet, Scope};
 
-use super::model::{Entity, PeerRule, Policy};
+use super::model::{Entity, IPPROTO_ICMP, PeerRule, Policy};
 
 /// A local endpoint as the compiler sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +202,16 @@ pub fn compile(
                         let ports = pr.ports.clone().unwrap_or_else(|| vec![(0, 0)]);
                         for peer in uni.peers(pr) {
                             for (proto, port) in &ports {
+                                // ICMP type 0 (EchoReply) has the key of
+                                // "any ICMP type" (port 0 = any): an allow
+                                // for it would allow every type, so it is
+                                // left out, while a deny for it denies
+                                // every type (both err on the closed side).
+                                if (*proto, *port) == (IPPROTO_ICMP, 0)
+                                    && action == PolicyAction::Allow
+                                {
+                                    continue;
+                                }
                                 let key = (ep.ep_id, dir as u8, peer, *proto, *port);
                                 match entries.get(&key) {
                                     Some((PolicyAction::Deny, _)) => {}

@@ -29,7 +29,11 @@
 //!   `toPorts` but no peers L4-only (identity 0, any peer); an empty rule
 //!   `{}` allows nothing (the usual way to say "default deny"), and so
 //!   does a port rule that names no port (`toPorts: [{}]`,
-//!   `toPorts: [{ports: []}]`), while `toPorts: []` is no `toPorts`.
+//!   `toPorts: [{ports: []}]`), while `toPorts: []` is no `toPorts`;
+//! - `icmps` (not beside `toPorts` in one rule) become `(ICMP, type)`
+//!   ports for IPv4 fields and nothing for IPv6 ones (IPv4-only datapath);
+//!   type 0 shares the "any type" key, so an allow for it is dropped and a
+//!   deny for it denies every type.
 //!
 //! [`diff_entries`] turns desired entries into the minimal set of writes
 //! and removals against what the map holds. Pure code: no I/O except

@@ -129,6 +129,9 @@ pub struct CidrSet {
     pub except: Vec<Cidr>,
 }
 
+/// IP protocol number of ICMP (IPv4): `icmps` entries are `(1, type)`.
+pub(super) const IPPROTO_ICMP: u8 = 1;
+
 /// One ingress or egress rule: peers and ports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerRule {
@@ -138,8 +141,9 @@ pub struct PeerRule {
     pub cidrs: Option<Vec<CidrSet>>,
     /// `from/toEntities`.
     pub entities: Option<Vec<Entity>>,
-    /// `(protocol, port)` pairs from `toPorts`, port 0 = all; `None` when
-    /// there is no `toPorts` (L3-only).
+    /// `(protocol, port)` pairs from `toPorts`, port 0 = all, and from
+    /// `icmps` (`(1, type)` for IPv4; IPv6 fields add nothing, this
+    /// datapath never sees ICMPv6); `None` when there is neither (L3-only).
     pub ports: Option<Vec<(u8, u16)>>,
 }
 

@@ -76,6 +76,8 @@ pub(super) struct RawIngress {
     pub(super) from_entities: Option<Vec<String>>,
     #[serde(default)]
     pub(super) to_ports: Option<Vec<RawPortRule>>,
+    #[serde(default)]
+    pub(super) icmps: Option<Vec<RawIcmpRule>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +93,8 @@ pub(super) struct RawEgress {
     pub(super) to_entities: Option<Vec<String>>,
     #[serde(default)]
     pub(super) to_ports: Option<Vec<RawPortRule>>,
+    #[serde(default)]
+    pub(super) icmps: Option<Vec<RawIcmpRule>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,4 +123,23 @@ pub(super) struct RawPort {
     pub(super) end_port: Option<u32>,
     #[serde(default)]
     pub(super) protocol: Option<String>,
+}
+
+/// One entry of `icmps`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIcmpRule {
+    #[serde(default)]
+    pub(super) fields: Vec<RawIcmpField>,
+}
+
+/// An ICMP field: `type` is a number (0-255) or one of Cilium's type
+/// names for the family; `family` is `IPv4` (default) or `IPv6`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIcmpField {
+    #[serde(default)]
+    pub(super) family: Option<String>,
+    #[serde(rename = "type")]
+    pub(super) icmp_type: serde_yaml::Value,
 }

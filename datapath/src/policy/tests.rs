@@ -672,3 +672,140 @@ fn missing_namespace_is_default_and_marked() {
     let (mut w1, mut w2) = (starwars(), starwars());
     assert_eq!(run(&mut w1, STARWARS), run(&mut w2, &named));
 }
+
+/// `icmps` as in Cilium: numbers and Cilium's type names per family, IPv4
+/// fields become `(ICMP, type)` entries, IPv6 fields nothing (this
+/// datapath is IPv4-only); allow and deny, ingress and egress, with peers
+/// and alone (L4-only).
+#[test]
+fn icmps_become_icmp_type_entries() {
+    type Row = (u16, Direction, u32, u8, u16, PolicyAction);
+    type Case = (&'static str, (bool, bool), fn(&World) -> Vec<Row>);
+    let cases: [Case; 9] = [
+        (
+            "  ingress: [{icmps: [{fields: [{type: 8, family: IPv4}]}]}]\n",
+            (true, false),
+            |_| vec![(4, I, 0, 1, 8, A)],
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: EchoRequest}]}]}]\n",
+            (true, false),
+            |_| vec![(4, I, 0, 1, 8, A)],
+        ),
+        // `Echo` is Cilium's other name for 8; a quoted number is a number.
+        (
+            "  egress: [{toEndpoints: [{matchLabels: {class: tiefighter}}], icmps: [{fields: [{type: Echo}, {type: \"13\"}, {type: TimeExceeded}]}]}]\n",
+            (false, true),
+            |w| {
+                vec![
+                    (4, E, id_of(w, 3), 1, 8, A),
+                    (4, E, id_of(w, 3), 1, 11, A),
+                    (4, E, id_of(w, 3), 1, 13, A),
+                ]
+            },
+        ),
+        // IPv6 fields compile to nothing: the rule enforces and allows no ICMPv4.
+        (
+            "  ingress: [{icmps: [{fields: [{type: EchoRequest, family: IPv6}, {type: 128, family: IPv6}]}]}]\n",
+            (true, false),
+            |_| vec![],
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: 8}, {type: EchoRequest, family: IPv6}]}, {fields: [{type: 3}]}]}]\n",
+            (true, false),
+            |_| vec![(4, I, 0, 1, 3, A), (4, I, 0, 1, 8, A)],
+        ),
+        (
+            "  ingressDeny: [{fromEndpoints: [{matchLabels: {class: tiefighter}}], icmps: [{fields: [{type: 8}]}]}]\n  ingress: [{fromEntities: [all]}]\n",
+            (true, false),
+            |w| vec![(4, I, 0, 0, 0, A), (4, I, id_of(w, 3), 1, 8, D)],
+        ),
+        // Type 0 (EchoReply) shares the key of "any ICMP type": an allow
+        // for it is left out, a deny for it denies every ICMP type.
+        (
+            "  ingress: [{icmps: [{fields: [{type: EchoReply}, {type: 8}]}]}]\n",
+            (true, false),
+            |_| vec![(4, I, 0, 1, 8, A)],
+        ),
+        (
+            "  egressDeny: [{icmps: [{fields: [{type: 0}]}]}]\n",
+            (false, true),
+            |_| vec![(4, E, 0, 1, 0, D)],
+        ),
+        // `toPorts: []` is no toPorts, so it may sit beside icmps.
+        (
+            "  ingress: [{toPorts: [], icmps: [{fields: [{type: 8}]}]}, {toPorts: [{ports: [{port: 80, protocol: TCP}]}]}]\n",
+            (true, false),
+            |_| vec![(4, I, 0, 1, 8, A), (4, I, 0, 6, 80, A)],
+        ),
+    ];
+    for (sections, enforcement, want) in cases {
+        let mut w = starwars();
+        let (c, _) = run(&mut w, &xwing_policy(sections));
+        assert_eq!(enforced(&c, 4), enforcement, "{sections}");
+        assert_eq!(rows(&c), want(&w), "{sections}");
+    }
+}
+
+/// What Cilium rejects in `icmps`: `icmps` with `toPorts` in one rule, a
+/// name not in the family's table, a type outside 0-255, another family,
+/// more than 40 fields; the error names the field.
+#[test]
+fn icmps_rejected_like_cilium() {
+    let many: Vec<String> = (0..41).map(|t| format!("{{type: {t}}}")).collect();
+    let many = format!(
+        "  ingress: [{{icmps: [{{fields: [{}]}}]}}]\n",
+        many.join(", ")
+    );
+    let cases = [
+        (
+            "  ingress: [{icmps: [{fields: [{type: 8}]}], toPorts: [{ports: [{port: 80}]}]}]\n"
+                .to_string(),
+            "spec.ingress[0]",
+            "icmps may only be present without toPorts",
+        ),
+        (
+            "  egressDeny: [{icmps: [{fields: [{type: 8}]}], toPorts: [{ports: [{port: 80}]}]}]\n"
+                .to_string(),
+            "spec.egressDeny[0]",
+            "icmps may only be present without toPorts",
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: Ping}]}]}]\n".to_string(),
+            "spec.ingress[0].icmps[0].fields[0].type",
+            "unknown IPv4 ICMP type \"Ping\"",
+        ),
+        // A name of the other family's table.
+        (
+            "  ingress: [{icmps: [{fields: [{type: 8}, {type: PacketTooBig}]}]}]\n".to_string(),
+            "spec.ingress[0].icmps[0].fields[1].type",
+            "unknown IPv4 ICMP type",
+        ),
+        (
+            "  egress: [{icmps: [{}, {fields: [{type: Photuris, family: IPv6}]}]}]\n".to_string(),
+            "spec.egress[0].icmps[1].fields[0].type",
+            "unknown IPv6 ICMP type",
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: 256}]}]}]\n".to_string(),
+            "spec.ingress[0].icmps[0].fields[0].type",
+            "256 is not an ICMP type (0-255)",
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: -1}]}]}]\n".to_string(),
+            "spec.ingress[0].icmps[0].fields[0].type",
+            "not an ICMP type",
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: 8, family: ipv4}]}]}]\n".to_string(),
+            "spec.ingress[0].icmps[0].fields[0].family",
+            "expected IPv4 or IPv6",
+        ),
+        (many, "spec.ingress[0].icmps[0].fields", "the max is 40"),
+    ];
+    for (sections, field, msg) in cases {
+        let e = parse_str("pol/bad.yaml", &xwing_policy(&sections)).expect_err(&sections);
+        assert_eq!(e.field, field, "{sections}: {e}");
+        assert!(e.message.contains(msg), "{sections}: {e}");
+    }
+}
