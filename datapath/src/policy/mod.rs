@@ -10,6 +10,10 @@
 //!   list (`ingress: []`) is no section; a rule without any non-empty
 //!   section is rejected, as is a rule combining two kinds of peers
 //!   (`toCIDR` and `toEndpoints`, `fromEndpoints` and `fromEntities`, ...);
+//!   `enableDefaultDeny: {ingress: false}` on a rule keeps it from turning
+//!   on default-deny: when no selecting rule with a section for that
+//!   direction asks for it, the direction still enforces (denies apply)
+//!   but gets a wildcard ALLOW entry, as Cilium's wildcard-allow rule;
 //! - an allow rule's peers × ports become ALLOW entries, a deny rule's
 //!   DENY entries; on the same key DENY wins, and the kernel lets any
 //!   matching DENY win over any ALLOW;

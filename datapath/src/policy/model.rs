@@ -61,6 +61,33 @@ pub struct Rule {
     pub egress: Option<Vec<PeerRule>>,
     /// `egressDeny`.
     pub egress_deny: Option<Vec<PeerRule>>,
+    /// `enableDefaultDeny`, Cilium's defaults filled in.
+    #[serde(default)]
+    pub default_deny: DefaultDeny,
+}
+
+/// Whether a rule turns on default-deny for the endpoints it selects, per
+/// direction (`enableDefaultDeny`, Cilium ≥ 1.15). Only a direction the
+/// rule has a non-empty section for counts (`ingress: true` without an
+/// `ingress`/`ingressDeny` section turns nothing on, as in Cilium). `false`
+/// there makes the rule's allows and denies apply without making the
+/// endpoint default-deny, unless another rule selecting it does. Unset is
+/// `true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultDeny {
+    /// Ingress.
+    pub ingress: bool,
+    /// Egress.
+    pub egress: bool,
+}
+
+impl Default for DefaultDeny {
+    fn default() -> Self {
+        Self {
+            ingress: true,
+            egress: true,
+        }
+    }
 }
 
 /// A label selector: all requirements must hold (empty selects all).

@@ -40,9 +40,22 @@ pub(super) struct RawRule {
     #[serde(default)]
     pub(super) egress_deny: Option<Vec<RawEgress>>,
     #[serde(default)]
+    pub(super) enable_default_deny: Option<RawDefaultDeny>,
+    #[serde(default)]
     pub(super) description: Option<String>,
     #[serde(default)]
     pub(super) labels: Option<serde_yaml::Value>,
+}
+
+/// `enableDefaultDeny` (Cilium ≥ 1.15); an unset direction takes Cilium's
+/// default (on, for a direction the rule has a non-empty section for).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDefaultDeny {
+    #[serde(default)]
+    pub(super) ingress: Option<bool>,
+    #[serde(default)]
+    pub(super) egress: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

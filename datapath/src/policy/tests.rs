@@ -809,3 +809,112 @@ fn icmps_rejected_like_cilium() {
         assert!(e.message.contains(msg), "{sections}: {e}");
     }
 }
+
+/// `enableDefaultDeny` as in Cilium (`Rule.Sanitize`,
+/// `computePolicyEnforcementAndRules`): `false` for a direction keeps the
+/// rule's allows and denies and adds a wildcard allow, so the endpoint is
+/// not default-deny there, unless another selecting rule asks for it; an
+/// explicit `true` without a section for the direction turns nothing on.
+#[test]
+fn enable_default_deny_false_adds_allows_without_default_deny() {
+    type Row = (u16, Direction, u32, u8, u16, PolicyAction);
+    type Case = (String, (bool, bool), fn(u32) -> Vec<Row>);
+    let tie_in = "  ingress: [{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{ports: [{port: 80, protocol: TCP}]}]}]\n";
+    let cases: [Case; 8] = [
+        (
+            format!("  enableDefaultDeny: {{ingress: false}}\n{tie_in}"),
+            (true, false),
+            |tie| vec![(4, I, 0, 0, 0, A), (4, I, tie, 6, 80, A)],
+        ),
+        // Egress keeps its default (true): enforced without a wildcard.
+        (
+            format!(
+                "  enableDefaultDeny: {{ingress: false}}\n{tie_in}  egress: [{{toEntities: [world]}}]\n"
+            ),
+            (true, true),
+            |tie| {
+                vec![
+                    (4, I, 0, 0, 0, A),
+                    (4, I, tie, 6, 80, A),
+                    (4, E, 2, 0, 0, A),
+                    (4, E, 9, 0, 0, A),
+                    (4, E, 10, 0, 0, A),
+                ]
+            },
+        ),
+        // Deny rules still apply: everything but the denied peer passes.
+        (
+            "  enableDefaultDeny: {egress: false}\n  egressDeny: [{toEndpoints: [{matchLabels: {class: tiefighter}}]}]\n".to_string(),
+            (false, true),
+            |tie| vec![(4, E, 0, 0, 0, A), (4, E, tie, 0, 0, D)],
+        ),
+        // A deny of everything wins over the wildcard allow.
+        (
+            "  enableDefaultDeny: {ingress: false}\n  ingressDeny: [{fromEntities: [all]}]\n"
+                .to_string(),
+            (true, false),
+            |_| vec![(4, I, 0, 0, 0, D)],
+        ),
+        // `ingress: [{}]` with default-deny off: allow-all.
+        (
+            "  enableDefaultDeny: {ingress: false, egress: false}\n  ingress: [{}]\n".to_string(),
+            (true, false),
+            |_| vec![(4, I, 0, 0, 0, A)],
+        ),
+        // `true` is the default.
+        (
+            format!("  enableDefaultDeny: {{ingress: true}}\n{tie_in}"),
+            (true, false),
+            |tie| vec![(4, I, tie, 6, 80, A)],
+        ),
+        // `true` for a direction without a section turns nothing on.
+        (
+            "  enableDefaultDeny: {ingress: true, egress: true}\n  egress: [{toEntities: [host]}]\n"
+                .to_string(),
+            (false, true),
+            |_| vec![(4, E, 1, 0, 0, A)],
+        ),
+        (
+            "  enableDefaultDeny: {}\n  egress: [{toEntities: [host]}]\n".to_string(),
+            (false, true),
+            |_| vec![(4, E, 1, 0, 0, A)],
+        ),
+    ];
+    for (sections, enforcement, want) in cases {
+        let mut w = starwars();
+        let (c, _) = run(&mut w, &xwing_policy(&sections));
+        assert_eq!(enforced(&c, 4), enforcement, "{sections}");
+        assert_eq!(rows(&c), want(id_of(&w, 3)), "{sections}");
+    }
+
+    // Another policy that is default-deny for the direction wins: no
+    // wildcard, only the allows of both.
+    let mut w = starwars();
+    let two = format!(
+        "{}\n---\n{}",
+        xwing_policy(&format!(
+            "  enableDefaultDeny: {{ingress: false}}\n{tie_in}"
+        )),
+        xwing_policy("  ingress: [{fromEntities: [host]}]\n").replace("name: r}", "name: r2}"),
+    );
+    let (c, _) = run(&mut w, &two);
+    let tie = id_of(&w, 3);
+    assert_eq!(enforced(&c, 4), (true, false));
+    assert_eq!(rows(&c), vec![(4, I, 1, 0, 0, A), (4, I, tie, 6, 80, A)]);
+    // The wildcard carries the cookie of the policy that asked for it.
+    let mut w = starwars();
+    let yaml = xwing_policy(&format!(
+        "  enableDefaultDeny: {{ingress: false}}\n{tie_in}"
+    ));
+    let (c, _) = run(&mut w, &yaml);
+    let cookie = parse_str("x", &yaml).unwrap()[0].cookie();
+    assert!(c.entries.iter().all(|e| e.rule == cookie));
+
+    let e = parse_str(
+        "pol/bad.yaml",
+        &xwing_policy("  enableDefaultDeny: {ingres: false}\n  ingress: [{}]\n"),
+    )
+    .expect_err("unknown field");
+    assert_eq!(e.field, "spec.enableDefaultDeny", "{e}");
+    assert!(e.message.contains("unknown field `ingres`"), "{e}");
+}

@@ -11,7 +11,7 @@ use crate::policy::identity;
 
 use super::error::PolicyError;
 use super::model::{
-    CidrSet, Entity, IPPROTO_ICMP, Op, PeerRule, Policy, Requirement, Rule, Selector,
+    CidrSet, DefaultDeny, Entity, IPPROTO_ICMP, Op, PeerRule, Policy, Requirement, Rule, Selector,
 };
 use super::raw::{
     Doc, RawCidrSet, RawEgress, RawIcmpRule, RawIngress, RawPort, RawPortRule, RawRule, RawSelector,
@@ -255,12 +255,20 @@ fn rule(cx: &Ctx<'_>, path: &str, r: RawRule, ns: Option<&str>) -> Result<Rule, 
     // (likewise egress), so `ingress: []` beside egress rules leaves
     // ingress open.
     let some = |v: Option<Vec<PeerRule>>| v.filter(|v| !v.is_empty());
+    // `enableDefaultDeny`: Cilium's `Rule.Sanitize` fills an unset
+    // direction with "has a non-empty section"; only such a direction is
+    // looked at, so unset is `true` here.
+    let dd = r.enable_default_deny.unwrap_or_default();
     Ok(Rule {
         subject,
         ingress: some(ing("ingress", r.ingress)?),
         ingress_deny: some(ing("ingressDeny", r.ingress_deny)?),
         egress: some(eg("egress", r.egress)?),
         egress_deny: some(eg("egressDeny", r.egress_deny)?),
+        default_deny: DefaultDeny {
+            ingress: dd.ingress.unwrap_or(true),
+            egress: dd.egress.unwrap_or(true),
+        },
     })
 }
 
