@@ -918,3 +918,59 @@ fn enable_default_deny_false_adds_allows_without_default_deny() {
     assert_eq!(e.field, "spec.enableDefaultDeny", "{e}");
     assert!(e.message.contains("unknown field `ingres`"), "{e}");
 }
+
+/// Port ranges as Cilium handles them: port 0 (or none) with `endPort` is
+/// every port, an `endPort` below `port` is ignored (the rule is for
+/// `port` alone), `endPort == port` is that port, and the rest as before
+/// (a range up to the expansion limit; wider, or above 65535, rejected).
+#[test]
+fn port_ranges_like_cilium() {
+    type Row = (u16, Direction, u32, u8, u16, PolicyAction);
+    let cases: [(&str, Vec<Row>); 6] = [
+        (
+            "{port: 0, endPort: 8080, protocol: TCP}",
+            vec![(4, I, 0, 6, 0, A)],
+        ),
+        ("{endPort: 8080, protocol: UDP}", vec![(4, I, 0, 17, 0, A)]),
+        (
+            "{port: 0, endPort: 10}",
+            vec![
+                (4, I, 0, 6, 0, A),
+                (4, I, 0, 17, 0, A),
+                (4, I, 0, 132, 0, A),
+            ],
+        ),
+        (
+            "{port: 8080, endPort: 80, protocol: TCP}",
+            vec![(4, I, 0, 6, 8080, A)],
+        ),
+        (
+            "{port: \"443\", endPort: 443, protocol: TCP}",
+            vec![(4, I, 0, 6, 443, A)],
+        ),
+        (
+            "{port: 53, endPort: 54, protocol: UDP}",
+            vec![(4, I, 0, 17, 53, A), (4, I, 0, 17, 54, A)],
+        ),
+    ];
+    for (port, want) in cases {
+        let mut w = starwars();
+        let sections = format!("  ingress: [{{toPorts: [{{ports: [{port}]}}]}}]\n");
+        let (c, _) = run(&mut w, &xwing_policy(&sections));
+        assert_eq!(rows(&c), want, "{port}");
+        assert_eq!(enforced(&c, 4), (true, false), "{port}");
+    }
+    for (port, msg) in [
+        ("{port: 1, endPort: 5000}", "ranges wider than 1024 ports"),
+        ("{port: 80, endPort: 70000}", "70000 is not a port"),
+        ("{port: 0, endPort: 70000}", "70000 is not a port"),
+    ] {
+        let sections = format!("  ingress: [{{toPorts: [{{ports: [{port}]}}]}}]\n");
+        let e = parse_str("pol/bad.yaml", &xwing_policy(&sections)).expect_err(port);
+        assert_eq!(
+            e.field, "spec.ingress[0].toPorts[0].ports[0].endPort",
+            "{e}"
+        );
+        assert!(e.message.contains(msg), "{port}: {e}");
+    }
+}

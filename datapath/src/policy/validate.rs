@@ -660,15 +660,18 @@ fn port_entries(cx: &Ctx<'_>, path: &str, p: RawPort) -> Result<Vec<(u8, u16)>, 
             ));
         }
     };
+    // Cilium (`pkg/policy/l4.go`): port 0 (or none) is every port and its
+    // `endPort` is ignored; an `endPort` not above `port` is ignored too
+    // (the rule is for `port` alone); 65535 is the CRD's maximum.
     let last = match p.end_port {
-        None => port,
-        Some(e) if e >= port && e <= 65_535 && port != 0 => e,
-        Some(e) => {
+        Some(e) if e > 65_535 => {
             return Err(cx.err(
                 format!("{path}.endPort"),
-                format!("{e} must be ≥ port ({port}), ≤ 65535, and port must be set"),
+                format!("{e} is not a port (the maximum is 65535)"),
             ));
         }
+        Some(e) if port != 0 && e > port => e,
+        _ => port,
     };
     if last - port >= MAX_PORT_RANGE {
         return Err(cx.err(
