@@ -20,6 +20,7 @@ use datapath::{Aggregation, Config, Direction, Endpoint, PolicyAction, PolicyEnt
 use ebpf::{RawEvent, ct_state, direction, drop_reason, msg_type, policy_match, trace_point};
 use flow_parser::packet::{L4, Packet, tcp_flags};
 use flow_parser::{ClockOffset, Enricher, Parser};
+use proto::flow::layer4::Protocol;
 use proto::flow::{DropReason, Flow, TraceObservationPoint, TrafficDirection, Verdict};
 
 use common::Harness;
@@ -514,6 +515,84 @@ fn icmp_echo_reply_is_tracked() {
     // An unsolicited echo request towards A is policed: denied.
     let req = pkt(B_IP, A_IP, L4::Icmp4 { ty: 8, code: 0 });
     assert_eq!(h.run(FROM, &req, LO).0, TC_ACT_SHOT);
+}
+
+/// An `icmps` type-8 rule, compiled by the policy compiler: the kernel
+/// matches a new ICMP flow by its type (the policy "port"), so an echo
+/// request is allowed and another type (timestamp, 13) is denied; the
+/// verdicts carry the type and the flows show `l4.ICMPv4.type`.
+#[test]
+fn icmps_rule_allows_echo_request_by_type_and_denies_other_types() {
+    require_privileges!();
+    let yaml = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: ping}\nspec:\n  endpointSelector: {matchLabels: {app: b}}\n  ingress: [{icmps: [{fields: [{type: EchoRequest}]}]}]\n";
+    let pols = datapath::policy::parse_str("ping.yaml", yaml).unwrap();
+    let mut ids = datapath::identity::IdentityAllocator::new();
+    let labels = std::collections::BTreeMap::from([("app".to_string(), "b".to_string())]);
+    let b_id = ids.allocate(&datapath::identity::pod_labels(
+        "default", &labels, "default",
+    ));
+    let cidr_ids = datapath::policy::allocate_cidr_identities(&pols, &mut ids);
+    let eps = [datapath::policy::LocalEndpoint {
+        ep_id: B_EP,
+        identity: b_id,
+    }];
+    let compiled = datapath::policy::compile(&pols, &eps, &ids, &cidr_ids);
+    let entries: Vec<_> = compiled
+        .entries
+        .iter()
+        .map(|e| (e.ep_id, e.direction, e.identity, e.proto, e.port, e.action))
+        .collect();
+    assert_eq!(
+        entries,
+        vec![(B_EP, Direction::Ingress, 0, 1, 8, PolicyAction::Allow)]
+    );
+    assert!(compiled.enforce[&B_EP].ingress);
+
+    let mut h = setup(|_, b| b.enforce_ingress = true);
+    for e in &compiled.entries {
+        h.maps.upsert_policy(e).unwrap();
+    }
+    let req = pkt(A_IP, B_IP, L4::Icmp4 { ty: 8, code: 0 });
+    assert_eq!(
+        h.run(FROM, &req, LO).0,
+        TC_ACT_REDIRECT,
+        "echo request allowed"
+    );
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(kinds(&evs), vec![VERDICT, TO_LXC]);
+    let v = verdict_of(&evs[0].0);
+    assert_eq!((v.verdict, v.direction), (0, direction::INGRESS));
+    assert_eq!(
+        (v.proto, v.dst_port),
+        (1, 8),
+        "the verdict carries the ICMP type"
+    );
+    assert_eq!(v.match_type, policy_match::L4_ONLY);
+    let icmp_type = |f: &Flow| match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+        Some(Protocol::IcmPv4(i)) => i.r#type,
+        other => panic!("not ICMPv4: {other:?}"),
+    };
+    assert_eq!(evs[0].1.verdict, Verdict::Forwarded as i32);
+    assert_eq!(icmp_type(&evs[0].1), 8);
+
+    let ts = pkt(A_IP, B_IP, L4::Icmp4 { ty: 13, code: 0 });
+    assert_eq!(
+        h.run(FROM, &ts, LO).0,
+        TC_ACT_SHOT,
+        "timestamp request denied"
+    );
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(
+        kinds(&evs),
+        vec![VERDICT, drop_kind(drop_reason::POLICY_DENIED)]
+    );
+    let v = verdict_of(&evs[0].0);
+    assert_eq!(v.verdict, -i32::from(drop_reason::POLICY_DENIED));
+    assert_eq!((v.proto, v.dst_port), (1, 13));
+    assert_eq!(evs[0].1.verdict, Verdict::Dropped as i32);
+    assert_eq!(icmp_type(&evs[0].1), 13);
 }
 
 #[test]

@@ -291,3 +291,111 @@ fn cidr_rules_with_external_networks() {
     }
     cluster.shutdown();
 }
+
+/// `icmps` on `target`'s ingress: echo requests (type 8) from `pinger`
+/// only, or (the L4-only variant) by Cilium's name `EchoRequest` from any
+/// peer.
+fn icmp_policy(peer_and_type: &str) -> String {
+    format!(
+        r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: target-icmp
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: target
+  ingress:
+{peer_and_type}"#
+    )
+}
+
+const TARGET_TCP_ONLY: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: target-icmp
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: target
+  ingress:
+  - toPorts:
+    - ports:
+      - port: "80"
+        protocol: TCP
+"#;
+
+fn icmp_type(f: &serde_json::Value) -> Option<u64> {
+    f["l4"]["ICMPv4"]["type"].as_u64()
+}
+
+/// A policy-verdict flow (Hubble's event type 5).
+fn is_policy_verdict(f: &serde_json::Value) -> bool {
+    f["event_type"]["type"] == 5
+}
+
+#[test]
+fn icmps_allow_ping_by_type() {
+    require_privileges!("busybox");
+    let cluster = Cluster::single("10.210.7.0/24");
+    {
+        let node = cluster.node();
+        let target = node.add_pod("target", "app=target");
+        let pinger = node.add_pod("pinger", "app=pinger");
+        let stranger = node.add_pod("stranger", "app=stranger");
+        assert!(ping(&pinger.netns(), target.ip), "no policy: ping works");
+
+        // Type 8 by number, from pinger only.
+        node.apply_policy(
+            "icmp.yaml",
+            &icmp_policy(
+                "  - fromEndpoints:\n    - matchLabels:\n        app: pinger\n    icmps:\n    - fields:\n      - type: 8\n        family: IPv4\n",
+            ),
+        );
+        assert!(
+            ping(&pinger.netns(), target.ip),
+            "icmps type 8 allows pinger's ping"
+        );
+        assert!(
+            !ping(&stranger.netns(), target.ip),
+            "stranger is not allowed"
+        );
+        let f = node.wait_flow("pinger -> target ICMPv4 type 8 allowed verdict", |f| {
+            is_policy_verdict(f)
+                && src(f) == "pinger"
+                && dst(f) == "target"
+                && verdict(f) == "FORWARDED"
+                && icmp_type(f) == Some(8)
+        });
+        assert_eq!(f["traffic_direction"], "INGRESS", "{f}");
+        node.wait_flow("stranger -> target ICMPv4 type 8 denied verdict", |f| {
+            is_policy_verdict(f)
+                && src(f) == "stranger"
+                && dst(f) == "target"
+                && verdict(f) == "DROPPED"
+                && icmp_type(f) == Some(8)
+        });
+
+        // By Cilium's name, L4-only: any peer may ping.
+        node.apply_policy(
+            "icmp.yaml",
+            &icmp_policy("  - icmps:\n    - fields:\n      - type: EchoRequest\n"),
+        );
+        assert!(ping(&pinger.netns(), target.ip), "EchoRequest allows ping");
+        assert!(ping(&stranger.netns(), target.ip), "from any peer");
+
+        // A policy without icmps: default deny blocks ping.
+        node.apply_policy("icmp.yaml", TARGET_TCP_ONLY);
+        assert!(!ping(&pinger.netns(), target.ip), "no icmps: ping denied");
+        node.wait_flow("pinger -> target ICMPv4 type 8 POLICY_DENIED", |f| {
+            src(f) == "pinger"
+                && dst(f) == "target"
+                && verdict(f) == "DROPPED"
+                && f["drop_reason_desc"] == "POLICY_DENIED"
+                && icmp_type(f) == Some(8)
+        });
+    }
+    cluster.shutdown();
+}

@@ -9,7 +9,7 @@ use crate::kernel::maps::{Direction, PolicyAction, PolicyEntry, identity as rese
 use crate::policy::cidr::Cidr;
 use crate::policy::identity::{self, IdentityAllocator, LabelSet, Scope};
 
-use super::model::{Entity, PeerRule, Policy};
+use super::model::{Entity, IPPROTO_ICMP, PeerRule, Policy};
 
 /// A local endpoint as the compiler sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +180,10 @@ pub fn compile(
     for ep in endpoints {
         let labels = ids.labels(ep.identity).unwrap_or_default();
         let mut enf = Enforcement::default();
+        // Per direction: whether a selecting rule with a section for it
+        // asks for default-deny, and the cookie of the first that does not.
+        let mut default_deny = [false; 2];
+        let mut allow_all_cookie: [Option<u32>; 2] = [None; 2];
         for p in policies {
             let cookie = p.cookie();
             for r in p.rules.iter().filter(|r| r.subject.matches(&labels)) {
@@ -191,9 +195,20 @@ pub fn compile(
                 ];
                 for (dir, action, section) in sections {
                     let Some(list) = section else { continue };
-                    match dir {
-                        Direction::Ingress => enf.ingress = true,
-                        Direction::Egress => enf.egress = true,
+                    let (d, wants_deny) = match dir {
+                        Direction::Ingress => {
+                            enf.ingress = true;
+                            (0, r.default_deny.ingress)
+                        }
+                        Direction::Egress => {
+                            enf.egress = true;
+                            (1, r.default_deny.egress)
+                        }
+                    };
+                    if wants_deny {
+                        default_deny[d] = true;
+                    } else {
+                        allow_all_cookie[d].get_or_insert(cookie);
                     }
                     for pr in list {
                         if !pr.has_peers() && pr.ports.is_none() {
@@ -202,6 +217,16 @@ pub fn compile(
                         let ports = pr.ports.clone().unwrap_or_else(|| vec![(0, 0)]);
                         for peer in uni.peers(pr) {
                             for (proto, port) in &ports {
+                                // ICMP type 0 (EchoReply) has the key of
+                                // "any ICMP type" (port 0 = any): an allow
+                                // for it would allow every type, so it is
+                                // left out, while a deny for it denies
+                                // every type (both err on the closed side).
+                                if (*proto, *port) == (IPPROTO_ICMP, 0)
+                                    && action == PolicyAction::Allow
+                                {
+                                    continue;
+                                }
                                 let key = (ep.ep_id, dir as u8, peer, *proto, *port);
                                 match entries.get(&key) {
                                     Some((PolicyAction::Deny, _)) => {}
@@ -214,6 +239,17 @@ pub fn compile(
                         }
                     }
                 }
+            }
+        }
+        // Cilium (`computePolicyEnforcementAndRules`): a direction selected
+        // only by rules with `enableDefaultDeny: false` keeps its policy
+        // (deny entries still apply) plus a wildcard allow, so traffic no
+        // deny matches passes; one default-deny rule is enough to drop it.
+        for (d, dir) in [(0, Direction::Ingress), (1, Direction::Egress)] {
+            if let (false, Some(cookie)) = (default_deny[d], allow_all_cookie[d]) {
+                entries
+                    .entry((ep.ep_id, dir as u8, 0, 0, 0))
+                    .or_insert((PolicyAction::Allow, cookie));
             }
         }
         enforce.insert(ep.ep_id, enf);

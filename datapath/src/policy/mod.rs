@@ -10,6 +10,10 @@
 //!   list (`ingress: []`) is no section; a rule without any non-empty
 //!   section is rejected, as is a rule combining two kinds of peers
 //!   (`toCIDR` and `toEndpoints`, `fromEndpoints` and `fromEntities`, ...);
+//!   `enableDefaultDeny: {ingress: false}` on a rule keeps it from turning
+//!   on default-deny: when no selecting rule with a section for that
+//!   direction asks for it, the direction still enforces (denies apply)
+//!   but gets a wildcard ALLOW entry, as Cilium's wildcard-allow rule;
 //! - an allow rule's peers × ports become ALLOW entries, a deny rule's
 //!   DENY entries; on the same key DENY wins, and the kernel lets any
 //!   matching DENY win over any ALLOW;
@@ -29,7 +33,11 @@
 //!   `toPorts` but no peers L4-only (identity 0, any peer); an empty rule
 //!   `{}` allows nothing (the usual way to say "default deny"), and so
 //!   does a port rule that names no port (`toPorts: [{}]`,
-//!   `toPorts: [{ports: []}]`), while `toPorts: []` is no `toPorts`.
+//!   `toPorts: [{ports: []}]`), while `toPorts: []` is no `toPorts`;
+//! - `icmps` (not beside `toPorts` in one rule) become `(ICMP, type)`
+//!   ports for IPv4 fields and nothing for IPv6 ones (IPv4-only datapath);
+//!   type 0 shares the "any type" key, so an allow for it is dropped and a
+//!   deny for it denies every type.
 //!
 //! [`diff_entries`] turns desired entries into the minimal set of writes
 //! and removals against what the map holds. Pure code: no I/O except

@@ -61,6 +61,33 @@ pub struct Rule {
     pub egress: Option<Vec<PeerRule>>,
     /// `egressDeny`.
     pub egress_deny: Option<Vec<PeerRule>>,
+    /// `enableDefaultDeny`, Cilium's defaults filled in.
+    #[serde(default)]
+    pub default_deny: DefaultDeny,
+}
+
+/// Whether a rule turns on default-deny for the endpoints it selects, per
+/// direction (`enableDefaultDeny`, Cilium ≥ 1.15). Only a direction the
+/// rule has a non-empty section for counts (`ingress: true` without an
+/// `ingress`/`ingressDeny` section turns nothing on, as in Cilium). `false`
+/// there makes the rule's allows and denies apply without making the
+/// endpoint default-deny, unless another rule selecting it does. Unset is
+/// `true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultDeny {
+    /// Ingress.
+    pub ingress: bool,
+    /// Egress.
+    pub egress: bool,
+}
+
+impl Default for DefaultDeny {
+    fn default() -> Self {
+        Self {
+            ingress: true,
+            egress: true,
+        }
+    }
 }
 
 /// A label selector: all requirements must hold (empty selects all).
@@ -129,6 +156,9 @@ pub struct CidrSet {
     pub except: Vec<Cidr>,
 }
 
+/// IP protocol number of ICMP (IPv4): `icmps` entries are `(1, type)`.
+pub(super) const IPPROTO_ICMP: u8 = 1;
+
 /// One ingress or egress rule: peers and ports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerRule {
@@ -138,8 +168,9 @@ pub struct PeerRule {
     pub cidrs: Option<Vec<CidrSet>>,
     /// `from/toEntities`.
     pub entities: Option<Vec<Entity>>,
-    /// `(protocol, port)` pairs from `toPorts`, port 0 = all; `None` when
-    /// there is no `toPorts` (L3-only).
+    /// `(protocol, port)` pairs from `toPorts`, port 0 = all, and from
+    /// `icmps` (`(1, type)` for IPv4; IPv6 fields add nothing, this
+    /// datapath never sees ICMPv6); `None` when there is neither (L3-only).
     pub ports: Option<Vec<(u8, u16)>>,
 }
 

@@ -40,9 +40,22 @@ pub(super) struct RawRule {
     #[serde(default)]
     pub(super) egress_deny: Option<Vec<RawEgress>>,
     #[serde(default)]
+    pub(super) enable_default_deny: Option<RawDefaultDeny>,
+    #[serde(default)]
     pub(super) description: Option<String>,
     #[serde(default)]
     pub(super) labels: Option<serde_yaml::Value>,
+}
+
+/// `enableDefaultDeny` (Cilium ≥ 1.15); an unset direction takes Cilium's
+/// default (on, for a direction the rule has a non-empty section for).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDefaultDeny {
+    #[serde(default)]
+    pub(super) ingress: Option<bool>,
+    #[serde(default)]
+    pub(super) egress: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +89,8 @@ pub(super) struct RawIngress {
     pub(super) from_entities: Option<Vec<String>>,
     #[serde(default)]
     pub(super) to_ports: Option<Vec<RawPortRule>>,
+    #[serde(default)]
+    pub(super) icmps: Option<Vec<RawIcmpRule>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +106,8 @@ pub(super) struct RawEgress {
     pub(super) to_entities: Option<Vec<String>>,
     #[serde(default)]
     pub(super) to_ports: Option<Vec<RawPortRule>>,
+    #[serde(default)]
+    pub(super) icmps: Option<Vec<RawIcmpRule>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,4 +136,23 @@ pub(super) struct RawPort {
     pub(super) end_port: Option<u32>,
     #[serde(default)]
     pub(super) protocol: Option<String>,
+}
+
+/// One entry of `icmps`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIcmpRule {
+    #[serde(default)]
+    pub(super) fields: Vec<RawIcmpField>,
+}
+
+/// An ICMP field: `type` is a number (0-255) or one of Cilium's type
+/// names for the family; `family` is `IPv4` (default) or `IPv6`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIcmpField {
+    #[serde(default)]
+    pub(super) family: Option<String>,
+    #[serde(rename = "type")]
+    pub(super) icmp_type: serde_yaml::Value,
 }

@@ -672,3 +672,305 @@ fn missing_namespace_is_default_and_marked() {
     let (mut w1, mut w2) = (starwars(), starwars());
     assert_eq!(run(&mut w1, STARWARS), run(&mut w2, &named));
 }
+
+/// `icmps` as in Cilium: numbers and Cilium's type names per family, IPv4
+/// fields become `(ICMP, type)` entries, IPv6 fields nothing (this
+/// datapath is IPv4-only); allow and deny, ingress and egress, with peers
+/// and alone (L4-only).
+#[test]
+fn icmps_become_icmp_type_entries() {
+    type Row = (u16, Direction, u32, u8, u16, PolicyAction);
+    type Case = (&'static str, (bool, bool), fn(&World) -> Vec<Row>);
+    let cases: [Case; 9] = [
+        (
+            "  ingress: [{icmps: [{fields: [{type: 8, family: IPv4}]}]}]\n",
+            (true, false),
+            |_| vec![(4, I, 0, 1, 8, A)],
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: EchoRequest}]}]}]\n",
+            (true, false),
+            |_| vec![(4, I, 0, 1, 8, A)],
+        ),
+        // `Echo` is Cilium's other name for 8; a quoted number is a number.
+        (
+            "  egress: [{toEndpoints: [{matchLabels: {class: tiefighter}}], icmps: [{fields: [{type: Echo}, {type: \"13\"}, {type: TimeExceeded}]}]}]\n",
+            (false, true),
+            |w| {
+                vec![
+                    (4, E, id_of(w, 3), 1, 8, A),
+                    (4, E, id_of(w, 3), 1, 11, A),
+                    (4, E, id_of(w, 3), 1, 13, A),
+                ]
+            },
+        ),
+        // IPv6 fields compile to nothing: the rule enforces and allows no ICMPv4.
+        (
+            "  ingress: [{icmps: [{fields: [{type: EchoRequest, family: IPv6}, {type: 128, family: IPv6}]}]}]\n",
+            (true, false),
+            |_| vec![],
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: 8}, {type: EchoRequest, family: IPv6}]}, {fields: [{type: 3}]}]}]\n",
+            (true, false),
+            |_| vec![(4, I, 0, 1, 3, A), (4, I, 0, 1, 8, A)],
+        ),
+        (
+            "  ingressDeny: [{fromEndpoints: [{matchLabels: {class: tiefighter}}], icmps: [{fields: [{type: 8}]}]}]\n  ingress: [{fromEntities: [all]}]\n",
+            (true, false),
+            |w| vec![(4, I, 0, 0, 0, A), (4, I, id_of(w, 3), 1, 8, D)],
+        ),
+        // Type 0 (EchoReply) shares the key of "any ICMP type": an allow
+        // for it is left out, a deny for it denies every ICMP type.
+        (
+            "  ingress: [{icmps: [{fields: [{type: EchoReply}, {type: 8}]}]}]\n",
+            (true, false),
+            |_| vec![(4, I, 0, 1, 8, A)],
+        ),
+        (
+            "  egressDeny: [{icmps: [{fields: [{type: 0}]}]}]\n",
+            (false, true),
+            |_| vec![(4, E, 0, 1, 0, D)],
+        ),
+        // `toPorts: []` is no toPorts, so it may sit beside icmps.
+        (
+            "  ingress: [{toPorts: [], icmps: [{fields: [{type: 8}]}]}, {toPorts: [{ports: [{port: 80, protocol: TCP}]}]}]\n",
+            (true, false),
+            |_| vec![(4, I, 0, 1, 8, A), (4, I, 0, 6, 80, A)],
+        ),
+    ];
+    for (sections, enforcement, want) in cases {
+        let mut w = starwars();
+        let (c, _) = run(&mut w, &xwing_policy(sections));
+        assert_eq!(enforced(&c, 4), enforcement, "{sections}");
+        assert_eq!(rows(&c), want(&w), "{sections}");
+    }
+}
+
+/// What Cilium rejects in `icmps`: `icmps` with `toPorts` in one rule, a
+/// name not in the family's table, a type outside 0-255, another family,
+/// more than 40 fields; the error names the field.
+#[test]
+fn icmps_rejected_like_cilium() {
+    let many: Vec<String> = (0..41).map(|t| format!("{{type: {t}}}")).collect();
+    let many = format!(
+        "  ingress: [{{icmps: [{{fields: [{}]}}]}}]\n",
+        many.join(", ")
+    );
+    let cases = [
+        (
+            "  ingress: [{icmps: [{fields: [{type: 8}]}], toPorts: [{ports: [{port: 80}]}]}]\n"
+                .to_string(),
+            "spec.ingress[0]",
+            "icmps may only be present without toPorts",
+        ),
+        (
+            "  egressDeny: [{icmps: [{fields: [{type: 8}]}], toPorts: [{ports: [{port: 80}]}]}]\n"
+                .to_string(),
+            "spec.egressDeny[0]",
+            "icmps may only be present without toPorts",
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: Ping}]}]}]\n".to_string(),
+            "spec.ingress[0].icmps[0].fields[0].type",
+            "unknown IPv4 ICMP type \"Ping\"",
+        ),
+        // A name of the other family's table.
+        (
+            "  ingress: [{icmps: [{fields: [{type: 8}, {type: PacketTooBig}]}]}]\n".to_string(),
+            "spec.ingress[0].icmps[0].fields[1].type",
+            "unknown IPv4 ICMP type",
+        ),
+        (
+            "  egress: [{icmps: [{}, {fields: [{type: Photuris, family: IPv6}]}]}]\n".to_string(),
+            "spec.egress[0].icmps[1].fields[0].type",
+            "unknown IPv6 ICMP type",
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: 256}]}]}]\n".to_string(),
+            "spec.ingress[0].icmps[0].fields[0].type",
+            "256 is not an ICMP type (0-255)",
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: -1}]}]}]\n".to_string(),
+            "spec.ingress[0].icmps[0].fields[0].type",
+            "not an ICMP type",
+        ),
+        (
+            "  ingress: [{icmps: [{fields: [{type: 8, family: ipv4}]}]}]\n".to_string(),
+            "spec.ingress[0].icmps[0].fields[0].family",
+            "expected IPv4 or IPv6",
+        ),
+        (many, "spec.ingress[0].icmps[0].fields", "the max is 40"),
+    ];
+    for (sections, field, msg) in cases {
+        let e = parse_str("pol/bad.yaml", &xwing_policy(&sections)).expect_err(&sections);
+        assert_eq!(e.field, field, "{sections}: {e}");
+        assert!(e.message.contains(msg), "{sections}: {e}");
+    }
+}
+
+/// `enableDefaultDeny` as in Cilium (`Rule.Sanitize`,
+/// `computePolicyEnforcementAndRules`): `false` for a direction keeps the
+/// rule's allows and denies and adds a wildcard allow, so the endpoint is
+/// not default-deny there, unless another selecting rule asks for it; an
+/// explicit `true` without a section for the direction turns nothing on.
+#[test]
+fn enable_default_deny_false_adds_allows_without_default_deny() {
+    type Row = (u16, Direction, u32, u8, u16, PolicyAction);
+    type Case = (String, (bool, bool), fn(u32) -> Vec<Row>);
+    let tie_in = "  ingress: [{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{ports: [{port: 80, protocol: TCP}]}]}]\n";
+    let cases: [Case; 8] = [
+        (
+            format!("  enableDefaultDeny: {{ingress: false}}\n{tie_in}"),
+            (true, false),
+            |tie| vec![(4, I, 0, 0, 0, A), (4, I, tie, 6, 80, A)],
+        ),
+        // Egress keeps its default (true): enforced without a wildcard.
+        (
+            format!(
+                "  enableDefaultDeny: {{ingress: false}}\n{tie_in}  egress: [{{toEntities: [world]}}]\n"
+            ),
+            (true, true),
+            |tie| {
+                vec![
+                    (4, I, 0, 0, 0, A),
+                    (4, I, tie, 6, 80, A),
+                    (4, E, 2, 0, 0, A),
+                    (4, E, 9, 0, 0, A),
+                    (4, E, 10, 0, 0, A),
+                ]
+            },
+        ),
+        // Deny rules still apply: everything but the denied peer passes.
+        (
+            "  enableDefaultDeny: {egress: false}\n  egressDeny: [{toEndpoints: [{matchLabels: {class: tiefighter}}]}]\n".to_string(),
+            (false, true),
+            |tie| vec![(4, E, 0, 0, 0, A), (4, E, tie, 0, 0, D)],
+        ),
+        // A deny of everything wins over the wildcard allow.
+        (
+            "  enableDefaultDeny: {ingress: false}\n  ingressDeny: [{fromEntities: [all]}]\n"
+                .to_string(),
+            (true, false),
+            |_| vec![(4, I, 0, 0, 0, D)],
+        ),
+        // `ingress: [{}]` with default-deny off: allow-all.
+        (
+            "  enableDefaultDeny: {ingress: false, egress: false}\n  ingress: [{}]\n".to_string(),
+            (true, false),
+            |_| vec![(4, I, 0, 0, 0, A)],
+        ),
+        // `true` is the default.
+        (
+            format!("  enableDefaultDeny: {{ingress: true}}\n{tie_in}"),
+            (true, false),
+            |tie| vec![(4, I, tie, 6, 80, A)],
+        ),
+        // `true` for a direction without a section turns nothing on.
+        (
+            "  enableDefaultDeny: {ingress: true, egress: true}\n  egress: [{toEntities: [host]}]\n"
+                .to_string(),
+            (false, true),
+            |_| vec![(4, E, 1, 0, 0, A)],
+        ),
+        (
+            "  enableDefaultDeny: {}\n  egress: [{toEntities: [host]}]\n".to_string(),
+            (false, true),
+            |_| vec![(4, E, 1, 0, 0, A)],
+        ),
+    ];
+    for (sections, enforcement, want) in cases {
+        let mut w = starwars();
+        let (c, _) = run(&mut w, &xwing_policy(&sections));
+        assert_eq!(enforced(&c, 4), enforcement, "{sections}");
+        assert_eq!(rows(&c), want(id_of(&w, 3)), "{sections}");
+    }
+
+    // Another policy that is default-deny for the direction wins: no
+    // wildcard, only the allows of both.
+    let mut w = starwars();
+    let two = format!(
+        "{}\n---\n{}",
+        xwing_policy(&format!(
+            "  enableDefaultDeny: {{ingress: false}}\n{tie_in}"
+        )),
+        xwing_policy("  ingress: [{fromEntities: [host]}]\n").replace("name: r}", "name: r2}"),
+    );
+    let (c, _) = run(&mut w, &two);
+    let tie = id_of(&w, 3);
+    assert_eq!(enforced(&c, 4), (true, false));
+    assert_eq!(rows(&c), vec![(4, I, 1, 0, 0, A), (4, I, tie, 6, 80, A)]);
+    // The wildcard carries the cookie of the policy that asked for it.
+    let mut w = starwars();
+    let yaml = xwing_policy(&format!(
+        "  enableDefaultDeny: {{ingress: false}}\n{tie_in}"
+    ));
+    let (c, _) = run(&mut w, &yaml);
+    let cookie = parse_str("x", &yaml).unwrap()[0].cookie();
+    assert!(c.entries.iter().all(|e| e.rule == cookie));
+
+    let e = parse_str(
+        "pol/bad.yaml",
+        &xwing_policy("  enableDefaultDeny: {ingres: false}\n  ingress: [{}]\n"),
+    )
+    .expect_err("unknown field");
+    assert_eq!(e.field, "spec.enableDefaultDeny", "{e}");
+    assert!(e.message.contains("unknown field `ingres`"), "{e}");
+}
+
+/// Port ranges as Cilium handles them: port 0 (or none) with `endPort` is
+/// every port, an `endPort` below `port` is ignored (the rule is for
+/// `port` alone), `endPort == port` is that port, and the rest as before
+/// (a range up to the expansion limit; wider, or above 65535, rejected).
+#[test]
+fn port_ranges_like_cilium() {
+    type Row = (u16, Direction, u32, u8, u16, PolicyAction);
+    let cases: [(&str, Vec<Row>); 6] = [
+        (
+            "{port: 0, endPort: 8080, protocol: TCP}",
+            vec![(4, I, 0, 6, 0, A)],
+        ),
+        ("{endPort: 8080, protocol: UDP}", vec![(4, I, 0, 17, 0, A)]),
+        (
+            "{port: 0, endPort: 10}",
+            vec![
+                (4, I, 0, 6, 0, A),
+                (4, I, 0, 17, 0, A),
+                (4, I, 0, 132, 0, A),
+            ],
+        ),
+        (
+            "{port: 8080, endPort: 80, protocol: TCP}",
+            vec![(4, I, 0, 6, 8080, A)],
+        ),
+        (
+            "{port: \"443\", endPort: 443, protocol: TCP}",
+            vec![(4, I, 0, 6, 443, A)],
+        ),
+        (
+            "{port: 53, endPort: 54, protocol: UDP}",
+            vec![(4, I, 0, 17, 53, A), (4, I, 0, 17, 54, A)],
+        ),
+    ];
+    for (port, want) in cases {
+        let mut w = starwars();
+        let sections = format!("  ingress: [{{toPorts: [{{ports: [{port}]}}]}}]\n");
+        let (c, _) = run(&mut w, &xwing_policy(&sections));
+        assert_eq!(rows(&c), want, "{port}");
+        assert_eq!(enforced(&c, 4), (true, false), "{port}");
+    }
+    for (port, msg) in [
+        ("{port: 1, endPort: 5000}", "ranges wider than 1024 ports"),
+        ("{port: 80, endPort: 70000}", "70000 is not a port"),
+        ("{port: 0, endPort: 70000}", "70000 is not a port"),
+    ] {
+        let sections = format!("  ingress: [{{toPorts: [{{ports: [{port}]}}]}}]\n");
+        let e = parse_str("pol/bad.yaml", &xwing_policy(&sections)).expect_err(port);
+        assert_eq!(
+            e.field, "spec.ingress[0].toPorts[0].ports[0].endPort",
+            "{e}"
+        );
+        assert!(e.message.contains(msg), "{port}: {e}");
+    }
+}

@@ -10,9 +10,11 @@ use crate::policy::cidr::Cidr;
 use crate::policy::identity;
 
 use super::error::PolicyError;
-use super::model::{CidrSet, Entity, Op, PeerRule, Policy, Requirement, Rule, Selector};
+use super::model::{
+    CidrSet, DefaultDeny, Entity, IPPROTO_ICMP, Op, PeerRule, Policy, Requirement, Rule, Selector,
+};
 use super::raw::{
-    Doc, RawCidrSet, RawEgress, RawIngress, RawPort, RawPortRule, RawRule, RawSelector,
+    Doc, RawCidrSet, RawEgress, RawIcmpRule, RawIngress, RawPort, RawPortRule, RawRule, RawSelector,
 };
 
 struct Ctx<'a> {
@@ -218,6 +220,7 @@ fn rule(cx: &Ctx<'_>, path: &str, r: RawRule, ns: Option<&str>) -> Result<Rule, 
                         x.from_cidr_set,
                         x.from_entities,
                         x.to_ports,
+                        x.icmps,
                     )
                 })
                 .collect()
@@ -240,6 +243,7 @@ fn rule(cx: &Ctx<'_>, path: &str, r: RawRule, ns: Option<&str>) -> Result<Rule, 
                         x.to_cidr_set,
                         x.to_entities,
                         x.to_ports,
+                        x.icmps,
                     )
                 })
                 .collect()
@@ -251,12 +255,20 @@ fn rule(cx: &Ctx<'_>, path: &str, r: RawRule, ns: Option<&str>) -> Result<Rule, 
     // (likewise egress), so `ingress: []` beside egress rules leaves
     // ingress open.
     let some = |v: Option<Vec<PeerRule>>| v.filter(|v| !v.is_empty());
+    // `enableDefaultDeny`: Cilium's `Rule.Sanitize` fills an unset
+    // direction with "has a non-empty section"; only such a direction is
+    // looked at, so unset is `true` here.
+    let dd = r.enable_default_deny.unwrap_or_default();
     Ok(Rule {
         subject,
         ingress: some(ing("ingress", r.ingress)?),
         ingress_deny: some(ing("ingressDeny", r.ingress_deny)?),
         egress: some(eg("egress", r.egress)?),
         egress_deny: some(eg("egressDeny", r.egress_deny)?),
+        default_deny: DefaultDeny {
+            ingress: dd.ingress.unwrap_or(true),
+            egress: dd.egress.unwrap_or(true),
+        },
     })
 }
 
@@ -335,6 +347,7 @@ fn peer_rule(
     cidr_set: Option<Vec<RawCidrSet>>,
     entities: Option<Vec<String>>,
     to_ports: Option<Vec<RawPortRule>>,
+    icmps: Option<Vec<RawIcmpRule>>,
 ) -> Result<PeerRule, PolicyError> {
     // Cilium rejects a rule that combines two kinds of L3 peers
     // (`IngressCommonRule.Validate` / `EgressCommonRule.Validate`: "combining
@@ -432,6 +445,19 @@ fn peer_rule(
                 .collect::<Result<Vec<_>, PolicyError>>()
         })
         .transpose()?;
+    // Cilium (`IngressRule.sanitize` / `EgressRule.sanitize`): "The ICMPs
+    // block may only be present without ToPorts"; empty lists do not count.
+    if nonempty(&icmps) && nonempty(&to_ports) {
+        return Err(cx.err(
+            path,
+            "icmps may only be present without toPorts (Cilium rejects the combination too); \
+             write them as separate rules",
+        ));
+    }
+    let icmp_ports = icmps
+        .filter(|v| !v.is_empty())
+        .map(|v| icmp_entries(cx, path, v))
+        .transpose()?;
     // `toPorts: []` is no `toPorts` at all (L3-only), as a Go empty slice
     // is for Cilium.
     let ports = to_ports
@@ -457,13 +483,140 @@ fn peer_rule(
             out.dedup();
             Ok::<_, PolicyError>(out)
         })
-        .transpose()?;
+        .transpose()?
+        .or(icmp_ports);
     Ok(PeerRule {
         endpoints,
         cidrs,
         entities,
         ports,
     })
+}
+
+/// Cilium's ICMP type names (`pkg/policy/api/icmp.go`), IPv4.
+const ICMPV4_TYPES: &[(&str, u8)] = &[
+    ("EchoReply", 0),
+    ("DestinationUnreachable", 3),
+    ("Redirect", 5),
+    ("Echo", 8),
+    ("EchoRequest", 8),
+    ("RouterAdvertisement", 9),
+    ("RouterSelection", 10),
+    ("TimeExceeded", 11),
+    ("ParameterProblem", 12),
+    ("Timestamp", 13),
+    ("TimestampReply", 14),
+    ("Photuris", 40),
+    ("ExtendedEchoRequest", 42),
+    ("ExtendedEchoReply", 43),
+];
+
+/// Cilium's ICMPv6 type names.
+const ICMPV6_TYPES: &[(&str, u8)] = &[
+    ("DestinationUnreachable", 1),
+    ("PacketTooBig", 2),
+    ("TimeExceeded", 3),
+    ("ParameterProblem", 4),
+    ("EchoRequest", 128),
+    ("EchoReply", 129),
+    ("MulticastListenerQuery", 130),
+    ("MulticastListenerReport", 131),
+    ("MulticastListenerDone", 132),
+    ("RouterSolicitation", 133),
+    ("RouterAdvertisement", 134),
+    ("NeighborSolicitation", 135),
+    ("NeighborAdvertisement", 136),
+    ("RedirectMessage", 137),
+    ("RouterRenumbering", 138),
+    ("ICMPNodeInformationQuery", 139),
+    ("ICMPNodeInformationResponse", 140),
+    ("InverseNeighborDiscoverySolicitation", 141),
+    ("InverseNeighborDiscoveryAdvertisement", 142),
+    ("HomeAgentAddressDiscoveryRequest", 144),
+    ("HomeAgentAddressDiscoveryReply", 145),
+    ("MobilePrefixSolicitation", 146),
+    ("MobilePrefixAdvertisement", 147),
+    ("DuplicateAddressRequestCodeSuffix", 157),
+    ("DuplicateAddressConfirmationCodeSuffix", 158),
+    ("ExtendedEchoRequest", 160),
+    ("ExtendedEchoReply", 161),
+];
+
+/// At most this many fields per `icmps` entry (Cilium's `maxICMPFields`).
+const MAX_ICMP_FIELDS: usize = 40;
+
+/// `icmps` → `(1, type)` entries for the IPv4 fields. IPv6 fields are
+/// validated and then dropped: this datapath is IPv4-only, so an ICMPv6
+/// packet never reaches a policy lookup.
+fn icmp_entries(
+    cx: &Ctx<'_>,
+    path: &str,
+    rules: Vec<RawIcmpRule>,
+) -> Result<Vec<(u8, u16)>, PolicyError> {
+    let mut out = Vec::new();
+    for (i, r) in rules.into_iter().enumerate() {
+        let p = format!("{path}.icmps[{i}]");
+        if r.fields.len() > MAX_ICMP_FIELDS {
+            return Err(cx.err(
+                format!("{p}.fields"),
+                format!("too many types, the max is {MAX_ICMP_FIELDS}"),
+            ));
+        }
+        for (j, f) in r.fields.into_iter().enumerate() {
+            let fp = format!("{p}.fields[{j}]");
+            let (v6, family, names) = match f.family.as_deref() {
+                None | Some("") | Some("IPv4") => (false, "IPv4", ICMPV4_TYPES),
+                Some("IPv6") => (true, "IPv6", ICMPV6_TYPES),
+                Some(other) => {
+                    return Err(cx.err(
+                        format!("{fp}.family"),
+                        format!("{other:?}: expected IPv4 or IPv6"),
+                    ));
+                }
+            };
+            let bad_number = |n: &dyn std::fmt::Display| {
+                cx.err(
+                    format!("{fp}.type"),
+                    format!("{n} is not an ICMP type (0-255)"),
+                )
+            };
+            let ty: u8 = match &f.icmp_type {
+                serde_yaml::Value::Number(n) => n
+                    .as_u64()
+                    .and_then(|n| u8::try_from(n).ok())
+                    .ok_or_else(|| bad_number(n))?,
+                serde_yaml::Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) => {
+                    s.parse::<u8>().map_err(|_| bad_number(s))?
+                }
+                serde_yaml::Value::String(s) => names
+                    .iter()
+                    .find(|(name, _)| name == s)
+                    .map(|(_, t)| *t)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+                        cx.err(
+                            format!("{fp}.type"),
+                            format!(
+                                "unknown {family} ICMP type {s:?} (a number 0-255 or one of {})",
+                                known.join(", ")
+                            ),
+                        )
+                    })?,
+                other => {
+                    return Err(cx.err(
+                        format!("{fp}.type"),
+                        format!("{other:?} is not an ICMP type (a number 0-255 or a name)"),
+                    ));
+                }
+            };
+            if !v6 {
+                out.push((IPPROTO_ICMP, u16::from(ty)));
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }
 
 /// Widest `endPort` range expanded into single-port entries.
@@ -507,15 +660,18 @@ fn port_entries(cx: &Ctx<'_>, path: &str, p: RawPort) -> Result<Vec<(u8, u16)>, 
             ));
         }
     };
+    // Cilium (`pkg/policy/l4.go`): port 0 (or none) is every port and its
+    // `endPort` is ignored; an `endPort` not above `port` is ignored too
+    // (the rule is for `port` alone); 65535 is the CRD's maximum.
     let last = match p.end_port {
-        None => port,
-        Some(e) if e >= port && e <= 65_535 && port != 0 => e,
-        Some(e) => {
+        Some(e) if e > 65_535 => {
             return Err(cx.err(
                 format!("{path}.endPort"),
-                format!("{e} must be ≥ port ({port}), ≤ 65535, and port must be set"),
+                format!("{e} is not a port (the maximum is 65535)"),
             ));
         }
+        Some(e) if port != 0 && e > port => e,
+        _ => port,
     };
     if last - port >= MAX_PORT_RANGE {
         return Err(cx.err(
