@@ -16,8 +16,11 @@ command -v ip >/dev/null || need_apt+=(iproute2)
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
 command -v podman >/dev/null || need_apt+=(podman containernetworking-plugins busybox-static runc)
 command -v tmux >/dev/null || need_apt+=(tmux)
-# A real etcd (server and etcdctl) for the cluster store's etcd backend tests.
+# A real etcd (server and etcdctl): the cluster store of the demo, the
+# multi-node tests and the etcd backend's tests; jq and curl for the demo.
 { command -v etcd && command -v etcdctl; } >/dev/null || need_apt+=(etcd-server etcd-client)
+command -v jq >/dev/null || need_apt+=(jq)
+command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need_apt[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
