@@ -343,7 +343,7 @@ impl EtcdStore {
             session::flush(&shared).await
         });
         if let Err(e) = r {
-            tracing::warn!(target: LOG_TARGET, key = %path, error = %e, "etcd write failed; retried on reconnect");
+            tracing::warn!(target: LOG_TARGET, key = %path, error = %e, "etcd write failed; retried at the next keep-alive or reconnect");
             let mut i = self.shared.lock();
             i.status.failed_ops += 1;
             i.status.last_error = Some(format!("write {path}: {e}"));
@@ -399,13 +399,19 @@ impl EtcdStore {
         }
     }
 
+    /// Whether one of this node's endpoints still has identity `id`. Asked
+    /// of the own-keys table (what this node wants in the store), not the
+    /// mirror: a watch event that lags behind this node's own writes (the
+    /// PUT of an endpoint just deleted here) must not keep a reference alive.
     fn own_node_uses(&self, id: u32) -> bool {
-        self.shared
-            .lock()
-            .mirror
-            .endpoints
-            .values()
-            .any(|e| e.node == self.shared.node && e.identity == id)
+        let prefix = format!("endpoints/{}/", self.shared.node);
+        self.shared.lock().own.iter().any(|(k, o)| {
+            k.starts_with(&prefix)
+                && o.value
+                    .as_deref()
+                    .and_then(|v| serde_json::from_str::<EndpointRecord>(v).ok())
+                    .is_some_and(|e| e.identity == id)
+        })
     }
 
     fn take_ref(&self, id: u32, labels: &LabelSet) {

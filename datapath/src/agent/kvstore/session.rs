@@ -202,7 +202,12 @@ async fn session(
             _ = ka_tick.tick() => {
                 keeper.keep_alive().await.map_err(|e| format!("keep-alive: {e}"))?;
                 match timeout(cfg.op_timeout, keepalive.message()).await {
-                    Ok(Ok(Some(r))) if r.ttl() > 0 => {}
+                    // Alive: also retry own writes that failed (timed out)
+                    // while the connection stayed up; a resync is not
+                    // coming for them. Nothing pending: no request.
+                    Ok(Ok(Some(r))) if r.ttl() > 0 => {
+                        flush(shared).await?;
+                    }
                     Ok(Ok(Some(_))) => {
                         shared.lock().lease = 0;
                         return Err("lease expired".into());
@@ -433,14 +438,19 @@ pub(super) async fn allocate(shared: &Shared, labels: LabelSet) -> Result<u32, A
         });
         if let Some(id) = existing {
             {
+                // Known from the watch already: keep its revision (the GC
+                // compares it); else a placeholder the watch corrects.
                 let mut i = shared.lock();
-                i.mirror.put(
-                    &Key::IdentityById(id).path(),
-                    Value {
-                        text: label_json.clone(),
-                        mod_rev: 0,
-                    },
-                );
+                let path = Key::IdentityById(id).path();
+                if !i.mirror.raw.contains_key(&path) {
+                    i.mirror.put(
+                        &path,
+                        Value {
+                            text: label_json.clone(),
+                            mod_rev: 0,
+                        },
+                    );
+                }
             }
             let own_ref = Key::IdentityRef(id, shared.node.clone()).path();
             {
