@@ -53,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use it::bench::{Counted, Follower, Spread, check_interrupted, load, percentile, seen_flows};
-use it::sys::{NetNs, netns_names, sh, unique};
+use it::sys::{NODE_SYSCTLS, NetNs, netns_names, unique};
 use it::traffic::{EchoServers, enter, tcp_exchange};
 use it::{Cluster, Node, Pod, wait_for};
 
@@ -217,9 +217,7 @@ struct VxlanBaseline {
 
 impl VxlanBaseline {
     fn build() -> Self {
-        let underlay = NetNs::new("itbu");
-        underlay.ip(&["link", "add", "br0", "type", "bridge"]);
-        underlay.ip(&["link", "set", "br0", "up"]);
+        let underlay = NetNs::bridge("itbu");
         let mut me = Self {
             pods: Vec::new(),
             ips: Vec::new(),
@@ -229,43 +227,9 @@ impl VxlanBaseline {
         for i in 0..2u8 {
             let (mine, other) = (i + 1, 2 - i);
             let node = NetNs::new("itbn");
-            node.sysctl(&[
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-                "net.ipv4.ip_forward=1",
-                "net.ipv4.conf.all.rp_filter=0",
-                "net.ipv4.conf.default.rp_filter=0",
-            ]);
+            node.sysctl(NODE_SYSCTLS);
             // Underlay: eth0 (MTU 1500) on the bridge, 10.98.0.N/24.
-            let peer = unique("itbu");
-            sh(&[
-                "ip",
-                "-n",
-                &me.underlay.name,
-                "link",
-                "add",
-                &peer,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                &node.name,
-            ]);
-            sh(&[
-                "ip",
-                "-n",
-                &me.underlay.name,
-                "link",
-                "set",
-                &peer,
-                "master",
-                "br0",
-                "up",
-            ]);
-            node.ip(&["addr", "add", &format!("10.98.0.{mine}/24"), "dev", "eth0"]);
-            node.ip(&["link", "set", "eth0", "up"]);
+            node.plug_into_bridge(&me.underlay.name, &format!("10.98.0.{mine}/24"));
             // The overlay: a unicast VXLAN device to the other node (MTU
             // 1450, VNI 42, UDP 8472 as the datapath's), an address on it.
             node.ip(&[
@@ -768,10 +732,7 @@ fn prober(
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         enter(&ns);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
+        let rt = it::flows::runtime();
         rt.block_on(async move {
             let mut tick = tokio::time::interval(PROBE_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

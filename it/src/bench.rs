@@ -195,10 +195,7 @@ impl Follower {
         let mark = Arc::new(AtomicBool::new(false));
         let (stop2, mark2) = (stop.clone(), mark.clone());
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
+            let rt = crate::flows::runtime();
             rt.block_on(follow(addr, latency, &stop2, &mark2))
         });
         Self {
@@ -284,10 +281,7 @@ async fn follow(addr: SocketAddr, latency: bool, stop: &AtomicBool, mark: &Atomi
 
 /// `ServerStatus` of an exporter or relay: `(seen_flows, num_flows)`.
 pub fn seen_flows(addr: SocketAddr) -> (u64, u64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = crate::flows::runtime();
     rt.block_on(async move {
         let mut c = ObserverClient::connect(format!("http://{addr}"))
             .await

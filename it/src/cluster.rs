@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::bins;
 use crate::flows;
-use crate::sys::{Bpffs, NetNs, TempDir, sh, unique};
+use crate::sys::{Bpffs, NODE_SYSCTLS, NetNs, TempDir, unique};
 
 /// How long waits for a condition (agent up, policy applied, a flow seen)
 /// may take before the test fails. Generous: these are liveness bounds on
@@ -224,44 +224,10 @@ impl Node {
     /// until both serve.
     pub fn start(opts: NodeOptions) -> Self {
         let netns = NetNs::new("itn");
-        netns.sysctl(&[
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-            "net.ipv4.ip_forward=1",
-            "net.ipv4.conf.all.rp_filter=0",
-            "net.ipv4.conf.default.rp_filter=0",
-        ]);
+        netns.sysctl(NODE_SYSCTLS);
         if let Some(link) = &opts.cluster {
             // A veth from the underlay bridge: `eth0` with the node IP here.
-            let peer = unique("itu");
-            sh(&[
-                "ip",
-                "-n",
-                &link.underlay_ns,
-                "link",
-                "add",
-                &peer,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                &netns.name,
-            ]);
-            sh(&[
-                "ip",
-                "-n",
-                &link.underlay_ns,
-                "link",
-                "set",
-                &peer,
-                "master",
-                "br0",
-                "up",
-            ]);
-            netns.ip(&["addr", "add", &format!("{}/24", link.ip), "dev", "eth0"]);
-            netns.ip(&["link", "set", "eth0", "up"]);
+            netns.plug_into_bridge(&link.underlay_ns, &format!("{}/24", link.ip));
         } else if let Some(ip) = opts.node_ip {
             netns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "lo"]);
         }

@@ -8,7 +8,8 @@ use proto::observer::observer_client::ObserverClient;
 use proto::observer::{GetFlowsRequest, ServerStatusRequest, get_flows_response::ResponseTypes};
 use serde_json::Value;
 
-fn runtime() -> tokio::runtime::Runtime {
+/// A current-thread runtime for one blocking call of a test or bench.
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -74,9 +74,7 @@ impl Cluster {
         tune: impl Fn(&mut NodeOptions),
     ) -> Self {
         let etcd = test_support::etcd::Etcd::start();
-        let underlay = sys::NetNs::new("itu");
-        underlay.ip(&["link", "add", "br0", "type", "bridge"]);
-        underlay.ip(&["link", "set", "br0", "up"]);
+        let underlay = sys::NetNs::bridge("itu");
         let mut c = Self {
             nodes: Vec::new(),
             underlay: Some(underlay),

@@ -54,10 +54,7 @@ impl Relay {
     /// as the enum's name (`NODE_CONNECTED`, ...).
     pub fn nodes(&self) -> Vec<(String, String)> {
         let addr = self.addr;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
+        let rt = flows::runtime();
         rt.block_on(async move {
             let mut c = ObserverClient::connect(format!("http://{addr}"))
                 .await

@@ -61,6 +61,16 @@ pub fn run_in(ns: &Path, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("nsenter {args:?}: {e}"))
 }
 
+/// The sysctls of a node namespace: IPv4 only, forwarding on, no reverse
+/// path filter (pods' replies arrive on other interfaces than routes say).
+pub const NODE_SYSCTLS: &[&str] = &[
+    "net.ipv6.conf.all.disable_ipv6=1",
+    "net.ipv6.conf.default.disable_ipv6=1",
+    "net.ipv4.ip_forward=1",
+    "net.ipv4.conf.all.rp_filter=0",
+    "net.ipv4.conf.default.rp_filter=0",
+];
+
 /// A named network namespace (`ip netns add`, loopback up), deleted on drop
 /// (its interfaces, routes and tc attachments go with it).
 #[derive(Debug)]
@@ -107,6 +117,31 @@ impl NetNs {
             self.name,
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// A namespace holding one bridge `br0`, up: an underlay that nodes
+    /// hang on with [`NetNs::plug_into_bridge`].
+    pub fn bridge(prefix: &str) -> Self {
+        let me = Self::new(prefix);
+        me.ip(&["link", "add", "br0", "type", "bridge"]);
+        me.ip(&["link", "set", "br0", "up"]);
+        me
+    }
+
+    /// Hangs this namespace on the bridge `br0` of namespace `underlay`:
+    /// a veth whose end here is `eth0` with address `addr` (`a.b.c.d/len`),
+    /// both ends up.
+    pub fn plug_into_bridge(&self, underlay: &str, addr: &str) {
+        let peer = unique("itu");
+        sh(&[
+            "ip", "-n", underlay, "link", "add", &peer, "type", "veth", "peer", "name", "eth0",
+            "netns", &self.name,
+        ]);
+        sh(&[
+            "ip", "-n", underlay, "link", "set", &peer, "master", "br0", "up",
+        ]);
+        self.ip(&["addr", "add", addr, "dev", "eth0"]);
+        self.ip(&["link", "set", "eth0", "up"]);
     }
 
     /// Interface names in the namespace, `lo` excluded.

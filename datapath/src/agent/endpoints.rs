@@ -653,14 +653,14 @@ impl Agent {
                 StoreError::InvalidPolicy { .. } => AgentError::BadRequest(e.to_string()),
                 e => AgentError::Store(e),
             })?;
-        self.refresh()?;
+        self.sync()?;
         Ok(self.policy_revision)
     }
 
     /// Removes a cluster-wide policy; `false` if there was none.
     pub fn delete_cluster_policy(&mut self, name: &str) -> AgentResult<bool> {
         let r = self.store.delete_cluster_policy(name)?;
-        self.refresh()?;
+        self.sync()?;
         Ok(r)
     }
 
@@ -673,12 +673,6 @@ impl Agent {
     /// every change made elsewhere and on every resync).
     pub fn store_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.store.subscribe()
-    }
-
-    /// Re-converges after the cluster store changed (or on a timer): a new
-    /// policy revision when the policies in force changed, then a sync.
-    pub fn refresh(&mut self) -> AgentResult<()> {
-        self.sync()
     }
 
     /// The agent's status.

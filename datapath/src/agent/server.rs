@@ -206,7 +206,7 @@ pub async fn serve(agent: Agent, socket: &Path) -> anyhow::Result<()> {
                 let r = tokio::task::spawn_blocking(move || {
                     let mut a = s.lock().unwrap_or_else(|p| p.into_inner());
                     if store_changed {
-                        return a.refresh().map(|()| true);
+                        return a.sync().map(|()| true);
                     }
                     a.gc_endpoints()?;
                     a.poll_policies()
