@@ -7,6 +7,8 @@
 //! - [`endpoints`]: the endpoint manager and the convergence of store +
 //!   policies into the maps, enrichment file for the exporter (re-exported
 //!   here: [`Agent`], [`AgentConfig`], ...);
+//! - [`services`]: Services and EndpointSlices → the node's desired
+//!   load-balancer state and its diff (plain data for the LB map writers);
 //! - [`server`]: its API on a unix socket (axum); [`api`]: the wire types
 //!   and the blocking client the CNI plugin (`datapath-cni`) and the admin
 //!   CLI use.
@@ -20,6 +22,7 @@ pub mod endpoints;
 pub mod ipam;
 pub mod kvstore;
 pub mod server;
+pub mod services;
 pub mod store;
 
 pub use endpoints::*;
