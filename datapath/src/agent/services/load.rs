@@ -152,8 +152,12 @@ fn as_str<'v>(d: &Doc<'_>, field: &str, v: &'v Value) -> Result<&'v str, Service
 }
 
 fn as_bool(d: &Doc<'_>, field: &str, v: &Value) -> Result<bool, ServiceError> {
-    v.as_bool()
-        .ok_or_else(|| d.err(field, format!("expected true or false, found {}", kind_of(v))))
+    v.as_bool().ok_or_else(|| {
+        d.err(
+            field,
+            format!("expected true or false, found {}", kind_of(v)),
+        )
+    })
 }
 
 /// A port number 1..=65535 (out-of-range values are named, not wrapped).

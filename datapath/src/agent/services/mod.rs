@@ -113,7 +113,10 @@ pub fn parse_store_entry(key: &str, text: &str, opts: &ParseOptions) -> Vec<DocR
 /// EndpointSlices) into store entries: `(ns/name, YAML of the Service and
 /// its slices)`. Every document must be valid and every slice's service
 /// in the text; else the errors, one per line.
-pub fn split_for_store(text: &str, opts: &ParseOptions) -> Result<Vec<(ObjectName, String)>, String> {
+pub fn split_for_store(
+    text: &str,
+    opts: &ParseOptions,
+) -> Result<Vec<(ObjectName, String)>, String> {
     use serde::Deserialize as _;
     let origin = "request";
     let parsed = load::parse_str(origin, text, opts);
@@ -306,11 +309,12 @@ impl ServiceState {
             .map(ToString::to_string)
             .collect();
         // Defined in a file of the directory, which wins over the store.
-        let shadowed = c
-            .services
-            .get(key)
-            .filter(|e| e.origin != origin)
-            .map(|e| format!("Service {key} is defined in {}, which takes precedence", e.origin));
+        let shadowed = c.services.get(key).filter(|e| e.origin != origin).map(|e| {
+            format!(
+                "Service {key} is defined in {}, which takes precedence",
+                e.origin
+            )
+        });
         match (errors.is_empty(), shadowed) {
             (true, None) => Ok(()),
             (_, s) => Err(errors.into_iter().chain(s).collect::<Vec<_>>().join("\n")),
@@ -334,7 +338,11 @@ impl ServiceState {
 
     /// Rejections of the last recomputation.
     pub fn errors(&self) -> Vec<String> {
-        self.catalog.errors.iter().map(ToString::to_string).collect()
+        self.catalog
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     /// Bumped whenever objects or the desired state change.

@@ -32,9 +32,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::Catalog;
-use super::model::{
-    Affinity, LbAlgorithm, ObjectName, Protocol, Service, ServiceType, TargetPort,
-};
+use super::model::{Affinity, LbAlgorithm, ObjectName, Protocol, Service, ServiceType, TargetPort};
 use crate::agent::store::EndpointRecord;
 use crate::policy::identity::pod_labels;
 use crate::policy::{Op, Requirement, Selector};
@@ -407,9 +405,10 @@ pub fn desired(
         entry.backends = bs
             .iter()
             .filter_map(|(b, st)| {
-                backend_id
-                    .get(b)
-                    .map(|id| BackendRef { id: *id, state: *st })
+                backend_id.get(b).map(|id| BackendRef {
+                    id: *id,
+                    state: *st,
+                })
             })
             .collect();
         match prev.frontends.get(&f) {
