@@ -58,6 +58,14 @@ pub enum StoreError {
         /// Why (the parser's message).
         reason: String,
     },
+    /// A cluster service entry is not valid.
+    #[error("service {key} rejected: {reason}")]
+    InvalidService {
+        /// The entry's key (`namespace/name`).
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// A node's pod CIDR overlaps another registered node's.
     #[error("pod CIDR {pod_cidr} of node {node} overlaps pod CIDR {other_cidr} of node {other}")]
     Conflict {
@@ -250,6 +258,19 @@ pub trait ClusterStore: Send {
     /// Cluster policies rejected as invalid: `(name, reason)`.
     fn policy_rejections(&self) -> Vec<(String, String)>;
 
+    // -- services
+    /// Stores the YAML of a cluster-wide service under `key`
+    /// (`<namespace>/<name>`: the Service of that name and its
+    /// EndpointSlices), replacing. The agent validates the text first
+    /// (it needs the service CIDR); every agent re-validates what it
+    /// reads and keeps an invalid entry's previous version in force. A
+    /// malformed key is [`StoreError::InvalidService`].
+    fn put_cluster_service(&mut self, key: &str, yaml: &str) -> StoreResult<()>;
+    /// Removes the cluster service `key`; `false` if there was none.
+    fn delete_cluster_service(&mut self, key: &str) -> StoreResult<bool>;
+    /// Every cluster service: `<namespace>/<name>` → YAML text.
+    fn cluster_services(&self) -> StoreResult<BTreeMap<String, String>>;
+
     // -- nodes
     /// Adds or updates a node (the same name is an update). A pod CIDR
     /// overlapping another node's is [`StoreError::Conflict`].
@@ -288,6 +309,9 @@ struct State {
     /// Cluster policies by name (validated).
     #[serde(default)]
     cluster_policies: BTreeMap<String, Vec<Policy>>,
+    /// Cluster services: `namespace/name` → YAML (validated by the agent).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    cluster_services: BTreeMap<String, String>,
     #[serde(default)]
     nodes: BTreeMap<String, NodeRecord>,
     /// Keyed by `node/ep_id`.
@@ -371,6 +395,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// Checks the key of a cluster service: `<namespace>/<name>`, both
+/// non-empty, no further `/`.
+pub(crate) fn check_service_key(key: &str) -> StoreResult<()> {
+    match key.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains(['/', '\0']) => {
+            Ok(())
+        }
+        _ => Err(StoreError::InvalidService {
+            key: key.to_string(),
+            reason: "the key must be <namespace>/<name>".into(),
+        }),
+    }
 }
 
 fn ep_key(node: &str, ep_id: u16) -> String {
@@ -460,6 +498,29 @@ impl ClusterStore for FileStore {
     fn policy_rejections(&self) -> Vec<(String, String)> {
         // Invalid text never reaches the file.
         Vec::new()
+    }
+
+    fn put_cluster_service(&mut self, key: &str, yaml: &str) -> StoreResult<()> {
+        check_service_key(key)?;
+        if self.state.cluster_services.get(key).map(String::as_str) != Some(yaml) {
+            self.state
+                .cluster_services
+                .insert(key.to_string(), yaml.to_string());
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn delete_cluster_service(&mut self, key: &str) -> StoreResult<bool> {
+        let r = self.state.cluster_services.remove(key).is_some();
+        if r {
+            self.save()?;
+        }
+        Ok(r)
+    }
+
+    fn cluster_services(&self) -> StoreResult<BTreeMap<String, String>> {
+        Ok(self.state.cluster_services.clone())
     }
 
     fn deregister_node(&mut self, name: &str) -> StoreResult<()> {
@@ -578,6 +639,14 @@ mod tests {
             s.upsert_endpoint(ep("n1", 1, [10, 200, 1, 5], id)).unwrap();
             s.upsert_endpoint(ep("n1", 2, [10, 200, 1, 6], id)).unwrap();
             assert!(s.remove_endpoint("n1", 2).unwrap().is_some());
+            s.put_cluster_service("default/web", "kind: Service").unwrap();
+            s.put_cluster_service("default/gone", "kind: Service").unwrap();
+            assert!(s.delete_cluster_service("default/gone").unwrap());
+            assert!(!s.delete_cluster_service("default/gone").unwrap());
+            for bad in ["web", "/web", "default/", "a/b/c"] {
+                let e = s.put_cluster_service(bad, "x").unwrap_err();
+                assert!(matches!(e, StoreError::InvalidService { .. }), "{bad}: {e}");
+            }
             assert!(s.remove_endpoint("n1", 2).unwrap().is_none());
             id
         };
@@ -595,6 +664,10 @@ mod tests {
         s.deregister_node("n1").unwrap();
         assert!(s.nodes().unwrap().is_empty());
         assert_eq!(s.status().backend, "file");
+        assert_eq!(
+            s.cluster_services().unwrap(),
+            BTreeMap::from([("default/web".to_string(), "kind: Service".to_string())])
+        );
         assert_eq!(
             s.endpoints().unwrap(),
             vec![ep("n1", 1, [10, 200, 1, 5], id)]

@@ -27,6 +27,8 @@ pub(crate) enum Key {
     Ipcache(Cidr),
     Endpoint(String, u16),
     Policy(String),
+    /// A cluster service, `namespace/name` (raw YAML; the agent parses it).
+    Service(String),
 }
 
 impl Key {
@@ -56,6 +58,11 @@ impl Key {
                 Some(Self::Endpoint(node.to_string(), id.parse().ok()?))
             }
             "policies" if !rest.is_empty() => Some(Self::Policy(rest.to_string())),
+            "services" => {
+                let (ns, name) = rest.split_once('/')?;
+                (!ns.is_empty() && !name.is_empty() && !name.contains('/'))
+                    .then(|| Self::Service(rest.to_string()))
+            }
             _ => None,
         }
     }
@@ -70,6 +77,7 @@ impl Key {
             Self::Ipcache(c) => format!("ipcache/{}/{}", c.addr, c.len),
             Self::Endpoint(node, id) => format!("endpoints/{node}/{id}"),
             Self::Policy(n) => format!("policies/{n}"),
+            Self::Service(k) => format!("services/{k}"),
         }
     }
 }
@@ -218,6 +226,9 @@ impl Mirror {
                     self.rejections.insert(name, e.to_string());
                 }
             },
+            // Kept raw: the agent validates services (it knows the
+            // service CIDR) and keeps the last valid version itself.
+            Key::Service(_) => {}
         }
         true
     }
@@ -256,7 +267,7 @@ impl Mirror {
                 self.policies.remove(&name);
                 self.rejections.remove(&name);
             }
-            Some(Key::IdentityByLabels(_)) | None => {}
+            Some(Key::IdentityByLabels(_) | Key::Service(_)) | None => {}
         }
         true
     }
@@ -283,12 +294,15 @@ mod tests {
             Key::Ipcache("10.0.1.5/32".parse().unwrap()),
             Key::Endpoint("n1".into(), 7),
             Key::Policy("web".into()),
+            Key::Service("default/web".into()),
         ];
         for k in keys {
             assert_eq!(Key::parse(&k.path()), Some(k.clone()), "{}", k.path());
         }
         assert_eq!(Key::parse("other/x"), None);
         assert_eq!(Key::parse("ipcache/1.2.3.4/99"), None);
+        assert_eq!(Key::parse("services/web"), None);
+        assert_eq!(Key::parse("services/a/b/c"), None);
     }
 
     #[test]

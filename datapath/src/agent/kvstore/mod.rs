@@ -16,6 +16,7 @@
 //! | `ipcache/<addr>/<len>` | JSON [`IpcacheEntry`] | the writer's |
 //! | `endpoints/<node>/<ep_id>` | JSON [`EndpointRecord`] | the node's |
 //! | `policies/<name>` | CiliumNetworkPolicy YAML (one or more documents) | none |
+//! | `services/<ns>/<name>` | the Service's YAML (and its EndpointSlices) | none |
 //!
 //! - **Liveness**: each store holds one lease (TTL 15 s, renewed every
 //!   TTL/3); a node that dies takes its record, endpoints, ipcache entries
@@ -35,6 +36,9 @@
 //!   value is rejected ([`ClusterStore::policy_rejections`], name and
 //!   reason) and the key's previous valid version stays in force. The
 //!   policy directory of a node stays node-local ([`ClusterStore::set_policies`]).
+//! - **Services** under `services/` are kept as text; every agent parses
+//!   them (`agent::services`) and keeps an invalid entry's previous
+//!   version in force, as for policies.
 //!
 //! # Behaviour
 //!
@@ -595,6 +599,39 @@ impl ClusterStore for EtcdStore {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    fn put_cluster_service(&mut self, key: &str, yaml: &str) -> StoreResult<()> {
+        crate::agent::store::check_service_key(key)?;
+        let k = Key::Service(key.to_string());
+        if self.queue_while_disconnected(&k, Some(yaml.to_string())) {
+            return Ok(());
+        }
+        self.direct("store a cluster service", &k.path(), Some(yaml.to_string()))?;
+        Ok(())
+    }
+
+    fn delete_cluster_service(&mut self, key: &str) -> StoreResult<bool> {
+        let k = Key::Service(key.to_string());
+        let existed = self.shared.lock().mirror.raw.contains_key(&k.path());
+        if existed && self.queue_while_disconnected(&k, None) {
+            return Ok(true);
+        }
+        self.direct("delete a cluster service", &k.path(), None)
+    }
+
+    fn cluster_services(&self) -> StoreResult<BTreeMap<String, String>> {
+        Ok(self
+            .shared
+            .lock()
+            .mirror
+            .raw
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("services/")
+                    .map(|k| (k.to_string(), v.text.clone()))
+            })
+            .collect())
     }
 
     fn register_node(&mut self, mut node: NodeRecord) -> StoreResult<()> {
