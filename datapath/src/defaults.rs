@@ -95,6 +95,16 @@ pub const STATE_DIR: &str = "/run/datapath/state";
 /// (JSON: `flow-exporter --enrichment` reads `.json` as JSON).
 pub const ENRICHMENT_FILE: &str = "enrichment.json";
 
+/// The service CIDR every ClusterIP must lie in: Kubernetes' (kubeadm's)
+/// default `--service-cluster-ip-range`, so Service files written for a
+/// kubeadm cluster apply unchanged.
+pub const SERVICE_CIDR: &str = "10.96.0.0/12";
+
+/// Name of the services directory beside the policy directory when
+/// `--service-dir` is not given (`/etc/x/policies` → `/etc/x/services`):
+/// a node's configuration stays in one place.
+pub const SERVICE_DIR_NAME: &str = "services";
+
 /// Name of the IPAM state file in the state directory.
 pub const IPAM_FILE: &str = "ipam.json";
 

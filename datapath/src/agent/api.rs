@@ -17,6 +17,9 @@
 //! | GET | `/v1/policies` | → [`PolicyView`] |
 //! | POST | `/v1/policies` | [`PolicyApply`] → `{revision}` (cluster-wide, through the store) |
 //! | DELETE | `/v1/policies/{name}` | → `{removed: bool}` |
+//! | GET | `/v1/services` | → [`ServiceList`](crate::agent::services::ServiceList) (frontends, backends, rejections) |
+//! | POST | `/v1/services` | [`ServiceApply`] → `{applied: ["ns/name", ...]}` (cluster-wide, through the store) |
+//! | DELETE | `/v1/services/{ns}/{name}` | → `{removed: bool}` |
 //! | GET | `/v1/nodes` | → `[NodeRecord]` (the node registry) |
 //! | GET | `/v1/enrichment` | → flow_parser's `EnrichmentSpec` |
 //!
@@ -125,6 +128,15 @@ pub struct PolicyView {
 pub struct PolicyApply {
     /// Name of the entry in the store (replaces an entry of that name).
     pub name: String,
+    /// The YAML text.
+    pub yaml: String,
+}
+
+/// `POST /v1/services`: Service YAML (one or more documents, with the
+/// EndpointSlices of selector-less services), stored in the cluster store
+/// under `services/<ns>/<name>` per Service, for every node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceApply {
     /// The YAML text.
     pub yaml: String,
 }

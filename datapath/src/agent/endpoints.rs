@@ -23,6 +23,9 @@ use crate::agent::api::{
 };
 use crate::agent::ipam::Ipam;
 use crate::agent::kvstore::{EtcdStore, KvstoreConfig};
+use crate::agent::services::{
+    self, LbDiff, LbState, ObjectName, ParseOptions, ServiceList, ServiceState,
+};
 use crate::agent::store::{
     ClusterStore, EndpointRecord, FileStore, IpcacheEntry, NodeRecord, StoreError, write_atomic,
 };
@@ -99,6 +102,11 @@ pub struct AgentConfig {
     pub pin_dir: PathBuf,
     /// The watched policy directory.
     pub policy_dir: PathBuf,
+    /// The watched services directory (Service and EndpointSlice YAML).
+    pub service_dir: PathBuf,
+    /// The prefix every ClusterIP must lie in (Kubernetes'
+    /// `--service-cluster-ip-range`).
+    pub service_cidr: Cidr,
     /// The node's network namespace, `None` for the agent's own.
     pub netns: Option<PathBuf>,
     /// Where the enrichment file is written.
@@ -184,6 +192,8 @@ pub struct Agent {
     remote_nodes: usize,
     compiled: Compiled,
     readopted: usize,
+    /// Services: sources, objects in force, desired LB state.
+    services: ServiceState,
 }
 
 impl std::fmt::Debug for Agent {
@@ -281,6 +291,12 @@ impl Agent {
                 });
             }
         };
+        let services = ServiceState::new(
+            cfg.service_dir.clone(),
+            ParseOptions {
+                service_cidr: cfg.service_cidr,
+            },
+        );
         let mut agent = Self {
             cfg,
             dp,
@@ -298,8 +314,10 @@ impl Agent {
             remote_nodes: 0,
             compiled: Compiled::default(),
             readopted: 0,
+            services,
         };
         agent.readopt()?;
+        agent.services.poll_dir();
         agent.poll_policies()?;
         agent.sync()?;
         Ok(agent)
@@ -795,10 +813,11 @@ impl Agent {
             .collect();
         // The node's own addresses are the host (Cilium's reserved:host),
         // so `fromEntities: [host]` matches traffic from the node stack.
-        for ip in in_netns(
+        let local_addrs = in_netns(
             self.cfg.netns.as_deref(),
             crate::kernel::netns::ipv4_addresses,
-        )? {
+        )?;
+        for &ip in &local_addrs {
             want_ipc.insert(
                 Cidr::host(ip),
                 IpcacheValue {
@@ -919,7 +938,99 @@ impl Agent {
         }
         self.compiled = compiled;
         self.applied_policies = policies;
+        self.sync_services(&local_addrs)?;
         self.write_enrichment()
+    }
+
+    // ---- services ---------------------------------------------------------------
+
+    /// Recomputes the desired load-balancer state from the services
+    /// directory, the store's cluster services and every node's endpoints.
+    /// NodePort frontends go on `--node-ip`, else on every non-loopback
+    /// address of the node (`local_addrs`).
+    fn sync_services(&mut self, local_addrs: &[Ipv4Addr]) -> AgentResult<()> {
+        let node_ips: Vec<Ipv4Addr> = match self.cfg.node_ip {
+            Some(ip) => vec![ip],
+            None => local_addrs
+                .iter()
+                .copied()
+                .filter(|a| !a.is_loopback())
+                .collect(),
+        };
+        let store = self.store.cluster_services()?;
+        let endpoints = self.store.endpoints()?;
+        self.services.recompute(&store, &endpoints, &node_ips);
+        Ok(())
+    }
+
+    /// Re-reads the services directory if its content changed and, if so,
+    /// converges. Returns whether it changed.
+    pub fn poll_services(&mut self) -> AgentResult<bool> {
+        if !self.services.poll_dir() {
+            return Ok(false);
+        }
+        self.sync()?;
+        Ok(true)
+    }
+
+    /// The desired load-balancer state (every frontend with its backends
+    /// and ids), recomputed at every sync: what the LB maps must hold.
+    pub fn lb_state(&self) -> &LbState {
+        self.services.lb()
+    }
+
+    /// What the last sync changed in [`Self::lb_state`]: the writes that
+    /// bring maps holding the previous state to the new one (backends,
+    /// frontends, then deletions). To converge from what the maps really
+    /// hold, use `services::diff(&from_maps, agent.lb_state())`.
+    pub fn lb_changes(&self) -> &LbDiff {
+        self.services.changes()
+    }
+
+    /// `GET /v1/services`: frontends, backends and their state, and what
+    /// is not in force.
+    pub fn services(&self) -> ServiceList {
+        self.services.list()
+    }
+
+    /// Stores the Services of `yaml` (with their EndpointSlices) in the
+    /// cluster store, one entry per service, and applies them. Every
+    /// object is validated first, also against the services in force
+    /// (frontends, node ports): an invalid text is a 400 naming file,
+    /// object and reason, and changes nothing. Returns the keys stored.
+    pub fn apply_cluster_services(&mut self, yaml: &str) -> AgentResult<Vec<String>> {
+        let groups = services::split_for_store(yaml, self.services.options())
+            .map_err(AgentError::BadRequest)?;
+        let mut store = self.store.cluster_services()?;
+        for (key, text) in &groups {
+            self.services
+                .check_entry(key, text, &store)
+                .map_err(AgentError::BadRequest)?;
+            store.insert(key.to_string(), text.clone());
+        }
+        let mut keys = Vec::new();
+        for (key, text) in groups {
+            let k = key.to_string();
+            self.store
+                .put_cluster_service(&k, &text)
+                .map_err(|e| match e {
+                    StoreError::InvalidService { .. } => AgentError::BadRequest(e.to_string()),
+                    e => AgentError::Store(e),
+                })?;
+            keys.push(k);
+        }
+        self.sync()?;
+        Ok(keys)
+    }
+
+    /// Removes the cluster service `ns/name` (a bare name is in
+    /// `default`); `false` if there was none.
+    pub fn delete_cluster_service(&mut self, name: &str) -> AgentResult<bool> {
+        let key = ObjectName::parse(name)
+            .ok_or_else(|| AgentError::BadRequest(format!("{name:?} is not <namespace>/<name>")))?;
+        let r = self.store.delete_cluster_service(&key.to_string())?;
+        self.sync()?;
+        Ok(r)
     }
 
     /// The enrichment the exporter needs (flow_parser's static format).
@@ -942,6 +1053,7 @@ impl Agent {
                 .iter()
                 .map(|e| (e.ifindex, e.host_iface.clone()))
                 .collect(),
+            services: self.services.enrichment(&self.all_node_ips()?),
             remote_endpoints: self
                 .store
                 .endpoints()?
@@ -964,6 +1076,14 @@ impl Agent {
                 .collect(),
             ..EnrichmentSpec::default()
         })
+    }
+
+    /// Every node's address (the registry's, and this node's own), for
+    /// the NodePort entries of the enrichment.
+    fn all_node_ips(&self) -> AgentResult<Vec<Ipv4Addr>> {
+        let mut ips: BTreeSet<Ipv4Addr> = self.store.nodes()?.iter().filter_map(|n| n.ip).collect();
+        ips.extend(self.cfg.node_ip);
+        Ok(ips.into_iter().collect())
     }
 
     fn write_enrichment(&self) -> AgentResult<()> {

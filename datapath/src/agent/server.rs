@@ -1,5 +1,5 @@
 //! The agent daemon: the API of [`crate::agent::api`] served with axum on a unix
-//! socket, the policy-directory watcher (which also collects endpoints
+//! socket, the policy- and services-directory watcher (which also collects endpoints
 //! whose interface vanished without a CNI DEL), and graceful shutdown on SIGTERM
 //! or SIGINT that leaves programs, links and maps pinned (traffic keeps
 //! flowing; a restarted agent re-adopts them).
@@ -14,7 +14,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::agent::api::{EndpointAdd, IpamRequest, PolicyApply};
+use crate::agent::api::{EndpointAdd, IpamRequest, PolicyApply, ServiceApply};
 use crate::agent::endpoints::{Agent, AgentError};
 use crate::defaults;
 
@@ -138,6 +138,28 @@ pub fn router(agent: Shared) -> Router {
             }),
         )
         .route(
+            "/v1/services",
+            get(|State(a): State<Shared>| with_agent(a, |a| Ok(a.services()))).post(
+                |State(a): State<Shared>, Json(r): Json<ServiceApply>| {
+                    with_agent(a, move |a| {
+                        a.apply_cluster_services(&r.yaml)
+                            .map(|applied| serde_json::json!({ "applied": applied }))
+                    })
+                },
+            ),
+        )
+        .route(
+            "/v1/services/{ns}/{name}",
+            delete(
+                |State(a): State<Shared>, UrlPath((ns, name)): UrlPath<(String, String)>| {
+                    with_agent(a, move |a| {
+                        a.delete_cluster_service(&format!("{ns}/{name}"))
+                            .map(|removed| serde_json::json!({ "removed": removed }))
+                    })
+                },
+            ),
+        )
+        .route(
             "/v1/nodes",
             get(|State(a): State<Shared>| with_agent(a, |a| a.nodes())),
         )
@@ -181,7 +203,7 @@ pub async fn serve(agent: Agent, socket: &Path) -> anyhow::Result<()> {
     let shared: Shared = Arc::new(Mutex::new(agent));
 
     // One loop converges the node: every POLICY_POLL it collects vanished
-    // endpoints and re-reads the policy directory; whenever the cluster
+    // endpoints and re-reads the services and policy directories; whenever the cluster
     // store reports a change (a watch event elsewhere, a resync after an
     // outage) it re-syncs the maps at once.
     let mut changes = shared
@@ -209,7 +231,8 @@ pub async fn serve(agent: Agent, socket: &Path) -> anyhow::Result<()> {
                         return a.sync().map(|()| true);
                     }
                     a.gc_endpoints()?;
-                    a.poll_policies()
+                    let services = a.poll_services()?;
+                    Ok(a.poll_policies()? || services)
                 })
                 .await;
                 match r {

@@ -639,8 +639,10 @@ mod tests {
             s.upsert_endpoint(ep("n1", 1, [10, 200, 1, 5], id)).unwrap();
             s.upsert_endpoint(ep("n1", 2, [10, 200, 1, 6], id)).unwrap();
             assert!(s.remove_endpoint("n1", 2).unwrap().is_some());
-            s.put_cluster_service("default/web", "kind: Service").unwrap();
-            s.put_cluster_service("default/gone", "kind: Service").unwrap();
+            s.put_cluster_service("default/web", "kind: Service")
+                .unwrap();
+            s.put_cluster_service("default/gone", "kind: Service")
+                .unwrap();
             assert!(s.delete_cluster_service("default/gone").unwrap());
             assert!(!s.delete_cluster_service("default/gone").unwrap());
             for bad in ["web", "/web", "default/", "a/b/c"] {

@@ -1,5 +1,5 @@
 //! `datapath`: the node agent (`datapath agent`) and the admin CLI in the
-//! spirit of `cilium`: status, endpoints, identities, policies, map dumps
+//! spirit of `cilium`: status, endpoints, identities, policies, services, map dumps
 //! and `monitor`, which prints the ring buffer's events directly.
 //!
 //! Commands that ask the agent use its API socket (`--api-socket`);
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use datapath::agent::services::{ObjectName, ServiceList, format_table};
 use datapath::agent::{Agent, AgentConfig};
 use datapath::api::{self, Client, EndpointView, IdentityView, PolicyView, StatusView};
 use datapath::cidr::Cidr;
@@ -58,6 +59,12 @@ enum Cmd {
     Policy {
         #[command(subcommand)]
         what: PolicyCmd,
+    },
+    /// Services: the node's frontends and backends (from the agent), and
+    /// cluster-wide Services applied through the cluster store.
+    Service {
+        #[command(subcommand)]
+        what: ServiceCmd,
     },
     /// The cluster's node registry (from the agent's store).
     Node {
@@ -116,6 +123,15 @@ struct AgentArgs {
     /// Directory of CiliumNetworkPolicy YAML files, applied live.
     #[arg(long)]
     policy_dir: PathBuf,
+    /// Directory of Kubernetes Service (ClusterIP, NodePort) and
+    /// EndpointSlice YAML files (`*.yaml`, `*.yml`, `*.json`, several
+    /// documents each), applied live; an invalid object keeps its
+    /// previous version. Default: `services` beside the policy directory.
+    #[arg(long)]
+    service_dir: Option<PathBuf>,
+    /// The prefix every ClusterIP must lie in.
+    #[arg(long, value_name = "CIDR", default_value = defaults::SERVICE_CIDR)]
+    service_cidr: Cidr,
     /// The node's network namespace (/run/netns/NAME); default: the agent's.
     #[arg(long)]
     netns: Option<PathBuf>,
@@ -199,6 +215,33 @@ enum ListCmd {
         /// Print JSON.
         #[arg(long, short)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceCmd {
+    /// The node's frontends with their backends and state, like `cilium
+    /// service list` (ID, Frontend, Service Type, Backend), and the
+    /// objects not in force.
+    List {
+        /// Print JSON.
+        #[arg(long, short)]
+        json: bool,
+    },
+    /// Store the Services of a YAML file (with the EndpointSlices of
+    /// selector-less ones) in the cluster store, for every node (with
+    /// `--kvstore etcd`; on the file store, for this node), one entry per
+    /// Service (`services/<ns>/<name>`). Everything is validated first,
+    /// also against the services in force: an invalid file changes
+    /// nothing.
+    Apply {
+        /// The YAML file (one or more documents).
+        file: PathBuf,
+    },
+    /// Remove a cluster-wide Service (and its EndpointSlices).
+    Delete {
+        /// `namespace/name` (a bare name is in `default`).
+        name: String,
     },
 }
 
@@ -441,6 +484,47 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Service {
+            what: ServiceCmd::List { json },
+        } => {
+            let l: ServiceList = client.get("/v1/services")?;
+            if json {
+                return print_json(&l);
+            }
+            print!("{}", format_table(&l));
+            for e in &l.errors {
+                eprintln!("NOT APPLIED (the previous version stays in force): {e}");
+            }
+            Ok(())
+        }
+        Cmd::Service {
+            what: ServiceCmd::Apply { file },
+        } => {
+            let yaml = std::fs::read_to_string(&file)
+                .with_context(|| format!("read service file {}", file.display()))?;
+            let r: serde_json::Value = client
+                .post("/v1/services", &api::ServiceApply { yaml })
+                .with_context(|| format!("apply services from {}", file.display()))?;
+            for k in r["applied"].as_array().into_iter().flatten() {
+                println!("service {} applied", k.as_str().unwrap_or_default());
+            }
+            Ok(())
+        }
+        Cmd::Service {
+            what: ServiceCmd::Delete { name },
+        } => {
+            let key = ObjectName::parse(&name)
+                .with_context(|| format!("{name:?} is not <namespace>/<name>"))?;
+            let r: serde_json::Value = client
+                .delete(&format!("/v1/services/{}/{}", key.namespace, key.name))
+                .with_context(|| format!("delete service {key}"))?;
+            if r["removed"] == true {
+                println!("service {key} deleted");
+                Ok(())
+            } else {
+                anyhow::bail!("no cluster service named {key}")
+            }
+        }
         Cmd::Bpf { what } => bpf(what, &pin_dir),
         Cmd::Monitor { types, count } => monitor(&client, &pin_dir, &types, count),
         Cmd::Attach {
@@ -528,6 +612,13 @@ fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
         pod_cidr: a.pod_cidr,
         state_dir: a.state_dir,
         pin_dir,
+        service_dir: a.service_dir.unwrap_or_else(|| {
+            a.policy_dir
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(defaults::SERVICE_DIR_NAME)
+        }),
+        service_cidr: a.service_cidr,
         policy_dir: a.policy_dir,
         netns: a.netns,
         datapath: Config {
