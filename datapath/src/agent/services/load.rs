@@ -9,6 +9,11 @@
 //! `clusterIPs`, ...) are ignored, as kube-proxy ignores what it does not
 //! implement.
 
+#![expect(
+    clippy::result_large_err,
+    reason = "one result per YAML document, never on a hot path; the error carries the object's key and a message"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;

@@ -73,6 +73,10 @@ pub fn store_origin(key: &str) -> String {
 
 /// Parses the text of store entry `key` (`ns/name`): the Service of that
 /// name and the EndpointSlices of that service, nothing else.
+#[expect(
+    clippy::result_large_err,
+    reason = "one result per YAML document, as `load::parse_str`"
+)]
 pub fn parse_store_entry(key: &str, text: &str, opts: &ParseOptions) -> Vec<DocResult> {
     let origin = store_origin(key);
     let Some(want) = ObjectName::parse(key) else {
