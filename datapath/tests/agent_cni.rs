@@ -396,6 +396,123 @@ fn links_in(ns: &NetNs) -> Vec<String> {
         .collect()
 }
 
+/// A ClusterIP Service of the deathstar pod.
+fn deathstar_service(ip: &str, port: u32) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: deathstar, namespace: default}}\n\
+         spec:\n  clusterIP: {ip}\n  selector: {{org: empire, class: deathstar}}\n  \
+         ports:\n  - port: {port}\n"
+    )
+}
+
+/// Services end to end through the agent: `POST /v1/services` stores a
+/// Service (its backend is the deathstar pod, matched by labels), `GET`
+/// lists frontend and backend, invalid ones are a 400 naming object and
+/// reason and change nothing, a file in the services directory beside the
+/// policy directory applies live (NodePort on the node's address), the
+/// enrichment file names the services, `DELETE` removes.
+fn check_services(spec: &AgentSpec, client: &Client, deathstar: Ipv4Addr) {
+    use datapath::agent::services::ServiceList;
+    let r: serde_json::Value = client
+        .post(
+            "/v1/services",
+            &datapath::api::ServiceApply {
+                yaml: deathstar_service("10.96.0.20", 80),
+            },
+        )
+        .expect("apply deathstar service");
+    assert_eq!(r["applied"], serde_json::json!(["default/deathstar"]));
+    let l: ServiceList = client.get("/v1/services").unwrap();
+    assert_eq!(l.frontends.len(), 1, "{l:?}");
+    assert_eq!(l.frontends[0].frontend, "10.96.0.20:80/TCP");
+    assert_eq!(l.frontends[0].kind, "ClusterIP");
+    assert_eq!(l.frontends[0].backends.len(), 1);
+    assert_eq!(
+        l.frontends[0].backends[0].address,
+        format!("{deathstar}:80/TCP")
+    );
+    assert_eq!(l.frontends[0].backends[0].state, "active");
+
+    for (yaml, words) in [
+        (
+            deathstar_service("10.96.0.21", 70000),
+            &["Service default/deathstar", "spec.ports[0].port", "70000"][..],
+        ),
+        (
+            deathstar_service("10.96.0.20", 80).replace("name: deathstar", "name: other"),
+            &[
+                "Service default/other",
+                "already used by Service default/deathstar",
+            ][..],
+        ),
+        (
+            deathstar_service("10.96.0.21", 80)
+                .replace("  - port: 80", "  - port: 80\n    protocol: ICMP"),
+            &["unknown protocol \"ICMP\""][..],
+        ),
+    ] {
+        let e = client
+            .post::<_, serde_json::Value>("/v1/services", &datapath::api::ServiceApply { yaml })
+            .unwrap_err();
+        assert_eq!(e.status(), Some(400), "{e}");
+        for w in words {
+            assert!(e.to_string().contains(w), "{e} lacks {w}");
+        }
+    }
+    let after: ServiceList = client.get("/v1/services").unwrap();
+    assert_eq!(
+        after.frontends, l.frontends,
+        "rejected services change nothing"
+    );
+
+    // The services directory (default: beside the policy directory).
+    let dir = spec.policies.parent().unwrap().join("services");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("np.yaml"),
+        deathstar_service("10.96.0.22", 8080)
+            .replace("name: deathstar", "name: landing")
+            .replace("spec:", "spec:\n  type: NodePort")
+            .replace(
+                "  - port: 8080",
+                "  - port: 8080\n    targetPort: 80\n    nodePort: 30080",
+            ),
+    )
+    .unwrap();
+    wait_for("NodePort service from the directory", || {
+        let l: ServiceList = client.get("/v1/services").unwrap();
+        l.frontends
+            .iter()
+            .any(|f| f.frontend == "10.201.99.1:30080/TCP" && f.kind == "NodePort")
+    });
+    wait_for("enrichment names the services", || {
+        let Ok(enr) = flow_parser::StaticEnrichment::from_file(spec.state.join("enrichment.json"))
+        else {
+            return false;
+        };
+        let s = &enr.spec().services;
+        s.iter().any(|i| {
+            i.name == "deathstar"
+                && i.namespace == "default"
+                && i.ips == [std::net::IpAddr::from([10, 96, 0, 20])]
+                && i.ports == [80]
+        }) && s.iter().any(|i| i.name == "landing" && i.ports == [8080])
+    });
+
+    let r: serde_json::Value = client.delete("/v1/services/default/deathstar").unwrap();
+    assert_eq!(r["removed"], true);
+    let r: serde_json::Value = client.delete("/v1/services/default/deathstar").unwrap();
+    assert_eq!(r["removed"], false);
+    std::fs::remove_file(dir.join("np.yaml")).unwrap();
+    wait_for("services gone", || {
+        client
+            .get::<ServiceList>("/v1/services")
+            .unwrap()
+            .frontends
+            .is_empty()
+    });
+}
+
 fn wait_enforced(client: &Client, ep_ip: Ipv4Addr, revision_after: u64) {
     wait_for("policy applied", || {
         let st: StatusView = client.get("/v1/status").unwrap();
@@ -534,6 +651,9 @@ fn agent_and_cni_plugin_wire_pods_and_apply_policy_live() {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
     assert!(enr.spec().identities[&xw_id].contains(&"k8s:org=alliance".to_string()));
+
+    // Services: through the API (cluster store) and the services directory.
+    check_services(&spec, &client, deathstar.ip);
 
     // 3. A live edit: now only the Alliance may land.
     let rev: u64 = client
