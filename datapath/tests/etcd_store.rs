@@ -1,7 +1,7 @@
 //! The etcd-backed cluster store against a real etcd (Debian's, started per
 //! test by `test_support::etcd::Etcd`): shared identities, concurrent
 //! allocation, lease expiry of a crashed node, watch, outage and resync,
-//! policy validation, pod CIDR conflicts, degraded start from the cache,
+//! policy validation, cluster services, pod CIDR conflicts, degraded start from the cache,
 //! identity GC. No root needed; skipped (panics under CI) without etcd.
 
 use std::collections::BTreeMap;
@@ -371,4 +371,29 @@ fn unreferenced_identities_are_collected_after_the_grace() {
     });
     assert_eq!(b.identities().unwrap().lookup(&labels("keep")), Some(keep));
     assert!(a.identities().unwrap().labels(id).is_none());
+}
+
+#[test]
+fn a_cluster_service_written_on_one_node_reaches_every_node() {
+    require_etcd!();
+    let etcd = Etcd::start();
+    let (mut a, _da) = open(&etcd, "a");
+    let (mut b, _db) = open(&etcd, "b");
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n";
+    a.put_cluster_service("default/web", yaml).unwrap();
+    wait_for("b sees the service", WAIT, || {
+        b.cluster_services()
+            .unwrap()
+            .get("default/web")
+            .map(String::as_str)
+            == Some(yaml)
+    });
+    let e = a.put_cluster_service("web", yaml).unwrap_err();
+    assert!(matches!(e, StoreError::InvalidService { .. }), "{e}");
+    assert!(e.to_string().contains("<namespace>/<name>"), "{e}");
+    assert!(b.delete_cluster_service("default/web").unwrap());
+    wait_for("a sees the deletion", WAIT, || {
+        a.cluster_services().unwrap().is_empty()
+    });
+    assert!(!a.delete_cluster_service("default/web").unwrap());
 }
