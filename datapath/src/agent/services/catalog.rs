@@ -24,7 +24,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::ServiceError;
+use super::error::ServiceError;
 use super::load::{DocResult, NODE_PORT_RANGE};
 use super::model::{EndpointSlice, Object, ObjectKey, ObjectName, Protocol, Service, ServiceType};
 

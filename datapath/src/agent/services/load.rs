@@ -21,7 +21,7 @@ use std::path::Path;
 use serde::Deserialize as _;
 use serde_yaml::{Mapping, Value};
 
-use super::ServiceError;
+use super::error::ServiceError;
 use super::model::{
     Affinity, Conditions, EndpointSlice, LbAlgorithm, Object, ObjectKey, ObjectName, Protocol,
     Service, ServicePort, ServiceType, SliceEndpoint, SlicePort, TargetPort,

@@ -16,6 +16,7 @@
 //! [`ServiceState`] holds it all for the agent, recomputed on every sync.
 
 pub mod catalog;
+mod error;
 pub mod load;
 pub mod model;
 pub mod resolve;
@@ -26,9 +27,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use flow_parser::ServiceInfo;
-use serde::{Deserialize, Serialize};
 
 pub use catalog::Catalog;
+pub use error::ServiceError;
 pub use load::{DocResult, ParseOptions};
 pub use model::{ObjectKey, ObjectName, ServiceType};
 pub use resolve::{Backend, BackendState, Frontend, FrontendEntry, LbDiff, LbState, diff};
@@ -38,33 +39,6 @@ use crate::agent::store::EndpointRecord;
 
 /// The tracing target of this module's log lines.
 const LOG_TARGET: &str = "datapath::services";
-
-/// A service object that is not in force: where, which, why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{origin}: {object}: {reason}")]
-pub struct ServiceError {
-    /// The file or store key.
-    pub origin: String,
-    /// `Service ns/name`, `EndpointSlice ns/name`, or `document N`.
-    pub object: String,
-    /// Why, naming the field.
-    pub reason: String,
-}
-
-impl ServiceError {
-    /// An error of `object` in `origin`.
-    pub fn new(
-        origin: impl Into<String>,
-        object: impl Into<String>,
-        reason: impl Into<String>,
-    ) -> Self {
-        Self {
-            origin: origin.into(),
-            object: object.into(),
-            reason: reason.into(),
-        }
-    }
-}
 
 /// The origin of a store entry in errors and listings.
 pub fn store_origin(key: &str) -> String {

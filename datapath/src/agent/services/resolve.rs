@@ -37,6 +37,10 @@ use crate::agent::store::EndpointRecord;
 use crate::policy::identity::pod_labels;
 use crate::policy::{Op, Requirement, Selector};
 
+/// The tracing target of this module's log lines (as the agent's
+/// `datapath::services`).
+const LOG_TARGET: &str = "datapath::services";
+
 /// A frontend address: what a client connects to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Frontend {
@@ -384,7 +388,7 @@ pub fn desired(
             continue;
         }
         let Some(id) = next_id(&used, u64::from(u32::MAX)) else {
-            tracing::error!(target: super::LOG_TARGET, backend = %b, "no free backend id");
+            tracing::error!(target: LOG_TARGET, backend = %b, "no free backend id");
             continue;
         };
         let id = id as u32;
@@ -421,7 +425,7 @@ pub fn desired(
     }
     for (f, mut entry) in new_fronts {
         let Some(id) = next_id(&used, u64::from(u16::MAX)) else {
-            tracing::error!(target: super::LOG_TARGET, frontend = %f, "no free rev-NAT id");
+            tracing::error!(target: LOG_TARGET, frontend = %f, "no free rev-NAT id");
             continue;
         };
         used.insert(id);
