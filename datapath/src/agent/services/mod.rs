@@ -177,6 +177,14 @@ impl ServiceState {
         }
     }
 
+    /// Seeds the previous desired state, typically read back from the LB
+    /// maps after a restart, so the next recomputation keeps their
+    /// frontend and backend ids (and [`Self::changes`] is the difference to
+    /// what the maps hold).
+    pub fn seed(&mut self, from_maps: LbState) {
+        self.lb = from_maps;
+    }
+
     /// The services directory.
     pub fn dir(&self) -> &Path {
         &self.dir

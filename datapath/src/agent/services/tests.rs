@@ -735,3 +735,54 @@ fn the_state_recomputes_from_dir_and_store_and_checks_entries() {
     assert_eq!(n[1].ports, [30080]);
     assert_eq!(n[1].ips.len(), 2);
 }
+
+#[test]
+fn the_star_wars_service_parses_and_a_seeded_state_keeps_its_ids() {
+    let text = include_str!("../../../testdata/services/starwars.yaml");
+    let c = cat(&[("starwars.yaml", text)]);
+    let eps = [
+        ep(
+            "n1",
+            "default",
+            [10, 0, 1, 5],
+            &[("org", "empire"), ("class", "deathstar")],
+        ),
+        ep(
+            "n2",
+            "default",
+            [10, 0, 2, 5],
+            &[("org", "empire"), ("class", "deathstar")],
+        ),
+        ep(
+            "n1",
+            "default",
+            [10, 0, 1, 6],
+            &[("org", "alliance"), ("class", "xwing")],
+        ),
+    ];
+    let first = desired(&c, &eps, &[], &LbState::default());
+    let e = &first.frontends.values().next().unwrap();
+    assert_eq!(e.backends.len(), 2);
+    // An agent restarted with ids read back from the maps: ids 7 and 9.
+    let mut from_maps = first.clone();
+    let renumber = |id: u32| if id == 1 { 7 } else { 9 };
+    from_maps.backends = first
+        .backends
+        .iter()
+        .map(|(id, b)| (renumber(*id), *b))
+        .collect();
+    for fe in from_maps.frontends.values_mut() {
+        fe.rev_nat_id = 42;
+        for b in &mut fe.backends {
+            b.id = renumber(b.id);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("starwars.yaml"), text).unwrap();
+    let mut st = ServiceState::new(dir.path().to_path_buf(), opts());
+    st.poll_dir();
+    st.seed(from_maps.clone());
+    st.recompute(&BTreeMap::new(), &eps, &[]);
+    assert_eq!(st.lb(), &from_maps);
+    assert!(st.changes().is_empty(), "{:?}", st.changes());
+}
