@@ -497,6 +497,11 @@ fn check_services(spec: &AgentSpec, client: &Client, deathstar: Ipv4Addr) {
                 && i.ips == [std::net::IpAddr::from([10, 96, 0, 20])]
                 && i.ports == [80]
         }) && s.iter().any(|i| i.name == "landing" && i.ports == [8080])
+            && s.iter().any(|i| {
+                i.name == "landing"
+                    && i.ports == [30080]
+                    && i.ips.contains(&std::net::IpAddr::from([10, 201, 99, 1]))
+            })
     });
 
     let r: serde_json::Value = client.delete("/v1/services/default/deathstar").unwrap();

@@ -1078,11 +1078,12 @@ impl Agent {
         })
     }
 
-    /// Every node's address (the registry's, and this node's own), for
-    /// the NodePort entries of the enrichment.
+    /// Every node's address (the registry's, and this node's own NodePort
+    /// addresses), for the NodePort entries of the enrichment.
     fn all_node_ips(&self) -> AgentResult<Vec<Ipv4Addr>> {
         let mut ips: BTreeSet<Ipv4Addr> = self.store.nodes()?.iter().filter_map(|n| n.ip).collect();
         ips.extend(self.cfg.node_ip);
+        ips.extend(self.services.node_ips());
         Ok(ips.into_iter().collect())
     }
 

@@ -159,6 +159,7 @@ pub struct ServiceState {
     lb: LbState,
     changes: LbDiff,
     revision: u64,
+    node_ips: Vec<Ipv4Addr>,
 }
 
 impl ServiceState {
@@ -174,6 +175,7 @@ impl ServiceState {
             lb: LbState::default(),
             changes: LbDiff::default(),
             revision: 0,
+            node_ips: Vec::new(),
         }
     }
 
@@ -272,6 +274,13 @@ impl ServiceState {
         }
         self.catalog = catalog;
         self.lb = lb;
+        self.node_ips = node_ips.to_vec();
+    }
+
+    /// This node's addresses the last recomputation put NodePort
+    /// frontends on.
+    pub fn node_ips(&self) -> &[Ipv4Addr] {
+        &self.node_ips
     }
 
     /// Why a store entry `key` with `text` would not be in force, given
