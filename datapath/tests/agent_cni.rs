@@ -5,7 +5,9 @@
 //! connectivity without policy; the Star Wars policy dropped into the
 //! policy directory takes effect live (xwing dropped with a POLICY_DENIED
 //! event, tiefighter allowed); an edit of the file flips it; the enrichment
-//! file names the pods; CHECK and VERSION; failed ADDs leave nothing
+//! file names the pods; services through the API (cluster store) and the
+//! services directory (frontends, backends, 400s naming object and reason,
+//! a bad file edit keeps the previous version, enrichment); CHECK and VERSION; failed ADDs leave nothing
 //! behind; agent restarts (SIGTERM, SIGKILL) do not break an established
 //! TCP stream and re-adopt the endpoints; DEL (twice) removes everything. Guards remove namespaces,
 //! links, pins and processes also when the test fails.
@@ -450,6 +452,10 @@ fn check_services(spec: &AgentSpec, client: &Client, deathstar: Ipv4Addr) {
                 .replace("  - port: 80", "  - port: 80\n    protocol: ICMP"),
             &["unknown protocol \"ICMP\""][..],
         ),
+        (
+            deathstar_service("10.96.0.21", 80).replace("org: empire", "\"org!\": empire"),
+            &["spec.selector", "label key \"org!\""][..],
+        ),
     ] {
         let e = client
             .post::<_, serde_json::Value>("/v1/services", &datapath::api::ServiceApply { yaml })
@@ -503,6 +509,25 @@ fn check_services(spec: &AgentSpec, client: &Client, deathstar: Ipv4Addr) {
                     && i.ips.contains(&std::net::IpAddr::from([10, 201, 99, 1]))
             })
     });
+
+    // A bad edit of the file is reported (file, object, reason) and the
+    // previous version stays in force.
+    let before: ServiceList = client.get("/v1/services").unwrap();
+    let np = std::fs::read_to_string(dir.join("np.yaml")).unwrap();
+    std::fs::write(
+        dir.join("np.yaml"),
+        np.replace("nodePort: 30080", "nodePort: 80"),
+    )
+    .unwrap();
+    wait_for("bad edit reported", || {
+        let l: ServiceList = client.get("/v1/services").unwrap();
+        l.errors.iter().any(|e| {
+            e.contains("np.yaml: Service default/landing: spec.ports[0].nodePort")
+                && e.contains("80 outside the node port range")
+        })
+    });
+    let l: ServiceList = client.get("/v1/services").unwrap();
+    assert_eq!(l.frontends, before.frontends, "the previous version stays");
 
     let r: serde_json::Value = client.delete("/v1/services/default/deathstar").unwrap();
     assert_eq!(r["removed"], true);
