@@ -726,12 +726,12 @@ fn bpf(what: BpfCmd, pin_dir: &Path) -> Result<()> {
             what: PolicyGet::Get { ep_id },
         } => {
             println!(
-                "{:<8} {:>10} {:>5} {:>5}  {:<6} RULE",
+                "{:<8} {:>10} {:>5} {:>11}  {:<6} RULE",
                 "DIR", "IDENTITY", "PROTO", "PORT", "ACTION"
             );
             for e in maps.policy_entries(ep_id)? {
                 println!(
-                    "{:<8} {:>10} {:>5} {:>5}  {:<6} {:#010x}",
+                    "{:<8} {:>10} {:>5} {:>11}  {:<6} {:#010x}",
                     format!("{:?}", e.direction),
                     if e.identity == 0 {
                         "ANY".to_string()
@@ -743,10 +743,12 @@ fn bpf(what: BpfCmd, pin_dir: &Path) -> Result<()> {
                     } else {
                         e.proto.to_string()
                     },
-                    if e.port == 0 {
+                    if e.proto == 0 || e.port_prefix == 0 {
                         "ANY".to_string()
-                    } else {
+                    } else if e.port_prefix == 16 {
                         e.port.to_string()
+                    } else {
+                        format!("{}-{}", e.port, e.last_port())
                     },
                     format!("{:?}", e.action),
                     e.rule

@@ -9,7 +9,7 @@ use crate::kernel::maps::{Direction, PolicyAction, PolicyEntry, identity as rese
 use crate::policy::cidr::Cidr;
 use crate::policy::identity::{self, IdentityAllocator, LabelSet, Scope};
 
-use super::model::{Entity, IPPROTO_ICMP, PeerRule, Policy};
+use super::model::{Entity, PeerRule, Policy};
 
 /// A local endpoint as the compiler sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,8 +174,7 @@ pub fn compile(
         all: ids.all(),
         cidr_ids,
     };
-    type Key = (u16, u8, u32, u8, u16);
-    let mut entries: BTreeMap<Key, (PolicyAction, u32)> = BTreeMap::new();
+    let mut entries: BTreeMap<EntryKey, (PolicyAction, u32)> = BTreeMap::new();
     let mut enforce = BTreeMap::new();
     for ep in endpoints {
         let labels = ids.labels(ep.identity).unwrap_or_default();
@@ -214,20 +213,21 @@ pub fn compile(
                         if !pr.has_peers() && pr.ports.is_none() {
                             continue; // `{}`: selects no traffic
                         }
-                        let ports = pr.ports.clone().unwrap_or_else(|| vec![(0, 0)]);
+                        // L3-only: one entry of any protocol and port.
+                        let l4: Vec<(u8, u16, u8)> = match &pr.ports {
+                            None => vec![(0, 0, 0)],
+                            Some(ranges) => ranges
+                                .iter()
+                                .flat_map(|&(proto, first, last)| {
+                                    port_prefixes(first, last)
+                                        .into_iter()
+                                        .map(move |(port, bits)| (proto, port, bits))
+                                })
+                                .collect(),
+                        };
                         for peer in uni.peers(pr) {
-                            for (proto, port) in &ports {
-                                // ICMP type 0 (EchoReply) has the key of
-                                // "any ICMP type" (port 0 = any): an allow
-                                // for it would allow every type, so it is
-                                // left out, while a deny for it denies
-                                // every type (both err on the closed side).
-                                if (*proto, *port) == (IPPROTO_ICMP, 0)
-                                    && action == PolicyAction::Allow
-                                {
-                                    continue;
-                                }
-                                let key = (ep.ep_id, dir as u8, peer, *proto, *port);
+                            for &(proto, port, bits) in &l4 {
+                                let key = (ep.ep_id, dir as u8, peer, proto, port, bits);
                                 match entries.get(&key) {
                                     Some((PolicyAction::Deny, _)) => {}
                                     Some(_) if action != PolicyAction::Deny => {}
@@ -248,16 +248,16 @@ pub fn compile(
         for (d, dir) in [(0, Direction::Ingress), (1, Direction::Egress)] {
             if let (false, Some(cookie)) = (default_deny[d], allow_all_cookie[d]) {
                 entries
-                    .entry((ep.ep_id, dir as u8, 0, 0, 0))
+                    .entry((ep.ep_id, dir as u8, 0, 0, 0, 0))
                     .or_insert((PolicyAction::Allow, cookie));
             }
         }
         enforce.insert(ep.ep_id, enf);
     }
-    let entries = entries
+    let mut entries: Vec<PolicyEntry> = entries
         .into_iter()
         .map(
-            |((ep_id, dir, identity, proto, port), (action, rule))| PolicyEntry {
+            |((ep_id, dir, identity, proto, port, port_prefix), (action, rule))| PolicyEntry {
                 ep_id,
                 direction: if dir == Direction::Ingress as u8 {
                     Direction::Ingress
@@ -267,12 +267,84 @@ pub fn compile(
                 identity,
                 proto,
                 port,
+                port_prefix,
                 action,
                 rule,
             },
         )
         .collect();
+    resolve_deny_precedence(&mut entries);
     Compiled { entries, enforce }
+}
+
+/// `(ep_id, direction, identity, proto, port, port_prefix)`: the order of
+/// [`PolicyEntry::sort_key`].
+type EntryKey = (u16, u8, u32, u8, u16, u8);
+
+/// The port range `first..=last` as the fewest aligned prefixes
+/// `(port, leading bits)`: `0..=65535` is `[(0, 0)]`, `80..=80` is
+/// `[(80, 16)]`, `8000..=8002` is `[(8000, 15), (8002, 16)]`.
+pub fn port_prefixes(first: u16, last: u16) -> Vec<(u16, u8)> {
+    let mut out = Vec::new();
+    let (mut lo, hi) = (u32::from(first), u32::from(last));
+    while lo <= hi {
+        // The widest block starting at `lo` that is aligned and fits.
+        let mut size = if lo == 0 {
+            1 << 16
+        } else {
+            1 << lo.trailing_zeros()
+        };
+        while lo + size - 1 > hi {
+            size >>= 1;
+        }
+        out.push((lo as u16, 16 - size.trailing_zeros() as u8));
+        lo += size;
+    }
+    out
+}
+
+/// Cilium's deny precedence, resolved here so that the datapath's
+/// longest-prefix lookup gives the answer: an ALLOW (or AUDIT) entry that
+/// lies inside a DENY entry of the same endpoint, direction and identity
+/// becomes a DENY carrying the cookie of the most specific such deny.
+/// Then whenever a packet matches some deny of an identity, the longest
+/// entry it matches for that identity is a deny. (A deny of the other
+/// lookup, identity 0 or the peer's, is seen by the datapath's second
+/// lookup and wins there.)
+fn resolve_deny_precedence(entries: &mut [PolicyEntry]) {
+    let denies: Vec<PolicyEntry> = entries
+        .iter()
+        .filter(|e| e.action == PolicyAction::Deny)
+        .copied()
+        .collect();
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.action != PolicyAction::Deny)
+    {
+        let covering = denies
+            .iter()
+            .filter(|d| {
+                (d.ep_id, d.direction, d.identity) == (e.ep_id, e.direction, e.identity)
+                    && covers(d, e)
+            })
+            .max_by_key(|d| (d.proto != 0, d.port_prefix));
+        if let Some(d) = covering {
+            e.action = PolicyAction::Deny;
+            e.rule = d.rule;
+        }
+    }
+}
+
+/// Whether every packet `inner` matches also matches `outer` (same
+/// endpoint, direction and identity assumed).
+fn covers(outer: &PolicyEntry, inner: &PolicyEntry) -> bool {
+    if outer.proto == 0 {
+        return true;
+    }
+    outer.proto == inner.proto
+        && outer.port_prefix <= inner.port_prefix
+        && outer.port <= inner.port
+        && inner.last_port() <= outer.last_port()
 }
 
 /// Writes and removals that turn the map's entries into the desired ones.
@@ -291,8 +363,8 @@ impl EntryDiff {
     }
 }
 
-fn entry_key(e: &PolicyEntry) -> (u16, u8, u32, u8, u16) {
-    (e.ep_id, e.direction as u8, e.identity, e.proto, e.port)
+fn entry_key(e: &PolicyEntry) -> EntryKey {
+    e.sort_key()
 }
 
 /// The minimal change from `current` (what the map holds) to `desired`.

@@ -168,10 +168,11 @@ pub struct PeerRule {
     pub cidrs: Option<Vec<CidrSet>>,
     /// `from/toEntities`.
     pub entities: Option<Vec<Entity>>,
-    /// `(protocol, port)` pairs from `toPorts`, port 0 = all, and from
-    /// `icmps` (`(1, type)` for IPv4; IPv6 fields add nothing, this
+    /// `(protocol, first, last)` port ranges (inclusive) from `toPorts`
+    /// (`port: 0` = `(p, 0, 65535)`) and from `icmps` (`(1, type, type)`
+    /// for IPv4, so type 0 is `(1, 0, 0)`; IPv6 fields add nothing, this
     /// datapath never sees ICMPv6); `None` when there is neither (L3-only).
-    pub ports: Option<Vec<(u8, u16)>>,
+    pub ports: Option<Vec<(u8, u16, u16)>>,
 }
 
 impl PeerRule {

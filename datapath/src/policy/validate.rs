@@ -552,7 +552,7 @@ fn icmp_entries(
     cx: &Ctx<'_>,
     path: &str,
     rules: Vec<RawIcmpRule>,
-) -> Result<Vec<(u8, u16)>, PolicyError> {
+) -> Result<Vec<(u8, u16, u16)>, PolicyError> {
     let mut out = Vec::new();
     for (i, r) in rules.into_iter().enumerate() {
         let p = format!("{path}.icmps[{i}]");
@@ -610,7 +610,7 @@ fn icmp_entries(
                 }
             };
             if !v6 {
-                out.push((IPPROTO_ICMP, u16::from(ty)));
+                out.push((IPPROTO_ICMP, u16::from(ty), u16::from(ty)));
             }
         }
     }
@@ -619,10 +619,8 @@ fn icmp_entries(
     Ok(out)
 }
 
-/// Widest `endPort` range expanded into single-port entries.
-const MAX_PORT_RANGE: u32 = 1024;
-
-fn port_entries(cx: &Ctx<'_>, path: &str, p: RawPort) -> Result<Vec<(u8, u16)>, PolicyError> {
+/// One `toPorts[].ports[]` entry → `(protocol, first, last)` ranges.
+fn port_entries(cx: &Ctx<'_>, path: &str, p: RawPort) -> Result<Vec<(u8, u16, u16)>, PolicyError> {
     let protos: &[u8] = match p
         .protocol
         .as_deref()
@@ -673,17 +671,11 @@ fn port_entries(cx: &Ctx<'_>, path: &str, p: RawPort) -> Result<Vec<(u8, u16)>, 
         Some(e) if port != 0 && e > port => e,
         _ => port,
     };
-    if last - port >= MAX_PORT_RANGE {
-        return Err(cx.err(
-            format!("{path}.endPort"),
-            format!("ranges wider than {MAX_PORT_RANGE} ports are not supported"),
-        ));
-    }
-    let mut out = Vec::new();
-    for proto in protos {
-        for port in port..=last {
-            out.push((*proto, port as u16));
-        }
-    }
-    Ok(out)
+    // Port 0 is every port; a range of any width is one entry (the
+    // compiler splits it into aligned prefixes of the policy trie).
+    let last = if port == 0 { 65_535 } else { last };
+    Ok(protos
+        .iter()
+        .map(|proto| (*proto, port as u16, last as u16))
+        .collect())
 }
