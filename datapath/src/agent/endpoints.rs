@@ -122,6 +122,9 @@ pub struct AgentConfig {
     pub mtu: Option<u32>,
     /// The cluster store; `None`: the single-node file store.
     pub kvstore: Option<KvstoreConfig>,
+    /// `--allow-localhost`: whether the node may reach pods that enforce
+    /// ingress without a rule allowing the host.
+    pub allow_localhost: crate::policy::AllowLocalhost,
 }
 
 /// How traffic to pods on other nodes leaves this node.
@@ -777,7 +780,10 @@ impl Agent {
                 identity: e.identity,
             })
             .collect();
-        let compiled = policy::compile(&policies, &locals, &ids, &cidr_ids);
+        let opts = policy::CompileOptions {
+            allow_localhost: self.cfg.allow_localhost,
+        };
+        let compiled = policy::compile_with(&policies, &locals, &ids, &cidr_ids, &opts);
 
         // Desired ipcache: the store's prefixes win over the node's own
         // addresses, which win over CIDR identities.

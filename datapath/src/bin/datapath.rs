@@ -170,6 +170,14 @@ struct AgentArgs {
     /// NODE_IP:4244).
     #[arg(long, value_name = "HOST:PORT")]
     hubble_address: Option<String>,
+    /// Whether the node itself (the host identity) may reach pods whose
+    /// ingress is enforced by a policy, as Cilium's option: `always` (an
+    /// implicit allow of the host on every such pod; a deny rule matching
+    /// the host still wins), `policy` (only when a rule allows it, e.g.
+    /// `fromEntities: [host]`), or `auto` = `always` here, as in Cilium
+    /// under Kubernetes (kubelet probes must reach pods).
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    allow_localhost: datapath::policy::AllowLocalhost,
 }
 
 /// A duration in seconds (`15s`, `500ms`, `2m`, or a plain number of seconds).
@@ -516,6 +524,7 @@ fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
         .or_else(|| a.node_ip.map(|ip| format!("{ip}:4244")));
     let cfg = AgentConfig {
         node_ip: a.node_ip,
+        allow_localhost: a.allow_localhost,
         hubble_address,
         tunnel,
         mtu: a.mtu,

@@ -130,6 +130,8 @@ impl Universe<'_> {
                 Entity::WorldIpv6 => {
                     out.insert(reserved::WORLD_IPV6);
                 }
+                // No identity carries `reserved:none`.
+                Entity::None => {}
                 Entity::Cluster => {
                     out.extend(
                         self.all.iter().map(|(id, _)| *id).filter(|id| {
@@ -161,14 +163,88 @@ impl Universe<'_> {
     }
 }
 
-/// Compiles `policies` for the local `endpoints`. `ids` must already hold
-/// every identity (including the CIDR identities in `cidr_ids`, see
-/// [`allocate_cidr_identities`]).
+/// Whether the node itself (the host identity, 1) may reach local
+/// endpoints that enforce ingress: Cilium's agent option
+/// `--allow-localhost`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AllowLocalhost {
+    /// Cilium's default: `policy`, except when running with Kubernetes,
+    /// where it is `always` (Kubernetes requires the node to reach its
+    /// pods, for kubelet probes). This agent is a Kubernetes CNI, so
+    /// `auto` is `always`.
+    #[default]
+    Auto,
+    /// An implicit ALLOW of the host identity (any protocol, any port) on
+    /// the ingress of every endpoint that enforces ingress. A DENY that
+    /// matches the host (e.g. `ingressDeny: [{fromEntities: [host]}]`)
+    /// still wins, as in Cilium.
+    Always,
+    /// No implicit entry: the host reaches an enforcing endpoint only when
+    /// a rule allows it (`fromEntities: [host]`).
+    Policy,
+}
+
+impl AllowLocalhost {
+    /// Whether the host gets its implicit allow (`auto` and `always`).
+    pub fn always(self) -> bool {
+        matches!(self, Self::Auto | Self::Always)
+    }
+
+    /// The option's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Always => "always",
+            Self::Policy => "policy",
+        }
+    }
+}
+
+impl std::str::FromStr for AllowLocalhost {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "always" => Ok(Self::Always),
+            "policy" => Ok(Self::Policy),
+            o => Err(format!(
+                "unknown allow-localhost mode {o:?} (expected auto, always or policy)"
+            )),
+        }
+    }
+}
+
+/// What the compiler adds to the policies' own entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// `--allow-localhost`.
+    pub allow_localhost: AllowLocalhost,
+}
+
+/// Compiles `policies` for the local `endpoints` with no implicit entries
+/// (as `--allow-localhost policy`): exactly what the rules say. `ids` must
+/// already hold every identity (including the CIDR identities in
+/// `cidr_ids`, see [`allocate_cidr_identities`]).
 pub fn compile(
     policies: &[Policy],
     endpoints: &[LocalEndpoint],
     ids: &IdentityAllocator,
     cidr_ids: &BTreeMap<Cidr, u32>,
+) -> Compiled {
+    let opts = CompileOptions {
+        allow_localhost: AllowLocalhost::Policy,
+    };
+    compile_with(policies, endpoints, ids, cidr_ids, &opts)
+}
+
+/// [`compile`] with the agent's options (the implicit host allow of
+/// `--allow-localhost`).
+pub fn compile_with(
+    policies: &[Policy],
+    endpoints: &[LocalEndpoint],
+    ids: &IdentityAllocator,
+    cidr_ids: &BTreeMap<Cidr, u32>,
+    opts: &CompileOptions,
 ) -> Compiled {
     let uni = Universe {
         all: ids.all(),
@@ -251,6 +327,14 @@ pub fn compile(
                     .entry((ep.ep_id, dir as u8, 0, 0, 0, 0))
                     .or_insert((PolicyAction::Allow, cookie));
             }
+        }
+        // Cilium's `--allow-localhost=always`: the node reaches its pods
+        // (an L3 allow of the host identity, no rule cookie); a deny of the
+        // host still wins (deny precedence below, or the same key's DENY).
+        if enf.ingress && opts.allow_localhost.always() {
+            entries
+                .entry((ep.ep_id, Direction::Ingress as u8, reserved::HOST, 0, 0, 0))
+                .or_insert((PolicyAction::Allow, 0));
         }
         enforce.insert(ep.ep_id, enf);
     }

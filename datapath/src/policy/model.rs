@@ -145,6 +145,10 @@ pub enum Entity {
     /// A reserved identity by name: every reserved identity carrying its
     /// label (`remote-node` selects 6 and kube-apiserver, 7).
     Reserved(u32),
+    /// `none`: Cilium's entity that "can be selected but never exists"
+    /// (`reserved:none`): it selects no peer, so a rule naming only it
+    /// still makes its direction enforce and allows (or denies) nothing.
+    None,
 }
 
 /// A CIDR with exceptions (`fromCIDRSet`), or a plain CIDR.

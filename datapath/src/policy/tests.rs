@@ -1148,3 +1148,102 @@ fn wide_port_ranges_and_overlapping_denies() {
         }
     }
 }
+
+/// `--allow-localhost`: `auto` and `always` add an L3 allow of the host
+/// (identity 1, no cookie) to every endpoint enforcing ingress, and only
+/// there; `policy` adds nothing; a deny of the host still wins.
+#[test]
+fn allow_localhost_modes() {
+    let host = crate::kernel::maps::identity::HOST;
+    type Case = (
+        &'static str,
+        AllowLocalhost,
+        Option<(PolicyAction, &'static str)>,
+    );
+    let tie_80 = "  ingress: [{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{ports: [{port: 80, protocol: TCP}]}]}]\n";
+    let cases: [Case; 6] = [
+        (tie_80, AllowLocalhost::Auto, Some((A, "L3_ONLY"))),
+        (tie_80, AllowLocalhost::Always, Some((A, "L3_ONLY"))),
+        (tie_80, AllowLocalhost::Policy, None),
+        (
+            "  ingress: [{fromEntities: [host], toPorts: [{ports: [{port: 80, protocol: TCP}]}]}]\n",
+            AllowLocalhost::Policy,
+            Some((A, "L3_L4")),
+        ),
+        (
+            "  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{fromEntities: [host]}]\n",
+            AllowLocalhost::Always,
+            Some((D, "L3_ONLY")),
+        ),
+        (
+            "  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{toPorts: [{ports: [{port: 1, endPort: 1000, protocol: TCP}]}]}]\n",
+            AllowLocalhost::Always,
+            Some((D, "L4_ONLY")),
+        ),
+    ];
+    for (sections, mode, want) in cases {
+        let mut w = starwars();
+        let pols = parse_str("t.yaml", &xwing_policy(sections)).unwrap();
+        let cidr_ids = allocate_cidr_identities(&pols, &mut w.ids);
+        let opts = CompileOptions {
+            allow_localhost: mode,
+        };
+        let c = compile_with(&pols, &w.eps, &w.ids, &cidr_ids, &opts);
+        assert_eq!(
+            decide(&c, 4, I, host, 6, 80),
+            want,
+            "{mode:?} {sections}{:#?}",
+            c.entries
+        );
+        // Endpoints that do not enforce ingress get no entry.
+        assert!(c.entries.iter().all(|e| e.ep_id == 4), "{mode:?}");
+        if mode != AllowLocalhost::Policy {
+            let e = c.entries.iter().find(|e| e.identity == host).unwrap();
+            assert_eq!((e.proto, e.port_prefix, e.direction), (0, 0, I));
+        }
+    }
+    // Only ingress: an egress-only policy adds nothing.
+    let mut w = starwars();
+    let pols = parse_str(
+        "t.yaml",
+        &xwing_policy("  egress: [{toEntities: [world]}]\n"),
+    )
+    .unwrap();
+    let cidr_ids = allocate_cidr_identities(&pols, &mut w.ids);
+    let c = compile_with(&pols, &w.eps, &w.ids, &cidr_ids, &CompileOptions::default());
+    assert!(
+        c.entries.iter().all(|e| e.identity != host),
+        "{:?}",
+        c.entries
+    );
+    // The flag's spellings.
+    for (s, m) in [
+        ("auto", AllowLocalhost::Auto),
+        ("always", AllowLocalhost::Always),
+        ("policy", AllowLocalhost::Policy),
+    ] {
+        assert_eq!(s.parse::<AllowLocalhost>(), Ok(m));
+        assert_eq!(m.as_str(), s);
+    }
+    let e = "never".parse::<AllowLocalhost>().unwrap_err();
+    assert!(
+        e.contains("\"never\"") && e.contains("auto, always or policy"),
+        "{e}"
+    );
+}
+
+/// Cilium's `none` entity selects nothing: the rule still enforces.
+#[test]
+fn none_entity_selects_nothing() {
+    for sections in [
+        "  ingress: [{fromEntities: [none]}]\n",
+        "  egress: [{toEntities: [none], toPorts: [{ports: [{port: 53, protocol: UDP}]}]}]\n",
+        "  ingressDeny: [{fromEntities: [none]}]\n",
+    ] {
+        let mut w = starwars();
+        let (c, _) = run(&mut w, &xwing_policy(sections));
+        assert_eq!(rows(&c), vec![], "{sections}");
+        let want = (sections.contains("ingress"), sections.contains("egress"));
+        assert_eq!(enforced(&c, 4), want, "{sections}");
+    }
+}

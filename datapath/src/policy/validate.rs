@@ -429,13 +429,14 @@ fn peer_rule(
                         "world-ipv4" => Entity::WorldIpv4,
                         "world-ipv6" => Entity::WorldIpv6,
                         "cluster" => Entity::Cluster,
+                        "none" => Entity::None,
                         other => match identity::reserved_id(other) {
                             Some(id) => Entity::Reserved(id),
                             None => {
                                 return Err(cx.err(
                                     format!("{path}.{}[{i}]", names[3]),
                                     format!(
-                                        "unknown entity {other:?} (all, world, world-ipv4, world-ipv6, cluster, host, remote-node, health, init, unmanaged, kube-apiserver, ingress)"
+                                        "unknown entity {other:?} (all, world, world-ipv4, world-ipv6, cluster, none, host, remote-node, health, init, unmanaged, kube-apiserver, ingress)"
                                     ),
                                 ));
                             }
