@@ -598,6 +598,18 @@ fn icmps_rule_allows_echo_request_by_type_and_denies_other_types() {
 
 /// Compiles `ingress` (the sections of a policy selecting pod B) for B.
 fn compile_for_b(ingress: &str) -> datapath::policy::Compiled {
+    let opts = datapath::policy::CompileOptions {
+        allow_localhost: datapath::policy::AllowLocalhost::Policy,
+        ..Default::default()
+    };
+    compile_for_b_with(ingress, opts)
+}
+
+/// [`compile_for_b`] with compile options (named ports, allow-localhost).
+fn compile_for_b_with(
+    ingress: &str,
+    opts: datapath::policy::CompileOptions,
+) -> datapath::policy::Compiled {
     let yaml = format!(
         "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: ranges}}\nspec:\n  endpointSelector: {{matchLabels: {{app: b}}}}\n{ingress}"
     );
@@ -612,7 +624,37 @@ fn compile_for_b(ingress: &str) -> datapath::policy::Compiled {
         ep_id: B_EP,
         identity: b_id,
     }];
-    datapath::policy::compile(&pols, &eps, &ids, &cidr_ids)
+    datapath::policy::compile_with(&pols, &eps, &ids, &cidr_ids, &opts)
+}
+
+/// A named port (`port: http`) resolved against what B declares
+/// (`http:8080`): 8080 passes, 80 does not; the verdict shows 8080.
+#[test]
+fn named_port_resolves_to_the_declared_number() {
+    require_privileges!();
+    let opts = datapath::policy::CompileOptions {
+        allow_localhost: datapath::policy::AllowLocalhost::Policy,
+        named_ports: std::collections::BTreeMap::from([(B_EP, vec!["http:8080".parse().unwrap()])]),
+        cluster_named_ports: Vec::new(),
+    };
+    let compiled = compile_for_b_with(
+        "  ingress: [{toPorts: [{ports: [{port: http, protocol: TCP}]}]}]\n",
+        opts,
+    );
+    let mut h = setup(|_, b| b.enforce_ingress = true);
+    for e in &compiled.entries {
+        h.maps.upsert_policy(e).unwrap();
+    }
+    let (rc, _) = h.run(FROM, &tcp(A_IP, 42000, B_IP, 8080, tcp_flags::SYN), LO);
+    assert_eq!(rc, TC_ACT_REDIRECT, "http = 8080 allowed");
+    let recs = h.drain();
+    let v = verdict_of(&decode(&recs)[0].0);
+    assert_eq!(
+        (v.verdict, v.dst_port, v.match_type),
+        (0, 8080, policy_match::L4_ONLY)
+    );
+    let (rc, _) = h.run(FROM, &tcp(A_IP, 42001, B_IP, 80, tcp_flags::SYN), LO);
+    assert_eq!(rc, TC_ACT_SHOT, "80 is not http here");
 }
 
 /// A range of 4,000 ports is a few trie prefixes; a port inside passes, the

@@ -491,3 +491,52 @@ fn port_range_and_enable_default_deny_false() {
     }
     cluster.shutdown();
 }
+
+/// `port: http` resolved against the port the selected pod declares.
+const NAMED_PORT_INGRESS: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: named
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: named
+  ingress:
+  - toPorts:
+    - ports:
+      - port: http
+        protocol: TCP
+"#;
+
+#[test]
+fn named_port_resolved_per_endpoint() {
+    require_privileges!("busybox");
+    let cluster = Cluster::single("10.210.58.0/24");
+    {
+        let node = cluster.node();
+        // Both pods run servers on 8080 and 9090, but name different ones.
+        let named = node.add_pod_with_ports("named", "app=named", "http:8080,metrics:9090");
+        let other = node.add_pod_with_ports("other", "app=named,alt=yes", "http:9090");
+        let client = node.add_pod("client", "role=client");
+        let _srv = EchoServers::start(&named.netns(), named.ip, &[8080, 9090], &[]);
+        let _srv2 = EchoServers::start(&other.netns(), other.ip, &[8080, 9090], &[]);
+
+        node.apply_policy("named.yaml", NAMED_PORT_INGRESS);
+        tcp_exchange(&client.netns(), to(named.ip, 8080)).expect("named's http is 8080");
+        tcp_exchange(&client.netns(), to(named.ip, 9090)).expect_err("9090 is not named http");
+        tcp_exchange(&client.netns(), to(other.ip, 9090)).expect("other's http is 9090");
+        tcp_exchange(&client.netns(), to(other.ip, 8080)).expect_err("8080 is not other's http");
+        node.wait_flow("client -> named:8080 allowed verdict", |f| {
+            is_policy_verdict(f)
+                && src(f) == "client"
+                && dst(f) == "named"
+                && dport(f) == 8080
+                && verdict(f) == "FORWARDED"
+        });
+        node.wait_flow("client -> named:9090 POLICY_DENIED", |f| {
+            denied_flow(f, "client", "named", 9090)
+        });
+    }
+    cluster.shutdown();
+}

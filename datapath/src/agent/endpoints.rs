@@ -459,6 +459,7 @@ impl Agent {
             pod_name: req.pod_name,
             labels: req.labels,
             identity,
+            ports: req.ports,
         };
         let r = (|| {
             self.store.upsert_endpoint(rec.clone())?;
@@ -772,7 +773,12 @@ impl Agent {
             cidr_ids.insert(c, id);
         }
         let ids: IdentityAllocator = self.store.identities()?;
-        let eps = self.local_endpoints()?;
+        let all_eps = self.store.endpoints()?;
+        let eps: Vec<EndpointRecord> = all_eps
+            .iter()
+            .filter(|e| e.node == self.cfg.node_name)
+            .cloned()
+            .collect();
         let locals: Vec<LocalEndpoint> = eps
             .iter()
             .map(|e| LocalEndpoint {
@@ -780,8 +786,20 @@ impl Agent {
                 identity: e.identity,
             })
             .collect();
+        let mut cluster_named_ports: Vec<_> = all_eps
+            .iter()
+            .flat_map(|e| e.ports.iter().cloned())
+            .collect();
+        cluster_named_ports.sort_unstable();
+        cluster_named_ports.dedup();
         let opts = policy::CompileOptions {
             allow_localhost: self.cfg.allow_localhost,
+            named_ports: eps
+                .iter()
+                .filter(|e| !e.ports.is_empty())
+                .map(|e| (e.ep_id, e.ports.clone()))
+                .collect(),
+            cluster_named_ports,
         };
         let compiled = policy::compile_with(&policies, &locals, &ids, &cidr_ids, &opts);
 

@@ -9,7 +9,7 @@ use crate::kernel::maps::{Direction, PolicyAction, PolicyEntry, identity as rese
 use crate::policy::cidr::Cidr;
 use crate::policy::identity::{self, IdentityAllocator, LabelSet, Scope};
 
-use super::model::{Entity, PeerRule, Policy};
+use super::model::{Entity, NamedPort, PeerRule, Policy};
 
 /// A local endpoint as the compiler sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,11 +214,38 @@ impl std::str::FromStr for AllowLocalhost {
     }
 }
 
-/// What the compiler adds to the policies' own entries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the compiler adds to the policies' own entries, and what it
+/// resolves named ports against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompileOptions {
     /// `--allow-localhost`.
     pub allow_localhost: AllowLocalhost,
+    /// The ports each local endpoint declares by name (endpoint id →
+    /// ports): an ingress rule's `port: <name>` resolves against the
+    /// endpoint the rule selects, as Cilium does.
+    pub named_ports: BTreeMap<u16, Vec<NamedPort>>,
+    /// Every named port known in the cluster (every endpoint's): an egress
+    /// rule's `port: <name>` resolves against these, as Cilium resolves it
+    /// against the cluster's named-port map (every number a name has).
+    pub cluster_named_ports: Vec<NamedPort>,
+}
+
+/// `(protocol, name)` references → `(protocol, port, 16)` entries of the
+/// declared ports that match; a name nobody declares resolves to nothing
+/// (the rule allows or denies nothing for it), as in Cilium.
+fn resolve_named(refs: &[(u8, String)], declared: &[NamedPort]) -> Vec<(u8, u16, u8)> {
+    let mut out: Vec<(u8, u16, u8)> = refs
+        .iter()
+        .flat_map(|(proto, name)| {
+            declared
+                .iter()
+                .filter(move |d| &d.name == name && (*proto == 0 || *proto == d.protocol))
+                .map(|d| (d.protocol, d.port, 16))
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Compiles `policies` for the local `endpoints` with no implicit entries
@@ -233,6 +260,7 @@ pub fn compile(
 ) -> Compiled {
     let opts = CompileOptions {
         allow_localhost: AllowLocalhost::Policy,
+        ..CompileOptions::default()
     };
     compile_with(policies, endpoints, ids, cidr_ids, &opts)
 }
@@ -290,7 +318,7 @@ pub fn compile_with(
                             continue; // `{}`: selects no traffic
                         }
                         // L3-only: one entry of any protocol and port.
-                        let l4: Vec<(u8, u16, u8)> = match &pr.ports {
+                        let mut l4: Vec<(u8, u16, u8)> = match &pr.ports {
                             None => vec![(0, 0, 0)],
                             Some(ranges) => ranges
                                 .iter()
@@ -301,6 +329,15 @@ pub fn compile_with(
                                 })
                                 .collect(),
                         };
+                        if !pr.named_ports.is_empty() {
+                            let declared = match dir {
+                                Direction::Ingress => {
+                                    opts.named_ports.get(&ep.ep_id).map_or(&[][..], |v| v)
+                                }
+                                Direction::Egress => &opts.cluster_named_ports[..],
+                            };
+                            l4.extend(resolve_named(&pr.named_ports, declared));
+                        }
                         for peer in uni.peers(pr) {
                             for &(proto, port, bits) in &l4 {
                                 let key = (ep.ep_id, dir as u8, peer, proto, port, bits);

@@ -38,6 +38,9 @@
 //!   `{}` allows nothing (the usual way to say "default deny"), and so
 //!   does a port rule that names no port (`toPorts: [{}]`,
 //!   `toPorts: [{ports: []}]`), while `toPorts: []` is no `toPorts`;
+//! - named ports (`port: http`) resolve per endpoint ([`CompileOptions`]):
+//!   ingress against the selected endpoint's declared [`NamedPort`]s,
+//!   egress against every endpoint's; unresolved, they add nothing;
 //! - `icmps` (not beside `toPorts` in one rule) become `(ICMP, type)`
 //!   ports for IPv4 fields (a full-length prefix: type 0 is type 0 alone)
 //!   and nothing for IPv6 ones (IPv4-only datapath).

@@ -290,10 +290,10 @@ fn errors_name_the_file_and_field() {
         ),
         (
             doc(
-                "spec:\n  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: http}]}]}]\n",
+                "spec:\n  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: Http_1}]}]}]\n",
             ),
             "spec.ingress[0].toPorts[0].ports[0].port",
-            "named ports",
+            "port name",
         ),
         (
             doc("spec:\n  endpointSelector: {}\n  egress: [{toCIDR: [10.0.0.1/8]}]\n"),
@@ -1187,6 +1187,7 @@ fn allow_localhost_modes() {
         let cidr_ids = allocate_cidr_identities(&pols, &mut w.ids);
         let opts = CompileOptions {
             allow_localhost: mode,
+            ..CompileOptions::default()
         };
         let c = compile_with(&pols, &w.eps, &w.ids, &cidr_ids, &opts);
         assert_eq!(
@@ -1245,5 +1246,148 @@ fn none_entity_selects_nothing() {
         assert_eq!(rows(&c), vec![], "{sections}");
         let want = (sections.contains("ingress"), sections.contains("egress"));
         assert_eq!(enforced(&c, 4), want, "{sections}");
+    }
+}
+
+/// Named ports (`port: http`): an ingress rule resolves the name against
+/// the ports the selected endpoint declares, an egress rule against every
+/// endpoint's in the cluster; a name nobody declares (or of another
+/// protocol) allows nothing, and the rule still enforces.
+#[test]
+fn named_ports_resolve_per_endpoint() {
+    let np = |s: &str| s.parse::<NamedPort>().unwrap();
+    let declared = BTreeMap::from([
+        (4u16, vec![np("http:8080"), np("dns:53/UDP")]),
+        (3u16, vec![np("http:9090")]),
+    ]);
+    let cluster = vec![np("http:8080"), np("http:9090"), np("dns:53/UDP")];
+    type Case = (&'static str, u16, Vec<(u8, u16, PolicyAction)>);
+    let cases: [Case; 7] = [
+        // xwing (4) declares http as 8080.
+        (
+            "  ingress: [{toPorts: [{ports: [{port: http, protocol: TCP}]}]}]\n",
+            4,
+            vec![(6, 8080, A)],
+        ),
+        // ANY (or no protocol) takes the declared protocol.
+        (
+            "  ingress: [{toPorts: [{ports: [{port: dns}]}]}]\n",
+            4,
+            vec![(17, 53, A)],
+        ),
+        // Declared as UDP: a TCP rule for it resolves to nothing.
+        (
+            "  ingress: [{toPorts: [{ports: [{port: dns, protocol: TCP}]}]}]\n",
+            4,
+            vec![],
+        ),
+        (
+            "  ingress: [{toPorts: [{ports: [{port: grpc}, {port: 80, protocol: TCP}]}]}]\n",
+            4,
+            vec![(6, 80, A)],
+        ),
+        (
+            "  ingressDeny: [{toPorts: [{ports: [{port: http}]}]}]\n",
+            4,
+            vec![(6, 8080, D)],
+        ),
+        // Egress: every number the name has in the cluster.
+        (
+            "  egress: [{toPorts: [{ports: [{port: http}]}]}]\n",
+            4,
+            vec![(6, 8080, A), (6, 9090, A)],
+        ),
+        // The same ingress policy selecting the tiefighter (3): its own 9090.
+        (
+            "  ingress: [{toPorts: [{ports: [{port: http}]}]}]\n",
+            3,
+            vec![(6, 9090, A)],
+        ),
+    ];
+    for (sections, ep, want) in cases {
+        let mut w = starwars();
+        let class = if ep == 3 { "tiefighter" } else { "xwing" };
+        let yaml = xwing_policy(sections).replace("class: xwing", &format!("class: {class}"));
+        let pols = parse_str("t.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+        let cidr_ids = allocate_cidr_identities(&pols, &mut w.ids);
+        let opts = CompileOptions {
+            allow_localhost: AllowLocalhost::Policy,
+            named_ports: declared.clone(),
+            cluster_named_ports: cluster.clone(),
+        };
+        let c = compile_with(&pols, &w.eps, &w.ids, &cidr_ids, &opts);
+        let got: Vec<(u8, u16, PolicyAction)> = c
+            .entries
+            .iter()
+            .map(|e| {
+                assert_eq!(
+                    (e.ep_id, e.identity, e.port_prefix),
+                    (ep, 0, 16),
+                    "{sections}"
+                );
+                (e.proto, e.port, e.action)
+            })
+            .collect();
+        assert_eq!(got, want, "{sections}");
+        let e = c.enforce[&ep];
+        assert!(e.ingress || e.egress, "{sections}: the rule enforces");
+    }
+    // Invalid names are rejected with the field's path.
+    for (port, msg) in [
+        ("HTTP", "lowercase"),
+        ("http-", "lowercase"),
+        ("a-very-long-port-name", "1 to 15"),
+    ] {
+        let sections = format!("  ingress: [{{toPorts: [{{ports: [{{port: {port}}}]}}]}}]\n");
+        let e = parse_str("pol/bad.yaml", &xwing_policy(&sections)).expect_err(port);
+        assert_eq!(e.field, "spec.ingress[0].toPorts[0].ports[0].port", "{e}");
+        assert!(e.message.contains(msg), "{port}: {e}");
+    }
+}
+
+/// Cilium fields that need what this datapath does not have are rejected
+/// with the field's path and the reason.
+#[test]
+fn unsupported_fields_are_rejected_with_the_reason() {
+    for (sections, field, why) in [
+        (
+            "  egress: [{toFQDNs: [{matchName: example.com}]}]\n",
+            "spec.egress[0].toFQDNs",
+            "DNS proxy",
+        ),
+        (
+            "  egress: [{toServices: [{k8sService: {serviceName: x}}]}]\n",
+            "spec.egress[0].toServices",
+            "service",
+        ),
+        (
+            "  ingress: [{fromRequires: [{matchLabels: {a: b}}]}]\n",
+            "spec.ingress[0].fromRequires",
+            "deprecated",
+        ),
+        (
+            "  ingress: [{fromNodes: [{matchLabels: {a: b}}]}]\n",
+            "spec.ingress[0].fromNodes",
+            "remote-node",
+        ),
+        (
+            "  egressDeny: [{toGroups: [{aws: {}}]}]\n",
+            "spec.egressDeny[0].toGroups",
+            "cloud provider",
+        ),
+        (
+            "  ingress: [{fromEndpoints: [{}], authentication: {mode: required}}]\n",
+            "spec.ingress[0].authentication",
+            "auth",
+        ),
+        (
+            "  ingress: [{toPorts: [{ports: [{port: 80}], rules: {http: [{}]}}]}]\n",
+            "spec.ingress[0].toPorts[0].rules",
+            "L7",
+        ),
+    ] {
+        let e = parse_str("pol/bad.yaml", &xwing_policy(sections)).expect_err(sections);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(why), "{sections}: {e}");
     }
 }
