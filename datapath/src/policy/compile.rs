@@ -226,23 +226,37 @@ pub struct CompileOptions {
     pub named_ports: BTreeMap<u16, Vec<NamedPort>>,
     /// Every named port known in the cluster (every endpoint's): an egress
     /// rule's `port: <name>` resolves against these, as Cilium resolves it
-    /// against the cluster's named-port map (every number a name has).
+    /// against the cluster's named-port map (a name with two numbers for a
+    /// protocol resolves to nothing there).
     pub cluster_named_ports: Vec<NamedPort>,
 }
 
 /// `(protocol, name)` references → `(protocol, port, 16)` entries of the
-/// declared ports that match; a name nobody declares resolves to nothing
-/// (the rule allows or denies nothing for it), as in Cilium.
+/// declared ports that match, per protocol (protocol 0 in a reference is
+/// TCP, UDP and SCTP, as Cilium expands `ANY`, so it takes the declared
+/// one). A name nobody declares resolves to nothing (the rule allows or
+/// denies nothing for it), and so does a name with more than one number
+/// for a protocol (Cilium's `ErrDuplicateNamedPorts`, only possible with
+/// the cluster's ports of egress rules).
 fn resolve_named(refs: &[(u8, String)], declared: &[NamedPort]) -> Vec<(u8, u16, u8)> {
-    let mut out: Vec<(u8, u16, u8)> = refs
-        .iter()
-        .flat_map(|(proto, name)| {
-            declared
+    let mut out = Vec::new();
+    for (proto, name) in refs {
+        let protos: &[u8] = if *proto == 0 {
+            &[6, 17, 132]
+        } else {
+            &[*proto][..]
+        };
+        for p in protos {
+            let numbers: BTreeSet<u16> = declared
                 .iter()
-                .filter(move |d| &d.name == name && (*proto == 0 || *proto == d.protocol))
-                .map(|d| (d.protocol, d.port, 16))
-        })
-        .collect();
+                .filter(|d| &d.name == name && d.protocol == *p)
+                .map(|d| d.port)
+                .collect();
+            if let [port] = numbers.into_iter().collect::<Vec<_>>()[..] {
+                out.push((*p, port, 16));
+            }
+        }
+    }
     out.sort_unstable();
     out.dedup();
     out

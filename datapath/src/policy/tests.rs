@@ -1291,11 +1291,13 @@ fn named_ports_resolve_per_endpoint() {
             4,
             vec![(6, 8080, D)],
         ),
-        // Egress: every number the name has in the cluster.
+        // Egress: against the cluster's ports; `http` has two numbers
+        // there, so it resolves to nothing (Cilium: duplicate named
+        // ports), while `dns` has one.
         (
-            "  egress: [{toPorts: [{ports: [{port: http}]}]}]\n",
+            "  egress: [{toPorts: [{ports: [{port: http}, {port: dns}]}]}]\n",
             4,
-            vec![(6, 8080, A), (6, 9090, A)],
+            vec![(17, 53, A)],
         ),
         // The same ingress policy selecting the tiefighter (3): its own 9090.
         (
