@@ -77,16 +77,7 @@ fn rule(
     port: u16,
     action: PolicyAction,
 ) -> PolicyEntry {
-    PolicyEntry {
-        ep_id,
-        direction: dir,
-        identity,
-        proto,
-        port,
-        port_prefix: if port == 0 { 0 } else { 16 },
-        action,
-        rule: 7,
-    }
+    PolicyEntry::port(ep_id, dir, identity, proto, port, action, 7)
 }
 
 fn tcp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u16) -> Vec<u8> {
