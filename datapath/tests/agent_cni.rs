@@ -653,6 +653,20 @@ fn agent_and_cni_plugin_wire_pods_and_apply_policy_live() {
     land(&tiefighter, &deathstar, 80).expect("tiefighter is allowed on 80");
     land(&tiefighter, &deathstar, 8080).expect_err("not on 8080");
     land(&xwing, &deathstar, 80).expect_err("xwing is denied");
+    // `--allow-localhost` is `auto` (= `always`, as Cilium under
+    // Kubernetes): the node still reaches the enforcing deathstar, on a
+    // port no rule allows.
+    let to = SocketAddr::from((deathstar.ip, 8080));
+    in_netns(Some(&node.path()), || {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2))
+            .expect("node -> enforcing pod (allow-localhost)");
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).expect("echo to the node");
+        Ok(())
+    })
+    .unwrap();
     let drops: Vec<ebpf::DropEvent> = Harness::drain_ring(&mut ring)
         .iter()
         .filter_map(|r| match ebpf::parse(r).ok()? {

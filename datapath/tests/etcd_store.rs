@@ -69,6 +69,7 @@ fn ep(node: &str, ep_id: u16, identity: u32) -> EndpointRecord {
         pod_name: format!("pod{ep_id}"),
         labels: BTreeMap::from([("app".into(), "x".into())]),
         identity,
+        ports: Vec::new(),
     }
 }
 

@@ -203,6 +203,7 @@ fn pods_talk_through_the_programs_and_policy_applies_live() {
         identity: 0,
         proto: 6,
         port: PORT,
+        port_prefix: 16,
         action: PolicyAction::Allow,
         rule: 1,
     })

@@ -425,6 +425,7 @@ fn pods_on_two_nodes_talk_through_the_overlay_with_the_identity_in_the_vni() {
                 identity,
                 proto: 0,
                 port: 0,
+                port_prefix: 0,
                 action: PolicyAction::Allow,
                 rule,
             })

@@ -77,15 +77,7 @@ fn rule(
     port: u16,
     action: PolicyAction,
 ) -> PolicyEntry {
-    PolicyEntry {
-        ep_id,
-        direction: dir,
-        identity,
-        proto,
-        port,
-        action,
-        rule: 7,
-    }
+    PolicyEntry::port(ep_id, dir, identity, proto, port, action, 7)
 }
 
 fn tcp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u16) -> Vec<u8> {
@@ -593,6 +585,161 @@ fn icmps_rule_allows_echo_request_by_type_and_denies_other_types() {
     assert_eq!((v.proto, v.dst_port), (1, 13));
     assert_eq!(evs[0].1.verdict, Verdict::Dropped as i32);
     assert_eq!(icmp_type(&evs[0].1), 13);
+}
+
+/// Compiles `ingress` (the sections of a policy selecting pod B) for B.
+fn compile_for_b(ingress: &str) -> datapath::policy::Compiled {
+    let opts = datapath::policy::CompileOptions {
+        allow_localhost: datapath::policy::AllowLocalhost::Policy,
+        ..Default::default()
+    };
+    compile_for_b_with(ingress, opts)
+}
+
+/// [`compile_for_b`] with compile options (named ports, allow-localhost).
+fn compile_for_b_with(
+    ingress: &str,
+    opts: datapath::policy::CompileOptions,
+) -> datapath::policy::Compiled {
+    let yaml = format!(
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: ranges}}\nspec:\n  endpointSelector: {{matchLabels: {{app: b}}}}\n{ingress}"
+    );
+    let pols = datapath::policy::parse_str("ranges.yaml", &yaml).unwrap();
+    let mut ids = datapath::identity::IdentityAllocator::new();
+    let labels = std::collections::BTreeMap::from([("app".to_string(), "b".to_string())]);
+    let b_id = ids.allocate(&datapath::identity::pod_labels(
+        "default", &labels, "default",
+    ));
+    let cidr_ids = datapath::policy::allocate_cidr_identities(&pols, &mut ids);
+    let eps = [datapath::policy::LocalEndpoint {
+        ep_id: B_EP,
+        identity: b_id,
+    }];
+    datapath::policy::compile_with(&pols, &eps, &ids, &cidr_ids, &opts)
+}
+
+/// A named port (`port: http`) resolved against what B declares
+/// (`http:8080`): 8080 passes, 80 does not; the verdict shows 8080.
+#[test]
+fn named_port_resolves_to_the_declared_number() {
+    require_privileges!();
+    let opts = datapath::policy::CompileOptions {
+        allow_localhost: datapath::policy::AllowLocalhost::Policy,
+        named_ports: std::collections::BTreeMap::from([(B_EP, vec!["http:8080".parse().unwrap()])]),
+        cluster_named_ports: Vec::new(),
+    };
+    let compiled = compile_for_b_with(
+        "  ingress: [{toPorts: [{ports: [{port: http, protocol: TCP}]}]}]\n",
+        opts,
+    );
+    let mut h = setup(|_, b| b.enforce_ingress = true);
+    for e in &compiled.entries {
+        h.maps.upsert_policy(e).unwrap();
+    }
+    let (rc, _) = h.run(FROM, &tcp(A_IP, 42000, B_IP, 8080, tcp_flags::SYN), LO);
+    assert_eq!(rc, TC_ACT_REDIRECT, "http = 8080 allowed");
+    let recs = h.drain();
+    let v = verdict_of(&decode(&recs)[0].0);
+    assert_eq!(
+        (v.verdict, v.dst_port, v.match_type),
+        (0, 8080, policy_match::L4_ONLY)
+    );
+    let (rc, _) = h.run(FROM, &tcp(A_IP, 42001, B_IP, 80, tcp_flags::SYN), LO);
+    assert_eq!(rc, TC_ACT_SHOT, "80 is not http here");
+}
+
+/// A range of 4,000 ports is a few trie prefixes; a port inside passes, the
+/// ports just outside are denied by default, and a denied sub-range inside
+/// wins over the allowed range. Every verdict carries the packet's port.
+#[test]
+fn wide_port_range_with_a_denied_sub_range() {
+    require_privileges!();
+    let compiled = compile_for_b(
+        "  ingress: [{toPorts: [{ports: [{port: 1000, endPort: 4999, protocol: TCP}]}]}]\n  ingressDeny: [{toPorts: [{ports: [{port: 2000, endPort: 2100, protocol: TCP}]}]}]\n",
+    );
+    assert!(compiled.entries.len() < 30, "{:?}", compiled.entries);
+    let mut h = setup(|_, b| b.enforce_ingress = true);
+    for e in &compiled.entries {
+        h.maps.upsert_policy(e).unwrap();
+    }
+    let cases = [
+        (999, None),
+        (1000, Some(0)),
+        (1999, Some(0)),
+        (2000, Some(drop_reason::POLICY_DENY)),
+        (2050, Some(drop_reason::POLICY_DENY)),
+        (2100, Some(drop_reason::POLICY_DENY)),
+        (2101, Some(0)),
+        (4999, Some(0)),
+        (5000, None),
+    ];
+    for (i, (port, want)) in cases.into_iter().enumerate() {
+        let sport = 41000 + i as u16;
+        let (rc, _) = h.run(FROM, &tcp(A_IP, sport, B_IP, port, tcp_flags::SYN), LO);
+        let recs = h.drain();
+        let evs = decode(&recs);
+        let v = verdict_of(&evs[0].0);
+        assert_eq!((v.proto, v.dst_port), (6, port), "port {port}");
+        match want {
+            Some(0) => {
+                assert_eq!(rc, TC_ACT_REDIRECT, "port {port} allowed");
+                assert_eq!(v.verdict, 0, "port {port}");
+                assert_eq!(v.match_type, policy_match::L4_ONLY, "port {port}");
+            }
+            Some(reason) => {
+                assert_eq!(rc, TC_ACT_SHOT, "port {port} denied by the deny rule");
+                assert_eq!(v.verdict, -i32::from(reason), "port {port}");
+                assert_eq!(v.match_type, policy_match::L4_ONLY, "port {port}");
+            }
+            None => {
+                assert_eq!(rc, TC_ACT_SHOT, "port {port} outside the range");
+                assert_eq!(
+                    v.verdict,
+                    -i32::from(drop_reason::POLICY_DENIED),
+                    "port {port}"
+                );
+            }
+        }
+    }
+}
+
+/// ICMP type 0 alone is expressible: an allow of EchoReply (type 0) does
+/// not allow EchoRequest (type 8), and a deny of type 0 leaves type 8 to
+/// the allow of every type.
+#[test]
+fn icmp_type_0_alone_is_its_own_key() {
+    require_privileges!();
+    let compiled = compile_for_b(
+        "  ingress: [{fromEntities: [all], icmps: [{fields: [{type: 8}, {type: 13}]}]}]\n  ingressDeny: [{icmps: [{fields: [{type: 0}]}]}]\n",
+    );
+    let mut h = setup(|_, b| b.enforce_ingress = true);
+    for e in &compiled.entries {
+        h.maps.upsert_policy(e).unwrap();
+    }
+    let req = pkt(A_IP, B_IP, L4::Icmp4 { ty: 8, code: 0 });
+    assert_eq!(h.run(FROM, &req, LO).0, TC_ACT_REDIRECT, "type 8 allowed");
+    h.drain();
+    let ts = pkt(A_IP, B_IP, L4::Icmp4 { ty: 13, code: 0 });
+    assert_eq!(h.run(FROM, &ts, LO).0, TC_ACT_REDIRECT, "type 13 allowed");
+    h.drain();
+    let info = pkt(A_IP, B_IP, L4::Icmp4 { ty: 15, code: 0 });
+    assert_eq!(h.run(FROM, &info, LO).0, TC_ACT_SHOT, "type 15 not allowed");
+    let recs = h.drain();
+    let evs = decode(&recs);
+    let v = verdict_of(&evs[0].0);
+    assert_eq!(v.verdict, -i32::from(drop_reason::POLICY_DENIED));
+    assert_eq!((v.proto, v.dst_port), (1, 15));
+    // An echo reply no request was seen for: type 0, denied by its rule.
+    let reply = pkt(A_IP, B_IP, L4::Icmp4 { ty: 0, code: 0 });
+    assert_eq!(h.run(FROM, &reply, LO).0, TC_ACT_SHOT, "type 0 denied");
+    let recs = h.drain();
+    let evs = decode(&recs);
+    let v = verdict_of(&evs[0].0);
+    assert_eq!(v.verdict, -i32::from(drop_reason::POLICY_DENY));
+    assert_eq!(
+        (v.proto, v.dst_port, v.match_type),
+        (1, 0, policy_match::L4_ONLY)
+    );
 }
 
 #[test]

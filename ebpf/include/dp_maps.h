@@ -36,10 +36,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ipcache SEC(".maps");
 
-/* Resolved policy of every local endpoint. */
+/* Resolved policy of every local endpoint (key shape: dp_types.h). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* mandatory for LPM_TRIE */
 	__type(key, struct policy_key);
 	__type(value, struct policy_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -6,38 +6,37 @@
  * direction is default-deny there (only matching ALLOW entries let traffic
  * through); without the flag everything is allowed and no verdict is
  * reported. An explicit DENY entry that matches always wins over allows.
- * See dp_types.h for the six keys consulted and their match types.
+ *
+ * Two longest-prefix lookups in the `policy` LPM trie (key: dp_types.h),
+ * {ep, dir, peer identity, proto, port} and the same with identity 0 (any
+ * peer); each answers with its most specific entry, L3-only entries being
+ * the least specific. The agent writes every entry that lies inside a DENY
+ * of the same identity as a DENY, so an answer is a deny whenever any deny
+ * of that identity matches. The decision, first that applies:
+ *   a DENY answer (ranked as below) -> denied;
+ *   else the ALLOW/AUDIT answer ranked first: peer L4 entry (L3_L4),
+ *   any-peer L4 entry (L4_ONLY), peer L3-only entry (L3_ONLY), any-peer
+ *   L3-only entry (ALL) -> allowed (or audited);
+ *   else no entry -> denied by default.
  */
 #ifndef DP_POLICY_H
 #define DP_POLICY_H
 
+#include <bpf/bpf_endian.h>
+
 #include "dp_maps.h"
 #include "dp_events.h"
 
-/* The candidate key i (0..5), most specific first, and its match type. */
-static __always_inline __u8 dp_policy_candidate(struct policy_key *k, int i, __u32 identity,
-						__u8 proto, __u16 port)
+/* Rank of an answer (lower is more specific) and its Hubble match type:
+ * `peer` = from the peer identity's lookup. */
+static __always_inline int dp_policy_rank(const struct policy_value *v, int peer, __u8 *match)
 {
-	switch (i) {
-	case 0:
-		k->identity = identity; k->proto = proto; k->dport = port;
-		return HUBBLE_POLICY_MATCH_L3_L4;
-	case 1:
-		k->identity = identity; k->proto = proto; k->dport = 0;
-		return HUBBLE_POLICY_MATCH_L3_L4;
-	case 2:
-		k->identity = 0; k->proto = proto; k->dport = port;
-		return HUBBLE_POLICY_MATCH_L4_ONLY;
-	case 3:
-		k->identity = 0; k->proto = proto; k->dport = 0;
-		return HUBBLE_POLICY_MATCH_L4_ONLY;
-	case 4:
-		k->identity = identity; k->proto = 0; k->dport = 0;
-		return HUBBLE_POLICY_MATCH_L3_ONLY;
-	default:
-		k->identity = 0; k->proto = 0; k->dport = 0;
-		return HUBBLE_POLICY_MATCH_ALL;
+	if (v->flags & DP_POLICY_F_L4) {
+		*match = peer ? HUBBLE_POLICY_MATCH_L3_L4 : HUBBLE_POLICY_MATCH_L4_ONLY;
+		return peer ? 0 : 1;
 	}
+	*match = peer ? HUBBLE_POLICY_MATCH_L3_ONLY : HUBBLE_POLICY_MATCH_ALL;
+	return peer ? 2 : 3;
 }
 
 /* Decides policy for `ep` in `direction` against the peer `remote_identity`.
@@ -48,27 +47,44 @@ static __always_inline int dp_policy_decide(const struct endpoint_value *ep, __u
 					    __u32 remote_identity, const struct dp_pkt *p,
 					    struct dp_verdict *out)
 {
-	struct policy_key k = { .ep_id = ep->ep_id, .direction = direction, .pad = 0 };
-	__u8 allow_action = 0, allow_match = HUBBLE_POLICY_MATCH_NONE;
-	__u8 deny = 0, deny_match = HUBBLE_POLICY_MATCH_NONE;
+	struct policy_key k = {
+		.prefixlen = DP_POLICY_PREFIX_FULL,
+		.ep_id = ep->ep_id,
+		.direction = direction,
+		.identity = remote_identity,
+		.proto = p->proto,
+		.dport = bpf_htons(p->policy_port),
+	};
+	const struct policy_value *ans[2];
+	__u8 allow_action = 0, allow_match = HUBBLE_POLICY_MATCH_NONE, allow_rank = 4;
+	__u8 deny = 0, deny_match = HUBBLE_POLICY_MATCH_NONE, deny_rank = 4;
 	int i;
+
+	ans[0] = bpf_map_lookup_elem(&policy, &k);
+	k.identity = 0;
+	ans[1] = bpf_map_lookup_elem(&policy, &k);
 
 	out->direction = direction;
 	out->pad = 0;
 #pragma unroll
-	for (i = 0; i < 6; i++) {
-		__u8 match = dp_policy_candidate(&k, i, remote_identity, p->proto, p->policy_port);
-		struct policy_value *v = bpf_map_lookup_elem(&policy, &k);
+	for (i = 0; i < 2; i++) {
+		const struct policy_value *v = ans[i];
+		__u8 match;
+		int rank;
 
 		if (!v)
 			continue;
+		rank = dp_policy_rank(v, i == 0, &match);
 		if (v->action == DP_POLICY_DENY) {
-			deny = 1;
-			deny_match = match;
-			break;
-		}
-		if (!allow_action && (v->action == DP_POLICY_ALLOW || v->action == DP_POLICY_AUDIT)) {
+			if (rank < deny_rank) {
+				deny = 1;
+				deny_rank = rank;
+				deny_match = match;
+			}
+		} else if ((v->action == DP_POLICY_ALLOW || v->action == DP_POLICY_AUDIT) &&
+			   rank < allow_rank) {
 			allow_action = v->action;
+			allow_rank = rank;
 			allow_match = match;
 		}
 	}

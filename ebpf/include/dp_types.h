@@ -81,23 +81,38 @@ struct ipcache_value {
 };
 
 /* ------------------------------------------------------------------------ */
-/* Policy: `policy` HASH, one table for all endpoints.                        */
+/* Policy: `policy` LPM_TRIE, one table for all endpoints.                    */
 /*                                                                           */
-/* Wildcards: identity 0 = any peer (L4-only rule); proto 0 and dport 0 = any */
-/* protocol and port (L3-only rule); dport 0 with a protocol = every port of  */
-/* that protocol. For ICMP the "port" is the ICMP type.                       */
-/* Lookup (dp_policy.h): the six keys {id,proto,port} {id,proto,*} {*,proto, */
-/* port} {*,proto,*} {id,*,*} {*,*,*} are all consulted; any DENY among the   */
-/* matches wins (Cilium: deny takes precedence), else the most specific      */
-/* ALLOW/AUDIT in that order.                                                */
+/* Cilium's shape: the key is {ep_id, direction, identity, proto, dport} and */
+/* an entry matches the first `prefixlen` bits of it. ep_id, direction and   */
+/* identity are always matched in full (DP_POLICY_PREFIX_L3 bits); identity  */
+/* 0 is the entry for any peer (an L4-only rule). An entry of exactly        */
+/* DP_POLICY_PREFIX_L3 bits matches every protocol and port (an L3-only      */
+/* rule); DP_POLICY_PREFIX_PROTO + n bits matches the protocol and the first */
+/* n bits of the port (0 <= n <= 16): n = 0 is every port of the protocol,   */
+/* n = 16 exactly `dport`, and a port range is the set of its maximal        */
+/* aligned prefixes. For ICMP the "port" is the ICMP type, so type 0 alone   */
+/* is {proto 1, dport 0, n = 16}. The port is big endian so that its leading */
+/* bits are the trie's next bits.                                            */
+/* Lookup (dp_policy.h): two lookups, for the peer's identity and for 0; the  */
+/* longest match of each is its answer. Deny precedence is resolved by the   */
+/* agent: an entry inside a DENY of the same identity is written as a DENY,  */
+/* so the longest match is a deny whenever any deny matches. A DENY from     */
+/* either lookup wins, else the more specific ALLOW/AUDIT.                   */
 /* ------------------------------------------------------------------------ */
+#define DP_POLICY_PREFIX_L3 64     /* ep_id, direction, pad, identity */
+#define DP_POLICY_PREFIX_PROTO 80  /* ... and proto, pad2: add the port bits */
+#define DP_POLICY_PREFIX_FULL 96   /* every bit: one protocol and port */
+
 struct policy_key {
-	__u32 identity; /* peer identity, 0 = any */
-	__u16 ep_id;    /* local endpoint the rule belongs to */
-	__u16 dport;    /* destination port (host order), ICMP type; 0 = any */
-	__u8 proto;     /* IP protocol, 0 = any */
-	__u8 direction; /* HUBBLE_DIR_INGRESS or HUBBLE_DIR_EGRESS */
-	__u16 pad;      /* 0 */
+	__u32 prefixlen; /* LPM prefix length in bits of what follows, 64..96 */
+	__u16 ep_id;     /* local endpoint the rule belongs to */
+	__u8 direction;  /* HUBBLE_DIR_INGRESS or HUBBLE_DIR_EGRESS */
+	__u8 pad;        /* 0 */
+	__u32 identity;  /* peer identity (host order), 0 = any */
+	__u8 proto;      /* IP protocol (when prefixlen > DP_POLICY_PREFIX_L3) */
+	__u8 pad2;       /* 0 */
+	__be16 dport;    /* destination port or ICMP type, NETWORK byte order */
 };
 
 /* policy_value.action */
@@ -105,9 +120,13 @@ struct policy_key {
 #define DP_POLICY_DENY 2
 #define DP_POLICY_AUDIT 3 /* a deny rule in audit mode: verdict audited, packet forwarded */
 
+/* policy_value.flags */
+#define DP_POLICY_F_L4 (1 << 0) /* the entry names a protocol (prefixlen >= DP_POLICY_PREFIX_PROTO) */
+
 struct policy_value {
 	__u8 action; /* DP_POLICY_* */
-	__u8 pad[3]; /* 0 */
+	__u8 flags;  /* DP_POLICY_F_*: the lookup does not return the key, so its shape is here */
+	__u8 pad[2]; /* 0 */
 	__u32 rule;  /* opaque rule cookie from the agent (which rule produced it), 0 if none */
 };
 
@@ -206,7 +225,8 @@ DP_STATIC_ASSERT(sizeof(struct endpoint_value) == 24, "endpoint_value");
 DP_STATIC_ASSERT(DP_OFFSETOF(struct endpoint_value, identity) == 16, "endpoint_value.identity");
 DP_STATIC_ASSERT(sizeof(struct ipcache_key) == 8, "ipcache_key");
 DP_STATIC_ASSERT(sizeof(struct ipcache_value) == 8, "ipcache_value");
-DP_STATIC_ASSERT(sizeof(struct policy_key) == 12, "policy_key");
+DP_STATIC_ASSERT(sizeof(struct policy_key) == 16, "policy_key");
+DP_STATIC_ASSERT(DP_OFFSETOF(struct policy_key, dport) == 14, "policy_key.dport");
 DP_STATIC_ASSERT(sizeof(struct policy_value) == 8, "policy_value");
 DP_STATIC_ASSERT(sizeof(struct ct_key) == 16, "ct_key");
 DP_STATIC_ASSERT(sizeof(struct ct_value) == 88, "ct_value");

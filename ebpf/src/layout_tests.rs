@@ -264,10 +264,12 @@ fn rust_side() -> Vec<(String, u64)> {
     offs!(
         "policy_key",
         PolicyKey,
-        [identity, ep_id, dport, proto, direction, pad]
+        [
+            prefixlen, ep_id, direction, pad, identity, proto, pad2, dport
+        ]
     );
     size!("policy_value", PolicyValue);
-    offs!("policy_value", PolicyValue, [action, pad, rule]);
+    offs!("policy_value", PolicyValue, [action, flags, pad, rule]);
     size!("ct_key", CtKey);
     offs!("ct_key", CtKey, [saddr, daddr, sport, dport, proto, pad]);
     size!("ct_value", CtValue);
@@ -335,6 +337,10 @@ fn rust_side() -> Vec<(String, u64)> {
     konst!("DP_POLICY_ALLOW", PolicyAction::Allow as u8);
     konst!("DP_POLICY_DENY", PolicyAction::Deny as u8);
     konst!("DP_POLICY_AUDIT", PolicyAction::Audit as u8);
+    konst!("DP_POLICY_F_L4", policy_flags::L4);
+    konst!("DP_POLICY_PREFIX_L3", policy_prefix::L3);
+    konst!("DP_POLICY_PREFIX_PROTO", policy_prefix::PROTO);
+    konst!("DP_POLICY_PREFIX_FULL", policy_prefix::FULL);
     konst!("DP_CT_F_SEEN_REPLY", ct_flags::SEEN_REPLY);
     konst!("DP_CT_F_FWD_CLOSING", ct_flags::FWD_CLOSING);
     konst!("DP_CT_F_REV_CLOSING", ct_flags::REV_CLOSING);

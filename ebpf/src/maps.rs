@@ -123,22 +123,79 @@ pub struct IpcacheValue {
     pub tunnel_ep: u32,
 }
 
-/// `struct policy_key`.
+/// `struct policy_key`: an LPM trie key over
+/// `{ep_id, direction, pad, identity, proto, pad2, dport}`; see
+/// [`policy_prefix`] for what `prefixlen` covers.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct PolicyKey {
-    /// Peer identity, 0 = any.
-    pub identity: u32,
+    /// LPM prefix length in bits of the fields after it
+    /// ([`policy_prefix::L3`]..=[`policy_prefix::FULL`]).
+    pub prefixlen: u32,
     /// Local endpoint id.
     pub ep_id: u16,
-    /// Destination port (ICMP: type), 0 = any.
-    pub dport: u16,
-    /// IP protocol, 0 = any.
-    pub proto: u8,
     /// [`Direction`] as `u8`.
     pub direction: u8,
     /// Padding, 0.
-    pub pad: u16,
+    pub pad: u8,
+    /// Peer identity (host order), 0 = any.
+    pub identity: u32,
+    /// IP protocol (meaningful when `prefixlen > L3`).
+    pub proto: u8,
+    /// Padding, 0.
+    pub pad2: u8,
+    /// Destination port or ICMP type in NETWORK byte order (its leading
+    /// bits are the trie's next bits).
+    pub dport: u16,
+}
+
+/// Bytes of a [`PolicyKey`] after `prefixlen`: the LPM trie's data.
+pub const POLICY_KEY_DATA_LEN: usize = 12;
+
+impl PolicyKey {
+    /// The key's data bytes, as the kernel stores them after `prefixlen`.
+    pub fn data(&self) -> [u8; POLICY_KEY_DATA_LEN] {
+        let mut b = [0u8; POLICY_KEY_DATA_LEN];
+        b[0..2].copy_from_slice(&self.ep_id.to_ne_bytes());
+        b[2] = self.direction;
+        b[3] = self.pad;
+        b[4..8].copy_from_slice(&self.identity.to_ne_bytes());
+        b[8] = self.proto;
+        b[9] = self.pad2;
+        b[10..12].copy_from_slice(&self.dport.to_ne_bytes());
+        b
+    }
+
+    /// The key of `prefixlen` and the data bytes of [`PolicyKey::data`].
+    pub fn from_data(prefixlen: u32, b: [u8; POLICY_KEY_DATA_LEN]) -> Self {
+        Self {
+            prefixlen,
+            ep_id: u16::from_ne_bytes([b[0], b[1]]),
+            direction: b[2],
+            pad: b[3],
+            identity: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+            proto: b[8],
+            pad2: b[9],
+            dport: u16::from_ne_bytes([b[10], b[11]]),
+        }
+    }
+}
+
+/// `DP_POLICY_PREFIX_*`: prefix lengths of the policy trie's key.
+pub mod policy_prefix {
+    /// ep_id, direction, pad and identity: an L3-only entry (any protocol).
+    pub const L3: u32 = 64;
+    /// ... and proto, pad2: an entry for every port of a protocol; add the
+    /// number of leading port bits matched (0..=16).
+    pub const PROTO: u32 = 80;
+    /// Every bit: one protocol and one port.
+    pub const FULL: u32 = 96;
+}
+
+/// `DP_POLICY_F_*`: `policy_value.flags`.
+pub mod policy_flags {
+    /// The entry names a protocol (an L4 entry).
+    pub const L4: u8 = 1 << 0;
 }
 
 /// `struct policy_value`.
@@ -147,8 +204,10 @@ pub struct PolicyKey {
 pub struct PolicyValue {
     /// [`PolicyAction`] as `u8`.
     pub action: u8,
+    /// [`policy_flags`].
+    pub flags: u8,
     /// Padding, 0.
-    pub pad: [u8; 3],
+    pub pad: [u8; 2],
     /// Opaque rule cookie.
     pub rule: u32,
 }
@@ -256,7 +315,7 @@ pub struct DropRlValue {
 }
 
 const _: () = assert!(size_of::<EndpointValue>() == 24);
-const _: () = assert!(size_of::<PolicyKey>() == 12);
+const _: () = assert!(size_of::<PolicyKey>() == 16);
 const _: () = assert!(size_of::<PolicyValue>() == 8);
 const _: () = assert!(size_of::<CtKey>() == 16);
 const _: () = assert!(size_of::<CtValue>() == 88);

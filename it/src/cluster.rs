@@ -454,15 +454,25 @@ impl Node {
     /// Creates a pod `default/<name>` with `labels` (`k=v,k2=v2`) through
     /// CNI ADD, panicking if it fails.
     pub fn add_pod(&self, name: &str, labels: &str) -> Pod<'_> {
+        self.add_pod_with_ports(name, labels, "")
+    }
+
+    /// [`Node::add_pod`] for a pod that declares named ports
+    /// (`http:8080,dns:53/UDP`: `K8S_POD_PORTS` in `CNI_ARGS`), what a
+    /// policy's `port: <name>` resolves to.
+    pub fn add_pod_with_ports(&self, name: &str, labels: &str, ports: &str) -> Pod<'_> {
         let ns = NetNs::new("itp");
         self.made
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(ns.name.clone());
         let cid = container_id(name);
-        let args = format!(
+        let mut args = format!(
             "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name};K8S_POD_LABELS={labels}"
         );
+        if !ports.is_empty() {
+            args.push_str(&format!(";K8S_POD_PORTS={ports}"));
+        }
         let conf = self.conf();
         let out = self.cni("ADD", &cid, &ns.path().to_string_lossy(), &args, &conf);
         assert!(out.ok, "CNI ADD of {name}: {} {}", out.json, out.stderr);

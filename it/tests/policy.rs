@@ -4,7 +4,8 @@
 //! and `egressDeny` (deny wins over allow), `fromCIDR`/`toCIDR` with an
 //! external namespace behind the node, and replies of allowed connections
 //! pass an enforcing endpoint through conntrack. The node exporter's flows
-//! show the verdicts with pod names.
+//! show the verdicts with pod names. Port ranges (a denied port inside an
+//! allowed range) and `enableDefaultDeny: {ingress: false}` too.
 
 use std::net::SocketAddr;
 
@@ -395,6 +396,146 @@ fn icmps_allow_ping_by_type() {
                 && verdict(f) == "DROPPED"
                 && f["drop_reason_desc"] == "POLICY_DENIED"
                 && icmp_type(f) == Some(8)
+        });
+    }
+    cluster.shutdown();
+}
+
+/// A range of 3,000 ports from the clients, with one port inside it denied
+/// for every peer.
+const RANGED_INGRESS: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: ranged
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: ranged
+  ingress:
+  - fromEndpoints:
+    - matchLabels:
+        role: client
+    toPorts:
+    - ports:
+      - port: "2000"
+        endPort: 4999
+        protocol: TCP
+  ingressDeny:
+  - toPorts:
+    - ports:
+      - port: "2500"
+        protocol: TCP
+"#;
+
+/// The same deny without default-deny: ports no rule names stay open.
+const RANGED_NO_DEFAULT_DENY: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: ranged
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: ranged
+  enableDefaultDeny:
+    ingress: false
+  ingressDeny:
+  - toPorts:
+    - ports:
+      - port: "2500"
+        protocol: TCP
+"#;
+
+#[test]
+fn port_range_and_enable_default_deny_false() {
+    require_privileges!("busybox");
+    let cluster = Cluster::single("10.210.57.0/24");
+    {
+        let node = cluster.node();
+        let ranged = node.add_pod("ranged", "app=ranged");
+        let client = node.add_pod("client", "role=client");
+        let _srv = EchoServers::start(&ranged.netns(), ranged.ip, &[2000, 2500, 4999, 5000], &[]);
+
+        node.apply_policy("ranged.yaml", RANGED_INGRESS);
+        for port in [2000, 4999] {
+            tcp_exchange(&client.netns(), to(ranged.ip, port))
+                .unwrap_or_else(|e| panic!("client -> ranged:{port} inside the range: {e}"));
+        }
+        tcp_exchange(&client.netns(), to(ranged.ip, 5000)).expect_err("5000 is outside the range");
+        tcp_exchange(&client.netns(), to(ranged.ip, 2500)).expect_err("2500 is denied");
+        node.wait_flow("client -> ranged:4999 allowed verdict", |f| {
+            is_policy_verdict(f)
+                && src(f) == "client"
+                && dst(f) == "ranged"
+                && dport(f) == 4999
+                && verdict(f) == "FORWARDED"
+        });
+        node.wait_flow("client -> ranged:5000 POLICY_DENIED", |f| {
+            denied_flow(f, "client", "ranged", 5000)
+        });
+        node.wait_flow("client -> ranged:2500 POLICY_DENY", |f| {
+            src(f) == "client"
+                && dst(f) == "ranged"
+                && dport(f) == 2500
+                && verdict(f) == "DROPPED"
+                && f["drop_reason_desc"] == "POLICY_DENY"
+        });
+
+        // enableDefaultDeny: {ingress: false}: the deny still applies, the
+        // rest of ingress is open (Cilium >= 1.15).
+        node.apply_policy("ranged.yaml", RANGED_NO_DEFAULT_DENY);
+        tcp_exchange(&client.netns(), to(ranged.ip, 5000)).expect("no default deny: 5000 open");
+        tcp_exchange(&client.netns(), to(ranged.ip, 2000)).expect("no default deny: 2000 open");
+        tcp_exchange(&client.netns(), to(ranged.ip, 2500)).expect_err("the deny still applies");
+    }
+    cluster.shutdown();
+}
+
+/// `port: http` resolved against the port the selected pod declares.
+const NAMED_PORT_INGRESS: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: named
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: named
+  ingress:
+  - toPorts:
+    - ports:
+      - port: http
+        protocol: TCP
+"#;
+
+#[test]
+fn named_port_resolved_per_endpoint() {
+    require_privileges!("busybox");
+    let cluster = Cluster::single("10.210.58.0/24");
+    {
+        let node = cluster.node();
+        // Both pods run servers on 8080 and 9090, but name different ones.
+        let named = node.add_pod_with_ports("named", "app=named", "http:8080,metrics:9090");
+        let other = node.add_pod_with_ports("other", "app=named,alt=yes", "http:9090");
+        let client = node.add_pod("client", "role=client");
+        let _srv = EchoServers::start(&named.netns(), named.ip, &[8080, 9090], &[]);
+        let _srv2 = EchoServers::start(&other.netns(), other.ip, &[8080, 9090], &[]);
+
+        node.apply_policy("named.yaml", NAMED_PORT_INGRESS);
+        tcp_exchange(&client.netns(), to(named.ip, 8080)).expect("named's http is 8080");
+        tcp_exchange(&client.netns(), to(named.ip, 9090)).expect_err("9090 is not named http");
+        tcp_exchange(&client.netns(), to(other.ip, 9090)).expect("other's http is 9090");
+        tcp_exchange(&client.netns(), to(other.ip, 8080)).expect_err("8080 is not other's http");
+        node.wait_flow("client -> named:8080 allowed verdict", |f| {
+            is_policy_verdict(f)
+                && src(f) == "client"
+                && dst(f) == "named"
+                && dport(f) == 8080
+                && verdict(f) == "FORWARDED"
+        });
+        node.wait_flow("client -> named:9090 POLICY_DENIED", |f| {
+            denied_flow(f, "client", "named", 9090)
         });
     }
     cluster.shutdown();

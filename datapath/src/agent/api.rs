@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::store::{EndpointRecord, StoreStatus};
 use crate::policy::cidr::Cidr;
-use crate::policy::{Enforcement, Policy};
+use crate::policy::{Enforcement, NamedPort, Policy};
 
 /// `POST /v1/ipam`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +86,9 @@ pub struct EndpointAdd {
     /// Pod labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Ports the pod declares by name (`K8S_POD_PORTS`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<NamedPort>,
 }
 
 /// An endpoint as the API shows it.

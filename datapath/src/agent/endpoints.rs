@@ -130,6 +130,9 @@ pub struct AgentConfig {
     pub mtu: Option<u32>,
     /// The cluster store; `None`: the single-node file store.
     pub kvstore: Option<KvstoreConfig>,
+    /// `--allow-localhost`: whether the node may reach pods that enforce
+    /// ingress without a rule allowing the host.
+    pub allow_localhost: crate::policy::AllowLocalhost,
 }
 
 /// How traffic to pods on other nodes leaves this node.
@@ -474,6 +477,7 @@ impl Agent {
             pod_name: req.pod_name,
             labels: req.labels,
             identity,
+            ports: req.ports,
         };
         let r = (|| {
             self.store.upsert_endpoint(rec.clone())?;
@@ -787,7 +791,12 @@ impl Agent {
             cidr_ids.insert(c, id);
         }
         let ids: IdentityAllocator = self.store.identities()?;
-        let eps = self.local_endpoints()?;
+        let all_eps = self.store.endpoints()?;
+        let eps: Vec<EndpointRecord> = all_eps
+            .iter()
+            .filter(|e| e.node == self.cfg.node_name)
+            .cloned()
+            .collect();
         let locals: Vec<LocalEndpoint> = eps
             .iter()
             .map(|e| LocalEndpoint {
@@ -795,7 +804,22 @@ impl Agent {
                 identity: e.identity,
             })
             .collect();
-        let compiled = policy::compile(&policies, &locals, &ids, &cidr_ids);
+        let mut cluster_named_ports: Vec<_> = all_eps
+            .iter()
+            .flat_map(|e| e.ports.iter().cloned())
+            .collect();
+        cluster_named_ports.sort_unstable();
+        cluster_named_ports.dedup();
+        let opts = policy::CompileOptions {
+            allow_localhost: self.cfg.allow_localhost,
+            named_ports: eps
+                .iter()
+                .filter(|e| !e.ports.is_empty())
+                .map(|e| (e.ep_id, e.ports.clone()))
+                .collect(),
+            cluster_named_ports,
+        };
+        let compiled = policy::compile_with(&policies, &locals, &ids, &cidr_ids, &opts);
 
         // Desired ipcache: the store's prefixes win over the node's own
         // addresses, which win over CIDR identities.

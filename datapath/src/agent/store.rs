@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::Policy;
 use crate::policy::cidr::Cidr;
 use crate::policy::identity::{IdentityAllocator, IdentityError, LabelSet};
+use crate::policy::{NamedPort, Policy};
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +223,10 @@ pub struct EndpointRecord {
     pub labels: BTreeMap<String, String>,
     /// Security identity.
     pub identity: u32,
+    /// The ports the pod declares by name (`K8S_POD_PORTS`), what a
+    /// policy's `port: <name>` resolves to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<NamedPort>,
 }
 
 /// The cluster-state store interface (ARCHITECTURE.md, process model).
@@ -599,6 +603,7 @@ mod tests {
             pod_name: format!("pod{ep_id}"),
             labels: BTreeMap::from([("app".into(), "x".into())]),
             identity,
+            ports: Vec::new(),
         }
     }
 

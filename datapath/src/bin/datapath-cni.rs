@@ -231,6 +231,7 @@ fn add(e: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         ));
     }
     let (namespace, pod_name, labels) = cni::pod_identity(&e.args, conf, &e.container_id)?;
+    let ports = cni::pod_ports(&e.args)?;
     let client = Client::new(conf.socket());
     let owner = format!("{}/{}", e.container_id, e.ifname);
     let host = cni::host_iface(&e.container_id, &e.ifname);
@@ -304,6 +305,7 @@ fn add(e: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
                 namespace,
                 pod_name,
                 labels,
+                ports,
             },
         )
         .map_err(|err| api_err("register the endpoint with the agent", err))?;

@@ -186,6 +186,14 @@ struct AgentArgs {
     /// NODE_IP:4244).
     #[arg(long, value_name = "HOST:PORT")]
     hubble_address: Option<String>,
+    /// Whether the node itself (the host identity) may reach pods whose
+    /// ingress is enforced by a policy, as Cilium's option: `always` (an
+    /// implicit allow of the host on every such pod; a deny rule matching
+    /// the host still wins), `policy` (only when a rule allows it, e.g.
+    /// `fromEntities: [host]`), or `auto` = `always` here, as in Cilium
+    /// under Kubernetes (kubelet probes must reach pods).
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    allow_localhost: datapath::policy::AllowLocalhost,
 }
 
 /// A duration in seconds (`15s`, `500ms`, `2m`, or a plain number of seconds).
@@ -600,6 +608,7 @@ fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
         .or_else(|| a.node_ip.map(|ip| format!("{ip}:4244")));
     let cfg = AgentConfig {
         node_ip: a.node_ip,
+        allow_localhost: a.allow_localhost,
         hubble_address,
         tunnel,
         mtu: a.mtu,
@@ -817,12 +826,12 @@ fn bpf(what: BpfCmd, pin_dir: &Path) -> Result<()> {
             what: PolicyGet::Get { ep_id },
         } => {
             println!(
-                "{:<8} {:>10} {:>5} {:>5}  {:<6} RULE",
+                "{:<8} {:>10} {:>5} {:>11}  {:<6} RULE",
                 "DIR", "IDENTITY", "PROTO", "PORT", "ACTION"
             );
             for e in maps.policy_entries(ep_id)? {
                 println!(
-                    "{:<8} {:>10} {:>5} {:>5}  {:<6} {:#010x}",
+                    "{:<8} {:>10} {:>5} {:>11}  {:<6} {:#010x}",
                     format!("{:?}", e.direction),
                     if e.identity == 0 {
                         "ANY".to_string()
@@ -834,10 +843,12 @@ fn bpf(what: BpfCmd, pin_dir: &Path) -> Result<()> {
                     } else {
                         e.proto.to_string()
                     },
-                    if e.port == 0 {
+                    if e.proto == 0 || e.port_prefix == 0 {
                         "ANY".to_string()
-                    } else {
+                    } else if e.port_prefix == 16 {
                         e.port.to_string()
+                    } else {
+                        format!("{}-{}", e.port, e.last_port())
                     },
                     format!("{:?}", e.action),
                     e.rule

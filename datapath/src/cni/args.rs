@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::cni::wire::{CniError, NetConf, code};
 use crate::defaults;
+use crate::policy::NamedPort;
 
 /// `CNI_ARGS`: `K=V;K=V`.
 pub fn parse_cni_args(s: &str) -> Result<BTreeMap<String, String>, CniError> {
@@ -68,6 +69,39 @@ pub fn pod_identity(
     Ok((namespace, name, labels))
 }
 
+/// The ports a pod declares by name: `K8S_POD_PORTS=http:80/TCP,dns:53/UDP`
+/// in `CNI_ARGS` (protocol TCP when left out, as a Kubernetes
+/// `containerPort`). A runtime with a pod spec passes its named
+/// `containerPorts` this way; policies' `port: <name>` resolve to them.
+pub fn pod_ports(cni_args: &BTreeMap<String, String>) -> Result<Vec<NamedPort>, CniError> {
+    let mut out: Vec<NamedPort> = Vec::new();
+    for p in cni_args
+        .get("K8S_POD_PORTS")
+        .map(String::as_str)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+    {
+        let np: NamedPort = p.parse().map_err(|m: String| {
+            CniError::new(code::INVALID_ENV, "invalid K8S_POD_PORTS in CNI_ARGS", m)
+        })?;
+        if out
+            .iter()
+            .any(|o| o.name == np.name && (o.port, o.protocol) != (np.port, np.protocol))
+        {
+            return Err(CniError::new(
+                code::INVALID_ENV,
+                "invalid K8S_POD_PORTS in CNI_ARGS",
+                format!("port name {:?} declared twice", np.name),
+            ));
+        }
+        out.push(np);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +123,37 @@ mod tests {
         let (ns, name, _) = pod_identity(&a, &conf, "c").unwrap();
         assert_eq!((ns.as_str(), name.as_str()), ("default", "tiefighter"));
         assert!(parse_cni_args("novalue").is_err());
+    }
+
+    #[test]
+    fn pod_ports_from_cni_args() {
+        let a = parse_cni_args("K8S_POD_PORTS=http:8080,dns:53/UDP,metrics:9090/tcp").unwrap();
+        let ports = pod_ports(&a).unwrap();
+        let got: Vec<(&str, u16, u8)> = ports
+            .iter()
+            .map(|p| (p.name.as_str(), p.port, p.protocol))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("dns", 53, 17), ("http", 8080, 6), ("metrics", 9090, 6)]
+        );
+        assert!(
+            pod_ports(&parse_cni_args("K8S_POD_NAME=x").unwrap())
+                .unwrap()
+                .is_empty()
+        );
+        for (bad, why) in [
+            ("K8S_POD_PORTS=http", "name:port"),
+            ("K8S_POD_PORTS=http:0", "not a port"),
+            ("K8S_POD_PORTS=http:70000", "not a port"),
+            ("K8S_POD_PORTS=Http:80", "lowercase"),
+            ("K8S_POD_PORTS=80:80", "at least one letter"),
+            ("K8S_POD_PORTS=http:80/ICMP", "protocol"),
+            ("K8S_POD_PORTS=http:80,http:81", "declared twice"),
+        ] {
+            let e = pod_ports(&parse_cni_args(bad).unwrap()).unwrap_err();
+            let text = format!("{e:?}");
+            assert!(text.contains(why), "{bad}: {text}");
+        }
     }
 }

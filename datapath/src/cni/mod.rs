@@ -14,6 +14,6 @@ mod args;
 mod iface;
 mod wire;
 
-pub use args::{parse_cni_args, pod_identity};
+pub use args::{parse_cni_args, pod_identity, pod_ports};
 pub use iface::{host_iface, pod_mtu, temp_iface};
 pub use wire::*;

@@ -20,9 +20,9 @@ use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapError, MapType, PerCpu
 pub use ebpf::identity;
 pub use ebpf::maps::{
     Aggregation, CFG_F_SET, CtKey, CtValue, DROP_STATS_ENTRIES, Direction, DpConfig, DropRlValue,
-    DropStatsValue, EndpointKey, EndpointValue, IpcacheKey, IpcacheValue, ParseAggregationError,
-    PolicyAction, PolicyKey, PolicyValue, ct_flags, ct_lifetime, ep_flags, ip4_from_key, ip4_key,
-    names,
+    DropStatsValue, EndpointKey, EndpointValue, IpcacheKey, IpcacheValue, POLICY_KEY_DATA_LEN,
+    ParseAggregationError, PolicyAction, PolicyKey, PolicyValue, ct_flags, ct_lifetime, ep_flags,
+    ip4_from_key, ip4_key, names, policy_flags, policy_prefix,
 };
 
 use crate::error::{DatapathError, Result};
@@ -44,8 +44,6 @@ unsafe impl aya::Pod for Plain<EndpointValue> {}
 unsafe impl aya::Pod for Plain<IpcacheKey> {}
 // SAFETY: see above.
 unsafe impl aya::Pod for Plain<IpcacheValue> {}
-// SAFETY: see above.
-unsafe impl aya::Pod for Plain<PolicyKey> {}
 // SAFETY: see above.
 unsafe impl aya::Pod for Plain<PolicyValue> {}
 // SAFETY: see above.
@@ -160,11 +158,14 @@ impl Endpoint {
     }
 }
 
-/// One resolved policy entry of an endpoint.
+/// One resolved policy entry of an endpoint: a prefix of the policy trie.
 ///
 /// `identity: 0` matches any peer (an L4-only rule); `proto: 0` (with
-/// `port: 0`) any protocol and port (an L3-only rule); `port: 0` with a
-/// protocol every port of it. For ICMP the port is the ICMP type.
+/// `port: 0`, `port_prefix: 0`) any protocol and port (an L3-only rule).
+/// With a protocol, the entry matches the ports whose first `port_prefix`
+/// bits are those of `port`: `port_prefix: 0` is every port, 16 exactly
+/// `port` (port 0 included: ICMP type 0), and a port range is written as
+/// its maximal aligned prefixes. For ICMP the port is the ICMP type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PolicyEntry {
     /// Local endpoint id.
@@ -175,8 +176,10 @@ pub struct PolicyEntry {
     pub identity: u32,
     /// IP protocol (6 TCP, 17 UDP, 1 ICMP, 132 SCTP), 0 = any.
     pub proto: u8,
-    /// Destination port (ICMP type), 0 = any.
+    /// Destination port (ICMP type): the first of the ports matched.
     pub port: u16,
+    /// Leading bits of `port` that must match, 0..=16 (0 = every port).
+    pub port_prefix: u8,
     /// What it does.
     pub action: PolicyAction,
     /// Opaque rule cookie (which rule produced the entry).
@@ -184,25 +187,90 @@ pub struct PolicyEntry {
 }
 
 impl PolicyEntry {
+    /// The entry matching exactly `port` of `proto` (`port: 0` = every
+    /// port, as most rules mean it; for ICMP type 0 alone set
+    /// `port_prefix: 16` yourself).
+    pub fn port(
+        ep_id: u16,
+        direction: Direction,
+        identity: u32,
+        proto: u8,
+        port: u16,
+        action: PolicyAction,
+        rule: u32,
+    ) -> Self {
+        Self {
+            ep_id,
+            direction,
+            identity,
+            proto,
+            port,
+            port_prefix: if port == 0 { 0 } else { 16 },
+            action,
+            rule,
+        }
+    }
+
+    /// The last port the entry matches (`port` when it is one port).
+    pub fn last_port(&self) -> u16 {
+        match self.port_prefix {
+            p @ 0..=15 => self.port | (u16::MAX >> p),
+            _ => self.port,
+        }
+    }
+
+    /// Whether the entry matches `proto`/`port` (identity and endpoint
+    /// aside).
+    pub fn matches(&self, proto: u8, port: u16) -> bool {
+        self.proto == 0 || (self.proto == proto && (self.port..=self.last_port()).contains(&port))
+    }
+
     /// The map key of this entry.
     pub fn key(&self) -> Result<PolicyKey> {
-        if self.proto == 0 && self.port != 0 {
-            return Err(DatapathError::Invalid {
-                what: "policy entry (a port needs a protocol)",
-                value: format!("{self:?}"),
-            });
+        let bad = |what| DatapathError::Invalid {
+            what,
+            value: format!("{self:?}"),
+        };
+        if self.proto == 0 && (self.port != 0 || self.port_prefix != 0) {
+            return Err(bad("policy entry (a port needs a protocol)"));
+        }
+        if self.port_prefix > 16 {
+            return Err(bad("policy entry (port_prefix above 16 bits)"));
+        }
+        if self.port_prefix < 16 && self.port & (u16::MAX >> self.port_prefix) != 0 {
+            return Err(bad("policy entry (port has bits beyond port_prefix)"));
         }
         Ok(PolicyKey {
-            identity: self.identity,
+            prefixlen: if self.proto == 0 {
+                policy_prefix::L3
+            } else {
+                policy_prefix::PROTO + u32::from(self.port_prefix)
+            },
             ep_id: self.ep_id,
-            dport: self.port,
-            proto: self.proto,
             direction: self.direction as u8,
             pad: 0,
+            identity: self.identity,
+            proto: self.proto,
+            pad2: 0,
+            dport: self.port.to_be(),
         })
     }
 
+    fn value(&self) -> PolicyValue {
+        PolicyValue {
+            action: self.action as u8,
+            flags: if self.proto != 0 { policy_flags::L4 } else { 0 },
+            pad: [0; 2],
+            rule: self.rule,
+        }
+    }
+
     fn from_raw(k: PolicyKey, v: PolicyValue) -> Option<Self> {
+        let port_prefix = match k.prefixlen {
+            policy_prefix::L3 => 0,
+            p @ policy_prefix::PROTO..=policy_prefix::FULL => (p - policy_prefix::PROTO) as u8,
+            _ => return None,
+        };
         Some(Self {
             ep_id: k.ep_id,
             direction: match k.direction {
@@ -211,8 +279,17 @@ impl PolicyEntry {
                 _ => return None,
             },
             identity: k.identity,
-            proto: k.proto,
-            port: k.dport,
+            proto: if k.prefixlen == policy_prefix::L3 {
+                0
+            } else {
+                k.proto
+            },
+            port: if k.prefixlen == policy_prefix::L3 {
+                0
+            } else {
+                u16::from_be(k.dport)
+            },
+            port_prefix,
             action: match v.action {
                 1 => PolicyAction::Allow,
                 2 => PolicyAction::Deny,
@@ -222,6 +299,18 @@ impl PolicyEntry {
             rule: v.rule,
         })
     }
+
+    /// Sort key: endpoint, direction, identity, protocol, port, prefix.
+    pub fn sort_key(&self) -> (u16, u8, u32, u8, u16, u8) {
+        (
+            self.ep_id,
+            self.direction as u8,
+            self.identity,
+            self.proto,
+            self.port,
+            self.port_prefix,
+        )
+    }
 }
 
 /// The node's maps, opened from their pins.
@@ -229,7 +318,7 @@ pub struct Maps {
     dir: PathBuf,
     endpoints: HashMap<MapData, Plain<EndpointKey>, Plain<EndpointValue>>,
     ipcache: LpmTrie<MapData, u32, Plain<IpcacheValue>>,
-    policy: HashMap<MapData, Plain<PolicyKey>, Plain<PolicyValue>>,
+    policy: LpmTrie<MapData, [u8; POLICY_KEY_DATA_LEN], Plain<PolicyValue>>,
     ct4: HashMap<MapData, Plain<CtKey>, Plain<CtValue>>,
     config: Array<MapData, Plain<DpConfig>>,
     lost_events: PerCpuArray<MapData, u64>,
@@ -399,13 +488,8 @@ impl Maps {
     /// Adds or replaces one policy entry.
     pub fn upsert_policy(&mut self, e: &PolicyEntry) -> Result<()> {
         let k = e.key()?;
-        let v = PolicyValue {
-            action: e.action as u8,
-            pad: [0; 3],
-            rule: e.rule,
-        };
         self.policy
-            .insert(Plain(k), Plain(v), 0)
+            .insert(&LpmKey::new(k.prefixlen, k.data()), Plain(e.value()), 0)
             .map_err(|e| DatapathError::map(names::POLICY, e))
     }
 
@@ -413,23 +497,14 @@ impl Maps {
     /// was not there.
     pub fn remove_policy(&mut self, e: &PolicyEntry) -> Result<bool> {
         let k = e.key()?;
-        not_found_ok(self.policy.remove(&Plain(k)))
+        not_found_ok(self.policy.remove(&LpmKey::new(k.prefixlen, k.data())))
             .map_err(|e| DatapathError::map(names::POLICY, e))
     }
 
     /// All entries of endpoint `ep_id`, in a stable order.
     pub fn policy_entries(&self, ep_id: u16) -> Result<Vec<PolicyEntry>> {
-        let mut out = Vec::new();
-        for kv in self.policy.iter() {
-            let (Plain(k), Plain(v)) = kv.map_err(|e| DatapathError::map(names::POLICY, e))?;
-            if k.ep_id == ep_id
-                && let Some(e) = PolicyEntry::from_raw(k, v)
-            {
-                out.push(e);
-            }
-        }
-        out.sort_by_key(|e| (e.direction as u8, e.identity, e.proto, e.port));
-        out.dedup();
+        let mut out = self.all_policy_entries()?;
+        out.retain(|e| e.ep_id == ep_id);
         Ok(out)
     }
 
@@ -437,12 +512,13 @@ impl Maps {
     pub fn all_policy_entries(&self) -> Result<Vec<PolicyEntry>> {
         let mut out = Vec::new();
         for kv in self.policy.iter() {
-            let (Plain(k), Plain(v)) = kv.map_err(|e| DatapathError::map(names::POLICY, e))?;
+            let (k, Plain(v)) = kv.map_err(|e| DatapathError::map(names::POLICY, e))?;
+            let k = PolicyKey::from_data(k.prefix_len(), k.data());
             if let Some(e) = PolicyEntry::from_raw(k, v) {
                 out.push(e);
             }
         }
-        out.sort_by_key(|e| (e.ep_id, e.direction as u8, e.identity, e.proto, e.port));
+        out.sort_by_key(PolicyEntry::sort_key);
         out.dedup();
         Ok(out)
     }
@@ -616,7 +692,7 @@ pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 9] = [
     ),
     (
         names::POLICY,
-        MapType::Hash,
+        MapType::LpmTrie,
         size_of::<PolicyKey>() as u32,
         size_of::<PolicyValue>() as u32,
     ),

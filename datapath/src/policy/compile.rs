@@ -9,7 +9,7 @@ use crate::kernel::maps::{Direction, PolicyAction, PolicyEntry, identity as rese
 use crate::policy::cidr::Cidr;
 use crate::policy::identity::{self, IdentityAllocator, LabelSet, Scope};
 
-use super::model::{Entity, IPPROTO_ICMP, PeerRule, Policy};
+use super::model::{Entity, NamedPort, PeerRule, Policy};
 
 /// A local endpoint as the compiler sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +130,8 @@ impl Universe<'_> {
                 Entity::WorldIpv6 => {
                     out.insert(reserved::WORLD_IPV6);
                 }
+                // No identity carries `reserved:none`.
+                Entity::None => {}
                 Entity::Cluster => {
                     out.extend(
                         self.all.iter().map(|(id, _)| *id).filter(|id| {
@@ -161,21 +163,136 @@ impl Universe<'_> {
     }
 }
 
-/// Compiles `policies` for the local `endpoints`. `ids` must already hold
-/// every identity (including the CIDR identities in `cidr_ids`, see
-/// [`allocate_cidr_identities`]).
+/// Whether the node itself (the host identity, 1) may reach local
+/// endpoints that enforce ingress: Cilium's agent option
+/// `--allow-localhost`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AllowLocalhost {
+    /// Cilium's default: `policy`, except when running with Kubernetes,
+    /// where it is `always` (Kubernetes requires the node to reach its
+    /// pods, for kubelet probes). This agent is a Kubernetes CNI, so
+    /// `auto` is `always`.
+    #[default]
+    Auto,
+    /// An implicit ALLOW of the host identity (any protocol, any port) on
+    /// the ingress of every endpoint that enforces ingress. A DENY that
+    /// matches the host (e.g. `ingressDeny: [{fromEntities: [host]}]`)
+    /// still wins, as in Cilium.
+    Always,
+    /// No implicit entry: the host reaches an enforcing endpoint only when
+    /// a rule allows it (`fromEntities: [host]`).
+    Policy,
+}
+
+impl AllowLocalhost {
+    /// Whether the host gets its implicit allow (`auto` and `always`).
+    pub fn always(self) -> bool {
+        matches!(self, Self::Auto | Self::Always)
+    }
+
+    /// The option's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Always => "always",
+            Self::Policy => "policy",
+        }
+    }
+}
+
+impl std::str::FromStr for AllowLocalhost {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "always" => Ok(Self::Always),
+            "policy" => Ok(Self::Policy),
+            o => Err(format!(
+                "unknown allow-localhost mode {o:?} (expected auto, always or policy)"
+            )),
+        }
+    }
+}
+
+/// What the compiler adds to the policies' own entries, and what it
+/// resolves named ports against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// `--allow-localhost`.
+    pub allow_localhost: AllowLocalhost,
+    /// The ports each local endpoint declares by name (endpoint id →
+    /// ports): an ingress rule's `port: <name>` resolves against the
+    /// endpoint the rule selects, as Cilium does.
+    pub named_ports: BTreeMap<u16, Vec<NamedPort>>,
+    /// Every named port known in the cluster (every endpoint's): an egress
+    /// rule's `port: <name>` resolves against these, as Cilium resolves it
+    /// against the cluster's named-port map (a name with two numbers for a
+    /// protocol resolves to nothing there).
+    pub cluster_named_ports: Vec<NamedPort>,
+}
+
+/// `(protocol, name)` references → `(protocol, port, 16)` entries of the
+/// declared ports that match, per protocol (protocol 0 in a reference is
+/// TCP, UDP and SCTP, as Cilium expands `ANY`, so it takes the declared
+/// one). A name nobody declares resolves to nothing (the rule allows or
+/// denies nothing for it), and so does a name with more than one number
+/// for a protocol (Cilium's `ErrDuplicateNamedPorts`, only possible with
+/// the cluster's ports of egress rules).
+fn resolve_named(refs: &[(u8, String)], declared: &[NamedPort]) -> Vec<(u8, u16, u8)> {
+    let mut out = Vec::new();
+    for (proto, name) in refs {
+        let protos: &[u8] = if *proto == 0 {
+            &[6, 17, 132]
+        } else {
+            &[*proto][..]
+        };
+        for p in protos {
+            let numbers: BTreeSet<u16> = declared
+                .iter()
+                .filter(|d| &d.name == name && d.protocol == *p)
+                .map(|d| d.port)
+                .collect();
+            if let [port] = numbers.into_iter().collect::<Vec<_>>()[..] {
+                out.push((*p, port, 16));
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Compiles `policies` for the local `endpoints` with no implicit entries
+/// (as `--allow-localhost policy`): exactly what the rules say. `ids` must
+/// already hold every identity (including the CIDR identities in
+/// `cidr_ids`, see [`allocate_cidr_identities`]).
 pub fn compile(
     policies: &[Policy],
     endpoints: &[LocalEndpoint],
     ids: &IdentityAllocator,
     cidr_ids: &BTreeMap<Cidr, u32>,
 ) -> Compiled {
+    let opts = CompileOptions {
+        allow_localhost: AllowLocalhost::Policy,
+        ..CompileOptions::default()
+    };
+    compile_with(policies, endpoints, ids, cidr_ids, &opts)
+}
+
+/// [`compile`] with the agent's options (the implicit host allow of
+/// `--allow-localhost`).
+pub fn compile_with(
+    policies: &[Policy],
+    endpoints: &[LocalEndpoint],
+    ids: &IdentityAllocator,
+    cidr_ids: &BTreeMap<Cidr, u32>,
+    opts: &CompileOptions,
+) -> Compiled {
     let uni = Universe {
         all: ids.all(),
         cidr_ids,
     };
-    type Key = (u16, u8, u32, u8, u16);
-    let mut entries: BTreeMap<Key, (PolicyAction, u32)> = BTreeMap::new();
+    let mut entries: BTreeMap<EntryKey, (PolicyAction, u32)> = BTreeMap::new();
     let mut enforce = BTreeMap::new();
     for ep in endpoints {
         let labels = ids.labels(ep.identity).unwrap_or_default();
@@ -214,20 +331,30 @@ pub fn compile(
                         if !pr.has_peers() && pr.ports.is_none() {
                             continue; // `{}`: selects no traffic
                         }
-                        let ports = pr.ports.clone().unwrap_or_else(|| vec![(0, 0)]);
-                        for peer in uni.peers(pr) {
-                            for (proto, port) in &ports {
-                                // ICMP type 0 (EchoReply) has the key of
-                                // "any ICMP type" (port 0 = any): an allow
-                                // for it would allow every type, so it is
-                                // left out, while a deny for it denies
-                                // every type (both err on the closed side).
-                                if (*proto, *port) == (IPPROTO_ICMP, 0)
-                                    && action == PolicyAction::Allow
-                                {
-                                    continue;
+                        // L3-only: one entry of any protocol and port.
+                        let mut l4: Vec<(u8, u16, u8)> = match &pr.ports {
+                            None => vec![(0, 0, 0)],
+                            Some(ranges) => ranges
+                                .iter()
+                                .flat_map(|&(proto, first, last)| {
+                                    port_prefixes(first, last)
+                                        .into_iter()
+                                        .map(move |(port, bits)| (proto, port, bits))
+                                })
+                                .collect(),
+                        };
+                        if !pr.named_ports.is_empty() {
+                            let declared = match dir {
+                                Direction::Ingress => {
+                                    opts.named_ports.get(&ep.ep_id).map_or(&[][..], |v| v)
                                 }
-                                let key = (ep.ep_id, dir as u8, peer, *proto, *port);
+                                Direction::Egress => &opts.cluster_named_ports[..],
+                            };
+                            l4.extend(resolve_named(&pr.named_ports, declared));
+                        }
+                        for peer in uni.peers(pr) {
+                            for &(proto, port, bits) in &l4 {
+                                let key = (ep.ep_id, dir as u8, peer, proto, port, bits);
                                 match entries.get(&key) {
                                     Some((PolicyAction::Deny, _)) => {}
                                     Some(_) if action != PolicyAction::Deny => {}
@@ -248,16 +375,24 @@ pub fn compile(
         for (d, dir) in [(0, Direction::Ingress), (1, Direction::Egress)] {
             if let (false, Some(cookie)) = (default_deny[d], allow_all_cookie[d]) {
                 entries
-                    .entry((ep.ep_id, dir as u8, 0, 0, 0))
+                    .entry((ep.ep_id, dir as u8, 0, 0, 0, 0))
                     .or_insert((PolicyAction::Allow, cookie));
             }
         }
+        // Cilium's `--allow-localhost=always`: the node reaches its pods
+        // (an L3 allow of the host identity, no rule cookie); a deny of the
+        // host still wins (deny precedence below, or the same key's DENY).
+        if enf.ingress && opts.allow_localhost.always() {
+            entries
+                .entry((ep.ep_id, Direction::Ingress as u8, reserved::HOST, 0, 0, 0))
+                .or_insert((PolicyAction::Allow, 0));
+        }
         enforce.insert(ep.ep_id, enf);
     }
-    let entries = entries
+    let mut entries: Vec<PolicyEntry> = entries
         .into_iter()
         .map(
-            |((ep_id, dir, identity, proto, port), (action, rule))| PolicyEntry {
+            |((ep_id, dir, identity, proto, port, port_prefix), (action, rule))| PolicyEntry {
                 ep_id,
                 direction: if dir == Direction::Ingress as u8 {
                     Direction::Ingress
@@ -267,12 +402,84 @@ pub fn compile(
                 identity,
                 proto,
                 port,
+                port_prefix,
                 action,
                 rule,
             },
         )
         .collect();
+    resolve_deny_precedence(&mut entries);
     Compiled { entries, enforce }
+}
+
+/// `(ep_id, direction, identity, proto, port, port_prefix)`: the order of
+/// [`PolicyEntry::sort_key`].
+type EntryKey = (u16, u8, u32, u8, u16, u8);
+
+/// The port range `first..=last` as the fewest aligned prefixes
+/// `(port, leading bits)`: `0..=65535` is `[(0, 0)]`, `80..=80` is
+/// `[(80, 16)]`, `8000..=8002` is `[(8000, 15), (8002, 16)]`.
+pub fn port_prefixes(first: u16, last: u16) -> Vec<(u16, u8)> {
+    let mut out = Vec::new();
+    let (mut lo, hi) = (u32::from(first), u32::from(last));
+    while lo <= hi {
+        // The widest block starting at `lo` that is aligned and fits.
+        let mut size = if lo == 0 {
+            1 << 16
+        } else {
+            1 << lo.trailing_zeros()
+        };
+        while lo + size - 1 > hi {
+            size >>= 1;
+        }
+        out.push((lo as u16, 16 - size.trailing_zeros() as u8));
+        lo += size;
+    }
+    out
+}
+
+/// Cilium's deny precedence, resolved here so that the datapath's
+/// longest-prefix lookup gives the answer: an ALLOW (or AUDIT) entry that
+/// lies inside a DENY entry of the same endpoint, direction and identity
+/// becomes a DENY carrying the cookie of the most specific such deny.
+/// Then whenever a packet matches some deny of an identity, the longest
+/// entry it matches for that identity is a deny. (A deny of the other
+/// lookup, identity 0 or the peer's, is seen by the datapath's second
+/// lookup and wins there.)
+fn resolve_deny_precedence(entries: &mut [PolicyEntry]) {
+    let denies: Vec<PolicyEntry> = entries
+        .iter()
+        .filter(|e| e.action == PolicyAction::Deny)
+        .copied()
+        .collect();
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.action != PolicyAction::Deny)
+    {
+        let covering = denies
+            .iter()
+            .filter(|d| {
+                (d.ep_id, d.direction, d.identity) == (e.ep_id, e.direction, e.identity)
+                    && covers(d, e)
+            })
+            .max_by_key(|d| (d.proto != 0, d.port_prefix));
+        if let Some(d) = covering {
+            e.action = PolicyAction::Deny;
+            e.rule = d.rule;
+        }
+    }
+}
+
+/// Whether every packet `inner` matches also matches `outer` (same
+/// endpoint, direction and identity assumed).
+fn covers(outer: &PolicyEntry, inner: &PolicyEntry) -> bool {
+    if outer.proto == 0 {
+        return true;
+    }
+    outer.proto == inner.proto
+        && outer.port_prefix <= inner.port_prefix
+        && outer.port <= inner.port
+        && inner.last_port() <= outer.last_port()
 }
 
 /// Writes and removals that turn the map's entries into the desired ones.
@@ -291,8 +498,8 @@ impl EntryDiff {
     }
 }
 
-fn entry_key(e: &PolicyEntry) -> (u16, u8, u32, u8, u16) {
-    (e.ep_id, e.direction as u8, e.identity, e.proto, e.port)
+fn entry_key(e: &PolicyEntry) -> EntryKey {
+    e.sort_key()
 }
 
 /// The minimal change from `current` (what the map holds) to `desired`.

@@ -15,8 +15,12 @@
 //!   direction asks for it, the direction still enforces (denies apply)
 //!   but gets a wildcard ALLOW entry, as Cilium's wildcard-allow rule;
 //! - an allow rule's peers × ports become ALLOW entries, a deny rule's
-//!   DENY entries; on the same key DENY wins, and the kernel lets any
-//!   matching DENY win over any ALLOW;
+//!   DENY entries; a port range becomes its maximal aligned prefixes
+//!   ([`port_prefixes`]: the `policy` map is an LPM trie, as Cilium's);
+//!   on the same key DENY wins, an ALLOW inside a DENY of the same peer
+//!   becomes that DENY (so the kernel's longest match is a deny whenever
+//!   one matches), and the kernel lets a DENY of the peer's or of the
+//!   any-peer lookup win over any ALLOW;
 //! - a `CiliumNetworkPolicy` is namespaced: its `endpointSelector`, and its
 //!   peer selectors unless they name the namespace label, only select pods
 //!   of its namespace (`default` when `metadata.namespace` is missing,
@@ -34,10 +38,12 @@
 //!   `{}` allows nothing (the usual way to say "default deny"), and so
 //!   does a port rule that names no port (`toPorts: [{}]`,
 //!   `toPorts: [{ports: []}]`), while `toPorts: []` is no `toPorts`;
+//! - named ports (`port: http`) resolve per endpoint ([`CompileOptions`]):
+//!   ingress against the selected endpoint's declared [`NamedPort`]s,
+//!   egress against every endpoint's; unresolved, they add nothing;
 //! - `icmps` (not beside `toPorts` in one rule) become `(ICMP, type)`
-//!   ports for IPv4 fields and nothing for IPv6 ones (IPv4-only datapath);
-//!   type 0 shares the "any type" key, so an allow for it is dropped and a
-//!   deny for it denies every type.
+//!   ports for IPv4 fields (a full-length prefix: type 0 is type 0 alone)
+//!   and nothing for IPv6 ones (IPv4-only datapath).
 //!
 //! [`diff_entries`] turns desired entries into the minimal set of writes
 //! and removals against what the map holds. Pure code: no I/O except

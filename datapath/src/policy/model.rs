@@ -145,6 +145,10 @@ pub enum Entity {
     /// A reserved identity by name: every reserved identity carrying its
     /// label (`remote-node` selects 6 and kube-apiserver, 7).
     Reserved(u32),
+    /// `none`: Cilium's entity that "can be selected but never exists"
+    /// (`reserved:none`): it selects no peer, so a rule naming only it
+    /// still makes its direction enforce and allows (or denies) nothing.
+    None,
 }
 
 /// A CIDR with exceptions (`fromCIDRSet`), or a plain CIDR.
@@ -168,10 +172,77 @@ pub struct PeerRule {
     pub cidrs: Option<Vec<CidrSet>>,
     /// `from/toEntities`.
     pub entities: Option<Vec<Entity>>,
-    /// `(protocol, port)` pairs from `toPorts`, port 0 = all, and from
-    /// `icmps` (`(1, type)` for IPv4; IPv6 fields add nothing, this
+    /// `(protocol, first, last)` port ranges (inclusive) from `toPorts`
+    /// (`port: 0` = `(p, 0, 65535)`) and from `icmps` (`(1, type, type)`
+    /// for IPv4, so type 0 is `(1, 0, 0)`; IPv6 fields add nothing, this
     /// datapath never sees ICMPv6); `None` when there is neither (L3-only).
-    pub ports: Option<Vec<(u8, u16)>>,
+    pub ports: Option<Vec<(u8, u16, u16)>>,
+    /// Named ports from `toPorts` (`port: http`): `(protocol, name)`,
+    /// protocol 0 when the rule says `ANY` or nothing (the port's declared
+    /// protocol). Resolved per endpoint by the compiler; `ports` is then
+    /// `Some` (possibly empty), so an unresolved name allows nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub named_ports: Vec<(u8, String)>,
+}
+
+/// A port an endpoint declares by name (Kubernetes' `containerPort` with a
+/// `name`): what `port: <name>` in a policy resolves to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NamedPort {
+    /// The name (an IANA service name: `http`, `dns-tcp`).
+    pub name: String,
+    /// The port number.
+    pub port: u16,
+    /// IP protocol (6 TCP, 17 UDP, 132 SCTP).
+    pub protocol: u8,
+}
+
+/// Why a named-port declaration is invalid.
+pub fn check_port_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if name.is_empty() || name.len() > 15 {
+        Err(format!("{name:?}: a port name has 1 to 15 characters"))
+    } else if !ok_chars || name.starts_with('-') || name.ends_with('-') || name.contains("--") {
+        Err(format!(
+            "{name:?}: a port name is lowercase letters, digits and single inner dashes (IANA service name)"
+        ))
+    } else if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        Err(format!("{name:?}: a port name needs at least one letter"))
+    } else {
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for NamedPort {
+    type Err = String;
+
+    /// `name:port[/PROTOCOL]` (protocol TCP, UDP or SCTP; default TCP, as
+    /// Kubernetes' `containerPort`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, rest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?} is not name:port[/protocol]"))?;
+        let (port, proto) = rest.split_once('/').unwrap_or((rest, "TCP"));
+        check_port_name(name)?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{s:?}: {port:?} is not a port (1-65535)"))?;
+        let protocol = match proto.to_ascii_uppercase().as_str() {
+            "TCP" => 6,
+            "UDP" => 17,
+            "SCTP" => 132,
+            _ => return Err(format!("{s:?}: protocol {proto:?} (TCP, UDP or SCTP)")),
+        };
+        Ok(Self {
+            name: name.to_string(),
+            port,
+            protocol,
+        })
+    }
 }
 
 impl PeerRule {

@@ -91,6 +91,16 @@ pub(super) struct RawIngress {
     pub(super) to_ports: Option<Vec<RawPortRule>>,
     #[serde(default)]
     pub(super) icmps: Option<Vec<RawIcmpRule>>,
+    /// Cilium fields this datapath rejects with a reason (see
+    /// `validate::UNSUPPORTED_PEER_FIELDS`), read only to say why.
+    #[serde(default)]
+    pub(super) from_requires: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(super) from_groups: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(super) from_nodes: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(super) authentication: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +118,20 @@ pub(super) struct RawEgress {
     pub(super) to_ports: Option<Vec<RawPortRule>>,
     #[serde(default)]
     pub(super) icmps: Option<Vec<RawIcmpRule>>,
+    /// Cilium fields this datapath rejects with a reason, read only to
+    /// say why.
+    #[serde(default, rename = "toFQDNs")]
+    pub(super) to_fqdns: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(super) to_services: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(super) to_requires: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(super) to_groups: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(super) to_nodes: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub(super) authentication: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -259,11 +259,13 @@ spec:
         rows(&c),
         vec![
             (4, I, 0, 6, 8000, A),
-            (4, I, 0, 6, 8001, A),
             (4, I, 0, 6, 8002, A),
             (4, I, 0, 17, 0, A),
         ]
     );
+    // 8000-8001 is one prefix (15 bits), 8002 one port, UDP every port.
+    let bits: Vec<u8> = c.entries.iter().map(|e| e.port_prefix).collect();
+    assert_eq!(bits, vec![15, 16, 0]);
 }
 
 #[test]
@@ -288,10 +290,10 @@ fn errors_name_the_file_and_field() {
         ),
         (
             doc(
-                "spec:\n  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: http}]}]}]\n",
+                "spec:\n  endpointSelector: {}\n  ingress: [{toPorts: [{ports: [{port: Http_1}]}]}]\n",
             ),
             "spec.ingress[0].toPorts[0].ports[0].port",
-            "named ports",
+            "port name",
         ),
         (
             doc("spec:\n  endpointSelector: {}\n  egress: [{toCIDR: [10.0.0.1/8]}]\n"),
@@ -720,12 +722,12 @@ fn icmps_become_icmp_type_entries() {
             (true, false),
             |w| vec![(4, I, 0, 0, 0, A), (4, I, id_of(w, 3), 1, 8, D)],
         ),
-        // Type 0 (EchoReply) shares the key of "any ICMP type": an allow
-        // for it is left out, a deny for it denies every ICMP type.
+        // Type 0 (EchoReply) is its own full-length prefix (see
+        // `icmp_type_0_alone` for the decisions).
         (
             "  ingress: [{icmps: [{fields: [{type: EchoReply}, {type: 8}]}]}]\n",
             (true, false),
-            |_| vec![(4, I, 0, 1, 8, A)],
+            |_| vec![(4, I, 0, 1, 0, A), (4, I, 0, 1, 8, A)],
         ),
         (
             "  egressDeny: [{icmps: [{fields: [{type: 0}]}]}]\n",
@@ -921,8 +923,8 @@ fn enable_default_deny_false_adds_allows_without_default_deny() {
 
 /// Port ranges as Cilium handles them: port 0 (or none) with `endPort` is
 /// every port, an `endPort` below `port` is ignored (the rule is for
-/// `port` alone), `endPort == port` is that port, and the rest as before
-/// (a range up to the expansion limit; wider, or above 65535, rejected).
+/// `port` alone), `endPort == port` is that port, and a range is its
+/// aligned prefixes (an `endPort` above 65535 is rejected).
 #[test]
 fn port_ranges_like_cilium() {
     type Row = (u16, Direction, u32, u8, u16, PolicyAction);
@@ -961,7 +963,6 @@ fn port_ranges_like_cilium() {
         assert_eq!(enforced(&c, 4), (true, false), "{port}");
     }
     for (port, msg) in [
-        ("{port: 1, endPort: 5000}", "ranges wider than 1024 ports"),
         ("{port: 80, endPort: 70000}", "70000 is not a port"),
         ("{port: 0, endPort: 70000}", "70000 is not a port"),
     ] {
@@ -972,5 +973,423 @@ fn port_ranges_like_cilium() {
             "{e}"
         );
         assert!(e.message.contains(msg), "{port}: {e}");
+    }
+}
+
+/// What the datapath decides (dp_policy.h, simulated on the compiled
+/// entries): the longest entry matching for the peer and for identity 0,
+/// a deny of either wins, else the better-ranked allow. `None`: no entry
+/// (the default deny of an enforcing endpoint).
+fn decide(
+    c: &Compiled,
+    ep: u16,
+    dir: Direction,
+    peer: u32,
+    proto: u8,
+    port: u16,
+) -> Option<(PolicyAction, &'static str)> {
+    let longest = |id: u32| {
+        c.entries
+            .iter()
+            .filter(|e| (e.ep_id, e.direction, e.identity) == (ep, dir, id))
+            .filter(|e| e.matches(proto, port))
+            .max_by_key(|e| (e.proto != 0, e.port_prefix))
+    };
+    let answers = [(longest(peer), true), (longest(0), false)];
+    let ranked = |deny: bool| {
+        answers
+            .iter()
+            .filter_map(|(e, is_peer)| e.map(|e| (e, *is_peer)))
+            .filter(|(e, _)| (e.action == PolicyAction::Deny) == deny)
+            .map(|(e, is_peer)| match (e.proto != 0, is_peer) {
+                (true, true) => (0, e.action, "L3_L4"),
+                (true, false) => (1, e.action, "L4_ONLY"),
+                (false, true) => (2, e.action, "L3_ONLY"),
+                (false, false) => (3, e.action, "ALL"),
+            })
+            .min_by_key(|r| r.0)
+            .map(|(_, a, m)| (a, m))
+    };
+    ranked(true).or_else(|| ranked(false))
+}
+
+#[test]
+fn port_prefixes_are_maximal_and_aligned() {
+    type Case = (u16, u16, Vec<(u16, u8)>);
+    let cases: [Case; 6] = [
+        (0, 65_535, vec![(0, 0)]),
+        (80, 80, vec![(80, 16)]),
+        (0, 0, vec![(0, 16)]),
+        (8000, 8002, vec![(8000, 15), (8002, 16)]),
+        (
+            1024,
+            65_535,
+            vec![
+                (1024, 6),
+                (2048, 5),
+                (4096, 4),
+                (8192, 3),
+                (16384, 2),
+                (32768, 1),
+            ],
+        ),
+        (65_534, 65_535, vec![(65_534, 15)]),
+    ];
+    for (first, last, want) in cases {
+        let got = port_prefixes(first, last);
+        assert_eq!(got, want, "{first}-{last}");
+    }
+    // Every range is covered exactly: no gap, no overlap.
+    for (first, last) in [(1, 5000), (3, 3), (999, 3001), (1, 65_535), (0, 65_534)] {
+        let mut next = u32::from(first);
+        for (port, bits) in port_prefixes(first, last) {
+            assert_eq!(u32::from(port), next, "{first}-{last}");
+            next += 1 << (16 - bits);
+        }
+        assert_eq!(next, u32::from(last) + 1, "{first}-{last}");
+    }
+}
+
+/// Ranges of any width (Cilium masks ports by prefix length), deny
+/// precedence over overlapping ranges, ICMP type 0 alone: the decision for
+/// a port inside, at the edges and outside.
+#[test]
+fn wide_port_ranges_and_overlapping_denies() {
+    type Probe = (u32, u8, u16, Option<(PolicyAction, &'static str)>);
+    type Case = (&'static str, fn(&World) -> Vec<Probe>);
+    fn tie(w: &World) -> u32 {
+        id_of(w, 3)
+    }
+    let cases: [Case; 6] = [
+        // 2,000+ ports: a handful of entries, not one per port.
+        (
+            "  ingress: [{toPorts: [{ports: [{port: 1000, endPort: 4999, protocol: TCP}]}]}]\n",
+            |_| {
+                vec![
+                    (7, 6, 999, None),
+                    (7, 6, 1000, Some((A, "L4_ONLY"))),
+                    (7, 6, 2500, Some((A, "L4_ONLY"))),
+                    (7, 6, 4999, Some((A, "L4_ONLY"))),
+                    (7, 6, 5000, None),
+                    (7, 17, 2500, None),
+                ]
+            },
+        ),
+        // A deny of a sub-range inside an allowed range, same peer.
+        (
+            "  ingress: [{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{ports: [{port: 1000, endPort: 3999, protocol: TCP}]}]}]\n  ingressDeny: [{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{ports: [{port: 2000, endPort: 2100, protocol: TCP}]}]}]\n",
+            |w| {
+                vec![
+                    (tie(w), 6, 1999, Some((A, "L3_L4"))),
+                    (tie(w), 6, 2000, Some((D, "L3_L4"))),
+                    (tie(w), 6, 2100, Some((D, "L3_L4"))),
+                    (tie(w), 6, 2101, Some((A, "L3_L4"))),
+                    (tie(w), 6, 4000, None),
+                ]
+            },
+        ),
+        // A deny wider than the allow it overlaps: the allow's ports inside
+        // it are denied, the rest stay allowed.
+        (
+            "  ingress: [{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{ports: [{port: 8000, endPort: 8100, protocol: TCP}]}]}]\n  ingressDeny: [{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{ports: [{port: 8050, endPort: 9000, protocol: TCP}]}]}]\n",
+            |w| {
+                vec![
+                    (tie(w), 6, 8049, Some((A, "L3_L4"))),
+                    (tie(w), 6, 8064, Some((D, "L3_L4"))),
+                    (tie(w), 6, 8100, Some((D, "L3_L4"))),
+                    (tie(w), 6, 9001, None),
+                ]
+            },
+        ),
+        // An L3-only deny of the peer beats its port-range allow; a deny
+        // of any peer on one port beats the allow of one peer.
+        (
+            "  ingress: [{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{ports: [{port: 1, endPort: 65535, protocol: TCP}]}]}, {fromEndpoints: [{matchLabels: {class: deathstar}}], toPorts: [{ports: [{port: 1000, endPort: 2000, protocol: TCP}]}]}]\n  ingressDeny: [{fromEndpoints: [{matchLabels: {class: tiefighter}}]}, {toPorts: [{ports: [{port: 1500, protocol: TCP}]}]}]\n",
+            |w| {
+                vec![
+                    (tie(w), 6, 80, Some((D, "L3_L4"))),
+                    (tie(w), 17, 80, Some((D, "L3_ONLY"))),
+                    (id_of(w, 1), 6, 1499, Some((A, "L3_L4"))),
+                    (id_of(w, 1), 6, 1500, Some((D, "L4_ONLY"))),
+                ]
+            },
+        ),
+        // ICMP type 0 alone is its own key: type 8 is not allowed by it.
+        (
+            "  ingress: [{icmps: [{fields: [{type: EchoReply}]}]}]\n",
+            |_| vec![(7, 1, 0, Some((A, "L4_ONLY"))), (7, 1, 8, None)],
+        ),
+        (
+            "  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{icmps: [{fields: [{type: 0}]}]}]\n",
+            |_| {
+                vec![
+                    (7, 1, 0, Some((D, "L4_ONLY"))),
+                    (7, 1, 8, Some((A, "ALL"))),
+                    (7, 6, 0, Some((A, "ALL"))),
+                ]
+            },
+        ),
+    ];
+    for (sections, probes) in cases {
+        let mut w = starwars();
+        let (c, _) = run(&mut w, &xwing_policy(sections));
+        assert!(
+            c.entries.len() < 40,
+            "{sections}: {} entries",
+            c.entries.len()
+        );
+        for (peer, proto, port, want) in probes(&w) {
+            assert_eq!(
+                decide(&c, 4, I, peer, proto, port),
+                want,
+                "{sections}: peer {peer} proto {proto} port {port}\n{:#?}",
+                c.entries
+            );
+        }
+    }
+}
+
+/// `--allow-localhost`: `auto` and `always` add an L3 allow of the host
+/// (identity 1, no cookie) to every endpoint enforcing ingress, and only
+/// there; `policy` adds nothing; a deny of the host still wins.
+#[test]
+fn allow_localhost_modes() {
+    let host = crate::kernel::maps::identity::HOST;
+    type Case = (
+        &'static str,
+        AllowLocalhost,
+        Option<(PolicyAction, &'static str)>,
+    );
+    let tie_80 = "  ingress: [{fromEndpoints: [{matchLabels: {class: tiefighter}}], toPorts: [{ports: [{port: 80, protocol: TCP}]}]}]\n";
+    let cases: [Case; 6] = [
+        (tie_80, AllowLocalhost::Auto, Some((A, "L3_ONLY"))),
+        (tie_80, AllowLocalhost::Always, Some((A, "L3_ONLY"))),
+        (tie_80, AllowLocalhost::Policy, None),
+        (
+            "  ingress: [{fromEntities: [host], toPorts: [{ports: [{port: 80, protocol: TCP}]}]}]\n",
+            AllowLocalhost::Policy,
+            Some((A, "L3_L4")),
+        ),
+        (
+            "  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{fromEntities: [host]}]\n",
+            AllowLocalhost::Always,
+            Some((D, "L3_ONLY")),
+        ),
+        (
+            "  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{toPorts: [{ports: [{port: 1, endPort: 1000, protocol: TCP}]}]}]\n",
+            AllowLocalhost::Always,
+            Some((D, "L4_ONLY")),
+        ),
+    ];
+    for (sections, mode, want) in cases {
+        let mut w = starwars();
+        let pols = parse_str("t.yaml", &xwing_policy(sections)).unwrap();
+        let cidr_ids = allocate_cidr_identities(&pols, &mut w.ids);
+        let opts = CompileOptions {
+            allow_localhost: mode,
+            ..CompileOptions::default()
+        };
+        let c = compile_with(&pols, &w.eps, &w.ids, &cidr_ids, &opts);
+        assert_eq!(
+            decide(&c, 4, I, host, 6, 80),
+            want,
+            "{mode:?} {sections}{:#?}",
+            c.entries
+        );
+        // Endpoints that do not enforce ingress get no entry.
+        assert!(c.entries.iter().all(|e| e.ep_id == 4), "{mode:?}");
+        if mode != AllowLocalhost::Policy {
+            let e = c.entries.iter().find(|e| e.identity == host).unwrap();
+            assert_eq!((e.proto, e.port_prefix, e.direction), (0, 0, I));
+        }
+    }
+    // Only ingress: an egress-only policy adds nothing.
+    let mut w = starwars();
+    let pols = parse_str(
+        "t.yaml",
+        &xwing_policy("  egress: [{toEntities: [world]}]\n"),
+    )
+    .unwrap();
+    let cidr_ids = allocate_cidr_identities(&pols, &mut w.ids);
+    let c = compile_with(&pols, &w.eps, &w.ids, &cidr_ids, &CompileOptions::default());
+    assert!(
+        c.entries.iter().all(|e| e.identity != host),
+        "{:?}",
+        c.entries
+    );
+    // The flag's spellings.
+    for (s, m) in [
+        ("auto", AllowLocalhost::Auto),
+        ("always", AllowLocalhost::Always),
+        ("policy", AllowLocalhost::Policy),
+    ] {
+        assert_eq!(s.parse::<AllowLocalhost>(), Ok(m));
+        assert_eq!(m.as_str(), s);
+    }
+    let e = "never".parse::<AllowLocalhost>().unwrap_err();
+    assert!(
+        e.contains("\"never\"") && e.contains("auto, always or policy"),
+        "{e}"
+    );
+}
+
+/// Cilium's `none` entity selects nothing: the rule still enforces.
+#[test]
+fn none_entity_selects_nothing() {
+    for sections in [
+        "  ingress: [{fromEntities: [none]}]\n",
+        "  egress: [{toEntities: [none], toPorts: [{ports: [{port: 53, protocol: UDP}]}]}]\n",
+        "  ingressDeny: [{fromEntities: [none]}]\n",
+    ] {
+        let mut w = starwars();
+        let (c, _) = run(&mut w, &xwing_policy(sections));
+        assert_eq!(rows(&c), vec![], "{sections}");
+        let want = (sections.contains("ingress"), sections.contains("egress"));
+        assert_eq!(enforced(&c, 4), want, "{sections}");
+    }
+}
+
+/// Named ports (`port: http`): an ingress rule resolves the name against
+/// the ports the selected endpoint declares, an egress rule against every
+/// endpoint's in the cluster; a name nobody declares (or of another
+/// protocol) allows nothing, and the rule still enforces.
+#[test]
+fn named_ports_resolve_per_endpoint() {
+    let np = |s: &str| s.parse::<NamedPort>().unwrap();
+    let declared = BTreeMap::from([
+        (4u16, vec![np("http:8080"), np("dns:53/UDP")]),
+        (3u16, vec![np("http:9090")]),
+    ]);
+    let cluster = vec![np("http:8080"), np("http:9090"), np("dns:53/UDP")];
+    type Case = (&'static str, u16, Vec<(u8, u16, PolicyAction)>);
+    let cases: [Case; 7] = [
+        // xwing (4) declares http as 8080.
+        (
+            "  ingress: [{toPorts: [{ports: [{port: http, protocol: TCP}]}]}]\n",
+            4,
+            vec![(6, 8080, A)],
+        ),
+        // ANY (or no protocol) takes the declared protocol.
+        (
+            "  ingress: [{toPorts: [{ports: [{port: dns}]}]}]\n",
+            4,
+            vec![(17, 53, A)],
+        ),
+        // Declared as UDP: a TCP rule for it resolves to nothing.
+        (
+            "  ingress: [{toPorts: [{ports: [{port: dns, protocol: TCP}]}]}]\n",
+            4,
+            vec![],
+        ),
+        (
+            "  ingress: [{toPorts: [{ports: [{port: grpc}, {port: 80, protocol: TCP}]}]}]\n",
+            4,
+            vec![(6, 80, A)],
+        ),
+        (
+            "  ingressDeny: [{toPorts: [{ports: [{port: http}]}]}]\n",
+            4,
+            vec![(6, 8080, D)],
+        ),
+        // Egress: against the cluster's ports; `http` has two numbers
+        // there, so it resolves to nothing (Cilium: duplicate named
+        // ports), while `dns` has one.
+        (
+            "  egress: [{toPorts: [{ports: [{port: http}, {port: dns}]}]}]\n",
+            4,
+            vec![(17, 53, A)],
+        ),
+        // The same ingress policy selecting the tiefighter (3): its own 9090.
+        (
+            "  ingress: [{toPorts: [{ports: [{port: http}]}]}]\n",
+            3,
+            vec![(6, 9090, A)],
+        ),
+    ];
+    for (sections, ep, want) in cases {
+        let mut w = starwars();
+        let class = if ep == 3 { "tiefighter" } else { "xwing" };
+        let yaml = xwing_policy(sections).replace("class: xwing", &format!("class: {class}"));
+        let pols = parse_str("t.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+        let cidr_ids = allocate_cidr_identities(&pols, &mut w.ids);
+        let opts = CompileOptions {
+            allow_localhost: AllowLocalhost::Policy,
+            named_ports: declared.clone(),
+            cluster_named_ports: cluster.clone(),
+        };
+        let c = compile_with(&pols, &w.eps, &w.ids, &cidr_ids, &opts);
+        let got: Vec<(u8, u16, PolicyAction)> = c
+            .entries
+            .iter()
+            .map(|e| {
+                assert_eq!(
+                    (e.ep_id, e.identity, e.port_prefix),
+                    (ep, 0, 16),
+                    "{sections}"
+                );
+                (e.proto, e.port, e.action)
+            })
+            .collect();
+        assert_eq!(got, want, "{sections}");
+        let e = c.enforce[&ep];
+        assert!(e.ingress || e.egress, "{sections}: the rule enforces");
+    }
+    // Invalid names are rejected with the field's path.
+    for (port, msg) in [
+        ("HTTP", "lowercase"),
+        ("http-", "lowercase"),
+        ("a-very-long-port-name", "1 to 15"),
+    ] {
+        let sections = format!("  ingress: [{{toPorts: [{{ports: [{{port: {port}}}]}}]}}]\n");
+        let e = parse_str("pol/bad.yaml", &xwing_policy(&sections)).expect_err(port);
+        assert_eq!(e.field, "spec.ingress[0].toPorts[0].ports[0].port", "{e}");
+        assert!(e.message.contains(msg), "{port}: {e}");
+    }
+}
+
+/// Cilium fields that need what this datapath does not have are rejected
+/// with the field's path and the reason.
+#[test]
+fn unsupported_fields_are_rejected_with_the_reason() {
+    for (sections, field, why) in [
+        (
+            "  egress: [{toFQDNs: [{matchName: example.com}]}]\n",
+            "spec.egress[0].toFQDNs",
+            "DNS proxy",
+        ),
+        (
+            "  egress: [{toServices: [{k8sService: {serviceName: x}}]}]\n",
+            "spec.egress[0].toServices",
+            "service",
+        ),
+        (
+            "  ingress: [{fromRequires: [{matchLabels: {a: b}}]}]\n",
+            "spec.ingress[0].fromRequires",
+            "deprecated",
+        ),
+        (
+            "  ingress: [{fromNodes: [{matchLabels: {a: b}}]}]\n",
+            "spec.ingress[0].fromNodes",
+            "remote-node",
+        ),
+        (
+            "  egressDeny: [{toGroups: [{aws: {}}]}]\n",
+            "spec.egressDeny[0].toGroups",
+            "cloud provider",
+        ),
+        (
+            "  ingress: [{fromEndpoints: [{}], authentication: {mode: required}}]\n",
+            "spec.ingress[0].authentication",
+            "auth",
+        ),
+        (
+            "  ingress: [{toPorts: [{ports: [{port: 80}], rules: {http: [{}]}}]}]\n",
+            "spec.ingress[0].toPorts[0].rules",
+            "L7",
+        ),
+    ] {
+        let e = parse_str("pol/bad.yaml", &xwing_policy(sections)).expect_err(sections);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(why), "{sections}: {e}");
     }
 }

@@ -12,6 +12,7 @@ use crate::policy::identity;
 use super::error::PolicyError;
 use super::model::{
     CidrSet, DefaultDeny, Entity, IPPROTO_ICMP, Op, PeerRule, Policy, Requirement, Rule, Selector,
+    check_port_name,
 };
 use super::raw::{
     Doc, RawCidrSet, RawEgress, RawIcmpRule, RawIngress, RawPort, RawPortRule, RawRule, RawSelector,
@@ -210,6 +211,16 @@ fn rule(cx: &Ctx<'_>, path: &str, r: RawRule, ns: Option<&str>) -> Result<Rule, 
                 .enumerate()
                 .map(|(i, x)| {
                     let p = format!("{path}.{name}[{i}]");
+                    unsupported(
+                        cx,
+                        &p,
+                        [
+                            ("fromRequires", x.from_requires.is_some()),
+                            ("fromGroups", x.from_groups.is_some()),
+                            ("fromNodes", x.from_nodes.is_some()),
+                            ("authentication", x.authentication.is_some()),
+                        ],
+                    )?;
                     peer_rule(
                         cx,
                         &p,
@@ -233,6 +244,18 @@ fn rule(cx: &Ctx<'_>, path: &str, r: RawRule, ns: Option<&str>) -> Result<Rule, 
                 .enumerate()
                 .map(|(i, x)| {
                     let p = format!("{path}.{name}[{i}]");
+                    unsupported(
+                        cx,
+                        &p,
+                        [
+                            ("toFQDNs", x.to_fqdns.is_some()),
+                            ("toServices", x.to_services.is_some()),
+                            ("toRequires", x.to_requires.is_some()),
+                            ("toGroups", x.to_groups.is_some()),
+                            ("toNodes", x.to_nodes.is_some()),
+                            ("authentication", x.authentication.is_some()),
+                        ],
+                    )?;
                     peer_rule(
                         cx,
                         &p,
@@ -429,13 +452,14 @@ fn peer_rule(
                         "world-ipv4" => Entity::WorldIpv4,
                         "world-ipv6" => Entity::WorldIpv6,
                         "cluster" => Entity::Cluster,
+                        "none" => Entity::None,
                         other => match identity::reserved_id(other) {
                             Some(id) => Entity::Reserved(id),
                             None => {
                                 return Err(cx.err(
                                     format!("{path}.{}[{i}]", names[3]),
                                     format!(
-                                        "unknown entity {other:?} (all, world, world-ipv4, world-ipv6, cluster, host, remote-node, health, init, unmanaged, kube-apiserver, ingress)"
+                                        "unknown entity {other:?} (all, world, world-ipv4, world-ipv6, cluster, none, host, remote-node, health, init, unmanaged, kube-apiserver, ingress)"
                                     ),
                                 ));
                             }
@@ -460,6 +484,7 @@ fn peer_rule(
         .transpose()?;
     // `toPorts: []` is no `toPorts` at all (L3-only), as a Go empty slice
     // is for Cilium.
+    let mut named_ports = Vec::new();
     let ports = to_ports
         .filter(|v| !v.is_empty())
         .map(|v| {
@@ -476,11 +501,15 @@ fn peer_rule(
                 // allows nothing (Cilium's semantics); the section still
                 // makes the endpoint enforce.
                 for (j, port) in pr.ports.into_iter().enumerate() {
-                    out.extend(port_entries(cx, &format!("{p}.ports[{j}]"), port)?);
+                    let (numeric, named) = port_entries(cx, &format!("{p}.ports[{j}]"), port)?;
+                    out.extend(numeric);
+                    named_ports.extend(named);
                 }
             }
             out.sort_unstable();
             out.dedup();
+            named_ports.sort_unstable();
+            named_ports.dedup();
             Ok::<_, PolicyError>(out)
         })
         .transpose()?
@@ -490,6 +519,7 @@ fn peer_rule(
         cidrs,
         entities,
         ports,
+        named_ports,
     })
 }
 
@@ -552,7 +582,7 @@ fn icmp_entries(
     cx: &Ctx<'_>,
     path: &str,
     rules: Vec<RawIcmpRule>,
-) -> Result<Vec<(u8, u16)>, PolicyError> {
+) -> Result<Vec<(u8, u16, u16)>, PolicyError> {
     let mut out = Vec::new();
     for (i, r) in rules.into_iter().enumerate() {
         let p = format!("{path}.icmps[{i}]");
@@ -610,7 +640,7 @@ fn icmp_entries(
                 }
             };
             if !v6 {
-                out.push((IPPROTO_ICMP, u16::from(ty)));
+                out.push((IPPROTO_ICMP, u16::from(ty), u16::from(ty)));
             }
         }
     }
@@ -619,10 +649,95 @@ fn icmp_entries(
     Ok(out)
 }
 
-/// Widest `endPort` range expanded into single-port entries.
-const MAX_PORT_RANGE: u32 = 1024;
+/// Cilium rule fields this datapath rejects, and why.
+const UNSUPPORTED_PEER_FIELDS: &[(&str, &str)] = &[
+    (
+        "toFQDNs",
+        "DNS-based rules need Cilium's DNS proxy, which this datapath does not have",
+    ),
+    (
+        "toServices",
+        "service selectors need the Kubernetes service watcher, which this agent does not have",
+    ),
+    (
+        "toRequires",
+        "deprecated in Cilium and not supported; write the requirement into the selectors",
+    ),
+    (
+        "fromRequires",
+        "deprecated in Cilium and not supported; write the requirement into the selectors",
+    ),
+    (
+        "toGroups",
+        "cloud provider groups need an operator integration, not supported",
+    ),
+    (
+        "fromGroups",
+        "cloud provider groups need an operator integration, not supported",
+    ),
+    (
+        "toNodes",
+        "node selectors need node labels, not supported (use toEntities: [remote-node])",
+    ),
+    (
+        "fromNodes",
+        "node selectors need node labels, not supported (use fromEntities: [remote-node])",
+    ),
+    (
+        "authentication",
+        "mutual authentication needs Cilium's auth agent, not supported",
+    ),
+];
 
-fn port_entries(cx: &Ctx<'_>, path: &str, p: RawPort) -> Result<Vec<(u8, u16)>, PolicyError> {
+/// The error for the first of `present` fields that is set.
+fn unsupported<const N: usize>(
+    cx: &Ctx<'_>,
+    path: &str,
+    present: [(&str, bool); N],
+) -> Result<(), PolicyError> {
+    match present.iter().find(|(_, set)| *set) {
+        None => Ok(()),
+        Some((field, _)) => {
+            let why = UNSUPPORTED_PEER_FIELDS
+                .iter()
+                .find(|(f, _)| f == field)
+                .map_or("not supported", |(_, w)| w);
+            Err(cx.err(format!("{path}.{field}"), format!("{field}: {why}")))
+        }
+    }
+}
+
+/// `(protocol, first, last)` ranges and `(protocol, name)` named ports.
+type PortEntries = (Vec<(u8, u16, u16)>, Vec<(u8, String)>);
+
+/// One `toPorts[].ports[]` entry → `(protocol, first, last)` ranges, or
+/// `(protocol, name)` for a named port (protocol 0: any, the declared one).
+fn port_entries(cx: &Ctx<'_>, path: &str, p: RawPort) -> Result<PortEntries, PolicyError> {
+    if let Some(serde_yaml::Value::String(s)) = &p.port
+        && s.parse::<u16>().is_err()
+    {
+        // A named port (Cilium: an IANA service name); `endPort` does not
+        // apply to it.
+        check_port_name(s).map_err(|m| cx.err(format!("{path}.port"), m))?;
+        let proto = match p
+            .protocol
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None | Some("ANY") => 0,
+            Some("TCP") => 6,
+            Some("UDP") => 17,
+            Some("SCTP") => 132,
+            Some(other) => {
+                return Err(cx.err(
+                    format!("{path}.protocol"),
+                    format!("{other:?}: expected TCP, UDP, SCTP or ANY"),
+                ));
+            }
+        };
+        return Ok((Vec::new(), vec![(proto, s.clone())]));
+    }
     let protos: &[u8] = match p
         .protocol
         .as_deref()
@@ -647,12 +762,10 @@ fn port_entries(cx: &Ctx<'_>, path: &str, p: RawPort) -> Result<Vec<(u8, u16)>, 
             .filter(|n| *n <= 65_535)
             .ok_or_else(|| cx.err(format!("{path}.port"), format!("{n} is not a port")))?
             as u32,
-        Some(serde_yaml::Value::String(s)) => s.parse::<u16>().map(u32::from).map_err(|_| {
-            cx.err(
-                format!("{path}.port"),
-                format!("{s:?} is not a port number (named ports are not supported)"),
-            )
-        })?,
+        Some(serde_yaml::Value::String(s)) => s
+            .parse::<u16>()
+            .map(u32::from)
+            .map_err(|_| cx.err(format!("{path}.port"), format!("{s:?} is not a port")))?,
         Some(other) => {
             return Err(cx.err(
                 format!("{path}.port"),
@@ -673,17 +786,14 @@ fn port_entries(cx: &Ctx<'_>, path: &str, p: RawPort) -> Result<Vec<(u8, u16)>, 
         Some(e) if port != 0 && e > port => e,
         _ => port,
     };
-    if last - port >= MAX_PORT_RANGE {
-        return Err(cx.err(
-            format!("{path}.endPort"),
-            format!("ranges wider than {MAX_PORT_RANGE} ports are not supported"),
-        ));
-    }
-    let mut out = Vec::new();
-    for proto in protos {
-        for port in port..=last {
-            out.push((*proto, port as u16));
-        }
-    }
-    Ok(out)
+    // Port 0 is every port; a range of any width is one entry (the
+    // compiler splits it into aligned prefixes of the policy trie).
+    let last = if port == 0 { 65_535 } else { last };
+    Ok((
+        protos
+            .iter()
+            .map(|proto| (*proto, port as u16, last as u16))
+            .collect(),
+        Vec::new(),
+    ))
 }
