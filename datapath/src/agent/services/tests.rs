@@ -507,6 +507,7 @@ fn ep(node: &str, ns: &str, ip: [u8; 4], labels: &[(&str, &str)]) -> EndpointRec
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         identity: 256,
+        ports: Vec::new(),
     }
 }
 
