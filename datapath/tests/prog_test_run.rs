@@ -192,10 +192,15 @@ fn programs_load_and_every_map_is_pinned() {
         "drop_stats",
         "drop_rl",
         "dp_config",
+        "lb4_services",
+        "lb4_backends",
+        "lb4_reverse_nat",
+        "lb4_maglev",
+        "lb4_affinity",
     ] {
         assert!(h.scratch.pin_dir().join(m).exists(), "{m} pinned");
     }
-    assert_eq!(h.dp.load_report().created.len(), 9);
+    assert_eq!(h.dp.load_report().created.len(), 14);
     assert_eq!(h.maps.config().unwrap(), Config::default());
     assert_eq!(h.maps.config().unwrap().aggregation, Aggregation::Medium);
 }

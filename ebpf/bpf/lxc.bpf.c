@@ -25,6 +25,14 @@
  *   conntrack, its ingress policy on new connections, MAC rewrite and
  *   bpf_redirect_peer; anything else goes to the node stack.
  *
+ * Services (dp_lb.h): in from_container, a packet to a service frontend is
+ * given a backend before conntrack and policy (which then see the backend
+ * and its identity) and DNATed after the from-endpoint trace (which still
+ * shows the frontend); a reply of a translated connection gets the frontend
+ * back as its source in from_container, to_container and from_overlay,
+ * before it is delivered. A frontend without a usable backend drops with
+ * SERVICE_BACKEND_NOT_FOUND.
+ *
  * Events (hubble_events.h): traces from-endpoint, to-endpoint, to-stack,
  * from-stack, to-overlay, from-overlay subject to aggregation; a policy
  * verdict per policy decision (only new connections reach policy); a drop
@@ -47,6 +55,7 @@
 #include "dp_conntrack.h"
 #include "dp_policy.h"
 #include "dp_overlay.h"
+#include "dp_lb.h"
 
 /* Answers an ARP request of a known pod on this veth with the veth's MAC. */
 static __always_inline int handle_arp(struct __sk_buff *skb)
@@ -124,7 +133,7 @@ static __always_inline int admit_ingress(struct __sk_buff *skb, const struct dp_
 			return dp_drop(skb, cfg, ret, dst->ep_id, peers, HUBBLE_CT_NEW,
 				       HUBBLE_DIR_INGRESS, __LINE__);
 	}
-	ret = dp_ct_create(p, peers, now);
+	ret = dp_ct_create(p, peers, now, 0);
 	if (ret)
 		return dp_drop(skb, cfg, ret, dst->ep_id, peers, HUBBLE_CT_NEW, HUBBLE_DIR_INGRESS,
 			       __LINE__);
@@ -139,9 +148,10 @@ int from_container(struct __sk_buff *skb)
 	struct dp_peers peers = {};
 	struct endpoint_value *src, *dst;
 	struct dp_verdict v;
+	struct dp_lb lb = {};
 	__u64 now;
 	__u32 tunnel_ep = 0;
-	__u16 eth_proto;
+	__u16 eth_proto, rev_nat_id;
 	__u8 ct_state, report;
 	int ret;
 
@@ -181,9 +191,31 @@ int from_container(struct __sk_buff *skb)
 			       HUBBLE_DIR_EGRESS, __LINE__);
 
 	now = bpf_ktime_get_boot_ns();
-	ct_state = dp_ct_lookup(&p, &cfg, now, &report);
+	/* A service frontend: choose the backend first, so that conntrack and
+	 * policy see the backend (dp_lb.h). */
+	ret = dp_lb4_select(&p, now, &lb);
+	if (ret)
+		return dp_drop(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_NEW,
+			       HUBBLE_DIR_EGRESS, __LINE__);
+	if (lb.is_service) {
+		p.daddr = lb.backend_ip;
+		p.dport = lb.backend_port;
+		p.policy_port = lb.backend_port;
+		tunnel_ep = 0;
+		peers.dst_identity = dp_resolve_peer(p.daddr, &dst, &tunnel_ep);
+		peers.dst_ep = dst ? dst->ep_id : 0;
+	}
+	ct_state = dp_ct_lookup(&p, &cfg, now, &report, &rev_nat_id);
+	/* Still the frame as sent: from-endpoint shows the frontend. */
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_LXC, src->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
+	if (lb.is_service)
+		ret = dp_lb4_dnat(skb, &p, &lb);
+	else if (ct_state == HUBBLE_CT_REPLY)
+		ret = dp_lb4_rev_nat(skb, &p, rev_nat_id);
+	if (ret)
+		return dp_drop(skb, &cfg, ret, src->ep_id, &peers, ct_state, HUBBLE_DIR_UNKNOWN,
+			       __LINE__);
 
 	if (ct_state == HUBBLE_CT_NEW) {
 		if (src->flags & DP_EP_F_ENFORCE_EGRESS) {
@@ -202,7 +234,7 @@ int from_container(struct __sk_buff *skb)
 				return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
 					       HUBBLE_DIR_INGRESS, __LINE__);
 		}
-		ret = dp_ct_create(&p, &peers, now);
+		ret = dp_ct_create(&p, &peers, now, lb.is_service ? lb.rev_nat_id : 0);
 		if (ret)
 			return dp_drop(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_NEW,
 				       HUBBLE_DIR_EGRESS, __LINE__);
@@ -235,7 +267,7 @@ int to_container(struct __sk_buff *skb)
 	struct dp_peers peers = {};
 	struct endpoint_value *src, *dst;
 	__u64 now;
-	__u16 eth_proto;
+	__u16 eth_proto, rev_nat_id;
 	__u8 ct_state, report;
 	int ret;
 
@@ -269,9 +301,15 @@ int to_container(struct __sk_buff *skb)
 			       HUBBLE_DIR_INGRESS, __LINE__);
 
 	now = bpf_ktime_get_boot_ns();
-	ct_state = dp_ct_lookup(&p, &cfg, now, &report);
+	ct_state = dp_ct_lookup(&p, &cfg, now, &report, &rev_nat_id);
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_STACK, dst->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
+	if (ct_state == HUBBLE_CT_REPLY) {
+		ret = dp_lb4_rev_nat(skb, &p, rev_nat_id);
+		if (ret)
+			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, ct_state,
+				       HUBBLE_DIR_UNKNOWN, __LINE__);
+	}
 
 	if (ct_state == HUBBLE_CT_NEW) {
 		ret = admit_ingress(skb, &cfg, dst, &peers, &p, now, skb->ifindex);
@@ -292,7 +330,7 @@ int from_overlay(struct __sk_buff *skb)
 	struct dp_peers peers = {};
 	struct endpoint_value *dst;
 	__u64 now;
-	__u16 eth_proto;
+	__u16 eth_proto, rev_nat_id;
 	__u8 ct_state, report;
 	int ret;
 
@@ -330,9 +368,15 @@ int from_overlay(struct __sk_buff *skb)
 			       HUBBLE_DIR_INGRESS, __LINE__);
 
 	now = bpf_ktime_get_boot_ns();
-	ct_state = dp_ct_lookup(&p, &cfg, now, &report);
+	ct_state = dp_ct_lookup(&p, &cfg, now, &report, &rev_nat_id);
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_OVERLAY, dst->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
+	if (ct_state == HUBBLE_CT_REPLY) {
+		ret = dp_lb4_rev_nat(skb, &p, rev_nat_id);
+		if (ret)
+			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, ct_state,
+				       HUBBLE_DIR_UNKNOWN, __LINE__);
+	}
 
 	if (ct_state == HUBBLE_CT_NEW) {
 		ret = admit_ingress(skb, &cfg, dst, &peers, &p, now, dst->ifindex);
