@@ -249,6 +249,11 @@ enum BpfCmd {
         #[command(subcommand)]
         what: PolicyGet,
     },
+    /// The service load-balancing maps (frontends, backend slots).
+    Lb {
+        #[command(subcommand)]
+        what: ListOnly,
+    },
 }
 
 #[derive(Subcommand)]
@@ -703,7 +708,7 @@ fn bpf(what: BpfCmd, pin_dir: &Path) -> Result<()> {
         } => {
             for (k, v) in maps.ct_entries()? {
                 println!(
-                    "proto={} {}:{} -> {}:{} fwd={}p/{}b rev={}p/{}b flags={:#x} ids={}->{} eps={}->{} expires_ns={}",
+                    "proto={} {}:{} -> {}:{} fwd={}p/{}b rev={}p/{}b flags={:#x} ids={}->{} eps={}->{} rev_nat={} backend={} expires_ns={}",
                     k.proto,
                     ip4_from_key(k.saddr),
                     k.sport,
@@ -718,9 +723,21 @@ fn bpf(what: BpfCmd, pin_dir: &Path) -> Result<()> {
                     v.dst_identity,
                     v.src_ep,
                     v.dst_ep,
+                    v.rev_nat_id,
+                    v.backend_id,
                     v.expires_ns
                 );
             }
+        }
+        BpfCmd::Lb {
+            what: ListOnly::List,
+        } => {
+            let lb = datapath::lb::LbMaps::open(pin_dir)
+                .with_context(|| format!("open service maps in {}", pin_dir.display()))?;
+            print!(
+                "{}",
+                datapath::lb::render_lb_list(&lb.list()?, &lb.backends()?)
+            );
         }
         BpfCmd::Policy {
             what: PolicyGet::Get { ep_id },

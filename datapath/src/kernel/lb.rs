@@ -510,6 +510,63 @@ impl LbMaps {
     }
 }
 
+/// `datapath bpf lb list`, in the shape of `cilium bpf lb list`: per
+/// frontend, its master entry (slot 0: kind and algorithm) then one line
+/// per backend slot with `(rev_nat_id) (slot)`; terminating backends are
+/// marked, a slot whose backend is missing shows `(missing)`.
+pub fn render_lb_list(services: &[ServiceEntry], backends: &[(BackendId, Backend)]) -> String {
+    use std::fmt::Write as _;
+    let by_id: BTreeMap<BackendId, &Backend> = backends.iter().map(|(i, b)| (*i, b)).collect();
+    let mut out = format!(
+        "{:<24} BACKEND ADDRESS (REVNAT_ID) (SLOT)\n",
+        "SERVICE ADDRESS"
+    );
+    for s in services {
+        let f = &s.frontend;
+        let mut tags = vec![if f.flags.node_port {
+            "NodePort"
+        } else {
+            "ClusterIP"
+        }];
+        tags.push(match f.algorithm {
+            LbAlgorithm::Random => "random",
+            LbAlgorithm::Maglev => "maglev",
+        });
+        let affinity;
+        if let Some(t) = f.flags.session_affinity_s {
+            affinity = format!("affinity {t}s");
+            tags.push(&affinity);
+        }
+        let front = format!("{}:{}/{}", f.vip, f.port, f.proto);
+        let _ = writeln!(
+            out,
+            "{front:<24} 0.0.0.0:0 ({}) (0) [{}]",
+            f.rev_nat_id,
+            tags.join(", ")
+        );
+        for (slot, id) in s.active.iter().chain(&s.terminating).enumerate() {
+            let addr = match by_id.get(id) {
+                Some(b) => format!(
+                    "{}:{}/{}{}",
+                    b.ip,
+                    b.port,
+                    b.proto,
+                    if b.terminating { " [terminating]" } else { "" }
+                ),
+                None => "(missing)".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{:<24} {addr} ({}) ({}) id={id}",
+                "",
+                f.rev_nat_id,
+                slot + 1
+            );
+        }
+    }
+    out
+}
+
 fn backend_from_raw(v: Lb4Backend) -> Option<Backend> {
     Some(Backend {
         ip: ip4_from_key(v.ip),
@@ -631,6 +688,43 @@ mod tests {
     fn maglev_of_nothing_is_empty() {
         assert!(maglev_table(&[], 7).iter().all(|&x| x == 0));
         assert_eq!(maglev_table(&[3], 7), vec![3; 7]);
+    }
+
+    #[test]
+    fn lb_list_renders_like_cilium() {
+        let f = Frontend {
+            vip: Ipv4Addr::new(10, 96, 0, 10),
+            port: 80,
+            proto: LbProto::Tcp,
+            rev_nat_id: 7,
+            flags: ServiceFlags {
+                node_port: false,
+                session_affinity_s: Some(10800),
+            },
+            algorithm: LbAlgorithm::Maglev,
+        };
+        let b = |last, terminating| Backend {
+            ip: Ipv4Addr::new(10, 0, last, 2),
+            port: 8080,
+            proto: LbProto::Tcp,
+            terminating,
+        };
+        let text = render_lb_list(
+            &[ServiceEntry {
+                frontend: f,
+                active: vec![1],
+                terminating: vec![2, 3],
+            }],
+            &[(1, b(1, false)), (2, b(2, true))],
+        );
+        let want = "\
+SERVICE ADDRESS          BACKEND ADDRESS (REVNAT_ID) (SLOT)
+10.96.0.10:80/TCP        0.0.0.0:0 (7) (0) [ClusterIP, maglev, affinity 10800s]
+                         10.0.1.2:8080/TCP (7) (1) id=1
+                         10.0.2.2:8080/TCP [terminating] (7) (2) id=2
+                         (missing) (7) (3) id=3
+";
+        assert_eq!(text, want);
     }
 
     #[test]
