@@ -32,7 +32,7 @@ pub const IPCACHE_MAX: u32 = 65_536;
 pub const POLICY_MAX: u32 = 65_536;
 
 /// `ct4` capacity: tracked connections. Cilium's default global TCP table
-/// is 512 Ki; 256 Ki entries of 104 bytes (key + value) ≈ 26 MiB.
+/// is 512 Ki; 256 Ki entries of 112 bytes (key + value) ≈ 28 MiB.
 pub const CT4_MAX: u32 = 262_144;
 
 /// `lb4_services` capacity: master entries plus backend slots of every
@@ -84,6 +84,10 @@ pub const PROG_TO_CONTAINER: &str = "to_container";
 
 /// Name of the program attached at TCX ingress of the node's VXLAN device.
 pub const PROG_FROM_OVERLAY: &str = "from_overlay";
+
+/// Name of the program attached at TCX ingress of the node's external
+/// (underlay) device: NodePort.
+pub const PROG_FROM_NETDEV: &str = "from_netdev";
 
 /// Name of the node's VXLAN device: one per node netns, in external
 /// (collect_md) mode, so a single device reaches every other node (the

@@ -28,6 +28,7 @@
 
 #include <linux/bpf.h>
 #include <linux/in.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -145,9 +146,12 @@ static __always_inline __u32 dp_lb_choose(const struct dp_pkt *p, const struct l
 }
 
 /* Whether the packet is for a service and, if so, which backend serves it
- * (see the top of this file). Returns 0 or a HUBBLE_DROP_* code; fills
- * *lb (lb->is_service = 0 when the destination is no frontend). */
-static __always_inline int dp_lb4_select(const struct dp_pkt *p, __u64 now, struct dp_lb *lb)
+ * (see the top of this file); `nodeport_only`: only NodePort frontends
+ * count (traffic from outside the cluster). Returns 0 or a HUBBLE_DROP_*
+ * code; fills *lb (lb->is_service = 0 when the destination is no
+ * frontend). */
+static __always_inline int dp_lb4_select(const struct dp_pkt *p, __u64 now, struct dp_lb *lb,
+					 int nodeport_only)
 {
 	struct lb4_key k = {};
 	struct lb4_service *svc;
@@ -163,7 +167,7 @@ static __always_inline int dp_lb4_select(const struct dp_pkt *p, __u64 now, stru
 	k.dport = p->dport;
 	k.proto = p->proto;
 	svc = bpf_map_lookup_elem(&lb4_services, &k);
-	if (!svc)
+	if (!svc || (nodeport_only && !(svc->flags & DP_LB_F_NODEPORT)))
 		return 0;
 	lb->is_service = 1;
 	lb->orig_daddr = p->daddr;
@@ -257,16 +261,18 @@ static __always_inline int dp_lb4_dnat(struct __sk_buff *skb, const struct dp_pk
 }
 
 /* A reply of a translated connection: its source becomes the frontend the
- * client talked to. A frontend deleted meanwhile leaves the packet as is.
+ * client talked to; *rnat_flags gets the frontend's DP_LB_RNAT_F_* (0 if
+ * not translated). A frontend deleted meanwhile leaves the packet as is.
  * Returns 0 or a HUBBLE_DROP_* code; updates p. */
 static __always_inline int dp_lb4_rev_nat(struct __sk_buff *skb, struct dp_pkt *p,
-					  __u16 rev_nat_id)
+					  __u16 rev_nat_id, __u8 *rnat_flags)
 {
 	struct lb4_reverse_nat *r;
 	__u32 vip;
 	__u16 port;
 	int ret;
 
+	*rnat_flags = 0;
 	if (!rev_nat_id || (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP))
 		return 0;
 	r = bpf_map_lookup_elem(&lb4_reverse_nat, &rev_nat_id);
@@ -274,12 +280,45 @@ static __always_inline int dp_lb4_rev_nat(struct __sk_buff *skb, struct dp_pkt *
 		return 0;
 	vip = r->vip;
 	port = r->port;
+	*rnat_flags = r->flags;
 	ret = dp_lb4_rewrite(skb, p, 0, p->saddr, vip, p->sport, port);
 	if (ret)
 		return ret;
 	p->saddr = vip;
 	p->sport = port;
 	return 0;
+}
+
+/* Sends a NodePort reply (its source is now a node address) out of the
+ * device the FIB chooses for its destination, with the next hop's MAC: the
+ * node stack would drop it as a martian (a local source address arriving
+ * on another interface). Returns the TC action: a redirect, or TC_ACT_OK
+ * (the stack) when the FIB has no answer (forwarding off, no route). */
+static __always_inline int dp_lb_fib_redirect(struct __sk_buff *skb, const struct dp_pkt *p)
+{
+	struct bpf_fib_lookup fib;
+	__u8 macs[12];
+	int rc;
+
+	__builtin_memset(&fib, 0, sizeof(fib));
+	fib.family = 2; /* AF_INET */
+	fib.l4_protocol = p->proto;
+	fib.sport = bpf_htons(p->sport);
+	fib.dport = bpf_htons(p->dport);
+	fib.ipv4_src = p->saddr;
+	fib.ipv4_dst = p->daddr;
+	fib.ifindex = skb->ifindex; /* as if routed in from here */
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(macs, fib.dmac, 6);
+		__builtin_memcpy(macs + 6, fib.smac, 6);
+		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
+			return TC_ACT_OK;
+		return bpf_redirect(fib.ifindex, 0);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return bpf_redirect_neigh(fib.ifindex, 0, 0, 0);
+	return TC_ACT_OK;
 }
 
 #endif /* DP_LB_H */

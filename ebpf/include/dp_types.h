@@ -155,6 +155,10 @@ struct ct_value {
 	__u8 pad;             /* 0 */
 	__u16 rev_nat_id;     /* service the connection was translated for (lb4_reverse_nat), 0 = none */
 	__u32 backend_id;     /* service entry (DP_CT_F_SERVICE): the chosen backend, else 0 */
+	__u32 tunnel_ep;      /* node the connection came from through the overlay (host */
+	                      /* order), 0 = none: replies to a peer without a route of its */
+	                      /* own (an external NodePort client) go back there */
+	__u32 pad2;           /* 0 */
 };
 
 /*
@@ -178,7 +182,7 @@ struct ct_value {
 /* Config: `dp_config` ARRAY, one entry, writable while programs run.         */
 /* ------------------------------------------------------------------------ */
 #define DP_AGG_NONE 0   /* every trace */
-#define DP_AGG_LOW 1    /* no traces at receive points (from-endpoint, from-stack, from-overlay) */
+#define DP_AGG_LOW 1    /* no traces at receive points (from-endpoint, -stack, -overlay, -network) */
 #define DP_AGG_MEDIUM 2 /* low + only new connections, new TCP flags, and every report interval */
 #define DP_AGG_MAX 3    /* low + only new connections and SYN/FIN/RST */
 
@@ -267,10 +271,15 @@ struct lb4_backend {
 	__u8 flags;  /* DP_LB_BACKEND_F_* */
 };
 
+/* lb4_reverse_nat.flags */
+#define DP_LB_RNAT_F_NODEPORT (1 << 0) /* the frontend is a node address: replies */
+                                       /* leave through the FIB, not the node stack */
+
 struct lb4_reverse_nat {
 	__u32 vip;   /* network order */
 	__u16 port;  /* host order */
-	__u16 pad;   /* 0 */
+	__u8 flags;  /* DP_LB_RNAT_F_* */
+	__u8 pad;    /* 0 */
 };
 
 struct lb4_affinity_key {
@@ -304,7 +313,7 @@ DP_STATIC_ASSERT(sizeof(struct ipcache_value) == 8, "ipcache_value");
 DP_STATIC_ASSERT(sizeof(struct policy_key) == 12, "policy_key");
 DP_STATIC_ASSERT(sizeof(struct policy_value) == 8, "policy_value");
 DP_STATIC_ASSERT(sizeof(struct ct_key) == 16, "ct_key");
-DP_STATIC_ASSERT(sizeof(struct ct_value) == 88, "ct_value");
+DP_STATIC_ASSERT(sizeof(struct ct_value) == 96, "ct_value");
 DP_STATIC_ASSERT(DP_OFFSETOF(struct ct_value, src_identity) == 64, "ct_value.src_identity");
 DP_STATIC_ASSERT(DP_OFFSETOF(struct ct_value, rev_nat_id) == 82, "ct_value.rev_nat_id");
 DP_STATIC_ASSERT(DP_OFFSETOF(struct ct_value, backend_id) == 84, "ct_value.backend_id");

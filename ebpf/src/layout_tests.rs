@@ -294,7 +294,9 @@ fn rust_side() -> Vec<(String, u64)> {
             flags,
             pad,
             rev_nat_id,
-            backend_id
+            backend_id,
+            tunnel_ep,
+            pad2
         ]
     );
     size!("lb4_key", Lb4Key);
@@ -320,7 +322,7 @@ fn rust_side() -> Vec<(String, u64)> {
     size!("lb4_backend", Lb4Backend);
     offs!("lb4_backend", Lb4Backend, [ip, port, proto, flags]);
     size!("lb4_reverse_nat", Lb4ReverseNat);
-    offs!("lb4_reverse_nat", Lb4ReverseNat, [vip, port, pad]);
+    offs!("lb4_reverse_nat", Lb4ReverseNat, [vip, port, flags, pad]);
     size!("lb4_affinity_key", Lb4AffinityKey);
     offs!(
         "lb4_affinity_key",
@@ -383,6 +385,7 @@ fn rust_side() -> Vec<(String, u64)> {
     konst!("DP_LB_ALG_RANDOM", LbAlgorithm::Random as u8);
     konst!("DP_LB_ALG_MAGLEV", LbAlgorithm::Maglev as u8);
     konst!("DP_LB_BACKEND_F_TERMINATING", lb_backend_flags::TERMINATING);
+    konst!("DP_LB_RNAT_F_NODEPORT", lb_rnat_flags::NODEPORT);
     konst!("DP_LB_MAGLEV_M", LB_MAGLEV_M);
     konst!("DP_LB_MAGLEV_SERVICES", LB_MAGLEV_SERVICES);
     konst!("DP_LB_MAX_PROBE", LB_MAX_PROBE);

@@ -229,6 +229,11 @@ pub struct CtValue {
     pub rev_nat_id: u16,
     /// Service entry ([`ct_flags::SERVICE`]): the chosen backend, else 0.
     pub backend_id: u32,
+    /// Node the connection came from through the overlay (host order), 0 if
+    /// none: replies to a peer without a route of its own go back there.
+    pub tunnel_ep: u32,
+    /// Padding, 0.
+    pub pad2: u32,
 }
 
 /// [`Lb4Service::flags`] bits of a master entry (`DP_LB_F_*`).
@@ -237,6 +242,13 @@ pub mod lb_flags {
     pub const NODEPORT: u8 = 1 << 0;
     /// sessionAffinity: ClientIP.
     pub const AFFINITY: u8 = 1 << 1;
+}
+
+/// [`Lb4ReverseNat::flags`] bits (`DP_LB_RNAT_F_*`).
+pub mod lb_rnat_flags {
+    /// The frontend is a node address (NodePort): replies leave through the
+    /// FIB, not the node stack.
+    pub const NODEPORT: u8 = 1 << 0;
 }
 
 /// [`Lb4Backend::flags`] bits (`DP_LB_BACKEND_F_*`).
@@ -339,8 +351,10 @@ pub struct Lb4ReverseNat {
     pub vip: u32,
     /// Frontend port, host order.
     pub port: u16,
+    /// [`lb_rnat_flags`] bits.
+    pub flags: u8,
     /// Padding, 0.
-    pub pad: u16,
+    pub pad: u8,
 }
 
 /// `struct lb4_affinity_key`.
@@ -413,7 +427,7 @@ const _: () = assert!(size_of::<EndpointValue>() == 24);
 const _: () = assert!(size_of::<PolicyKey>() == 12);
 const _: () = assert!(size_of::<PolicyValue>() == 8);
 const _: () = assert!(size_of::<CtKey>() == 16);
-const _: () = assert!(size_of::<CtValue>() == 88);
+const _: () = assert!(size_of::<CtValue>() == 96);
 const _: () = assert!(size_of::<DpConfig>() == 24);
 const _: () = assert!(size_of::<Lb4Key>() == 12);
 const _: () = assert!(size_of::<Lb4Service>() == 16);
@@ -438,7 +452,8 @@ pub fn ip4_from_key(k: u32) -> Ipv4Addr {
 pub enum Aggregation {
     /// Every trace.
     None = 0,
-    /// No traces at receive points (from-endpoint, from-stack, from-overlay).
+    /// No traces at receive points (from-endpoint, from-stack, from-overlay,
+    /// from-network).
     Low = 1,
     /// Low, and only new connections, new TCP flags (SYN, ACK, FIN, RST per
     /// direction) and once per report interval for active flows.

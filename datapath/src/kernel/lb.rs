@@ -32,7 +32,7 @@ use aya::maps::{Array, HashMap, MapData, MapError};
 
 pub use ebpf::maps::{
     LB_MAGLEV_M, LB_MAGLEV_SERVICES, Lb4AffinityKey, Lb4AffinityValue, Lb4Backend, Lb4Key,
-    Lb4ReverseNat, Lb4Service, LbAlgorithm, lb_backend_flags, lb_flags,
+    Lb4ReverseNat, Lb4Service, LbAlgorithm, lb_backend_flags, lb_flags, lb_rnat_flags,
 };
 
 use crate::error::{DatapathError, Result};
@@ -321,6 +321,11 @@ impl LbMaps {
         let rn = Lb4ReverseNat {
             vip: ip4_key(f.vip),
             port: f.port,
+            flags: if f.flags.node_port {
+                lb_rnat_flags::NODEPORT
+            } else {
+                0
+            },
             pad: 0,
         };
         match self.rev_nat.get(&f.rev_nat_id, 0) {

@@ -47,7 +47,8 @@ use crate::kernel::netns::{ifindex, in_netns};
 
 pub use crate::kernel::links::{LinkOutcome, LinkPin, detach, links, prune_defunct_links};
 use crate::kernel::links::{
-    OVERLAY_PROGRAM, PROGRAMS, attach_one, link_err, link_paths, overlay_link_path,
+    NETDEV_PROGRAM, OVERLAY_PROGRAM, PROGRAMS, attach_one, link_err, link_paths, netdev_link_path,
+    overlay_link_path,
 };
 
 /// The kernel object built from `ebpf/bpf/lxc.bpf.c` by build.rs (empty
@@ -210,7 +211,10 @@ impl Datapath {
             loader.map_max_entries(name, opts.sizes.max_entries(name));
         }
         let mut ebpf = loader.load(bytes).map_err(DatapathError::Load)?;
-        for (name, ..) in PROGRAMS.into_iter().chain([OVERLAY_PROGRAM]) {
+        for (name, ..) in PROGRAMS
+            .into_iter()
+            .chain([OVERLAY_PROGRAM, NETDEV_PROGRAM])
+        {
             program_mut(&mut ebpf, name)?
                 .load()
                 .map_err(|source| DatapathError::Program { name, source })?;
@@ -310,6 +314,28 @@ impl Datapath {
         })
     }
 
+    /// Attaches `from_netdev` (NodePort) at TCX ingress of the node's
+    /// external device `target.iface` (the underlay interface that carries
+    /// the node IP) inside `target.netns`, through a pinned link as
+    /// [`Datapath::attach_overlay`] does. Only packets to a NodePort
+    /// frontend are touched; everything else goes on to the node stack.
+    pub fn attach_netdev(&mut self, target: &AttachTarget) -> Result<LinkOutcome> {
+        let pin = netdev_link_path(&self.pin_dir, &target.iface)?;
+        let (name, attach_type, _) = NETDEV_PROGRAM;
+        let ebpf = &mut self.ebpf;
+        let pin_ref = &pin;
+        let (outcome, new_link) = in_netns(target.netns.as_deref(), move || {
+            let ifindex = ifindex(&target.iface)?;
+            let prog = program_mut(ebpf, name)?;
+            attach_one(prog, name, &target.iface, attach_type, ifindex, pin_ref)
+        })?;
+        if let Some(link) = new_link {
+            link.pin(&pin)
+                .map_err(|e| link_err("pin link", name, &target.iface, e))?;
+        }
+        Ok(outcome)
+    }
+
     /// Attaches `from_container` (TCX ingress) and `to_container` (TCX
     /// egress) to the host-side veth `target.iface` inside `target.netns`,
     /// through pinned links: an existing pinned link gets the new program
@@ -349,6 +375,17 @@ impl Datapath {
             egress: outcomes[1],
             ifindex,
         })
+    }
+}
+
+/// Detaches `from_netdev` from the external device `iface` (removes its
+/// link pin). Returns whether a link was pinned.
+pub fn detach_netdev(pin_dir: &Path, iface: &str) -> Result<bool> {
+    let pin = netdev_link_path(pin_dir, iface)?;
+    match std::fs::remove_file(&pin) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(DatapathError::io("unpin link", pin, e)),
     }
 }
 
