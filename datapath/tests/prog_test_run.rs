@@ -1659,3 +1659,167 @@ fn lb_maps_refuse_bad_input_and_change_nothing() {
     lb.upsert_service(&other, &[1]).unwrap();
     assert_eq!(lb.list().unwrap()[0].frontend, other);
 }
+
+// ---- NodePort (from_netdev) ------------------------------------------------------
+//
+// The node's address 192.168.50.1 with NodePort 30080 (rev_nat_id 8); an
+// external client 172.16.0.9 with no ipcache entry (world).
+
+const NETDEV: &str = "from_netdev";
+const NODE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 1);
+const NODE_PORT: u16 = 30080;
+const CLIENT: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 9);
+const FROM_NETWORK: (u8, u8) = (msg_type::TRACE, trace_point::FROM_NETWORK);
+const TO_NETWORK: (u8, u8) = (msg_type::TRACE, trace_point::TO_NETWORK);
+
+fn nodeport(port: u16, rev_nat_id: u16) -> Frontend {
+    Frontend {
+        vip: NODE_IP,
+        port,
+        proto: LbProto::Tcp,
+        rev_nat_id,
+        flags: ServiceFlags {
+            node_port: true,
+            session_affinity_s: None,
+        },
+        algorithm: LbAlgorithm::Random,
+    }
+}
+
+#[test]
+fn nodeport_from_outside_reaches_a_local_backend_and_replies_from_the_node() {
+    require_privileges!();
+    let (mut h, mut lb) = lb_setup();
+    all_traces(&mut h);
+    lb.upsert_service(&nodeport(NODE_PORT, 8), &[1]).unwrap();
+
+    let syn = with_l4_csum(pkt(
+        CLIENT,
+        NODE_IP,
+        L4::Tcp {
+            sport: 51000,
+            dport: NODE_PORT,
+            flags: tcp_flags::SYN,
+        },
+    ));
+    let (rc, out) = h.run(NETDEV, &syn, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT, "redirect_peer into B");
+    assert_eq!((daddr(&out), ports(&out)), (B_IP, (51000, BE_PORT)));
+    assert_eq!(&out[0..6], &B_MAC);
+    assert_checksums_valid(&out);
+    let ct = h
+        .maps
+        .ct_entry(&ct_key(CLIENT, 51000, B_IP, BE_PORT, 6))
+        .unwrap()
+        .expect("backend CT entry");
+    assert_eq!((ct.rev_nat_id, ct.src_identity), (8, identity::WORLD));
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(kinds(&evs), vec![FROM_NETWORK, TO_LXC]);
+    assert_eq!(daddr(evs[0].0.payload()), NODE_IP);
+    assert_eq!(
+        evs[0].1.trace_observation_point,
+        TraceObservationPoint::FromNetwork as i32
+    );
+    assert_eq!(trace_of(&evs[1].0).src_label, identity::WORLD);
+
+    // B's reply leaves from the node address and port.
+    let synack = with_l4_csum(tcp(
+        B_IP,
+        BE_PORT,
+        CLIENT,
+        51000,
+        tcp_flags::SYN | tcp_flags::ACK,
+    ));
+    let (rc, out) = h.run(FROM, &synack, LO);
+    assert!(
+        rc == TC_ACT_REDIRECT || rc == TC_ACT_OK,
+        "FIB redirect, or the stack without a route: {rc}"
+    );
+    assert_eq!((saddr(&out), ports(&out)), (NODE_IP, (NODE_PORT, 51000)));
+    assert_eq!(daddr(&out), CLIENT);
+    assert_checksums_valid(&out);
+    let recs = h.drain();
+    assert_eq!(kinds(&decode(&recs)), vec![FROM_LXC, TO_NETWORK]);
+
+    // ClusterIPs are not reachable from outside; other traffic is not ours.
+    lb.upsert_service(&frontend(LbProto::Tcp), &[1]).unwrap();
+    for (dst, port) in [(VIP, VIP_PORT), (NODE_IP, 22)] {
+        let p = pkt(
+            CLIENT,
+            dst,
+            L4::Tcp {
+                sport: 51001,
+                dport: port,
+                flags: tcp_flags::SYN,
+            },
+        );
+        assert_eq!(h.run(NETDEV, &p, LO), (TC_ACT_OK, p.clone()));
+    }
+    assert!(h.drain().is_empty(), "untraced");
+
+    // No backend: dropped with the reason, as for pods.
+    lb.upsert_service(&nodeport(NODE_PORT + 1, 9), &[]).unwrap();
+    let p = pkt(
+        CLIENT,
+        NODE_IP,
+        L4::Tcp {
+            sport: 51002,
+            dport: NODE_PORT + 1,
+            flags: tcp_flags::SYN,
+        },
+    );
+    assert_eq!(h.run(NETDEV, &p, LO).0, TC_ACT_SHOT);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(
+        kinds(&evs),
+        vec![drop_kind(drop_reason::SERVICE_BACKEND_NOT_FOUND)]
+    );
+    assert_eq!(drop_of(&evs[0].0).src_label, identity::WORLD);
+}
+
+#[test]
+fn nodeport_to_a_backend_on_another_node_goes_through_the_overlay() {
+    require_privileges!();
+    let (mut h, mut lb) = lb_setup();
+    h.maps
+        .upsert_prefix(R_IP, 32, R_ID, u32::from(R_NODE))
+        .unwrap();
+    h.maps
+        .set_config(&Config {
+            tunnel_ifindex: TUNNEL_IFINDEX,
+            ..Config::default()
+        })
+        .unwrap();
+    lb.upsert_backend(4, &backend(R_IP, LbProto::Tcp)).unwrap();
+    lb.upsert_service(&nodeport(NODE_PORT, 8), &[4]).unwrap();
+
+    let syn = with_l4_csum(pkt(
+        CLIENT,
+        NODE_IP,
+        L4::Tcp {
+            sport: 52000,
+            dport: NODE_PORT,
+            flags: tcp_flags::SYN,
+        },
+    ));
+    let (rc, out) = h.run(NETDEV, &syn, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT, "into the VXLAN device");
+    assert_eq!((daddr(&out), ports(&out)), (R_IP, (52000, BE_PORT)));
+    assert_checksums_valid(&out);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(kinds(&evs), vec![TO_OVERLAY]);
+    let t = trace_of(&evs[0].0);
+    assert_eq!((t.src_label, t.dst_label), (identity::WORLD, R_ID));
+    assert_eq!(t.ifindex, TUNNEL_IFINDEX);
+    assert_eq!(
+        h.maps
+            .ct_entry(&ct_key(CLIENT, 52000, R_IP, BE_PORT, 6))
+            .unwrap()
+            .expect("backend CT entry")
+            .rev_nat_id,
+        8
+    );
+}
