@@ -9,6 +9,7 @@
 //! <pin_dir>/links/ingress:<iface>    TCX link of from_container on the host-side veth
 //! <pin_dir>/links/egress:<iface>     TCX link of to_container
 //! <pin_dir>/links/overlay:<iface>    TCX ingress link of from_overlay on the VXLAN device
+//! <pin_dir>/links/netdev:<iface>     TCX ingress link of from_netdev (NodePort) on the external device
 //! ```
 //!
 //! (bpffs refuses names containing a dot with EPERM, so dots in interface
