@@ -198,10 +198,11 @@ fn programs_load_and_every_map_is_pinned() {
         "lb4_reverse_nat",
         "lb4_maglev",
         "lb4_affinity",
+        "lb4_stats",
     ] {
         assert!(h.scratch.pin_dir().join(m).exists(), "{m} pinned");
     }
-    assert_eq!(h.dp.load_report().created.len(), 14);
+    assert_eq!(h.dp.load_report().created.len(), 15);
     assert_eq!(h.maps.config().unwrap(), Config::default());
     assert_eq!(h.maps.config().unwrap().aggregation, Aggregation::Medium);
 }
@@ -1457,6 +1458,16 @@ fn replies_from_the_backend_come_from_the_vip() {
     let fresh = tcp(B_IP, BE_PORT, A_IP, 45999, tcp_flags::SYN);
     let (_, out) = h.run(FROM, &fresh, LO);
     assert_eq!(saddr(&out), B_IP);
+
+    // Two connections, each translated once and answered once.
+    assert_eq!(
+        lb.stats().unwrap(),
+        datapath::lb::LbStats {
+            new_connections: 2,
+            translated: 2,
+            reverse_translated: 2,
+        }
+    );
 }
 
 #[test]

@@ -67,6 +67,14 @@ static __always_inline __u32 dp_lb_hash(const struct dp_pkt *p)
 	return h;
 }
 
+static __always_inline void dp_lb_count(__u32 stat)
+{
+	__u64 *v = bpf_map_lookup_elem(&lb4_stats, &stat);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
 static __always_inline const struct lb4_backend *dp_lb_backend(__u32 id)
 {
 	if (!id)
@@ -207,6 +215,7 @@ static __always_inline int dp_lb4_select(const struct dp_pkt *p, __u64 now, stru
 		nv.backend_id = id;
 		if (bpf_map_update_elem(&ct4, &ck, &nv, BPF_ANY) < 0)
 			return HUBBLE_DROP_CT_MAP_INSERTION_FAILED;
+		dp_lb_count(DP_LB_STAT_NEW);
 	}
 	lb->backend_id = id;
 	lb->backend_ip = b->ip;
@@ -256,8 +265,12 @@ static __always_inline int dp_lb4_rewrite(struct __sk_buff *skb, const struct dp
 static __always_inline int dp_lb4_dnat(struct __sk_buff *skb, const struct dp_pkt *p,
 				       const struct dp_lb *lb)
 {
-	return dp_lb4_rewrite(skb, p, 1, lb->orig_daddr, lb->backend_ip, lb->orig_dport,
-			      lb->backend_port);
+	int ret = dp_lb4_rewrite(skb, p, 1, lb->orig_daddr, lb->backend_ip, lb->orig_dport,
+				 lb->backend_port);
+
+	if (!ret)
+		dp_lb_count(DP_LB_STAT_DNAT);
+	return ret;
 }
 
 /* A reply of a translated connection: its source becomes the frontend the
@@ -286,6 +299,7 @@ static __always_inline int dp_lb4_rev_nat(struct __sk_buff *skb, struct dp_pkt *
 		return ret;
 	p->saddr = vip;
 	p->sport = port;
+	dp_lb_count(DP_LB_STAT_REV_NAT);
 	return 0;
 }
 

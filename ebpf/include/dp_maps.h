@@ -142,4 +142,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb4_affinity SEC(".maps");
 
+/* Load-balancer counters (DP_LB_STAT_*, per CPU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DP_LB_STAT_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb4_stats SEC(".maps");
+
 #endif /* DP_MAPS_H */

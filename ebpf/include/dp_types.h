@@ -302,6 +302,13 @@ struct lb4_affinity_value {
 /* Backend slots tried when the chosen one is terminating or gone. */
 #define DP_LB_MAX_PROBE 16
 
+/* `lb4_stats` PERCPU_ARRAY of __u64, indexed by DP_LB_STAT_*. (Connections
+ * refused for want of a backend are drop_stats[SERVICE_BACKEND_NOT_FOUND].) */
+#define DP_LB_STAT_NEW 0     /* new connections given a backend */
+#define DP_LB_STAT_DNAT 1    /* packets translated to a backend */
+#define DP_LB_STAT_REV_NAT 2 /* replies translated back to the frontend */
+#define DP_LB_STAT_ENTRIES 3
+
 /* Ring buffer size default (bytes, power of two, multiple of the page size). */
 #define DP_EVENTS_RING_BYTES (1 << 22)
 

@@ -389,6 +389,10 @@ fn rust_side() -> Vec<(String, u64)> {
     konst!("DP_LB_MAGLEV_M", LB_MAGLEV_M);
     konst!("DP_LB_MAGLEV_SERVICES", LB_MAGLEV_SERVICES);
     konst!("DP_LB_MAX_PROBE", LB_MAX_PROBE);
+    konst!("DP_LB_STAT_NEW", lb_stat::NEW);
+    konst!("DP_LB_STAT_DNAT", lb_stat::DNAT);
+    konst!("DP_LB_STAT_REV_NAT", lb_stat::REV_NAT);
+    konst!("DP_LB_STAT_ENTRIES", lb_stat::ENTRIES);
     konst!("DP_CT_LIFETIME_TCP_S", ct_lifetime::TCP_S);
     konst!("DP_CT_LIFETIME_NONTCP_S", ct_lifetime::NONTCP_S);
     konst!("DP_CT_SYN_TIMEOUT_S", ct_lifetime::SYN_TIMEOUT_S);

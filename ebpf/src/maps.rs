@@ -41,6 +41,8 @@ pub mod names {
     pub const LB4_MAGLEV: &str = "lb4_maglev";
     /// sessionAffinity ClientIP: client + service → backend.
     pub const LB4_AFFINITY: &str = "lb4_affinity";
+    /// Per-CPU load-balancer counters ([`super::lb_stat`]).
+    pub const LB4_STATS: &str = "lb4_stats";
 }
 
 /// [`EndpointValue::flags`] bits (`DP_EP_F_*`).
@@ -280,6 +282,18 @@ impl LbAlgorithm {
             Self::Random
         }
     }
+}
+
+/// Indexes of the `lb4_stats` counters (`DP_LB_STAT_*`).
+pub mod lb_stat {
+    /// New connections given a backend.
+    pub const NEW: u32 = 0;
+    /// Packets translated to a backend.
+    pub const DNAT: u32 = 1;
+    /// Replies translated back to the frontend.
+    pub const REV_NAT: u32 = 2;
+    /// Entries of the map.
+    pub const ENTRIES: u32 = 3;
 }
 
 /// Size of one service's Maglev table (`DP_LB_MAGLEV_M`, a prime).

@@ -28,11 +28,11 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{Array, HashMap, MapData, MapError};
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray};
 
 pub use ebpf::maps::{
     LB_MAGLEV_M, LB_MAGLEV_SERVICES, Lb4AffinityKey, Lb4AffinityValue, Lb4Backend, Lb4Key,
-    Lb4ReverseNat, Lb4Service, LbAlgorithm, lb_backend_flags, lb_flags, lb_rnat_flags,
+    Lb4ReverseNat, Lb4Service, LbAlgorithm, lb_backend_flags, lb_flags, lb_rnat_flags, lb_stat,
 };
 
 use crate::error::{DatapathError, Result};
@@ -150,6 +150,20 @@ pub struct LbMaps {
     rev_nat: HashMap<MapData, u16, Plain<Lb4ReverseNat>>,
     maglev: Array<MapData, u32>,
     affinity: HashMap<MapData, Plain<Lb4AffinityKey>, Plain<Lb4AffinityValue>>,
+    stats: PerCpuArray<MapData, u64>,
+}
+
+/// The load balancer's counters since the maps were created, summed over
+/// CPUs ([`LbMaps::stats`]). Connections refused for want of a backend are
+/// the `SERVICE_BACKEND_NOT_FOUND` entry of [`crate::Maps::drop_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LbStats {
+    /// New connections given a backend.
+    pub new_connections: u64,
+    /// Packets translated to a backend.
+    pub translated: u64,
+    /// Replies translated back to their frontend.
+    pub reverse_translated: u64,
 }
 
 impl std::fmt::Debug for LbMaps {
@@ -196,6 +210,7 @@ impl LbMaps {
             rev_nat: typed!(dir, names::LB4_REVERSE_NAT),
             maglev: typed!(dir, names::LB4_MAGLEV),
             affinity: typed!(dir, names::LB4_AFFINITY),
+            stats: typed!(dir, names::LB4_STATS),
         })
     }
 
@@ -497,6 +512,22 @@ impl LbMaps {
                     .map_err(|e| DatapathError::map(names::LB4_MAGLEV, e))
             })
             .collect()
+    }
+
+    /// The load balancer's counters, summed over CPUs.
+    pub fn stats(&self) -> Result<LbStats> {
+        let get = |i: u32| -> Result<u64> {
+            let v = self
+                .stats
+                .get(&i, 0)
+                .map_err(|e| DatapathError::map(names::LB4_STATS, e))?;
+            Ok(v.iter().sum())
+        };
+        Ok(LbStats {
+            new_connections: get(lb_stat::NEW)?,
+            translated: get(lb_stat::DNAT)?,
+            reverse_translated: get(lb_stat::REV_NAT)?,
+        })
     }
 
     /// The client's affinity entry for a service: `(backend, last use in

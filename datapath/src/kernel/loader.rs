@@ -97,6 +97,7 @@ impl MapSizes {
             names::LB4_REVERSE_NAT => defaults::LB4_REVERSE_NAT_MAX,
             names::LB4_MAGLEV => defaults::LB4_MAGLEV_MAX,
             names::LB4_AFFINITY => defaults::LB4_AFFINITY_MAX,
+            names::LB4_STATS => ebpf::maps::lb_stat::ENTRIES,
             _ => 1,
         }
     }

@@ -616,7 +616,7 @@ fn lpm_key(prefix: Ipv4Addr, len: u8) -> Result<LpmKey<u32>> {
 
 /// What a pinned map must look like: `(name, type, key size, value size)`;
 /// max entries come from [`crate::kernel::loader::MapSizes`].
-pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 14] = [
+pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 15] = [
     (
         names::ENDPOINTS,
         MapType::Hash,
@@ -680,6 +680,7 @@ pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 14] = [
         size_of::<Lb4ReverseNat>() as u32,
     ),
     (names::LB4_MAGLEV, MapType::Array, 4, 4),
+    (names::LB4_STATS, MapType::PerCpuArray, 4, 8),
     (
         names::LB4_AFFINITY,
         MapType::LruHash,
