@@ -1471,6 +1471,37 @@ fn replies_from_the_backend_come_from_the_vip() {
 }
 
 #[test]
+fn a_pod_reaching_itself_through_a_service_is_hairpinned() {
+    require_privileges!();
+    let (h, mut lb) = lb_setup();
+    lb.upsert_backend(5, &backend(A_IP, LbProto::Tcp)).unwrap();
+    lb.upsert_service(&frontend(LbProto::Tcp), &[5]).unwrap();
+    let hairpin = ebpf::maps::LB_HAIRPIN_IP;
+
+    let syn = with_l4_csum(tcp(A_IP, 45500, VIP, VIP_PORT, tcp_flags::SYN));
+    let (rc, out) = h.run(FROM, &syn, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT, "back into A");
+    assert_eq!((saddr(&out), daddr(&out)), (hairpin, A_IP));
+    assert_eq!(ports(&out), (45500, BE_PORT));
+    assert_eq!(&out[0..6], &A_MAC);
+    assert_checksums_valid(&out);
+
+    let synack = with_l4_csum(tcp(
+        A_IP,
+        BE_PORT,
+        hairpin,
+        45500,
+        tcp_flags::SYN | tcp_flags::ACK,
+    ));
+    let (rc, out) = h.run(FROM, &synack, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT);
+    assert_eq!((saddr(&out), daddr(&out)), (VIP, A_IP));
+    assert_eq!(ports(&out), (VIP_PORT, 45500));
+    assert_eq!(&out[0..6], &A_MAC);
+    assert_checksums_valid(&out);
+}
+
+#[test]
 fn a_service_without_backends_drops_with_service_backend_not_found() {
     require_privileges!();
     let (mut h, mut lb) = lb_setup();

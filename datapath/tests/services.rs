@@ -280,6 +280,26 @@ fn clusterip_and_nodeport_carry_real_tcp_and_udp() {
         .collect();
     assert_eq!(ids, BTreeSet::from([1, 2]));
 
+    // Hairpin: the client is the only backend of another service.
+    let vip2_ip = Ipv4Addr::new(10, 96, 0, 11);
+    let vip2 = SocketAddr::from((vip2_ip, VIP_PORT));
+    n.lb.upsert_backend(
+        5,
+        &Backend {
+            ip: n.client.ip,
+            port: BE_PORT,
+            proto: LbProto::Tcp,
+            terminating: false,
+        },
+    )
+    .unwrap();
+    n.lb.upsert_service(&frontend(vip2_ip, VIP_PORT, LbProto::Tcp, 3), &[5])
+        .unwrap();
+    {
+        let _own = EchoServer::start(n.client.ns.path(), SocketAddr::from((n.client.ip, BE_PORT)));
+        echo(&n.client.ns.path(), vip2).expect("a pod reaches itself through a service");
+    }
+
     // A backend marked terminating mid-connection: the established
     // connection finishes on it, new ones all go to the other.
     let mut held = in_netns(Some(&n.client.ns.path()), || {

@@ -162,7 +162,7 @@ int from_container(struct __sk_buff *skb)
 	struct dp_lb lb = {};
 	struct dp_ct_info info;
 	__u64 now;
-	__u32 tunnel_ep = 0;
+	__u32 tunnel_ep = 0, self = 0, hairpin = 0;
 	__u16 eth_proto;
 	__u8 ct_state, report, rnat_flags = 0;
 	int ret;
@@ -216,15 +216,32 @@ int from_container(struct __sk_buff *skb)
 		tunnel_ep = 0;
 		peers.dst_identity = dp_resolve_peer(p.daddr, &dst, &tunnel_ep);
 		peers.dst_ep = dst ? dst->ep_id : 0;
+		/* Hairpin: the client is its own backend. */
+		if (p.daddr == p.saddr) {
+			hairpin = bpf_htonl(DP_LB_HAIRPIN_IP4);
+			p.saddr = hairpin;
+		}
 	}
 	ct_state = dp_ct_lookup(&p, &cfg, now, &report, &info);
 	/* Still the frame as sent: from-endpoint shows the frontend. */
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_LXC, src->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
-	if (lb.is_service)
+	if (lb.is_service) {
 		ret = dp_lb4_dnat(skb, &p, &lb);
-	else if (ct_state == HUBBLE_CT_REPLY)
+		if (!ret && hairpin)
+			ret = dp_lb4_rewrite(skb, &p, 0, lb.backend_ip, hairpin, p.sport, p.sport);
+	} else if (ct_state == HUBBLE_CT_REPLY) {
+		self = p.saddr;
 		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		/* The reply of a hairpin connection goes back into its sender. */
+		if (!ret && info.rev_nat_id && p.daddr == bpf_htonl(DP_LB_HAIRPIN_IP4)) {
+			ret = dp_lb4_rewrite(skb, &p, 1, p.daddr, self, p.dport, p.dport);
+			p.daddr = self;
+			dst = src;
+			peers.dst_identity = src->identity;
+			peers.dst_ep = src->ep_id;
+		}
+	}
 	if (ret)
 		return dp_drop(skb, &cfg, ret, src->ep_id, &peers, ct_state, HUBBLE_DIR_UNKNOWN,
 			       __LINE__);

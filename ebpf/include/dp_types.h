@@ -299,6 +299,11 @@ struct lb4_affinity_value {
  * table (rev_nat_id below this). */
 #define DP_LB_MAGLEV_M 1021
 #define DP_LB_MAGLEV_SERVICES 256
+/* Hairpin: a pod that reaches itself through a service would see its own
+ * address as the source of the packet it receives and drop it, so the
+ * source becomes this link-local address (Cilium's IPV4_LOOPBACK) and back.
+ * Host order: 169.254.42.1. */
+#define DP_LB_HAIRPIN_IP4 0xa9fe2a01
 /* Backend slots tried when the chosen one is terminating or gone. */
 #define DP_LB_MAX_PROBE 16
 

@@ -389,6 +389,7 @@ fn rust_side() -> Vec<(String, u64)> {
     konst!("DP_LB_MAGLEV_M", LB_MAGLEV_M);
     konst!("DP_LB_MAGLEV_SERVICES", LB_MAGLEV_SERVICES);
     konst!("DP_LB_MAX_PROBE", LB_MAX_PROBE);
+    konst!("DP_LB_HAIRPIN_IP4", u32::from(LB_HAIRPIN_IP));
     konst!("DP_LB_STAT_NEW", lb_stat::NEW);
     konst!("DP_LB_STAT_DNAT", lb_stat::DNAT);
     konst!("DP_LB_STAT_REV_NAT", lb_stat::REV_NAT);

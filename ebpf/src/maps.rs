@@ -301,6 +301,11 @@ pub const LB_MAGLEV_M: u32 = 1021;
 /// Services that can have a Maglev table: `rev_nat_id` below this
 /// (`DP_LB_MAGLEV_SERVICES`).
 pub const LB_MAGLEV_SERVICES: u32 = 256;
+/// Hairpin source (`DP_LB_HAIRPIN_IP4`): a pod reaching itself through a
+/// service sees the connection come from this address (Cilium's
+/// `IPV4_LOOPBACK`), since its own address as source would be dropped.
+pub const LB_HAIRPIN_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 42, 1);
+
 /// Backend slots the kernel tries when the chosen one is unusable
 /// (`DP_LB_MAX_PROBE`).
 pub const LB_MAX_PROBE: u32 = 16;
