@@ -738,6 +738,11 @@ fn bpf(what: BpfCmd, pin_dir: &Path) -> Result<()> {
                 "{}",
                 datapath::lb::render_lb_list(&lb.list()?, &lb.backends()?)
             );
+            let st = lb.stats()?;
+            println!(
+                "new connections {}, translated {}, reverse-translated {}",
+                st.new_connections, st.translated, st.reverse_translated
+            );
         }
         BpfCmd::Policy {
             what: PolicyGet::Get { ep_id },
