@@ -365,5 +365,27 @@ fn clusterip_and_nodeport_carry_real_tcp_and_udp() {
             .iter()
             .any(|(r, s)| *r == ebpf::drop_reason::SERVICE_BACKEND_NOT_FOUND && s.packets > 0)
     );
+
+    // The admin view of the same maps.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_datapath"))
+        .args(["bpf", "lb", "list", "--pin-dir"])
+        .arg(n.scratch.pin_dir())
+        .output()
+        .expect("run datapath bpf lb list");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "10.96.0.10:80/TCP        0.0.0.0:0 (1) (0) [ClusterIP, random]",
+        "10.96.0.10:80/UDP",
+        "192.168.77.1:30080/TCP   0.0.0.0:0 (2) (0) [NodePort, random]",
+        "10.200.2.2:8080/TCP [terminating] (1)",
+        "new connections ",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
     let _ = (&n.dp, &n.node, &n.scratch);
 }
