@@ -1576,6 +1576,19 @@ fn a_terminating_backend_gets_no_new_connections_but_keeps_established_ones() {
         e.contains("still used by a service") && e.contains("10.96.0.10:80/TCP"),
         "{e}"
     );
+
+    // The split may also be given per frontend (backend 1 is not flagged).
+    lb.upsert_service_slots(&frontend(LbProto::Tcp), &[3], &[1])
+        .unwrap();
+    for sport in 47200..47220 {
+        let (_, out) = h.run(FROM, &tcp(A_IP, sport, VIP, VIP_PORT, tcp_flags::SYN), LO);
+        assert_eq!(daddr(&out), D_IP, "sport {sport}");
+    }
+    let s = &lb.list().unwrap()[0];
+    assert_eq!(
+        (s.active.clone(), s.terminating.clone()),
+        (vec![3], vec![1])
+    );
 }
 
 #[test]

@@ -291,9 +291,35 @@ impl LbMaps {
     /// Adds or replaces the frontend `f` with exactly these backends (ids
     /// written with [`Self::upsert_backend`] before; duplicates refused).
     /// Active backends get the slots 1..=count in the order given,
-    /// terminating ones the slots after them. Connections already
-    /// established keep their backend.
+    /// terminating ones (by their backend flag) the slots after them.
+    /// Connections already established keep their backend.
     pub fn upsert_service(&mut self, f: &Frontend, backends: &[BackendId]) -> Result<()> {
+        let mut active = Vec::new();
+        let mut terminating = Vec::new();
+        for &id in backends {
+            let b = self
+                .backend(id)?
+                .ok_or_else(|| invalid("backend id (not in lb4_backends)", id))?;
+            if b.terminating {
+                terminating.push(id);
+            } else {
+                active.push(id);
+            }
+        }
+        self.upsert_service_slots(f, &active, &terminating)
+    }
+
+    /// [`Self::upsert_service`] with the split given per frontend (a
+    /// control plane that tracks terminating endpoints per service): only
+    /// `active` backends are chosen for new connections (and of those, none
+    /// whose backend is flagged terminating); `terminating` ones are kept
+    /// for listing. Every id must exist, once, with the frontend's protocol.
+    pub fn upsert_service_slots(
+        &mut self,
+        f: &Frontend,
+        active: &[BackendId],
+        terminating: &[BackendId],
+    ) -> Result<()> {
         if f.port == 0 {
             return Err(invalid(
                 "frontend port (must be non-zero)",
@@ -309,13 +335,12 @@ impl LbMaps {
                 f.rev_nat_id,
             ));
         }
-        if backends.len() > usize::from(u16::MAX) {
-            return Err(invalid("backend count (at most 65535)", backends.len()));
+        let all: Vec<BackendId> = active.iter().chain(terminating).copied().collect();
+        if all.len() > usize::from(u16::MAX) {
+            return Err(invalid("backend count (at most 65535)", all.len()));
         }
-        let mut active = Vec::new();
-        let mut terminating = Vec::new();
-        for (i, &id) in backends.iter().enumerate() {
-            if backends[..i].contains(&id) {
+        for (i, &id) in all.iter().enumerate() {
+            if all[..i].contains(&id) {
                 return Err(invalid("backend list (duplicate id)", id));
             }
             let b = self
@@ -326,11 +351,6 @@ impl LbMaps {
                     "backend protocol (differs from the frontend's)",
                     format!("backend {id} is {}, frontend {}", b.proto, f.proto),
                 ));
-            }
-            if b.terminating {
-                terminating.push(id);
-            } else {
-                active.push(id);
             }
         }
         let rn = Lb4ReverseNat {
@@ -367,7 +387,7 @@ impl LbMaps {
         };
 
         if f.algorithm == LbAlgorithm::Maglev {
-            let table = maglev_table(&active, LB_MAGLEV_M);
+            let table = maglev_table(active, LB_MAGLEV_M);
             let base = u32::from(f.rev_nat_id) * LB_MAGLEV_M;
             for (i, id) in table.into_iter().enumerate() {
                 self.maglev
@@ -375,7 +395,6 @@ impl LbMaps {
                     .map_err(|e| DatapathError::map(names::LB4_MAGLEV, e))?;
             }
         }
-        let all: Vec<BackendId> = active.iter().chain(&terminating).copied().collect();
         for (i, &id) in all.iter().enumerate() {
             let k = Lb4Key {
                 backend_slot: i as u16 + 1,
