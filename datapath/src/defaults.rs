@@ -32,8 +32,28 @@ pub const IPCACHE_MAX: u32 = 65_536;
 pub const POLICY_MAX: u32 = 65_536;
 
 /// `ct4` capacity: tracked connections. Cilium's default global TCP table
-/// is 512 Ki; 256 Ki entries of 104 bytes (key + value) ≈ 26 MiB.
+/// is 512 Ki; 256 Ki entries of 112 bytes (key + value) ≈ 28 MiB.
 pub const CT4_MAX: u32 = 262_144;
+
+/// `lb4_services` capacity: master entries plus backend slots of every
+/// service frontend (Cilium's default is 64 Ki).
+pub const LB4_SERVICES_MAX: u32 = 65_536;
+
+/// `lb4_backends` capacity: backends of all services (Cilium: 64 Ki).
+pub const LB4_BACKENDS_MAX: u32 = 65_536;
+
+/// `lb4_reverse_nat` capacity: frontends (one `rev_nat_id` each).
+pub const LB4_REVERSE_NAT_MAX: u32 = 65_536;
+
+/// `lb4_maglev` entries: a table of `DP_LB_MAGLEV_M` (1021, prime) entries
+/// for each of `DP_LB_MAGLEV_SERVICES` (256) services, 1 MiB in all. 1021
+/// keeps the spread even for up to ~10 backends per Maglev service (the
+/// paper wants M above 100 x backends); Cilium's default is 16381.
+pub const LB4_MAGLEV_MAX: u32 = ebpf::maps::LB_MAGLEV_M * ebpf::maps::LB_MAGLEV_SERVICES;
+
+/// `lb4_affinity` capacity: client/service pairs with sessionAffinity
+/// (LRU: the oldest pairs are forgotten first).
+pub const LB4_AFFINITY_MAX: u32 = 65_536;
 
 /// `events` ring size in bytes (power of two, multiple of the page size).
 /// 4 MiB holds ~20 000 records of 176–184 bytes: a consumer pause of a
@@ -64,6 +84,10 @@ pub const PROG_TO_CONTAINER: &str = "to_container";
 
 /// Name of the program attached at TCX ingress of the node's VXLAN device.
 pub const PROG_FROM_OVERLAY: &str = "from_overlay";
+
+/// Name of the program attached at TCX ingress of the node's external
+/// (underlay) device: NodePort.
+pub const PROG_FROM_NETDEV: &str = "from_netdev";
 
 /// Name of the node's VXLAN device: one per node netns, in external
 /// (collect_md) mode, so a single device reaches every other node (the

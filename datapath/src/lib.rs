@@ -41,7 +41,7 @@ pub mod kernel;
 pub mod policy;
 
 pub use agent::{api, ipam, server, store};
-pub use kernel::{loader, maps, netns, tunnel};
+pub use kernel::{lb, loader, maps, netns, tunnel};
 pub use policy::{cidr, identity};
 
 pub use error::{DatapathError, Result};

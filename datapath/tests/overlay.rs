@@ -31,6 +31,7 @@ use datapath::{
 use ebpf::{RawEvent, direction, drop_reason, msg_type, trace_point};
 
 use common::{Harness, NetNs, Scratch, disable_ipv6, mac_of};
+use datapath::lb::{Backend, Frontend, LbAlgorithm, LbMaps, LbProto, ServiceFlags};
 
 const GW: &str = "169.254.1.1";
 const PORT: u16 = 8080;
@@ -473,6 +474,116 @@ fn pods_on_two_nodes_talk_through_the_overlay_with_the_identity_in_the_vni() {
     assert_eq!(n2.maps.lost_events().unwrap(), 0);
 
     drop((s1, s2));
+}
+
+#[test]
+fn services_reach_backends_on_another_node_from_pods_and_from_outside() {
+    require_privileges!();
+    const P1_ID: u32 = 21_001;
+    const P2_ID: u32 = 21_002;
+    const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 7, 1);
+    const NODE_PORT: u16 = 30090;
+    let node1_ext = Ipv4Addr::new(192, 168, 78, 1);
+    let client_ext = Ipv4Addr::new(192, 168, 78, 2);
+
+    let (ns1, ns2) = underlay();
+    let mut n1 = node(ns1, Ipv4Addr::new(10, 231, 0, 1));
+    let mut n2 = node(ns2, Ipv4Addr::new(10, 231, 0, 2));
+    let p1 = pod(&mut n1, Ipv4Addr::new(10, 232, 1, 2), "lxcsv1", P1_ID, 1);
+    let p2 = pod(&mut n2, Ipv4Addr::new(10, 232, 2, 2), "lxcsv2", P2_ID, 1);
+    n1.maps
+        .upsert_prefix(p2.ip, 32, P2_ID, u32::from(n2.underlay_ip))
+        .unwrap();
+    n2.maps
+        .upsert_prefix(p1.ip, 32, P1_ID, u32::from(n1.underlay_ip))
+        .unwrap();
+
+    // An external network on node 1, with from_netdev on node 1's side.
+    let ext = NetNs::new("dpovx");
+    disable_ipv6(&ext);
+    n1.ns.ip(&[
+        "link", "add", "ext1", "type", "veth", "peer", "name", "eth0", "netns", &ext.name,
+    ]);
+    n1.ns
+        .ip(&["addr", "add", &format!("{node1_ext}/24"), "dev", "ext1"]);
+    n1.ns.ip(&["link", "set", "ext1", "up"]);
+    ext.ip(&["addr", "add", &format!("{client_ext}/24"), "dev", "eth0"]);
+    ext.ip(&["link", "set", "eth0", "up"]);
+    common::sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &n1.ns.name,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]);
+    n1.dp
+        .attach_netdev(&AttachTarget {
+            netns: Some(n1.ns.path()),
+            iface: "ext1".into(),
+        })
+        .expect("attach from_netdev");
+
+    // Node 1 knows the service; its only backend is pod 2 on node 2.
+    let mut lb = LbMaps::open(n1.scratch.pin_dir()).unwrap();
+    lb.upsert_backend(
+        1,
+        &Backend {
+            ip: p2.ip,
+            port: PORT,
+            proto: LbProto::Tcp,
+            terminating: false,
+        },
+    )
+    .unwrap();
+    let mut f = Frontend {
+        vip: VIP,
+        port: 80,
+        proto: LbProto::Tcp,
+        rev_nat_id: 1,
+        flags: ServiceFlags::default(),
+        algorithm: LbAlgorithm::Random,
+    };
+    lb.upsert_service(&f, &[1]).unwrap();
+    f.vip = node1_ext;
+    f.port = NODE_PORT;
+    f.rev_nat_id = 2;
+    f.flags.node_port = true;
+    lb.upsert_service(&f, &[1]).unwrap();
+    events(&n1);
+    events(&n2);
+
+    let _s2 = EchoServer::start(p2.ns.path(), SocketAddr::from((p2.ip, PORT)));
+    // ClusterIP from pod 1: translated on node 1, replies reverse-translated
+    // when they come back through the overlay.
+    echo(&p1.ns.path(), SocketAddr::from((VIP, 80)), 256 * 1024)
+        .expect("pod 1 -> ClusterIP -> pod 2 on node 2");
+    // NodePort from outside: through node 1 to node 2 as world; node 2
+    // returns the replies through node 1, which sends them from its address.
+    echo(
+        &ext.path(),
+        SocketAddr::from((node1_ext, NODE_PORT)),
+        64 * 1024,
+    )
+    .expect("external client -> node 1 NodePort -> pod 2 on node 2");
+
+    let r2 = events(&n2);
+    assert!(
+        traces(&r2, trace_point::FROM_OVERLAY)
+            .iter()
+            .any(|t| t.src_label == datapath::maps::identity::WORLD && t.dst_label == P2_ID),
+        "the external client arrives on node 2 as world"
+    );
+    assert!(
+        traces(&r2, trace_point::TO_OVERLAY)
+            .iter()
+            .any(|t| t.src_label == P2_ID && t.dst_label == datapath::maps::identity::WORLD),
+        "node 2 sends the replies back through the overlay"
+    );
+    let r1 = events(&n1);
+    assert!(!traces(&r1, trace_point::TO_NETWORK).is_empty());
+    assert!(drops(&r1).is_empty() && drops(&r2).is_empty());
 }
 
 /// Program ids attached at TCX ingress of `iface` inside `ns`.

@@ -15,6 +15,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use datapath::lb::{Backend, Frontend, LbAlgorithm, LbMaps, LbProto, ServiceFlags};
 use datapath::maps::{CtKey, identity, ip4_key};
 use datapath::{Aggregation, Config, Direction, Endpoint, PolicyAction, PolicyEntry};
 use ebpf::{RawEvent, ct_state, direction, drop_reason, msg_type, policy_match, trace_point};
@@ -184,10 +185,16 @@ fn programs_load_and_every_map_is_pinned() {
         "drop_stats",
         "drop_rl",
         "dp_config",
+        "lb4_services",
+        "lb4_backends",
+        "lb4_reverse_nat",
+        "lb4_maglev",
+        "lb4_affinity",
+        "lb4_stats",
     ] {
         assert!(h.scratch.pin_dir().join(m).exists(), "{m} pinned");
     }
-    assert_eq!(h.dp.load_report().created.len(), 9);
+    assert_eq!(h.dp.load_report().created.len(), 15);
     assert_eq!(h.maps.config().unwrap(), Config::default());
     assert_eq!(h.maps.config().unwrap().aggregation, Aggregation::Medium);
 }
@@ -1285,5 +1292,736 @@ fn from_overlay_without_tunnel_metadata_is_dropped() {
             .unwrap()
             .iter()
             .any(|(r, s)| *r == drop_reason::ERROR_RETRIEVING_TUNNEL_KEY && s.packets == 1)
+    );
+}
+
+// ---- services (dp_lb.h) ------------------------------------------------------
+//
+// Frontend VIP 10.96.0.10:80 (rev_nat_id 7); backends: B (local pod,
+// 10.0.2.2:8080, id 1) and two addresses of no local pod, C (10.0.3.2, id 2)
+// and D (10.0.4.2, id 3), which leave for the stack.
+
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+const VIP_PORT: u16 = 80;
+const REV_NAT: u16 = 7;
+const C_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 2);
+const D_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 4, 2);
+const BE_PORT: u16 = 8080;
+
+fn frontend(proto: LbProto) -> Frontend {
+    Frontend {
+        vip: VIP,
+        port: VIP_PORT,
+        proto,
+        rev_nat_id: REV_NAT,
+        flags: ServiceFlags::default(),
+        algorithm: LbAlgorithm::Random,
+    }
+}
+
+fn backend(ip: Ipv4Addr, proto: LbProto) -> Backend {
+    Backend {
+        ip,
+        port: BE_PORT,
+        proto,
+        terminating: false,
+    }
+}
+
+/// Pods A and B, backends 1 = B, 2 = C, 3 = D (TCP and UDP ids +10), no
+/// service yet; traces at every point (aggregation none).
+fn lb_setup() -> (Harness, LbMaps) {
+    let h = setup(|_, _| {});
+    let mut lb = LbMaps::open(h.scratch.pin_dir()).unwrap();
+    for (id, ip) in [(1, B_IP), (2, C_IP), (3, D_IP)] {
+        lb.upsert_backend(id, &backend(ip, LbProto::Tcp)).unwrap();
+        lb.upsert_backend(id + 10, &backend(ip, LbProto::Udp))
+            .unwrap();
+    }
+    (h, lb)
+}
+
+fn all_traces(h: &mut Harness) {
+    h.maps
+        .set_config(&Config {
+            aggregation: Aggregation::None,
+            ..Config::default()
+        })
+        .unwrap();
+}
+
+fn sum16(data: &[u8]) -> u32 {
+    data.chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum()
+}
+
+fn fold(mut s: u32) -> u16 {
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+/// (L4 offset, L4 length, checksum offset in the frame) of an IPv4 TCP/UDP frame.
+fn l4_span(f: &[u8]) -> (usize, usize, usize) {
+    let ihl = usize::from(f[14] & 0xf) * 4;
+    let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+    let off = 14 + ihl;
+    let csum = off + if f[23] == 6 { 16 } else { 6 };
+    (off, total - ihl, csum)
+}
+
+fn pseudo_sum(f: &[u8], l4_len: usize) -> u32 {
+    sum16(&f[26..34]) + u32::from(f[23]) + l4_len as u32
+}
+
+/// Writes a valid L4 checksum (the builder leaves it 0).
+fn with_l4_csum(mut f: Vec<u8>) -> Vec<u8> {
+    let (off, len, c) = l4_span(&f);
+    f[c..c + 2].copy_from_slice(&[0, 0]);
+    let mut v = !fold(pseudo_sum(&f, len) + sum16(&f[off..off + len]));
+    if v == 0 && f[23] == 17 {
+        v = 0xffff;
+    }
+    f[c..c + 2].copy_from_slice(&v.to_be_bytes());
+    f
+}
+
+fn assert_checksums_valid(f: &[u8]) {
+    assert_eq!(fold(sum16(&f[14..34])), 0xffff, "IPv4 header checksum");
+    let (off, len, c) = l4_span(f);
+    if f[23] == 17 && f[c..c + 2] == [0, 0] {
+        return;
+    }
+    assert_eq!(
+        fold(pseudo_sum(f, len) + sum16(&f[off..off + len])),
+        0xffff,
+        "L4 checksum"
+    );
+}
+
+fn daddr(f: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(f[30], f[31], f[32], f[33])
+}
+
+fn saddr(f: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(f[26], f[27], f[28], f[29])
+}
+
+fn ports(f: &[u8]) -> (u16, u16) {
+    let (off, ..) = l4_span(f);
+    (
+        u16::from_be_bytes([f[off], f[off + 1]]),
+        u16::from_be_bytes([f[off + 2], f[off + 3]]),
+    )
+}
+
+fn udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+    Packet::new(IpAddr::V4(src), IpAddr::V4(dst), L4::Udp { sport, dport })
+        .macs(A_MAC, A_GW_MAC)
+        .payload(24)
+        .build()
+}
+
+/// The backend id the service CT entry of A:sport → VIP remembers.
+fn chosen(h: &Harness, sport: u16, proto: u8) -> u32 {
+    let e = h
+        .maps
+        .ct_entry(&ct_key(A_IP, sport, VIP, VIP_PORT, proto))
+        .unwrap()
+        .expect("service CT entry");
+    assert_ne!(e.flags & datapath::maps::ct_flags::SERVICE, 0);
+    assert_eq!(e.rev_nat_id, REV_NAT);
+    e.backend_id
+}
+
+#[test]
+fn service_tcp_and_udp_are_translated_to_the_backend_with_valid_checksums() {
+    require_privileges!();
+    let (mut h, mut lb) = lb_setup();
+    all_traces(&mut h);
+    lb.upsert_service(&frontend(LbProto::Tcp), &[1]).unwrap();
+    lb.upsert_service(&frontend(LbProto::Udp), &[11]).unwrap();
+
+    let syn = with_l4_csum(tcp(A_IP, 42000, VIP, VIP_PORT, tcp_flags::SYN));
+    assert_checksums_valid(&syn);
+    let (rc, out) = h.run(FROM, &syn, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT, "B is local: redirect_peer");
+    assert_eq!(daddr(&out), B_IP);
+    assert_eq!(ports(&out), (42000, BE_PORT));
+    assert_eq!(saddr(&out), A_IP);
+    assert_eq!(&out[0..6], &B_MAC);
+    assert_checksums_valid(&out);
+
+    // Two CT entries: the service one remembers the backend, the backend
+    // one is the connection policy admitted, with the reverse NAT.
+    assert_eq!(chosen(&h, 42000, 6), 1);
+    let ct = h
+        .maps
+        .ct_entry(&ct_key(A_IP, 42000, B_IP, BE_PORT, 6))
+        .unwrap()
+        .expect("backend CT entry");
+    assert_eq!(ct.rev_nat_id, REV_NAT);
+    assert_eq!((ct.src_identity, ct.dst_identity), (A_ID, B_ID));
+    assert_eq!(ct.flags & datapath::maps::ct_flags::SERVICE, 0);
+
+    // from-endpoint still shows the VIP; to-endpoint the backend.
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(kinds(&evs), vec![FROM_LXC, TO_LXC]);
+    assert_eq!(daddr(evs[0].0.payload()), VIP);
+    assert_eq!(trace_of(&evs[0].0).dst_label, B_ID, "backend identity");
+    assert_eq!(daddr(evs[1].0.payload()), B_IP);
+    let ip = evs[1].1.ip.as_ref().unwrap();
+    assert_eq!(ip.destination, B_IP.to_string());
+
+    // UDP, with a checksum and with none (0 stays 0).
+    let dgram = with_l4_csum(udp(A_IP, 5353, VIP, VIP_PORT));
+    let (rc, out) = h.run(FROM, &dgram, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT);
+    assert_eq!((daddr(&out), ports(&out)), (B_IP, (5353, BE_PORT)));
+    assert_ne!(out[14 + 20 + 6..14 + 20 + 8], [0, 0]);
+    assert_checksums_valid(&out);
+    assert_eq!(chosen(&h, 5353, 17), 11);
+    let bare = udp(A_IP, 5354, VIP, VIP_PORT);
+    let (rc, out) = h.run(FROM, &bare, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT);
+    assert_eq!(daddr(&out), B_IP);
+    assert_eq!(
+        out[14 + 20 + 6..14 + 20 + 8],
+        [0, 0],
+        "no UDP checksum stays none"
+    );
+    assert_checksums_valid(&out);
+
+    // Another port of the VIP is no frontend: untouched, to the stack.
+    let other = tcp(A_IP, 42001, VIP, 81, tcp_flags::SYN);
+    let (rc, out) = h.run(FROM, &other, LO);
+    assert_eq!((rc, out), (TC_ACT_OK, other));
+}
+
+#[test]
+fn every_backend_is_chosen_over_new_connections() {
+    require_privileges!();
+    let (h, mut lb) = lb_setup();
+    lb.upsert_service(&frontend(LbProto::Tcp), &[1, 2, 3])
+        .unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for sport in 43000..43060 {
+        let (rc, out) = h.run(FROM, &tcp(A_IP, sport, VIP, VIP_PORT, tcp_flags::SYN), LO);
+        let id = chosen(&h, sport, 6);
+        let want = [B_IP, C_IP, D_IP][id as usize - 1];
+        assert_eq!(daddr(&out), want, "packet goes where the CT entry says");
+        assert_eq!(rc, if id == 1 { TC_ACT_REDIRECT } else { TC_ACT_OK });
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn established_connection_keeps_its_backend_when_the_backend_set_changes() {
+    require_privileges!();
+    let (h, mut lb) = lb_setup();
+    lb.upsert_service(&frontend(LbProto::Tcp), &[2]).unwrap();
+    let (_, out) = h.run(FROM, &tcp(A_IP, 44000, VIP, VIP_PORT, tcp_flags::SYN), LO);
+    assert_eq!(daddr(&out), C_IP);
+
+    lb.upsert_service(&frontend(LbProto::Tcp), &[3]).unwrap();
+    let list = lb.list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].active.clone(), list[0].terminating.clone()),
+        (vec![3], vec![])
+    );
+
+    let ack = tcp(A_IP, 44000, VIP, VIP_PORT, tcp_flags::ACK);
+    let (rc, out) = h.run(FROM, &ack, LO);
+    assert_eq!(
+        (rc, daddr(&out)),
+        (TC_ACT_OK, C_IP),
+        "still the first backend"
+    );
+    assert_eq!(chosen(&h, 44000, 6), 2);
+    let (_, out) = h.run(FROM, &tcp(A_IP, 44001, VIP, VIP_PORT, tcp_flags::SYN), LO);
+    assert_eq!(daddr(&out), D_IP, "a new connection gets the new set");
+
+    // A backend that is gone altogether is replaced.
+    lb.upsert_service(&frontend(LbProto::Tcp), &[3]).unwrap();
+    assert!(lb.delete_backend(2).unwrap());
+    let (_, out) = h.run(FROM, &ack, LO);
+    assert_eq!(daddr(&out), D_IP);
+}
+
+#[test]
+fn replies_from_the_backend_come_from_the_vip() {
+    require_privileges!();
+    let (mut h, mut lb) = lb_setup();
+    lb.upsert_service(&frontend(LbProto::Tcp), &[1]).unwrap();
+    lb.upsert_service(&frontend(LbProto::Udp), &[12]).unwrap();
+    h.run(FROM, &tcp(A_IP, 45000, VIP, VIP_PORT, tcp_flags::SYN), LO);
+    h.drain();
+
+    // SYN-ACK from the local backend B, leaving through B's veth.
+    let synack = with_l4_csum(tcp(
+        B_IP,
+        BE_PORT,
+        A_IP,
+        45000,
+        tcp_flags::SYN | tcp_flags::ACK,
+    ));
+    let (rc, out) = h.run(FROM, &synack, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT, "into A");
+    assert_eq!((saddr(&out), daddr(&out)), (VIP, A_IP));
+    assert_eq!(ports(&out), (VIP_PORT, 45000));
+    assert_eq!(&out[0..6], &A_MAC);
+    assert_checksums_valid(&out);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(kinds(&evs), vec![TO_LXC]);
+    assert_eq!(trace_of(&evs[0].0).reason, ct_state::REPLY);
+    assert_eq!(saddr(evs[0].0.payload()), VIP, "the client's view");
+
+    // A UDP reply of remote backend C, arriving from the stack.
+    h.run(FROM, &udp(A_IP, 6000, VIP, VIP_PORT), LO);
+    let reply = with_l4_csum(pkt(
+        C_IP,
+        A_IP,
+        L4::Udp {
+            sport: BE_PORT,
+            dport: 6000,
+        },
+    ));
+    let (rc, out) = h.run(TO, &reply, LO);
+    assert_eq!(rc, TC_ACT_OK);
+    assert_eq!((saddr(&out), ports(&out)), (VIP, (VIP_PORT, 6000)));
+    assert_checksums_valid(&out);
+
+    // Traffic from a backend that is no reply is left alone.
+    let fresh = tcp(B_IP, BE_PORT, A_IP, 45999, tcp_flags::SYN);
+    let (_, out) = h.run(FROM, &fresh, LO);
+    assert_eq!(saddr(&out), B_IP);
+
+    // Two connections, each translated once and answered once.
+    assert_eq!(
+        lb.stats().unwrap(),
+        datapath::lb::LbStats {
+            new_connections: 2,
+            translated: 2,
+            reverse_translated: 2,
+        }
+    );
+}
+
+#[test]
+fn a_pod_reaching_itself_through_a_service_is_hairpinned() {
+    require_privileges!();
+    let (h, mut lb) = lb_setup();
+    lb.upsert_backend(5, &backend(A_IP, LbProto::Tcp)).unwrap();
+    lb.upsert_service(&frontend(LbProto::Tcp), &[5]).unwrap();
+    let hairpin = ebpf::maps::LB_HAIRPIN_IP;
+
+    let syn = with_l4_csum(tcp(A_IP, 45500, VIP, VIP_PORT, tcp_flags::SYN));
+    let (rc, out) = h.run(FROM, &syn, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT, "back into A");
+    assert_eq!((saddr(&out), daddr(&out)), (hairpin, A_IP));
+    assert_eq!(ports(&out), (45500, BE_PORT));
+    assert_eq!(&out[0..6], &A_MAC);
+    assert_checksums_valid(&out);
+
+    let synack = with_l4_csum(tcp(
+        A_IP,
+        BE_PORT,
+        hairpin,
+        45500,
+        tcp_flags::SYN | tcp_flags::ACK,
+    ));
+    let (rc, out) = h.run(FROM, &synack, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT);
+    assert_eq!((saddr(&out), daddr(&out)), (VIP, A_IP));
+    assert_eq!(ports(&out), (VIP_PORT, 45500));
+    assert_eq!(&out[0..6], &A_MAC);
+    assert_checksums_valid(&out);
+}
+
+#[test]
+fn a_service_without_backends_drops_with_service_backend_not_found() {
+    require_privileges!();
+    let (mut h, mut lb) = lb_setup();
+    lb.upsert_service(&frontend(LbProto::Tcp), &[]).unwrap();
+    let (rc, _) = h.run(FROM, &tcp(A_IP, 46000, VIP, VIP_PORT, tcp_flags::SYN), LO);
+    assert_eq!(rc, TC_ACT_SHOT);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(
+        kinds(&evs),
+        vec![drop_kind(drop_reason::SERVICE_BACKEND_NOT_FOUND)]
+    );
+    let d = drop_of(&evs[0].0);
+    assert_eq!((d.hdr.source, d.src_label), (A_EP, A_ID));
+    assert_eq!(
+        evs[0].1.drop_reason_desc,
+        DropReason::ServiceBackendNotFound as i32
+    );
+    assert_eq!(evs[0].1.verdict, Verdict::Dropped as i32);
+    assert!(
+        h.maps
+            .drop_stats()
+            .unwrap()
+            .iter()
+            .any(|(r, s)| *r == drop_reason::SERVICE_BACKEND_NOT_FOUND && s.packets == 1)
+    );
+    assert!(
+        h.maps
+            .ct_entry(&ct_key(A_IP, 46000, VIP, VIP_PORT, 6))
+            .unwrap()
+            .is_none()
+    );
+
+    // Only terminating backends: the same.
+    let mut t = backend(C_IP, LbProto::Tcp);
+    t.terminating = true;
+    lb.upsert_backend(2, &t).unwrap();
+    lb.upsert_service(&frontend(LbProto::Tcp), &[2]).unwrap();
+    let (rc, _) = h.run(FROM, &tcp(A_IP, 46001, VIP, VIP_PORT, tcp_flags::SYN), LO);
+    assert_eq!(rc, TC_ACT_SHOT);
+}
+
+#[test]
+fn a_terminating_backend_gets_no_new_connections_but_keeps_established_ones() {
+    require_privileges!();
+    let (h, mut lb) = lb_setup();
+    lb.upsert_service(&frontend(LbProto::Tcp), &[2]).unwrap();
+    let (_, out) = h.run(FROM, &tcp(A_IP, 47000, VIP, VIP_PORT, tcp_flags::SYN), LO);
+    assert_eq!(daddr(&out), C_IP);
+
+    lb.upsert_service(&frontend(LbProto::Tcp), &[2, 3]).unwrap();
+    // Marked terminating without rewriting the service: the kernel skips it.
+    let mut t = backend(C_IP, LbProto::Tcp);
+    t.terminating = true;
+    lb.upsert_backend(2, &t).unwrap();
+    for sport in 47100..47140 {
+        let (_, out) = h.run(FROM, &tcp(A_IP, sport, VIP, VIP_PORT, tcp_flags::SYN), LO);
+        assert_eq!(daddr(&out), D_IP, "sport {sport}");
+    }
+    let (_, out) = h.run(FROM, &tcp(A_IP, 47000, VIP, VIP_PORT, tcp_flags::ACK), LO);
+    assert_eq!(daddr(&out), C_IP, "the established connection stays");
+
+    // Re-writing the service moves it to the terminating slots.
+    lb.upsert_service(&frontend(LbProto::Tcp), &[2, 3]).unwrap();
+    let s = &lb.list().unwrap()[0];
+    assert_eq!(
+        (s.active.clone(), s.terminating.clone()),
+        (vec![3], vec![2])
+    );
+    let e = lb.delete_backend(2).unwrap_err().to_string();
+    assert!(
+        e.contains("still used by a service") && e.contains("10.96.0.10:80/TCP"),
+        "{e}"
+    );
+
+    // The split may also be given per frontend (backend 1 is not flagged).
+    lb.upsert_service_slots(&frontend(LbProto::Tcp), &[3], &[1])
+        .unwrap();
+    for sport in 47200..47220 {
+        let (_, out) = h.run(FROM, &tcp(A_IP, sport, VIP, VIP_PORT, tcp_flags::SYN), LO);
+        assert_eq!(daddr(&out), D_IP, "sport {sport}");
+    }
+    let s = &lb.list().unwrap()[0];
+    assert_eq!(
+        (s.active.clone(), s.terminating.clone()),
+        (vec![3], vec![1])
+    );
+}
+
+#[test]
+fn maglev_and_affinity_choose_stably_and_spread() {
+    require_privileges!();
+    let (h, mut lb) = lb_setup();
+    let mut f = frontend(LbProto::Tcp);
+    f.algorithm = LbAlgorithm::Maglev;
+    lb.upsert_service(&f, &[1, 2, 3]).unwrap();
+    let table = lb.maglev_entries(REV_NAT).unwrap();
+    assert_eq!(
+        table,
+        datapath::lb::maglev_table(&[1, 2, 3], datapath::lb::LB_MAGLEV_M)
+    );
+
+    let mut seen = std::collections::BTreeSet::new();
+    for sport in 48000..48060 {
+        h.run(FROM, &tcp(A_IP, sport, VIP, VIP_PORT, tcp_flags::SYN), LO);
+        let first = chosen(&h, sport, 6);
+        seen.insert(first);
+        // Forget the connection: the same tuple hashes to the same backend.
+        let mut m = datapath::Maps::open(h.scratch.pin_dir()).unwrap();
+        assert!(m.ct_flush_ip(VIP).unwrap() >= 1);
+        h.run(FROM, &tcp(A_IP, sport, VIP, VIP_PORT, tcp_flags::SYN), LO);
+        assert_eq!(chosen(&h, sport, 6), first);
+    }
+    assert_eq!(seen.len(), 3);
+
+    // sessionAffinity: ClientIP: every connection of A goes to one backend.
+    f.algorithm = LbAlgorithm::Random;
+    f.flags.session_affinity_s = Some(10800);
+    lb.upsert_service(&f, &[1, 2, 3]).unwrap();
+    h.run(FROM, &tcp(A_IP, 49000, VIP, VIP_PORT, tcp_flags::SYN), LO);
+    let first = chosen(&h, 49000, 6);
+    assert_eq!(
+        lb.affinity(A_IP, REV_NAT).unwrap().map(|a| a.0),
+        Some(first)
+    );
+    for sport in 49001..49030 {
+        h.run(FROM, &tcp(A_IP, sport, VIP, VIP_PORT, tcp_flags::SYN), LO);
+        assert_eq!(chosen(&h, sport, 6), first);
+    }
+}
+
+#[test]
+fn policy_applies_to_the_backend_after_translation() {
+    require_privileges!();
+    let (mut h, mut lb) = lb_setup();
+    let mut a = endpoint(A_IP, A_EP, A_ID, A_MAC, A_GW_MAC);
+    a.enforce_egress = true;
+    h.maps.upsert_endpoint(&a).unwrap();
+    h.maps
+        .upsert_policy(&rule(
+            A_EP,
+            Direction::Egress,
+            B_ID,
+            6,
+            BE_PORT,
+            PolicyAction::Allow,
+        ))
+        .unwrap();
+    lb.upsert_service(&frontend(LbProto::Tcp), &[1]).unwrap();
+    let (rc, _) = h.run(FROM, &tcp(A_IP, 50000, VIP, VIP_PORT, tcp_flags::SYN), LO);
+    assert_eq!(
+        rc, TC_ACT_REDIRECT,
+        "allowed to B:8080, reached through the VIP"
+    );
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(kinds(&evs), vec![VERDICT, TO_LXC]);
+    let v = verdict_of(&evs[0].0);
+    assert_eq!((v.remote_label, v.dst_port), (B_ID, BE_PORT));
+
+    // C is world to A's policy: denied, the drop names the backend.
+    lb.upsert_service(&frontend(LbProto::Tcp), &[2]).unwrap();
+    let (rc, _) = h.run(FROM, &tcp(A_IP, 50001, VIP, VIP_PORT, tcp_flags::SYN), LO);
+    assert_eq!(rc, TC_ACT_SHOT);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(
+        kinds(&evs),
+        vec![VERDICT, drop_kind(drop_reason::POLICY_DENIED)]
+    );
+    assert_eq!(daddr(evs[1].0.payload()), C_IP);
+    assert_eq!(drop_of(&evs[1].0).dst_label, identity::WORLD);
+}
+
+#[test]
+fn lb_maps_refuse_bad_input_and_change_nothing() {
+    require_privileges!();
+    let (_h, mut lb) = lb_setup();
+    let err = |r: datapath::Result<()>| r.unwrap_err().to_string();
+    let mut f = frontend(LbProto::Tcp);
+    f.rev_nat_id = 0;
+    assert!(err(lb.upsert_service(&f, &[1])).contains("rev_nat_id"));
+    f = frontend(LbProto::Tcp);
+    f.port = 0;
+    assert!(err(lb.upsert_service(&f, &[1])).contains("frontend port"));
+    f = frontend(LbProto::Tcp);
+    assert!(err(lb.upsert_service(&f, &[1, 1])).contains("duplicate"));
+    assert!(err(lb.upsert_service(&f, &[99])).contains("not in lb4_backends"));
+    assert!(err(lb.upsert_service(&f, &[11])).contains("protocol"));
+    f.algorithm = LbAlgorithm::Maglev;
+    f.rev_nat_id = 300;
+    assert!(err(lb.upsert_service(&f, &[1])).contains("Maglev"));
+    assert!(lb.list().unwrap().is_empty());
+    assert!(err(lb.upsert_backend(0, &backend(B_IP, LbProto::Tcp))).contains("backend id"));
+
+    // rev_nat_id belongs to one frontend address.
+    lb.upsert_service(&frontend(LbProto::Tcp), &[1]).unwrap();
+    lb.upsert_service(&frontend(LbProto::Udp), &[11]).unwrap();
+    let mut other = frontend(LbProto::Tcp);
+    other.vip = Ipv4Addr::new(10, 96, 0, 11);
+    assert!(err(lb.upsert_service(&other, &[1])).contains("in use by another frontend"));
+    assert_eq!(lb.list().unwrap().len(), 2);
+
+    // Delete: the shared reverse NAT stays until the last frontend goes.
+    assert!(lb.delete_service(VIP, VIP_PORT, LbProto::Tcp).unwrap());
+    assert!(!lb.delete_service(VIP, VIP_PORT, LbProto::Tcp).unwrap());
+    lb.upsert_service(&other, &[1])
+        .expect_err("rev_nat 7 still held by the UDP frontend");
+    assert!(lb.delete_service(VIP, VIP_PORT, LbProto::Udp).unwrap());
+    lb.upsert_service(&other, &[1]).unwrap();
+    assert_eq!(lb.list().unwrap()[0].frontend, other);
+}
+
+// ---- NodePort (from_netdev) ------------------------------------------------------
+//
+// The node's address 192.168.50.1 with NodePort 30080 (rev_nat_id 8); an
+// external client 172.16.0.9 with no ipcache entry (world).
+
+const NETDEV: &str = "from_netdev";
+const NODE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 1);
+const NODE_PORT: u16 = 30080;
+const CLIENT: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 9);
+const FROM_NETWORK: (u8, u8) = (msg_type::TRACE, trace_point::FROM_NETWORK);
+const TO_NETWORK: (u8, u8) = (msg_type::TRACE, trace_point::TO_NETWORK);
+
+fn nodeport(port: u16, rev_nat_id: u16) -> Frontend {
+    Frontend {
+        vip: NODE_IP,
+        port,
+        proto: LbProto::Tcp,
+        rev_nat_id,
+        flags: ServiceFlags {
+            node_port: true,
+            session_affinity_s: None,
+        },
+        algorithm: LbAlgorithm::Random,
+    }
+}
+
+#[test]
+fn nodeport_from_outside_reaches_a_local_backend_and_replies_from_the_node() {
+    require_privileges!();
+    let (mut h, mut lb) = lb_setup();
+    all_traces(&mut h);
+    lb.upsert_service(&nodeport(NODE_PORT, 8), &[1]).unwrap();
+
+    let syn = with_l4_csum(pkt(
+        CLIENT,
+        NODE_IP,
+        L4::Tcp {
+            sport: 51000,
+            dport: NODE_PORT,
+            flags: tcp_flags::SYN,
+        },
+    ));
+    let (rc, out) = h.run(NETDEV, &syn, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT, "redirect_peer into B");
+    assert_eq!((daddr(&out), ports(&out)), (B_IP, (51000, BE_PORT)));
+    assert_eq!(&out[0..6], &B_MAC);
+    assert_checksums_valid(&out);
+    let ct = h
+        .maps
+        .ct_entry(&ct_key(CLIENT, 51000, B_IP, BE_PORT, 6))
+        .unwrap()
+        .expect("backend CT entry");
+    assert_eq!((ct.rev_nat_id, ct.src_identity), (8, identity::WORLD));
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(kinds(&evs), vec![FROM_NETWORK, TO_LXC]);
+    assert_eq!(daddr(evs[0].0.payload()), NODE_IP);
+    assert_eq!(
+        evs[0].1.trace_observation_point,
+        TraceObservationPoint::FromNetwork as i32
+    );
+    assert_eq!(trace_of(&evs[1].0).src_label, identity::WORLD);
+
+    // B's reply leaves from the node address and port.
+    let synack = with_l4_csum(tcp(
+        B_IP,
+        BE_PORT,
+        CLIENT,
+        51000,
+        tcp_flags::SYN | tcp_flags::ACK,
+    ));
+    let (rc, out) = h.run(FROM, &synack, LO);
+    assert!(
+        rc == TC_ACT_REDIRECT || rc == TC_ACT_OK,
+        "FIB redirect, or the stack without a route: {rc}"
+    );
+    assert_eq!((saddr(&out), ports(&out)), (NODE_IP, (NODE_PORT, 51000)));
+    assert_eq!(daddr(&out), CLIENT);
+    assert_checksums_valid(&out);
+    let recs = h.drain();
+    assert_eq!(kinds(&decode(&recs)), vec![FROM_LXC, TO_NETWORK]);
+
+    // ClusterIPs are not reachable from outside; other traffic is not ours.
+    lb.upsert_service(&frontend(LbProto::Tcp), &[1]).unwrap();
+    for (dst, port) in [(VIP, VIP_PORT), (NODE_IP, 22)] {
+        let p = pkt(
+            CLIENT,
+            dst,
+            L4::Tcp {
+                sport: 51001,
+                dport: port,
+                flags: tcp_flags::SYN,
+            },
+        );
+        assert_eq!(h.run(NETDEV, &p, LO), (TC_ACT_OK, p.clone()));
+    }
+    assert!(h.drain().is_empty(), "untraced");
+
+    // No backend: dropped with the reason, as for pods.
+    lb.upsert_service(&nodeport(NODE_PORT + 1, 9), &[]).unwrap();
+    let p = pkt(
+        CLIENT,
+        NODE_IP,
+        L4::Tcp {
+            sport: 51002,
+            dport: NODE_PORT + 1,
+            flags: tcp_flags::SYN,
+        },
+    );
+    assert_eq!(h.run(NETDEV, &p, LO).0, TC_ACT_SHOT);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(
+        kinds(&evs),
+        vec![drop_kind(drop_reason::SERVICE_BACKEND_NOT_FOUND)]
+    );
+    assert_eq!(drop_of(&evs[0].0).src_label, identity::WORLD);
+}
+
+#[test]
+fn nodeport_to_a_backend_on_another_node_goes_through_the_overlay() {
+    require_privileges!();
+    let (mut h, mut lb) = lb_setup();
+    h.maps
+        .upsert_prefix(R_IP, 32, R_ID, u32::from(R_NODE))
+        .unwrap();
+    h.maps
+        .set_config(&Config {
+            tunnel_ifindex: TUNNEL_IFINDEX,
+            ..Config::default()
+        })
+        .unwrap();
+    lb.upsert_backend(4, &backend(R_IP, LbProto::Tcp)).unwrap();
+    lb.upsert_service(&nodeport(NODE_PORT, 8), &[4]).unwrap();
+
+    let syn = with_l4_csum(pkt(
+        CLIENT,
+        NODE_IP,
+        L4::Tcp {
+            sport: 52000,
+            dport: NODE_PORT,
+            flags: tcp_flags::SYN,
+        },
+    ));
+    let (rc, out) = h.run(NETDEV, &syn, LO);
+    assert_eq!(rc, TC_ACT_REDIRECT, "into the VXLAN device");
+    assert_eq!((daddr(&out), ports(&out)), (R_IP, (52000, BE_PORT)));
+    assert_checksums_valid(&out);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(kinds(&evs), vec![TO_OVERLAY]);
+    let t = trace_of(&evs[0].0);
+    assert_eq!((t.src_label, t.dst_label), (identity::WORLD, R_ID));
+    assert_eq!(t.ifindex, TUNNEL_IFINDEX);
+    assert_eq!(
+        h.maps
+            .ct_entry(&ct_key(CLIENT, 52000, R_IP, BE_PORT, 6))
+            .unwrap()
+            .expect("backend CT entry")
+            .rev_nat_id,
+        8
     );
 }

@@ -25,6 +25,23 @@
  *   conntrack, its ingress policy on new connections, MAC rewrite and
  *   bpf_redirect_peer; anything else goes to the node stack.
  *
+ * from_netdev     TCX ingress of the node's external (underlay) device:
+ *   NodePort. A packet to a NodePort frontend (node IP:nodePort) from
+ *   outside is translated like a pod's (dp_lb.h) and delivered to a local
+ *   backend, or through the overlay with the client's identity (world) to
+ *   the backend's node, which sends the replies back through this node
+ *   (ct_value.tunnel_ep); replies leave with the frontend as source,
+ *   straight out of the device the FIB picks (dp_lb_fib_redirect). All
+ *   other traffic is left to the node stack untouched.
+ *
+ * Services (dp_lb.h): in from_container, a packet to a service frontend is
+ * given a backend before conntrack and policy (which then see the backend
+ * and its identity) and DNATed after the from-endpoint trace (which still
+ * shows the frontend); a reply of a translated connection gets the frontend
+ * back as its source in from_container, to_container and from_overlay,
+ * before it is delivered. A frontend without a usable backend drops with
+ * SERVICE_BACKEND_NOT_FOUND.
+ *
  * Events (hubble_events.h): traces from-endpoint, to-endpoint, to-stack,
  * from-stack, to-overlay, from-overlay subject to aggregation; a policy
  * verdict per policy decision (only new connections reach policy); a drop
@@ -47,6 +64,7 @@
 #include "dp_conntrack.h"
 #include "dp_policy.h"
 #include "dp_overlay.h"
+#include "dp_lb.h"
 
 /* Answers an ARP request of a known pod on this veth with the veth's MAC. */
 static __always_inline int handle_arp(struct __sk_buff *skb)
@@ -107,11 +125,13 @@ static __always_inline int deliver_local(struct __sk_buff *skb, const struct dp_
  * the pod's ingress policy when it enforces one (with a policy-verdict event
  * reporting interface `ifindex`), then the conntrack entry. Returns
  * TC_ACT_UNSPEC (-1) to go on, else the action of the drop it reported.
+ * `from_node`: the node it came from through the overlay (host order), 0
+ * if none; replies to a peer without a route go back there.
  * Shared by every path into a pod that did not already police the
  * destination: from the stack (to_container) and from the overlay. */
 static __always_inline int admit_ingress(struct __sk_buff *skb, const struct dp_config *cfg,
 					 struct endpoint_value *dst, struct dp_peers *peers,
-					 struct dp_pkt *p, __u64 now, __u32 ifindex)
+					 struct dp_pkt *p, __u64 now, __u32 ifindex, __u32 from_node)
 {
 	struct dp_verdict v;
 	int ret;
@@ -124,7 +144,7 @@ static __always_inline int admit_ingress(struct __sk_buff *skb, const struct dp_
 			return dp_drop(skb, cfg, ret, dst->ep_id, peers, HUBBLE_CT_NEW,
 				       HUBBLE_DIR_INGRESS, __LINE__);
 	}
-	ret = dp_ct_create(p, peers, now);
+	ret = dp_ct_create(p, peers, now, 0, from_node);
 	if (ret)
 		return dp_drop(skb, cfg, ret, dst->ep_id, peers, HUBBLE_CT_NEW, HUBBLE_DIR_INGRESS,
 			       __LINE__);
@@ -139,10 +159,12 @@ int from_container(struct __sk_buff *skb)
 	struct dp_peers peers = {};
 	struct endpoint_value *src, *dst;
 	struct dp_verdict v;
+	struct dp_lb lb = {};
+	struct dp_ct_info info;
 	__u64 now;
-	__u32 tunnel_ep = 0;
+	__u32 tunnel_ep = 0, self = 0, hairpin = 0;
 	__u16 eth_proto;
-	__u8 ct_state, report;
+	__u8 ct_state, report, rnat_flags = 0;
 	int ret;
 
 	dp_load_config(&cfg);
@@ -181,9 +203,48 @@ int from_container(struct __sk_buff *skb)
 			       HUBBLE_DIR_EGRESS, __LINE__);
 
 	now = bpf_ktime_get_boot_ns();
-	ct_state = dp_ct_lookup(&p, &cfg, now, &report);
+	/* A service frontend: choose the backend first, so that conntrack and
+	 * policy see the backend (dp_lb.h). */
+	ret = dp_lb4_select(&p, now, &lb, 0);
+	if (ret)
+		return dp_drop(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_NEW,
+			       HUBBLE_DIR_EGRESS, __LINE__);
+	if (lb.is_service) {
+		p.daddr = lb.backend_ip;
+		p.dport = lb.backend_port;
+		p.policy_port = lb.backend_port;
+		tunnel_ep = 0;
+		peers.dst_identity = dp_resolve_peer(p.daddr, &dst, &tunnel_ep);
+		peers.dst_ep = dst ? dst->ep_id : 0;
+		/* Hairpin: the client is its own backend. */
+		if (p.daddr == p.saddr) {
+			hairpin = bpf_htonl(DP_LB_HAIRPIN_IP4);
+			p.saddr = hairpin;
+		}
+	}
+	ct_state = dp_ct_lookup(&p, &cfg, now, &report, &info);
+	/* Still the frame as sent: from-endpoint shows the frontend. */
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_LXC, src->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
+	if (lb.is_service) {
+		ret = dp_lb4_dnat(skb, &p, &lb);
+		if (!ret && hairpin)
+			ret = dp_lb4_rewrite(skb, &p, 0, lb.backend_ip, hairpin, p.sport, p.sport);
+	} else if (ct_state == HUBBLE_CT_REPLY) {
+		self = p.saddr;
+		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		/* The reply of a hairpin connection goes back into its sender. */
+		if (!ret && info.rev_nat_id && p.daddr == bpf_htonl(DP_LB_HAIRPIN_IP4)) {
+			ret = dp_lb4_rewrite(skb, &p, 1, p.daddr, self, p.dport, p.dport);
+			p.daddr = self;
+			dst = src;
+			peers.dst_identity = src->identity;
+			peers.dst_ep = src->ep_id;
+		}
+	}
+	if (ret)
+		return dp_drop(skb, &cfg, ret, src->ep_id, &peers, ct_state, HUBBLE_DIR_UNKNOWN,
+			       __LINE__);
 
 	if (ct_state == HUBBLE_CT_NEW) {
 		if (src->flags & DP_EP_F_ENFORCE_EGRESS) {
@@ -202,7 +263,7 @@ int from_container(struct __sk_buff *skb)
 				return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
 					       HUBBLE_DIR_INGRESS, __LINE__);
 		}
-		ret = dp_ct_create(&p, &peers, now);
+		ret = dp_ct_create(&p, &peers, now, lb.is_service ? lb.rev_nat_id : 0, 0);
 		if (ret)
 			return dp_drop(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_NEW,
 				       HUBBLE_DIR_EGRESS, __LINE__);
@@ -211,6 +272,10 @@ int from_container(struct __sk_buff *skb)
 	if (dst)
 		return deliver_local(skb, &cfg, dst, src->ep_id, &peers, ct_state, report);
 
+	/* A reply to a peer without a route of its own (an external client of
+	 * a NodePort on another node) goes back through the node it came from. */
+	if (!tunnel_ep && ct_state == HUBBLE_CT_REPLY)
+		tunnel_ep = info.tunnel_ep;
 	/* A pod on another node: into the overlay, carrying our identity. */
 	if (tunnel_ep && cfg.tunnel_ifindex) {
 		ret = dp_overlay_encap(skb, tunnel_ep, src->identity);
@@ -222,6 +287,12 @@ int from_container(struct __sk_buff *skb)
 		return bpf_redirect(cfg.tunnel_ifindex, 0);
 	}
 
+	/* A NodePort reply, now from a node address: straight out. */
+	if (rnat_flags & DP_LB_RNAT_F_NODEPORT) {
+		dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_NETWORK, src->ep_id, &peers, ct_state,
+			      report, 0);
+		return dp_lb_fib_redirect(skb, &p);
+	}
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_STACK, src->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
 	return TC_ACT_OK;
@@ -234,9 +305,10 @@ int to_container(struct __sk_buff *skb)
 	struct dp_pkt p = {};
 	struct dp_peers peers = {};
 	struct endpoint_value *src, *dst;
+	struct dp_ct_info info;
 	__u64 now;
 	__u16 eth_proto;
-	__u8 ct_state, report;
+	__u8 ct_state, report, rnat_flags;
 	int ret;
 
 	dp_load_config(&cfg);
@@ -269,12 +341,18 @@ int to_container(struct __sk_buff *skb)
 			       HUBBLE_DIR_INGRESS, __LINE__);
 
 	now = bpf_ktime_get_boot_ns();
-	ct_state = dp_ct_lookup(&p, &cfg, now, &report);
+	ct_state = dp_ct_lookup(&p, &cfg, now, &report, &info);
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_STACK, dst->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
+	if (ct_state == HUBBLE_CT_REPLY) {
+		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		if (ret)
+			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, ct_state,
+				       HUBBLE_DIR_UNKNOWN, __LINE__);
+	}
 
 	if (ct_state == HUBBLE_CT_NEW) {
-		ret = admit_ingress(skb, &cfg, dst, &peers, &p, now, skb->ifindex);
+		ret = admit_ingress(skb, &cfg, dst, &peers, &p, now, skb->ifindex, 0);
 		if (ret != TC_ACT_UNSPEC)
 			return ret;
 	}
@@ -291,14 +369,16 @@ int from_overlay(struct __sk_buff *skb)
 	struct dp_pkt p = {};
 	struct dp_peers peers = {};
 	struct endpoint_value *dst;
+	struct dp_ct_info info;
 	__u64 now;
+	__u32 from_node = 0;
 	__u16 eth_proto;
-	__u8 ct_state, report;
+	__u8 ct_state, report, rnat_flags;
 	int ret;
 
 	dp_load_config(&cfg);
 	/* Who is talking: the sender's node put its identity in the VNI. */
-	ret = dp_overlay_identity(skb, &peers.src_identity);
+	ret = dp_overlay_identity(skb, &peers.src_identity, &from_node);
 	if (ret)
 		return dp_drop(skb, &cfg, ret, 0, &peers, HUBBLE_CT_UNKNOWN, HUBBLE_DIR_INGRESS,
 			       __LINE__);
@@ -316,8 +396,32 @@ int from_overlay(struct __sk_buff *skb)
 			       __LINE__);
 
 	dst = dp_lookup_endpoint(p.daddr);
-	if (!dst)
-		return TC_ACT_OK; /* not for a pod of this node: the stack routes it */
+	if (!dst) {
+		/* Not for a pod of this node: the stack routes it, except the
+		 * reply of a NodePort connection this node translated for an
+		 * external client, which leaves from the frontend. */
+		if (ret || dp_parse_l4(skb, &p))
+			return TC_ACT_OK;
+		now = bpf_ktime_get_boot_ns();
+		ct_state = dp_ct_lookup(&p, &cfg, now, &report, &info);
+		if (ct_state != HUBBLE_CT_REPLY || !info.rev_nat_id)
+			return TC_ACT_OK;
+		peers.dst_identity = dp_resolve_identity(p.daddr, &dst);
+		dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_OVERLAY, 0, &peers, ct_state, report,
+			      skb->ifindex);
+		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		if (ret)
+			return dp_drop(skb, &cfg, ret, 0, &peers, ct_state, HUBBLE_DIR_UNKNOWN,
+				       __LINE__);
+		if (rnat_flags & DP_LB_RNAT_F_NODEPORT) {
+			dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_NETWORK, 0, &peers, ct_state,
+				      report, 0);
+			return dp_lb_fib_redirect(skb, &p);
+		}
+		dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_STACK, 0, &peers, ct_state, report,
+			      skb->ifindex);
+		return TC_ACT_OK;
+	}
 	peers.dst_identity = dst->identity;
 	peers.dst_ep = dst->ep_id;
 
@@ -330,17 +434,99 @@ int from_overlay(struct __sk_buff *skb)
 			       HUBBLE_DIR_INGRESS, __LINE__);
 
 	now = bpf_ktime_get_boot_ns();
-	ct_state = dp_ct_lookup(&p, &cfg, now, &report);
+	ct_state = dp_ct_lookup(&p, &cfg, now, &report, &info);
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_OVERLAY, dst->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
+	if (ct_state == HUBBLE_CT_REPLY) {
+		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		if (ret)
+			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, ct_state,
+				       HUBBLE_DIR_UNKNOWN, __LINE__);
+	}
 
 	if (ct_state == HUBBLE_CT_NEW) {
-		ret = admit_ingress(skb, &cfg, dst, &peers, &p, now, dst->ifindex);
+		ret = admit_ingress(skb, &cfg, dst, &peers, &p, now, dst->ifindex, from_node);
 		if (ret != TC_ACT_UNSPEC)
 			return ret;
 	}
 
 	return deliver_local(skb, &cfg, dst, dst->ep_id, &peers, ct_state, report);
+}
+
+SEC("classifier")
+int from_netdev(struct __sk_buff *skb)
+{
+	struct dp_config cfg;
+	struct dp_pkt p = {};
+	struct dp_peers peers = {};
+	struct endpoint_value *src, *dst;
+	struct dp_verdict v;
+	struct dp_lb lb = {};
+	struct dp_ct_info info;
+	__u64 now;
+	__u32 tunnel_ep = 0;
+	__u8 ct_state, report;
+	int ret;
+
+	dp_load_config(&cfg);
+	/* Everything but a NodePort frontend is the node's own business
+	 * (including the overlay's own UDP): untouched, untraced. */
+	if (dp_eth_proto(skb) != ETH_P_IP || dp_parse_ipv4(skb, &p) || dp_parse_l4(skb, &p))
+		return TC_ACT_OK;
+	now = bpf_ktime_get_boot_ns();
+	ret = dp_lb4_select(&p, now, &lb, 1);
+	if (!lb.is_service)
+		return TC_ACT_OK;
+	peers.src_identity = dp_resolve_identity(p.saddr, &src);
+	if (ret)
+		return dp_drop(skb, &cfg, ret, 0, &peers, HUBBLE_CT_NEW, HUBBLE_DIR_INGRESS,
+			       __LINE__);
+	p.daddr = lb.backend_ip;
+	p.dport = lb.backend_port;
+	p.policy_port = lb.backend_port;
+	peers.dst_identity = dp_resolve_peer(p.daddr, &dst, &tunnel_ep);
+	peers.dst_ep = dst ? dst->ep_id : 0;
+
+	ct_state = dp_ct_lookup(&p, &cfg, now, &report, &info);
+	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_NETWORK, peers.dst_ep, &peers, ct_state,
+		      report, skb->ifindex);
+	ret = dp_lb4_dnat(skb, &p, &lb);
+	if (ret)
+		return dp_drop(skb, &cfg, ret, peers.dst_ep, &peers, ct_state, HUBBLE_DIR_UNKNOWN,
+			       __LINE__);
+
+	if (ct_state == HUBBLE_CT_NEW) {
+		if (dst && (dst->flags & DP_EP_F_ENFORCE_INGRESS)) {
+			ret = dp_policy_decide(dst, HUBBLE_DIR_INGRESS, peers.src_identity, &p, &v);
+			dp_emit_verdict(skb, dst->ep_id, dst->identity, peers.src_identity, &p, &v,
+					dst->ifindex);
+			if (ret)
+				return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
+					       HUBBLE_DIR_INGRESS, __LINE__);
+		}
+		ret = dp_ct_create(&p, &peers, now, lb.rev_nat_id, 0);
+		if (ret)
+			return dp_drop(skb, &cfg, ret, peers.dst_ep, &peers, HUBBLE_CT_NEW,
+				       HUBBLE_DIR_INGRESS, __LINE__);
+	}
+
+	if (dst)
+		return deliver_local(skb, &cfg, dst, dst->ep_id, &peers, ct_state, report);
+	/* A backend on another node: through the overlay, as the client's
+	 * identity (world for an external client); its node polices ingress
+	 * and sends the replies back here (ct_value.tunnel_ep). */
+	if (tunnel_ep && cfg.tunnel_ifindex) {
+		ret = dp_overlay_encap(skb, tunnel_ep, peers.src_identity);
+		if (ret)
+			return dp_drop(skb, &cfg, ret, 0, &peers, ct_state, HUBBLE_DIR_UNKNOWN,
+				       __LINE__);
+		dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_OVERLAY, 0, &peers, ct_state, report,
+			      cfg.tunnel_ifindex);
+		return bpf_redirect(cfg.tunnel_ifindex, 0);
+	}
+	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_TO_STACK, 0, &peers, ct_state, report,
+		      skb->ifindex);
+	return TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -117,34 +117,52 @@ static __always_inline __u8 dp_ct_update(struct ct_value *e, const struct dp_pkt
 	return report;
 }
 
+/* What a live entry says about the connection beyond its state. */
+struct dp_ct_info {
+	__u32 tunnel_ep;  /* node it came from through the overlay, 0 if none */
+	__u16 rev_nat_id; /* service it was translated for, 0 if none */
+	__u16 pad;
+};
+
 /* Classifies the packet: HUBBLE_CT_NEW, _ESTABLISHED or _REPLY; *report is
- * set for established and reply packets (always 1 for NEW). */
+ * set for established and reply packets (always 1 for NEW); *info is the
+ * entry's service (which a REPLY must be reverse-translated for, dp_lb.h)
+ * and origin node (all 0 for NEW). */
 static __always_inline __u8 dp_ct_lookup(const struct dp_pkt *p, const struct dp_config *cfg,
-					 __u64 now, __u8 *report)
+					 __u64 now, __u8 *report, struct dp_ct_info *info)
 {
 	struct ct_key k, r;
 	struct ct_value *e;
 
 	*report = 1;
+	info->tunnel_ep = 0;
+	info->rev_nat_id = 0;
+	info->pad = 0;
 	dp_ct_key(p, &k);
 	e = bpf_map_lookup_elem(&ct4, &k);
 	if (e && e->expires_ns > now && !dp_ct_restart(e, p)) {
 		*report = dp_ct_update(e, p, 0, cfg, now);
+		info->rev_nat_id = e->rev_nat_id;
+		info->tunnel_ep = e->tunnel_ep;
 		return HUBBLE_CT_ESTABLISHED;
 	}
 	dp_ct_reverse(&k, &r);
 	e = bpf_map_lookup_elem(&ct4, &r);
 	if (e && e->expires_ns > now) {
 		*report = dp_ct_update(e, p, 1, cfg, now);
+		info->rev_nat_id = e->rev_nat_id;
+		info->tunnel_ep = e->tunnel_ep;
 		return HUBBLE_CT_REPLY;
 	}
 	return HUBBLE_CT_NEW;
 }
 
-/* Creates (or replaces a dead) entry for a NEW packet that policy allowed.
+/* Creates (or replaces a dead) entry for a NEW packet that policy allowed;
+ * `rev_nat_id` is the service it was translated for, `tunnel_ep` the node
+ * it came from through the overlay (0 if none).
  * Returns 0 or HUBBLE_DROP_CT_MAP_INSERTION_FAILED. */
 static __always_inline int dp_ct_create(const struct dp_pkt *p, const struct dp_peers *peers,
-					__u64 now)
+					__u64 now, __u16 rev_nat_id, __u32 tunnel_ep)
 {
 	struct ct_key k;
 	struct ct_value v;
@@ -161,6 +179,8 @@ static __always_inline int dp_ct_create(const struct dp_pkt *p, const struct dp_
 	v.dst_ep = peers->dst_ep;
 	v.fwd_flags_seen = p->tcp_flags;
 	v.fwd_flags_reported = p->tcp_flags & DP_CT_REPORT_MEDIUM;
+	v.rev_nat_id = rev_nat_id;
+	v.tunnel_ep = tunnel_ep;
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & DP_TCP_RST))
 		v.flags |= DP_CT_F_RST;
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & DP_TCP_FIN))

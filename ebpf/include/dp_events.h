@@ -101,7 +101,7 @@ static __always_inline int dp_trace_wanted(const struct dp_config *cfg, __u8 obs
 	/* Receive points, as Cilium's TRACE_AGGREGATE_RX. */
 	if (cfg->aggregation >= DP_AGG_LOW &&
 	    (obs_point == HUBBLE_TRACE_FROM_LXC || obs_point == HUBBLE_TRACE_FROM_STACK ||
-	     obs_point == HUBBLE_TRACE_FROM_OVERLAY))
+	     obs_point == HUBBLE_TRACE_FROM_OVERLAY || obs_point == HUBBLE_TRACE_FROM_NETWORK))
 		return 0;
 	if (cfg->aggregation >= DP_AGG_MEDIUM && !report)
 		return 0;

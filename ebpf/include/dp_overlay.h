@@ -55,10 +55,12 @@ static __always_inline int dp_overlay_encap(struct __sk_buff *skb, __u32 tunnel_
 	return 0;
 }
 
-/* The sender's security identity from the tunnel metadata of a packet the
- * VXLAN device received. Returns 0 or HUBBLE_DROP_ERROR_RETRIEVING_TUNNEL_KEY
- * (no metadata: not decapsulated by an external-mode device). */
-static __always_inline int dp_overlay_identity(struct __sk_buff *skb, __u32 *identity)
+/* The sender's security identity and node (outer source, host order) from
+ * the tunnel metadata of a packet the VXLAN device received. Returns 0 or
+ * HUBBLE_DROP_ERROR_RETRIEVING_TUNNEL_KEY (no metadata: not decapsulated by
+ * an external-mode device). */
+static __always_inline int dp_overlay_identity(struct __sk_buff *skb, __u32 *identity,
+					       __u32 *node)
 {
 	struct bpf_tunnel_key key;
 
@@ -66,6 +68,7 @@ static __always_inline int dp_overlay_identity(struct __sk_buff *skb, __u32 *ide
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
 		return HUBBLE_DROP_ERROR_RETRIEVING_TUNNEL_KEY;
 	*identity = key.tunnel_id;
+	*node = key.remote_ipv4;
 	return 0;
 }
 

@@ -151,6 +151,7 @@ struct ct_key {
 #define DP_CT_F_FWD_CLOSING (1 << 1) /* FIN seen in the original direction */
 #define DP_CT_F_REV_CLOSING (1 << 2) /* FIN seen in the reply direction */
 #define DP_CT_F_RST (1 << 3)         /* RST seen */
+#define DP_CT_F_SERVICE (1 << 4)     /* a service entry {client -> VIP}: backend_id is the choice */
 
 struct ct_value {
 	__u64 created_ns;     /* bpf_ktime_get_boot_ns() at creation */
@@ -170,8 +171,25 @@ struct ct_value {
 	__u8 fwd_flags_reported; /* TCP flags already reported in a trace, original direction */
 	__u8 rev_flags_reported; /* same, reply direction */
 	__u8 flags;           /* DP_CT_F_* */
-	__u8 pad[7];          /* 0 */
+	__u8 pad;             /* 0 */
+	__u16 rev_nat_id;     /* service the connection was translated for (lb4_reverse_nat), 0 = none */
+	__u32 backend_id;     /* service entry (DP_CT_F_SERVICE): the chosen backend, else 0 */
+	__u32 tunnel_ep;      /* node the connection came from through the overlay (host */
+	                      /* order), 0 = none: replies to a peer without a route of its */
+	                      /* own (an external NodePort client) go back there */
+	__u32 pad2;           /* 0 */
 };
+
+/*
+ * The connection's service, if any: a connection to a service VIP has two
+ * entries in ct4. The service entry is keyed by the tuple as the client
+ * sent it {client -> VIP:port}, flagged DP_CT_F_SERVICE, and remembers
+ * backend_id (so later packets keep their backend when the backend set
+ * changes). The backend entry is the ordinary entry of the translated
+ * tuple {client -> backend:port}; its rev_nat_id tells the reply path to
+ * restore the VIP as source. A VIP is never a real address, so the two
+ * keys never collide with another connection's.
+ */
 
 /* Lifetimes, Cilium's defaults (bpf/lib/conntrack.h). */
 #define DP_CT_LIFETIME_TCP_S 21600   /* established TCP */
@@ -183,7 +201,7 @@ struct ct_value {
 /* Config: `dp_config` ARRAY, one entry, writable while programs run.         */
 /* ------------------------------------------------------------------------ */
 #define DP_AGG_NONE 0   /* every trace */
-#define DP_AGG_LOW 1    /* no traces at receive points (from-endpoint, from-stack, from-overlay) */
+#define DP_AGG_LOW 1    /* no traces at receive points (from-endpoint, -stack, -overlay, -network) */
 #define DP_AGG_MEDIUM 2 /* low + only new connections, new TCP flags, and every report interval */
 #define DP_AGG_MAX 3    /* low + only new connections and SYN/FIN/RST */
 
@@ -217,6 +235,104 @@ struct drop_rl_value {
 	__u64 suppressed; /* drop events suppressed since load (never reset) */
 };
 
+/* ------------------------------------------------------------------------ */
+/* Services (dp_lb.h): per-packet load balancing of ClusterIP (and later     */
+/* NodePort) frontends to backends, Cilium's tc LB layout.                   */
+/*                                                                           */
+/* `lb4_services` HASH, lb4_key -> lb4_service. For one frontend             */
+/* {vip, dport, proto}: slot 0 is the master entry (count, rev_nat_id,       */
+/* flags, algorithm); slots 1..count hold the ids of the active backends,    */
+/* slots count+1..count+qcount the terminating ones (kept for listing; they  */
+/* get no new connections).                                                  */
+/* `lb4_backends` HASH, backend id (u32, non-zero) -> lb4_backend.           */
+/* `lb4_reverse_nat` HASH, rev_nat_id (u16, non-zero) -> lb4_reverse_nat:   */
+/* the frontend replies must come from.                                      */
+/* `lb4_maglev` ARRAY, rev_nat_id * DP_LB_MAGLEV_M + hash % DP_LB_MAGLEV_M   */
+/* -> backend id: the Maglev lookup table of a DP_LB_ALG_MAGLEV service,     */
+/* built by user space (rev_nat_id < DP_LB_MAGLEV_SERVICES).                 */
+/* `lb4_affinity` LRU_HASH, lb4_affinity_key -> lb4_affinity_value:          */
+/* sessionAffinity ClientIP.                                                 */
+/* ------------------------------------------------------------------------ */
+struct lb4_key {
+	__u32 vip;          /* frontend IPv4, network order */
+	__u16 dport;        /* frontend port, host order */
+	__u8 proto;         /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 scope;         /* 0 (reserved for external/internal traffic policy) */
+	__u16 backend_slot; /* 0 = master entry, 1.. = backend slots */
+	__u16 pad;          /* 0 */
+};
+
+/* lb4_service.flags (master entry) */
+#define DP_LB_F_NODEPORT (1 << 0) /* a NodePort frontend (node IP:nodePort) */
+#define DP_LB_F_AFFINITY (1 << 1) /* sessionAffinity: ClientIP */
+
+/* lb4_service.algorithm (master entry) */
+#define DP_LB_ALG_RANDOM 1 /* bpf_get_prandom_u32() % count */
+#define DP_LB_ALG_MAGLEV 2 /* lb4_maglev table of the service, by 5-tuple hash */
+
+struct lb4_service {
+	__u32 backend_id;          /* slots >= 1: the backend; master: 0 */
+	__u16 count;               /* master: active backends (slots 1..count) */
+	__u16 qcount;              /* master: terminating backends after them */
+	__u16 rev_nat_id;          /* master: lb4_reverse_nat key of the frontend, non-zero */
+	__u8 flags;                /* master: DP_LB_F_* */
+	__u8 algorithm;            /* master: DP_LB_ALG_* */
+	__u32 affinity_timeout_s;  /* master: sessionAffinity timeout (DP_LB_F_AFFINITY) */
+};
+
+/* lb4_backend.flags */
+#define DP_LB_BACKEND_F_TERMINATING (1 << 0) /* no new connections, established ones go on */
+
+struct lb4_backend {
+	__u32 ip;    /* network order */
+	__u16 port;  /* host order */
+	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 flags;  /* DP_LB_BACKEND_F_* */
+};
+
+/* lb4_reverse_nat.flags */
+#define DP_LB_RNAT_F_NODEPORT (1 << 0) /* the frontend is a node address: replies */
+                                       /* leave through the FIB, not the node stack */
+
+struct lb4_reverse_nat {
+	__u32 vip;   /* network order */
+	__u16 port;  /* host order */
+	__u8 flags;  /* DP_LB_RNAT_F_* */
+	__u8 pad;    /* 0 */
+};
+
+struct lb4_affinity_key {
+	__u32 client_ip;  /* network order */
+	__u16 rev_nat_id; /* the service */
+	__u16 pad;        /* 0 */
+};
+
+struct lb4_affinity_value {
+	__u64 last_used_ns; /* bpf_ktime_get_boot_ns() of the last new connection */
+	__u32 backend_id;
+	__u32 pad;          /* 0 */
+};
+
+/* Maglev table size per service (prime; Maglev wants M well above 100 x
+ * backends for an even spread, see ebpf crate maps.rs) and services with a
+ * table (rev_nat_id below this). */
+#define DP_LB_MAGLEV_M 1021
+#define DP_LB_MAGLEV_SERVICES 256
+/* Hairpin: a pod that reaches itself through a service would see its own
+ * address as the source of the packet it receives and drop it, so the
+ * source becomes this link-local address (Cilium's IPV4_LOOPBACK) and back.
+ * Host order: 169.254.42.1. */
+#define DP_LB_HAIRPIN_IP4 0xa9fe2a01
+/* Backend slots tried when the chosen one is terminating or gone. */
+#define DP_LB_MAX_PROBE 16
+
+/* `lb4_stats` PERCPU_ARRAY of __u64, indexed by DP_LB_STAT_*. (Connections
+ * refused for want of a backend are drop_stats[SERVICE_BACKEND_NOT_FOUND].) */
+#define DP_LB_STAT_NEW 0     /* new connections given a backend */
+#define DP_LB_STAT_DNAT 1    /* packets translated to a backend */
+#define DP_LB_STAT_REV_NAT 2 /* replies translated back to the frontend */
+#define DP_LB_STAT_ENTRIES 3
+
 /* Ring buffer size default (bytes, power of two, multiple of the page size). */
 #define DP_EVENTS_RING_BYTES (1 << 22)
 
@@ -229,8 +345,16 @@ DP_STATIC_ASSERT(sizeof(struct policy_key) == 16, "policy_key");
 DP_STATIC_ASSERT(DP_OFFSETOF(struct policy_key, dport) == 14, "policy_key.dport");
 DP_STATIC_ASSERT(sizeof(struct policy_value) == 8, "policy_value");
 DP_STATIC_ASSERT(sizeof(struct ct_key) == 16, "ct_key");
-DP_STATIC_ASSERT(sizeof(struct ct_value) == 88, "ct_value");
+DP_STATIC_ASSERT(sizeof(struct ct_value) == 96, "ct_value");
 DP_STATIC_ASSERT(DP_OFFSETOF(struct ct_value, src_identity) == 64, "ct_value.src_identity");
+DP_STATIC_ASSERT(DP_OFFSETOF(struct ct_value, rev_nat_id) == 82, "ct_value.rev_nat_id");
+DP_STATIC_ASSERT(DP_OFFSETOF(struct ct_value, backend_id) == 84, "ct_value.backend_id");
+DP_STATIC_ASSERT(sizeof(struct lb4_key) == 12, "lb4_key");
+DP_STATIC_ASSERT(sizeof(struct lb4_service) == 16, "lb4_service");
+DP_STATIC_ASSERT(sizeof(struct lb4_backend) == 8, "lb4_backend");
+DP_STATIC_ASSERT(sizeof(struct lb4_reverse_nat) == 8, "lb4_reverse_nat");
+DP_STATIC_ASSERT(sizeof(struct lb4_affinity_key) == 8, "lb4_affinity_key");
+DP_STATIC_ASSERT(sizeof(struct lb4_affinity_value) == 16, "lb4_affinity_value");
 DP_STATIC_ASSERT(sizeof(struct dp_config) == 24, "dp_config");
 DP_STATIC_ASSERT(DP_OFFSETOF(struct dp_config, tunnel_ifindex) == 16, "dp_config.tunnel_ifindex");
 DP_STATIC_ASSERT(sizeof(struct drop_stats_value) == 16, "drop_stats_value");

@@ -294,8 +294,48 @@ fn rust_side() -> Vec<(String, u64)> {
             fwd_flags_reported,
             rev_flags_reported,
             flags,
-            pad
+            pad,
+            rev_nat_id,
+            backend_id,
+            tunnel_ep,
+            pad2
         ]
+    );
+    size!("lb4_key", Lb4Key);
+    offs!(
+        "lb4_key",
+        Lb4Key,
+        [vip, dport, proto, scope, backend_slot, pad]
+    );
+    size!("lb4_service", Lb4Service);
+    offs!(
+        "lb4_service",
+        Lb4Service,
+        [
+            backend_id,
+            count,
+            qcount,
+            rev_nat_id,
+            flags,
+            algorithm,
+            affinity_timeout_s
+        ]
+    );
+    size!("lb4_backend", Lb4Backend);
+    offs!("lb4_backend", Lb4Backend, [ip, port, proto, flags]);
+    size!("lb4_reverse_nat", Lb4ReverseNat);
+    offs!("lb4_reverse_nat", Lb4ReverseNat, [vip, port, flags, pad]);
+    size!("lb4_affinity_key", Lb4AffinityKey);
+    offs!(
+        "lb4_affinity_key",
+        Lb4AffinityKey,
+        [client_ip, rev_nat_id, pad]
+    );
+    size!("lb4_affinity_value", Lb4AffinityValue);
+    offs!(
+        "lb4_affinity_value",
+        Lb4AffinityValue,
+        [last_used_ns, backend_id, pad]
     );
     size!("dp_config", DpConfig);
     offs!(
@@ -345,6 +385,21 @@ fn rust_side() -> Vec<(String, u64)> {
     konst!("DP_CT_F_FWD_CLOSING", ct_flags::FWD_CLOSING);
     konst!("DP_CT_F_REV_CLOSING", ct_flags::REV_CLOSING);
     konst!("DP_CT_F_RST", ct_flags::RST);
+    konst!("DP_CT_F_SERVICE", ct_flags::SERVICE);
+    konst!("DP_LB_F_NODEPORT", lb_flags::NODEPORT);
+    konst!("DP_LB_F_AFFINITY", lb_flags::AFFINITY);
+    konst!("DP_LB_ALG_RANDOM", LbAlgorithm::Random as u8);
+    konst!("DP_LB_ALG_MAGLEV", LbAlgorithm::Maglev as u8);
+    konst!("DP_LB_BACKEND_F_TERMINATING", lb_backend_flags::TERMINATING);
+    konst!("DP_LB_RNAT_F_NODEPORT", lb_rnat_flags::NODEPORT);
+    konst!("DP_LB_MAGLEV_M", LB_MAGLEV_M);
+    konst!("DP_LB_MAGLEV_SERVICES", LB_MAGLEV_SERVICES);
+    konst!("DP_LB_MAX_PROBE", LB_MAX_PROBE);
+    konst!("DP_LB_HAIRPIN_IP4", u32::from(LB_HAIRPIN_IP));
+    konst!("DP_LB_STAT_NEW", lb_stat::NEW);
+    konst!("DP_LB_STAT_DNAT", lb_stat::DNAT);
+    konst!("DP_LB_STAT_REV_NAT", lb_stat::REV_NAT);
+    konst!("DP_LB_STAT_ENTRIES", lb_stat::ENTRIES);
     konst!("DP_CT_LIFETIME_TCP_S", ct_lifetime::TCP_S);
     konst!("DP_CT_LIFETIME_NONTCP_S", ct_lifetime::NONTCP_S);
     konst!("DP_CT_SYN_TIMEOUT_S", ct_lifetime::SYN_TIMEOUT_S);

@@ -31,6 +31,18 @@ pub mod names {
     pub const DROP_RL: &str = "drop_rl";
     /// Runtime configuration (aggregation level, ...).
     pub const CONFIG: &str = "dp_config";
+    /// Service frontends: master entries and backend slots.
+    pub const LB4_SERVICES: &str = "lb4_services";
+    /// Service backends by id.
+    pub const LB4_BACKENDS: &str = "lb4_backends";
+    /// `rev_nat_id` → frontend, for replies.
+    pub const LB4_REVERSE_NAT: &str = "lb4_reverse_nat";
+    /// Maglev lookup tables of the services that use Maglev.
+    pub const LB4_MAGLEV: &str = "lb4_maglev";
+    /// sessionAffinity ClientIP: client + service → backend.
+    pub const LB4_AFFINITY: &str = "lb4_affinity";
+    /// Per-CPU load-balancer counters ([`super::lb_stat`]).
+    pub const LB4_STATS: &str = "lb4_stats";
 }
 
 /// [`EndpointValue::flags`] bits (`DP_EP_F_*`).
@@ -53,6 +65,9 @@ pub mod ct_flags {
     pub const REV_CLOSING: u8 = 1 << 2;
     /// RST seen.
     pub const RST: u8 = 1 << 3;
+    /// A service entry {client → VIP:port}: `backend_id` is the backend
+    /// chosen for the connection.
+    pub const SERVICE: u8 = 1 << 4;
 }
 
 /// Conntrack lifetimes in seconds (`DP_CT_*`), Cilium's defaults.
@@ -269,7 +284,179 @@ pub struct CtValue {
     /// [`ct_flags`] bits.
     pub flags: u8,
     /// Padding, 0.
-    pub pad: [u8; 7],
+    pub pad: u8,
+    /// The service the connection was translated for (`lb4_reverse_nat`
+    /// key), 0 if none.
+    pub rev_nat_id: u16,
+    /// Service entry ([`ct_flags::SERVICE`]): the chosen backend, else 0.
+    pub backend_id: u32,
+    /// Node the connection came from through the overlay (host order), 0 if
+    /// none: replies to a peer without a route of its own go back there.
+    pub tunnel_ep: u32,
+    /// Padding, 0.
+    pub pad2: u32,
+}
+
+/// [`Lb4Service::flags`] bits of a master entry (`DP_LB_F_*`).
+pub mod lb_flags {
+    /// A NodePort frontend (node IP:nodePort).
+    pub const NODEPORT: u8 = 1 << 0;
+    /// sessionAffinity: ClientIP.
+    pub const AFFINITY: u8 = 1 << 1;
+}
+
+/// [`Lb4ReverseNat::flags`] bits (`DP_LB_RNAT_F_*`).
+pub mod lb_rnat_flags {
+    /// The frontend is a node address (NodePort): replies leave through the
+    /// FIB, not the node stack.
+    pub const NODEPORT: u8 = 1 << 0;
+}
+
+/// [`Lb4Backend::flags`] bits (`DP_LB_BACKEND_F_*`).
+pub mod lb_backend_flags {
+    /// No new connections; established ones go on.
+    pub const TERMINATING: u8 = 1 << 0;
+}
+
+/// Backend selection of a service (`DP_LB_ALG_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum LbAlgorithm {
+    /// A uniformly random active backend per new connection.
+    #[default]
+    Random = 1,
+    /// Maglev consistent hashing of the 5-tuple: the same connection maps
+    /// to the same backend on every node, and a backend change moves few
+    /// connections.
+    Maglev = 2,
+}
+
+impl LbAlgorithm {
+    /// The algorithm of a master entry's byte; unknown values are random
+    /// (what the kernel does with them).
+    pub fn from_u8(v: u8) -> Self {
+        if v == Self::Maglev as u8 {
+            Self::Maglev
+        } else {
+            Self::Random
+        }
+    }
+}
+
+/// Indexes of the `lb4_stats` counters (`DP_LB_STAT_*`).
+pub mod lb_stat {
+    /// New connections given a backend.
+    pub const NEW: u32 = 0;
+    /// Packets translated to a backend.
+    pub const DNAT: u32 = 1;
+    /// Replies translated back to the frontend.
+    pub const REV_NAT: u32 = 2;
+    /// Entries of the map.
+    pub const ENTRIES: u32 = 3;
+}
+
+/// Size of one service's Maglev table (`DP_LB_MAGLEV_M`, a prime).
+pub const LB_MAGLEV_M: u32 = 1021;
+/// Services that can have a Maglev table: `rev_nat_id` below this
+/// (`DP_LB_MAGLEV_SERVICES`).
+pub const LB_MAGLEV_SERVICES: u32 = 256;
+/// Hairpin source (`DP_LB_HAIRPIN_IP4`): a pod reaching itself through a
+/// service sees the connection come from this address (Cilium's
+/// `IPV4_LOOPBACK`), since its own address as source would be dropped.
+pub const LB_HAIRPIN_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 42, 1);
+
+/// Backend slots the kernel tries when the chosen one is unusable
+/// (`DP_LB_MAX_PROBE`).
+pub const LB_MAX_PROBE: u32 = 16;
+
+/// `struct lb4_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Lb4Key {
+    /// Frontend IPv4, network order.
+    pub vip: u32,
+    /// Frontend port, host order.
+    pub dport: u16,
+    /// IP protocol (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// Reserved, 0.
+    pub scope: u8,
+    /// 0 = master entry, 1.. = backend slots.
+    pub backend_slot: u16,
+    /// Padding, 0.
+    pub pad: u16,
+}
+
+/// `struct lb4_service`: a master entry (slot 0) or a backend slot.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lb4Service {
+    /// Slots ≥ 1: the backend id; master: 0.
+    pub backend_id: u32,
+    /// Master: active backends (slots 1..=count).
+    pub count: u16,
+    /// Master: terminating backends (the slots after the active ones).
+    pub qcount: u16,
+    /// Master: the frontend's `lb4_reverse_nat` key, non-zero.
+    pub rev_nat_id: u16,
+    /// Master: [`lb_flags`] bits.
+    pub flags: u8,
+    /// Master: [`LbAlgorithm`] as `u8`.
+    pub algorithm: u8,
+    /// Master: sessionAffinity timeout in seconds.
+    pub affinity_timeout_s: u32,
+}
+
+/// `struct lb4_backend`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lb4Backend {
+    /// Network order.
+    pub ip: u32,
+    /// Host order.
+    pub port: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// [`lb_backend_flags`] bits.
+    pub flags: u8,
+}
+
+/// `struct lb4_reverse_nat`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lb4ReverseNat {
+    /// Frontend IPv4, network order.
+    pub vip: u32,
+    /// Frontend port, host order.
+    pub port: u16,
+    /// [`lb_rnat_flags`] bits.
+    pub flags: u8,
+    /// Padding, 0.
+    pub pad: u8,
+}
+
+/// `struct lb4_affinity_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Lb4AffinityKey {
+    /// Client IPv4, network order.
+    pub client_ip: u32,
+    /// The service.
+    pub rev_nat_id: u16,
+    /// Padding, 0.
+    pub pad: u16,
+}
+
+/// `struct lb4_affinity_value`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lb4AffinityValue {
+    /// Boot ns of the client's last new connection to the service.
+    pub last_used_ns: u64,
+    /// The backend.
+    pub backend_id: u32,
+    /// Padding, 0.
+    pub pad: u32,
 }
 
 /// `struct dp_config`.
@@ -318,8 +505,14 @@ const _: () = assert!(size_of::<EndpointValue>() == 24);
 const _: () = assert!(size_of::<PolicyKey>() == 16);
 const _: () = assert!(size_of::<PolicyValue>() == 8);
 const _: () = assert!(size_of::<CtKey>() == 16);
-const _: () = assert!(size_of::<CtValue>() == 88);
+const _: () = assert!(size_of::<CtValue>() == 96);
 const _: () = assert!(size_of::<DpConfig>() == 24);
+const _: () = assert!(size_of::<Lb4Key>() == 12);
+const _: () = assert!(size_of::<Lb4Service>() == 16);
+const _: () = assert!(size_of::<Lb4Backend>() == 8);
+const _: () = assert!(size_of::<Lb4ReverseNat>() == 8);
+const _: () = assert!(size_of::<Lb4AffinityKey>() == 8);
+const _: () = assert!(size_of::<Lb4AffinityValue>() == 16);
 
 /// An IPv4 address as the kernel keys it (network byte order in a `u32`).
 pub fn ip4_key(ip: Ipv4Addr) -> u32 {
@@ -337,7 +530,8 @@ pub fn ip4_from_key(k: u32) -> Ipv4Addr {
 pub enum Aggregation {
     /// Every trace.
     None = 0,
-    /// No traces at receive points (from-endpoint, from-stack, from-overlay).
+    /// No traces at receive points (from-endpoint, from-stack, from-overlay,
+    /// from-network).
     Low = 1,
     /// Low, and only new connections, new TCP flags (SYN, ACK, FIN, RST per
     /// direction) and once per report interval for active flows.

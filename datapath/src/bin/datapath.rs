@@ -300,6 +300,11 @@ enum BpfCmd {
         #[command(subcommand)]
         what: PolicyGet,
     },
+    /// The service load-balancing maps (frontends, backend slots).
+    Lb {
+        #[command(subcommand)]
+        what: ListOnly,
+    },
 }
 
 #[derive(Subcommand)]
@@ -803,7 +808,7 @@ fn bpf(what: BpfCmd, pin_dir: &Path) -> Result<()> {
         } => {
             for (k, v) in maps.ct_entries()? {
                 println!(
-                    "proto={} {}:{} -> {}:{} fwd={}p/{}b rev={}p/{}b flags={:#x} ids={}->{} eps={}->{} expires_ns={}",
+                    "proto={} {}:{} -> {}:{} fwd={}p/{}b rev={}p/{}b flags={:#x} ids={}->{} eps={}->{} rev_nat={} backend={} expires_ns={}",
                     k.proto,
                     ip4_from_key(k.saddr),
                     k.sport,
@@ -818,9 +823,26 @@ fn bpf(what: BpfCmd, pin_dir: &Path) -> Result<()> {
                     v.dst_identity,
                     v.src_ep,
                     v.dst_ep,
+                    v.rev_nat_id,
+                    v.backend_id,
                     v.expires_ns
                 );
             }
+        }
+        BpfCmd::Lb {
+            what: ListOnly::List,
+        } => {
+            let lb = datapath::lb::LbMaps::open(pin_dir)
+                .with_context(|| format!("open service maps in {}", pin_dir.display()))?;
+            print!(
+                "{}",
+                datapath::lb::render_lb_list(&lb.list()?, &lb.backends()?)
+            );
+            let st = lb.stats()?;
+            println!(
+                "new connections {}, translated {}, reverse-translated {}",
+                st.new_connections, st.translated, st.reverse_translated
+            );
         }
         BpfCmd::Policy {
             what: PolicyGet::Get { ep_id },

@@ -1,7 +1,8 @@
 //! The pinned TCX links that attach the programs to pod veths and to the
 //! node's VXLAN device: one per program and interface, under
 //! `<pin_dir>/links/` (`ingress:<iface>`, `egress:<iface>` for a pod veth,
-//! `overlay:<iface>` for `from_overlay` on the VXLAN device; bpffs refuses
+//! `overlay:<iface>` for `from_overlay` on the VXLAN device, `netdev:<iface>`
+//! for `from_netdev` on the node's external device; bpffs refuses
 //! names containing a dot with EPERM, so dots in interface names are
 //! written as `:`). Creating or swapping a link ([`LinkOutcome`]), listing
 //! ([`links`]), detaching ([`detach`]) and pruning defunct ones
@@ -43,7 +44,8 @@ pub struct LinkPin {
     /// egress (to_container).
     pub ingress: bool,
     /// The program the link is for ([`defaults::PROG_FROM_CONTAINER`],
-    /// [`defaults::PROG_TO_CONTAINER`] or [`defaults::PROG_FROM_OVERLAY`]).
+    /// [`defaults::PROG_TO_CONTAINER`], [`defaults::PROG_FROM_OVERLAY`] or
+    /// [`defaults::PROG_FROM_NETDEV`]).
     pub program: &'static str,
     /// Kernel link id.
     pub link_id: u32,
@@ -70,6 +72,11 @@ pub(super) const OVERLAY_PROGRAM: (&str, TcAttachType, &str) = (
     TcAttachType::Ingress,
     "overlay",
 );
+
+/// The NodePort program on the node's external device: `(name, attach
+/// type, link pin prefix)`.
+pub(super) const NETDEV_PROGRAM: (&str, TcAttachType, &str) =
+    (defaults::PROG_FROM_NETDEV, TcAttachType::Ingress, "netdev");
 
 pub(super) fn link_err(
     op: &'static str,
@@ -165,6 +172,14 @@ pub(super) fn overlay_link_path(pin_dir: &Path, iface: &str) -> Result<PathBuf> 
         .join(link_pin_name(OVERLAY_PROGRAM.2, iface)))
 }
 
+/// Pin path of the `from_netdev` link on the external device `iface`.
+pub(super) fn netdev_link_path(pin_dir: &Path, iface: &str) -> Result<PathBuf> {
+    check_iface(iface)?;
+    Ok(pin_dir
+        .join(defaults::LINKS_SUBDIR)
+        .join(link_pin_name(NETDEV_PROGRAM.2, iface)))
+}
+
 /// `<direction>:<iface>`, with the interface's dots written as `:`. bpffs
 /// rejects any name containing a dot with EPERM, and `:` never occurs in an
 /// interface name (the kernel refuses it), so the mapping is reversible.
@@ -177,7 +192,7 @@ fn parse_link_pin_name(name: &str) -> Option<(&'static str, bool, String)> {
     let (prefix, iface) = name.split_once(':')?;
     let (program, attach_type, _) = PROGRAMS
         .into_iter()
-        .chain([OVERLAY_PROGRAM])
+        .chain([OVERLAY_PROGRAM, NETDEV_PROGRAM])
         .find(|(_, _, p)| *p == prefix)?;
     Some((
         program,
@@ -347,6 +362,14 @@ mod tests {
         assert_eq!(
             overlay_link_path(Path::new("/x"), "dp_vxlan").unwrap(),
             Path::new("/x/links/overlay:dp_vxlan")
+        );
+        assert_eq!(
+            parse_link_pin_name("netdev:eth0"),
+            Some((defaults::PROG_FROM_NETDEV, true, "eth0".to_string()))
+        );
+        assert_eq!(
+            netdev_link_path(Path::new("/x"), "eth0").unwrap(),
+            Path::new("/x/links/netdev:eth0")
         );
         assert_eq!(parse_link_pin_name("other:lxc0"), None);
         assert!(link_paths(Path::new("/x"), "a/b").is_err());

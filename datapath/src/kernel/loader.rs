@@ -9,6 +9,7 @@
 //! <pin_dir>/links/ingress:<iface>    TCX link of from_container on the host-side veth
 //! <pin_dir>/links/egress:<iface>     TCX link of to_container
 //! <pin_dir>/links/overlay:<iface>    TCX ingress link of from_overlay on the VXLAN device
+//! <pin_dir>/links/netdev:<iface>     TCX ingress link of from_netdev (NodePort) on the external device
 //! ```
 //!
 //! (bpffs refuses names containing a dot with EPERM, so dots in interface
@@ -47,7 +48,8 @@ use crate::kernel::netns::{ifindex, in_netns};
 
 pub use crate::kernel::links::{LinkOutcome, LinkPin, detach, links, prune_defunct_links};
 use crate::kernel::links::{
-    OVERLAY_PROGRAM, PROGRAMS, attach_one, link_err, link_paths, overlay_link_path,
+    NETDEV_PROGRAM, OVERLAY_PROGRAM, PROGRAMS, attach_one, link_err, link_paths, netdev_link_path,
+    overlay_link_path,
 };
 
 /// The kernel object built from `ebpf/bpf/lxc.bpf.c` by build.rs (empty
@@ -90,6 +92,12 @@ impl MapSizes {
             names::CT4 => self.ct4,
             names::EVENTS => self.events_ring_bytes,
             names::DROP_STATS => crate::kernel::maps::DROP_STATS_ENTRIES,
+            names::LB4_SERVICES => defaults::LB4_SERVICES_MAX,
+            names::LB4_BACKENDS => defaults::LB4_BACKENDS_MAX,
+            names::LB4_REVERSE_NAT => defaults::LB4_REVERSE_NAT_MAX,
+            names::LB4_MAGLEV => defaults::LB4_MAGLEV_MAX,
+            names::LB4_AFFINITY => defaults::LB4_AFFINITY_MAX,
+            names::LB4_STATS => ebpf::maps::lb_stat::ENTRIES,
             _ => 1,
         }
     }
@@ -205,7 +213,10 @@ impl Datapath {
             loader.map_max_entries(name, opts.sizes.max_entries(name));
         }
         let mut ebpf = loader.load(bytes).map_err(DatapathError::Load)?;
-        for (name, ..) in PROGRAMS.into_iter().chain([OVERLAY_PROGRAM]) {
+        for (name, ..) in PROGRAMS
+            .into_iter()
+            .chain([OVERLAY_PROGRAM, NETDEV_PROGRAM])
+        {
             program_mut(&mut ebpf, name)?
                 .load()
                 .map_err(|source| DatapathError::Program { name, source })?;
@@ -305,6 +316,28 @@ impl Datapath {
         })
     }
 
+    /// Attaches `from_netdev` (NodePort) at TCX ingress of the node's
+    /// external device `target.iface` (the underlay interface that carries
+    /// the node IP) inside `target.netns`, through a pinned link as
+    /// [`Datapath::attach_overlay`] does. Only packets to a NodePort
+    /// frontend are touched; everything else goes on to the node stack.
+    pub fn attach_netdev(&mut self, target: &AttachTarget) -> Result<LinkOutcome> {
+        let pin = netdev_link_path(&self.pin_dir, &target.iface)?;
+        let (name, attach_type, _) = NETDEV_PROGRAM;
+        let ebpf = &mut self.ebpf;
+        let pin_ref = &pin;
+        let (outcome, new_link) = in_netns(target.netns.as_deref(), move || {
+            let ifindex = ifindex(&target.iface)?;
+            let prog = program_mut(ebpf, name)?;
+            attach_one(prog, name, &target.iface, attach_type, ifindex, pin_ref)
+        })?;
+        if let Some(link) = new_link {
+            link.pin(&pin)
+                .map_err(|e| link_err("pin link", name, &target.iface, e))?;
+        }
+        Ok(outcome)
+    }
+
     /// Attaches `from_container` (TCX ingress) and `to_container` (TCX
     /// egress) to the host-side veth `target.iface` inside `target.netns`,
     /// through pinned links: an existing pinned link gets the new program
@@ -344,6 +377,17 @@ impl Datapath {
             egress: outcomes[1],
             ifindex,
         })
+    }
+}
+
+/// Detaches `from_netdev` from the external device `iface` (removes its
+/// link pin). Returns whether a link was pinned.
+pub fn detach_netdev(pin_dir: &Path, iface: &str) -> Result<bool> {
+    let pin = netdev_link_path(pin_dir, iface)?;
+    match std::fs::remove_file(&pin) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(DatapathError::io("unpin link", pin, e)),
     }
 }
 

@@ -26,11 +26,12 @@ pub use ebpf::maps::{
 };
 
 use crate::error::{DatapathError, Result};
+use ebpf::maps::{Lb4AffinityKey, Lb4AffinityValue, Lb4Backend, Lb4Key, Lb4ReverseNat, Lb4Service};
 
 /// A map key or value of [`ebpf::maps`] as aya reads and writes it.
 #[repr(transparent)]
 #[derive(Debug, Clone, Copy)]
-struct Plain<T>(T);
+pub(crate) struct Plain<T>(pub(crate) T);
 
 // SAFETY: `Plain` is #[repr(transparent)] over each of these, and each is
 // #[repr(C)], Copy, made only of integers and integer arrays with every
@@ -56,6 +57,18 @@ unsafe impl aya::Pod for Plain<DpConfig> {}
 unsafe impl aya::Pod for Plain<DropStatsValue> {}
 // SAFETY: see above.
 unsafe impl aya::Pod for Plain<DropRlValue> {}
+// SAFETY: see above.
+unsafe impl aya::Pod for Plain<Lb4Key> {}
+// SAFETY: see above.
+unsafe impl aya::Pod for Plain<Lb4Service> {}
+// SAFETY: see above.
+unsafe impl aya::Pod for Plain<Lb4Backend> {}
+// SAFETY: see above.
+unsafe impl aya::Pod for Plain<Lb4ReverseNat> {}
+// SAFETY: see above.
+unsafe impl aya::Pod for Plain<Lb4AffinityKey> {}
+// SAFETY: see above.
+unsafe impl aya::Pod for Plain<Lb4AffinityValue> {}
 
 impl From<ParseAggregationError> for DatapathError {
     fn from(e: ParseAggregationError) -> Self {
@@ -332,7 +345,7 @@ impl std::fmt::Debug for Maps {
     }
 }
 
-fn open_map(dir: &Path, name: &'static str) -> Result<Map> {
+pub(crate) fn open_map(dir: &Path, name: &'static str) -> Result<Map> {
     let data = MapData::from_pin(dir.join(name)).map_err(|e| DatapathError::map(name, e))?;
     Map::from_map_data(data).map_err(|e| DatapathError::map(name, e))
 }
@@ -353,7 +366,9 @@ fn sum_cpus<T: aya::Pod, R: std::iter::Sum<R>>(
     values.iter().map(f).sum()
 }
 
-fn not_found_ok(r: std::result::Result<(), MapError>) -> std::result::Result<bool, MapError> {
+pub(crate) fn not_found_ok(
+    r: std::result::Result<(), MapError>,
+) -> std::result::Result<bool, MapError> {
     match r {
         Ok(()) => Ok(true),
         Err(MapError::KeyNotFound) => Ok(false),
@@ -677,7 +692,7 @@ fn lpm_key(prefix: Ipv4Addr, len: u8) -> Result<LpmKey<u32>> {
 
 /// What a pinned map must look like: `(name, type, key size, value size)`;
 /// max entries come from [`crate::kernel::loader::MapSizes`].
-pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 9] = [
+pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 15] = [
     (
         names::ENDPOINTS,
         MapType::Hash,
@@ -721,5 +736,31 @@ pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 9] = [
         MapType::Array,
         4,
         size_of::<DpConfig>() as u32,
+    ),
+    (
+        names::LB4_SERVICES,
+        MapType::Hash,
+        size_of::<Lb4Key>() as u32,
+        size_of::<Lb4Service>() as u32,
+    ),
+    (
+        names::LB4_BACKENDS,
+        MapType::Hash,
+        4,
+        size_of::<Lb4Backend>() as u32,
+    ),
+    (
+        names::LB4_REVERSE_NAT,
+        MapType::Hash,
+        2,
+        size_of::<Lb4ReverseNat>() as u32,
+    ),
+    (names::LB4_MAGLEV, MapType::Array, 4, 4),
+    (names::LB4_STATS, MapType::PerCpuArray, 4, 8),
+    (
+        names::LB4_AFFINITY,
+        MapType::LruHash,
+        size_of::<Lb4AffinityKey>() as u32,
+        size_of::<Lb4AffinityValue>() as u32,
     ),
 ];

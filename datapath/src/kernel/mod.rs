@@ -9,6 +9,9 @@
 //! - [`maps`]: [`Maps`](maps::Maps), the typed programming API over the
 //!   pinned maps, whose keys and values are the `ebpf::maps` mirrors of
 //!   `ebpf/include/dp_types.h`;
+//! - [`lb`]: [`LbMaps`](lb::LbMaps), the service load-balancing maps
+//!   (frontends, backends, reverse NAT, Maglev tables, affinity), and
+//!   [`lb::maglev_table`];
 //! - [`netns`]: per-operation network-namespace switching on a dedicated
 //!   thread;
 //! - [`tunnel`]: the node's VXLAN device of the overlay
@@ -17,6 +20,7 @@
 //! Nothing here knows about policy, identities allocation or the agent; it
 //! depends only on [`crate::defaults`] and [`crate::error`].
 
+pub mod lb;
 pub mod links;
 pub mod loader;
 pub mod maps;

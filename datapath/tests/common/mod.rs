@@ -5,11 +5,18 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use aya::maps::{Map, MapData, RingBuf};
 use aya::programs::{TestRun as _, TestRunOptions};
+use datapath::netns::in_netns;
 use datapath::{Datapath, LoadOptions, Maps};
 
 pub use test_support::unique;
@@ -215,4 +222,98 @@ impl Harness {
     pub fn drain(&mut self) -> Vec<Vec<u8>> {
         Self::drain_ring(&mut self.ring)
     }
+}
+
+/// The pods' gateway address (answered by the BPF ARP responder).
+pub const GW: &str = "169.254.1.1";
+/// A pod: its namespace, address and host-side veth.
+pub struct Pod {
+    pub ns: NetNs,
+    pub ip: Ipv4Addr,
+    pub host_if: String,
+}
+
+/// A pod namespace wired to `node` by a veth pair, as a CNI plugin would.
+pub fn pod(node: &NetNs, ip: Ipv4Addr, host_if: &str) -> Pod {
+    let ns = NetNs::new("dpp");
+    node.ip(&[
+        "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+    ]);
+    disable_ipv6(&ns);
+    ns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    ns.ip(&["route", "add", GW, "dev", "eth0", "scope", "link"]);
+    ns.ip(&["route", "add", "default", "via", GW, "dev", "eth0"]);
+    node.ip(&["link", "set", host_if, "up"]);
+    Pod {
+        ns,
+        ip,
+        host_if: host_if.to_string(),
+    }
+}
+
+/// A TCP echo server inside a namespace, on its own thread; stopped on drop.
+pub struct EchoServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EchoServer {
+    pub fn start(ns: PathBuf, addr: SocketAddr) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let f = std::fs::File::open(&ns).expect("open netns");
+            // SAFETY: valid namespace fd; only this dedicated thread moves.
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            let l = TcpListener::bind(addr).expect("bind");
+            l.set_nonblocking(true).unwrap();
+            tx.send(()).unwrap();
+            while !stop2.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        s.set_nonblocking(false).unwrap();
+                        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        let mut buf = [0u8; 64];
+                        if let Ok(n) = s.read(&mut buf) {
+                            let _ = s.write_all(&buf[..n]);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(5)).expect("server up");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects from inside `ns` and round-trips a message; `Err` on timeout.
+pub fn echo(ns: &Path, to: SocketAddr) -> Result<(), String> {
+    in_netns(Some(ns), || {
+        Ok((|| -> std::io::Result<()> {
+            let mut s = TcpStream::connect_timeout(&to, Duration::from_millis(1500))?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(b"landing request")?;
+            let mut buf = [0u8; 15];
+            s.read_exact(&mut buf)?;
+            assert_eq!(&buf, b"landing request");
+            Ok(())
+        })()
+        .map_err(|e| e.to_string()))
+    })
+    .expect("netns switch")
 }
