@@ -165,6 +165,32 @@ pub struct TunnelView {
     pub program_id: Option<u32>,
 }
 
+/// Service load balancing as the agent runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LbView {
+    /// Services in force.
+    pub services: usize,
+    /// Frontends in the kernel's maps.
+    pub frontends: usize,
+    /// Backends in the kernel's maps.
+    pub backends: usize,
+    /// Devices the NodePort program is attached to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_port_devices: Vec<String>,
+    /// New connections given a backend (kernel counter, all CPUs).
+    pub new_connections: u64,
+    /// Packets translated to a backend.
+    pub translated: u64,
+    /// Replies translated back to their frontend.
+    pub reverse_translated: u64,
+    /// Service objects rejected (file or store: reason).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<String>,
+    /// The last map write or attach that failed (retried at every sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// `GET /v1/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusView {
@@ -201,6 +227,9 @@ pub struct StatusView {
     /// The overlay.
     #[serde(default)]
     pub tunnel: TunnelView,
+    /// Service load balancing.
+    #[serde(default)]
+    pub load_balancing: LbView,
 }
 
 /// A failed API call.

@@ -19,10 +19,12 @@ use std::path::{Path, PathBuf};
 use flow_parser::{EndpointInfo, EnrichmentSpec, NodeInfo};
 
 use crate::agent::api::{
-    EndpointAdd, EndpointView, IdentityView, IpamResponse, PolicyView, StatusView, TunnelView,
+    EndpointAdd, EndpointView, IdentityView, IpamResponse, LbView, PolicyView, StatusView,
+    TunnelView,
 };
 use crate::agent::ipam::Ipam;
 use crate::agent::kvstore::{EtcdStore, KvstoreConfig};
+use crate::agent::lb_sync::{LbSync, node_port_addresses};
 use crate::agent::services::{
     self, LbDiff, LbState, ObjectName, ParseOptions, ServiceList, ServiceState,
 };
@@ -197,6 +199,10 @@ pub struct Agent {
     readopted: usize,
     /// Services: sources, objects in force, desired LB state.
     services: ServiceState,
+    /// The LB maps' writer (what they hold) and the NodePort devices.
+    lb: LbSync,
+    /// The last LB write or NodePort attach that failed (retried at every sync).
+    lb_error: Option<String>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -294,12 +300,15 @@ impl Agent {
                 });
             }
         };
-        let services = ServiceState::new(
+        let lb = LbSync::open(&cfg.pin_dir)?;
+        let mut services = ServiceState::new(
             cfg.service_dir.clone(),
             ParseOptions {
                 service_cidr: cfg.service_cidr,
             },
         );
+        // What the maps hold from a previous run: its ids are kept.
+        services.seed(lb.applied().clone());
         let mut agent = Self {
             cfg,
             dp,
@@ -318,6 +327,8 @@ impl Agent {
             compiled: Compiled::default(),
             readopted: 0,
             services,
+            lb,
+            lb_error: None,
         };
         agent.readopt()?;
         agent.services.poll_dir();
@@ -726,6 +737,20 @@ impl Agent {
                     .then(|| self.dp.overlay_program_id().ok())
                     .flatten(),
             },
+            load_balancing: {
+                let stats = self.lb.stats().unwrap_or_default();
+                LbView {
+                    services: self.services.catalog().services.len(),
+                    frontends: self.lb.applied().frontends.len(),
+                    backends: self.lb.applied().backends.len(),
+                    node_port_devices: self.lb.netdevs().iter().cloned().collect(),
+                    new_connections: stats.new_connections,
+                    translated: stats.translated,
+                    reverse_translated: stats.reverse_translated,
+                    rejected: self.services.errors(),
+                    error: self.lb_error.clone(),
+                }
+            },
         })
     }
 
@@ -963,6 +988,7 @@ impl Agent {
         self.compiled = compiled;
         self.applied_policies = policies;
         self.sync_services(&local_addrs)?;
+        self.apply_lb();
         self.write_enrichment()
     }
 
@@ -985,6 +1011,46 @@ impl Agent {
         let endpoints = self.store.endpoints()?;
         self.services.recompute(&store, &endpoints, &node_ips);
         Ok(())
+    }
+
+    /// Writes the desired LB state into the kernel's maps and attaches the
+    /// NodePort program to the devices of the NodePort addresses. A failure
+    /// is logged and kept for `status`; the next sync retries.
+    fn apply_lb(&mut self) {
+        let desired = self.services.lb().clone();
+        let res = self
+            .lb
+            .apply(&desired)
+            .and_then(|d| {
+                if !d.is_empty() {
+                    tracing::info!(
+                        target: LOG_TARGET,
+                        frontends = desired.frontends.len(),
+                        backends = desired.backends.len(),
+                        upserted = d.upsert_frontends.len(),
+                        deleted = d.delete_frontends.len(),
+                        "service load balancing updated"
+                    );
+                }
+                let addrs = node_port_addresses(&desired);
+                self.lb
+                    .ensure_netdevs(&mut self.dp, self.cfg.netns.as_deref(), &addrs)
+            })
+            .map(|added| {
+                for dev in added {
+                    tracing::info!(target: LOG_TARGET, device = %dev, "NodePort program attached");
+                }
+            });
+        match res {
+            Ok(()) => self.lb_error = None,
+            Err(e) => {
+                let msg = format!("service load balancing not in force: {e}");
+                if self.lb_error.as_deref() != Some(msg.as_str()) {
+                    tracing::error!(target: LOG_TARGET, "{msg}");
+                }
+                self.lb_error = Some(msg);
+            }
+        }
     }
 
     /// Re-reads the services directory if its content changed and, if so,

@@ -9,6 +9,8 @@
 //!   here: [`Agent`], [`AgentConfig`], ...);
 //! - [`services`]: Services and EndpointSlices → the node's desired
 //!   load-balancer state and its diff (plain data for the LB map writers);
+//! - [`lb_sync`]: writes the desired state into the kernel's LB maps and attaches the
+//!   NodePort program;
 //! - [`server`]: its API on a unix socket (axum); [`api`]: the wire types
 //!   and the blocking client the CNI plugin (`datapath-cni`) and the admin
 //!   CLI use.
@@ -21,6 +23,7 @@ pub mod api;
 pub mod endpoints;
 pub mod ipam;
 pub mod kvstore;
+pub mod lb_sync;
 pub mod server;
 pub mod services;
 pub mod store;

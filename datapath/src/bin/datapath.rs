@@ -731,6 +731,28 @@ fn status(client: &Client, pin_dir: &Path, explicit_pin_dir: bool) -> Result<()>
                 ),
                 None => println!("tunnel: {}", t.mode),
             }
+            let lb = &s.load_balancing;
+            println!(
+                "services: {} ({} frontends, {} backends), NodePort on {}, new connections {} translated {} reverse-translated {}{}",
+                lb.services,
+                lb.frontends,
+                lb.backends,
+                if lb.node_port_devices.is_empty() {
+                    "-".to_string()
+                } else {
+                    lb.node_port_devices.join(",")
+                },
+                lb.new_connections,
+                lb.translated,
+                lb.reverse_translated,
+                lb.error
+                    .as_deref()
+                    .map(|e| format!(", ERROR: {e}"))
+                    .unwrap_or_default()
+            );
+            for r in &lb.rejected {
+                println!("  service rejected: {r}");
+            }
             println!("enrichment file: {}", s.enrichment_file.display());
             println!("maps re-adopted at start: {}", s.maps_reused.join(","));
             if explicit_pin_dir {

@@ -195,35 +195,50 @@ fn inspect(name: &str) -> Result<Option<Existing>> {
 /// thread's network namespace (the underlay device of a node: pods get it
 /// minus the encapsulation). Run it inside [`in_netns`].
 pub fn mtu_of_address(addr: std::net::Ipv4Addr) -> Result<u32> {
+    link_of_address(addr)?
+        .and_then(|link| link.get("mtu")?.as_u64())
+        .and_then(|m| u32::try_from(m).ok())
+        .ok_or_else(|| DatapathError::Device {
+            op: "find the underlay device",
+            iface: addr.to_string(),
+            message: format!(
+                "no interface holds {addr} in the node's namespace (is --node-ip right?)"
+            ),
+        })
+}
+
+/// The name of the interface holding the IPv4 address `addr` in the
+/// calling thread's network namespace, `None` if none does (the NodePort
+/// device of a node address). Run it inside [`in_netns`].
+pub fn device_of_address(addr: std::net::Ipv4Addr) -> Result<Option<String>> {
+    Ok(link_of_address(addr)?.and_then(|link| Some(link.get("ifname")?.as_str()?.to_string())))
+}
+
+/// The entry of `ip -j -4 addr show` that has `addr`.
+fn link_of_address(addr: std::net::Ipv4Addr) -> Result<Option<serde_json::Value>> {
     let json = ip(&["-j", "-4", "addr", "show"]).map_err(|message| DatapathError::Device {
         op: "list addresses",
         iface: String::new(),
         message,
     })?;
-    mtu_from_addr_json(&json, addr).ok_or_else(|| DatapathError::Device {
-        op: "find the underlay device",
-        iface: addr.to_string(),
-        message: format!("no interface holds {addr} in the node's namespace (is --node-ip right?)"),
-    })
+    Ok(link_from_addr_json(&json, addr))
 }
 
-/// The `mtu` of the entry of `ip -j -4 addr show` that has `addr`.
-fn mtu_from_addr_json(json: &str, addr: std::net::Ipv4Addr) -> Option<u32> {
+/// The entry of `ip -j -4 addr show` output `json` that has `addr`.
+fn link_from_addr_json(json: &str, addr: std::net::Ipv4Addr) -> Option<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     let want = addr.to_string();
-    v.as_array()?.iter().find_map(|link| {
-        let has = link
-            .get("addr_info")?
-            .as_array()?
-            .iter()
-            .any(|a| a.get("local").and_then(|l| l.as_str()) == Some(want.as_str()));
-        if !has {
-            return None;
-        }
-        link.get("mtu")?
-            .as_u64()
-            .and_then(|m| u32::try_from(m).ok())
-    })
+    v.as_array()?
+        .iter()
+        .find(|link| {
+            link.get("addr_info")
+                .and_then(|a| a.as_array())
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|a| a.get("local").and_then(|l| l.as_str()) == Some(want.as_str()))
+                })
+        })
+        .cloned()
 }
 
 /// Reads the few fields we need from `ip -d -j link show dev NAME`.
@@ -256,14 +271,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_mtu_of_the_device_holding_an_address() {
+    fn finds_the_device_holding_an_address() {
         // iproute2 6.1, `ip -j -4 addr show` (trimmed).
         let json = r#"[{"ifindex":1,"ifname":"lo","mtu":65536,"addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},{"ifindex":5,"ifname":"eth0","mtu":1500,"addr_info":[{"family":"inet","local":"10.99.0.2","prefixlen":24}]}]"#;
         let a = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
-        assert_eq!(mtu_from_addr_json(json, a("10.99.0.2")), Some(1500));
-        assert_eq!(mtu_from_addr_json(json, a("127.0.0.1")), Some(65536));
-        assert_eq!(mtu_from_addr_json(json, a("10.99.0.9")), None);
-        assert_eq!(mtu_from_addr_json("not json", a("10.99.0.2")), None);
+        let field = |addr: &str, f: &str| {
+            link_from_addr_json(json, a(addr))
+                .map(|l| l[f].to_string().trim_matches('"').to_string())
+        };
+        assert_eq!(field("10.99.0.2", "mtu").as_deref(), Some("1500"));
+        assert_eq!(field("10.99.0.2", "ifname").as_deref(), Some("eth0"));
+        assert_eq!(field("127.0.0.1", "mtu").as_deref(), Some("65536"));
+        assert_eq!(field("10.99.0.9", "mtu"), None);
+        assert_eq!(link_from_addr_json("not json", a("10.99.0.2")), None);
     }
 
     #[test]
