@@ -1036,9 +1036,12 @@ impl Agent {
                 self.lb
                     .ensure_netdevs(&mut self.dp, self.cfg.netns.as_deref(), &addrs)
             })
-            .map(|added| {
+            .map(|(added, removed)| {
                 for dev in added {
                     tracing::info!(target: LOG_TARGET, device = %dev, "NodePort program attached");
+                }
+                for dev in removed {
+                    tracing::info!(target: LOG_TARGET, device = %dev, "NodePort program detached (no NodePort service)");
                 }
             });
         match res {

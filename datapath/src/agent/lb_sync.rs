@@ -32,8 +32,11 @@ type Result<T> = std::result::Result<T, DatapathError>;
 pub struct LbSync {
     maps: LbMaps,
     applied: LbState,
-    /// Devices `from_netdev` is attached to.
+    /// Devices `from_netdev` is attached to (with this run's program).
     netdevs: BTreeSet<String>,
+    /// Devices whose `from_netdev` link a previous run pinned, not yet
+    /// re-attached (detached if no NodePort needs them).
+    stale_netdevs: BTreeSet<String>,
     /// Writes done since start (for status).
     writes: u64,
 }
@@ -53,10 +56,16 @@ impl LbSync {
     pub fn open(pin_dir: &Path) -> Result<Self> {
         let maps = LbMaps::open(pin_dir)?;
         let applied = read_back(&maps)?;
+        let stale_netdevs = crate::kernel::loader::links(pin_dir)?
+            .into_iter()
+            .filter(|l| l.program == crate::defaults::PROG_FROM_NETDEV)
+            .map(|l| l.iface)
+            .collect();
         Ok(Self {
             maps,
             applied,
             netdevs: BTreeSet::new(),
+            stale_netdevs,
             writes: 0,
         })
     }
@@ -121,16 +130,17 @@ impl LbSync {
     /// Attaches `from_netdev` to every device of `netns` holding one of
     /// `addrs` (the NodePort frontends' node addresses) not attached yet,
     /// and turns on IPv4 forwarding there (NodePort replies to a remote
-    /// client are routed by a FIB lookup, which needs it). Returns the
-    /// devices newly attached.
+    /// client are routed by a FIB lookup, which needs it); detaches it from
+    /// the devices no NodePort needs any more. Returns the devices newly
+    /// attached and detached.
     pub fn ensure_netdevs(
         &mut self,
         dp: &mut Datapath,
         netns: Option<&Path>,
         addrs: &BTreeSet<Ipv4Addr>,
-    ) -> Result<Vec<String>> {
-        if addrs.is_empty() {
-            return Ok(Vec::new());
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        if addrs.is_empty() && self.netdevs.is_empty() && self.stale_netdevs.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
         let want: BTreeSet<String> = in_netns(netns, || {
             let mut out = BTreeSet::new();
@@ -151,9 +161,23 @@ impl LbSync {
                 iface: dev.clone(),
             })?;
             self.netdevs.insert(dev.clone());
+            self.stale_netdevs.remove(dev);
             added.push(dev.clone());
         }
-        Ok(added)
+        let mut removed = Vec::new();
+        let gone: Vec<String> = self
+            .netdevs
+            .union(&self.stale_netdevs)
+            .filter(|d| !want.contains(*d))
+            .cloned()
+            .collect();
+        for dev in gone {
+            crate::kernel::loader::detach_netdev(dp.pin_dir(), &dev)?;
+            self.netdevs.remove(&dev);
+            self.stale_netdevs.remove(&dev);
+            removed.push(dev);
+        }
+        Ok((added, removed))
     }
 }
 
