@@ -6,8 +6,10 @@
 # wired by the `datapath-cni` plugin exactly as a runtime calls it
 # (deathstar-1 and -2 and tiefighter on node 1, xwing on node 2), Cilium's
 # getting-started policy applied once through the cluster store (only
-# org=empire may land on class=deathstar, TCP/80), a traffic loop in which
-# both ships request a landing every second, and `relay` discovering the
+# org=empire may land on class=deathstar, TCP/80), the deathstar ClusterIP
+# service (10.96.0.20:80, load-balanced by each node's datapath), a traffic
+# loop in which both ships request landings through the service every
+# second, and `relay` discovering the
 # nodes through node 1's Peer.Notify and serving Hubble's Observer API on
 # 127.0.0.1:4245, where `hubble` looks by default.
 # Everything made is recorded in $DEMO_STATE/state; scripts/demo-down.sh
@@ -138,6 +140,10 @@ done
 
 # 4. Cilium's getting-started policy, once, through the cluster store.
 "$bin/datapath" --api-socket "$sock1" policy apply --name rule1 datapath/testdata/policies/starwars.yaml
+# The Death Star behind its ClusterIP service (10.96.0.20:80), also through
+# the store: every node load-balances it in its own datapath.
+"$bin/datapath" --api-socket "$sock1" service apply datapath/testdata/services/starwars.yaml
+vip=10.96.0.20
 
 # 5. Pods through the CNI plugin, as a runtime calls it (run in the node's
 # namespace, CNI_* environment, network configuration on stdin).
@@ -184,15 +190,18 @@ spawn relay "$bin/relay" --peer-service "127.0.0.1:${node_ports[0]}" --listen-ad
 wait_until "the relay at $server with 2 nodes" 200 bash -c \
     "'$bin/hubble' status --server '$server' | grep -q 'Connected Nodes: 2/2'"
 
-# 8. The traffic loop: every second both ships request a landing.
+# 8. The traffic loop: every second both ships request two landings through
+# the deathstar service (each connection load-balanced to one of the pods).
+wait_until "the deathstar service on both nodes" 100 bash -c \
+    "'$bin/datapath' --api-socket '$state/${nodes[1]}/agent.sock' bpf lb list | grep -q '$vip:80'"
 spawn traffic bash -c '
     while :; do
         for ship in tiefighter xwing; do
-            for ip in '"${ip_of[deathstar-1]} ${ip_of[deathstar-2]}"'; do
-                if ip netns exec '"$prefix"'-$ship curl -sf -o /dev/null -m 0.9 "http://$ip/"; then
-                    echo "$(date +%T) $ship -> $ip: landed"
+            for try in 1 2; do
+                if ip netns exec '"$prefix"'-$ship curl -sf -o /dev/null -m 0.9 "http://'"$vip"'/"; then
+                    echo "$(date +%T) $ship -> deathstar service ('"$vip"'): landed"
                 else
-                    echo "$(date +%T) $ship -> $ip: no landing"
+                    echo "$(date +%T) $ship -> deathstar service ('"$vip"'): no landing"
                 fi &
             done
         done
@@ -220,6 +229,8 @@ VXLAN overlay and is dropped on ${nodes[0]} by rule1).
   status:       $h status
   agents:       $d --api-socket $state/${nodes[0]}/agent.sock status   (also: node list, endpoint list, policy get)
   policy:       $d --api-socket $sock1 policy apply FILE   (cluster-wide, through etcd at $etcd_url)
+  service:      $d --api-socket $sock1 service list   (deathstar: ClusterIP $vip:80; also bpf lb list)
+  to service:   $h observe --to-service default/deathstar
   logs:         $state/logs/ (traffic.log shows each landing attempt)
   stop:         just demo-down   (scripts/demo-down.sh)
 MSG
