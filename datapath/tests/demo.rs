@@ -246,6 +246,40 @@ fn star_wars_demo_up_observe_and_down() {
     let tf_drops = demo.observe(&["--from-pod", "default/tiefighter", "--verdict", "DROPPED"]);
     assert!(tf_drops.is_empty(), "tiefighter dropped: {tf_drops:?}");
 
+    // The ships land through the deathstar service: each node's datapath
+    // has its frontend with both pods as backends, and tiefighter's
+    // connections to the one address reach both pods.
+    for node in ["node-1", "node-2"] {
+        let sock = demo.state.join(format!("{}-{node}/agent.sock", demo.prefix));
+        let out = Command::new(demo.bin.join("datapath"))
+            .arg("--api-socket")
+            .arg(&sock)
+            .args(["service", "list"])
+            .output()
+            .unwrap();
+        let list = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "service list on {node}: {list}");
+        assert!(list.contains("10.96.0.20:80/TCP"), "{node}: {list}");
+        assert_eq!(list.matches("(active)").count(), 2, "{node}: {list}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tf = demo.observe(&["--from-pod", "default/tiefighter", "--verdict", "FORWARDED"]);
+        let reached: std::collections::BTreeSet<String> = tf
+            .iter()
+            .filter(|f| to_deathstar(f))
+            .map(|f| pod(f, "destination"))
+            .collect();
+        if reached.len() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tiefighter's landings through the service reached only {reached:?} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // Down (twice): nothing of the demo remains.
     demo.down();
     demo.down();
