@@ -129,7 +129,7 @@ for i in 0 1; do
         --hubble-address "127.0.0.1:${node_ports[i]}"
     wait_until "the agent of $node" 300 "$bin/datapath" --api-socket "$sock" status
     spawn "flow-exporter-$node" "$bin/flow-exporter" --ringbuf "$pins/events" \
-        --lost-counter "$pins/lost_events" --enrichment "$state/$node/agent/enrichment.json" \
+        --lost-counter "$pins/lost_events" --lb-stats "$pins/lb4_stats" --enrichment "$state/$node/agent/enrichment.json" \
         --node-name "$node" --listen-address "127.0.0.1:${node_ports[i]}" \
         --metrics-address "$(metrics_at "$i")"
 done

@@ -250,7 +250,9 @@ fn star_wars_demo_up_observe_and_down() {
     // has its frontend with both pods as backends, and tiefighter's
     // connections to the one address reach both pods.
     for node in ["node-1", "node-2"] {
-        let sock = demo.state.join(format!("{}-{node}/agent.sock", demo.prefix));
+        let sock = demo
+            .state
+            .join(format!("{}-{node}/agent.sock", demo.prefix));
         let out = Command::new(demo.bin.join("datapath"))
             .arg("--api-socket")
             .arg(&sock)
@@ -278,6 +280,31 @@ fn star_wars_demo_up_observe_and_down() {
             "tiefighter's landings through the service reached only {reached:?} within 30 s"
         );
         std::thread::sleep(Duration::from_millis(500));
+    }
+    // Both nodes translated connections (tiefighter's on node 1, xwing's on
+    // node 2): the kernel's counters in `datapath status`.
+    for node in ["node-1", "node-2"] {
+        let sock = demo
+            .state
+            .join(format!("{}-{node}/agent.sock", demo.prefix));
+        let out = Command::new(demo.bin.join("datapath"))
+            .arg("--api-socket")
+            .arg(&sock)
+            .arg("status")
+            .output()
+            .unwrap();
+        let status = String::from_utf8_lossy(&out.stdout);
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("services: 1 "))
+            .unwrap_or_else(|| panic!("{node} status: {status}"));
+        let new: u64 = line
+            .split("new connections ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{node}: {line}"));
+        assert!(new > 0, "{node}: {line}");
     }
 
     // Down (twice): nothing of the demo remains.

@@ -46,6 +46,13 @@ struct Args {
     #[arg(long, value_name = "PIN", requires = "ringbuf")]
     lost_counter: Option<PathBuf>,
 
+    /// Pinned load-balancer counters of the datapath (`<bpffs-dir>/lb4_stats`):
+    /// served as datapath_lb_new_connections_total,
+    /// datapath_lb_translated_packets_total and
+    /// datapath_lb_reverse_translated_packets_total.
+    #[arg(long, value_name = "PIN", requires = "ringbuf")]
+    lb_stats: Option<PathBuf>,
+
     /// Replay Hubble jsonpb lines (`hubble observe -o json`, Hubble's flow
     /// log) as if observed, keeping every recorded field; `-` reads stdin.
     #[arg(long, value_name = "FILE")]
@@ -188,6 +195,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let (ingest, rx) = (ingest.clone(), stop_rx.clone());
         let lost = args.lost_counter.clone();
         tasks.spawn(async move { ringbuf::run(ring, lost, ingest, rx).await });
+    }
+    if let Some(pin) = args.lb_stats.clone() {
+        let (m, rx) = (metrics.clone(), stop_rx.clone());
+        tasks.spawn(async move { ringbuf::poll_lb_stats(pin, m, rx).await });
     }
     drop(ingest);
     // The enrichment file is looked at every second even when no flow

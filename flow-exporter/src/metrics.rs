@@ -93,8 +93,27 @@ pub struct Metrics {
     queue_depth: Gauge<i64, AtomicI64Compat>,
     ring_flows: Gauge,
     ring_capacity: Gauge,
+    lb: [Counter; 3],
+    lb_last: std::sync::Mutex<[u64; 3]>,
     grpc: svc::grpc_layers::GrpcMetrics,
 }
+
+/// The datapath's load-balancer counters (`lb4_stats`, in this order):
+/// metric name and help.
+pub const LB_COUNTERS: [(&str, &str); 3] = [
+    (
+        "datapath_lb_new_connections",
+        "New connections to a service frontend given a backend by the datapath",
+    ),
+    (
+        "datapath_lb_translated_packets",
+        "Packets translated from a service frontend to a backend",
+    ),
+    (
+        "datapath_lb_reverse_translated_packets",
+        "Replies translated back from a backend to the service frontend",
+    ),
+];
 
 type AtomicI64Compat = std::sync::atomic::AtomicI64;
 
@@ -121,6 +140,8 @@ impl Metrics {
             queue_depth: Gauge::default(),
             ring_flows: Gauge::default(),
             ring_capacity: Gauge::default(),
+            lb: Default::default(),
+            lb_last: Default::default(),
             grpc: Default::default(),
         };
         let r = &mut m.registry;
@@ -172,6 +193,9 @@ impl Metrics {
             "Capacity of the flow ring",
             m.ring_capacity.clone(),
         );
+        for ((name, help), c) in LB_COUNTERS.iter().zip(&m.lb) {
+            r.register(*name, *help, c.clone());
+        }
         for source in [
             "perf_event_ring_buffer",
             "observer_events_queue",
@@ -244,6 +268,19 @@ impl Metrics {
     pub fn ring(&self, len: u64, capacity: u64) {
         self.ring_flows.set(len as i64);
         self.ring_capacity.set(capacity as i64);
+    }
+
+    /// The datapath's load-balancer counters now (sums over CPUs, in
+    /// [`LB_COUNTERS`] order): each counter grows by the increase since the
+    /// last call (a kernel counter that went back, e.g. maps re-created,
+    /// counts from its new value).
+    pub fn lb_stats(&self, totals: [u64; 3]) {
+        let mut last = self.lb_last.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, &t) in totals.iter().enumerate() {
+            let delta = if t >= last[i] { t - last[i] } else { t };
+            self.lb[i].inc_by(delta);
+            last[i] = t;
+        }
     }
 
     /// The OpenMetrics text of every metric.
@@ -520,6 +557,32 @@ fn icmp6_name(t: u32) -> &'static str {
 mod tests {
     use super::*;
     use proto::flow::{CiliumEventType, Ip, Layer4, Tcp, TcpFlags};
+
+    #[test]
+    fn lb_counters_grow_by_the_kernel_increase() {
+        let m = Metrics::new();
+        let text = m.encode();
+        for (name, _) in LB_COUNTERS {
+            assert!(text.contains(&format!("{name}_total 0")), "{name}: {text}");
+        }
+        m.lb_stats([3, 10, 8]);
+        m.lb_stats([5, 14, 8]);
+        // The maps were re-created: the counter starts over from 1.
+        m.lb_stats([1, 14, 9]);
+        let text = m.encode();
+        assert!(
+            text.contains("datapath_lb_new_connections_total 6"),
+            "{text}"
+        );
+        assert!(
+            text.contains("datapath_lb_translated_packets_total 14"),
+            "{text}"
+        );
+        assert!(
+            text.contains("datapath_lb_reverse_translated_packets_total 9"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn names_and_labels_match_hubble() {

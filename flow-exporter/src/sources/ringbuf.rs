@@ -29,6 +29,39 @@ fn open_pinned(path: &Path) -> anyhow::Result<Map> {
     Map::from_map_data(data).with_context(|| format!("read map info of {}", path.display()))
 }
 
+/// Polls the datapath's pinned load-balancer counters (`lb4_stats`, a
+/// per-CPU u64 array indexed new connections, translated, reverse
+/// translated) into `metrics` until `shutdown` fires.
+pub async fn poll_lb_stats(
+    path: PathBuf,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let map = PerCpuArray::<MapData, u64>::try_from(open_pinned(&path)?)
+        .with_context(|| format!("{} is not a per-CPU u64 array", path.display()))?;
+    tracing::info!(map = %path.display(), "reading the datapath's load-balancer counters");
+    let mut poll = tokio::time::interval(defaults::LOST_COUNTER_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            _ = poll.tick() => {
+                let mut totals = [0u64; 3];
+                for (i, t) in totals.iter_mut().enumerate() {
+                    match map.get(&(i as u32), 0) {
+                        Ok(v) => *t = v.iter().sum(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading the load-balancer counters failed");
+                            break;
+                        }
+                    }
+                }
+                metrics.lb_stats(totals);
+            }
+        }
+    }
+}
+
 /// Reads `ring` until `shutdown` fires, feeding `ingest`.
 pub async fn run(
     ring: PathBuf,
