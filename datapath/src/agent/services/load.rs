@@ -478,15 +478,6 @@ fn service(
                             format!("{s:?} is not a valid port name (IANA service name)"),
                         ));
                     }
-                    if selector.is_some() {
-                        return Err(d.err(
-                            &f("targetPort"),
-                            format!(
-                                "named port {s:?} cannot be resolved: the pods' declared \
-                                 container ports are not known to the agent; give the number"
-                            ),
-                        ));
-                    }
                     TargetPort::Name(s.clone())
                 }
             },

@@ -12,7 +12,8 @@
 //!   contrast, names NodePort frontends of every node).
 //! - **Backends** of a service with a selector: the cluster's endpoints
 //!   (every node's) in the service's namespace whose labels match, at
-//!   the numeric `targetPort`, all active. Without a selector: the
+//!   the numeric `targetPort` or the pod's declared port (`K8S_POD_PORTS`)
+//!   of a named one (a pod without it is no backend), all active. Without a selector: the
 //!   addresses of its EndpointSlices, at the slice port of the same name
 //!   and protocol (or the slice port named by a named `targetPort`):
 //!   ready → active; terminating and serving → terminating (no new
@@ -247,15 +248,25 @@ fn backends_of(
     let mut found: BTreeMap<Backend, BackendState> = BTreeMap::new();
     match &s.selector {
         Some(sel) => {
-            let TargetPort::Number(target) = p.target_port else {
-                // Rejected at validation: named ports need EndpointSlices.
-                return Vec::new();
-            };
             let selector = selector_of(s, sel);
             for e in endpoints {
                 if e.namespace == s.name.namespace
                     && selector.matches(&pod_labels(&e.namespace, &e.labels, ""))
                 {
+                    // A named targetPort is the pod's declared port of that
+                    // name and protocol (`K8S_POD_PORTS`); a pod without it
+                    // is no backend of this port, as in Kubernetes.
+                    let target = match &p.target_port {
+                        TargetPort::Number(n) => *n,
+                        TargetPort::Name(n) => match e
+                            .ports
+                            .iter()
+                            .find(|q| &q.name == n && q.protocol == p.protocol.number())
+                        {
+                            Some(q) => q.port,
+                            None => continue,
+                        },
+                    };
                     found.insert(
                         Backend {
                             addr: e.ip,

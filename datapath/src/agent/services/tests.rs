@@ -193,11 +193,6 @@ fn invalid_services_are_rejected_naming_file_object_and_reason() {
             &["required when a service has several ports"],
         ),
         (
-            "named targetPort with a selector",
-            svc("a", "10.96.0.1", "  - port: 80\n    targetPort: http\n", ""),
-            &["named port \"http\" cannot be resolved"],
-        ),
-        (
             "unknown affinity",
             svc("a", "10.96.0.1", P80, "  sessionAffinity: Sticky\n"),
             &["spec.sessionAffinity"],
@@ -542,6 +537,40 @@ fn selector_backends_are_the_matching_endpoints_of_every_node_in_the_namespace()
         .map(|b| lb.backends[&b.id].to_string())
         .collect();
     assert_eq!(addrs, ["10.0.1.5:8080/TCP", "10.0.2.5:8080/TCP"]);
+}
+
+#[test]
+fn a_named_target_port_is_each_pods_declared_port() {
+    let c = cat(&[(
+        "a.yaml",
+        &svc(
+            "web",
+            "10.96.0.1",
+            "  - port: 80\n    targetPort: http\n",
+            "",
+        ),
+    )]);
+    let port = |name: &str, port: u16, protocol: u8| crate::policy::NamedPort {
+        name: name.into(),
+        port,
+        protocol,
+    };
+    let mut a = ep("n1", "default", [10, 0, 1, 5], &[("app", "web")]);
+    a.ports = vec![port("http", 8080, 6)];
+    let mut b = ep("n2", "default", [10, 0, 2, 5], &[("app", "web")]);
+    b.ports = vec![port("http", 9090, 6), port("dns", 53, 17)];
+    // Declares `http` for UDP only, and nothing: no backend of this port.
+    let mut udp = ep("n2", "default", [10, 0, 2, 6], &[("app", "web")]);
+    udp.ports = vec![port("http", 8080, 17)];
+    let none = ep("n1", "default", [10, 0, 1, 7], &[("app", "web")]);
+    let lb = desired(&c, &[a, b, udp, none], &[], &LbState::default());
+    let e = lb.frontends.values().next().unwrap();
+    let addrs: Vec<String> = e
+        .backends
+        .iter()
+        .map(|b| lb.backends[&b.id].to_string())
+        .collect();
+    assert_eq!(addrs, ["10.0.1.5:8080/TCP", "10.0.2.5:9090/TCP"]);
 }
 
 #[test]
