@@ -45,7 +45,9 @@
  * Events (hubble_events.h): traces from-endpoint, to-endpoint, to-stack,
  * from-stack, to-overlay, from-overlay subject to aggregation; a policy
  * verdict per policy decision (only new connections reach policy); a drop
- * event for every drop (rate limited), with both identities.
+ * event for every drop (rate limited), with both identities; two trace-sock
+ * records (pre- and post-translation) for every new connection to a
+ * service frontend, at every aggregation level (dp_lb4_trace_xlate).
  *
  * Build: clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu \
  *            -Iebpf/include -c ebpf/bpf/lxc.bpf.c -o lxc.bpf.o
@@ -210,12 +212,14 @@ int from_container(struct __sk_buff *skb)
 		return dp_drop(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_NEW,
 			       HUBBLE_DIR_EGRESS, __LINE__);
 	if (lb.is_service) {
+		tunnel_ep = 0;
+		peers.dst_identity = dp_resolve_peer(lb.backend_ip, &dst, &tunnel_ep);
+		peers.dst_ep = dst ? dst->ep_id : 0;
+		/* Before p changes: the tuple as sent names the frontend. */
+		dp_lb4_trace_xlate(&p, &lb, src->ep_id, src->identity, peers.dst_identity);
 		p.daddr = lb.backend_ip;
 		p.dport = lb.backend_port;
 		p.policy_port = lb.backend_port;
-		tunnel_ep = 0;
-		peers.dst_identity = dp_resolve_peer(p.daddr, &dst, &tunnel_ep);
-		peers.dst_ep = dst ? dst->ep_id : 0;
 		/* Hairpin: the client is its own backend. */
 		if (p.daddr == p.saddr) {
 			hairpin = bpf_htonl(DP_LB_HAIRPIN_IP4);
