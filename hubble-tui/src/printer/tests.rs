@@ -553,21 +553,26 @@ fn trace_sock_flows_print_like_hubble() {
         response(sock_flow(PRE_DIRECTION_FWD)),
         response(sock_flow(POST_DIRECTION_FWD)),
     ];
+    // Hubble's default: addresses shown as pod or service names.
+    let named = |output| Options {
+        ip_translation: true,
+        ..opts(output, false)
+    };
     // No is_reply on SOCK flows: Hubble's "<>"; the client's port is
     // unknown (0) and not printed; the frontend shows as its service.
-    let (out, _) = print(opts(Output::Compact, false), &flows);
+    let (out, _) = print(named(Output::Compact), &flows);
     assert_eq!(
         out,
         "Jan  1 00:20:34.567: default/xwing (ID:54021) <> empire/deathstar:80 (unknown) pre-xlate-fwd TRACED (TCP)\n\
          Jan  1 00:20:34.567: default/xwing (ID:54021) <> empire/deathstar-1:8080 (ID:15153) post-xlate-fwd TRANSLATED (TCP)\n"
     );
-    let (out, _) = print(opts(Output::Table, false), &flows[..1]);
+    let (out, _) = print(named(Output::Table), &flows[..1]);
     assert_eq!(
         out,
         "TIMESTAMP             SOURCE          DESTINATION           TYPE            VERDICT   SUMMARY\n\
          Jan  1 00:20:34.567   default/xwing   empire/deathstar:80   pre-xlate-fwd   TRACED    TCP\n"
     );
-    let (out, _) = print(opts(Output::Dict, false), &flows[1..]);
+    let (out, _) = print(named(Output::Dict), &flows[1..]);
     assert_eq!(
         out,
         "  TIMESTAMP: Jan  1 00:20:34.567\n     SOURCE: default/xwing\nDESTINATION: empire/deathstar-1:8080\n       TYPE: post-xlate-fwd\n    VERDICT: TRANSLATED\n    SUMMARY: TCP\n"
