@@ -1674,6 +1674,10 @@ fn replies_from_the_backend_come_from_the_vip() {
 
     // A UDP reply of remote backend C, arriving from the stack.
     h.run(FROM, &udp(A_IP, 6000, VIP, VIP_PORT), LO);
+    let recs = h.drain();
+    let fwd = decode(&recs);
+    assert_eq!(kinds(&fwd)[..2], [SOCK_PRE, SOCK_POST]);
+    let cookie = sock_of(&fwd[0].0).sock_cookie;
     let reply = with_l4_csum(pkt(
         C_IP,
         A_IP,
@@ -1686,6 +1690,9 @@ fn replies_from_the_backend_come_from_the_vip() {
     assert_eq!(rc, TC_ACT_OK);
     assert_eq!((saddr(&out), ports(&out)), (VIP, (VIP_PORT, 6000)));
     assert_checksums_valid(&out);
+    // The reverse translation is no trace-sock at medium aggregation.
+    let recs = h.drain();
+    assert_eq!(kinds(&decode(&recs)), vec![TO_LXC]);
 
     // Traffic from a backend that is no reply is left alone.
     let fresh = tcp(B_IP, BE_PORT, A_IP, 45999, tcp_flags::SYN);
@@ -1700,6 +1707,58 @@ fn replies_from_the_backend_come_from_the_vip() {
             translated: 2,
             reverse_translated: 2,
         }
+    );
+
+    // At aggregation none a UDP reply is reported as Cilium's socket LB
+    // reports a received datagram: pre-xlate-rev (the backend) and
+    // post-xlate-rev (the frontend), with the connection's cookie.
+    h.drain();
+    all_traces(&mut h);
+    let (rc, _) = h.run(TO, &reply, LO);
+    assert_eq!(rc, TC_ACT_OK);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    let pre_rev = (msg_type::TRACE_SOCK, xlate_point::PRE_DIRECTION_REV);
+    let post_rev = (msg_type::TRACE_SOCK, xlate_point::POST_DIRECTION_REV);
+    assert_eq!(kinds(&evs), vec![FROM_STACK, pre_rev, post_rev, TO_LXC]);
+    let (pre, post) = (sock_of(&evs[1].0), sock_of(&evs[2].0));
+    assert_eq!(
+        (pre.hdr.source, pre.src_label, pre.src_addr()),
+        (A_EP, A_ID, A_IP)
+    );
+    assert_eq!((pre.dst_addr(), pre.dst_port), (C_IP, BE_PORT));
+    assert_eq!(
+        (post.dst_addr(), post.dst_port, post.dst_label),
+        (VIP, VIP_PORT, 0)
+    );
+    assert_eq!((pre.l4_proto, post.l4_proto), (sock_l4::UDP, sock_l4::UDP));
+    assert_eq!((pre.sock_cookie, post.sock_cookie), (cookie, cookie));
+    // As flows: the backend / the VIP is the source, the client the
+    // destination.
+    let (fpre, fpost) = (&evs[1].1, &evs[2].1);
+    assert_eq!(fpre.verdict, Verdict::Traced as i32);
+    assert_eq!(fpost.verdict, Verdict::Translated as i32);
+    let ip = fpost.ip.as_ref().unwrap();
+    assert_eq!(
+        (ip.source.as_str(), ip.destination.as_str()),
+        ("10.96.0.10", "10.0.1.2")
+    );
+    let Some(Protocol::Udp(u)) = fpost.l4.as_ref().and_then(|l| l.protocol.clone()) else {
+        panic!("udp")
+    };
+    assert_eq!(
+        (u.source_port, u.destination_port),
+        (u32::from(VIP_PORT), 0)
+    );
+    // TCP replies never are (Cilium reports the reverse points for UDP only).
+    let synack2 = with_l4_csum(tcp(B_IP, BE_PORT, A_IP, 45000, tcp_flags::ACK));
+    h.run(FROM, &synack2, LO);
+    let recs = h.drain();
+    assert!(
+        decode(&recs)
+            .iter()
+            .all(|(e, _)| e.hdr().r#type != msg_type::TRACE_SOCK),
+        "no trace-sock for TCP replies"
     );
 }
 

@@ -47,7 +47,9 @@
  * verdict per policy decision (only new connections reach policy); a drop
  * event for every drop (rate limited), with both identities; two trace-sock
  * records (pre- and post-translation) for every new connection to a
- * service frontend, at every aggregation level (dp_lb4_trace_xlate).
+ * service frontend, at every aggregation level (dp_lb4_trace_xlate), and
+ * for every UDP reply to a local client at aggregation none
+ * (dp_lb4_trace_rev).
  *
  * Build: clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu \
  *            -Iebpf/include -c ebpf/bpf/lxc.bpf.c -o lxc.bpf.o
@@ -236,7 +238,7 @@ int from_container(struct __sk_buff *skb)
 			ret = dp_lb4_rewrite(skb, &p, 0, lb.backend_ip, hairpin, p.sport, p.sport);
 	} else if (ct_state == HUBBLE_CT_REPLY) {
 		self = p.saddr;
-		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		ret = dp_lb4_rev_nat(skb, &cfg, &p, &peers, info.rev_nat_id, &rnat_flags);
 		/* The reply of a hairpin connection goes back into its sender. */
 		if (!ret && info.rev_nat_id && p.daddr == bpf_htonl(DP_LB_HAIRPIN_IP4)) {
 			ret = dp_lb4_rewrite(skb, &p, 1, p.daddr, self, p.dport, p.dport);
@@ -349,7 +351,7 @@ int to_container(struct __sk_buff *skb)
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_STACK, dst->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
 	if (ct_state == HUBBLE_CT_REPLY) {
-		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		ret = dp_lb4_rev_nat(skb, &cfg, &p, &peers, info.rev_nat_id, &rnat_flags);
 		if (ret)
 			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, ct_state,
 				       HUBBLE_DIR_UNKNOWN, __LINE__);
@@ -413,7 +415,7 @@ int from_overlay(struct __sk_buff *skb)
 		peers.dst_identity = dp_resolve_identity(p.daddr, &dst);
 		dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_OVERLAY, 0, &peers, ct_state, report,
 			      skb->ifindex);
-		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		ret = dp_lb4_rev_nat(skb, &cfg, &p, &peers, info.rev_nat_id, &rnat_flags);
 		if (ret)
 			return dp_drop(skb, &cfg, ret, 0, &peers, ct_state, HUBBLE_DIR_UNKNOWN,
 				       __LINE__);
@@ -442,7 +444,7 @@ int from_overlay(struct __sk_buff *skb)
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_OVERLAY, dst->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
 	if (ct_state == HUBBLE_CT_REPLY) {
-		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		ret = dp_lb4_rev_nat(skb, &cfg, &p, &peers, info.rev_nat_id, &rnat_flags);
 		if (ret)
 			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, ct_state,
 				       HUBBLE_DIR_UNKNOWN, __LINE__);

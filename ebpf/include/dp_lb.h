@@ -333,11 +333,43 @@ static __always_inline int dp_lb4_dnat(struct __sk_buff *skb, const struct dp_pk
 	return ret;
 }
 
+/* Reports the reverse translation of a UDP reply to a local client the way
+ * Cilium's socket LB reports it on receive (PRE_DIRECTION_REV with the
+ * backend, POST_DIRECTION_REV with the frontend). Cilium emits these per
+ * received datagram and hides them from aggregation level low up; ours are
+ * per reply packet, so only at aggregation none. `p` is the reply before
+ * translation (source = backend); the cookie is the forward points'. */
+static __always_inline void dp_lb4_trace_rev(const struct dp_config *cfg, const struct dp_pkt *p,
+					     const struct dp_peers *peers, __u32 vip,
+					     __u16 vport)
+{
+	struct dp_pkt fwd = {};
+	__u64 cookie;
+
+	if (cfg->aggregation != DP_AGG_NONE || p->proto != IPPROTO_UDP || !peers->dst_ep ||
+	    p->daddr == bpf_htonl(DP_LB_HAIRPIN_IP4))
+		return;
+	fwd.saddr = p->daddr;
+	fwd.daddr = vip;
+	fwd.sport = p->dport;
+	fwd.dport = vport;
+	fwd.proto = p->proto;
+	cookie = ((__u64)dp_lb_hash(&fwd) << 1) | 1;
+	dp_lb_emit_xlate(HUBBLE_XLATE_PRE_DIRECTION_REV, peers->dst_ep, peers->dst_identity,
+			 peers->src_identity, p->daddr, p->saddr, p->sport, HUBBLE_SOCK_L4_UDP,
+			 cookie);
+	dp_lb_emit_xlate(HUBBLE_XLATE_POST_DIRECTION_REV, peers->dst_ep, peers->dst_identity, 0,
+			 p->daddr, vip, vport, HUBBLE_SOCK_L4_UDP, cookie);
+}
+
 /* A reply of a translated connection: its source becomes the frontend the
  * client talked to; *rnat_flags gets the frontend's DP_LB_RNAT_F_* (0 if
  * not translated). A frontend deleted meanwhile leaves the packet as is.
+ * A UDP reply to a local client is reported as trace-sock at aggregation
+ * none (dp_lb4_trace_rev; `peers`: backend = source, client = destination).
  * Returns 0 or a HUBBLE_DROP_* code; updates p. */
-static __always_inline int dp_lb4_rev_nat(struct __sk_buff *skb, struct dp_pkt *p,
+static __always_inline int dp_lb4_rev_nat(struct __sk_buff *skb, const struct dp_config *cfg,
+					  struct dp_pkt *p, const struct dp_peers *peers,
 					  __u16 rev_nat_id, __u8 *rnat_flags)
 {
 	struct lb4_reverse_nat *r;
@@ -357,6 +389,7 @@ static __always_inline int dp_lb4_rev_nat(struct __sk_buff *skb, struct dp_pkt *
 	ret = dp_lb4_rewrite(skb, p, 0, p->saddr, vip, p->sport, port);
 	if (ret)
 		return ret;
+	dp_lb4_trace_rev(cfg, p, peers, vip, port);
 	p->saddr = vip;
 	p->sport = port;
 	dp_lb_count(DP_LB_STAT_REV_NAT);

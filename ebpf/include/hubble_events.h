@@ -64,8 +64,8 @@
 #define HUBBLE_XLATE_UNKNOWN 0
 #define HUBBLE_XLATE_PRE_DIRECTION_FWD 1  /* before forward translation: the frontend */
 #define HUBBLE_XLATE_POST_DIRECTION_FWD 2 /* after forward translation: the backend */
-#define HUBBLE_XLATE_PRE_DIRECTION_REV 3  /* before reverse translation (not emitted) */
-#define HUBBLE_XLATE_POST_DIRECTION_REV 4 /* after reverse translation (not emitted) */
+#define HUBBLE_XLATE_PRE_DIRECTION_REV 3  /* before reverse translation: the backend (UDP, aggregation none) */
+#define HUBBLE_XLATE_POST_DIRECTION_REV 4 /* after reverse translation: the frontend (UDP, aggregation none) */
 
 /* L4 protocol of a trace_sock_event: Cilium's l4_protocol enum, NOT the IP
  * protocol number. */

@@ -48,9 +48,10 @@ pub mod xlate_point {
     pub const PRE_DIRECTION_FWD: u8 = 1;
     /// After the forward translation: the chosen backend.
     pub const POST_DIRECTION_FWD: u8 = 2;
-    /// Before the reverse translation (not emitted by our datapath).
+    /// Before the reverse translation: the backend (UDP replies to a local
+    /// client, at aggregation none only).
     pub const PRE_DIRECTION_REV: u8 = 3;
-    /// After the reverse translation (not emitted by our datapath).
+    /// After the reverse translation: the frontend (as above).
     pub const POST_DIRECTION_REV: u8 = 4;
 }
 
