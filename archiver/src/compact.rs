@@ -93,7 +93,9 @@ pub fn compact(storage: &Arc<dyn Storage>, small_bytes: u64) -> anyhow::Result<C
                 ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(data.clone()))?
                     .build()?;
             for batch in reader {
-                let batch = batch?;
+                // Files of an older schema version are rebuilt from flow_pb.
+                let batch =
+                    schema::upgrade(batch?).map_err(|e| anyhow::anyhow!("compact {part}: {e}"))?;
                 stats.rows += batch.num_rows() as u64;
                 w.write(&batch)?;
             }

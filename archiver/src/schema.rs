@@ -11,17 +11,21 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Int32Builder, ListBuilder, StringBuilder,
-    TimestampNanosecondBuilder, UInt32Builder,
+    TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use prost::Message;
 use proto::flow::{
-    DropReason, Flow, IpVersion, TraceObservationPoint, TrafficDirection, Verdict, layer4,
+    DropReason, Flow, IpVersion, SocketTranslationPoint, TraceObservationPoint, TrafficDirection,
+    Verdict, layer4,
 };
 
 /// Version of the column layout below; bump on any change.
-pub const SCHEMA_VERSION: &str = "1";
+/// Version 2 added `sock_xlate_point` and `socket_cookie` (service
+/// translations, trace-sock flows); compaction rebuilds version-1 rows from
+/// their `flow_pb`.
+pub const SCHEMA_VERSION: &str = "2";
 /// Metadata key holding [`SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_KEY: &str = "flow_archive.schema_version";
 
@@ -73,6 +77,8 @@ pub fn schema() -> SchemaRef {
         list_of_strings("destination_names"),
         Field::new("interface", DataType::Utf8, true),
         Field::new("summary", DataType::Utf8, true),
+        Field::new("sock_xlate_point", DataType::Utf8, true),
+        Field::new("socket_cookie", DataType::UInt64, true),
         Field::new("flow_pb", DataType::Binary, false),
     ]))
 }
@@ -117,6 +123,8 @@ pub struct BatchBuilder {
     destination_names: ListBuilder<StringBuilder>,
     interface: StringBuilder,
     summary: StringBuilder,
+    sock_xlate_point: StringBuilder,
+    socket_cookie: UInt64Builder,
     flow_pb: BinaryBuilder,
     rows: usize,
     scratch: Vec<u8>,
@@ -215,6 +223,8 @@ impl BatchBuilder {
             destination_names: sl(),
             interface: StringBuilder::new(),
             summary: StringBuilder::new(),
+            sock_xlate_point: StringBuilder::new(),
+            socket_cookie: UInt64Builder::new(),
             flow_pb: BinaryBuilder::new(),
             rows: 0,
             scratch: Vec::with_capacity(1024),
@@ -362,6 +372,13 @@ impl BatchBuilder {
                 .filter(|s| !s.is_empty()),
         );
         opt_str(&mut self.summary, &f.summary);
+        self.sock_xlate_point.append_option(
+            (f.sock_xlate_point != 0)
+                .then(|| enum_name(f.sock_xlate_point, SocketTranslationPoint::as_str_name))
+                .flatten(),
+        );
+        self.socket_cookie
+            .append_option((f.socket_cookie != 0).then_some(f.socket_cookie));
         self.scratch.clear();
         // Encoding into a Vec cannot fail.
         let _ = f.encode(&mut self.scratch);
@@ -408,10 +425,120 @@ impl BatchBuilder {
             Arc::new(self.destination_names.finish()),
             Arc::new(self.interface.finish()),
             Arc::new(self.summary.finish()),
+            Arc::new(self.sock_xlate_point.finish()),
+            Arc::new(self.socket_cookie.finish()),
             Arc::new(self.flow_pb.finish()),
         ];
         self.rows = 0;
         // The columns are built to the schema above, row for row.
         RecordBatch::try_new(self.schema.clone(), cols).expect("batch matches the archive schema")
+    }
+}
+
+/// The rows of `batch` in the current schema: as they are when the batch
+/// already has it, else rebuilt from each row's `flow_pb` (files written by
+/// an older schema version, e.g. before compaction merges them with new
+/// ones). Rows whose `flow_pb` does not decode are an error.
+pub fn upgrade(batch: RecordBatch) -> Result<RecordBatch, String> {
+    let want = schema();
+    if batch.schema().fields() == want.fields() {
+        return Ok(batch);
+    }
+    let pb = batch
+        .column_by_name("flow_pb")
+        .and_then(|c| c.as_any().downcast_ref::<arrow_array::BinaryArray>())
+        .ok_or("not a flow archive batch: no binary flow_pb column")?;
+    let mut b = BatchBuilder::new();
+    for (row, bytes) in pb.iter().enumerate() {
+        let flow = Flow::decode(bytes.unwrap_or_default())
+            .map_err(|e| format!("row {row}: flow_pb does not decode: {e}"))?;
+        b.push(&flow);
+    }
+    Ok(b.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{Array, StringArray, UInt64Array};
+    use proto::flow::{CiliumEventType, Service};
+
+    use super::*;
+
+    fn sock_flow() -> Flow {
+        Flow {
+            verdict: Verdict::Translated as i32,
+            r#type: proto::flow::FlowType::Sock as i32,
+            event_type: Some(CiliumEventType {
+                r#type: 7,
+                sub_type: 2,
+            }),
+            sock_xlate_point: SocketTranslationPoint::SockXlatePointPostDirectionFwd as i32,
+            socket_cookie: 77,
+            source_service: Some(Service {
+                name: "frontend".into(),
+                namespace: "default".into(),
+            }),
+            destination_service: Some(Service {
+                name: "deathstar".into(),
+                namespace: "empire".into(),
+            }),
+            ..Flow::default()
+        }
+    }
+
+    fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> &'a T {
+        b.column_by_name(name)
+            .unwrap_or_else(|| panic!("column {name}"))
+            .as_any()
+            .downcast_ref::<T>()
+            .unwrap()
+    }
+
+    #[test]
+    fn translation_and_service_columns() {
+        let mut b = BatchBuilder::new();
+        b.push(&sock_flow());
+        b.push(&Flow::default());
+        let batch = b.finish();
+        let xlate = col::<StringArray>(&batch, "sock_xlate_point");
+        assert_eq!(xlate.value(0), "SOCK_XLATE_POINT_POST_DIRECTION_FWD");
+        assert!(xlate.is_null(1));
+        let cookie = col::<UInt64Array>(&batch, "socket_cookie");
+        assert_eq!(cookie.value(0), 77);
+        assert!(cookie.is_null(1));
+        assert_eq!(col::<StringArray>(&batch, "type").value(0), "SOCK");
+        assert_eq!(col::<StringArray>(&batch, "verdict").value(0), "TRANSLATED");
+        let src = col::<StringArray>(&batch, "source_service");
+        let dst = col::<StringArray>(&batch, "destination_service");
+        assert_eq!(
+            (src.value(0), dst.value(0)),
+            ("default/frontend", "empire/deathstar")
+        );
+        assert!(src.is_null(1) && dst.is_null(1));
+    }
+
+    #[test]
+    fn older_batches_are_rebuilt_from_flow_pb() {
+        let mut b = BatchBuilder::new();
+        b.push(&sock_flow());
+        let batch = b.finish();
+        // A version-1 batch: the same rows without the new columns.
+        let old = batch
+            .project(
+                &(0..batch.num_columns())
+                    .filter(|&i| {
+                        !matches!(
+                            batch.schema().field(i).name().as_str(),
+                            "sock_xlate_point" | "socket_cookie"
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        assert_ne!(old.schema().fields(), schema().fields());
+        assert_eq!(upgrade(old).unwrap(), batch);
+        assert_eq!(upgrade(batch.clone()).unwrap(), batch);
+        let no_pb = batch.project(&[0]).unwrap();
+        assert!(upgrade(no_pb).unwrap_err().contains("flow_pb"));
     }
 }

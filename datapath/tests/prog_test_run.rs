@@ -18,7 +18,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use datapath::lb::{Backend, Frontend, LbAlgorithm, LbMaps, LbProto, ServiceFlags};
 use datapath::maps::{CtKey, identity, ip4_key};
 use datapath::{Aggregation, Config, Direction, Endpoint, PolicyAction, PolicyEntry};
-use ebpf::{RawEvent, ct_state, direction, drop_reason, msg_type, policy_match, trace_point};
+use ebpf::{
+    RawEvent, ct_state, direction, drop_reason, msg_type, policy_match, sock_l4, trace_point,
+    xlate_point,
+};
 use flow_parser::packet::{L4, Packet, tcp_flags};
 use flow_parser::{ClockOffset, Enricher, Parser};
 use proto::flow::layer4::Protocol;
@@ -146,6 +149,8 @@ const TO_STACK: (u8, u8) = (msg_type::TRACE, trace_point::TO_STACK);
 const FROM_LXC: (u8, u8) = (msg_type::TRACE, trace_point::FROM_LXC);
 const FROM_STACK: (u8, u8) = (msg_type::TRACE, trace_point::FROM_STACK);
 const TO_OVERLAY: (u8, u8) = (msg_type::TRACE, trace_point::TO_OVERLAY);
+const SOCK_PRE: (u8, u8) = (msg_type::TRACE_SOCK, xlate_point::PRE_DIRECTION_FWD);
+const SOCK_POST: (u8, u8) = (msg_type::TRACE_SOCK, xlate_point::POST_DIRECTION_FWD);
 const fn drop_kind(reason: u8) -> (u8, u8) {
     (msg_type::DROP, reason)
 }
@@ -161,6 +166,13 @@ fn drop_of(ev: &RawEvent<'_>) -> ebpf::DropEvent {
     match ev {
         RawEvent::Drop(d, _) => *d,
         other => panic!("not a drop: {other:?}"),
+    }
+}
+
+fn sock_of(ev: &RawEvent<'_>) -> ebpf::TraceSockEvent {
+    match ev {
+        RawEvent::TraceSock(t, _) => *t,
+        other => panic!("not a trace-sock record: {other:?}"),
     }
 }
 
@@ -1466,15 +1478,43 @@ fn service_tcp_and_udp_are_translated_to_the_backend_with_valid_checksums() {
     assert_eq!((ct.src_identity, ct.dst_identity), (A_ID, B_ID));
     assert_eq!(ct.flags & datapath::maps::ct_flags::SERVICE, 0);
 
-    // from-endpoint still shows the VIP; to-endpoint the backend.
+    // The translation as Cilium's socket LB reports it (trace-sock before
+    // and after), then from-endpoint still shows the VIP; to-endpoint the
+    // backend.
     let recs = h.drain();
     let evs = decode(&recs);
-    assert_eq!(kinds(&evs), vec![FROM_LXC, TO_LXC]);
-    assert_eq!(daddr(evs[0].0.payload()), VIP);
-    assert_eq!(trace_of(&evs[0].0).dst_label, B_ID, "backend identity");
-    assert_eq!(daddr(evs[1].0.payload()), B_IP);
-    let ip = evs[1].1.ip.as_ref().unwrap();
+    assert_eq!(kinds(&evs), vec![SOCK_PRE, SOCK_POST, FROM_LXC, TO_LXC]);
+    let (pre, post) = (sock_of(&evs[0].0), sock_of(&evs[1].0));
+    assert_eq!((pre.hdr.source, pre.src_label), (A_EP, A_ID));
+    assert_eq!((post.hdr.source, post.src_label), (A_EP, A_ID));
+    assert_eq!((pre.src_addr(), post.src_addr()), (A_IP, A_IP));
+    assert_eq!((pre.dst_addr(), pre.dst_port), (VIP, VIP_PORT));
+    assert_eq!((post.dst_addr(), post.dst_port), (B_IP, BE_PORT));
+    assert_eq!((pre.dst_label, post.dst_label), (0, B_ID));
+    assert_eq!((pre.l4_proto, post.l4_proto), (sock_l4::TCP, sock_l4::TCP));
+    assert_eq!((pre.cgroup_id, pre.flags, pre.hdr.cap_len), (0, 0, 0));
+    assert_ne!(pre.sock_cookie, 0);
+    assert_eq!(
+        pre.sock_cookie, post.sock_cookie,
+        "one connection, one cookie"
+    );
+    let (fpre, fpost) = (&evs[0].1, &evs[1].1);
+    assert_eq!(fpre.verdict, Verdict::Traced as i32);
+    assert_eq!(fpost.verdict, Verdict::Translated as i32);
+    assert_eq!(fpre.ip.as_ref().unwrap().destination, VIP.to_string());
+    assert_eq!(fpost.ip.as_ref().unwrap().destination, B_IP.to_string());
+    assert_eq!(fpre.summary, "TCP");
+    assert_eq!(daddr(evs[2].0.payload()), VIP);
+    assert_eq!(trace_of(&evs[2].0).dst_label, B_ID, "backend identity");
+    assert_eq!(daddr(evs[3].0.payload()), B_IP);
+    let ip = evs[3].1.ip.as_ref().unwrap();
     assert_eq!(ip.destination, B_IP.to_string());
+
+    // The next packet of the connection is no new translation.
+    let ack = with_l4_csum(tcp(A_IP, 42000, VIP, VIP_PORT, tcp_flags::ACK));
+    assert_eq!(h.run(FROM, &ack, LO).0, TC_ACT_REDIRECT);
+    let recs = h.drain();
+    assert_eq!(kinds(&decode(&recs)), vec![FROM_LXC, TO_LXC]);
 
     // UDP, with a checksum and with none (0 stays 0).
     let dgram = with_l4_csum(udp(A_IP, 5353, VIP, VIP_PORT));
@@ -1484,6 +1524,11 @@ fn service_tcp_and_udp_are_translated_to_the_backend_with_valid_checksums() {
     assert_ne!(out[14 + 20 + 6..14 + 20 + 8], [0, 0]);
     assert_checksums_valid(&out);
     assert_eq!(chosen(&h, 5353, 17), 11);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(kinds(&evs), vec![SOCK_PRE, SOCK_POST, FROM_LXC, TO_LXC]);
+    assert_eq!(sock_of(&evs[1].0).l4_proto, sock_l4::UDP);
+    assert_eq!(evs[1].1.summary, "UDP");
     let bare = udp(A_IP, 5354, VIP, VIP_PORT);
     let (rc, out) = h.run(FROM, &bare, LO);
     assert_eq!(rc, TC_ACT_REDIRECT);
@@ -1499,6 +1544,47 @@ fn service_tcp_and_udp_are_translated_to_the_backend_with_valid_checksums() {
     let other = tcp(A_IP, 42001, VIP, 81, tcp_flags::SYN);
     let (rc, out) = h.run(FROM, &other, LO);
     assert_eq!((rc, out), (TC_ACT_OK, other));
+}
+
+#[test]
+fn translations_are_reported_as_trace_sock_at_every_aggregation_level() {
+    require_privileges!();
+    let (mut h, mut lb) = lb_setup();
+    lb.upsert_service(&frontend(LbProto::Tcp), &[1]).unwrap();
+    for (i, agg) in [Aggregation::Low, Aggregation::Medium, Aggregation::Max]
+        .into_iter()
+        .enumerate()
+    {
+        h.maps
+            .set_config(&Config {
+                aggregation: agg,
+                ..Config::default()
+            })
+            .unwrap();
+        let sport = 44100 + i as u16;
+        let syn = with_l4_csum(tcp(A_IP, sport, VIP, VIP_PORT, tcp_flags::SYN));
+        assert_eq!(h.run(FROM, &syn, LO).0, TC_ACT_REDIRECT);
+        let recs = h.drain();
+        let evs = decode(&recs);
+        // from-endpoint, which alone showed the VIP, is suppressed from
+        // low on; the translation is not.
+        assert_eq!(
+            kinds(&evs),
+            vec![SOCK_PRE, SOCK_POST, TO_LXC],
+            "aggregation {agg:?}"
+        );
+        let svc_flow = &evs[0].1;
+        assert_eq!(svc_flow.ip.as_ref().unwrap().destination, VIP.to_string());
+        let l4 = svc_flow.l4.as_ref().and_then(|l| l.protocol.clone());
+        let Some(Protocol::Tcp(t)) = l4 else {
+            panic!("tcp: {l4:?}")
+        };
+        assert_eq!(
+            (t.source_port, t.destination_port),
+            (0, u32::from(VIP_PORT))
+        );
+        assert_eq!(sock_of(&evs[1].0).dst_addr(), B_IP);
+    }
 }
 
 #[test]
@@ -1588,6 +1674,10 @@ fn replies_from_the_backend_come_from_the_vip() {
 
     // A UDP reply of remote backend C, arriving from the stack.
     h.run(FROM, &udp(A_IP, 6000, VIP, VIP_PORT), LO);
+    let recs = h.drain();
+    let fwd = decode(&recs);
+    assert_eq!(kinds(&fwd)[..2], [SOCK_PRE, SOCK_POST]);
+    let cookie = sock_of(&fwd[0].0).sock_cookie;
     let reply = with_l4_csum(pkt(
         C_IP,
         A_IP,
@@ -1600,6 +1690,9 @@ fn replies_from_the_backend_come_from_the_vip() {
     assert_eq!(rc, TC_ACT_OK);
     assert_eq!((saddr(&out), ports(&out)), (VIP, (VIP_PORT, 6000)));
     assert_checksums_valid(&out);
+    // The reverse translation is no trace-sock at medium aggregation.
+    let recs = h.drain();
+    assert_eq!(kinds(&decode(&recs)), vec![TO_LXC]);
 
     // Traffic from a backend that is no reply is left alone.
     let fresh = tcp(B_IP, BE_PORT, A_IP, 45999, tcp_flags::SYN);
@@ -1614,6 +1707,58 @@ fn replies_from_the_backend_come_from_the_vip() {
             translated: 2,
             reverse_translated: 2,
         }
+    );
+
+    // At aggregation none a UDP reply is reported as Cilium's socket LB
+    // reports a received datagram: pre-xlate-rev (the backend) and
+    // post-xlate-rev (the frontend), with the connection's cookie.
+    h.drain();
+    all_traces(&mut h);
+    let (rc, _) = h.run(TO, &reply, LO);
+    assert_eq!(rc, TC_ACT_OK);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    let pre_rev = (msg_type::TRACE_SOCK, xlate_point::PRE_DIRECTION_REV);
+    let post_rev = (msg_type::TRACE_SOCK, xlate_point::POST_DIRECTION_REV);
+    assert_eq!(kinds(&evs), vec![FROM_STACK, pre_rev, post_rev, TO_LXC]);
+    let (pre, post) = (sock_of(&evs[1].0), sock_of(&evs[2].0));
+    assert_eq!(
+        (pre.hdr.source, pre.src_label, pre.src_addr()),
+        (A_EP, A_ID, A_IP)
+    );
+    assert_eq!((pre.dst_addr(), pre.dst_port), (C_IP, BE_PORT));
+    assert_eq!(
+        (post.dst_addr(), post.dst_port, post.dst_label),
+        (VIP, VIP_PORT, 0)
+    );
+    assert_eq!((pre.l4_proto, post.l4_proto), (sock_l4::UDP, sock_l4::UDP));
+    assert_eq!((pre.sock_cookie, post.sock_cookie), (cookie, cookie));
+    // As flows: the backend / the VIP is the source, the client the
+    // destination.
+    let (fpre, fpost) = (&evs[1].1, &evs[2].1);
+    assert_eq!(fpre.verdict, Verdict::Traced as i32);
+    assert_eq!(fpost.verdict, Verdict::Translated as i32);
+    let ip = fpost.ip.as_ref().unwrap();
+    assert_eq!(
+        (ip.source.as_str(), ip.destination.as_str()),
+        ("10.96.0.10", "10.0.1.2")
+    );
+    let Some(Protocol::Udp(u)) = fpost.l4.as_ref().and_then(|l| l.protocol.clone()) else {
+        panic!("udp")
+    };
+    assert_eq!(
+        (u.source_port, u.destination_port),
+        (u32::from(VIP_PORT), 0)
+    );
+    // TCP replies never are (Cilium reports the reverse points for UDP only).
+    let synack2 = with_l4_csum(tcp(B_IP, BE_PORT, A_IP, 45000, tcp_flags::ACK));
+    h.run(FROM, &synack2, LO);
+    let recs = h.drain();
+    assert!(
+        decode(&recs)
+            .iter()
+            .all(|(e, _)| e.hdr().r#type != msg_type::TRACE_SOCK),
+        "no trace-sock for TCP replies"
     );
 }
 
@@ -1805,8 +1950,8 @@ fn policy_applies_to_the_backend_after_translation() {
     );
     let recs = h.drain();
     let evs = decode(&recs);
-    assert_eq!(kinds(&evs), vec![VERDICT, TO_LXC]);
-    let v = verdict_of(&evs[0].0);
+    assert_eq!(kinds(&evs), vec![SOCK_PRE, SOCK_POST, VERDICT, TO_LXC]);
+    let v = verdict_of(&evs[2].0);
     assert_eq!((v.remote_label, v.dst_port), (B_ID, BE_PORT));
 
     // C is world to A's policy: denied, the drop names the backend.
@@ -1817,10 +1962,15 @@ fn policy_applies_to_the_backend_after_translation() {
     let evs = decode(&recs);
     assert_eq!(
         kinds(&evs),
-        vec![VERDICT, drop_kind(drop_reason::POLICY_DENIED)]
+        vec![
+            SOCK_PRE,
+            SOCK_POST,
+            VERDICT,
+            drop_kind(drop_reason::POLICY_DENIED)
+        ]
     );
-    assert_eq!(daddr(evs[1].0.payload()), C_IP);
-    assert_eq!(drop_of(&evs[1].0).dst_label, identity::WORLD);
+    assert_eq!(daddr(evs[3].0.payload()), C_IP);
+    assert_eq!(drop_of(&evs[3].0).dst_label, identity::WORLD);
 }
 
 #[test]

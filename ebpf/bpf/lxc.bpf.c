@@ -45,7 +45,11 @@
  * Events (hubble_events.h): traces from-endpoint, to-endpoint, to-stack,
  * from-stack, to-overlay, from-overlay subject to aggregation; a policy
  * verdict per policy decision (only new connections reach policy); a drop
- * event for every drop (rate limited), with both identities.
+ * event for every drop (rate limited), with both identities; two trace-sock
+ * records (pre- and post-translation) for every new connection to a
+ * service frontend, at every aggregation level (dp_lb4_trace_xlate), and
+ * for every UDP reply to a local client at aggregation none
+ * (dp_lb4_trace_rev).
  *
  * Build: clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu \
  *            -Iebpf/include -c ebpf/bpf/lxc.bpf.c -o lxc.bpf.o
@@ -210,12 +214,14 @@ int from_container(struct __sk_buff *skb)
 		return dp_drop(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_NEW,
 			       HUBBLE_DIR_EGRESS, __LINE__);
 	if (lb.is_service) {
+		tunnel_ep = 0;
+		peers.dst_identity = dp_resolve_peer(lb.backend_ip, &dst, &tunnel_ep);
+		peers.dst_ep = dst ? dst->ep_id : 0;
+		/* Before p changes: the tuple as sent names the frontend. */
+		dp_lb4_trace_xlate(&p, &lb, src->ep_id, src->identity, peers.dst_identity);
 		p.daddr = lb.backend_ip;
 		p.dport = lb.backend_port;
 		p.policy_port = lb.backend_port;
-		tunnel_ep = 0;
-		peers.dst_identity = dp_resolve_peer(p.daddr, &dst, &tunnel_ep);
-		peers.dst_ep = dst ? dst->ep_id : 0;
 		/* Hairpin: the client is its own backend. */
 		if (p.daddr == p.saddr) {
 			hairpin = bpf_htonl(DP_LB_HAIRPIN_IP4);
@@ -232,7 +238,7 @@ int from_container(struct __sk_buff *skb)
 			ret = dp_lb4_rewrite(skb, &p, 0, lb.backend_ip, hairpin, p.sport, p.sport);
 	} else if (ct_state == HUBBLE_CT_REPLY) {
 		self = p.saddr;
-		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		ret = dp_lb4_rev_nat(skb, &cfg, &p, &peers, info.rev_nat_id, &rnat_flags);
 		/* The reply of a hairpin connection goes back into its sender. */
 		if (!ret && info.rev_nat_id && p.daddr == bpf_htonl(DP_LB_HAIRPIN_IP4)) {
 			ret = dp_lb4_rewrite(skb, &p, 1, p.daddr, self, p.dport, p.dport);
@@ -345,7 +351,7 @@ int to_container(struct __sk_buff *skb)
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_STACK, dst->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
 	if (ct_state == HUBBLE_CT_REPLY) {
-		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		ret = dp_lb4_rev_nat(skb, &cfg, &p, &peers, info.rev_nat_id, &rnat_flags);
 		if (ret)
 			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, ct_state,
 				       HUBBLE_DIR_UNKNOWN, __LINE__);
@@ -409,7 +415,7 @@ int from_overlay(struct __sk_buff *skb)
 		peers.dst_identity = dp_resolve_identity(p.daddr, &dst);
 		dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_OVERLAY, 0, &peers, ct_state, report,
 			      skb->ifindex);
-		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		ret = dp_lb4_rev_nat(skb, &cfg, &p, &peers, info.rev_nat_id, &rnat_flags);
 		if (ret)
 			return dp_drop(skb, &cfg, ret, 0, &peers, ct_state, HUBBLE_DIR_UNKNOWN,
 				       __LINE__);
@@ -438,7 +444,7 @@ int from_overlay(struct __sk_buff *skb)
 	dp_emit_trace(skb, &cfg, HUBBLE_TRACE_FROM_OVERLAY, dst->ep_id, &peers, ct_state, report,
 		      skb->ifindex);
 	if (ct_state == HUBBLE_CT_REPLY) {
-		ret = dp_lb4_rev_nat(skb, &p, info.rev_nat_id, &rnat_flags);
+		ret = dp_lb4_rev_nat(skb, &cfg, &p, &peers, info.rev_nat_id, &rnat_flags);
 		if (ret)
 			return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, ct_state,
 				       HUBBLE_DIR_UNKNOWN, __LINE__);

@@ -37,6 +37,7 @@
 #include "dp_maps.h"
 #include "dp_parse.h"
 #include "dp_conntrack.h"
+#include "dp_events.h"
 
 /* The outcome of dp_lb4_select for one packet. */
 struct dp_lb {
@@ -47,7 +48,7 @@ struct dp_lb {
 	__u16 backend_port;
 	__u16 rev_nat_id;
 	__u8 is_service;   /* 1: the destination was a frontend */
-	__u8 pad;
+	__u8 is_new;       /* 1: a new connection got its backend now */
 };
 
 /* 5-tuple hash for Maglev: the same connection always lands on the same
@@ -169,6 +170,7 @@ static __always_inline int dp_lb4_select(const struct dp_pkt *p, __u64 now, stru
 	__u32 id = 0;
 
 	lb->is_service = 0;
+	lb->is_new = 0;
 	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
 		return 0;
 	k.vip = p->daddr;
@@ -216,11 +218,69 @@ static __always_inline int dp_lb4_select(const struct dp_pkt *p, __u64 now, stru
 		if (bpf_map_update_elem(&ct4, &ck, &nv, BPF_ANY) < 0)
 			return HUBBLE_DROP_CT_MAP_INSERTION_FAILED;
 		dp_lb_count(DP_LB_STAT_NEW);
+		lb->is_new = 1;
 	}
 	lb->backend_id = id;
 	lb->backend_ip = b->ip;
 	lb->backend_port = b->port;
 	return 0;
+}
+
+/* One trace-sock record (hubble_events.h) of a translation point. */
+static __always_inline void dp_lb_emit_xlate(__u8 point, __u16 source, __u32 src_label,
+					     __u32 dst_label, __u32 saddr, __u32 daddr,
+					     __u16 dport, __u8 l4, __u64 cookie)
+{
+	struct trace_sock_event *ev;
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		dp_count_lost();
+		return;
+	}
+	ev->hdr.type = HUBBLE_MSG_TRACE_SOCK;
+	ev->hdr.subtype = point;
+	ev->hdr.version = HUBBLE_EVENT_VERSION;
+	ev->hdr.flags = 0;
+	ev->hdr.source = source;
+	ev->hdr.cap_len = 0;
+	ev->hdr.hash = 0;
+	ev->hdr.orig_len = 0;
+	ev->hdr.ktime_ns = bpf_ktime_get_boot_ns();
+	ev->src_label = src_label;
+	ev->dst_label = dst_label;
+	ev->src_ip = saddr;
+	ev->dst_ip = daddr;
+	ev->dst_port = dport;
+	ev->l4_proto = l4;
+	ev->flags = 0;
+	ev->pad = 0;
+	ev->sock_cookie = cookie;
+	ev->cgroup_id = 0;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* Reports the translation of a NEW connection the way Cilium's socket LB
+ * does (trace-sock, ARCHITECTURE.md "Services"): PRE_DIRECTION_FWD with
+ * the frontend, POST_DIRECTION_FWD with the chosen backend. Emitted at
+ * every aggregation level (one pair per new connection). `p` is the packet
+ * as sent (destination = frontend); `src_ep`/`src_label` the client,
+ * `backend_label` the backend's identity. */
+static __always_inline void dp_lb4_trace_xlate(const struct dp_pkt *p, const struct dp_lb *lb,
+					       __u16 src_ep, __u32 src_label,
+					       __u32 backend_label)
+{
+	__u8 l4 = p->proto == IPPROTO_TCP ? HUBBLE_SOCK_L4_TCP : HUBBLE_SOCK_L4_UDP;
+	/* The socket cookie of a socket LB: here the hash of the tuple as
+	 * sent, the same for both points; never 0 (0 reads as "none"). */
+	__u64 cookie = ((__u64)dp_lb_hash(p) << 1) | 1;
+
+	if (!lb->is_service || !lb->is_new)
+		return;
+	dp_lb_emit_xlate(HUBBLE_XLATE_PRE_DIRECTION_FWD, src_ep, src_label, 0, p->saddr,
+			 lb->orig_daddr, lb->orig_dport, l4, cookie);
+	dp_lb_emit_xlate(HUBBLE_XLATE_POST_DIRECTION_FWD, src_ep, src_label, backend_label,
+			 p->saddr, lb->backend_ip, lb->backend_port, l4, cookie);
 }
 
 /* Rewrites the destination (dst = 1) or source (dst = 0) address and port
@@ -273,11 +333,43 @@ static __always_inline int dp_lb4_dnat(struct __sk_buff *skb, const struct dp_pk
 	return ret;
 }
 
+/* Reports the reverse translation of a UDP reply to a local client the way
+ * Cilium's socket LB reports it on receive (PRE_DIRECTION_REV with the
+ * backend, POST_DIRECTION_REV with the frontend). Cilium emits these per
+ * received datagram and hides them from aggregation level low up; ours are
+ * per reply packet, so only at aggregation none. `p` is the reply before
+ * translation (source = backend); the cookie is the forward points'. */
+static __always_inline void dp_lb4_trace_rev(const struct dp_config *cfg, const struct dp_pkt *p,
+					     const struct dp_peers *peers, __u32 vip,
+					     __u16 vport)
+{
+	struct dp_pkt fwd = {};
+	__u64 cookie;
+
+	if (cfg->aggregation != DP_AGG_NONE || p->proto != IPPROTO_UDP || !peers->dst_ep ||
+	    p->daddr == bpf_htonl(DP_LB_HAIRPIN_IP4))
+		return;
+	fwd.saddr = p->daddr;
+	fwd.daddr = vip;
+	fwd.sport = p->dport;
+	fwd.dport = vport;
+	fwd.proto = p->proto;
+	cookie = ((__u64)dp_lb_hash(&fwd) << 1) | 1;
+	dp_lb_emit_xlate(HUBBLE_XLATE_PRE_DIRECTION_REV, peers->dst_ep, peers->dst_identity,
+			 peers->src_identity, p->daddr, p->saddr, p->sport, HUBBLE_SOCK_L4_UDP,
+			 cookie);
+	dp_lb_emit_xlate(HUBBLE_XLATE_POST_DIRECTION_REV, peers->dst_ep, peers->dst_identity, 0,
+			 p->daddr, vip, vport, HUBBLE_SOCK_L4_UDP, cookie);
+}
+
 /* A reply of a translated connection: its source becomes the frontend the
  * client talked to; *rnat_flags gets the frontend's DP_LB_RNAT_F_* (0 if
  * not translated). A frontend deleted meanwhile leaves the packet as is.
+ * A UDP reply to a local client is reported as trace-sock at aggregation
+ * none (dp_lb4_trace_rev; `peers`: backend = source, client = destination).
  * Returns 0 or a HUBBLE_DROP_* code; updates p. */
-static __always_inline int dp_lb4_rev_nat(struct __sk_buff *skb, struct dp_pkt *p,
+static __always_inline int dp_lb4_rev_nat(struct __sk_buff *skb, const struct dp_config *cfg,
+					  struct dp_pkt *p, const struct dp_peers *peers,
 					  __u16 rev_nat_id, __u8 *rnat_flags)
 {
 	struct lb4_reverse_nat *r;
@@ -297,6 +389,7 @@ static __always_inline int dp_lb4_rev_nat(struct __sk_buff *skb, struct dp_pkt *
 	ret = dp_lb4_rewrite(skb, p, 0, p->saddr, vip, p->sport, port);
 	if (ret)
 		return ret;
+	dp_lb4_trace_rev(cfg, p, peers, vip, port);
 	p->saddr = vip;
 	p->sport = port;
 	dp_lb_count(DP_LB_STAT_REV_NAT);

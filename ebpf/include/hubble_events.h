@@ -54,6 +54,27 @@
 #define HUBBLE_MSG_CAPTURE 3        /* reserved, not emitted */
 #define HUBBLE_MSG_TRACE 4          /* struct trace_event */
 #define HUBBLE_MSG_POLICY_VERDICT 5 /* struct policy_verdict_event */
+#define HUBBLE_MSG_TRACE_SOCK 7     /* struct trace_sock_event (Cilium's MessageTypeTraceSock) */
+
+/* ------------------------------------------------------------------------ */
+/* Service translation points = Cilium's xlate_point (bpf/lib/trace_sock.h,  */
+/* equal to the flow.SocketTranslationPoint values); event_hdr.subtype of a  */
+/* trace_sock_event.                                                         */
+/* ------------------------------------------------------------------------ */
+#define HUBBLE_XLATE_UNKNOWN 0
+#define HUBBLE_XLATE_PRE_DIRECTION_FWD 1  /* before forward translation: the frontend */
+#define HUBBLE_XLATE_POST_DIRECTION_FWD 2 /* after forward translation: the backend */
+#define HUBBLE_XLATE_PRE_DIRECTION_REV 3  /* before reverse translation: the backend (UDP, aggregation none) */
+#define HUBBLE_XLATE_POST_DIRECTION_REV 4 /* after reverse translation: the frontend (UDP, aggregation none) */
+
+/* L4 protocol of a trace_sock_event: Cilium's l4_protocol enum, NOT the IP
+ * protocol number. */
+#define HUBBLE_SOCK_L4_UNKNOWN 0
+#define HUBBLE_SOCK_L4_TCP 1
+#define HUBBLE_SOCK_L4_UDP 2
+
+/* trace_sock_event.flags bits (Cilium's TraceSockNotifyFlagIPv6). */
+#define HUBBLE_SOCK_F_IPV6 (1 << 0)
 
 /* ------------------------------------------------------------------------ */
 /* Trace subtypes = Cilium monitor observation points (event_hdr.subtype of */
@@ -213,6 +234,24 @@ struct policy_verdict_event {
 	__u32 ifindex;          /* interface of the local endpoint, 0 if unknown */
 };
 
+/* A service translation of a new connection (HUBBLE_MSG_TRACE_SOCK), what
+ * Cilium's socket LB reports as trace_sock_notify: hdr.subtype is the
+ * HUBBLE_XLATE_* point, hdr.source the client endpoint, hdr.cap_len 0 (no
+ * packet). One record per point. 64 bytes. */
+struct trace_sock_event {
+	struct event_hdr hdr;
+	__u32 src_label;   /* security identity of the client */
+	__u32 dst_label;   /* identity of dst_ip (the backend's after translation), 0 if unknown */
+	__u32 src_ip;      /* client IPv4 address, network byte order (Cilium: from the cgroup) */
+	__u32 dst_ip;      /* frontend (pre) or backend (post) IPv4 address, network byte order */
+	__u16 dst_port;    /* frontend (pre) or backend (post) port, host byte order */
+	__u8 l4_proto;     /* HUBBLE_SOCK_L4_* */
+	__u8 flags;        /* HUBBLE_SOCK_F_* bits */
+	__u32 pad;         /* padding, 0 */
+	__u64 sock_cookie; /* stable per connection (hash of the tuple as sent), never 0 */
+	__u64 cgroup_id;   /* 0: pods are in no cgroup the datapath knows */
+};
+
 HUBBLE_STATIC_ASSERT(sizeof(struct event_hdr) == 24, "event_hdr size");
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct event_hdr, source) == 4, "event_hdr.source");
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct event_hdr, cap_len) == 6, "event_hdr.cap_len");
@@ -237,5 +276,11 @@ HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct policy_verdict_event, verdict) == 32
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct policy_verdict_event, dst_port) == 36, "policy_verdict_event.dst_port");
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct policy_verdict_event, match_type) == 40, "policy_verdict_event.match_type");
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct policy_verdict_event, ifindex) == 44, "policy_verdict_event.ifindex");
+
+HUBBLE_STATIC_ASSERT(sizeof(struct trace_sock_event) == 64, "trace_sock_event size");
+HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct trace_sock_event, src_ip) == 32, "trace_sock_event.src_ip");
+HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct trace_sock_event, dst_port) == 40, "trace_sock_event.dst_port");
+HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct trace_sock_event, sock_cookie) == 48, "trace_sock_event.sock_cookie");
+HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct trace_sock_event, cgroup_id) == 56, "trace_sock_event.cgroup_id");
 
 #endif /* HUBBLE_EVENTS_H */

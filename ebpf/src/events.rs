@@ -33,6 +33,43 @@ pub mod msg_type {
     pub const TRACE: u8 = 4;
     /// A policy decision ([`crate::events::PolicyVerdictEvent`]).
     pub const POLICY_VERDICT: u8 = 5;
+    /// A service translation ([`crate::events::TraceSockEvent`]); Cilium's
+    /// `MessageTypeTraceSock`.
+    pub const TRACE_SOCK: u8 = 7;
+}
+
+/// Service translation points (`HUBBLE_XLATE_*`): the subtype of a
+/// [`TraceSockEvent`], equal to Cilium's `xlate_point` and to the
+/// `flow.SocketTranslationPoint` proto values.
+pub mod xlate_point {
+    /// Unknown.
+    pub const UNKNOWN: u8 = 0;
+    /// Before the forward translation: the frontend (VIP:port).
+    pub const PRE_DIRECTION_FWD: u8 = 1;
+    /// After the forward translation: the chosen backend.
+    pub const POST_DIRECTION_FWD: u8 = 2;
+    /// Before the reverse translation: the backend (UDP replies to a local
+    /// client, at aggregation none only).
+    pub const PRE_DIRECTION_REV: u8 = 3;
+    /// After the reverse translation: the frontend (as above).
+    pub const POST_DIRECTION_REV: u8 = 4;
+}
+
+/// L4 protocol of a [`TraceSockEvent`] (`HUBBLE_SOCK_L4_*`): Cilium's
+/// `l4_protocol` enum, not the IP protocol number.
+pub mod sock_l4 {
+    /// Unknown.
+    pub const UNKNOWN: u8 = 0;
+    /// TCP.
+    pub const TCP: u8 = 1;
+    /// UDP.
+    pub const UDP: u8 = 2;
+}
+
+/// [`TraceSockEvent::flags`] bits (`HUBBLE_SOCK_F_*`).
+pub mod sock_flags {
+    /// The addresses are IPv6 (never set: the datapath is IPv4 only).
+    pub const IPV6: u8 = 1 << 0;
 }
 
 /// Trace subtypes: Cilium's monitor observation points (`HUBBLE_TRACE_*`).
@@ -294,7 +331,39 @@ pub struct PolicyVerdictEvent {
     pub ifindex: u32,
 }
 
+/// A service translation of a new connection (`struct trace_sock_event`,
+/// 64 bytes), what Cilium's socket LB reports as `trace_sock_notify`; no
+/// packet follows (`hdr.cap_len` 0).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TraceSockEvent {
+    /// Common header; `hdr.subtype` is the [`xlate_point`], `hdr.source`
+    /// the client endpoint.
+    pub hdr: EventHdr,
+    /// Security identity of the client.
+    pub src_label: u32,
+    /// Identity of `dst_ip`, 0 if unknown.
+    pub dst_label: u32,
+    /// Client IPv4 address, network byte order (as in memory).
+    pub src_ip: [u8; 4],
+    /// Frontend (pre) or backend (post) IPv4 address, network byte order.
+    pub dst_ip: [u8; 4],
+    /// Frontend (pre) or backend (post) port, host byte order.
+    pub dst_port: u16,
+    /// [`sock_l4`] protocol.
+    pub l4_proto: u8,
+    /// [`sock_flags`] bits.
+    pub flags: u8,
+    /// Padding, 0.
+    pub pad: u32,
+    /// Stable per connection (a hash of the tuple as sent), never 0.
+    pub sock_cookie: u64,
+    /// Cgroup id of the client, 0 (pods are in no cgroup the datapath knows).
+    pub cgroup_id: u64,
+}
+
 const _: () = assert!(size_of::<EventHdr>() == 24);
+const _: () = assert!(size_of::<TraceSockEvent>() == 64);
 const _: () = assert!(size_of::<TraceEvent>() == 40);
 const _: () = assert!(size_of::<DropEvent>() == 48);
 const _: () = assert!(size_of::<PolicyVerdictEvent>() == 48);
@@ -347,6 +416,8 @@ pub enum RawEvent<'a> {
     Drop(DropEvent, &'a [u8]),
     /// A policy verdict.
     PolicyVerdict(PolicyVerdictEvent, &'a [u8]),
+    /// A service translation (no packet bytes: the slice is empty).
+    TraceSock(TraceSockEvent, &'a [u8]),
 }
 
 impl<'a> RawEvent<'a> {
@@ -356,13 +427,17 @@ impl<'a> RawEvent<'a> {
             RawEvent::Trace(e, _) => &e.hdr,
             RawEvent::Drop(e, _) => &e.hdr,
             RawEvent::PolicyVerdict(e, _) => &e.hdr,
+            RawEvent::TraceSock(e, _) => &e.hdr,
         }
     }
 
     /// The captured packet bytes (exactly `hdr.cap_len` of them).
     pub fn payload(&self) -> &'a [u8] {
         match self {
-            RawEvent::Trace(_, p) | RawEvent::Drop(_, p) | RawEvent::PolicyVerdict(_, p) => p,
+            RawEvent::Trace(_, p)
+            | RawEvent::Drop(_, p)
+            | RawEvent::PolicyVerdict(_, p)
+            | RawEvent::TraceSock(_, p) => p,
         }
     }
 }
@@ -397,6 +472,13 @@ pub fn parse(buf: &[u8]) -> Result<RawEvent<'_>, AbiError> {
             Ok(RawEvent::PolicyVerdict(
                 ev,
                 payload(buf, PolicyVerdictEvent::SIZE, hdr.cap_len)?,
+            ))
+        }
+        msg_type::TRACE_SOCK => {
+            let ev = TraceSockEvent::decode(buf)?;
+            Ok(RawEvent::TraceSock(
+                ev,
+                payload(buf, TraceSockEvent::SIZE, hdr.cap_len)?,
             ))
         }
         other => Err(AbiError::UnknownType { r#type: other }),
@@ -613,5 +695,54 @@ impl PolicyVerdictEvent {
     /// The drop reason code of a denied verdict, if any.
     pub fn deny_reason(&self) -> Option<u8> {
         (self.verdict < 0).then(|| u8::try_from(-i64::from(self.verdict)).unwrap_or(0))
+    }
+}
+
+impl TraceSockEvent {
+    /// Size in bytes.
+    pub const SIZE: usize = size_of::<Self>();
+
+    /// Reads the struct from the start of `buf` (no header checks).
+    pub fn decode(buf: &[u8]) -> Result<Self, AbiError> {
+        check_len(buf, Self::SIZE, "trace sock event")?;
+        Ok(Self {
+            hdr: EventHdr::decode(buf)?,
+            src_label: rd_u32(buf, 24),
+            dst_label: rd_u32(buf, 28),
+            src_ip: [buf[32], buf[33], buf[34], buf[35]],
+            dst_ip: [buf[36], buf[37], buf[38], buf[39]],
+            dst_port: rd_u16(buf, 40),
+            l4_proto: buf[42],
+            flags: buf[43],
+            pad: rd_u32(buf, 44),
+            sock_cookie: rd_u64(buf, 48),
+            cgroup_id: rd_u64(buf, 56),
+        })
+    }
+
+    /// Appends the record to `out`; `hdr.cap_len` is written as 0 (the
+    /// record carries no packet).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.reserve(Self::SIZE);
+        self.hdr.encode_with_cap(0, out);
+        out.extend_from_slice(&self.src_label.to_le_bytes());
+        out.extend_from_slice(&self.dst_label.to_le_bytes());
+        out.extend_from_slice(&self.src_ip);
+        out.extend_from_slice(&self.dst_ip);
+        out.extend_from_slice(&self.dst_port.to_le_bytes());
+        out.extend_from_slice(&[self.l4_proto, self.flags]);
+        out.extend_from_slice(&self.pad.to_le_bytes());
+        out.extend_from_slice(&self.sock_cookie.to_le_bytes());
+        out.extend_from_slice(&self.cgroup_id.to_le_bytes());
+    }
+
+    /// The client address.
+    pub fn src_addr(&self) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(self.src_ip)
+    }
+
+    /// The frontend (pre) or backend (post) address.
+    pub fn dst_addr(&self) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(self.dst_ip)
     }
 }

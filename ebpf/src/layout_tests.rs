@@ -50,6 +50,24 @@ fn rust_side() -> Vec<(String, u64)> {
     size!("trace_event", TraceEvent);
     size!("drop_event", DropEvent);
     size!("policy_verdict_event", PolicyVerdictEvent);
+    size!("trace_sock_event", TraceSockEvent);
+    offs!(
+        "trace_sock_event",
+        TraceSockEvent,
+        [
+            hdr,
+            src_label,
+            dst_label,
+            src_ip,
+            dst_ip,
+            dst_port,
+            l4_proto,
+            flags,
+            pad,
+            sock_cookie,
+            cgroup_id
+        ]
+    );
 
     off!("event_hdr", EventHdr, r#type);
     off!("event_hdr", EventHdr, subtype);
@@ -102,6 +120,28 @@ fn rust_side() -> Vec<(String, u64)> {
     konst!("HUBBLE_MSG_CAPTURE", msg_type::CAPTURE);
     konst!("HUBBLE_MSG_TRACE", msg_type::TRACE);
     konst!("HUBBLE_MSG_POLICY_VERDICT", msg_type::POLICY_VERDICT);
+    konst!("HUBBLE_MSG_TRACE_SOCK", msg_type::TRACE_SOCK);
+    konst!("HUBBLE_XLATE_UNKNOWN", xlate_point::UNKNOWN);
+    konst!(
+        "HUBBLE_XLATE_PRE_DIRECTION_FWD",
+        xlate_point::PRE_DIRECTION_FWD
+    );
+    konst!(
+        "HUBBLE_XLATE_POST_DIRECTION_FWD",
+        xlate_point::POST_DIRECTION_FWD
+    );
+    konst!(
+        "HUBBLE_XLATE_PRE_DIRECTION_REV",
+        xlate_point::PRE_DIRECTION_REV
+    );
+    konst!(
+        "HUBBLE_XLATE_POST_DIRECTION_REV",
+        xlate_point::POST_DIRECTION_REV
+    );
+    konst!("HUBBLE_SOCK_L4_UNKNOWN", sock_l4::UNKNOWN);
+    konst!("HUBBLE_SOCK_L4_TCP", sock_l4::TCP);
+    konst!("HUBBLE_SOCK_L4_UDP", sock_l4::UDP);
+    konst!("HUBBLE_SOCK_F_IPV6", sock_flags::IPV6);
 
     konst!("HUBBLE_TRACE_TO_LXC", trace_point::TO_LXC);
     konst!("HUBBLE_TRACE_TO_PROXY", trace_point::TO_PROXY);

@@ -204,3 +204,43 @@ fn src_file_names() {
     assert_eq!(src_file::name(src_file::TEST_EMIT), Some("test_emit.bpf.c"));
     assert_eq!(src_file::name(0), None);
 }
+
+#[test]
+fn trace_sock_round_trips() {
+    let ev = TraceSockEvent {
+        hdr: EventHdr {
+            source: 7,
+            ktime_ns: 99,
+            ..EventHdr::new(msg_type::TRACE_SOCK, xlate_point::POST_DIRECTION_FWD)
+        },
+        src_label: 1234,
+        dst_label: 5678,
+        src_ip: [10, 200, 1, 2],
+        dst_ip: [10, 200, 2, 2],
+        dst_port: 8080,
+        l4_proto: sock_l4::TCP,
+        flags: 0,
+        pad: 0,
+        sock_cookie: 0xdead_beef,
+        cgroup_id: 0,
+    };
+    let mut buf = Vec::new();
+    ev.encode(&mut buf);
+    assert_eq!(buf.len(), TraceSockEvent::SIZE);
+    // The wire bytes of the addresses are network order, as in the kernel.
+    assert_eq!(&buf[32..36], &[10, 200, 1, 2]);
+    assert_eq!(u16::from_le_bytes([buf[40], buf[41]]), 8080);
+    let RawEvent::TraceSock(got, p) = parse(&buf).unwrap() else {
+        panic!("not a trace-sock event")
+    };
+    assert_eq!(got, ev);
+    assert!(p.is_empty());
+    assert_eq!(got.dst_addr(), std::net::Ipv4Addr::new(10, 200, 2, 2));
+    assert!(matches!(
+        parse(&buf[..TraceSockEvent::SIZE - 1]),
+        Err(AbiError::Truncated {
+            what: "trace sock event",
+            ..
+        })
+    ));
+}

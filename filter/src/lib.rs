@@ -58,6 +58,8 @@ mod workload;
 
 #[cfg(test)]
 mod testutil;
+#[cfg(test)]
+mod trace_sock_tests;
 
 use std::fmt;
 

@@ -346,6 +346,9 @@ impl FlowCounters {
             4 => (3, "Trace", trace_point_name(sub)),
             5 => (4, "PolicyVerdict", ""),
             129 => (5, "L7", ""),
+            // Hubble's handler has no case for trace-sock: "Unknown" with
+            // the message type as subtype.
+            7 => (6, "Unknown", "7"),
             _ => (0, "Unknown", ""),
         };
         let si = if ty == 4 {
@@ -620,10 +623,20 @@ mod tests {
             ..f.clone()
         };
         m.observe_flow(&fwd);
+        let sock = Flow {
+            verdict: Verdict::Translated as i32,
+            event_type: Some(CiliumEventType {
+                r#type: 7,
+                sub_type: 2,
+            }),
+            ..f.clone()
+        };
+        m.observe_flow(&sock);
         let text = m.encode();
         for want in [
             r#"hubble_flows_processed_total{protocol="TCP",type="Drop",subtype="",verdict="DROPPED"} 1"#,
             r#"hubble_flows_processed_total{protocol="TCP",type="Trace",subtype="to-endpoint",verdict="FORWARDED"} 1"#,
+            r#"hubble_flows_processed_total{protocol="TCP",type="Unknown",subtype="7",verdict="TRANSLATED"} 1"#,
             r#"hubble_drop_total{reason="POLICY_DENIED",protocol="TCP"} 1"#,
             r#"hubble_tcp_flags_total{flag="SYN",family="IPv4"} 1"#,
             r#"hubble_port_distribution_total{protocol="TCP",port="80"} 1"#,

@@ -362,3 +362,37 @@ fn follow_streams_new_flows() {
         .expect("a followed flow within 10 s");
     assert!(line.contains(r#""uuid":"followed""#), "{line}");
 }
+
+/// A connection to a service as the exporter serves it: the datapath's two
+/// trace-sock flows (before and after translation) and the reply from the
+/// VIP, in Hubble's JSON form.
+const SERVICE_FLOWS: &str = r#"{"flow":{"time":"2024-05-01T10:00:20Z","uuid":"s1","verdict":"TRACED","IP":{"source":"10.244.1.60","destination":"10.96.0.10","ipVersion":"IPv4"},"l4":{"TCP":{"destination_port":80}},"source":{"ID":11,"identity":1001,"namespace":"default","pod_name":"xwing"},"destination":{},"Type":"SOCK","event_type":{"type":7,"sub_type":1},"destination_service":{"name":"deathstar","namespace":"empire"},"sock_xlate_point":"SOCK_XLATE_POINT_PRE_DIRECTION_FWD","socket_cookie":"77","Summary":"TCP"}}
+{"flow":{"time":"2024-05-01T10:00:20Z","uuid":"s2","verdict":"TRANSLATED","IP":{"source":"10.244.1.60","destination":"10.244.1.5","ipVersion":"IPv4"},"l4":{"TCP":{"destination_port":8080}},"source":{"ID":11,"identity":1001,"namespace":"default","pod_name":"xwing"},"destination":{"ID":12,"identity":1002,"namespace":"empire","pod_name":"deathstar-1"},"Type":"SOCK","event_type":{"type":7,"sub_type":2},"sock_xlate_point":"SOCK_XLATE_POINT_POST_DIRECTION_FWD","socket_cookie":"77","Summary":"TCP"}}
+{"flow":{"time":"2024-05-01T10:00:20.100Z","uuid":"s3","verdict":"FORWARDED","IP":{"source":"10.96.0.10","destination":"10.244.1.60","ipVersion":"IPv4"},"l4":{"TCP":{"source_port":80,"destination_port":40000,"flags":{"SYN":true,"ACK":true}}},"source":{"ID":12,"identity":1002,"namespace":"empire","pod_name":"deathstar-1"},"destination":{"ID":11,"identity":1001,"namespace":"default","pod_name":"xwing"},"Type":"L3_L4","event_type":{"type":4},"trace_observation_point":"TO_ENDPOINT","is_reply":true,"source_service":{"name":"deathstar","namespace":"empire"},"Summary":"TCP Flags: SYN, ACK"}}
+"#;
+
+#[test]
+fn service_translations_print_and_filter_like_hubble() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("services.jsonl");
+    std::fs::write(&path, SERVICE_FLOWS).unwrap();
+    let file = path.to_str().unwrap();
+    let pre = "May  1 10:00:20.000: default/xwing (ID:1001) <> empire/deathstar:80 (unknown) pre-xlate-fwd TRACED (TCP)";
+    let post = "May  1 10:00:20.000: default/xwing (ID:1001) <> empire/deathstar-1:8080 (ID:1002) post-xlate-fwd TRANSLATED (TCP)";
+    let reply = "May  1 10:00:20.100: default/xwing:40000 (ID:1001) <- empire/deathstar-1:80 (ID:1002) to-endpoint FORWARDED (TCP Flags: SYN, ACK)";
+    for (flags, want) in [
+        (&[][..], vec![pre, post, reply]),
+        (&["--type", "trace-sock"][..], vec![pre, post]),
+        (&["--verdict", "TRANSLATED"][..], vec![post]),
+        (&["--to-service", "empire/deathstar"][..], vec![pre]),
+        (&["--from-service", "empire/deathstar"][..], vec![reply]),
+        (&["--service", "empire/deathstar"][..], vec![pre, reply]),
+        (&["--service", "deathstar"][..], vec![]),
+    ] {
+        let mut args = vec!["observe", "--input-file", file];
+        args.extend_from_slice(flags);
+        let r = run(&args);
+        assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
+        assert_eq!(lines(&r.stdout), want, "flags {flags:?}");
+    }
+}

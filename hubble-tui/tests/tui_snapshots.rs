@@ -410,3 +410,42 @@ fn scrolling_keeps_the_selection_while_flows_arrive() {
     assert!(!app.follow);
     assert_eq!(key(&mut app, KeyCode::Char('q')), Action::Quit);
 }
+
+#[test]
+fn service_translations_and_services_are_shown() {
+    // A connection to the deathstar service as the datapath reports it
+    // (trace-sock before and after translation) and the reply from the VIP.
+    let lines = [
+        r#"{"flow":{"time":"2024-05-01T10:00:20Z","uuid":"s1","verdict":"TRACED","IP":{"source":"10.244.1.60","destination":"10.96.0.10","ipVersion":"IPv4"},"l4":{"TCP":{"destination_port":80}},"source":{"ID":11,"identity":1001,"namespace":"default","pod_name":"xwing"},"destination":{},"Type":"SOCK","event_type":{"type":7,"sub_type":1},"destination_service":{"name":"deathstar","namespace":"empire"},"sock_xlate_point":"SOCK_XLATE_POINT_PRE_DIRECTION_FWD","socket_cookie":"77","Summary":"TCP"}}"#,
+        r#"{"flow":{"time":"2024-05-01T10:00:20Z","uuid":"s2","verdict":"TRANSLATED","IP":{"source":"10.244.1.60","destination":"10.244.1.5","ipVersion":"IPv4"},"l4":{"TCP":{"destination_port":8080}},"source":{"ID":11,"identity":1001,"namespace":"default","pod_name":"xwing"},"destination":{"ID":12,"identity":1002,"namespace":"empire","pod_name":"deathstar-1"},"Type":"SOCK","event_type":{"type":7,"sub_type":2},"sock_xlate_point":"SOCK_XLATE_POINT_POST_DIRECTION_FWD","socket_cookie":"77","Summary":"TCP"}}"#,
+        r#"{"flow":{"time":"2024-05-01T10:00:20.1Z","uuid":"s3","verdict":"FORWARDED","IP":{"source":"10.96.0.10","destination":"10.244.1.60","ipVersion":"IPv4"},"l4":{"TCP":{"source_port":80,"destination_port":40000,"flags":{"SYN":true,"ACK":true}}},"source":{"ID":12,"identity":1002,"namespace":"empire","pod_name":"deathstar-1"},"destination":{"ID":11,"identity":1001,"namespace":"default","pod_name":"xwing"},"Type":"L3_L4","event_type":{"type":4},"trace_observation_point":"TO_ENDPOINT","is_reply":true,"source_service":{"name":"deathstar","namespace":"empire"},"Summary":"TCP Flags: SYN, ACK"}}"#,
+    ];
+    let mut inbox = Inbox::new(100);
+    for l in lines {
+        inbox.push(serde_json::from_str(l).unwrap(), 0);
+    }
+    inbox.conn = ConnState::Connected;
+    let mut app = App::new(AppConfig {
+        source: "localhost:4245".into(),
+        history: 100,
+        filter: String::new(),
+    });
+    app.absorb(&mut inbox);
+    let screen = text(&render(&mut app, &inbox, 200, 12));
+    let row = |needle: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no row with {needle}:\n{screen}"))
+            .to_owned()
+    };
+    let pre = row("pre-xlate-fwd");
+    assert!(pre.contains("empire/deathstar:80"), "{pre}");
+    assert!(pre.contains("→ empire/deathstar"), "{pre}");
+    assert!(pre.contains("TRACED"), "{pre}");
+    let post = row("post-xlate-fwd");
+    assert!(post.contains("empire/deathstar-1:8080"), "{post}");
+    assert!(post.contains("TRANSLATED"), "{post}");
+    let reply = row("to-endpoint");
+    assert!(reply.contains("← empire/deathstar"), "{reply}");
+}

@@ -9,7 +9,7 @@ use rand::{Rng as _, SeedableRng as _};
 
 use crate::enrich::Enricher;
 use crate::l34::Headers;
-use crate::{event, summary};
+use crate::{event, sock, summary};
 
 /// Why a record could not be decoded. The caller counts these (by
 /// [`DecodeError::kind`]) and skips the record; nothing else is affected.
@@ -169,17 +169,24 @@ impl Parser {
         let ev = ebpf::parse(raw)?;
         let hdr = *ev.hdr();
 
-        let h = Headers::decode(ev.payload(), event::is_l3_packet(&hdr));
-        flow.ethernet = h.ethernet_proto();
-        flow.ip = h.ip_proto();
-        flow.l4 = h.l4_proto();
+        if let ebpf::RawEvent::TraceSock(s, _) = &ev {
+            // A service translation: no packet, Hubble's sock parser rules.
+            let (src, dst) = sock::fill(s, flow);
+            self.enricher.enrich(flow, &src, &dst);
+            summary_buf.clear();
+            summary_buf.push_str(sock::summary(s));
+        } else {
+            let h = Headers::decode(ev.payload(), event::is_l3_packet(&hdr));
+            flow.ethernet = h.ethernet_proto();
+            flow.ip = h.ip_proto();
+            flow.l4 = h.l4_proto();
 
-        let (src, dst) = event::fill(&ev, &h, flow);
-        self.enricher.enrich(flow, &src, &dst);
-        let source_ep_id = flow.source.as_ref().map_or(0, |e| e.id);
-        event::set_traffic_direction(&ev, source_ep_id, flow);
-
-        summary::write_summary(&h, &mut summary_buf);
+            let (src, dst) = event::fill(&ev, &h, flow);
+            self.enricher.enrich(flow, &src, &dst);
+            let source_ep_id = flow.source.as_ref().map_or(0, |e| e.id);
+            event::set_traffic_direction(&ev, source_ep_id, flow);
+            summary::write_summary(&h, &mut summary_buf);
+        }
         flow.summary = summary_buf;
         flow.time = Some(clock.wall_time(hdr.ktime_ns));
         flow.node_name.clone_from(&self.node_name);

@@ -58,6 +58,8 @@ pub fn fill(ev: &RawEvent<'_>, h: &Headers, flow: &mut Flow) -> (SideHint, SideH
         RawEvent::Trace(t, _) => trace(t, flow),
         RawEvent::Drop(d, _) => drop(d, flow),
         RawEvent::PolicyVerdict(p, _) => policy_verdict(p, flow),
+        // Decoded by crate::sock (no packet); nothing event-specific here.
+        RawEvent::TraceSock(..) => (SideHint::default(), SideHint::default()),
     };
     flow.reply = flow.is_reply.is_some_and(|b| b.value);
     if let Some((s, d)) = h.ip {
@@ -191,7 +193,7 @@ fn direction_proto(d: u8) -> TrafficDirection {
 /// were set by [`fill`].
 pub fn set_traffic_direction(ev: &RawEvent<'_>, source_ep_id: u32, flow: &mut Flow) {
     let dir = match ev {
-        RawEvent::PolicyVerdict(..) => return,
+        RawEvent::PolicyVerdict(..) | RawEvent::TraceSock(..) => return,
         RawEvent::Drop(d, _) => {
             if d.direction != direction::UNKNOWN {
                 direction_proto(d.direction)

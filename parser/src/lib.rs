@@ -12,6 +12,9 @@
 //! 5. [`summary`]: Hubble's `Summary` string; [`reasons`]: the code ↔ name
 //!    tables shared with the CLI.
 //!
+//! Service translation records (trace-sock) carry no packet: [`sock`] fills
+//! their flow in place of layers 2 and 3, as Hubble's sock parser does.
+//!
 //! [`Parser`] ties them together. [`synthetic`] generates realistic ABI
 //! records (with a matching [`StaticEnrichment`]) for demos, tests and
 //! benchmarks; [`packet`] builds the packets they carry.
@@ -30,6 +33,7 @@ pub mod event;
 pub mod l34;
 pub mod packet;
 pub mod reasons;
+pub mod sock;
 pub mod summary;
 pub mod synthetic;
 

@@ -9,7 +9,9 @@
 //!
 //! - TCP connections to deathstar:80 over IPv4 and IPv6 (SYN, SYN-ACK, ACK,
 //!   data, FIN, seen from-endpoint at the client and to-endpoint at the
-//!   server), with an ingress policy verdict for each new connection;
+//!   server), with an ingress policy verdict for each new connection; the
+//!   IPv4 ones go through the `deathstar` service, so each starts with the
+//!   datapath's two trace-sock records (the VIP, then the chosen replica);
 //! - DNS over UDP to coredns:53;
 //! - ICMP echo between pods and ICMPv6 echo;
 //! - HTTPS to a world address (`reserved:world`);
@@ -23,8 +25,8 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ebpf::{
-    DropEvent, EventHdr, PolicyVerdictEvent, TraceEvent, ct_state, direction, drop_reason,
-    msg_type, policy_match, trace_point,
+    DropEvent, EventHdr, PolicyVerdictEvent, TraceEvent, TraceSockEvent, ct_state, direction,
+    drop_reason, msg_type, policy_match, sock_l4, trace_point, xlate_point,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -39,6 +41,8 @@ pub const NODE_NAME: &str = "kind-worker";
 const NODE_MAC: [u8; 6] = [0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x01];
 /// ifindex of the node's uplink.
 const UPLINK_IFINDEX: u32 = 2;
+/// ClusterIP of the `deathstar` service (port 80).
+const DEATHSTAR_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 161, 20);
 
 /// One side of a conversation.
 #[derive(Debug, Clone)]
@@ -201,6 +205,7 @@ enum Kind {
     Trace(TraceEvent),
     Drop(DropEvent),
     Verdict(PolicyVerdictEvent),
+    Sock(TraceSockEvent),
 }
 
 #[derive(Debug)]
@@ -262,7 +267,7 @@ impl Synthetic {
             ServiceInfo {
                 name: "deathstar".into(),
                 namespace: "default".into(),
-                ips: vec![Ipv4Addr::new(10, 96, 161, 20).into()],
+                ips: vec![DEATHSTAR_VIP.into()],
                 ports: vec![80],
             },
             ServiceInfo {
@@ -310,6 +315,10 @@ impl Synthetic {
                 v.hdr.ktime_ns = self.ktime_ns;
                 v.encode(&p.packet, out);
             }
+            Kind::Sock(s) => {
+                s.hdr.ktime_ns = self.ktime_ns;
+                s.encode(out);
+            }
         }
     }
 
@@ -325,7 +334,10 @@ impl Synthetic {
             DEATHSTAR_2
         };
         match c.rng.random_range(0..100u32) {
-            0..40 => c.tcp(TIEFIGHTER, deathstar, 80, false),
+            0..40 => {
+                c.service_translation(TIEFIGHTER, deathstar, 80);
+                c.tcp(TIEFIGHTER, deathstar, 80, false);
+            }
             40..48 => c.tcp(TIEFIGHTER, deathstar, 80, true),
             48..68 => {
                 let client =
@@ -458,6 +470,42 @@ impl Conv<'_> {
             ifindex: pl.ifindex,
         };
         self.push(Kind::Verdict(v), pkt);
+    }
+
+    /// The datapath's report of a new connection from `client` to the
+    /// deathstar service translated to `server` (trace-sock before and after).
+    fn service_translation(&mut self, client: usize, server: usize, port: u16) {
+        let cookie = self.rng.random::<u64>() | 1;
+        let (pc, ps) = (&self.peers[client], &self.peers[server]);
+        let base = TraceSockEvent {
+            hdr: EventHdr::new(msg_type::TRACE_SOCK, xlate_point::PRE_DIRECTION_FWD),
+            src_label: pc.identity,
+            src_ip: pc.ip4.octets(),
+            dst_ip: DEATHSTAR_VIP.octets(),
+            dst_port: 80,
+            l4_proto: sock_l4::TCP,
+            sock_cookie: cookie,
+            ..TraceSockEvent::default()
+        };
+        let pre = TraceSockEvent {
+            hdr: EventHdr {
+                source: pc.ep,
+                ..base.hdr
+            },
+            ..base
+        };
+        let post = TraceSockEvent {
+            hdr: EventHdr {
+                subtype: xlate_point::POST_DIRECTION_FWD,
+                ..pre.hdr
+            },
+            dst_label: ps.identity,
+            dst_ip: ps.ip4.octets(),
+            dst_port: port,
+            ..pre
+        };
+        self.push(Kind::Sock(pre), &[]);
+        self.push(Kind::Sock(post), &[]);
     }
 
     fn tcp(&mut self, client: usize, server: usize, port: u16, v6: bool) {
@@ -689,6 +737,7 @@ mod tests {
         let n = 20_000;
         let (mut drops, mut traces, mut verdicts, mut v6, mut udp, mut icmp, mut d181) =
             (0, 0, 0, 0, 0, 0, 0);
+        let mut socks = 0;
         let mut last_time = None;
         for _ in 0..n {
             g.next_event(&mut buf);
@@ -701,6 +750,18 @@ mod tests {
                 }
                 msg_type::TRACE => traces += 1,
                 msg_type::POLICY_VERDICT => verdicts += 1,
+                msg_type::TRACE_SOCK => {
+                    socks += 1;
+                    // The frontend point names the service.
+                    if flow.sock_xlate_point == i32::from(xlate_point::PRE_DIRECTION_FWD) {
+                        let svc = flow.destination_service.as_ref().unwrap();
+                        assert_eq!(
+                            (svc.namespace.as_str(), svc.name.as_str()),
+                            ("default", "deathstar")
+                        );
+                        continue;
+                    }
+                }
                 _ => unreachable!(),
             }
             let ip = flow.ip.as_ref().unwrap();
@@ -733,6 +794,6 @@ mod tests {
         assert!((0.03..0.08).contains(&share), "drop share {share}");
         assert!(d181 > 0 && d181 < drops);
         assert!(traces > n * 3 / 4, "mostly traces: {traces}");
-        assert!(verdicts > 0 && v6 > 0 && udp > 0 && icmp > 0);
+        assert!(verdicts > 0 && v6 > 0 && udp > 0 && icmp > 0 && socks > 0);
     }
 }

@@ -35,6 +35,8 @@ endpoints:
     pod_name: xwing
     labels: ["k8s:org=alliance"]
     identity: 54021
+services:
+  - {name: deathstar, namespace: empire, ips: [10.96.0.10], ports: [80]}
 names:
   1.1.1.1: [one.one.one.one]
 interfaces:
@@ -677,4 +679,178 @@ fn decode_never_panics_on_arbitrary_bytes() {
         buf.truncate((next() as usize) % (buf.len() + 1));
         let _ = p.decode(&buf, &clock());
     }
+}
+
+// ---- trace-sock: service translations (crate::sock) ---------------------------
+
+const VIP: &str = "10.96.0.10";
+
+fn sock(point: u8, dst: &str, dport: u16, dst_label: u32, l4: u8) -> Vec<u8> {
+    let std::net::IpAddr::V4(d) = ip(dst) else {
+        panic!("v4")
+    };
+    let mut out = Vec::new();
+    ebpf::TraceSockEvent {
+        hdr: EventHdr {
+            source: 200,
+            ktime_ns: KTIME,
+            ..EventHdr::new(msg_type::TRACE_SOCK, point)
+        },
+        src_label: 54021,
+        dst_label,
+        src_ip: [10, 244, 1, 8],
+        dst_ip: d.octets(),
+        dst_port: dport,
+        l4_proto: l4,
+        sock_cookie: 0x1234_5678_9abc,
+        ..ebpf::TraceSockEvent::default()
+    }
+    .encode(&mut out);
+    out
+}
+
+#[test]
+fn trace_sock_pre_translation_names_the_service() {
+    use ebpf::{sock_l4, xlate_point};
+    let flow = decode(&sock(
+        xlate_point::PRE_DIRECTION_FWD,
+        VIP,
+        80,
+        0,
+        sock_l4::TCP,
+    ));
+    assert_eq!(flow.r#type, FlowType::Sock as i32);
+    assert_eq!(flow.verdict, Verdict::Traced as i32);
+    let et = flow.event_type.as_ref().unwrap();
+    assert_eq!((et.r#type, et.sub_type), (7, 1));
+    assert_eq!(flow.sock_xlate_point, 1);
+    assert_eq!(flow.socket_cookie, 0x1234_5678_9abc);
+    assert_eq!(flow.cgroup_id, 0);
+    let ipm = flow.ip.as_ref().unwrap();
+    assert_eq!(
+        (ipm.source.as_str(), ipm.destination.as_str()),
+        (XWING, VIP)
+    );
+    assert_eq!(ipm.ip_version, IpVersion::IPv4 as i32);
+    let Some(Protocol::Tcp(t)) = flow.l4.as_ref().and_then(|l| l.protocol.clone()) else {
+        panic!("tcp")
+    };
+    assert_eq!((t.source_port, t.destination_port), (0, 80));
+    assert_eq!(t.flags, None);
+    assert_eq!(ep(&flow.source).pod_name, "xwing");
+    assert_eq!(ep(&flow.source).id, 200);
+    assert_eq!(ep(&flow.source).identity, 54021);
+    let svc = flow
+        .destination_service
+        .as_ref()
+        .expect("the VIP's service");
+    assert_eq!(
+        (svc.namespace.as_str(), svc.name.as_str()),
+        ("empire", "deathstar")
+    );
+    assert_eq!(flow.source_service, None);
+    assert_eq!(flow.summary, "TCP");
+    assert_eq!(flow.is_reply, None);
+    assert!(!flow.reply);
+    assert_eq!(flow.trace_observation_point, 0);
+    assert_eq!(flow.traffic_direction, TrafficDirection::Unknown as i32);
+    assert_eq!(flow.ethernet, None);
+    assert_eq!(flow.interface, None);
+    assert_eq!(flow.node_name, "kind-worker");
+    assert!(flow.time.is_some());
+
+    // Hubble's JSON form.
+    let v: serde_json::Value = serde_json::to_value(&flow).unwrap();
+    assert_eq!(v["Type"], "SOCK");
+    assert_eq!(v["verdict"], "TRACED");
+    assert_eq!(v["sock_xlate_point"], "SOCK_XLATE_POINT_PRE_DIRECTION_FWD");
+    assert_eq!(v["socket_cookie"], "20015998343868");
+    assert_eq!(v["event_type"]["type"], 7);
+    assert_eq!(v["event_type"]["sub_type"], 1);
+    assert_eq!(v["destination_service"]["name"], "deathstar");
+    assert_eq!(v["destination_service"]["namespace"], "empire");
+    assert_eq!(v["l4"]["TCP"]["destination_port"], 80);
+    assert_eq!(v["Summary"], "TCP");
+    assert!(v.get("is_reply").is_none());
+    assert!(v.get("trace_observation_point").is_none());
+    let back: Flow = serde_json::from_value(v).unwrap();
+    assert_eq!(back, flow);
+}
+
+#[test]
+fn trace_sock_post_translation_names_the_backend() {
+    use ebpf::{sock_l4, xlate_point};
+    let flow = decode(&sock(
+        xlate_point::POST_DIRECTION_FWD,
+        DEATHSTAR,
+        8080,
+        15153,
+        sock_l4::UDP,
+    ));
+    assert_eq!(flow.verdict, Verdict::Translated as i32);
+    assert_eq!(flow.event_type.as_ref().unwrap().sub_type, 2);
+    assert_eq!(flow.sock_xlate_point, 2);
+    let ipm = flow.ip.as_ref().unwrap();
+    assert_eq!(ipm.destination, DEATHSTAR);
+    let d = ep(&flow.destination);
+    assert_eq!(
+        (d.pod_name.as_str(), d.id, d.identity),
+        ("deathstar", 100, 15153)
+    );
+    assert_eq!(flow.destination_service, None, "a backend is no frontend");
+    let Some(Protocol::Udp(u)) = flow.l4.as_ref().and_then(|l| l.protocol.clone()) else {
+        panic!("udp")
+    };
+    assert_eq!((u.source_port, u.destination_port), (0, 8080));
+    assert_eq!(flow.summary, "UDP");
+}
+
+#[rstest]
+#[case::pre_rev(ebpf::xlate_point::PRE_DIRECTION_REV, Verdict::Traced)]
+#[case::post_rev(ebpf::xlate_point::POST_DIRECTION_REV, Verdict::Translated)]
+fn trace_sock_reverse_points_swap_the_sides(#[case] point: u8, #[case] verdict: Verdict) {
+    let flow = decode(&sock(point, VIP, 80, 0, ebpf::sock_l4::UDP));
+    assert_eq!(flow.verdict, verdict as i32);
+    let ipm = flow.ip.as_ref().unwrap();
+    assert_eq!(
+        (ipm.source.as_str(), ipm.destination.as_str()),
+        (VIP, XWING)
+    );
+    let Some(Protocol::Udp(u)) = flow.l4.as_ref().and_then(|l| l.protocol.clone()) else {
+        panic!("udp")
+    };
+    assert_eq!((u.source_port, u.destination_port), (80, 0));
+    assert_eq!(ep(&flow.destination).pod_name, "xwing");
+    let svc = flow.source_service.as_ref().expect("the VIP is the source");
+    assert_eq!(svc.name, "deathstar");
+}
+
+#[test]
+fn trace_sock_unknown_protocol_and_point() {
+    let flow = decode(&sock(0, VIP, 80, 0, 9));
+    assert_eq!(flow.verdict, Verdict::Unknown as i32);
+    assert_eq!(flow.l4, None);
+    assert_eq!(flow.summary, "Unknown");
+}
+
+#[test]
+fn reply_from_the_vip_carries_the_source_service() {
+    // After reverse NAT the reply's source is the frontend: Hubble fills
+    // source_service from it.
+    let pkt = tcp(VIP, XWING, 80, 44916, f::SYN | f::ACK);
+    let flow = decode(&trace(
+        trace_point::TO_LXC,
+        200,
+        200,
+        ct_state::REPLY,
+        18,
+        &pkt,
+    ));
+    let svc = flow.source_service.as_ref().expect("source is the VIP");
+    assert_eq!(
+        (svc.namespace.as_str(), svc.name.as_str()),
+        ("empire", "deathstar")
+    );
+    assert_eq!(flow.destination_service, None);
+    assert_eq!(flow.is_reply.as_ref().map(|b| b.value), Some(true));
 }

@@ -327,6 +327,8 @@ enum EventKind {
     Drop,
     Trace,
     PolicyVerdict,
+    /// A service translation of a new connection (pre/post-xlate).
+    TraceSock,
 }
 
 impl EventKind {
@@ -335,6 +337,7 @@ impl EventKind {
             Self::Drop => ebpf::msg_type::DROP,
             Self::Trace => ebpf::msg_type::TRACE,
             Self::PolicyVerdict => ebpf::msg_type::POLICY_VERDICT,
+            Self::TraceSock => ebpf::msg_type::TRACE_SOCK,
         }
     }
 }
@@ -986,10 +989,18 @@ fn format_flow(f: &proto::flow::Flow) -> String {
     const DROP: i32 = ebpf::msg_type::DROP as i32;
     const TRACE: i32 = ebpf::msg_type::TRACE as i32;
     const POLICY_VERDICT: i32 = ebpf::msg_type::POLICY_VERDICT as i32;
+    const TRACE_SOCK: i32 = ebpf::msg_type::TRACE_SOCK as i32;
     let kind = match f.event_type.as_ref().map(|e| e.r#type) {
         Some(DROP) => "drop",
         Some(TRACE) => "trace",
         Some(POLICY_VERDICT) => "policy-verdict",
+        Some(TRACE_SOCK) => match u8::try_from(f.sock_xlate_point).unwrap_or(0) {
+            ebpf::xlate_point::PRE_DIRECTION_FWD => "trace-sock pre-xlate-fwd",
+            ebpf::xlate_point::POST_DIRECTION_FWD => "trace-sock post-xlate-fwd",
+            ebpf::xlate_point::PRE_DIRECTION_REV => "trace-sock pre-xlate-rev",
+            ebpf::xlate_point::POST_DIRECTION_REV => "trace-sock post-xlate-rev",
+            _ => "trace-sock",
+        },
         _ => "event",
     };
     let verdict = Verdict::try_from(f.verdict).map_or("?", |v| v.as_str_name());

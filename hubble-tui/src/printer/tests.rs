@@ -504,3 +504,90 @@ fn join_with_cutoff_like_upstream() {
     assert_eq!(group_thousands(0), "0");
     assert_eq!(group_thousands(1_000), "1,000");
 }
+
+/// A service translation as the exporter's parser decodes the datapath's
+/// trace-sock record: Cilium's socket-LB flows (type SOCK, event type 7).
+fn sock_flow(point: u8) -> Flow {
+    use flow_parser::{Enricher, Parser, StaticEnrichment};
+    const ENRICH: &str = r#"
+endpoints:
+  - {id: 200, ips: [10.244.1.8], namespace: default, pod_name: xwing, identity: 54021}
+  - {id: 100, ips: [10.244.1.5], namespace: empire, pod_name: deathstar-1, identity: 15153}
+services:
+  - {name: deathstar, namespace: empire, ips: [10.96.0.10], ports: [80]}
+"#;
+    let e = StaticEnrichment::from_yaml_str(ENRICH).unwrap();
+    let mut parser =
+        Parser::new("k8s1", Enricher::from_static(std::sync::Arc::new(e))).without_uuids();
+    let post = point == ebpf::xlate_point::POST_DIRECTION_FWD;
+    let mut raw = Vec::new();
+    ebpf::TraceSockEvent {
+        hdr: ebpf::EventHdr {
+            source: 200,
+            ktime_ns: 1_234_567_800_000,
+            ..ebpf::EventHdr::new(ebpf::msg_type::TRACE_SOCK, point)
+        },
+        src_label: 54021,
+        dst_label: if post { 15153 } else { 0 },
+        src_ip: [10, 244, 1, 8],
+        dst_ip: if post {
+            [10, 244, 1, 5]
+        } else {
+            [10, 96, 0, 10]
+        },
+        dst_port: if post { 8080 } else { 80 },
+        l4_proto: ebpf::sock_l4::TCP,
+        sock_cookie: 77,
+        ..Default::default()
+    }
+    .encode(&mut raw);
+    parser
+        .decode(&raw, &flow_parser::ClockOffset::new(0))
+        .unwrap()
+}
+
+#[test]
+fn trace_sock_flows_print_like_hubble() {
+    use ebpf::xlate_point::{POST_DIRECTION_FWD, PRE_DIRECTION_FWD};
+    let flows = [
+        response(sock_flow(PRE_DIRECTION_FWD)),
+        response(sock_flow(POST_DIRECTION_FWD)),
+    ];
+    // Hubble's default: addresses shown as pod or service names.
+    let named = |output| Options {
+        ip_translation: true,
+        ..opts(output, false)
+    };
+    // No is_reply on SOCK flows: Hubble's "<>"; the client's port is
+    // unknown (0) and not printed; the frontend shows as its service.
+    let (out, _) = print(named(Output::Compact), &flows);
+    assert_eq!(
+        out,
+        "Jan  1 00:20:34.567: default/xwing (ID:54021) <> empire/deathstar:80 (unknown) pre-xlate-fwd TRACED (TCP)\n\
+         Jan  1 00:20:34.567: default/xwing (ID:54021) <> empire/deathstar-1:8080 (ID:15153) post-xlate-fwd TRANSLATED (TCP)\n"
+    );
+    let (out, _) = print(named(Output::Table), &flows[..1]);
+    assert_eq!(
+        out,
+        "TIMESTAMP             SOURCE          DESTINATION           TYPE            VERDICT   SUMMARY\n\
+         Jan  1 00:20:34.567   default/xwing   empire/deathstar:80   pre-xlate-fwd   TRACED    TCP\n"
+    );
+    let (out, _) = print(named(Output::Dict), &flows[1..]);
+    assert_eq!(
+        out,
+        "  TIMESTAMP: Jan  1 00:20:34.567\n     SOURCE: default/xwing\nDESTINATION: empire/deathstar-1:8080\n       TYPE: post-xlate-fwd\n    VERDICT: TRANSLATED\n    SUMMARY: TCP\n"
+    );
+    let mut r = flows[0].clone();
+    r.node_name.clear();
+    r.time = None;
+    let (out, _) = print(opts(Output::JsonPb, false), &[r]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let f = &v["flow"];
+    assert_eq!(f["Type"], "SOCK");
+    assert_eq!(f["verdict"], "TRACED");
+    assert_eq!(f["sock_xlate_point"], "SOCK_XLATE_POINT_PRE_DIRECTION_FWD");
+    assert_eq!(f["socket_cookie"], "77");
+    assert_eq!(f["event_type"]["type"], 7);
+    assert_eq!(f["destination_service"]["name"], "deathstar");
+    assert_eq!(f["destination_service"]["namespace"], "empire");
+}

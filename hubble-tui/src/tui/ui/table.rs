@@ -1,7 +1,11 @@
 //! The flow table: one row per flow of the window that shows the
 //! selection, coloured by verdict; only the rows on screen are formatted.
+//! The SERVICE column names the service a flow is for (`→ ns/name`, its
+//! `destination_service`) or comes from (`← ns/name`, its
+//! `source_service`, e.g. a reply from the VIP), which SOURCE and
+//! DESTINATION hide when the side is a pod.
 
-use proto::flow::Flow;
+use proto::flow::{Flow, Service};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -11,6 +15,20 @@ use super::common::verdict_color;
 use crate::gotime::{TimeFormat, fmt_timestamp};
 use crate::printer::{escape_terminal, flow_type, group_thousands};
 use crate::tui::app::App;
+
+/// The SERVICE cell: the destination's service, else the source's.
+pub fn service_cell(f: &Flow) -> String {
+    let named = |s: &Option<Service>| {
+        s.as_ref()
+            .filter(|s| !s.name.is_empty())
+            .map(|s| format!("{}/{}", s.namespace, s.name))
+    };
+    match (named(&f.source_service), named(&f.destination_service)) {
+        (_, Some(d)) => format!("→ {d}"),
+        (Some(s), None) => format!("← {s}"),
+        (None, None) => String::new(),
+    }
+}
 
 /// One table row: only called for the rows on screen.
 fn flow_row<'a>(app: &App, f: &Flow) -> Row<'a> {
@@ -23,6 +41,7 @@ fn flow_row<'a>(app: &App, f: &Flow) -> Row<'a> {
         Cell::from(fmt_timestamp(TimeFormat::StampMilli, f.time.as_ref())),
         Cell::from(clean(&src)),
         Cell::from(clean(&dst)),
+        Cell::from(clean(&service_cell(f))),
         Cell::from(clean(&flow_type(f))),
         Cell::from(verdict).style(Style::new().fg(color).add_modifier(Modifier::BOLD)),
         Cell::from(clean(&summary)),
@@ -53,6 +72,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
         "TIME",
         "SOURCE",
         "DESTINATION",
+        "SERVICE",
         "TYPE",
         "VERDICT",
         "SUMMARY",
@@ -60,6 +80,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     .style(Style::new().add_modifier(Modifier::BOLD));
     let widths = [
         Constraint::Length(19),
+        Constraint::Fill(3),
         Constraint::Fill(3),
         Constraint::Fill(3),
         Constraint::Fill(2),
@@ -89,5 +110,29 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
             Paragraph::new(msg).style(Style::new().fg(Color::DarkGray)),
             inner,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(ns: &str, name: &str) -> Option<Service> {
+        Some(Service {
+            name: name.into(),
+            namespace: ns.into(),
+        })
+    }
+
+    #[test]
+    fn service_cell_prefers_the_destination() {
+        let mut f = Flow::default();
+        assert_eq!(service_cell(&f), "");
+        f.source_service = svc("empire", "deathstar");
+        assert_eq!(service_cell(&f), "← empire/deathstar");
+        f.destination_service = svc("kube-system", "kube-dns");
+        assert_eq!(service_cell(&f), "→ kube-system/kube-dns");
+        f.destination_service = svc("x", "");
+        assert_eq!(service_cell(&f), "← empire/deathstar");
     }
 }
