@@ -281,6 +281,40 @@ fn star_wars_demo_up_observe_and_down() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The translations as Hubble shows Cilium's (trace-sock): before
+    // translation (TRACED, to the VIP) `--to-service` finds them with the
+    // service filled; after (TRANSLATED) they go to a deathstar pod. Hubble
+    // looks the service up by the record's address, so only the first names
+    // it. Both ships, each on its own node.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pre = demo.observe(&["--to-service", "default/deathstar"]);
+        for f in &pre {
+            assert_eq!(f["destination_service"]["name"], "deathstar", "{f}");
+            assert_eq!(f["destination_service"]["namespace"], "default", "{f}");
+            assert_eq!(f["Type"], "SOCK", "{f}");
+        }
+        let post = demo.observe(&["--type", "trace-sock", "--verdict", "TRANSLATED"]);
+        let from = |flows: &[Value], ship: &str, point: &str| {
+            flows.iter().any(|f| {
+                pod(f, "source") == format!("default/{ship}") && f["sock_xlate_point"] == point
+            })
+        };
+        if ["tiefighter", "xwing"].iter().all(|s| {
+            from(&pre, s, "SOCK_XLATE_POINT_PRE_DIRECTION_FWD")
+                && from(&post, s, "SOCK_XLATE_POINT_POST_DIRECTION_FWD")
+        }) {
+            assert!(post.iter().all(to_deathstar), "TRANSLATED to a non-pod");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no trace-sock pair of both ships for default/deathstar within 30 s ({} before, {} after translation)",
+            pre.len(),
+            post.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     // Both nodes translated connections (tiefighter's on node 1, xwing's on
     // node 2): the kernel's counters in `datapath status`.
     for node in ["node-1", "node-2"] {
