@@ -74,7 +74,9 @@ spec:
 ",
     );
     for p in extra_ports {
-        s.push_str(&format!("  - name: p{p}\n    port: {p}\n    targetPort: 8080\n"));
+        s.push_str(&format!(
+            "  - name: p{p}\n    port: {p}\n    targetPort: 8080\n"
+        ));
     }
     s
 }
@@ -291,7 +293,8 @@ fn propagation(n1: &Node, n2: &Node, run: usize) -> Vec<(String, Vec<f64>)> {
 }
 
 fn main() {
-    if let Some(why) = it::sys::skip_reason(&["clang", "ip", "nsenter", "iperf3", "busybox", "etcd"])
+    if let Some(why) =
+        it::sys::skip_reason(&["clang", "ip", "nsenter", "iperf3", "busybox", "etcd"])
     {
         eprintln!("service_bench: {why}");
         std::process::exit(1);

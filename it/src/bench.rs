@@ -76,7 +76,13 @@ pub fn iperf3(client_ns: &Path, server_ns: &Path, ip: Ipv4Addr, secs: u64) -> f6
 
 /// [`iperf3`] with the server bound to `ip` (port 5201) and the client
 /// connecting to `to` (a service frontend that leads to it, for example).
-pub fn iperf3_to(client_ns: &Path, server_ns: &Path, ip: Ipv4Addr, to: SocketAddr, secs: u64) -> f64 {
+pub fn iperf3_to(
+    client_ns: &Path,
+    server_ns: &Path,
+    ip: Ipv4Addr,
+    to: SocketAddr,
+    secs: u64,
+) -> f64 {
     let dir = TempDir::new("it-bench-");
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net={}", server_ns.display()))

@@ -314,7 +314,11 @@ fn clusterip_spreads_answers_from_the_vip_and_follows_backend_changes() {
         wait_kernel(&[n1, n2], WEB_VIP, 80, LbProto::Tcp, &left);
         for client in [&c1, &c2] {
             let got = answers(&client.netns(), vip_tcp, AFTER_CHANGE, &client.name);
-            assert!(!got.contains(&gone.name), "{got:?} after deleting {}", gone.name);
+            assert!(
+                !got.contains(&gone.name),
+                "{got:?} after deleting {}",
+                gone.name
+            );
         }
         assert_eq!(
             gone_server.accepted(),
@@ -322,7 +326,9 @@ fn clusterip_spreads_answers_from_the_vip_and_follows_backend_changes() {
             "the deleted backend accepted new connections"
         );
         wait_exchanges(&stream, 10, "the stream goes on after the backend change");
-        let n = stream.finish().expect("the established connection finishes");
+        let n = stream
+            .finish()
+            .expect("the established connection finishes");
         eprintln!("stream through the VIP to {kept}: {n} exchanges, unbroken");
 
         // Graceful: a selector-less service whose slice marks the backend
@@ -353,9 +359,16 @@ fn clusterip_spreads_answers_from_the_vip_and_follows_backend_changes() {
         let ds_accepted = ds.accepted();
         for client in [&c1, &c2] {
             let got = answers(&client.netns(), vip_sliced, AFTER_CHANGE, &client.name);
-            assert!(!got.contains(&draining), "{got:?} with {draining} terminating");
+            assert!(
+                !got.contains(&draining),
+                "{got:?} with {draining} terminating"
+            );
         }
-        assert_eq!(ds.accepted(), ds_accepted, "a terminating backend got new connections");
+        assert_eq!(
+            ds.accepted(),
+            ds_accepted,
+            "a terminating backend got new connections"
+        );
         wait_exchanges(&stream, 10, "the stream to the terminating backend goes on");
         let n = stream
             .finish()
@@ -406,7 +419,13 @@ fn nodeport_from_outside_and_policy_after_translation() {
             let node_ip = n.opts.cluster.as_ref().expect("cluster node").ip;
             wait_kernel(&[n], node_ip, VAULT_NODE_PORT, LbProto::Tcp, &want);
             let to = SocketAddr::from((node_ip, VAULT_NODE_PORT));
-            let k = reach_all(&outside.path(), to, false, &all, &format!("outside -> {to}"));
+            let k = reach_all(
+                &outside.path(),
+                to,
+                false,
+                &all,
+                &format!("outside -> {to}"),
+            );
             eprintln!("outside -> {to}: both backends after {k} connections");
         }
         drop(outside);
