@@ -21,7 +21,12 @@
 //!   through each node both backends (one on the other node); with a
 //!   policy allowing `app=allowed` into the backends, an allowed pod
 //!   reaches both through the VIP and a denied one is dropped with
-//!   `POLICY_DENIED` on the backend's node, against the backend.
+//!   `POLICY_DENIED` on the backend's node, against the backend. The
+//!   control plane around it: one write through one node's agent is in
+//!   force on every node (the ClusterIP, and each node's NodePort frontend
+//!   on its own address); a second service taking a frontend in force is
+//!   refused naming both and changes nothing; a delete through the other
+//!   node removes it from every agent and kernel.
 //!
 //! Each test ends by checking that nothing of its cluster is left.
 
@@ -30,6 +35,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use datapath::agent::services::ServiceList;
 use datapath::lb::LbProto;
 use it::services::{self, kernel_active, kernel_frontend};
 use it::traffic::{Stream, WhoServers, tcp_exchange, tcp_who, udp_who};
@@ -240,6 +246,11 @@ fn wait_exchanges(stream: &Stream, more: u64, what: &str) {
     });
 }
 
+/// The agent's desired service state on `n` (`GET /v1/services`).
+fn service_list(n: &Node) -> ServiceList {
+    n.client().get("/v1/services").expect("GET /v1/services")
+}
+
 fn backend(p: &Pod<'_>, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(p.ip, port)
 }
@@ -408,9 +419,42 @@ fn nodeport_from_outside_and_policy_after_translation() {
         let s2 = WhoServers::start(&v2.netns(), v2.ip, "vault-2", &[8080], &[]);
         let all = names(&[&s1, &s2]);
 
-        services::apply(n2, VAULT).expect("apply vault");
+        // One write through node 2's agent: every node's agent has the
+        // ClusterIP and its own NodePort frontend, both backends each.
+        let r = services::apply(n2, VAULT).expect("apply vault");
+        assert_eq!(r["applied"], serde_json::json!(["default/vault"]), "{r}");
         let want = [backend(&v1, 8080), backend(&v2, 8080)];
         wait_kernel(&[n1, n2], VAULT_VIP, 80, LbProto::Tcp, &want);
+        for n in [n1, n2] {
+            let node_ip = n.opts.cluster.as_ref().expect("cluster node").ip;
+            let front = format!("{node_ip}:{VAULT_NODE_PORT}/TCP");
+            let l = service_list(n);
+            let np = l
+                .frontends
+                .iter()
+                .find(|f| f.frontend == front)
+                .unwrap_or_else(|| panic!("{}: no NodePort frontend {front}: {l:?}", n.name));
+            assert_eq!(np.kind, "NodePort", "{np:?}");
+            assert_eq!(np.service, "default/vault", "{np:?}");
+            assert_eq!(np.backends.len(), 2, "{np:?}");
+        }
+
+        // A frontend in force cannot be taken: refused, naming both, and
+        // nothing changes.
+        let e = services::apply(n1, &VAULT.replace("name: vault", "name: thief"))
+            .expect_err("a second service on vault's frontends");
+        assert!(
+            e.contains("Service default/thief")
+                && e.contains("already used by Service default/vault"),
+            "{e}"
+        );
+        assert!(
+            service_list(n1)
+                .frontends
+                .iter()
+                .all(|f| f.service == "default/vault"),
+            "the refused service is in force"
+        );
 
         // NodePort: from outside the cluster to each node's address, both
         // backends (one of them on the other node) answer through it.
@@ -471,6 +515,16 @@ fn nodeport_from_outside_and_policy_after_translation() {
             "denied -> vault drop: destination_service {}",
             f["destination_service"]
         );
+
+        // Deleted through node 1, gone from every node's agent and kernel.
+        let r = services::delete(n1, "default/vault").expect("delete vault");
+        assert_eq!(r["removed"], true, "{r}");
+        for n in [n1, n2] {
+            wait_for(&format!("{} has no service", n.name), || {
+                service_list(n).frontends.is_empty()
+                    && kernel_frontend(n, VAULT_VIP, 80, LbProto::Tcp).is_none()
+            });
+        }
     }
     cluster.shutdown();
 }
