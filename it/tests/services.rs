@@ -182,16 +182,30 @@ fn wait_kernel(nodes: &[&Node], vip: Ipv4Addr, port: u16, proto: LbProto, want: 
     }
 }
 
-/// New connections from `ns` to `to` (TCP, or connected UDP) until every
-/// name of `all` answered; panics after [`MAX_TRIES`]. Returns how many
-/// connections it took.
-fn reach_all(ns: &Path, to: SocketAddr, udp: bool, all: &BTreeSet<String>, what: &str) -> usize {
+/// How [`reach_all`] connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// A TCP connection.
+    Tcp,
+    /// A connected UDP socket (takes answers from the peer only).
+    UdpConnected,
+    /// An unconnected UDP socket; the answer's source must be the peer.
+    UdpUnconnected,
+}
+
+/// New connections from `ns` to `to` until every name of `all` answered;
+/// panics after [`MAX_TRIES`] or on an answer from another address than
+/// `to`. Returns how many connections it took.
+fn reach_all(ns: &Path, to: SocketAddr, via: Via, all: &BTreeSet<String>, what: &str) -> usize {
     let mut seen = BTreeSet::new();
     for i in 1..=MAX_TRIES {
-        let name = if udp {
-            udp_who(ns, to, true).map(|(n, _)| n)
-        } else {
-            tcp_who(ns, to)
+        let name = match via {
+            Via::Tcp => tcp_who(ns, to),
+            Via::UdpConnected => udp_who(ns, to, true).map(|(n, _)| n),
+            Via::UdpUnconnected => udp_who(ns, to, false).map(|(n, from)| {
+                assert_eq!(from, to, "{what}: {n} answered from {from}");
+                n
+            }),
         }
         .unwrap_or_else(|e| panic!("{what}: connection {i}: {e}"));
         assert!(all.contains(&name), "{what}: answer from {name:?}");
@@ -293,18 +307,26 @@ fn clusterip_spreads_answers_from_the_vip_and_follows_backend_changes() {
         let vip_udp = SocketAddr::from((WEB_VIP, 53));
         for client in [&c1, &c2] {
             let ns = client.netns();
-            let t = reach_all(&ns, vip_tcp, false, &all, &format!("{} TCP", client.name));
-            let u = reach_all(&ns, vip_udp, true, &all, &format!("{} UDP", client.name));
-            eprintln!(
-                "{}: all 3 backends after {t} TCP and {u} UDP connections",
-                client.name
+            let name = &client.name;
+            let t = reach_all(&ns, vip_tcp, Via::Tcp, &all, &format!("{name} TCP"));
+            let u = reach_all(
+                &ns,
+                vip_udp,
+                Via::UdpConnected,
+                &all,
+                &format!("{name} UDP"),
             );
             // Unconnected: the answer's source as the kernel reports it.
-            for _ in 0..5 {
-                let (name, from) =
-                    udp_who(&ns, vip_udp, false).expect("unconnected UDP through the VIP");
-                assert_eq!(from, vip_udp, "{name} answered {} from {from}", client.name);
-            }
+            let r = reach_all(
+                &ns,
+                vip_udp,
+                Via::UdpUnconnected,
+                &all,
+                &format!("{name} UDP recvfrom"),
+            );
+            eprintln!(
+                "{name}: all 3 backends after {t} TCP, {u} connected UDP, {r} unconnected UDP connections"
+            );
         }
 
         // A backend pod deleted while a connection through the VIP runs:
@@ -466,7 +488,7 @@ fn nodeport_from_outside_and_policy_after_translation() {
             let k = reach_all(
                 &outside.path(),
                 to,
-                false,
+                Via::Tcp,
                 &all,
                 &format!("outside -> {to}"),
             );
@@ -485,7 +507,13 @@ fn nodeport_from_outside_and_policy_after_translation() {
             });
         }
         let vip = SocketAddr::from((VAULT_VIP, 80));
-        reach_all(&allowed.netns(), vip, false, &all, "allowed -> vault VIP");
+        reach_all(
+            &allowed.netns(),
+            vip,
+            Via::Tcp,
+            &all,
+            "allowed -> vault VIP",
+        );
         for _ in 0..4 {
             assert!(
                 tcp_exchange(&denied.netns(), vip).is_err(),
