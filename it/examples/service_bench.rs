@@ -19,7 +19,9 @@
 //!    matching the selector (CNI ADD on node 2; the time includes the ADD,
 //!    whose own duration is shown beside), (b) that pod deleted (CNI DEL),
 //!    (c) a Service edit through node 1's API (`POST /v1/services`, a new
-//!    port: a new frontend). p50 / p99 of the run's changes, per node.
+//!    port: a new frontend). p50 / p99 of the run's changes, per node; the
+//!    CNI ADD and DEL durations (plugin process, agent API) beside: the
+//!    agent writes the LB maps before it answers the plugin.
 //!
 //! SIGINT/SIGTERM unwind through the guards; the bench checks at the end
 //! that nothing of it is left.
@@ -243,7 +245,7 @@ fn propagation(n1: &Node, n2: &Node, run: usize) -> Vec<(String, Vec<f64>)> {
         [Vec::new(), Vec::new()],
         [Vec::new(), Vec::new()],
     );
-    let mut cni_add = Vec::new();
+    let (mut cni_add, mut cni_del) = (Vec::new(), Vec::new());
     for i in 0..CHANGES {
         check_interrupted();
         let t0 = Instant::now();
@@ -255,6 +257,7 @@ fn propagation(n1: &Node, n2: &Node, run: usize) -> Vec<(String, Vec<f64>)> {
         add[1].push(t[1]);
         let t0 = Instant::now();
         assert!(pod.del().ok, "CNI DEL of {}", pod.name);
+        cni_del.push(t0.elapsed().as_secs_f64() * 1e3);
         let t = until_in_kernels(&maps, t0, "deleted pod", |m| !has_backend(m, 80, b));
         del[0].push(t[0]);
         del[1].push(t[1]);
@@ -288,6 +291,10 @@ fn propagation(n1: &Node, n2: &Node, run: usize) -> Vec<(String, Vec<f64>)> {
     out.push((
         "  (the CNI ADD itself)".into(),
         vec![p(&mut cni_add, 50.0), p(&mut cni_add, 99.0)],
+    ));
+    out.push((
+        "  (the CNI DEL itself)".into(),
+        vec![p(&mut cni_del, 50.0), p(&mut cni_del, 99.0)],
     ));
     out
 }
