@@ -58,6 +58,7 @@ bench: build
     target/release/examples/archive_bench 10000000 target/bench-archive
     target/release/examples/datapath_bench
     target/release/examples/cluster_bench
+    target/release/examples/service_bench
 
 # Short runs of every cargo-fuzz target (nightly only for this).
 fuzz-smoke secs="20":

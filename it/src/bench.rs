@@ -71,6 +71,18 @@ pub struct Load {
 /// `iperf3 -c` for `secs` from `client_ns` to a server started in
 /// `server_ns` on `ip`: the received throughput in Gbit/s.
 pub fn iperf3(client_ns: &Path, server_ns: &Path, ip: Ipv4Addr, secs: u64) -> f64 {
+    iperf3_to(client_ns, server_ns, ip, SocketAddr::from((ip, 5201)), secs)
+}
+
+/// [`iperf3`] with the server bound to `ip` (port 5201) and the client
+/// connecting to `to` (a service frontend that leads to it, for example).
+pub fn iperf3_to(
+    client_ns: &Path,
+    server_ns: &Path,
+    ip: Ipv4Addr,
+    to: SocketAddr,
+    secs: u64,
+) -> f64 {
     let dir = TempDir::new("it-bench-");
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net={}", server_ns.display()))
@@ -84,7 +96,9 @@ pub fn iperf3(client_ns: &Path, server_ns: &Path, ip: Ipv4Addr, secs: u64) -> f6
             &[
                 "iperf3",
                 "-c",
-                &ip.to_string(),
+                &to.ip().to_string(),
+                "-p",
+                &to.port().to_string(),
                 "-t",
                 &secs.to_string(),
                 "-J",

@@ -10,7 +10,9 @@
 //! - [`bins`]: builds and finds the other packages' binaries.
 //! - [`cluster`]: [`Cluster`], [`Node`] (netns + agent + exporter), [`Pod`]
 //!   (CNI ADD/DEL/CHECK as a runtime), policies, external namespaces.
-//! - [`traffic`]: echo servers, TCP/UDP exchanges, ping.
+//! - [`traffic`]: echo servers (and servers that say who they are), TCP/UDP
+//!   exchanges, ping, long-lived streams.
+//! - [`services`]: Services through a node's agent, the kernel's LB maps.
 //! - [`flows`]: the exporter's flows over gRPC.
 //! - [`bench`]: the benches' loads (iperf3, 64-byte request/response), a
 //!   counting follower, spreads and percentiles, unwinding on SIGINT.
@@ -20,6 +22,7 @@ pub mod bins;
 pub mod cluster;
 pub mod flows;
 pub mod relay;
+pub mod services;
 pub mod sys;
 pub mod traffic;
 
@@ -168,6 +171,17 @@ impl Cluster {
                 "bpffs of {d} still mounted"
             );
         }
+    }
+
+    /// A namespace outside the cluster on the underlay bridge (`eth0` with
+    /// `10.99.0.<host>/24`, no default route): an external client that
+    /// reaches every node's address (a NodePort) directly. A guard: drop it
+    /// before the cluster.
+    pub fn underlay_client(&self, host: u8) -> sys::NetNs {
+        let ns = sys::NetNs::new("itx");
+        let underlay = self.underlay.as_ref().expect("a multi-node cluster");
+        ns.plug_into_bridge(&underlay.name, &format!("10.99.0.{host}/24"));
+        ns
     }
 
     /// The first node.

@@ -270,3 +270,178 @@ impl Drop for Stream {
         }
     }
 }
+
+/// What a [`WhoServers`] answers with its name instead of an echo.
+pub const WHO: &[u8] = b"who?";
+
+/// TCP and UDP servers on `ip` in a namespace that say who they are: a
+/// read (TCP) or datagram (UDP) of exactly [`WHO`] is answered with the
+/// server's name, anything else is echoed (so a [`Stream`] runs against
+/// it too). Counts the TCP connections it accepted, so a test can tell
+/// which backend of a service took a connection. Stopped on drop.
+#[derive(Debug)]
+pub struct WhoServers {
+    /// The name it answers with.
+    pub name: String,
+    accepted: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl WhoServers {
+    /// Servers named `name` on `ip`: TCP on each of `tcp`, UDP on each of
+    /// `udp`.
+    pub fn start(ns: &Path, ip: Ipv4Addr, name: &str, tcp: &[u16], udp: &[u16]) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut threads = Vec::new();
+        let ports = tcp
+            .iter()
+            .map(|p| (*p, true))
+            .chain(udp.iter().map(|p| (*p, false)));
+        for (port, is_tcp) in ports {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (stop2, ns, acc) = (stop.clone(), ns.to_path_buf(), accepted.clone());
+            let name = name.as_bytes().to_vec();
+            threads.push(std::thread::spawn(move || {
+                enter(&ns);
+                if is_tcp {
+                    who_tcp_loop(ip, port, &name, &acc, &stop2, &tx);
+                } else {
+                    who_udp_loop(ip, port, &name, &stop2, &tx);
+                }
+            }));
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("who server up");
+        }
+        Self {
+            name: name.to_string(),
+            accepted,
+            stop,
+            threads,
+        }
+    }
+
+    /// TCP connections accepted so far (every port).
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+fn who_answer<'a>(msg: &'a [u8], name: &'a [u8]) -> &'a [u8] {
+    if msg == WHO { name } else { msg }
+}
+
+fn who_tcp_loop(
+    ip: Ipv4Addr,
+    port: u16,
+    name: &[u8],
+    accepted: &std::sync::atomic::AtomicU64,
+    stop: &AtomicBool,
+    up: &std::sync::mpsc::Sender<()>,
+) {
+    let l = TcpListener::bind((ip, port)).expect("bind tcp");
+    l.set_nonblocking(true).expect("nonblocking");
+    up.send(()).expect("signal");
+    while !stop.load(Ordering::Relaxed) {
+        match l.accept() {
+            Ok((mut s, _)) => {
+                accepted.fetch_add(1, Ordering::Relaxed);
+                let name = name.to_vec();
+                std::thread::spawn(move || {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 || s.write_all(who_answer(&buf[..n], &name)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
+fn who_udp_loop(
+    ip: Ipv4Addr,
+    port: u16,
+    name: &[u8],
+    stop: &AtomicBool,
+    up: &std::sync::mpsc::Sender<()>,
+) {
+    let s = UdpSocket::bind((ip, port)).expect("bind udp");
+    s.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    up.send(()).expect("signal");
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(who_answer(&buf[..n], name), from);
+        }
+    }
+}
+
+impl Drop for WhoServers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Asks the server behind `to` who it is over a new TCP connection from
+/// `ns` (connect, [`WHO`], one read): its name. The connection is to `to`,
+/// so an answer proves the replies came from `to`.
+pub fn tcp_who(ns: &Path, to: SocketAddr) -> Result<String, String> {
+    in_ns(ns, move || {
+        (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&to, ATTEMPT)?;
+            s.set_read_timeout(Some(ATTEMPT))?;
+            s.write_all(WHO)?;
+            let mut buf = [0u8; 256];
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                return Err(std::io::Error::other("closed without an answer"));
+            }
+            Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        })()
+        .map_err(|e| format!("tcp who to {to}: {e}"))
+    })
+}
+
+/// Asks the server behind `to` who it is over UDP from a new socket in
+/// `ns` (a new source port: a new connection for the datapath), three
+/// tries. `connect`: a connected socket (the kernel only accepts an answer
+/// from `to`); otherwise `recvfrom` on an unconnected socket, whose source
+/// is returned as seen. Returns the name and the answer's source.
+pub fn udp_who(ns: &Path, to: SocketAddr, connect: bool) -> Result<(String, SocketAddr), String> {
+    in_ns(ns, move || {
+        (|| -> std::io::Result<(String, SocketAddr)> {
+            let s = UdpSocket::bind("0.0.0.0:0")?;
+            s.set_read_timeout(Some(ATTEMPT / 3))?;
+            if connect {
+                s.connect(to)?;
+            }
+            let mut buf = [0u8; 256];
+            let mut last = None;
+            for _ in 0..3 {
+                if connect {
+                    s.send(WHO)?;
+                } else {
+                    s.send_to(WHO, to)?;
+                }
+                match s.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        return Ok((String::from_utf8_lossy(&buf[..n]).into_owned(), from));
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| std::io::Error::other("no answer")))
+        })()
+        .map_err(|e| format!("udp who to {to}: {e}"))
+    })
+}
