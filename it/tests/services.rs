@@ -539,10 +539,31 @@ fn nodeport_from_outside_and_policy_after_translation() {
         };
         assert_eq!(f["drop_reason_desc"], "POLICY_DENIED", "{f}");
         assert_eq!(f["l4"]["TCP"]["destination_port"], 8080, "{f}");
-        eprintln!(
-            "denied -> vault drop: destination_service {}",
-            f["destination_service"]
-        );
+        // The drop carries the backend, as Hubble's does for Cilium; the
+        // connection's translation (trace-sock, before: the VIP) names the
+        // service, and its pair (after: the backend the drop names) shares
+        // the socket cookie.
+        let sock = |n: &Node| -> Vec<Value> {
+            n.flows(10_000)
+                .into_iter()
+                .filter(|f| f["Type"] == "SOCK" && flow_ip(f, "source") == denied.ip.to_string())
+                .collect()
+        };
+        let socks: Vec<Value> = [n1, n2].into_iter().flat_map(sock).collect();
+        let pre = socks
+            .iter()
+            .find(|p| {
+                p["verdict"] == "TRACED"
+                    && p["destination_service"]["name"] == "vault"
+                    && p["destination_service"]["namespace"] == "default"
+                    && socks.iter().any(|q| {
+                        q["verdict"] == "TRANSLATED"
+                            && q["socket_cookie"] == p["socket_cookie"]
+                            && backends.iter().any(|b| b == flow_ip(q, "destination"))
+                    })
+            })
+            .unwrap_or_else(|| panic!("no trace-sock pair of denied -> vault: {socks:?}"));
+        assert_eq!(pre["IP"]["destination"], VAULT_VIP.to_string(), "{pre}");
 
         // Deleted through node 1, gone from every node's agent and kernel.
         let r = services::delete(n1, "default/vault").expect("delete vault");
