@@ -9,8 +9,10 @@ ServerStatus figures, GetFlows answers whose official protobuf JSON mapping
 server-side filter, and InvalidArgument for first+follow.
 """
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,8 @@ def main():
     a = ap.parse_args()
 
     out = tempfile.mkdtemp(prefix="hubble-interop-")
+    # The generated modules are only needed while this runs.
+    atexit.register(shutil.rmtree, out, True)
     compile_protos(a.proto_dir, out)
     import grpc
     from google.protobuf import json_format
