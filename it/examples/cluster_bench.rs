@@ -46,13 +46,15 @@
 //! `cargo build --release --workspace --examples`.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use it::bench::{Counted, Follower, Spread, check_interrupted, load, percentile, seen_flows};
+use it::bench::{
+    Counted, Follower, InlineServer, check_interrupted, columns, load, percentile, row,
+    rst_on_close, seen_flows,
+};
 use it::sys::{NODE_SYSCTLS, NetNs, netns_names, unique};
 use it::traffic::{EchoServers, enter, tcp_exchange};
 use it::{Cluster, Node, Pod, wait_for};
@@ -80,28 +82,8 @@ const LEVELS: [(&str, usize, Option<f64>); 2] = [
 /// The pod MTU the datapath gives its pods (underlay 1500 − VXLAN's 50).
 const POD_MTU: &str = "1450";
 
-/// Formats one row: label, min / median / max of `v`, and each run.
-fn row(label: &str, v: &[f64], prec: usize) {
-    let s = Spread::of(v);
-    let runs: Vec<String> = v.iter().map(|x| format!("{x:.prec$}")).collect();
-    println!(
-        "  {label:<44} {:>10.prec$} {:>10.prec$} {:>10.prec$}   runs: {}",
-        s.min,
-        s.median,
-        s.max,
-        runs.join(", ")
-    );
-}
-
 fn title(t: &str) {
     println!("\n{t}");
-}
-
-fn columns() {
-    println!(
-        "  {:<44} {:>10} {:>10} {:>10}",
-        "measurement", "min", "median", "max"
-    );
 }
 
 fn ms(ns: u64) -> f64 {
@@ -133,62 +115,6 @@ fn mtu_of(ns: &NetNs) -> String {
         .nth(1)
         .unwrap_or("?")
         .to_string()
-}
-
-/// A TCP server on `ip:port` in `ns` that handles each connection inline
-/// (no thread per connection, unlike the harness's echo servers, whose
-/// accept loop also naps 10 ms when idle): one read (200 ms at most) echoed
-/// back, then close. Stopped on drop (a last connection wakes `accept`).
-struct FastServer {
-    stop: Arc<AtomicBool>,
-    to: SocketAddr,
-    ns: PathBuf,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl FastServer {
-    fn start(ns: &Path, ip: Ipv4Addr, port: u16) -> Self {
-        use std::io::{Read as _, Write as _};
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (stop2, ns2) = (stop.clone(), ns.to_path_buf());
-        let thread = std::thread::spawn(move || {
-            enter(&ns2);
-            let l = std::net::TcpListener::bind((ip, port)).expect("bind");
-            tx.send(()).expect("signal");
-            let mut buf = [0u8; 64];
-            while !stop2.load(Ordering::Relaxed) {
-                let Ok((mut s, _)) = l.accept() else { continue };
-                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-                if let Ok(n @ 1..) = s.read(&mut buf) {
-                    let _ = s.write_all(&buf[..n]);
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(10)).expect("server up");
-        Self {
-            stop,
-            to: SocketAddr::from((ip, port)),
-            ns: ns.to_path_buf(),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for FastServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let to = self.to;
-        let ns = self.ns.clone();
-        let _ = std::thread::spawn(move || {
-            enter(&ns);
-            let _ = TcpStream::connect_timeout(&to, Duration::from_millis(500));
-        })
-        .join();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Sleeps `d` in small steps, unwinding on an interrupt.
@@ -440,25 +366,6 @@ fn part1(cluster: &Cluster, secs: u64) -> Vec<String> {
 // ---------------------------------------------------------------------------
 // Part 2: the relay.
 
-/// Sets SO_LINGER 0: close sends RST and leaves no TIME_WAIT (the short
-/// connections of part 2 would exhaust the ports otherwise).
-fn rst_on_close(s: &TcpStream) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on a socket we own, with a valid linger struct.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const l).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-}
-
 /// Short TCP connections from `ns` to `to` until `stop`: connect, 64 bytes
 /// each way, RST; `per_s` of them a second, or as many as it can. Counts
 /// completed connections.
@@ -527,9 +434,9 @@ fn part2(secs: u64) -> Vec<String> {
             .enumerate()
             .map(|(i, n)| n.add_pod(&format!("server{}", i + 1), "app=bench-server"))
             .collect();
-        let _echo: Vec<FastServer> = servers
+        let _echo: Vec<InlineServer> = servers
             .iter()
-            .map(|s| FastServer::start(&s.netns(), s.ip, 8080))
+            .map(|s| InlineServer::start(&s.netns(), s.ip, 8080))
             .collect();
         let targets: Vec<SocketAddr> = (0..3)
             .map(|i| SocketAddr::from((servers[(i + 1) % 3].ip, 8080)))
@@ -846,9 +753,9 @@ fn part3(cluster: &Cluster) {
         .enumerate()
         .map(|(i, n)| n.add_pod(&format!("bench-y{}", i + 1), "app=bench-y"))
         .collect();
-    let _servers: Vec<FastServer> = ys
+    let _servers: Vec<InlineServer> = ys
         .iter()
-        .map(|y| FastServer::start(&y.netns(), y.ip, 8080))
+        .map(|y| InlineServer::start(&y.netns(), y.ip, 8080))
         .collect();
     nodes[0]
         .apply_cluster_policy("bench-flip", &flip_policy(8080))

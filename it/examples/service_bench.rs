@@ -30,18 +30,17 @@
 //! `cargo build --release --workspace --examples`.
 
 use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::AsRawFd as _;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use datapath::lb::{LbMaps, LbProto};
-use it::bench::{Spread, check_interrupted, iperf3_to, percentile};
+use it::bench::{
+    InlineServer, check_interrupted, columns, iperf3_to, percentile, row, rst_on_close,
+};
 use it::services::{self, kernel_active, kernel_frontend_in};
 use it::sys::netns_names;
-use it::traffic::{enter, in_ns, tcp_exchange};
+use it::traffic::{in_ns, tcp_exchange};
 use it::{Cluster, Node, wait_for};
 
 /// Repetitions of every measurement.
@@ -81,98 +80,6 @@ spec:
         ));
     }
     s
-}
-
-/// Formats one row: label, min / median / max of `v`, and each run.
-fn row(label: &str, v: &[f64], prec: usize) {
-    let s = Spread::of(v);
-    let runs: Vec<String> = v.iter().map(|x| format!("{x:.prec$}")).collect();
-    println!(
-        "  {label:<44} {:>10.prec$} {:>10.prec$} {:>10.prec$}   runs: {}",
-        s.min,
-        s.median,
-        s.max,
-        runs.join(", ")
-    );
-}
-
-fn columns() {
-    println!(
-        "  {:<44} {:>10} {:>10} {:>10}",
-        "measurement", "min", "median", "max"
-    );
-}
-
-/// A TCP server on `ip:port` in `ns` that serves each connection inline
-/// (one read of at most 64 bytes echoed back, then close): no thread per
-/// connection, so the server is not what limits the rate. Stopped on drop
-/// (a last connection wakes `accept`).
-struct InlineServer {
-    stop: Arc<AtomicBool>,
-    to: SocketAddr,
-    ns: PathBuf,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl InlineServer {
-    fn start(ns: &Path, ip: Ipv4Addr, port: u16) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (stop2, ns2) = (stop.clone(), ns.to_path_buf());
-        let thread = std::thread::spawn(move || {
-            enter(&ns2);
-            let l = TcpListener::bind((ip, port)).expect("bind");
-            tx.send(()).expect("signal");
-            let mut buf = [0u8; 64];
-            while !stop2.load(Ordering::Relaxed) {
-                let Ok((mut s, _)) = l.accept() else { continue };
-                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-                if let Ok(n @ 1..) = s.read(&mut buf) {
-                    let _ = s.write_all(&buf[..n]);
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(10)).expect("server up");
-        Self {
-            stop,
-            to: SocketAddr::from((ip, port)),
-            ns: ns.to_path_buf(),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for InlineServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let (to, ns) = (self.to, self.ns.clone());
-        let _ = std::thread::spawn(move || {
-            enter(&ns);
-            let _ = TcpStream::connect_timeout(&to, Duration::from_millis(500));
-        })
-        .join();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// SO_LINGER 0: close sends RST and leaves no TIME_WAIT.
-fn rst_on_close(s: &TcpStream) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on a socket we own, with a valid linger struct.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const l).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
 }
 
 /// Connect-per-request from `ns` to `to` for `secs`: completed

@@ -349,3 +349,100 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
+
+/// Prints one row of a bench table: label, min / median / max of `v`, and
+/// each run (`prec` decimals), under [`columns`].
+pub fn row(label: &str, v: &[f64], prec: usize) {
+    let s = Spread::of(v);
+    let runs: Vec<String> = v.iter().map(|x| format!("{x:.prec$}")).collect();
+    println!(
+        "  {label:<44} {:>10.prec$} {:>10.prec$} {:>10.prec$}   runs: {}",
+        s.min,
+        s.median,
+        s.max,
+        runs.join(", ")
+    );
+}
+
+/// Prints the header of the rows of [`row`].
+pub fn columns() {
+    println!(
+        "  {:<44} {:>10} {:>10} {:>10}",
+        "measurement", "min", "median", "max"
+    );
+}
+
+/// A TCP server on `ip:port` in a namespace that serves each connection
+/// inline (one read of at most 64 bytes, within 200 ms, echoed back, then
+/// close): no thread per connection, so the server is not what limits a
+/// connection rate. Stopped on drop (a last connection wakes `accept`).
+pub struct InlineServer {
+    stop: Arc<AtomicBool>,
+    to: SocketAddr,
+    ns: std::path::PathBuf,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InlineServer {
+    /// Listens on `ip:port` in the namespace `ns`; returns once it does.
+    pub fn start(ns: &Path, ip: Ipv4Addr, port: u16) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop2, ns2) = (stop.clone(), ns.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            crate::traffic::enter(&ns2);
+            let l = std::net::TcpListener::bind((ip, port)).expect("bind");
+            tx.send(()).expect("signal");
+            let mut buf = [0u8; 64];
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((mut s, _)) = l.accept() else { continue };
+                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                if let Ok(n @ 1..) = s.read(&mut buf) {
+                    let _ = s.write_all(&buf[..n]);
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(10)).expect("server up");
+        Self {
+            stop,
+            to: SocketAddr::from((ip, port)),
+            ns: ns.to_path_buf(),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for InlineServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (to, ns) = (self.to, self.ns.clone());
+        let _ = std::thread::spawn(move || {
+            crate::traffic::enter(&ns);
+            let _ = TcpStream::connect_timeout(&to, Duration::from_millis(500));
+        })
+        .join();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sets SO_LINGER 0 on `s`: close sends RST and leaves no TIME_WAIT (short
+/// connections at a high rate would exhaust the ports otherwise).
+pub fn rst_on_close(s: &TcpStream) {
+    use std::os::fd::AsRawFd as _;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a socket we own, with a valid linger struct.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const l).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
