@@ -15,11 +15,9 @@
 mod common;
 
 use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aya::programs::{SchedClassifier, TcAttachType};
@@ -30,7 +28,7 @@ use datapath::{
 };
 use ebpf::{RawEvent, direction, drop_reason, msg_type, trace_point};
 
-use common::{Harness, NetNs, Scratch, disable_ipv6, mac_of};
+use common::{EchoServer, Harness, NetNs, Scratch, disable_ipv6, mac_of};
 use datapath::lb::{Backend, Frontend, LbAlgorithm, LbMaps, LbProto, ServiceFlags};
 
 const GW: &str = "169.254.1.1";
@@ -147,58 +145,6 @@ fn pod(node: &mut Node, ip: Ipv4Addr, host_if: &str, identity: u32, ep_id: u16) 
         })
         .unwrap();
     Pod { ns, ip }
-}
-
-/// A TCP server inside a namespace that echoes each connection until EOF;
-/// stopped on drop.
-struct EchoServer {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl EchoServer {
-    fn start(ns: PathBuf, addr: SocketAddr) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let f = std::fs::File::open(&ns).expect("open netns");
-            // SAFETY: valid namespace fd; only this dedicated thread moves.
-            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-            let l = TcpListener::bind(addr).expect("bind");
-            l.set_nonblocking(true).unwrap();
-            tx.send(()).unwrap();
-            while !stop2.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut s, _)) => {
-                        s.set_nonblocking(false).unwrap();
-                        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-                        let mut buf = [0u8; 16 * 1024];
-                        while let Ok(n) = s.read(&mut buf) {
-                            if n == 0 || s.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(5)).expect("server up");
-        Self {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Connects from inside `ns`, sends `len` bytes (many full-size segments)

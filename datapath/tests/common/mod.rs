@@ -252,7 +252,8 @@ pub fn pod(node: &NetNs, ip: Ipv4Addr, host_if: &str) -> Pod {
     }
 }
 
-/// A TCP echo server inside a namespace, on its own thread; stopped on drop.
+/// A TCP echo server inside a namespace, on its own thread: echoes each
+/// connection until EOF (one at a time); stopped on drop.
 pub struct EchoServer {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -274,10 +275,12 @@ impl EchoServer {
                 match l.accept() {
                     Ok((mut s, _)) => {
                         s.set_nonblocking(false).unwrap();
-                        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                        let mut buf = [0u8; 64];
-                        if let Ok(n) = s.read(&mut buf) {
-                            let _ = s.write_all(&buf[..n]);
+                        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                        let mut buf = [0u8; 16 * 1024];
+                        while let Ok(n) = s.read(&mut buf) {
+                            if n == 0 || s.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
                         }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
