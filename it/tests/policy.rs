@@ -17,6 +17,15 @@ fn to(ip: std::net::Ipv4Addr, port: u16) -> SocketAddr {
     SocketAddr::from((ip, port))
 }
 
+/// A policy-verdict flow allowing `from` -> `to`:`port`.
+fn allowed_verdict(f: &serde_json::Value, from: &str, to: &str, port: u64) -> bool {
+    is_policy_verdict(f)
+        && src(f) == from
+        && dst(f) == to
+        && dport(f) == port
+        && verdict(f) == "FORWARDED"
+}
+
 fn denied_flow(f: &serde_json::Value, from: &str, to: &str, port: u64) -> bool {
     src(f) == from
         && dst(f) == to
@@ -465,11 +474,7 @@ fn port_range_and_enable_default_deny_false() {
         tcp_exchange(&client.netns(), to(ranged.ip, 5000)).expect_err("5000 is outside the range");
         tcp_exchange(&client.netns(), to(ranged.ip, 2500)).expect_err("2500 is denied");
         node.wait_flow("client -> ranged:4999 allowed verdict", |f| {
-            is_policy_verdict(f)
-                && src(f) == "client"
-                && dst(f) == "ranged"
-                && dport(f) == 4999
-                && verdict(f) == "FORWARDED"
+            allowed_verdict(f, "client", "ranged", 4999)
         });
         node.wait_flow("client -> ranged:5000 POLICY_DENIED", |f| {
             denied_flow(f, "client", "ranged", 5000)
@@ -528,11 +533,7 @@ fn named_port_resolved_per_endpoint() {
         tcp_exchange(&client.netns(), to(other.ip, 9090)).expect("other's http is 9090");
         tcp_exchange(&client.netns(), to(other.ip, 8080)).expect_err("8080 is not other's http");
         node.wait_flow("client -> named:8080 allowed verdict", |f| {
-            is_policy_verdict(f)
-                && src(f) == "client"
-                && dst(f) == "named"
-                && dport(f) == 8080
-                && verdict(f) == "FORWARDED"
+            allowed_verdict(f, "client", "named", 8080)
         });
         node.wait_flow("client -> named:9090 POLICY_DENIED", |f| {
             denied_flow(f, "client", "named", 9090)
