@@ -246,7 +246,11 @@ fn observe_args(cmd: Command) -> Command {
             Arg::new("use-default-field-masks")
                 .long("use-default-field-masks")
                 .visible_alias("experimental-use-default-field-masks")
-                .action(ArgAction::SetTrue)
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_value("true")
+                .default_missing_value("true")
+                .value_parser(clap::builder::BoolishValueParser::new())
                 .help("Request only visible fields when the output format is compact, tab, or dict."),
         )
         .arg(

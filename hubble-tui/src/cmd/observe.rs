@@ -14,7 +14,7 @@ use crate::config::{ConfigFile, ServerOptions, Settings};
 use crate::defaults;
 use crate::filters::{filters_yaml, parse_raw_filters};
 use crate::gotime::TimeFormat;
-use crate::printer::{Options, Printer};
+use crate::printer::{Options, Output, Printer};
 use crate::request::{
     Io, grpc_error, output_format, parse_filter_flags, print_stream, selector, stream_client,
 };
@@ -101,6 +101,36 @@ fn validate_field_mask(paths: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The field mask the request carries, as upstream decides it
+/// (`handleFlowArgs`): only the jsonpb printer (`-o json`/`jsonpb`) takes a
+/// custom `--field-mask`, and it sends no default; every other printer
+/// (compact, dict, table, and legacy JSON under
+/// `HUBBLE_COMPAT=legacy-json-output`, which upstream does not count as
+/// JSON here) refuses a custom mask and, unless
+/// `--use-default-field-masks=false`, sends [`defaults::FIELD_MASK`].
+/// An empty result means no mask (the server returns whole flows).
+pub fn request_field_mask(
+    output: Output,
+    output_name: &str,
+    custom: Vec<String>,
+    use_default_masks: bool,
+) -> anyhow::Result<Vec<String>> {
+    if output == Output::JsonPb {
+        return Ok(custom);
+    }
+    if !custom.is_empty() {
+        anyhow::bail!("{output_name} output format is not compatible with custom field mask");
+    }
+    Ok(if use_default_masks {
+        defaults::FIELD_MASK
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    } else {
+        Vec::new()
+    })
+}
+
 /// The parsed observe settings.
 #[derive(Debug)]
 pub struct Plan {
@@ -142,21 +172,15 @@ pub fn plan(
         .map(String::as_str)
         .unwrap_or("compact");
     let output = output_format(output_name, follow)?;
-    let mut field_mask: Vec<String> = m
+    let custom_mask: Vec<String> = m
         .get_many::<String>("field-mask")
         .map(|v| v.cloned().collect())
         .unwrap_or_default();
-    if !output.is_json() {
-        if !field_mask.is_empty() {
-            anyhow::bail!("{output_name} output format is not compatible with custom field mask");
-        }
-        if m.get_flag("use-default-field-masks") {
-            field_mask = defaults::FIELD_MASK
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect();
-        }
-    }
+    let use_default_masks = m
+        .get_one::<bool>("use-default-field-masks")
+        .copied()
+        .unwrap_or(true);
+    let field_mask = request_field_mask(output, output_name, custom_mask, use_default_masks)?;
     let color = match m.get_one::<String>("color").map(|s| s.to_ascii_lowercase()) {
         Some(c) if c == "always" => true,
         Some(c) if c == "never" => false,
@@ -231,6 +255,15 @@ pub async fn run(
             .map_err(anyhow::Error::msg)?;
         io.out.write_all(yaml.as_bytes())?;
         return Ok(());
+    }
+    if plan.printer.debug {
+        // Upstream logs the request at debug level just before sending it
+        // (`-D`): the field mask it carries can be checked from outside.
+        let req = serde_json::to_string(&plan.request).context("encode the GetFlows request")?;
+        writeln!(
+            io.err,
+            "level=DEBUG msg=\"Sending GetFlows request\" request={req}"
+        )?;
     }
     let out = io::BufWriter::with_capacity(defaults::OUTPUT_BUFFER, &mut io.out);
     let mut printer = Printer::new(plan.printer.clone(), out, &mut io.err);
