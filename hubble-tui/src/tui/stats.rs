@@ -4,7 +4,7 @@
 //! cycling the grouping is instant), and flows per second for the
 //! sparkline. Recording a flow allocates only when it meets a new group.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher as _, Hasher as _};
 
 use proto::flow::{DropReason, Endpoint, Flow, Verdict};
@@ -119,6 +119,29 @@ impl Rate {
     }
 }
 
+/// One node's counters for the nodes panel: its flows, their rate and the
+/// events it reported lost.
+#[derive(Debug, Clone, Default)]
+pub struct NodeCounters {
+    /// Flows received from the node.
+    pub flows: u64,
+    /// Events the node reported lost.
+    pub lost: u64,
+    rate: Rate,
+}
+
+impl NodeCounters {
+    /// Flows per second of the last complete second.
+    pub fn last_rate(&self) -> u64 {
+        let n = self.rate.buckets.len();
+        if n >= 2 { self.rate.buckets[n - 2] } else { 0 }
+    }
+}
+
+/// Nodes counted one by one; flows of further nodes count only in the
+/// totals (the same bound as the node names the inbox remembers).
+pub const NODE_COUNTERS_MAX: usize = 64;
+
 /// Every aggregate the side panels and the status bar show.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
@@ -134,6 +157,8 @@ pub struct Stats {
     pub lost: u64,
     /// Lost events by `LostEventSource` value.
     pub lost_by_source: [u64; 4],
+    /// Per-node counters, by node name (at most [`NODE_COUNTERS_MAX`]).
+    pub nodes: BTreeMap<String, NodeCounters>,
 }
 
 fn hash_parts(parts: &[&str]) -> u64 {
@@ -196,6 +221,10 @@ impl Stats {
     pub fn record(&mut self, f: &Flow, sec: u64) {
         self.flows += 1;
         self.rate.add(sec, 1);
+        if let Some(n) = self.node(&f.node_name) {
+            n.flows += 1;
+            n.rate.add(sec, 1);
+        }
         let v = usize::try_from(f.verdict).unwrap_or(0);
         self.verdicts[if v < self.verdicts.len() { v } else { 0 }] += 1;
         let dropped = f.verdict == Verdict::Dropped as i32;
@@ -227,10 +256,35 @@ impl Stats {
         self.lost_by_source[if i < 4 { i } else { 0 }] += n;
     }
 
-    /// Moves the rate clock to `sec` so the sparkline moves on when no flow
-    /// arrives.
+    /// Counts events that node `node` reported lost (a relay names the
+    /// node in the response; an empty name is not counted per node).
+    pub fn record_node_lost(&mut self, node: &str, n: u64) {
+        if let Some(c) = self.node(node) {
+            c.lost += n;
+        }
+    }
+
+    /// The counters of `node`, made on first use while there is room.
+    fn node(&mut self, node: &str) -> Option<&mut NodeCounters> {
+        if node.is_empty() {
+            return None;
+        }
+        if !self.nodes.contains_key(node) {
+            if self.nodes.len() >= NODE_COUNTERS_MAX {
+                return None;
+            }
+            self.nodes.insert(node.to_owned(), NodeCounters::default());
+        }
+        self.nodes.get_mut(node)
+    }
+
+    /// Moves the rate clock to `sec` so the sparkline and the per-node
+    /// rates move on when no flow arrives.
     pub fn tick(&mut self, sec: u64) {
         self.rate.advance(sec);
+        for n in self.nodes.values_mut() {
+            n.rate.advance(sec);
+        }
     }
 
     /// Flows per second of the last complete second.

@@ -20,6 +20,8 @@ Enter, d       detail pane: every field and the JSON
 J / K          scroll the detail pane
 Esc            close the detail pane
 g              group top talkers/drops by pod, namespace, identity
+n              nodes panel: state, flows/s, flows, lost per node
+N              filter to the next node (after the last: every node)
 c              clear history and counters
 r              reconnect now";
 

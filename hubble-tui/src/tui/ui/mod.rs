@@ -3,7 +3,7 @@
 //! rows on screen are formatted, whatever the history holds.
 //!
 //! One module per widget: `title` (with `node_status`), `table`,
-//! `detail`, and the side panel's `counters`, `top_n` and
+//! `detail`, `nodes` (the nodes panel), and the side panel's `counters`, `top_n` and
 //! `sparkline`; `bottom` is the filter line, `help` the overlay;
 //! `common` what they share. This module lays them out:
 //!
@@ -15,6 +15,7 @@
 //!  │                                     │├ top drops ────┤
 //!  │                                     │├ flows/s ──────┤
 //!  └─────────────────────────────────────┘└───────────────┘
+//!  (nodes panel: state, flows/s, flows, lost per node, when open)
 //!  (detail pane: fields | JSON, when open)
 //!  filter line / editor / message                     keys
 //! ```
@@ -25,6 +26,7 @@ mod counters;
 mod detail;
 mod help;
 mod node_status;
+mod nodes;
 mod sparkline;
 mod table;
 mod title;
@@ -63,13 +65,24 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, inbox: &Inbox) {
     } else {
         (body, None)
     };
+    // NODE column whenever flows come from more than one node (as
+    // `--print-node-name` would show them).
+    let show_node = inbox.seen_nodes.len() > 1;
+    let main = if app.nodes_panel {
+        let h = nodes::height(inbox.node_rows().len());
+        let c = Layout::vertical([Constraint::Min(3), Constraint::Length(h)]).split(main);
+        nodes::draw(frame, c[1], app, inbox);
+        c[0]
+    } else {
+        main
+    };
     if app.detail {
         let c =
             Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).split(main);
-        table::draw(frame, c[0], app);
+        table::draw(frame, c[0], app, show_node);
         detail::draw(frame, c[1], app);
     } else {
-        table::draw(frame, main, app);
+        table::draw(frame, main, app, show_node);
     }
     if let Some(side) = side {
         draw_side(frame, side, app, inbox);
