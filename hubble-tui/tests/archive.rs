@@ -69,6 +69,12 @@ fn archive_answers_like_the_live_server() {
             "--to-fqdn",
             "*.com",
         ],
+        // Grouped from the archive's flows as from the server's.
+        &[
+            "--all",
+            "--aggregate-by",
+            "source.namespace,destination.pod_name,verdict",
+        ],
     ];
     for flags in cases {
         // The archive, like `--input-file` (and upstream's file input),

@@ -7,7 +7,7 @@ use std::io::{self, BufRead, Write};
 
 use anyhow::Context as _;
 use clap::ArgMatches;
-use proto::observer::GetFlowsRequest;
+use proto::observer::{GetFlowsRequest, GetFlowsResponse};
 use proto::wkt::FieldMask;
 
 use crate::config::{ConfigFile, ServerOptions, Settings};
@@ -144,6 +144,61 @@ pub struct Plan {
     pub input_file: Option<String>,
     /// `--archive`.
     pub archive: Option<String>,
+    /// `--aggregate-by` (and `--top`): group instead of printing each flow.
+    pub aggregate: Option<AggregateBy>,
+}
+
+/// `--aggregate-by FIELDS --top N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateBy {
+    /// The field paths grouped by.
+    pub paths: Vec<String>,
+    /// Groups printed at most (0: all).
+    pub top: usize,
+}
+
+/// Validates `--aggregate-by`/`--top` against the other flags.
+fn aggregate_by(
+    m: &ArgMatches,
+    output: Output,
+    follow: bool,
+) -> anyhow::Result<Option<AggregateBy>> {
+    let paths: Vec<String> = m
+        .get_many::<String>("aggregate-by")
+        .map(|v| v.map(|p| p.trim().to_owned()).collect())
+        .unwrap_or_default();
+    let top_given = m.value_source("top") == Some(clap::parser::ValueSource::CommandLine);
+    if paths.is_empty() {
+        if top_given {
+            anyhow::bail!("--top needs --aggregate-by");
+        }
+        return Ok(None);
+    }
+    if let Some(p) = paths.iter().find(|p| p.is_empty()) {
+        anyhow::bail!("invalid --aggregate-by path {p:?}: empty");
+    }
+    validate_field_mask(&paths).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid --aggregate-by: {}",
+            e.to_string()
+                .trim_start_matches("failed to construct field mask: ")
+        )
+    })?;
+    if follow {
+        anyhow::bail!(
+            "--aggregate-by cannot be used with --follow yet: aggregate a bounded window (--last, --since/--until, --all, --input-file or --archive)"
+        );
+    }
+    if output == Output::Dict {
+        anyhow::bail!(
+            "--aggregate-by prints a table or JSON: use -o table (or compact) or -o json"
+        );
+    }
+    let top = m.get_one::<u64>("top").copied().unwrap_or(0);
+    Ok(Some(AggregateBy {
+        paths,
+        top: usize::try_from(top).unwrap_or(usize::MAX),
+    }))
 }
 
 /// Turns the command line into a request and printer settings, with
@@ -180,7 +235,14 @@ pub fn plan(
         .get_one::<bool>("use-default-field-masks")
         .copied()
         .unwrap_or(true);
-    let field_mask = request_field_mask(output, output_name, custom_mask, use_default_masks)?;
+    let aggregate = aggregate_by(m, output, follow)?;
+    // Grouping needs the grouped fields: no default mask then.
+    let field_mask = request_field_mask(
+        output,
+        output_name,
+        custom_mask,
+        use_default_masks && aggregate.is_none(),
+    )?;
     let color = match m.get_one::<String>("color").map(|s| s.to_ascii_lowercase()) {
         Some(c) if c == "always" => true,
         Some(c) if c == "never" => false,
@@ -239,6 +301,7 @@ pub fn plan(
         print_raw_filters: m.get_flag("print-raw-filters"),
         input_file,
         archive,
+        aggregate,
     })
 }
 
@@ -265,27 +328,60 @@ pub async fn run(
             "level=DEBUG msg=\"Sending GetFlows request\" request={req}"
         )?;
     }
+    let mut agg = plan
+        .aggregate
+        .as_ref()
+        .map(|a| crate::aggregate::Aggregator::new(&a.paths));
     let out = io::BufWriter::with_capacity(defaults::OUTPUT_BUFFER, &mut io.out);
     let mut printer = Printer::new(plan.printer.clone(), out, &mut io.err);
+    // Each response is printed, or joins its group.
+    let mut on = |p: &mut Printer<_, _>, r: &GetFlowsResponse| match agg.as_mut() {
+        Some(a) => {
+            a.add_response(r);
+            Ok(())
+        }
+        None => p.write_response(r),
+    };
     let res = match (&plan.input_file, &plan.archive) {
-        (_, Some(dir)) => observe_archive(dir, &plan.request, &mut printer),
-        (Some(path), None) => observe_input(path, &plan.request, &mut printer),
+        (_, Some(dir)) => observe_archive(dir, &plan.request, &mut printer, &mut on),
+        (Some(path), None) => observe_input(path, &plan.request, &mut printer, &mut on),
         (None, None) => {
             let settings = Settings::new(m, file);
             let server = ServerOptions::from_settings(&settings)?;
-            observe_server(&server, plan.request, &mut printer).await
+            observe_server(&server, plan.request, &mut printer, &mut on).await
         }
     };
     let closed = printer.close();
+    drop(printer);
     res?;
     closed?;
+    if let (Some(a), Some(by)) = (agg, &plan.aggregate) {
+        let mut out = io::BufWriter::with_capacity(defaults::OUTPUT_BUFFER, &mut io.out);
+        if plan.printer.output.is_json() {
+            a.write_json(&mut out, by.top)?;
+        } else {
+            a.write_table(&mut out, by.top, plan.printer.time_format)?;
+        }
+        out.flush()?;
+        if a.lost > 0 {
+            writeln!(
+                io.err,
+                "warning: the server reported {} events lost: the counts miss them",
+                a.lost
+            )?;
+        }
+    }
     Ok(())
 }
+
+/// What to do with each response: print it, or count it.
+type OnResponse<'a, W, E> = dyn FnMut(&mut Printer<W, E>, &GetFlowsResponse) -> io::Result<()> + 'a;
 
 async fn observe_server<W: Write, E: Write>(
     server: &ServerOptions,
     req: GetFlowsRequest,
     printer: &mut Printer<W, E>,
+    on: &mut OnResponse<'_, W, E>,
 ) -> anyhow::Result<()> {
     let conn = crate::conn::connect(server).await?;
     let mut client = stream_client(&conn);
@@ -294,7 +390,7 @@ async fn observe_server<W: Write, E: Write>(
         .await
         .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
         .into_inner();
-    print_stream(stream, printer, |p, r| p.write_response(r)).await
+    print_stream(stream, printer, on).await
 }
 
 /// `--archive DIR`: the same request answered from a flow-archiver archive
@@ -304,6 +400,7 @@ fn observe_archive<W: Write, E: Write>(
     dir: &str,
     req: &GetFlowsRequest,
     printer: &mut Printer<W, E>,
+    on: &mut OnResponse<'_, W, E>,
 ) -> anyhow::Result<()> {
     use archiver::read::{Archive, Query};
     let archive = Archive::open(dir)?; // a directory or s3://bucket/prefix
@@ -315,7 +412,7 @@ fn observe_archive<W: Write, E: Write>(
             time: f.time,
             response_types: Some(proto::observer::get_flows_response::ResponseTypes::Flow(f)),
         };
-        printer.write_response(&res)?;
+        on(printer, &res)?;
     }
     Ok(())
 }
@@ -324,6 +421,7 @@ fn observe_input<W: Write, E: Write>(
     path: &str,
     req: &GetFlowsRequest,
     printer: &mut Printer<W, E>,
+    on: &mut OnResponse<'_, W, E>,
 ) -> anyhow::Result<()> {
     let reader: Box<dyn BufRead> = if path == "-" {
         Box::new(io::BufReader::new(io::stdin()))
@@ -333,7 +431,7 @@ fn observe_input<W: Write, E: Write>(
         ))
     };
     crate::input_file::for_each(reader, req, |item| match item {
-        crate::input_file::Item::Response(res) => printer.write_response(&res),
+        crate::input_file::Item::Response(res) => on(printer, &res),
         crate::input_file::Item::Warning(msg) => printer.write_err(&msg),
     })
 }
