@@ -515,6 +515,24 @@ fn cluster_nodes_panel_and_node_filter() {
     assert!(screen.contains("unavailable"), "{screen}");
     assert!(screen.contains("kind-kind/kind-worker2"), "{screen}");
 
+    // `s`: the side panel makes way, the pod names are no longer cut (the
+    // nodes panel stays open).
+    key(&mut app, KeyCode::Char('s'));
+    let screen = text(&render(&mut app, &inbox, 160, 30));
+    check("cluster_wide_table", &screen);
+    assert!(!screen.contains("verdicts"), "{screen}");
+    assert!(
+        screen.contains("default/deathstar-6fb5694d48-5hmds"),
+        "{screen}"
+    );
+    let screen = text(&render(&mut app, &inbox, 200, 50));
+    check("cluster_200x50", &screen);
+    assert!(
+        screen.contains("default/deathstar-6fb5694d48-5hmds:80"),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Char('s'));
+
     // `N`: one node after another, then every node again.
     let shared = Mutex::new(inbox);
     let (mut ctl, mut rx) = Controller::new(GetFlowsRequest::default());

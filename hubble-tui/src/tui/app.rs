@@ -288,6 +288,9 @@ pub struct App {
     pub group: GroupBy,
     /// Whether the nodes panel is open (`n`).
     pub nodes_panel: bool,
+    /// Whether the side panel is hidden (`s`), giving the flow table the
+    /// whole width.
+    pub side_hidden: bool,
     /// The node names `N` cycles through (refreshed from the inbox each
     /// frame).
     pub node_names: Vec<String>,
@@ -339,6 +342,7 @@ impl App {
             help: false,
             group: GroupBy::Pod,
             nodes_panel: false,
+            side_hidden: false,
             node_names: Vec::new(),
             mode: Mode::Normal,
             filter,

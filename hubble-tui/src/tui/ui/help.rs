@@ -22,6 +22,7 @@ Esc            close the detail pane
 g              group top talkers/drops by pod, namespace, identity
 n              nodes panel: state, flows/s, flows, lost per node
 N              filter to the next node (after the last: every node)
+s              hide/show the side panel (the table takes the width)
 c              clear history and counters
 r              reconnect now";
 

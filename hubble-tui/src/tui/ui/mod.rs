@@ -58,7 +58,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, inbox: &Inbox) {
     .split(area);
     title::draw(frame, rows[0], app, inbox);
     let body = rows[1];
-    let (main, side) = if body.width >= SIDE_MIN_SCREEN {
+    let (main, side) = if body.width >= SIDE_MIN_SCREEN && !app.side_hidden {
         let c =
             Layout::horizontal([Constraint::Min(40), Constraint::Length(SIDE_WIDTH)]).split(body);
         (c[0], Some(c[1]))

@@ -51,31 +51,31 @@ fn flow_cells(app: &App, f: &Flow, show_node: bool) -> (Vec<String>, Color) {
     (cells, verdict_color(f.verdict))
 }
 
-/// A column of the flow table: its header and its share when rows do not
-/// fit (0: never cut, as time, type and verdict; SOURCE and DESTINATION
-/// get three times the share of the others).
+/// A column of the flow table: its header and when it gives way if rows do
+/// not fit: tier 0 never (time, type, verdict), tier 1 last (SOURCE and
+/// DESTINATION), tier 2 first (NODE, SERVICE, SUMMARY).
 struct Column {
     header: &'static str,
-    weight: u16,
+    tier: u8,
 }
 
-const fn col(header: &'static str, weight: u16) -> Column {
-    Column { header, weight }
+const fn col(header: &'static str, tier: u8) -> Column {
+    Column { header, tier }
 }
 
 /// The columns, NODE only when flows come from more than one node.
 fn columns(show_node: bool) -> Vec<Column> {
     let mut c = vec![col("TIME", 0)];
     if show_node {
-        c.push(col("NODE", 1));
+        c.push(col("NODE", 2));
     }
     c.extend([
-        col("SOURCE", 3),
-        col("DESTINATION", 3),
-        col("SERVICE", 1),
+        col("SOURCE", 1),
+        col("DESTINATION", 1),
+        col("SERVICE", 2),
         col("TYPE", 0),
         col("VERDICT", 0),
-        col("SUMMARY", 1),
+        col("SUMMARY", 2),
     ]);
     c
 }
@@ -83,15 +83,47 @@ fn columns(show_node: bool) -> Vec<Column> {
 /// The narrowest a cut column gets (when the others leave it room).
 const MIN_CUT_WIDTH: u16 = 8;
 
+/// Shares `budget` cells among the columns `idx` of `natural` widths,
+/// water-filling: a column narrower than the fair share keeps its width
+/// and leaves the rest to the others; the wider ones get equal widths (the
+/// remainder one cell each to the first). Returns the widths, in `idx`
+/// order.
+fn water_fill(natural: &[u16], idx: &[usize], budget: u32) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..idx.len()).collect();
+    order.sort_by_key(|k| natural[idx[*k]]);
+    let mut out = vec![0u32; idx.len()];
+    let mut left = budget;
+    let mut k = idx.len() as u32;
+    for (n, &o) in order.iter().enumerate() {
+        let nat = u32::from(natural[idx[o]]);
+        if nat * k <= left {
+            out[o] = nat;
+            left -= nat;
+            k -= 1;
+            continue;
+        }
+        let share = left / k;
+        let mut extra = left % k;
+        let mut rest: Vec<usize> = order[n..].to_vec();
+        rest.sort_unstable();
+        for o in rest {
+            out[o] = share + u32::from(extra > 0);
+            extra = extra.saturating_sub(1);
+        }
+        break;
+    }
+    out
+}
+
 /// Column widths for content of `natural` widths in `avail` cells (the
 /// spacing between columns already taken off). Everything fits: each
 /// column is as wide as its widest cell and the last takes what is left.
-/// Otherwise the columns of non-zero `weight` share what the others leave,
-/// water-filling by weight: a column narrower than its share keeps its
-/// width and leaves the rest to the others, the wider ones are cut in
-/// proportion to their weights, so a short pod name is never cut to make
-/// room for a long summary.
-pub fn column_widths(natural: &[u16], weight: &[u16], avail: u16) -> Vec<u16> {
+/// Otherwise tier-0 columns keep their width; tier-1 columns share what is
+/// left after the tier-2 columns' minimums, and tier-2 columns share the
+/// rest (each tier water-filled, so a short pod name is never cut to make
+/// room for a long one); a cut column keeps [`MIN_CUT_WIDTH`] cells where
+/// the room allows.
+pub fn column_widths(natural: &[u16], tier: &[u8], avail: u16) -> Vec<u16> {
     let total: u32 = natural.iter().map(|w| u32::from(*w)).sum();
     let mut widths = natural.to_vec();
     if total <= u32::from(avail) {
@@ -100,63 +132,33 @@ pub fn column_widths(natural: &[u16], weight: &[u16], avail: u16) -> Vec<u16> {
         }
         return widths;
     }
-    let fixed: u32 = natural
-        .iter()
-        .zip(weight)
-        .filter(|(_, w)| **w == 0)
-        .map(|(n, _)| u32::from(*n))
-        .sum();
-    let mut left = u32::from(avail).saturating_sub(fixed);
-    let mut flex: Vec<usize> = (0..natural.len()).filter(|i| weight[*i] > 0).collect();
-    // Narrowest for its weight first.
-    flex.sort_by(|a, b| {
-        (u32::from(natural[*a]) * u32::from(weight[*b]))
-            .cmp(&(u32::from(natural[*b]) * u32::from(weight[*a])))
-    });
-    let mut wsum: u32 = flex.iter().map(|i| u32::from(weight[*i])).sum();
-    for (n, &i) in flex.iter().enumerate() {
-        let (nat, w) = (u32::from(natural[i]), u32::from(weight[i]));
-        if nat * wsum <= left * w {
-            left -= nat;
-            wsum -= w;
-            continue;
-        }
-        // Every column from here on is wider than its share: each gets its
-        // share, the remainder going one cell each to the first.
-        let rest = &flex[n..];
-        let shares: Vec<u32> = rest
-            .iter()
-            .map(|j| u32::from(weight[*j]) * left / wsum)
-            .collect();
-        let mut extra = left - shares.iter().sum::<u32>();
-        for (&j, share) in rest.iter().zip(shares) {
-            let mut cells = share;
-            if extra > 0 {
-                cells += 1;
-                extra -= 1;
-            }
-            let cells = u16::try_from(cells).unwrap_or(u16::MAX);
-            widths[j] = cells.max(MIN_CUT_WIDTH.min(natural[j]));
-        }
-        break;
+    let min = |i: usize| MIN_CUT_WIDTH.min(natural[i]);
+    let of_tier = |t: u8| -> Vec<usize> { (0..natural.len()).filter(|i| tier[*i] == t).collect() };
+    let (fixed, first, second) = (of_tier(0), of_tier(1), of_tier(2));
+    let fixed_w: u32 = fixed.iter().map(|i| u32::from(natural[*i])).sum();
+    let left = u32::from(avail).saturating_sub(fixed_w);
+    let second_min: u32 = second.iter().map(|i| u32::from(min(*i))).sum();
+    let a = water_fill(natural, &first, left.saturating_sub(second_min));
+    let used: u32 = a.iter().sum();
+    let b = water_fill(natural, &second, left.saturating_sub(used));
+    for (i, w) in first.iter().zip(a).chain(second.iter().zip(b)) {
+        widths[*i] = u16::try_from(w).unwrap_or(u16::MAX).max(min(*i));
     }
     // The minimums may have pushed the row past the room: take it back a
-    // cell at a time from the cut column widest for its weight, so columns
-    // never cut (TYPE) keep their width.
+    // cell at a time from the widest cut column, so tier-0 columns (TYPE)
+    // keep their width.
     let mut over = widths
         .iter()
         .map(|w| u32::from(*w))
         .sum::<u32>()
         .saturating_sub(u32::from(avail));
     while over > 0 {
-        let widest = flex
+        let widest = first
             .iter()
+            .chain(&second)
             .copied()
-            .filter(|&j| widths[j] > MIN_CUT_WIDTH.min(natural[j]))
-            .max_by(|&a, &b| {
-                (u32::from(widths[a]) * u32::from(weight[b]))
-                    .cmp(&(u32::from(widths[b]) * u32::from(weight[a])))
-            });
+            .filter(|&j| widths[j] > min(j))
+            .max_by_key(|&j| widths[j]);
         let Some(j) = widest else { break };
         widths[j] -= 1;
         over -= 1;
@@ -191,10 +193,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App, show_node: bool) {
             *w = (*w).max(width(cell));
         }
     }
-    let weight: Vec<u16> = cols.iter().map(|c| c.weight).collect();
+    let tier: Vec<u8> = cols.iter().map(|c| c.tier).collect();
     let spacing = cols.len() as u16 - 1;
     let avail = area.width.saturating_sub(2).saturating_sub(spacing);
-    let widths: Vec<Constraint> = column_widths(&natural, &weight, avail)
+    let widths: Vec<Constraint> = column_widths(&natural, &tier, avail)
         .into_iter()
         .map(Constraint::Length)
         .collect();
@@ -269,48 +271,51 @@ mod tests {
     }
 
     #[test]
-    fn columns_fit_their_content_and_share_what_is_short() {
-        let w = [0, 1, 1, 0, 1];
+    fn columns_fit_their_content_and_names_give_way_last() {
+        // TIME, SOURCE, DESTINATION, TYPE, SUMMARY.
+        let t = [0, 1, 1, 0, 2];
         // Everything fits: natural widths, the last takes the rest.
         assert_eq!(
-            column_widths(&[5, 10, 10, 20, 7], &w, 60),
+            column_widths(&[5, 10, 10, 20, 7], &t, 60),
             [5, 10, 10, 20, 15]
         );
-        // 10 short of room: only the widest cut column shrinks.
+        // Short of room: SUMMARY gives way first, down to its minimum.
         assert_eq!(
-            column_widths(&[5, 10, 30, 20, 7], &w, 62),
-            [5, 10, 20, 20, 7]
+            column_widths(&[5, 10, 30, 20, 20], &t, 75),
+            [5, 10, 30, 20, 10]
         );
-        // Fixed columns (here the fourth, a TYPE) are never cut.
         assert_eq!(
-            column_widths(&[5, 30, 30, 21, 30], &w, 62),
-            [5, 12, 12, 21, 12]
+            column_widths(&[5, 10, 30, 20, 20], &t, 73),
+            [5, 10, 30, 20, 8]
         );
-        // Remainders go one cell each to the first cut columns.
+        // Then the names, the longer one first; TYPE never.
         assert_eq!(
-            column_widths(&[5, 30, 30, 21, 30], &w, 63),
-            [5, 13, 12, 21, 12]
+            column_widths(&[5, 10, 30, 20, 20], &t, 63),
+            [5, 10, 20, 20, 8]
+        );
+        assert_eq!(
+            column_widths(&[5, 30, 30, 21, 30], &t, 62),
+            [5, 14, 14, 21, 8]
+        );
+        // Remainders go one cell each to the first.
+        assert_eq!(
+            column_widths(&[5, 30, 30, 21, 30], &t, 63),
+            [5, 15, 14, 21, 8]
         );
         // No room at all: cut columns keep a minimum.
-        assert_eq!(column_widths(&[5, 30, 3, 21, 30], &w, 20), [5, 8, 3, 21, 8]);
-        // Weights: a weight-2 column gets twice the share.
-        assert_eq!(
-            column_widths(&[5, 40, 40, 21, 40], &[0, 2, 1, 0, 1], 66),
-            [5, 20, 10, 21, 10]
-        );
-        // Minimums are taken back from the widest for its weight: the
-        // row still fits.
+        assert_eq!(column_widths(&[5, 30, 3, 21, 30], &t, 20), [5, 8, 3, 21, 8]);
+        // The fixture at 160 columns with the side panel: TYPE whole.
         assert_eq!(
             column_widths(
                 &[19, 22, 34, 39, 22, 27, 9, 20],
-                &[0, 1, 3, 3, 1, 0, 0, 1],
+                &[0, 2, 1, 1, 2, 0, 0, 2],
                 111
             ),
             [19, 8, 16, 16, 8, 27, 9, 8]
         );
         // Huge content does not overflow the arithmetic.
         assert_eq!(
-            column_widths(&[5, u16::MAX, 9, 21, 7], &w, 62),
+            column_widths(&[5, u16::MAX, 9, 21, 7], &t, 62),
             [5, 20, 9, 21, 7]
         );
     }
