@@ -84,6 +84,11 @@ pub const FIELD_MASK: &[&str] = &[
     "ip_trace_id",
 ];
 
+/// `hubble observe --aggregate-by --follow`: how often the table is
+/// redrawn; once a second reads like `top` and costs nothing next to
+/// decoding the stream.
+pub const AGGREGATE_REFRESH: Duration = Duration::from_secs(1);
+
 /// `hubble tui --history`: flows kept for scrolling and the detail pane.
 /// A decoded flow costs about 2.5 KB, so 10,000 is about 25 MB: a few
 /// seconds at 100k flows/s, minutes at a busy node's usual rate.

@@ -36,7 +36,7 @@ use rstest::rstest;
 #[case(&["--field-mask", "time"], "compact output format is not compatible with custom field mask")]
 #[case(&["--aggregate-by", "bogus"], "invalid --aggregate-by: proto: invalid path \"bogus\" for message \"flow.Flow\"")]
 #[case(&["--aggregate-by", "source.bogus"], "invalid --aggregate-by: proto: invalid path \"source.bogus\" for message \"flow.Flow\"")]
-#[case(&["--aggregate-by", "verdict", "--follow"], "--aggregate-by cannot be used with --follow yet")]
+#[case(&["--aggregate-by", "verdict", "--follow", "-o", "json"], "--aggregate-by with --follow prints a table redrawn every second")]
 #[case(&["--aggregate-by", "verdict", "-o", "dict"], "--aggregate-by prints a table or JSON")]
 #[case(&["--top", "3"], "--top needs --aggregate-by")]
 #[case(&["-o", "json", "--field-mask", "time,invalid-field"], "failed to construct field mask: proto: invalid path \"invalid-field\" for message \"flow.Flow\"")]

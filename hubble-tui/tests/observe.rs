@@ -632,3 +632,75 @@ telecom            FORWARDED   1       2024-05-01T10:00:09Z   2024-05-01T10:00:0
     ]);
     assert_eq!(mask_of(&req), None);
 }
+
+/// `--aggregate-by --follow`: a table of the flows so far, redrawn every
+/// second (one table after another when stdout is not a terminal).
+#[test]
+fn aggregate_by_follows_with_a_refreshed_table() {
+    let s = start();
+    let mut child = common::Killed(Some(
+        common::hubble()
+            .args([
+                "observe",
+                "--server",
+                &s.addr,
+                "-f",
+                "--aggregate-by",
+                "verdict,source.pod_name",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let stdout = child.0.as_mut().unwrap().stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // The follower starts at the newest entry; push flows once it is in.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let flows: Vec<proto::flow::Flow> = fixture_responses()
+        .into_iter()
+        .take(3)
+        .filter_map(|r| match r.response_types {
+            Some(proto::observer::get_flows_response::ResponseTypes::Flow(f)) => Some(f),
+            _ => None,
+        })
+        .collect();
+    s.observer.push_flows(flows);
+    // Tables follow one another; wait for one that has all three flows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut table = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx.recv_timeout(left).expect("a table within 10 s");
+        if line.is_empty() {
+            let rows: Vec<String> = table
+                .iter()
+                .map(|l: &String| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .collect();
+            if rows.len() == 4 {
+                assert_eq!(
+                    rows,
+                    [
+                        "VERDICT SOURCE.POD_NAME COUNT",
+                        // Equal counts: by the values.
+                        "DROPPED xwing 1",
+                        "FORWARDED deathstar-6fb5694d48-5hmds 1",
+                        "FORWARDED tiefighter 1",
+                    ]
+                );
+                break;
+            }
+            table.clear();
+        } else {
+            table.push(line);
+        }
+    }
+}

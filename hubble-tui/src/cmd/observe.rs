@@ -184,9 +184,9 @@ fn aggregate_by(
                 .trim_start_matches("failed to construct field mask: ")
         )
     })?;
-    if follow {
+    if follow && output.is_json() {
         anyhow::bail!(
-            "--aggregate-by cannot be used with --follow yet: aggregate a bounded window (--last, --since/--until, --all, --input-file or --archive)"
+            "--aggregate-by with --follow prints a table redrawn every second: drop -o json, or aggregate a bounded window (--last, --since/--until, --all)"
         );
     }
     if output == Output::Dict {
@@ -328,6 +328,25 @@ pub async fn run(
             "level=DEBUG msg=\"Sending GetFlows request\" request={req}"
         )?;
     }
+    if let Some(by) = &plan.aggregate
+        && plan.request.follow
+        && plan.input_file.is_none()
+    {
+        let server = ServerOptions::from_settings(&Settings::new(m, file))?;
+        let mut a = crate::aggregate::Aggregator::new(&by.paths);
+        let terminal = io.out_is_terminal;
+        let mut out = io::BufWriter::with_capacity(defaults::OUTPUT_BUFFER, &mut io.out);
+        return aggregate_follow(
+            &server,
+            plan.request.clone(),
+            &mut a,
+            by,
+            &plan.printer,
+            &mut out,
+            terminal,
+        )
+        .await;
+    }
     let mut agg = plan
         .aggregate
         .as_ref()
@@ -371,6 +390,57 @@ pub async fn run(
             )?;
         }
     }
+    Ok(())
+}
+
+/// `--aggregate-by` with `--follow`: the groups of the flows so far,
+/// redrawn every [`defaults::AGGREGATE_REFRESH`] (over the previous table on
+/// a terminal, like `top`; one table after another otherwise) until the
+/// stream ends or Ctrl-C, then once more.
+async fn aggregate_follow(
+    server: &ServerOptions,
+    req: GetFlowsRequest,
+    agg: &mut crate::aggregate::Aggregator,
+    by: &AggregateBy,
+    opts: &Options,
+    out: &mut dyn Write,
+    redraw_in_place: bool,
+) -> anyhow::Result<()> {
+    let conn = crate::conn::connect(server).await?;
+    let mut client = stream_client(&conn);
+    let mut stream = client
+        .get_flows(conn.stream(req))
+        .await
+        .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
+        .into_inner();
+    let draw = |agg: &crate::aggregate::Aggregator, out: &mut dyn Write| -> io::Result<()> {
+        if redraw_in_place {
+            out.write_all(b"\x1b[H\x1b[2J")?;
+        }
+        agg.write_table(out, by.top, opts.time_format)?;
+        if !redraw_in_place {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    };
+    let mut tick = tokio::time::interval(defaults::AGGREGATE_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick.tick().await;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            m = stream.message() => match m {
+                Ok(Some(r)) => agg.add_response(&r),
+                Ok(None) => break,
+                Err(s) if s.code() == tonic::Code::Cancelled => break,
+                Err(s) => anyhow::bail!(grpc_error(&s)),
+            },
+            _ = tick.tick() => draw(agg, out)?,
+            _ = &mut ctrl_c => break,
+        }
+    }
+    draw(agg, out)?;
     Ok(())
 }
 
