@@ -601,3 +601,65 @@ fn type_column_is_never_cut() {
         assert!(screen.contains(&want), "{w} wide: {screen}");
     }
 }
+
+/// The aggregated view (`a`): the fixture's flows counted by source,
+/// destination, port and verdict (known by hand: xwing → deathstar:80 was
+/// dropped twice, flows 1 and 7; every other group once), at 80×24 and
+/// 200×50, grouped by pod and then by namespace (`g`).
+#[test]
+fn aggregated_view() {
+    let (mut app, inbox) = state();
+    let top = inbox
+        .stats
+        .top_pairs(hubble_tui::tui::stats::GroupBy::Pod, 100);
+    assert_eq!(top.len(), 11, "{top:?}");
+    assert_eq!(
+        top[0],
+        (
+            [
+                "default/xwing".to_owned(),
+                "default/deathstar-6fb5694d48-5hmds".to_owned(),
+                "80/TCP".to_owned(),
+                "DROPPED".to_owned()
+            ],
+            2
+        )
+    );
+    assert!(top[1..].iter().all(|(_, n)| *n == 1));
+    assert_eq!(top.iter().map(|(_, n)| n).sum::<u64>(), 12);
+
+    assert_eq!(key(&mut app, KeyCode::Char('a')), Action::None);
+    let screen = text(&render(&mut app, &inbox, 80, 24));
+    check("aggregated_80x24", &screen);
+    assert!(screen.contains("flows by pod"), "{screen}");
+    let screen = text(&render(&mut app, &inbox, 200, 50));
+    check("aggregated_200x50", &screen);
+    assert!(
+        screen.contains("default/deathstar-6fb5694d48-5hmds   80/TCP"),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Char('g'));
+    let screen = text(&render(&mut app, &inbox, 200, 50));
+    check("aggregated_by_namespace", &screen);
+    // By namespace, two groups of two: default → world on 443 (flows 4 and
+    // 12) and default → default on 80, dropped (flows 1 and 7).
+    let top = inbox
+        .stats
+        .top_pairs(hubble_tui::tui::stats::GroupBy::Namespace, 3);
+    let heads: Vec<(&str, &str, &str, u64)> = top
+        .iter()
+        .map(|(l, n)| (l[1].as_str(), l[2].as_str(), l[3].as_str(), *n))
+        .collect();
+    assert_eq!(
+        heads[..2],
+        [
+            ("(world)", "443/TCP", "FORWARDED", 2),
+            ("default", "80/TCP", "DROPPED", 2)
+        ]
+    );
+    assert_eq!(heads[2].3, 1);
+    // `a` again: the flow table is back.
+    key(&mut app, KeyCode::Char('a'));
+    let screen = text(&render(&mut app, &inbox, 200, 50));
+    assert!(screen.contains("┌ flows 12/100"), "{screen}");
+}

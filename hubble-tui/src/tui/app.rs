@@ -291,6 +291,8 @@ pub struct App {
     /// Whether the side panel is hidden (`s`), giving the flow table the
     /// whole width.
     pub side_hidden: bool,
+    /// Whether the aggregated view replaces the flow table (`a`).
+    pub aggregated: bool,
     /// The node names `N` cycles through (refreshed from the inbox each
     /// frame).
     pub node_names: Vec<String>,
@@ -343,6 +345,7 @@ impl App {
             group: GroupBy::Pod,
             nodes_panel: false,
             side_hidden: false,
+            aggregated: false,
             node_names: Vec::new(),
             mode: Mode::Normal,
             filter,

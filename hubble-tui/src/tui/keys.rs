@@ -94,6 +94,7 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Action {
         KeyCode::Char('g') => app.group = app.group.next(),
         KeyCode::Char('n') => app.nodes_panel = !app.nodes_panel,
         KeyCode::Char('s') => app.side_hidden = !app.side_hidden,
+        KeyCode::Char('a') => app.aggregated = !app.aggregated,
         KeyCode::Char('N') => {
             let current = node_filter(&app.filter);
             let next = match &current {

@@ -152,6 +152,9 @@ pub struct Stats {
     drop_reasons: HashMap<i32, u64, FxBuildHasher>,
     talkers: [Tally; 3],
     drops: [Tally; 3],
+    /// Flows by (source group, destination group, port, verdict), for the
+    /// aggregated view (`a`), one tally per grouping.
+    pairs: [Tally; 3],
     rate: Rate,
     /// Events the server reported lost (sum of `LostEvent.num_events_lost`).
     pub lost: u64,
@@ -184,6 +187,20 @@ fn identity_label(ep: &Endpoint) -> String {
     match label {
         Some(l) => format!("{} {l}", ep.identity),
         None => ep.identity.to_string(),
+    }
+}
+
+/// The L4 protocol's name and destination port (0 without one; ICMP has
+/// only the name).
+fn l4_port(f: &Flow) -> (&'static str, u32) {
+    use proto::flow::layer4::Protocol;
+    match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+        Some(Protocol::Tcp(t)) => ("TCP", t.destination_port),
+        Some(Protocol::Udp(u)) => ("UDP", u.destination_port),
+        Some(Protocol::Sctp(s)) => ("SCTP", s.destination_port),
+        Some(Protocol::IcmPv4(_)) => ("ICMPv4", 0),
+        Some(Protocol::IcmPv6(_)) => ("ICMPv6", 0),
+        _ => ("", 0),
     }
 }
 
@@ -234,6 +251,35 @@ impl Stats {
         let empty = Endpoint::default();
         let src = f.source.as_ref().unwrap_or(&empty);
         let ip = f.ip.as_ref().map(|i| i.source.as_str()).unwrap_or("");
+        let dst = f.destination.as_ref().unwrap_or(&empty);
+        let dip = f.ip.as_ref().map(|i| i.destination.as_str()).unwrap_or("");
+        let (proto, port) = l4_port(f);
+        for g in [GroupBy::Pod, GroupBy::Namespace, GroupBy::Identity] {
+            let mut h = FxBuildHasher.build_hasher();
+            h.write_u64(group_key(g, src, ip));
+            h.write_u64(group_key(g, dst, dip));
+            h.write(proto.as_bytes());
+            h.write_u32(port);
+            h.write_i32(f.verdict);
+            self.pairs[g.index()].add(h.finish(), || {
+                let port = if port == 0 && proto.is_empty() {
+                    String::new()
+                } else if port == 0 {
+                    proto.to_owned()
+                } else {
+                    format!("{port}/{proto}")
+                };
+                let verdict = Verdict::try_from(f.verdict)
+                    .map_or_else(|_| f.verdict.to_string(), |v| v.as_str_name().to_owned());
+                [
+                    group_label(g, src, ip),
+                    group_label(g, dst, dip),
+                    port,
+                    verdict,
+                ]
+                .join("\t")
+            });
+        }
         for g in [GroupBy::Pod, GroupBy::Namespace, GroupBy::Identity] {
             let key = group_key(g, src, ip);
             self.talkers[g.index()].add(key, || group_label(g, src, ip));
@@ -341,6 +387,21 @@ impl Stats {
     /// The `n` sources with the most flows.
     pub fn top_talkers(&self, by: GroupBy, n: usize) -> Vec<(String, u64)> {
         self.talkers[by.index()].top(n)
+    }
+
+    /// The `n` largest (source, destination, port, verdict) groups by
+    /// `by`, ties by their labels: `[source, destination, port, verdict]`
+    /// and the count.
+    pub fn top_pairs(&self, by: GroupBy, n: usize) -> Vec<([String; 4], u64)> {
+        self.pairs[by.index()]
+            .top(n)
+            .into_iter()
+            .map(|(label, c)| {
+                let mut parts = label.splitn(4, '\t').map(str::to_owned);
+                let mut next = || parts.next().unwrap_or_default();
+                ([next(), next(), next(), next()], c)
+            })
+            .collect()
     }
 
     /// The `n` sources with the most dropped flows.

@@ -2,7 +2,8 @@
 //! state always draws the same screen (snapshot tests rely on it). Only the
 //! rows on screen are formatted, whatever the history holds.
 //!
-//! One module per widget: `title` (with `node_status`), `table`,
+//! One module per widget: `title` (with `node_status`), `table` (or
+//! `aggregated`, its grouped counterpart),
 //! `detail`, `nodes` (the nodes panel), and the side panel's `counters`, `top_n` and
 //! `sparkline`; `bottom` is the filter line, `help` the overlay;
 //! `common` what they share. This module lays them out:
@@ -20,6 +21,7 @@
 //!  filter line / editor / message                     keys
 //! ```
 
+mod aggregated;
 mod bottom;
 mod common;
 mod counters;
@@ -76,7 +78,9 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, inbox: &Inbox) {
     } else {
         main
     };
-    if app.detail {
+    if app.aggregated {
+        aggregated::draw(frame, main, app, inbox);
+    } else if app.detail {
         let c =
             Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).split(main);
         table::draw(frame, c[0], app, show_node);
