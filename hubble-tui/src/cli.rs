@@ -246,8 +246,28 @@ fn observe_args(cmd: Command) -> Command {
             Arg::new("use-default-field-masks")
                 .long("use-default-field-masks")
                 .visible_alias("experimental-use-default-field-masks")
-                .action(ArgAction::SetTrue)
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_value("true")
+                .default_missing_value("true")
+                .value_parser(clap::builder::BoolishValueParser::new())
                 .help("Request only visible fields when the output format is compact, tab, or dict."),
+        )
+        .arg(
+            Arg::new("aggregate-by")
+                .long("aggregate-by")
+                .action(ArgAction::Append)
+                .value_delimiter(',')
+                .value_name("fields")
+                .help("Group flows by these comma-separated field paths (as in --field-mask, e.g. source.namespace,source.pod_name,l4.TCP.destination_port,verdict) and print each group's count and first and last time, largest first: a table, or one JSON object per group with -o json."),
+        )
+        .arg(
+            Arg::new("top")
+                .long("top")
+                .value_name("N")
+                .value_parser(clap::value_parser!(u64))
+                .default_value("0")
+                .help("With --aggregate-by: print only the N largest groups (0: all)."),
         )
         .arg(
             Arg::new("input-file")

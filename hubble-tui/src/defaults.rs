@@ -50,39 +50,44 @@ pub const OUTPUT_BUFFER: usize = 64 * 1024;
 /// resolver).
 pub const DEFAULT_PORT: u16 = 443;
 
-/// Fields requested with `--use-default-field-masks` for compact, dict and
-/// table output: every field those printers read.
+/// The field mask `hubble observe` sends by default (`--use-default-field-masks`,
+/// on unless set to false) when the output is compact, dict or table and no
+/// `--field-mask` is given: upstream's list (`hubble/pkg/defaults.FieldMask`,
+/// Hubble 1.19), the same paths in the same order for all three formats.
+///
+/// It is upstream's list, not the set of fields our printers read: it leaves
+/// out `traffic_direction`, `policy_match_type`, the policy names and a few
+/// trace fields, so by default a policy verdict prints as
+/// `policy-verdict:none TRAFFIC_DIRECTION_UNKNOWN`, exactly as upstream's
+/// does against the same server. `--use-default-field-masks=false` gives the
+/// full line. `-o json`/`jsonpb` never sends a default mask.
 pub const FIELD_MASK: &[&str] = &[
     "time",
+    "verdict",
+    "ethernet",
+    "IP",
+    "l4",
     "source.identity",
     "source.namespace",
     "source.pod_name",
     "destination.identity",
     "destination.namespace",
     "destination.pod_name",
-    "source_service",
-    "destination_service",
-    "l4",
-    "IP",
-    "ethernet",
-    "l7",
     "Type",
     "node_name",
-    "is_reply",
+    "l7",
     "event_type",
-    "verdict",
+    "source_service",
+    "destination_service",
+    "is_reply",
     "Summary",
     "ip_trace_id",
-    "traffic_direction",
-    "policy_match_type",
-    "debug_capture_point",
-    "sock_xlate_point",
-    "auth_type",
-    "egress_allowed_by",
-    "ingress_allowed_by",
-    "egress_denied_by",
-    "ingress_denied_by",
 ];
+
+/// `hubble observe --aggregate-by --follow`: how often the table is
+/// redrawn; once a second reads like `top` and costs nothing next to
+/// decoding the stream.
+pub const AGGREGATE_REFRESH: Duration = Duration::from_secs(1);
 
 /// `hubble tui --history`: flows kept for scrolling and the detail pane.
 /// A decoded flow costs about 2.5 KB, so 10,000 is about 25 MB: a few

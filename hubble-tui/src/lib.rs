@@ -14,7 +14,8 @@
 //! dict, table, JSON); [`conn`] dials (TLS, unix sockets, timeouts);
 //! [`config`] merges flags, `HUBBLE_*` variables and the config file;
 //! [`input_file`] reads `--input-file` with the server's filter semantics
-//! (`flow-filter`); [`defaults`] holds every default, period and limit;
+//! (`flow-filter`); [`aggregate`] groups flows for `observe
+//! --aggregate-by`; [`defaults`] holds every default, period and limit;
 //! [`tui`] is `hubble tui`, the live terminal UI (ratatui): a flow table
 //! coloured by verdict that follows, pauses and scrolls, a detail pane,
 //! live filter editing in the flags' syntax, counters, top talkers and
@@ -29,6 +30,7 @@
 //! This crate must not depend on the datapath (`aya`) or on the exporter;
 //! it talks to servers only through `proto`.
 
+pub mod aggregate;
 pub mod cli;
 pub mod cmd;
 pub mod config;

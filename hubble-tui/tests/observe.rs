@@ -10,12 +10,18 @@
 //! * `-o json` prints each response exactly as `proto::json` encodes it
 //!   (Hubble's jsonpb form), i.e. what upstream prints for those flows;
 //! * `--input-file` selects the same flows as the server for the same flags;
-//! * lost events, node names, time formats and the default `--last 20`.
+//! * lost events, node names, time formats and the default `--last 20`;
+//! * the field mask the request carries (upstream's default for compact,
+//!   dict and table, none for `-o json`), read from the `-D` debug line.
+//!
+//! Tests of the printers pass `--use-default-field-masks=false` so they see
+//! whole flows; the default mask's effect on compact output is pinned in
+//! `compact_output_with_upstreams_default_mask`.
 
 mod common;
 
 use common::{fixture, run, start};
-use proto::observer::GetFlowsResponse;
+use proto::observer::{GetFlowsRequest, GetFlowsResponse};
 
 /// Expected compact output for the whole fixture (StampMilli, UTC).
 const COMPACT: &str = "\
@@ -46,16 +52,154 @@ fn fixture_responses() -> Vec<GetFlowsResponse> {
         .collect()
 }
 
+/// No default field mask: the printers see whole flows.
+const NO_MASK: &str = "--use-default-field-masks=false";
+
 #[test]
 fn compact_output_matches_upstream_for_the_fixture() {
     let s = start();
-    let r = run(&["observe", "--server", &s.addr]);
+    let r = run(&["observe", "--server", &s.addr, NO_MASK]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, COMPACT);
     assert_eq!(r.stderr, "");
     // `observe flows` is the same command.
-    let r = run(&["observe", "flows", "--server", &s.addr, "--all"]);
+    let r = run(&["observe", "flows", "--server", &s.addr, "--all", NO_MASK]);
     assert_eq!(r.stdout, COMPACT);
+}
+
+/// Upstream's default mask (Hubble 1.19, `hubble/pkg/defaults.FieldMask`),
+/// copied here by hand from upstream's source so that the test checks the
+/// CLI against upstream rather than against itself.
+const UPSTREAM_DEFAULT_MASK: &[&str] = &[
+    "time",
+    "verdict",
+    "ethernet",
+    "IP",
+    "l4",
+    "source.identity",
+    "source.namespace",
+    "source.pod_name",
+    "destination.identity",
+    "destination.namespace",
+    "destination.pod_name",
+    "Type",
+    "node_name",
+    "l7",
+    "event_type",
+    "source_service",
+    "destination_service",
+    "is_reply",
+    "Summary",
+    "ip_trace_id",
+];
+
+#[test]
+fn compact_output_with_upstreams_default_mask() {
+    // Upstream's mask has no `source_names`/`destination_names` (so DNS
+    // names fall back to addresses) and no `traffic_direction` (so a policy
+    // verdict's direction is unknown): upstream prints exactly this against
+    // the same server.
+    let masked = COMPACT
+        .replace("www.google.com:443", "142.250.1.1:443")
+        .replace(
+            "policy-verdict:none INGRESS DENIED",
+            "policy-verdict:none TRAFFIC_DIRECTION_UNKNOWN DENIED",
+        )
+        .replace("scanner.example.org:6000", "203.0.113.9:6000")
+        .replace("example.com:443", "93.184.216.34:443");
+    assert_eq!(
+        COMPACT
+            .lines()
+            .zip(masked.lines())
+            .filter(|(a, b)| a != b)
+            .count(),
+        4
+    );
+    let s = start();
+    let r = run(&["observe", "--server", &s.addr]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, masked);
+    // The flag without a value, and its old name, mean true.
+    for flag in [
+        "--use-default-field-masks",
+        "--experimental-use-default-field-masks=true",
+    ] {
+        let r = run(&["observe", "--server", &s.addr, flag]);
+        assert_eq!(r.stdout, masked, "{flag}");
+    }
+}
+
+/// The request `hubble observe ARGS -D` logs as sent.
+fn sent_request(args: &[&str]) -> GetFlowsRequest {
+    let r = run(args);
+    assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    let prefix = "level=DEBUG msg=\"Sending GetFlows request\" request=";
+    let line = r
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("{args:?}: no request logged in {:?}", r.stderr));
+    serde_json::from_str(line).unwrap()
+}
+
+fn mask_of(req: &GetFlowsRequest) -> Option<Vec<&str>> {
+    req.field_mask
+        .as_ref()
+        .map(|m| m.paths.iter().map(String::as_str).collect())
+}
+
+#[test]
+fn request_carries_upstreams_default_field_mask() {
+    let s = start();
+    let a = s.addr.as_str();
+    let want = Some(UPSTREAM_DEFAULT_MASK.to_vec());
+    // The default mask is the one place the CLI keeps it.
+    assert_eq!(hubble_tui::defaults::FIELD_MASK, UPSTREAM_DEFAULT_MASK);
+    for output in ["compact", "dict", "table", "tab"] {
+        let req = sent_request(&["observe", "--server", a, "-D", "-o", output]);
+        assert_eq!(mask_of(&req), want, "-o {output}");
+        let req = sent_request(&["observe", "--server", a, "-D", "-o", output, NO_MASK]);
+        assert_eq!(mask_of(&req), None, "-o {output} {NO_MASK}");
+    }
+    // JSON sends no default mask, and takes a custom one as given.
+    for output in ["json", "jsonpb"] {
+        let req = sent_request(&["observe", "--server", a, "-D", "-o", output]);
+        assert_eq!(mask_of(&req), None, "-o {output}");
+        let req = sent_request(&[
+            "observe",
+            "--server",
+            a,
+            "-D",
+            "-o",
+            output,
+            "--field-mask",
+            "time,source.pod_name",
+            "--field-mask",
+            "verdict",
+        ]);
+        assert_eq!(
+            mask_of(&req),
+            Some(vec!["time", "source.pod_name", "verdict"]),
+            "-o {output}"
+        );
+    }
+    // Legacy JSON is not JSON to upstream's mask logic: it gets the default.
+    let r = common::run_cmd(
+        common::hubble()
+            .env("HUBBLE_COMPAT", "legacy-json-output")
+            .args(["observe", "--server", a, "-D", "-o", "json", "--last", "1"]),
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "\"field_mask\":\"{}\"",
+            UPSTREAM_DEFAULT_MASK.join(",")
+        )),
+        "{}",
+        r.stderr
+    );
+    // No `-D`, no request line.
+    let r = run(&["observe", "--server", a]);
+    assert_eq!(r.stderr, "");
 }
 
 #[test]
@@ -83,7 +227,9 @@ fn legacy_json_prints_bare_flows() {
     let r = common::run_cmd(
         common::hubble()
             .env("HUBBLE_COMPAT", "legacy-json-output")
-            .args(["observe", "--server", &s.addr, "-o", "json", "--last", "1"]),
+            .args([
+                "observe", "--server", &s.addr, "-o", "json", "--last", "1", NO_MASK,
+            ]),
     );
     let last = fixture_responses().pop().unwrap();
     let Some(proto::observer::get_flows_response::ResponseTypes::Flow(f)) = last.response_types
@@ -106,6 +252,7 @@ fn selectors_node_names_and_time_formats() {
         "--last",
         "2",
         "--print-node-name",
+        NO_MASK,
     ]);
     assert_eq!(
         lines(&r.stdout),
@@ -297,14 +444,18 @@ fn input_file_from_stdin_and_bad_lines() {
 #[test]
 fn dict_and_table_outputs() {
     let s = start();
-    let r = run(&["observe", "--server", &s.addr, "--last", "2", "-o", "table"]);
+    let r = run(&[
+        "observe", "--server", &s.addr, "--last", "2", "-o", "table", NO_MASK,
+    ]);
     assert_eq!(
         r.stdout,
         "TIMESTAMP             SOURCE                     DESTINATION                             TYPE                        VERDICT     SUMMARY\n\
          May  1 10:00:11.077   scanner.example.org:6000   default/deathstar-6fb5694d48-5hmds:22   Policy denied by denylist   DROPPED     TCP Flags: SYN\n\
          May  1 10:00:12.084   default/tiefighter:52000   example.com:443                         to-network                  FORWARDED   IP Trace ID: 77; \n"
     );
-    let r = run(&["observe", "--server", &s.addr, "--last", "2", "-o", "dict"]);
+    let r = run(&[
+        "observe", "--server", &s.addr, "--last", "2", "-o", "dict", NO_MASK,
+    ]);
     assert_eq!(
         r.stdout,
         "  TIMESTAMP: May  1 10:00:11.077\n     SOURCE: scanner.example.org:6000\nDESTINATION: default/deathstar-6fb5694d48-5hmds:22\n       TYPE: Policy denied by denylist\n    VERDICT: DROPPED\n    SUMMARY: TCP Flags: SYN\n\
@@ -394,5 +545,162 @@ fn service_translations_print_and_filter_like_hubble() {
         let r = run(&args);
         assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
         assert_eq!(lines(&r.stdout), want, "flags {flags:?}");
+    }
+}
+
+/// `--aggregate-by` over the fixture: counts known by hand from `COMPACT`
+/// (default/FORWARDED: flows 2, 3, 4, 5, 8, 10, 12; default/DROPPED: 1
+/// and 7; telecom: 9; no namespace: 6 (host) and 11 (world)), the same
+/// from the server as from `--input-file`.
+#[test]
+fn aggregate_by_counts_groups_from_server_and_file() {
+    let s = start();
+    let file = fixture();
+    let file = file.to_str().unwrap();
+    let table = "\
+SOURCE.NAMESPACE   VERDICT     COUNT   FIRST                  LAST
+default            FORWARDED   7       2024-05-01T10:00:02Z   2024-05-01T10:00:12Z
+default            DROPPED     2       2024-05-01T10:00:01Z   2024-05-01T10:00:07Z
+telecom            FORWARDED   1       2024-05-01T10:00:09Z   2024-05-01T10:00:09Z
+                   DROPPED     1       2024-05-01T10:00:11Z   2024-05-01T10:00:11Z
+                   FORWARDED   1       2024-05-01T10:00:06Z   2024-05-01T10:00:06Z
+";
+    let flags = [
+        "--aggregate-by",
+        "source.namespace,verdict",
+        "--time-format",
+        "RFC3339",
+    ];
+    let mut live = vec!["observe", "--server", &s.addr, "--all"];
+    live.extend(flags);
+    let r = run(&live);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, table);
+    let mut from_file = vec!["observe", "--input-file", file];
+    from_file.extend(flags);
+    assert_eq!(run(&from_file).stdout, table);
+    // Filters apply before grouping; `--top` keeps the largest groups.
+    let r = run(&[
+        "observe",
+        "--input-file",
+        file,
+        "--aggregate-by",
+        "source.pod_name",
+        "--aggregate-by",
+        "destination.pod_name",
+        "--verdict",
+        "DROPPED",
+        "--top",
+        "1",
+        "-o",
+        "table",
+    ]);
+    assert_eq!(
+        r.stdout,
+        "SOURCE.POD_NAME   DESTINATION.POD_NAME         COUNT   FIRST                 LAST\n\
+         xwing             deathstar-6fb5694d48-5hmds   2       May  1 10:00:01.007   May  1 10:00:07.049\n"
+    );
+    // JSON: one object per group, the paths in order, then count and times.
+    let r = run(&[
+        "observe",
+        "--server",
+        &s.addr,
+        "--all",
+        "--aggregate-by",
+        "source.namespace,destination.pod_name,l4.TCP.destination_port,verdict",
+        "--top",
+        "2",
+        "-o",
+        "json",
+        "-D",
+    ]);
+    assert_eq!(
+        lines(&r.stdout),
+        [
+            r#"{"source.namespace":"default","destination.pod_name":"deathstar-6fb5694d48-5hmds","l4.TCP.destination_port":80,"verdict":"DROPPED","count":2,"first":"2024-05-01T10:00:01.007Z","last":"2024-05-01T10:00:07.049Z"}"#,
+            r#"{"source.namespace":"default","destination.pod_name":null,"l4.TCP.destination_port":443,"verdict":"FORWARDED","count":2,"first":"2024-05-01T10:00:04.028Z","last":"2024-05-01T10:00:12.084Z"}"#,
+        ]
+    );
+    // Grouping needs whole flows: no default mask is sent for the table.
+    let req = sent_request(&[
+        "observe",
+        "--server",
+        &s.addr,
+        "-D",
+        "--aggregate-by",
+        "verdict",
+    ]);
+    assert_eq!(mask_of(&req), None);
+}
+
+/// `--aggregate-by --follow`: a table of the flows so far, redrawn every
+/// second (one table after another when stdout is not a terminal).
+#[test]
+fn aggregate_by_follows_with_a_refreshed_table() {
+    let s = start();
+    let mut child = common::Killed(Some(
+        common::hubble()
+            .args([
+                "observe",
+                "--server",
+                &s.addr,
+                "-f",
+                "--aggregate-by",
+                "verdict,source.pod_name",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let stdout = child.0.as_mut().unwrap().stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // The follower starts at the newest entry; push flows once it is in.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let flows: Vec<proto::flow::Flow> = fixture_responses()
+        .into_iter()
+        .take(3)
+        .filter_map(|r| match r.response_types {
+            Some(proto::observer::get_flows_response::ResponseTypes::Flow(f)) => Some(f),
+            _ => None,
+        })
+        .collect();
+    s.observer.push_flows(flows);
+    // Tables follow one another; wait for one that has all three flows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut table = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx.recv_timeout(left).expect("a table within 10 s");
+        if line.is_empty() {
+            let rows: Vec<String> = table
+                .iter()
+                .map(|l: &String| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .collect();
+            if rows.len() == 4 {
+                assert_eq!(
+                    rows,
+                    [
+                        "VERDICT SOURCE.POD_NAME COUNT",
+                        // Equal counts: by the values.
+                        "DROPPED xwing 1",
+                        "FORWARDED deathstar-6fb5694d48-5hmds 1",
+                        "FORWARDED tiefighter 1",
+                    ]
+                );
+                break;
+            }
+            table.clear();
+        } else {
+            table.push(line);
+        }
     }
 }

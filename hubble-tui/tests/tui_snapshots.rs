@@ -449,3 +449,217 @@ fn service_translations_and_services_are_shown() {
     let reply = row("to-endpoint");
     assert!(reply.contains("← empire/deathstar"), "{reply}");
 }
+
+/// Following a relay with three nodes: the nodes panel (`n`) with each
+/// node's state from `GetNodes` and node-status events, flows per second
+/// and lost events; `N` narrows the filter to one node after another and
+/// back to every node; the NODE column is shown.
+#[test]
+fn cluster_nodes_panel_and_node_filter() {
+    let (mut app, mut inbox) = state();
+    let node = |name: &str, state: NodeState| proto::observer::Node {
+        name: name.into(),
+        state: state as i32,
+        ..Default::default()
+    };
+    inbox.known_nodes = vec![
+        node("kind-kind/kind-control-plane", NodeState::NodeConnected),
+        node("kind-kind/kind-worker", NodeState::NodeConnected),
+        node("kind-kind/kind-worker2", NodeState::NodeConnected),
+    ];
+    // An event is newer than the last GetNodes: kind-worker2 went away.
+    inbox.push(
+        GetFlowsResponse {
+            response_types: Some(ResponseTypes::NodeStatus(NodeStatusEvent {
+                state_change: NodeState::NodeUnavailable as i32,
+                node_names: vec!["kind-kind/kind-worker2".into()],
+                message: "dial timeout".into(),
+            })),
+            ..Default::default()
+        },
+        5,
+    );
+    inbox.push(
+        GetFlowsResponse {
+            node_name: "kind-kind/kind-worker".into(),
+            response_types: Some(ResponseTypes::LostEvents(LostEvent {
+                source: LostEventSource::PerfEventRingBuffer as i32,
+                num_events_lost: 42,
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+        5,
+    );
+    app.absorb(&mut inbox);
+    let rows = inbox.node_rows();
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "kind-kind/kind-control-plane",
+            "kind-kind/kind-worker",
+            "kind-kind/kind-worker2",
+            "prod-east/node-1"
+        ]
+    );
+    let worker = &rows[1];
+    assert_eq!((worker.flows, worker.lost), (8, 42));
+    assert_eq!(rows[2].state, Some(NodeState::NodeUnavailable));
+    assert_eq!(rows[3].state, None, "known only from its flows");
+
+    assert_eq!(key(&mut app, KeyCode::Char('n')), Action::None);
+    let screen = text(&render(&mut app, &inbox, 160, 30));
+    check("nodes_panel", &screen);
+    assert!(screen.contains("NODE"), "{screen}");
+    assert!(screen.contains("unavailable"), "{screen}");
+    assert!(screen.contains("kind-kind/kind-worker2"), "{screen}");
+
+    // `s`: the side panel makes way, the pod names are no longer cut (the
+    // nodes panel stays open).
+    key(&mut app, KeyCode::Char('s'));
+    let screen = text(&render(&mut app, &inbox, 160, 30));
+    check("cluster_wide_table", &screen);
+    assert!(!screen.contains("verdicts"), "{screen}");
+    assert!(
+        screen.contains("default/deathstar-6fb5694d48-5hmds"),
+        "{screen}"
+    );
+    let screen = text(&render(&mut app, &inbox, 200, 50));
+    check("cluster_200x50", &screen);
+    assert!(
+        screen.contains("default/deathstar-6fb5694d48-5hmds:80"),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Char('s'));
+
+    // `N`: one node after another, then every node again.
+    let shared = Mutex::new(inbox);
+    let (mut ctl, mut rx) = Controller::new(GetFlowsRequest::default());
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let Action::ApplyFilter(line) = key(&mut app, KeyCode::Char('N')) else {
+            panic!("N applies a filter");
+        };
+        ctl.apply_filter(&mut app, &shared, &line);
+        assert!(rx.has_changed().unwrap());
+        let req = rx.borrow_and_update().request.clone();
+        seen.push(app.filter.clone());
+        if line.is_empty() {
+            assert!(req.whitelist.is_empty());
+        } else {
+            let (allow, _) = parse_filter_line(&line).unwrap();
+            assert_eq!(req.whitelist, allow);
+            assert_eq!(
+                allow[0].node_name,
+                [hubble_tui::tui::keys::node_filter(&line).unwrap()]
+            );
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "--node-name kind-kind/kind-control-plane",
+            "--node-name kind-kind/kind-worker",
+            "--node-name kind-kind/kind-worker2",
+            "--node-name prod-east/node-1",
+            "",
+        ]
+    );
+    // Another filter is kept while the node changes.
+    ctl.apply_filter(
+        &mut app,
+        &shared,
+        "--verdict DROPPED --node-name=prod-east/node-1",
+    );
+    let Action::ApplyFilter(line) = key(&mut app, KeyCode::Char('N')) else {
+        panic!("N applies a filter");
+    };
+    assert_eq!(line, "--verdict DROPPED", "after the last node: every node");
+    // The marker shows the node filtered to.
+    ctl.apply_filter(&mut app, &shared, "--node-name kind-kind/kind-worker");
+    let screen = text(&render(&mut app, &shared.lock().unwrap(), 160, 30));
+    assert!(screen.contains("▶ kind-kind/kind-worker "), "{screen}");
+}
+
+/// The TYPE column is as wide as its longest type on screen: a policy
+/// verdict's `policy-verdict:L3-L4 INGRESS` is not cut (on a screen with
+/// room for every column's minimum; below that ratatui squeezes them all).
+#[test]
+fn type_column_is_never_cut() {
+    let (mut app, mut inbox) = state();
+    let mut res = fixture_responses().remove(6);
+    if let Some(ResponseTypes::Flow(f)) = res.response_types.as_mut() {
+        f.policy_match_type = 2; // L3-L4
+    }
+    inbox.push(res, 5);
+    app.absorb(&mut inbox);
+    let want = hubble_tui::printer::flow_type(&app.history.back().unwrap().flow);
+    assert!(want.starts_with("policy-verdict:L3-L4"), "{want}");
+    for w in [160, 200] {
+        let screen = text(&render(&mut app, &inbox, w, 30));
+        assert!(screen.contains(&want), "{w} wide: {screen}");
+    }
+}
+
+/// The aggregated view (`a`): the fixture's flows counted by source,
+/// destination, port and verdict (known by hand: xwing → deathstar:80 was
+/// dropped twice, flows 1 and 7; every other group once), at 80×24 and
+/// 200×50, grouped by pod and then by namespace (`g`).
+#[test]
+fn aggregated_view() {
+    let (mut app, inbox) = state();
+    let top = inbox
+        .stats
+        .top_pairs(hubble_tui::tui::stats::GroupBy::Pod, 100);
+    assert_eq!(top.len(), 11, "{top:?}");
+    assert_eq!(
+        top[0],
+        (
+            [
+                "default/xwing".to_owned(),
+                "default/deathstar-6fb5694d48-5hmds".to_owned(),
+                "80/TCP".to_owned(),
+                "DROPPED".to_owned()
+            ],
+            2
+        )
+    );
+    assert!(top[1..].iter().all(|(_, n)| *n == 1));
+    assert_eq!(top.iter().map(|(_, n)| n).sum::<u64>(), 12);
+
+    assert_eq!(key(&mut app, KeyCode::Char('a')), Action::None);
+    let screen = text(&render(&mut app, &inbox, 80, 24));
+    check("aggregated_80x24", &screen);
+    assert!(screen.contains("flows by pod"), "{screen}");
+    let screen = text(&render(&mut app, &inbox, 200, 50));
+    check("aggregated_200x50", &screen);
+    assert!(
+        screen.contains("default/deathstar-6fb5694d48-5hmds   80/TCP"),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Char('g'));
+    let screen = text(&render(&mut app, &inbox, 200, 50));
+    check("aggregated_by_namespace", &screen);
+    // By namespace, two groups of two: default → world on 443 (flows 4 and
+    // 12) and default → default on 80, dropped (flows 1 and 7).
+    let top = inbox
+        .stats
+        .top_pairs(hubble_tui::tui::stats::GroupBy::Namespace, 3);
+    let heads: Vec<(&str, &str, &str, u64)> = top
+        .iter()
+        .map(|(l, n)| (l[1].as_str(), l[2].as_str(), l[3].as_str(), *n))
+        .collect();
+    assert_eq!(
+        heads[..2],
+        [
+            ("(world)", "443/TCP", "FORWARDED", 2),
+            ("default", "80/TCP", "DROPPED", 2)
+        ]
+    );
+    assert_eq!(heads[2].3, 1);
+    // `a` again: the flow table is back.
+    key(&mut app, KeyCode::Char('a'));
+    let screen = text(&render(&mut app, &inbox, 200, 50));
+    assert!(screen.contains("┌ flows 12/100"), "{screen}");
+}

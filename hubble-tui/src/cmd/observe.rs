@@ -7,14 +7,14 @@ use std::io::{self, BufRead, Write};
 
 use anyhow::Context as _;
 use clap::ArgMatches;
-use proto::observer::GetFlowsRequest;
+use proto::observer::{GetFlowsRequest, GetFlowsResponse};
 use proto::wkt::FieldMask;
 
 use crate::config::{ConfigFile, ServerOptions, Settings};
 use crate::defaults;
 use crate::filters::{filters_yaml, parse_raw_filters};
 use crate::gotime::TimeFormat;
-use crate::printer::{Options, Printer};
+use crate::printer::{Options, Output, Printer};
 use crate::request::{
     Io, grpc_error, output_format, parse_filter_flags, print_stream, selector, stream_client,
 };
@@ -101,6 +101,36 @@ fn validate_field_mask(paths: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The field mask the request carries, as upstream decides it
+/// (`handleFlowArgs`): only the jsonpb printer (`-o json`/`jsonpb`) takes a
+/// custom `--field-mask`, and it sends no default; every other printer
+/// (compact, dict, table, and legacy JSON under
+/// `HUBBLE_COMPAT=legacy-json-output`, which upstream does not count as
+/// JSON here) refuses a custom mask and, unless
+/// `--use-default-field-masks=false`, sends [`defaults::FIELD_MASK`].
+/// An empty result means no mask (the server returns whole flows).
+pub fn request_field_mask(
+    output: Output,
+    output_name: &str,
+    custom: Vec<String>,
+    use_default_masks: bool,
+) -> anyhow::Result<Vec<String>> {
+    if output == Output::JsonPb {
+        return Ok(custom);
+    }
+    if !custom.is_empty() {
+        anyhow::bail!("{output_name} output format is not compatible with custom field mask");
+    }
+    Ok(if use_default_masks {
+        defaults::FIELD_MASK
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    } else {
+        Vec::new()
+    })
+}
+
 /// The parsed observe settings.
 #[derive(Debug)]
 pub struct Plan {
@@ -114,6 +144,61 @@ pub struct Plan {
     pub input_file: Option<String>,
     /// `--archive`.
     pub archive: Option<String>,
+    /// `--aggregate-by` (and `--top`): group instead of printing each flow.
+    pub aggregate: Option<AggregateBy>,
+}
+
+/// `--aggregate-by FIELDS --top N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateBy {
+    /// The field paths grouped by.
+    pub paths: Vec<String>,
+    /// Groups printed at most (0: all).
+    pub top: usize,
+}
+
+/// Validates `--aggregate-by`/`--top` against the other flags.
+fn aggregate_by(
+    m: &ArgMatches,
+    output: Output,
+    follow: bool,
+) -> anyhow::Result<Option<AggregateBy>> {
+    let paths: Vec<String> = m
+        .get_many::<String>("aggregate-by")
+        .map(|v| v.map(|p| p.trim().to_owned()).collect())
+        .unwrap_or_default();
+    let top_given = m.value_source("top") == Some(clap::parser::ValueSource::CommandLine);
+    if paths.is_empty() {
+        if top_given {
+            anyhow::bail!("--top needs --aggregate-by");
+        }
+        return Ok(None);
+    }
+    if let Some(p) = paths.iter().find(|p| p.is_empty()) {
+        anyhow::bail!("invalid --aggregate-by path {p:?}: empty");
+    }
+    validate_field_mask(&paths).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid --aggregate-by: {}",
+            e.to_string()
+                .trim_start_matches("failed to construct field mask: ")
+        )
+    })?;
+    if follow && output.is_json() {
+        anyhow::bail!(
+            "--aggregate-by with --follow prints a table redrawn every second: drop -o json, or aggregate a bounded window (--last, --since/--until, --all)"
+        );
+    }
+    if output == Output::Dict {
+        anyhow::bail!(
+            "--aggregate-by prints a table or JSON: use -o table (or compact) or -o json"
+        );
+    }
+    let top = m.get_one::<u64>("top").copied().unwrap_or(0);
+    Ok(Some(AggregateBy {
+        paths,
+        top: usize::try_from(top).unwrap_or(usize::MAX),
+    }))
 }
 
 /// Turns the command line into a request and printer settings, with
@@ -142,21 +227,22 @@ pub fn plan(
         .map(String::as_str)
         .unwrap_or("compact");
     let output = output_format(output_name, follow)?;
-    let mut field_mask: Vec<String> = m
+    let custom_mask: Vec<String> = m
         .get_many::<String>("field-mask")
         .map(|v| v.cloned().collect())
         .unwrap_or_default();
-    if !output.is_json() {
-        if !field_mask.is_empty() {
-            anyhow::bail!("{output_name} output format is not compatible with custom field mask");
-        }
-        if m.get_flag("use-default-field-masks") {
-            field_mask = defaults::FIELD_MASK
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect();
-        }
-    }
+    let use_default_masks = m
+        .get_one::<bool>("use-default-field-masks")
+        .copied()
+        .unwrap_or(true);
+    let aggregate = aggregate_by(m, output, follow)?;
+    // Grouping needs the grouped fields: no default mask then.
+    let field_mask = request_field_mask(
+        output,
+        output_name,
+        custom_mask,
+        use_default_masks && aggregate.is_none(),
+    )?;
     let color = match m.get_one::<String>("color").map(|s| s.to_ascii_lowercase()) {
         Some(c) if c == "always" => true,
         Some(c) if c == "never" => false,
@@ -215,6 +301,7 @@ pub fn plan(
         print_raw_filters: m.get_flag("print-raw-filters"),
         input_file,
         archive,
+        aggregate,
     })
 }
 
@@ -232,27 +319,139 @@ pub async fn run(
         io.out.write_all(yaml.as_bytes())?;
         return Ok(());
     }
+    if plan.printer.debug {
+        // Upstream logs the request at debug level just before sending it
+        // (`-D`): the field mask it carries can be checked from outside.
+        let req = serde_json::to_string(&plan.request).context("encode the GetFlows request")?;
+        writeln!(
+            io.err,
+            "level=DEBUG msg=\"Sending GetFlows request\" request={req}"
+        )?;
+    }
+    if let Some(by) = &plan.aggregate
+        && plan.request.follow
+        && plan.input_file.is_none()
+    {
+        let server = ServerOptions::from_settings(&Settings::new(m, file))?;
+        let mut a = crate::aggregate::Aggregator::new(&by.paths);
+        let terminal = io.out_is_terminal;
+        let mut out = io::BufWriter::with_capacity(defaults::OUTPUT_BUFFER, &mut io.out);
+        return aggregate_follow(
+            &server,
+            plan.request.clone(),
+            &mut a,
+            by,
+            &plan.printer,
+            &mut out,
+            terminal,
+        )
+        .await;
+    }
+    let mut agg = plan
+        .aggregate
+        .as_ref()
+        .map(|a| crate::aggregate::Aggregator::new(&a.paths));
     let out = io::BufWriter::with_capacity(defaults::OUTPUT_BUFFER, &mut io.out);
     let mut printer = Printer::new(plan.printer.clone(), out, &mut io.err);
+    // Each response is printed, or joins its group.
+    let mut on = |p: &mut Printer<_, _>, r: &GetFlowsResponse| match agg.as_mut() {
+        Some(a) => {
+            a.add_response(r);
+            Ok(())
+        }
+        None => p.write_response(r),
+    };
     let res = match (&plan.input_file, &plan.archive) {
-        (_, Some(dir)) => observe_archive(dir, &plan.request, &mut printer),
-        (Some(path), None) => observe_input(path, &plan.request, &mut printer),
+        (_, Some(dir)) => observe_archive(dir, &plan.request, &mut printer, &mut on),
+        (Some(path), None) => observe_input(path, &plan.request, &mut printer, &mut on),
         (None, None) => {
             let settings = Settings::new(m, file);
             let server = ServerOptions::from_settings(&settings)?;
-            observe_server(&server, plan.request, &mut printer).await
+            observe_server(&server, plan.request, &mut printer, &mut on).await
         }
     };
     let closed = printer.close();
+    drop(printer);
     res?;
     closed?;
+    if let (Some(a), Some(by)) = (agg, &plan.aggregate) {
+        let mut out = io::BufWriter::with_capacity(defaults::OUTPUT_BUFFER, &mut io.out);
+        if plan.printer.output.is_json() {
+            a.write_json(&mut out, by.top)?;
+        } else {
+            a.write_table(&mut out, by.top, plan.printer.time_format)?;
+        }
+        out.flush()?;
+        if a.lost > 0 {
+            writeln!(
+                io.err,
+                "warning: the server reported {} events lost: the counts miss them",
+                a.lost
+            )?;
+        }
+    }
     Ok(())
 }
+
+/// `--aggregate-by` with `--follow`: the groups of the flows so far,
+/// redrawn every [`defaults::AGGREGATE_REFRESH`] (over the previous table on
+/// a terminal, like `top`; one table after another otherwise) until the
+/// stream ends or Ctrl-C, then once more.
+async fn aggregate_follow(
+    server: &ServerOptions,
+    req: GetFlowsRequest,
+    agg: &mut crate::aggregate::Aggregator,
+    by: &AggregateBy,
+    opts: &Options,
+    out: &mut dyn Write,
+    redraw_in_place: bool,
+) -> anyhow::Result<()> {
+    let conn = crate::conn::connect(server).await?;
+    let mut client = stream_client(&conn);
+    let mut stream = client
+        .get_flows(conn.stream(req))
+        .await
+        .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
+        .into_inner();
+    let draw = |agg: &crate::aggregate::Aggregator, out: &mut dyn Write| -> io::Result<()> {
+        if redraw_in_place {
+            out.write_all(b"\x1b[H\x1b[2J")?;
+        }
+        agg.write_table(out, by.top, opts.time_format)?;
+        if !redraw_in_place {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    };
+    let mut tick = tokio::time::interval(defaults::AGGREGATE_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick.tick().await;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            m = stream.message() => match m {
+                Ok(Some(r)) => agg.add_response(&r),
+                Ok(None) => break,
+                Err(s) if s.code() == tonic::Code::Cancelled => break,
+                Err(s) => anyhow::bail!(grpc_error(&s)),
+            },
+            _ = tick.tick() => draw(agg, out)?,
+            _ = &mut ctrl_c => break,
+        }
+    }
+    draw(agg, out)?;
+    Ok(())
+}
+
+/// What to do with each response: print it, or count it.
+type OnResponse<'a, W, E> = dyn FnMut(&mut Printer<W, E>, &GetFlowsResponse) -> io::Result<()> + 'a;
 
 async fn observe_server<W: Write, E: Write>(
     server: &ServerOptions,
     req: GetFlowsRequest,
     printer: &mut Printer<W, E>,
+    on: &mut OnResponse<'_, W, E>,
 ) -> anyhow::Result<()> {
     let conn = crate::conn::connect(server).await?;
     let mut client = stream_client(&conn);
@@ -261,7 +460,7 @@ async fn observe_server<W: Write, E: Write>(
         .await
         .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
         .into_inner();
-    print_stream(stream, printer, |p, r| p.write_response(r)).await
+    print_stream(stream, printer, on).await
 }
 
 /// `--archive DIR`: the same request answered from a flow-archiver archive
@@ -271,6 +470,7 @@ fn observe_archive<W: Write, E: Write>(
     dir: &str,
     req: &GetFlowsRequest,
     printer: &mut Printer<W, E>,
+    on: &mut OnResponse<'_, W, E>,
 ) -> anyhow::Result<()> {
     use archiver::read::{Archive, Query};
     let archive = Archive::open(dir)?; // a directory or s3://bucket/prefix
@@ -282,7 +482,7 @@ fn observe_archive<W: Write, E: Write>(
             time: f.time,
             response_types: Some(proto::observer::get_flows_response::ResponseTypes::Flow(f)),
         };
-        printer.write_response(&res)?;
+        on(printer, &res)?;
     }
     Ok(())
 }
@@ -291,6 +491,7 @@ fn observe_input<W: Write, E: Write>(
     path: &str,
     req: &GetFlowsRequest,
     printer: &mut Printer<W, E>,
+    on: &mut OnResponse<'_, W, E>,
 ) -> anyhow::Result<()> {
     let reader: Box<dyn BufRead> = if path == "-" {
         Box::new(io::BufReader::new(io::stdin()))
@@ -300,7 +501,7 @@ fn observe_input<W: Write, E: Write>(
         ))
     };
     crate::input_file::for_each(reader, req, |item| match item {
-        crate::input_file::Item::Response(res) => printer.write_response(&res),
+        crate::input_file::Item::Response(res) => on(printer, &res),
         crate::input_file::Item::Warning(msg) => printer.write_err(&msg),
     })
 }

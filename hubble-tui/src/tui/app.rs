@@ -10,7 +10,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use proto::flow::Flow;
-use proto::observer::{GetFlowsResponse, get_flows_response::ResponseTypes};
+use proto::observer::{GetFlowsResponse, Node, get_flows_response::ResponseTypes};
 use proto::relay::NodeState;
 
 use super::stats::{GroupBy, Stats};
@@ -87,7 +87,26 @@ pub struct Inbox {
     /// Node names seen in flows (at most [`SEEN_NODES_MAX`]): the node
     /// status of a single exporter, which sends no node events.
     pub seen_nodes: BTreeSet<String>,
+    /// The last `GetNodes` answer (a relay's nodes; empty from a server
+    /// that does not answer it).
+    pub known_nodes: Vec<Node>,
     start: Instant,
+}
+
+/// One line of the nodes panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    /// The node's name.
+    pub name: String,
+    /// Its state as the relay last said (node-status events first, then
+    /// `GetNodes`); `None` when only its flows name it.
+    pub state: Option<NodeState>,
+    /// Flows per second from it (last complete second).
+    pub rate: u64,
+    /// Flows received from it.
+    pub flows: u64,
+    /// Events it reported lost.
+    pub lost: u64,
 }
 
 /// Node names remembered from flows; a cluster larger than this shows as
@@ -108,6 +127,7 @@ impl Inbox {
             node_message: String::new(),
             server: None,
             seen_nodes: BTreeSet::new(),
+            known_nodes: Vec::new(),
             start: Instant::now(),
         }
     }
@@ -124,6 +144,8 @@ impl Inbox {
             Some(ResponseTypes::Flow(f)) => self.push_flow(f, sec),
             Some(ResponseTypes::LostEvents(l)) => {
                 self.stats.record_lost(l.source, l.num_events_lost);
+                self.stats
+                    .record_node_lost(&res.node_name, l.num_events_lost);
             }
             Some(ResponseTypes::NodeStatus(n)) => {
                 let state =
@@ -166,6 +188,36 @@ impl Inbox {
         self.pending.clear();
         self.overrun = 0;
         self.stats = Stats::default();
+    }
+
+    /// Every node known from node-status events, `GetNodes` and flows,
+    /// by name, with its state and counters.
+    pub fn node_rows(&self) -> Vec<NodeRow> {
+        let mut rows: BTreeMap<&str, NodeRow> = BTreeMap::new();
+        let row = |name: &str| -> NodeRow {
+            let c = self.stats.nodes.get(name);
+            NodeRow {
+                name: name.to_owned(),
+                state: None,
+                rate: c.map_or(0, |c| c.last_rate()),
+                flows: c.map_or(0, |c| c.flows),
+                lost: c.map_or(0, |c| c.lost),
+            }
+        };
+        for name in self.seen_nodes.iter().chain(self.stats.nodes.keys()) {
+            rows.insert(name, row(name));
+        }
+        for n in &self.known_nodes {
+            let mut r = rows.remove(n.name.as_str()).unwrap_or_else(|| row(&n.name));
+            r.state = NodeState::try_from(n.state).ok();
+            rows.insert(&n.name, r);
+        }
+        for (name, state) in &self.nodes {
+            let mut r = rows.remove(name.as_str()).unwrap_or_else(|| row(name));
+            r.state = Some(*state);
+            rows.insert(name, r);
+        }
+        rows.into_values().collect()
     }
 
     /// The flows queued since the last call.
@@ -234,6 +286,16 @@ pub struct App {
     pub help: bool,
     /// The top-N grouping.
     pub group: GroupBy,
+    /// Whether the nodes panel is open (`n`).
+    pub nodes_panel: bool,
+    /// Whether the side panel is hidden (`s`), giving the flow table the
+    /// whole width.
+    pub side_hidden: bool,
+    /// Whether the aggregated view replaces the flow table (`a`).
+    pub aggregated: bool,
+    /// The node names `N` cycles through (refreshed from the inbox each
+    /// frame).
+    pub node_names: Vec<String>,
     /// The bottom line's mode.
     pub mode: Mode,
     /// The filter in force, as typed.
@@ -281,6 +343,10 @@ impl App {
             detail_scroll: 0,
             help: false,
             group: GroupBy::Pod,
+            nodes_panel: false,
+            side_hidden: false,
+            aggregated: false,
+            node_names: Vec::new(),
             mode: Mode::Normal,
             filter,
             rejected: None,
@@ -295,6 +361,15 @@ impl App {
     /// Takes the inbox's pending flows into the history (unless paused),
     /// evicting the oldest beyond `--history`.
     pub fn absorb(&mut self, inbox: &mut Inbox) {
+        let names = inbox.node_rows();
+        if names.len() != self.node_names.len()
+            || names
+                .iter()
+                .zip(&self.node_names)
+                .any(|(r, n)| r.name != *n)
+        {
+            self.node_names = names.into_iter().map(|r| r.name).collect();
+        }
         if inbox.generation != self.generation {
             return;
         }

@@ -92,6 +92,25 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Action {
         KeyCode::Char('J') => app.detail_scroll = app.detail_scroll.saturating_add(1),
         KeyCode::Char('K') => app.detail_scroll = app.detail_scroll.saturating_sub(1),
         KeyCode::Char('g') => app.group = app.group.next(),
+        KeyCode::Char('n') => app.nodes_panel = !app.nodes_panel,
+        KeyCode::Char('s') => app.side_hidden = !app.side_hidden,
+        KeyCode::Char('a') => app.aggregated = !app.aggregated,
+        KeyCode::Char('N') => {
+            let current = node_filter(&app.filter);
+            let next = match &current {
+                None => app.node_names.first(),
+                Some(c) => app
+                    .node_names
+                    .iter()
+                    .position(|n| n == c)
+                    .and_then(|i| app.node_names.get(i + 1)),
+            };
+            if next.is_none() && current.is_none() {
+                app.message = Some(("no node known yet".to_owned(), false));
+                return Action::None;
+            }
+            return Action::ApplyFilter(with_node_filter(&app.filter, next.map(String::as_str)));
+        }
         KeyCode::Char('c') => return Action::Clear,
         KeyCode::Char('r') => return Action::Reconnect,
         _ => {}
@@ -197,6 +216,49 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
+/// The node the filter line narrows to: the value of its one
+/// `--node-name` (`--node-name X` or `--node-name=X`); `None` when it has
+/// none, several, or does not split.
+pub fn node_filter(line: &str) -> Option<String> {
+    let words = split_words(line).ok()?;
+    let mut found = None;
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        let v = if w == "--node-name" {
+            it.next().cloned()
+        } else {
+            w.strip_prefix("--node-name=").map(str::to_owned)
+        };
+        if let Some(v) = v {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(v);
+        }
+    }
+    found
+}
+
+/// The filter line with its `--node-name` flags replaced by one for
+/// `node` (or removed for `None`); the other words are kept, re-quoted.
+pub fn with_node_filter(line: &str, node: Option<&str>) -> String {
+    let words = split_words(line).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        if w == "--node-name" {
+            it.next();
+        } else if !w.starts_with("--node-name=") {
+            out.push(quote_word(w));
+        }
+    }
+    if let Some(n) = node {
+        out.push("--node-name".to_owned());
+        out.push(quote_word(n));
+    }
+    out.join(" ")
+}
+
 /// Quotes a word for the filter line when it needs it.
 pub fn quote_word(w: &str) -> String {
     if !w.is_empty()
@@ -237,5 +299,21 @@ mod tests {
         for w in ["default/xwing", "a b", "it's", "", "--verdict"] {
             assert_eq!(split_words(&quote_word(w)).unwrap(), vec![w]);
         }
+    }
+
+    #[test]
+    fn node_filter_is_found_and_replaced() {
+        assert_eq!(node_filter(""), None);
+        assert_eq!(
+            node_filter("--verdict DROPPED --node-name kind/w1").as_deref(),
+            Some("kind/w1")
+        );
+        assert_eq!(node_filter("--node-name=a").as_deref(), Some("a"));
+        assert_eq!(node_filter("--node-name a --node-name b"), None);
+        assert_eq!(
+            with_node_filter("--verdict DROPPED --node-name=a", Some("b c")),
+            "--verdict DROPPED --node-name 'b c'"
+        );
+        assert_eq!(with_node_filter("--node-name a --pod x", None), "--pod x");
     }
 }

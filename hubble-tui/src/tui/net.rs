@@ -16,7 +16,8 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use proto::observer::observer_client::ObserverClient;
 use proto::observer::{
-    GetFlowsRequest, GetFlowsResponse, ServerStatusRequest, get_flows_response::ResponseTypes,
+    GetFlowsRequest, GetFlowsResponse, GetNodesRequest, ServerStatusRequest,
+    get_flows_response::ResponseTypes,
 };
 use proto::wkt::Timestamp;
 use tokio::sync::watch;
@@ -286,8 +287,9 @@ fn hand_over(
 }
 
 /// Asks `ServerStatus` every [`defaults::TUI_STATUS_PERIOD`] for node
-/// counts (a relay's) and the ring's fill; failures are left to the stream
-/// to report.
+/// counts (a relay's) and the ring's fill, and `GetNodes` for the nodes
+/// panel; failures are left to the stream to report (a server without
+/// `GetNodes` leaves the panel to the node names its flows carry).
 async fn poll_status(conn: crate::conn::Conn, shared: Arc<Mutex<Inbox>>) {
     let mut client = ObserverClient::new(conn.channel.clone());
     loop {
@@ -303,6 +305,9 @@ async fn poll_status(conn: crate::conn::Conn, shared: Arc<Mutex<Inbox>>) {
                 max_flows: r.max_flows,
                 version: r.version,
             });
+        }
+        if let Ok(r) = client.get_nodes(conn.unary(GetNodesRequest {})).await {
+            lock(&shared).known_nodes = r.into_inner().nodes;
         }
         tokio::time::sleep(defaults::TUI_STATUS_PERIOD).await;
     }

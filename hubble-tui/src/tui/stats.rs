@@ -4,7 +4,7 @@
 //! cycling the grouping is instant), and flows per second for the
 //! sparkline. Recording a flow allocates only when it meets a new group.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher as _, Hasher as _};
 
 use proto::flow::{DropReason, Endpoint, Flow, Verdict};
@@ -119,6 +119,29 @@ impl Rate {
     }
 }
 
+/// One node's counters for the nodes panel: its flows, their rate and the
+/// events it reported lost.
+#[derive(Debug, Clone, Default)]
+pub struct NodeCounters {
+    /// Flows received from the node.
+    pub flows: u64,
+    /// Events the node reported lost.
+    pub lost: u64,
+    rate: Rate,
+}
+
+impl NodeCounters {
+    /// Flows per second of the last complete second.
+    pub fn last_rate(&self) -> u64 {
+        let n = self.rate.buckets.len();
+        if n >= 2 { self.rate.buckets[n - 2] } else { 0 }
+    }
+}
+
+/// Nodes counted one by one; flows of further nodes count only in the
+/// totals (the same bound as the node names the inbox remembers).
+pub const NODE_COUNTERS_MAX: usize = 64;
+
 /// Every aggregate the side panels and the status bar show.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
@@ -129,11 +152,16 @@ pub struct Stats {
     drop_reasons: HashMap<i32, u64, FxBuildHasher>,
     talkers: [Tally; 3],
     drops: [Tally; 3],
+    /// Flows by (source group, destination group, port, verdict), for the
+    /// aggregated view (`a`), one tally per grouping.
+    pairs: [Tally; 3],
     rate: Rate,
     /// Events the server reported lost (sum of `LostEvent.num_events_lost`).
     pub lost: u64,
     /// Lost events by `LostEventSource` value.
     pub lost_by_source: [u64; 4],
+    /// Per-node counters, by node name (at most [`NODE_COUNTERS_MAX`]).
+    pub nodes: BTreeMap<String, NodeCounters>,
 }
 
 fn hash_parts(parts: &[&str]) -> u64 {
@@ -159,6 +187,20 @@ fn identity_label(ep: &Endpoint) -> String {
     match label {
         Some(l) => format!("{} {l}", ep.identity),
         None => ep.identity.to_string(),
+    }
+}
+
+/// The L4 protocol's name and destination port (0 without one; ICMP has
+/// only the name).
+fn l4_port(f: &Flow) -> (&'static str, u32) {
+    use proto::flow::layer4::Protocol;
+    match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+        Some(Protocol::Tcp(t)) => ("TCP", t.destination_port),
+        Some(Protocol::Udp(u)) => ("UDP", u.destination_port),
+        Some(Protocol::Sctp(s)) => ("SCTP", s.destination_port),
+        Some(Protocol::IcmPv4(_)) => ("ICMPv4", 0),
+        Some(Protocol::IcmPv6(_)) => ("ICMPv6", 0),
+        _ => ("", 0),
     }
 }
 
@@ -196,6 +238,10 @@ impl Stats {
     pub fn record(&mut self, f: &Flow, sec: u64) {
         self.flows += 1;
         self.rate.add(sec, 1);
+        if let Some(n) = self.node(&f.node_name) {
+            n.flows += 1;
+            n.rate.add(sec, 1);
+        }
         let v = usize::try_from(f.verdict).unwrap_or(0);
         self.verdicts[if v < self.verdicts.len() { v } else { 0 }] += 1;
         let dropped = f.verdict == Verdict::Dropped as i32;
@@ -205,6 +251,35 @@ impl Stats {
         let empty = Endpoint::default();
         let src = f.source.as_ref().unwrap_or(&empty);
         let ip = f.ip.as_ref().map(|i| i.source.as_str()).unwrap_or("");
+        let dst = f.destination.as_ref().unwrap_or(&empty);
+        let dip = f.ip.as_ref().map(|i| i.destination.as_str()).unwrap_or("");
+        let (proto, port) = l4_port(f);
+        for g in [GroupBy::Pod, GroupBy::Namespace, GroupBy::Identity] {
+            let mut h = FxBuildHasher.build_hasher();
+            h.write_u64(group_key(g, src, ip));
+            h.write_u64(group_key(g, dst, dip));
+            h.write(proto.as_bytes());
+            h.write_u32(port);
+            h.write_i32(f.verdict);
+            self.pairs[g.index()].add(h.finish(), || {
+                let port = if port == 0 && proto.is_empty() {
+                    String::new()
+                } else if port == 0 {
+                    proto.to_owned()
+                } else {
+                    format!("{port}/{proto}")
+                };
+                let verdict = Verdict::try_from(f.verdict)
+                    .map_or_else(|_| f.verdict.to_string(), |v| v.as_str_name().to_owned());
+                [
+                    group_label(g, src, ip),
+                    group_label(g, dst, dip),
+                    port,
+                    verdict,
+                ]
+                .join("\t")
+            });
+        }
         for g in [GroupBy::Pod, GroupBy::Namespace, GroupBy::Identity] {
             let key = group_key(g, src, ip);
             self.talkers[g.index()].add(key, || group_label(g, src, ip));
@@ -227,10 +302,35 @@ impl Stats {
         self.lost_by_source[if i < 4 { i } else { 0 }] += n;
     }
 
-    /// Moves the rate clock to `sec` so the sparkline moves on when no flow
-    /// arrives.
+    /// Counts events that node `node` reported lost (a relay names the
+    /// node in the response; an empty name is not counted per node).
+    pub fn record_node_lost(&mut self, node: &str, n: u64) {
+        if let Some(c) = self.node(node) {
+            c.lost += n;
+        }
+    }
+
+    /// The counters of `node`, made on first use while there is room.
+    fn node(&mut self, node: &str) -> Option<&mut NodeCounters> {
+        if node.is_empty() {
+            return None;
+        }
+        if !self.nodes.contains_key(node) {
+            if self.nodes.len() >= NODE_COUNTERS_MAX {
+                return None;
+            }
+            self.nodes.insert(node.to_owned(), NodeCounters::default());
+        }
+        self.nodes.get_mut(node)
+    }
+
+    /// Moves the rate clock to `sec` so the sparkline and the per-node
+    /// rates move on when no flow arrives.
     pub fn tick(&mut self, sec: u64) {
         self.rate.advance(sec);
+        for n in self.nodes.values_mut() {
+            n.rate.advance(sec);
+        }
     }
 
     /// Flows per second of the last complete second.
@@ -287,6 +387,21 @@ impl Stats {
     /// The `n` sources with the most flows.
     pub fn top_talkers(&self, by: GroupBy, n: usize) -> Vec<(String, u64)> {
         self.talkers[by.index()].top(n)
+    }
+
+    /// The `n` largest (source, destination, port, verdict) groups by
+    /// `by`, ties by their labels: `[source, destination, port, verdict]`
+    /// and the count.
+    pub fn top_pairs(&self, by: GroupBy, n: usize) -> Vec<([String; 4], u64)> {
+        self.pairs[by.index()]
+            .top(n)
+            .into_iter()
+            .map(|(label, c)| {
+                let mut parts = label.splitn(4, '\t').map(str::to_owned);
+                let mut next = || parts.next().unwrap_or_default();
+                ([next(), next(), next(), next()], c)
+            })
+            .collect()
     }
 
     /// The `n` sources with the most dropped flows.

@@ -20,6 +20,11 @@ Enter, d       detail pane: every field and the JSON
 J / K          scroll the detail pane
 Esc            close the detail pane
 g              group top talkers/drops by pod, namespace, identity
+n              nodes panel: state, flows/s, flows, lost per node
+N              filter to the next node (after the last: every node)
+s              hide/show the side panel (the table takes the width)
+a              aggregated view: flows by source, destination, port
+               and verdict (grouped as g groups), every flow counted
 c              clear history and counters
 r              reconnect now";
 

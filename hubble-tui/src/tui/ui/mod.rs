@@ -2,8 +2,9 @@
 //! state always draws the same screen (snapshot tests rely on it). Only the
 //! rows on screen are formatted, whatever the history holds.
 //!
-//! One module per widget: `title` (with `node_status`), `table`,
-//! `detail`, and the side panel's `counters`, `top_n` and
+//! One module per widget: `title` (with `node_status`), `table` (or
+//! `aggregated`, its grouped counterpart),
+//! `detail`, `nodes` (the nodes panel), and the side panel's `counters`, `top_n` and
 //! `sparkline`; `bottom` is the filter line, `help` the overlay;
 //! `common` what they share. This module lays them out:
 //!
@@ -15,16 +16,19 @@
 //!  │                                     │├ top drops ────┤
 //!  │                                     │├ flows/s ──────┤
 //!  └─────────────────────────────────────┘└───────────────┘
+//!  (nodes panel: state, flows/s, flows, lost per node, when open)
 //!  (detail pane: fields | JSON, when open)
 //!  filter line / editor / message                     keys
 //! ```
 
+mod aggregated;
 mod bottom;
 mod common;
 mod counters;
 mod detail;
 mod help;
 mod node_status;
+mod nodes;
 mod sparkline;
 mod table;
 mod title;
@@ -56,20 +60,33 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, inbox: &Inbox) {
     .split(area);
     title::draw(frame, rows[0], app, inbox);
     let body = rows[1];
-    let (main, side) = if body.width >= SIDE_MIN_SCREEN {
+    let (main, side) = if body.width >= SIDE_MIN_SCREEN && !app.side_hidden {
         let c =
             Layout::horizontal([Constraint::Min(40), Constraint::Length(SIDE_WIDTH)]).split(body);
         (c[0], Some(c[1]))
     } else {
         (body, None)
     };
-    if app.detail {
+    // NODE column whenever flows come from more than one node (as
+    // `--print-node-name` would show them).
+    let show_node = inbox.seen_nodes.len() > 1;
+    let main = if app.nodes_panel {
+        let h = nodes::height(inbox.node_rows().len());
+        let c = Layout::vertical([Constraint::Min(3), Constraint::Length(h)]).split(main);
+        nodes::draw(frame, c[1], app, inbox);
+        c[0]
+    } else {
+        main
+    };
+    if app.aggregated {
+        aggregated::draw(frame, main, app, inbox);
+    } else if app.detail {
         let c =
             Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).split(main);
-        table::draw(frame, c[0], app);
+        table::draw(frame, c[0], app, show_node);
         detail::draw(frame, c[1], app);
     } else {
-        table::draw(frame, main, app);
+        table::draw(frame, main, app, show_node);
     }
     if let Some(side) = side {
         draw_side(frame, side, app, inbox);

@@ -8,16 +8,21 @@ use ratatui::text::Span;
 use crate::printer::escape_terminal;
 use crate::tui::app::{Inbox, SEEN_NODES_MAX};
 
-/// `nodes 3 connected, 1 unavailable` from a relay's `ServerStatus` or
-/// node-status events; else the node names seen in flows (`node NAME`);
+/// `nodes 3 connected, 1 unavailable` from a relay's `ServerStatus`, or
+/// node-status events and `GetNodes`; else the node names seen in flows (`node NAME`);
 /// `None` before anything says.
 pub fn node_summary(inbox: &Inbox) -> Option<Span<'static>> {
     let mut connected = inbox.server.as_ref().and_then(|s| s.connected_nodes);
     let mut unavailable = inbox.server.as_ref().and_then(|s| s.unavailable_nodes);
-    if connected.is_none() && !inbox.nodes.is_empty() {
-        let count = |s: NodeState| inbox.nodes.values().filter(|n| **n == s).count() as u32;
-        connected = Some(count(NodeState::NodeConnected));
-        unavailable = Some(inbox.nodes.len() as u32 - connected.unwrap_or(0));
+    if connected.is_none() && (!inbox.nodes.is_empty() || !inbox.known_nodes.is_empty()) {
+        // Node-status events and `GetNodes`, the events first.
+        let states: Vec<NodeState> = inbox.node_rows().iter().filter_map(|r| r.state).collect();
+        let up = states
+            .iter()
+            .filter(|s| **s == NodeState::NodeConnected)
+            .count() as u32;
+        connected = Some(up);
+        unavailable = Some(states.len() as u32 - up);
     }
     let Some(connected) = connected else {
         // A single exporter: the node names its flows carry.
