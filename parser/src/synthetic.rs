@@ -468,6 +468,8 @@ impl Conv<'_> {
             reason: ct_state::NEW,
             pad: 0,
             ifindex: pl.ifindex,
+            rule: 0,
+            pad2: 0,
         };
         self.push(Kind::Verdict(v), pkt);
     }
@@ -675,7 +677,7 @@ impl Conv<'_> {
             direction: direction::INGRESS,
             pad: 0,
             ifindex: ps.ifindex,
-            pad2: 0,
+            rule: 0,
         };
         for _ in 0..self.rng.random_range(2..4) {
             self.push(Kind::Trace(from), &syn);
