@@ -185,7 +185,7 @@ fn ingress_allow_and_deny() {
         // Policy names, as Hubble fills them: the allow names web-ingress
         // in ingress_allowed_by; the default deny of bad names nobody.
         let allowed = wait_traffic_flow(
-            &node,
+            node,
             "good -> web:80 ALLOWED BY web-ingress",
             || drop(tcp_exchange(&good.netns(), to(web.ip, 80))),
             |f| verdict_flow(f, "good", "web", 80) && !policy_fields(f).is_empty(),
@@ -218,7 +218,7 @@ fn ingress_allow_and_deny() {
         node.apply_policy("web-deny.yaml", WEB_INGRESS_DENY);
         tcp_exchange(&good.netns(), to(web.ip, 80)).expect_err("ingressDeny wins");
         let denied = wait_traffic_flow(
-            &node,
+            node,
             "good -> web:80 DENIED BY web-ingress-deny",
             || drop(tcp_exchange(&good.netns(), to(web.ip, 80))),
             |f| {
@@ -235,7 +235,7 @@ fn ingress_allow_and_deny() {
         );
 
         // The CLI prints them as upstream's printer does.
-        let out = observe_policy_names(&node);
+        let out = observe_policy_names(node);
         let line = |needle: &str| out.lines().any(|l| l.contains(needle));
         assert!(
             line("INGRESS ALLOWED BY web-ingress (CiliumNetworkPolicy)"),

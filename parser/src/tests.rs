@@ -542,7 +542,7 @@ fn errors_are_typed_and_labelled() {
     raw[0] = msg_type::TRACE;
     raw[2] = 9;
     assert_eq!(p.decode(&raw, &clock()).unwrap_err().kind(), "version");
-    raw[2] = 1;
+    raw[2] = ebpf::EVENT_VERSION;
     raw[6] = 10;
     assert_eq!(
         p.decode(&raw, &clock()).unwrap_err().kind(),
