@@ -198,7 +198,12 @@ fn ingress_allow_and_deny() {
         );
         let p = &allowed["ingress_allowed_by"][0];
         assert_eq!(p["kind"], "CiliumNetworkPolicy", "{allowed}");
-        assert!(p["revision"].as_u64().unwrap_or(0) > 0, "{allowed}");
+        // uint64 is a string in jsonpb.
+        let revision: u64 = p["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        assert!(revision > 0, "{allowed}");
         assert!(
             p["labels"]
                 .to_string()
