@@ -6,7 +6,8 @@
 # wired by the `datapath-cni` plugin exactly as a runtime calls it
 # (deathstar-1 and -2 and tiefighter on node 1, xwing on node 2), Cilium's
 # getting-started policy applied once through the cluster store (only
-# org=empire may land on class=deathstar, TCP/80), the deathstar ClusterIP
+# org=empire may land on class=deathstar, TCP/80) and an explicit deny of
+# the xwing's landings (deny-xwing-80), the deathstar ClusterIP
 # service (10.96.0.20:80, load-balanced by each node's datapath), a traffic
 # loop in which both ships request landings through the service every
 # second, and `relay` discovering the
@@ -140,6 +141,8 @@ done
 
 # 4. Cilium's getting-started policy, once, through the cluster store.
 "$bin/datapath" --api-socket "$sock1" policy apply --name rule1 datapath/testdata/policies/starwars.yaml
+# And an explicit deny by name: the xwing's landings show `DENIED BY deny-xwing-80`.
+"$bin/datapath" --api-socket "$sock1" policy apply --name deny-xwing-80 datapath/testdata/policies/deny-xwing.yaml
 # The Death Star behind its ClusterIP service (10.96.0.20:80), also through
 # the store: every node load-balances it in its own datapath.
 "$bin/datapath" --api-socket "$sock1" service apply datapath/testdata/services/starwars.yaml
@@ -219,11 +222,13 @@ cat <<MSG
 
 The Star Wars demo is up on two nodes: ${nodes[0]} (deathstar-1, deathstar-2,
 tiefighter) and ${nodes[1]} (xwing, which reaches the Death Star through the
-VXLAN overlay and is dropped on ${nodes[0]} by rule1).
+VXLAN overlay and is dropped on ${nodes[0]} by deny-xwing-80; rule1 allows
+the tiefighter).
   Observer API: $server (relay over both nodes; a plain \`hubble observe\` works when the port is 4245)
   nodes:        $h list nodes
   drops:        $h observe --verdict DROPPED
   verdicts:     $h observe -t policy-verdict
+  by policy:    $h observe --verdict DROPPED --print-policy-names
   overlay:      $h observe --node-name ${nodes[1]}
   follow:       $h observe --follow
   status:       $h status

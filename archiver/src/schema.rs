@@ -24,8 +24,10 @@ use proto::flow::{
 /// Version of the column layout below; bump on any change.
 /// Version 2 added `sock_xlate_point` and `socket_cookie` (service
 /// translations, trace-sock flows); compaction rebuilds version-1 rows from
-/// their `flow_pb`.
-pub const SCHEMA_VERSION: &str = "2";
+/// their `flow_pb`. Version 3 added the policies that decided a verdict
+/// (`ingress_allowed_by`, `egress_allowed_by`, `ingress_denied_by`,
+/// `egress_denied_by`: `namespace/name`, or `name` for a clusterwide policy).
+pub const SCHEMA_VERSION: &str = "3";
 /// Metadata key holding [`SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_KEY: &str = "flow_archive.schema_version";
 
@@ -79,6 +81,10 @@ pub fn schema() -> SchemaRef {
         Field::new("summary", DataType::Utf8, true),
         Field::new("sock_xlate_point", DataType::Utf8, true),
         Field::new("socket_cookie", DataType::UInt64, true),
+        list_of_strings("ingress_allowed_by"),
+        list_of_strings("egress_allowed_by"),
+        list_of_strings("ingress_denied_by"),
+        list_of_strings("egress_denied_by"),
         Field::new("flow_pb", DataType::Binary, false),
     ]))
 }
@@ -125,6 +131,10 @@ pub struct BatchBuilder {
     summary: StringBuilder,
     sock_xlate_point: StringBuilder,
     socket_cookie: UInt64Builder,
+    ingress_allowed_by: ListBuilder<StringBuilder>,
+    egress_allowed_by: ListBuilder<StringBuilder>,
+    ingress_denied_by: ListBuilder<StringBuilder>,
+    egress_denied_by: ListBuilder<StringBuilder>,
     flow_pb: BinaryBuilder,
     rows: usize,
     scratch: Vec<u8>,
@@ -225,6 +235,10 @@ impl BatchBuilder {
             summary: StringBuilder::new(),
             sock_xlate_point: StringBuilder::new(),
             socket_cookie: UInt64Builder::new(),
+            ingress_allowed_by: sl(),
+            egress_allowed_by: sl(),
+            ingress_denied_by: sl(),
+            egress_denied_by: sl(),
             flow_pb: BinaryBuilder::new(),
             rows: 0,
             scratch: Vec::with_capacity(1024),
@@ -379,6 +393,15 @@ impl BatchBuilder {
         );
         self.socket_cookie
             .append_option((f.socket_cookie != 0).then_some(f.socket_cookie));
+        for (b, policies) in [
+            (&mut self.ingress_allowed_by, &f.ingress_allowed_by),
+            (&mut self.egress_allowed_by, &f.egress_allowed_by),
+            (&mut self.ingress_denied_by, &f.ingress_denied_by),
+            (&mut self.egress_denied_by, &f.egress_denied_by),
+        ] {
+            let names: Vec<String> = policies.iter().map(policy_name).collect();
+            list(b, &names);
+        }
         self.scratch.clear();
         // Encoding into a Vec cannot fail.
         let _ = f.encode(&mut self.scratch);
@@ -427,11 +450,25 @@ impl BatchBuilder {
             Arc::new(self.summary.finish()),
             Arc::new(self.sock_xlate_point.finish()),
             Arc::new(self.socket_cookie.finish()),
+            Arc::new(self.ingress_allowed_by.finish()),
+            Arc::new(self.egress_allowed_by.finish()),
+            Arc::new(self.ingress_denied_by.finish()),
+            Arc::new(self.egress_denied_by.finish()),
             Arc::new(self.flow_pb.finish()),
         ];
         self.rows = 0;
         // The columns are built to the schema above, row for row.
         RecordBatch::try_new(self.schema.clone(), cols).expect("batch matches the archive schema")
+    }
+}
+
+/// A policy as the archive's policy columns hold it: `namespace/name`, or
+/// `name` for a clusterwide policy.
+fn policy_name(p: &proto::flow::Policy) -> String {
+    if p.namespace.is_empty() {
+        p.name.clone()
+    } else {
+        format!("{}/{}", p.namespace, p.name)
     }
 }
 
@@ -515,6 +552,45 @@ mod tests {
             ("default/frontend", "empire/deathstar")
         );
         assert!(src.is_null(1) && dst.is_null(1));
+    }
+
+    #[test]
+    fn policy_columns_name_the_deciding_policies() {
+        let policy = |name: &str, namespace: &str| proto::flow::Policy {
+            name: name.into(),
+            namespace: namespace.into(),
+            kind: "CiliumNetworkPolicy".into(),
+            ..Default::default()
+        };
+        let allowed = Flow {
+            ingress_allowed_by: vec![policy("rule1", "default"), policy("global", "")],
+            ..Flow::default()
+        };
+        let denied = Flow {
+            egress_denied_by: vec![policy("deny-xwing-80", "default")],
+            ..Flow::default()
+        };
+        let mut b = BatchBuilder::new();
+        for f in [&allowed, &denied, &Flow::default()] {
+            b.push(f);
+        }
+        let batch = b.finish();
+        let names = |column: &str, row: usize| -> Vec<String> {
+            let l = col::<arrow_array::ListArray>(&batch, column).value(row);
+            let s = l.as_any().downcast_ref::<StringArray>().unwrap();
+            (0..s.len()).map(|i| s.value(i).to_string()).collect()
+        };
+        assert_eq!(names("ingress_allowed_by", 0), ["default/rule1", "global"]);
+        assert!(names("egress_denied_by", 0).is_empty());
+        assert_eq!(names("egress_denied_by", 1), ["default/deny-xwing-80"]);
+        for c in [
+            "ingress_allowed_by",
+            "egress_allowed_by",
+            "ingress_denied_by",
+            "egress_denied_by",
+        ] {
+            assert!(names(c, 2).is_empty(), "{c}");
+        }
     }
 
     #[test]

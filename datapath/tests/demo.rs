@@ -2,8 +2,10 @@
 //! `scripts/demo-up.sh` (with the debug binaries, its own namespace prefix,
 //! state directory, etcd and Observer ports, so a developer's running demo
 //! is not disturbed), then `hubble observe` against the relay until xwing
-//! (node 2) → deathstar (node 1) shows POLICY_DENIED drops on node 1 with
+//! (node 2) → deathstar (node 1) shows POLICY_DENY drops on node 1 with
 //! pod names and tiefighter → deathstar is forwarded and never dropped;
+//! the policy verdicts name the policies (tiefighter allowed by `rule1`,
+//! xwing denied by `deny-xwing-80`) in JSON and with `--print-policy-names`;
 //! then `scripts/demo-down.sh` (twice) must leave no namespaces, links,
 //! pins, etcd or state. A guard runs demo-down also when the test fails.
 
@@ -195,7 +197,7 @@ fn star_wars_demo_up_observe_and_down() {
             .find(|f| {
                 pod(f, "source") == "default/xwing"
                     && to_deathstar(f)
-                    && f["drop_reason_desc"] == "POLICY_DENIED"
+                    && f["drop_reason_desc"] == "POLICY_DENY"
             })
             .cloned();
         let tf = demo.observe(&["--from-pod", "default/tiefighter", "--verdict", "FORWARDED"]);
@@ -205,7 +207,7 @@ fn star_wars_demo_up_observe_and_down() {
         }
         assert!(
             Instant::now() < deadline,
-            "no xwing POLICY_DENIED drop ({}) or tiefighter forward ({}) within 30 s; drops: {drops:?}",
+            "no xwing POLICY_DENY drop ({}) or tiefighter forward ({}) within 30 s; drops: {drops:?}",
             xwing_drop.is_some(),
             tf_forwarded.is_some()
         );
@@ -245,6 +247,82 @@ fn star_wars_demo_up_observe_and_down() {
     assert_eq!(tf_forwarded["verdict"], "FORWARDED", "{tf_forwarded}");
     let tf_drops = demo.observe(&["--from-pod", "default/tiefighter", "--verdict", "DROPPED"]);
     assert!(tf_drops.is_empty(), "tiefighter dropped: {tf_drops:?}");
+
+    // Which policy decided: the verdicts name rule1 and deny-xwing-80.
+    let names = |f: &Value, field: &str| -> Vec<String> {
+        f[field]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|p| {
+                        format!(
+                            "{} ({})",
+                            p["name"].as_str().unwrap_or(""),
+                            p["kind"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (tf_v, xw_v) = loop {
+        let v = demo.observe(&["--type", "policy-verdict"]);
+        let tf = v
+            .iter()
+            .find(|f| {
+                pod(f, "source") == "default/tiefighter"
+                    && !names(f, "ingress_allowed_by").is_empty()
+            })
+            .cloned();
+        let xw = v
+            .iter()
+            .find(|f| {
+                pod(f, "source") == "default/xwing" && !names(f, "ingress_denied_by").is_empty()
+            })
+            .cloned();
+        if let (Some(t), Some(x)) = (&tf, &xw) {
+            break (t.clone(), x.clone());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no named verdicts within 30 s (tiefighter {}, xwing {}): {v:?}",
+            tf.is_some(),
+            xw.is_some()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        names(&tf_v, "ingress_allowed_by"),
+        ["rule1 (CiliumNetworkPolicy)"],
+        "{tf_v}"
+    );
+    assert_eq!(tf_v["verdict"], "FORWARDED", "{tf_v}");
+    assert_eq!(
+        names(&xw_v, "ingress_denied_by"),
+        ["deny-xwing-80 (CiliumNetworkPolicy)"],
+        "{xw_v}"
+    );
+    assert_eq!(xw_v["verdict"], "DROPPED", "{xw_v}");
+    let out = Command::new(demo.bin.join("hubble"))
+        .args(["observe", "--server", &format!("127.0.0.1:{}", demo.port)])
+        .args([
+            "--last",
+            "1000",
+            "--verdict",
+            "DROPPED",
+            "--print-policy-names",
+        ])
+        .output()
+        .expect("run hubble");
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.lines().any(|l| l.contains("default/xwing")
+            && l.contains(
+                "policy-verdict:L3-L4 INGRESS DENIED BY deny-xwing-80 (CiliumNetworkPolicy)"
+            )),
+        "{out}"
+    );
 
     // The ships land through the deathstar service: each node's datapath
     // has its frontend with both pods as backends, and tiefighter's

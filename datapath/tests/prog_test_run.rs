@@ -2175,3 +2175,69 @@ fn nodeport_to_a_backend_on_another_node_goes_through_the_overlay() {
         8
     );
 }
+
+/// The rule origin of the deciding entry travels in the policy-verdict
+/// event and, for a policy drop, in the drop event: the allow's origin for
+/// an allowed connection, the deny's for an explicit deny, 0 for a default
+/// deny.
+#[test]
+fn verdict_and_drop_events_carry_the_deciding_rule_origin() {
+    require_privileges!();
+    const ALLOW_ORIGIN: u32 = 0x1111_0001;
+    const DENY_ORIGIN: u32 = 0x2222_0002;
+    let mut h = setup(|_, b| b.enforce_ingress = true);
+    h.maps
+        .upsert_policy(&PolicyEntry::port(
+            B_EP,
+            Direction::Ingress,
+            A_ID,
+            6,
+            80,
+            PolicyAction::Allow,
+            ALLOW_ORIGIN,
+        ))
+        .unwrap();
+    h.maps
+        .upsert_policy(&PolicyEntry::port(
+            B_EP,
+            Direction::Ingress,
+            0,
+            6,
+            22,
+            PolicyAction::Deny,
+            DENY_ORIGIN,
+        ))
+        .unwrap();
+
+    // Allowed by the L3-L4 allow.
+    let (rc, _) = h.run(FROM, &tcp(A_IP, 41000, B_IP, 80, tcp_flags::SYN), LO);
+    assert_eq!(rc, TC_ACT_REDIRECT);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    let v = verdict_of(&evs[0].0);
+    assert_eq!((v.verdict, v.rule, v.pad2), (0, ALLOW_ORIGIN, 0));
+
+    // Denied by the explicit deny: verdict and drop both name it.
+    let (rc, _) = h.run(FROM, &tcp(A_IP, 41001, B_IP, 22, tcp_flags::SYN), LO);
+    assert_eq!(rc, TC_ACT_SHOT);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(
+        kinds(&evs),
+        vec![VERDICT, drop_kind(drop_reason::POLICY_DENY)]
+    );
+    assert_eq!(verdict_of(&evs[0].0).rule, DENY_ORIGIN);
+    assert_eq!(drop_of(&evs[1].0).rule, DENY_ORIGIN);
+
+    // Default deny (no entry for port 443): no origin anywhere.
+    let (rc, _) = h.run(FROM, &tcp(A_IP, 41002, B_IP, 443, tcp_flags::SYN), LO);
+    assert_eq!(rc, TC_ACT_SHOT);
+    let recs = h.drain();
+    let evs = decode(&recs);
+    assert_eq!(
+        kinds(&evs),
+        vec![VERDICT, drop_kind(drop_reason::POLICY_DENIED)]
+    );
+    assert_eq!(verdict_of(&evs[0].0).rule, 0);
+    assert_eq!(drop_of(&evs[1].0).rule, 0);
+}

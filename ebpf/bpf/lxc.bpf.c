@@ -145,8 +145,8 @@ static __always_inline int admit_ingress(struct __sk_buff *skb, const struct dp_
 		dp_emit_verdict(skb, dst->ep_id, dst->identity, peers->src_identity, p, &v,
 				ifindex);
 		if (ret)
-			return dp_drop(skb, cfg, ret, dst->ep_id, peers, HUBBLE_CT_NEW,
-				       HUBBLE_DIR_INGRESS, __LINE__);
+			return dp_drop_rule(skb, cfg, ret, dst->ep_id, peers, HUBBLE_CT_NEW,
+				       HUBBLE_DIR_INGRESS, __LINE__, v.rule);
 	}
 	ret = dp_ct_create(p, peers, now, 0, from_node);
 	if (ret)
@@ -258,16 +258,16 @@ int from_container(struct __sk_buff *skb)
 			dp_emit_verdict(skb, src->ep_id, src->identity, peers.dst_identity, &p, &v,
 					skb->ifindex);
 			if (ret)
-				return dp_drop(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_NEW,
-					       HUBBLE_DIR_EGRESS, __LINE__);
+				return dp_drop_rule(skb, &cfg, ret, src->ep_id, &peers, HUBBLE_CT_NEW,
+					       HUBBLE_DIR_EGRESS, __LINE__, v.rule);
 		}
 		if (dst && (dst->flags & DP_EP_F_ENFORCE_INGRESS)) {
 			ret = dp_policy_decide(dst, HUBBLE_DIR_INGRESS, peers.src_identity, &p, &v);
 			dp_emit_verdict(skb, dst->ep_id, dst->identity, peers.src_identity, &p, &v,
 					dst->ifindex);
 			if (ret)
-				return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
-					       HUBBLE_DIR_INGRESS, __LINE__);
+				return dp_drop_rule(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
+					       HUBBLE_DIR_INGRESS, __LINE__, v.rule);
 		}
 		ret = dp_ct_create(&p, &peers, now, lb.is_service ? lb.rev_nat_id : 0, 0);
 		if (ret)
@@ -507,8 +507,8 @@ int from_netdev(struct __sk_buff *skb)
 			dp_emit_verdict(skb, dst->ep_id, dst->identity, peers.src_identity, &p, &v,
 					dst->ifindex);
 			if (ret)
-				return dp_drop(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
-					       HUBBLE_DIR_INGRESS, __LINE__);
+				return dp_drop_rule(skb, &cfg, ret, dst->ep_id, &peers, HUBBLE_CT_NEW,
+					       HUBBLE_DIR_INGRESS, __LINE__, v.rule);
 		}
 		ret = dp_ct_create(&p, &peers, now, lb.rev_nat_id, 0);
 		if (ret)

@@ -26,6 +26,7 @@ _Static_assert((HUBBLE_CAPTURE_MAX & (HUBBLE_CAPTURE_MAX - 1)) == 0,
 #define TEST_SRC_LABEL 0x10001
 #define TEST_DST_LABEL 0x10002
 #define TEST_PORT 80
+#define TEST_RULE 0xc0ffee01 /* rule origin in the policy-verdict event */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -136,7 +137,7 @@ int emit_events(struct __sk_buff *skb)
 			ev->direction = HUBBLE_DIR_INGRESS;
 			ev->pad = 0;
 			ev->ifindex = skb->ifindex;
-			ev->pad2 = 0;
+			ev->rule = 0; /* a default deny: no rule decided */
 			bpf_ringbuf_submit(ev, 0);
 		}
 	}
@@ -162,6 +163,8 @@ int emit_events(struct __sk_buff *skb)
 			ev->reason = HUBBLE_CT_NEW;
 			ev->pad = 0;
 			ev->ifindex = skb->ifindex;
+			ev->rule = TEST_RULE;
+			ev->pad2 = 0;
 			bpf_ringbuf_submit(ev, 0);
 		}
 	}

@@ -136,9 +136,9 @@ static __always_inline void dp_emit_trace(struct __sk_buff *skb, const struct dp
 
 /* Counts a drop and, within the rate limit, emits its event. Returns
  * TC_ACT_SHOT so callers can `return dp_drop(...)`. */
-static __always_inline int dp_drop(struct __sk_buff *skb, const struct dp_config *cfg,
-				   __u8 reason, __u16 source, const struct dp_peers *peers,
-				   __u8 ct_state, __u8 direction, __u16 line)
+static __always_inline int dp_drop_rule(struct __sk_buff *skb, const struct dp_config *cfg,
+					__u8 reason, __u16 source, const struct dp_peers *peers,
+					__u8 ct_state, __u8 direction, __u16 line, __u32 rule)
 {
 	__u32 key = reason, zero = 0;
 	struct drop_stats_value *st = bpf_map_lookup_elem(&drop_stats, &key);
@@ -181,9 +181,17 @@ static __always_inline int dp_drop(struct __sk_buff *skb, const struct dp_config
 	ev->direction = direction;
 	ev->pad = 0;
 	ev->ifindex = skb->ifindex;
-	ev->pad2 = 0;
+	ev->rule = rule;
 	bpf_ringbuf_submit(ev, 0);
 	return TC_ACT_SHOT;
+}
+
+/* dp_drop_rule for a drop no policy entry decided (rule origin 0). */
+static __always_inline int dp_drop(struct __sk_buff *skb, const struct dp_config *cfg,
+				   __u8 reason, __u16 source, const struct dp_peers *peers,
+				   __u8 ct_state, __u8 direction, __u16 line)
+{
+	return dp_drop_rule(skb, cfg, reason, source, peers, ct_state, direction, line, 0);
 }
 
 /* One policy decision, as dp_policy.h produced it. */
@@ -193,6 +201,7 @@ struct dp_verdict {
 	__u8 audited;      /* 1: denied by policy but forwarded (audit mode) */
 	__u8 direction;    /* HUBBLE_DIR_* */
 	__u8 pad;
+	__u32 rule;        /* policy_value.rule of the deciding entry, 0 for a default deny */
 };
 
 static __always_inline void dp_emit_verdict(struct __sk_buff *skb, __u16 local_ep,
@@ -220,6 +229,8 @@ static __always_inline void dp_emit_verdict(struct __sk_buff *skb, __u16 local_e
 	ev->reason = HUBBLE_CT_NEW;
 	ev->pad = 0;
 	ev->ifindex = ifindex;
+	ev->rule = v->rule;
+	ev->pad2 = 0;
 	bpf_ringbuf_submit(ev, 0);
 }
 

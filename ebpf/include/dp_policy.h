@@ -58,6 +58,7 @@ static __always_inline int dp_policy_decide(const struct endpoint_value *ep, __u
 	const struct policy_value *ans[2];
 	__u8 allow_action = 0, allow_match = HUBBLE_POLICY_MATCH_NONE, allow_rank = 4;
 	__u8 deny = 0, deny_match = HUBBLE_POLICY_MATCH_NONE, deny_rank = 4;
+	__u32 allow_rule = 0, deny_rule = 0;
 	int i;
 
 	ans[0] = bpf_map_lookup_elem(&policy, &k);
@@ -66,6 +67,7 @@ static __always_inline int dp_policy_decide(const struct endpoint_value *ep, __u
 
 	out->direction = direction;
 	out->pad = 0;
+	out->rule = 0;
 #pragma unroll
 	for (i = 0; i < 2; i++) {
 		const struct policy_value *v = ans[i];
@@ -80,12 +82,14 @@ static __always_inline int dp_policy_decide(const struct endpoint_value *ep, __u
 				deny = 1;
 				deny_rank = rank;
 				deny_match = match;
+				deny_rule = v->rule;
 			}
 		} else if ((v->action == DP_POLICY_ALLOW || v->action == DP_POLICY_AUDIT) &&
 			   rank < allow_rank) {
 			allow_action = v->action;
 			allow_rank = rank;
 			allow_match = match;
+			allow_rule = v->rule;
 		}
 	}
 
@@ -93,16 +97,19 @@ static __always_inline int dp_policy_decide(const struct endpoint_value *ep, __u
 		out->verdict = -HUBBLE_DROP_POLICY_DENY;
 		out->match_type = deny_match;
 		out->audited = 0;
+		out->rule = deny_rule;
 	} else if (allow_action == DP_POLICY_ALLOW) {
 		out->verdict = 0;
 		out->match_type = allow_match;
 		out->audited = 0;
+		out->rule = allow_rule;
 		return 0;
 	} else if (allow_action == DP_POLICY_AUDIT) {
 		/* A deny rule in audit mode: report what it would do, forward. */
 		out->verdict = -HUBBLE_DROP_POLICY_DENY;
 		out->match_type = allow_match;
 		out->audited = 1;
+		out->rule = allow_rule;
 		return 0;
 	} else {
 		out->verdict = -HUBBLE_DROP_POLICY_DENIED;

@@ -40,7 +40,7 @@
 #define HUBBLE_OFFSETOF(type, member) __builtin_offsetof(type, member)
 
 /* Version byte written into every event_hdr. */
-#define HUBBLE_EVENT_VERSION 1
+#define HUBBLE_EVENT_VERSION 2 /* 2: policy rule origins in drop and policy-verdict events */
 
 /* Maximum number of packet bytes captured after an event struct. */
 #define HUBBLE_CAPTURE_MAX 128
@@ -215,10 +215,10 @@ struct drop_event {
 	__u8 direction;  /* HUBBLE_DIR_* of the policy decision that dropped, or 0 */
 	__u8 pad;        /* padding, 0 */
 	__u32 ifindex;   /* interface the packet was dropped on, 0 if unknown */
-	__u32 pad2;      /* padding to a multiple of 8, 0 */
+	__u32 rule;      /* policy rule origin of a policy drop (policy_value.rule), else 0 */
 };
 
-/* Policy decision for a new connection (HUBBLE_MSG_POLICY_VERDICT). 48 bytes + packet. */
+/* Policy decision for a new connection (HUBBLE_MSG_POLICY_VERDICT). 56 bytes + packet. */
 struct policy_verdict_event {
 	struct event_hdr hdr;   /* hdr.source = the local endpoint that applied policy */
 	__u32 remote_label;     /* identity of the peer */
@@ -232,6 +232,8 @@ struct policy_verdict_event {
 	__u8 reason;            /* HUBBLE_CT_* state (REPLY hints is_reply) */
 	__u8 pad;               /* padding, 0 */
 	__u32 ifindex;          /* interface of the local endpoint, 0 if unknown */
+	__u32 rule;             /* rule origin of the deciding entry (policy_value.rule), 0 if none */
+	__u32 pad2;             /* padding to a multiple of 8, 0 */
 };
 
 /* A service translation of a new connection (HUBBLE_MSG_TRACE_SOCK), what
@@ -270,12 +272,14 @@ HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct drop_event, src_label) == 24, "drop_
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct drop_event, line) == 34, "drop_event.line");
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct drop_event, file) == 36, "drop_event.file");
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct drop_event, ifindex) == 40, "drop_event.ifindex");
+HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct drop_event, rule) == 44, "drop_event.rule");
 
-HUBBLE_STATIC_ASSERT(sizeof(struct policy_verdict_event) == 48, "policy_verdict_event size");
+HUBBLE_STATIC_ASSERT(sizeof(struct policy_verdict_event) == 56, "policy_verdict_event size");
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct policy_verdict_event, verdict) == 32, "policy_verdict_event.verdict");
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct policy_verdict_event, dst_port) == 36, "policy_verdict_event.dst_port");
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct policy_verdict_event, match_type) == 40, "policy_verdict_event.match_type");
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct policy_verdict_event, ifindex) == 44, "policy_verdict_event.ifindex");
+HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct policy_verdict_event, rule) == 48, "policy_verdict_event.rule");
 
 HUBBLE_STATIC_ASSERT(sizeof(struct trace_sock_event) == 64, "trace_sock_event size");
 HUBBLE_STATIC_ASSERT(HUBBLE_OFFSETOF(struct trace_sock_event, src_ip) == 32, "trace_sock_event.src_ip");

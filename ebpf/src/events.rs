@@ -15,7 +15,10 @@
 use std::mem::size_of;
 
 /// Version byte every event carries (`HUBBLE_EVENT_VERSION`).
-pub const EVENT_VERSION: u8 = 1;
+///
+/// Version 2 added the policy rule origin (`rule`) to [`DropEvent`] (in
+/// place of its padding) and to [`PolicyVerdictEvent`] (now 56 bytes).
+pub const EVENT_VERSION: u8 = 2;
 
 /// Maximum number of captured packet bytes after an event struct
 /// (`HUBBLE_CAPTURE_MAX`).
@@ -297,11 +300,11 @@ pub struct DropEvent {
     pub pad: u8,
     /// Interface the packet was dropped on, 0 if unknown.
     pub ifindex: u32,
-    /// Padding, 0.
-    pub pad2: u32,
+    /// Rule origin of a policy drop (the deciding entry's `policy_value.rule`), else 0.
+    pub rule: u32,
 }
 
-/// A policy decision for a new connection (`struct policy_verdict_event`, 48 bytes).
+/// A policy decision for a new connection (`struct policy_verdict_event`, 56 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PolicyVerdictEvent {
@@ -329,6 +332,11 @@ pub struct PolicyVerdictEvent {
     pub pad: u8,
     /// Interface of the local endpoint, 0 if unknown.
     pub ifindex: u32,
+    /// Rule origin of the deciding entry (`policy_value.rule`), 0 if none
+    /// (a default deny).
+    pub rule: u32,
+    /// Padding, 0.
+    pub pad2: u32,
 }
 
 /// A service translation of a new connection (`struct trace_sock_event`,
@@ -366,11 +374,13 @@ const _: () = assert!(size_of::<EventHdr>() == 24);
 const _: () = assert!(size_of::<TraceSockEvent>() == 64);
 const _: () = assert!(size_of::<TraceEvent>() == 40);
 const _: () = assert!(size_of::<DropEvent>() == 48);
-const _: () = assert!(size_of::<PolicyVerdictEvent>() == 48);
+const _: () = assert!(size_of::<PolicyVerdictEvent>() == 56);
 const _: () = assert!(std::mem::offset_of!(EventHdr, ktime_ns) == 16);
 const _: () = assert!(std::mem::offset_of!(TraceEvent, ifindex) == 36);
 const _: () = assert!(std::mem::offset_of!(DropEvent, ifindex) == 40);
 const _: () = assert!(std::mem::offset_of!(PolicyVerdictEvent, ifindex) == 44);
+const _: () = assert!(std::mem::offset_of!(PolicyVerdictEvent, rule) == 48);
+const _: () = assert!(std::mem::offset_of!(DropEvent, rule) == 44);
 
 /// Why a record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -623,7 +633,7 @@ impl DropEvent {
             direction: buf[38],
             pad: buf[39],
             ifindex: rd_u32(buf, 40),
-            pad2: rd_u32(buf, 44),
+            rule: rd_u32(buf, 44),
         })
     }
 
@@ -638,7 +648,7 @@ impl DropEvent {
         out.extend_from_slice(&self.line.to_le_bytes());
         out.extend_from_slice(&[self.file, self.ct_state, self.direction, self.pad]);
         out.extend_from_slice(&self.ifindex.to_le_bytes());
-        out.extend_from_slice(&self.pad2.to_le_bytes());
+        out.extend_from_slice(&self.rule.to_le_bytes());
         out.extend_from_slice(p);
     }
 }
@@ -663,6 +673,8 @@ impl PolicyVerdictEvent {
             reason: buf[42],
             pad: buf[43],
             ifindex: rd_u32(buf, 44),
+            rule: rd_u32(buf, 48),
+            pad2: rd_u32(buf, 52),
         })
     }
 
@@ -684,6 +696,8 @@ impl PolicyVerdictEvent {
             self.pad,
         ]);
         out.extend_from_slice(&self.ifindex.to_le_bytes());
+        out.extend_from_slice(&self.rule.to_le_bytes());
+        out.extend_from_slice(&self.pad2.to_le_bytes());
         out.extend_from_slice(p);
     }
 

@@ -97,7 +97,7 @@ fn rust_side() -> Vec<(String, u64)> {
     off!("drop_event", DropEvent, direction);
     off!("drop_event", DropEvent, pad);
     off!("drop_event", DropEvent, ifindex);
-    off!("drop_event", DropEvent, pad2);
+    off!("drop_event", DropEvent, rule);
 
     off!("policy_verdict_event", PolicyVerdictEvent, hdr);
     off!("policy_verdict_event", PolicyVerdictEvent, remote_label);
@@ -111,6 +111,8 @@ fn rust_side() -> Vec<(String, u64)> {
     off!("policy_verdict_event", PolicyVerdictEvent, reason);
     off!("policy_verdict_event", PolicyVerdictEvent, pad);
     off!("policy_verdict_event", PolicyVerdictEvent, ifindex);
+    off!("policy_verdict_event", PolicyVerdictEvent, rule);
+    off!("policy_verdict_event", PolicyVerdictEvent, pad2);
 
     konst!("HUBBLE_EVENT_VERSION", EVENT_VERSION);
     konst!("HUBBLE_CAPTURE_MAX", CAPTURE_MAX);

@@ -30,7 +30,7 @@ fn drop_ev() -> DropEvent {
         direction: direction::INGRESS,
         pad: 0,
         ifindex: 6,
-        pad2: 0,
+        rule: 0,
     }
 }
 
@@ -48,6 +48,8 @@ fn verdict() -> PolicyVerdictEvent {
         reason: ct_state::NEW,
         pad: 0,
         ifindex: 11,
+        rule: 0,
+        pad2: 0,
     }
 }
 
@@ -156,12 +158,15 @@ fn errors_on_bad_input() {
         })
     );
 
-    let mut bad = buf.clone();
-    bad[2] = 2;
-    assert_eq!(
-        parse(&bad),
-        Err(AbiError::UnsupportedVersion { version: 2 })
-    );
+    // Version 1 (before rule origins) and a future version are refused.
+    for v in [1, EVENT_VERSION + 1] {
+        let mut bad = buf.clone();
+        bad[2] = v;
+        assert_eq!(
+            parse(&bad),
+            Err(AbiError::UnsupportedVersion { version: v })
+        );
+    }
 
     let mut bad = buf.clone();
     bad[0] = msg_type::DEBUG;

@@ -132,7 +132,7 @@ fn emit_events_roundtrip_through_ring_buffer() {
                 assert_eq!(d.file, ebpf::src_file::TEST_EMIT);
                 assert!(d.line > 0);
                 assert_eq!(d.direction, direction::INGRESS);
-                assert_eq!((d.pad, d.pad2), (0, 0));
+                assert_eq!((d.pad, d.rule), (0, 0), "a default deny has no rule origin");
             }
             (2, RawEvent::PolicyVerdict(v, _)) => {
                 assert!(v.allowed());
@@ -140,6 +140,11 @@ fn emit_events_roundtrip_through_ring_buffer() {
                 assert_eq!((v.dst_port, v.proto), (80, 6));
                 assert_eq!(v.direction, direction::EGRESS);
                 assert_eq!(v.match_type, policy_match::L3_L4);
+                assert_eq!(
+                    (v.rule, v.pad2),
+                    (0xc0ff_ee01, 0),
+                    "rule origin (TEST_RULE)"
+                );
             }
             (k, other) => panic!("record {i}: unexpected kind {k}: {other:?}"),
         }

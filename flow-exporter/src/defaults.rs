@@ -92,3 +92,9 @@ pub const GRPC_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a keepalive ping may stay unanswered before the connection and
 /// its streams are dropped: a dead client's slots are free within 40 s.
 pub const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Distinct `policy` label values of `hubble_policy_verdicts_total` (with
+/// `--metrics-policy-names`): a policy name per series keeps Prometheus
+/// cardinality bounded by the cluster's policies; past this many, values
+/// count under `other` so a churn of policies cannot grow it without end.
+pub const POLICY_METRIC_NAMES_MAX: usize = 100;

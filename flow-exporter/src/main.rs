@@ -28,6 +28,13 @@ struct Args {
     #[arg(long, env = "FLOW_EXPORTER_METRICS_ADDRESS", default_value = defaults::METRICS_ADDRESS)]
     metrics_address: String,
 
+    /// Adds the `policy` label to hubble_policy_verdicts_total: the
+    /// policies that allowed or denied each verdict (namespace/name, joined
+    /// by `,`; empty for a default deny), at most
+    /// 100 distinct values (more count as `other`).
+    #[arg(long, env = "FLOW_EXPORTER_METRICS_POLICY_NAMES")]
+    metrics_policy_names: bool,
+
     /// Name of this node in flows, GetNodes and Peer.Notify
     /// (default: the host name). Use cluster/node to set a cluster.
     #[arg(long, env = "FLOW_EXPORTER_NODE_NAME")]
@@ -148,7 +155,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let metrics = Arc::new(metrics::Metrics::new());
+    let metrics = Arc::new(metrics::Metrics::new().with_policy_names(args.metrics_policy_names));
     let observer = Arc::new(
         observer::Observer::new(node_name.clone(), args.ring_capacity)
             .context("--ring-capacity")?

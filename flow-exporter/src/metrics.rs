@@ -19,6 +19,8 @@ use prometheus_client::registry::Registry;
 use proto::flow::{DropReason, Flow, LostEventSource, Verdict, layer4::Protocol};
 use rustc_hash::FxHashMap;
 
+use crate::defaults;
+
 /// The `reason` of `flow_exporter_decode_errors_total` for a decoder that
 /// gives only a message (not one of the parser's `DecodeError` kinds).
 pub const DECODE_ERROR_OTHER: &str = "other";
@@ -62,6 +64,39 @@ struct PolicyLabels {
     action: &'static str,
 }
 
+/// `hubble_policy_verdicts_total`'s labels: Hubble's three, then the
+/// opt-in `policy` context (empty when off, so the series are Hubble's).
+type PolicyVerdictLabels = (PolicyLabels, Vec<(&'static str, String)>);
+
+/// The value of the opt-in `policy` label for a flow: the policies of its
+/// filled `*_allowed_by`/`*_denied_by` field as `namespace/name` (`name`
+/// when clusterwide), joined by `,`; empty when none decided it.
+fn policy_label(f: &Flow) -> String {
+    let list = [
+        &f.ingress_allowed_by,
+        &f.egress_allowed_by,
+        &f.ingress_denied_by,
+        &f.egress_denied_by,
+    ]
+    .into_iter()
+    .find(|l| !l.is_empty());
+    let Some(list) = list else {
+        return String::new();
+    };
+    let mut names: Vec<String> = list
+        .iter()
+        .map(|p| {
+            if p.namespace.is_empty() {
+                p.name.clone()
+            } else {
+                format!("{}/{}", p.namespace, p.name)
+            }
+        })
+        .collect();
+    names.sort_unstable();
+    names.join(",")
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LostLabels {
     source: &'static str,
@@ -86,7 +121,12 @@ pub struct Metrics {
     tcp: Family<TcpLabels, Counter>,
     ports: Family<PortLabels, Counter>,
     icmp: Family<IcmpLabels, Counter>,
-    policy: Family<PolicyLabels, Counter>,
+    policy: Family<PolicyVerdictLabels, Counter>,
+    /// Whether `hubble_policy_verdicts_total` has the `policy` label.
+    policy_names: bool,
+    /// The distinct `policy` label values so far, at most
+    /// [`defaults::POLICY_METRIC_NAMES_MAX`]; later ones count as `other`.
+    policy_values: std::sync::Mutex<rustc_hash::FxHashSet<String>>,
     lost: Family<LostLabels, Counter>,
     events_read: Family<SourceLabels, Counter>,
     decode_errors: Family<ReasonLabels, Counter>,
@@ -134,6 +174,8 @@ impl Metrics {
             ports: Family::default(),
             icmp: Family::default(),
             policy: Family::default(),
+            policy_names: false,
+            policy_values: Default::default(),
             lost: Family::default(),
             events_read: Family::default(),
             decode_errors: Family::default(),
@@ -222,6 +264,32 @@ impl Metrics {
         &self.grpc
     }
 
+    /// Adds the opt-in `policy` context to `hubble_policy_verdicts_total`:
+    /// the names of the policies that allowed or denied each verdict
+    /// (`namespace/name`, several joined by `,`, empty for a default deny),
+    /// bounded to [`defaults::POLICY_METRIC_NAMES_MAX`] distinct values
+    /// (the rest count under `other`).
+    pub fn with_policy_names(mut self, on: bool) -> Self {
+        self.policy_names = on;
+        self
+    }
+
+    /// The `policy` label value for `name`, within the cardinality bound.
+    fn bounded_policy_value(&self, name: String) -> String {
+        if name.is_empty() {
+            return name;
+        }
+        let mut seen = self.policy_values.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(&name) {
+            return name;
+        }
+        if seen.len() >= defaults::POLICY_METRIC_NAMES_MAX {
+            return "other".to_string();
+        }
+        seen.insert(name.clone());
+        name
+    }
+
     /// Counts one flow in every Hubble flow metric it belongs to. The hot
     /// path uses [`FlowCounters`], which caches the series handles.
     pub fn observe_flow(self: &Arc<Self>, f: &Flow) {
@@ -304,6 +372,8 @@ pub struct FlowCounters {
     ports: FxHashMap<u32, Counter>,
     icmp: FxHashMap<u32, Counter>,
     policy: FxHashMap<u32, Counter>,
+    /// With the `policy` context: by packed key and policy label value.
+    policy_named: FxHashMap<(u32, String), Counter>,
 }
 
 fn cached<S, F>(
@@ -331,6 +401,7 @@ impl FlowCounters {
             ports: FxHashMap::default(),
             icmp: FxHashMap::default(),
             policy: FxHashMap::default(),
+            policy_named: FxHashMap::default(),
         }
     }
 
@@ -476,12 +547,33 @@ impl FlowCounters {
                 _ => "unknown",
             };
             let key = di << 16 | mi << 8 | vi;
-            cached(&mut self.policy, key, &m.policy, || PolicyLabels {
+            let labels = || PolicyLabels {
                 direction,
                 r#match,
                 action,
-            })
-            .inc();
+            };
+            if m.policy_names {
+                let k = (key, policy_label(f));
+                let c = match self.policy_named.get(&k) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let value = m.bounded_policy_value(k.1.clone());
+                        let c = m
+                            .policy
+                            .get_or_create(&(labels(), vec![("policy", value)]))
+                            .clone();
+                        // The cache is bounded too (names past the bound
+                        // are looked up in the family each time).
+                        if self.policy_named.len() < defaults::POLICY_METRIC_NAMES_MAX * 64 {
+                            self.policy_named.insert(k, c.clone());
+                        }
+                        c
+                    }
+                };
+                c.inc();
+            } else {
+                cached(&mut self.policy, key, &m.policy, || (labels(), Vec::new())).inc();
+            }
         }
     }
 }
@@ -584,6 +676,65 @@ mod tests {
         assert!(
             text.contains("datapath_lb_reverse_translated_packets_total 9"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn policy_names_are_an_opt_in_bounded_context() {
+        let named = |name: &str| proto::flow::Policy {
+            name: name.into(),
+            namespace: "default".into(),
+            kind: "CiliumNetworkPolicy".into(),
+            ..Default::default()
+        };
+        let verdict = |v: Verdict, allowed: Vec<proto::flow::Policy>| Flow {
+            verdict: v as i32,
+            event_type: Some(CiliumEventType {
+                r#type: 5,
+                sub_type: 0,
+            }),
+            traffic_direction: 1,
+            policy_match_type: 2,
+            ingress_allowed_by: allowed,
+            ..Default::default()
+        };
+        // Off (the default): Hubble's labels only.
+        let m = Arc::new(Metrics::new());
+        m.observe_flow(&verdict(Verdict::Forwarded, vec![named("rule1")]));
+        let text = m.encode();
+        assert!(
+            text.contains(r#"hubble_policy_verdicts_total{direction="ingress",match="l3-l4",action="forwarded"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains("policy=\""), "{text}");
+
+        // On: the policy label, empty for a default deny, bounded.
+        let m = Arc::new(Metrics::new().with_policy_names(true));
+        let mut c = m.flow_counters();
+        c.observe(&verdict(Verdict::Forwarded, vec![named("rule1")]));
+        c.observe(&verdict(Verdict::Forwarded, vec![named("rule1")]));
+        c.observe(&verdict(Verdict::Forwarded, vec![named("b"), named("a")]));
+        c.observe(&verdict(Verdict::Dropped, vec![]));
+        for i in 0..defaults::POLICY_METRIC_NAMES_MAX + 5 {
+            c.observe(&verdict(Verdict::Forwarded, vec![named(&format!("p{i}"))]));
+        }
+        let text = m.encode();
+        for want in [
+            r#"hubble_policy_verdicts_total{direction="ingress",match="l3-l4",action="forwarded",policy="default/rule1"} 2"#,
+            r#"hubble_policy_verdicts_total{direction="ingress",match="l3-l4",action="forwarded",policy="default/a,default/b"} 1"#,
+            r#"hubble_policy_verdicts_total{direction="ingress",match="l3-l4",action="dropped",policy=""} 1"#,
+            r#"hubble_policy_verdicts_total{direction="ingress",match="l3-l4",action="forwarded",policy="other"} 7"#,
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("hubble_policy_verdicts_total{"))
+            .count();
+        assert_eq!(
+            series,
+            defaults::POLICY_METRIC_NAMES_MAX + 2,
+            "bounded: {text}"
         );
     }
 

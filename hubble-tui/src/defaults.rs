@@ -61,6 +61,16 @@ pub const DEFAULT_PORT: u16 = 443;
 /// `policy-verdict:none TRAFFIC_DIRECTION_UNKNOWN`, exactly as upstream's
 /// does against the same server. `--use-default-field-masks=false` gives the
 /// full line. `-o json`/`jsonpb` never sends a default mask.
+/// The policy fields `--print-policy-names` prints, added to
+/// [`FIELD_MASK`] when it is given (upstream's mask omits them, which makes
+/// its flag print nothing by default; see `request_field_mask`).
+pub const POLICY_NAME_FIELDS: &[&str] = &[
+    "ingress_allowed_by",
+    "egress_allowed_by",
+    "ingress_denied_by",
+    "egress_denied_by",
+];
+
 pub const FIELD_MASK: &[&str] = &[
     "time",
     "verdict",

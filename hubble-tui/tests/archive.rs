@@ -109,3 +109,74 @@ fn archive_answers_like_the_live_server() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("not a directory"), "{}", r.stderr);
 }
+
+/// Policy names survive the archive: `--print-policy-names` on archived
+/// policy verdicts prints them as on live ones.
+#[test]
+fn archived_verdicts_keep_their_policy_names() {
+    use proto::flow::{CiliumEventType, Flow, Policy, TrafficDirection, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(LocalDir::new(dir.path()).unwrap());
+    let mut w = ArchiveWriter::new(storage, WriterOptions::default()).unwrap();
+    let policy = |name: &str| Policy {
+        name: name.into(),
+        namespace: "default".into(),
+        kind: "CiliumNetworkPolicy".into(),
+        revision: 3,
+        ..Default::default()
+    };
+    let verdict = |v: Verdict, secs: i64| Flow {
+        time: Some(proto::wkt::Timestamp::from_unix_nanos(
+            (1_714_557_600 + secs) as i128 * 1_000_000_000,
+        )),
+        verdict: v as i32,
+        event_type: Some(CiliumEventType {
+            r#type: 5,
+            sub_type: 0,
+        }),
+        traffic_direction: TrafficDirection::Ingress as i32,
+        node_name: "k8s1".into(),
+        ..Default::default()
+    };
+    let mut allowed = verdict(Verdict::Forwarded, 1);
+    allowed.ingress_allowed_by = vec![policy("rule1")];
+    let mut denied = verdict(Verdict::Dropped, 2);
+    denied.ingress_denied_by = vec![policy("deny-xwing-80")];
+    let default_deny = verdict(Verdict::Dropped, 3);
+    for f in [&allowed, &denied, &default_deny] {
+        w.append(f).unwrap();
+    }
+    w.finish().unwrap();
+    let archive = dir.path().to_str().unwrap();
+    let r = common::run(&[
+        "observe",
+        "--archive",
+        archive,
+        "--all",
+        "--print-policy-names",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert!(
+        lines[0].contains("INGRESS ALLOWED BY rule1 (CiliumNetworkPolicy)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines[1].contains("INGRESS DENIED BY deny-xwing-80 (CiliumNetworkPolicy)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines[2].contains("INGRESS DENIED") && !lines[2].contains(" BY "),
+        "{}",
+        r.stdout
+    );
+    let r = common::run(&["observe", "--archive", archive, "--all", "-o", "json"]);
+    assert!(
+        r.stdout.contains(r#""ingress_denied_by":[{"#),
+        "{}",
+        r.stdout
+    );
+}

@@ -161,6 +161,18 @@ fn request_carries_upstreams_default_field_mask() {
         let req = sent_request(&["observe", "--server", a, "-D", "-o", output, NO_MASK]);
         assert_eq!(mask_of(&req), None, "-o {output} {NO_MASK}");
     }
+    // Our one difference: --print-policy-names also asks for the policy
+    // fields it prints (upstream's default mask drops them, so its flag
+    // prints nothing unless the mask is off).
+    let req = sent_request(&["observe", "--server", a, "-D", "--print-policy-names"]);
+    let mut with_names = UPSTREAM_DEFAULT_MASK.to_vec();
+    with_names.extend([
+        "ingress_allowed_by",
+        "egress_allowed_by",
+        "ingress_denied_by",
+        "egress_denied_by",
+    ]);
+    assert_eq!(mask_of(&req), Some(with_names), "--print-policy-names");
     // JSON sends no default mask, and takes a custom one as given.
     for output in ["json", "jsonpb"] {
         let req = sent_request(&["observe", "--server", a, "-D", "-o", output]);

@@ -26,6 +26,88 @@ fn allowed_verdict(f: &serde_json::Value, from: &str, to: &str, port: u64) -> bo
         && verdict(f) == "FORWARDED"
 }
 
+/// A policy-verdict flow from `from` to `to` on `port`.
+fn verdict_flow(f: &serde_json::Value, from: &str, to: &str, port: u64) -> bool {
+    f["event_type"]["type"] == 5 && src(f) == from && dst(f) == to && dport(f) == port
+}
+
+/// The names in one of a flow's policy fields (`ingress_allowed_by`, ...).
+fn policy_names(f: &serde_json::Value, field: &str) -> Vec<String> {
+    f[field]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|p| {
+                    format!(
+                        "{}/{}",
+                        p["namespace"].as_str().unwrap_or(""),
+                        p["name"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every policy field a flow fills.
+fn policy_fields(f: &serde_json::Value) -> Vec<&'static str> {
+    [
+        "ingress_allowed_by",
+        "egress_allowed_by",
+        "ingress_denied_by",
+        "egress_denied_by",
+    ]
+    .into_iter()
+    .filter(|k| f[*k].as_array().is_some_and(|l| !l.is_empty()))
+    .collect()
+}
+
+/// `hubble observe -t policy-verdict --print-policy-names` against the
+/// node's exporter, compact output.
+fn observe_policy_names(node: &it::Node) -> String {
+    let addr = node.exporter_addr.expect("node has an exporter");
+    let out = std::process::Command::new(it::bins::bin("hubble"))
+        .args(["observe", "--server", &addr.to_string(), "--last", "10000"])
+        .args([
+            "-t",
+            "policy-verdict",
+            "--print-policy-names",
+            "-o",
+            "compact",
+        ])
+        .output()
+        .expect("run hubble observe");
+    assert!(
+        out.status.success(),
+        "hubble observe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `traffic` until the node's exporter serves a flow matching `pred`
+/// (the exporter reloads the agent's enrichment, policy names included,
+/// every second, so the first connection after a change may be unnamed).
+fn wait_traffic_flow(
+    node: &it::Node,
+    what: &str,
+    traffic: impl Fn(),
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        traffic();
+        if let Some(f) = node.flows(10_000).into_iter().find(|f| pred(f)) {
+            return f;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no flow {what} within 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
 fn denied_flow(f: &serde_json::Value, from: &str, to: &str, port: u64) -> bool {
     src(f) == from
         && dst(f) == to
@@ -109,9 +191,80 @@ fn ingress_allow_and_deny() {
             src(f) == "good" && dst(f) == "web" && dport(f) == 80 && verdict(f) == "FORWARDED"
         });
 
-        // ingressDeny wins over the allow.
+        // Policy names, as Hubble fills them: the allow names web-ingress
+        // in ingress_allowed_by; the default deny of bad names nobody.
+        let allowed = wait_traffic_flow(
+            node,
+            "good -> web:80 ALLOWED BY web-ingress",
+            || drop(tcp_exchange(&good.netns(), to(web.ip, 80))),
+            |f| verdict_flow(f, "good", "web", 80) && !policy_fields(f).is_empty(),
+        );
+        assert_eq!(verdict(&allowed), "FORWARDED", "{allowed}");
+        assert_eq!(policy_fields(&allowed), ["ingress_allowed_by"], "{allowed}");
+        assert_eq!(
+            policy_names(&allowed, "ingress_allowed_by"),
+            ["default/web-ingress"]
+        );
+        let p = &allowed["ingress_allowed_by"][0];
+        assert_eq!(p["kind"], "CiliumNetworkPolicy", "{allowed}");
+        // uint64 is a string in jsonpb.
+        let revision: u64 = p["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        assert!(revision > 0, "{allowed}");
+        assert!(
+            p["labels"]
+                .to_string()
+                .contains("io.cilium.k8s.policy.name=web-ingress"),
+            "{allowed}"
+        );
+        let default_deny = node.wait_flow("bad -> web:80 policy verdict", |f| {
+            verdict_flow(f, "bad", "web", 80)
+        });
+        assert_eq!(verdict(&default_deny), "DROPPED", "{default_deny}");
+        assert!(
+            policy_fields(&default_deny).is_empty(),
+            "default deny names no policy: {default_deny}"
+        );
+
+        // ingressDeny wins over the allow, and the verdict names it.
         node.apply_policy("web-deny.yaml", WEB_INGRESS_DENY);
         tcp_exchange(&good.netns(), to(web.ip, 80)).expect_err("ingressDeny wins");
+        let denied = wait_traffic_flow(
+            node,
+            "good -> web:80 DENIED BY web-ingress-deny",
+            || drop(tcp_exchange(&good.netns(), to(web.ip, 80))),
+            |f| {
+                verdict_flow(f, "good", "web", 80)
+                    && verdict(f) == "DROPPED"
+                    && !policy_fields(f).is_empty()
+            },
+        );
+        assert_eq!(denied["drop_reason_desc"], "POLICY_DENY", "{denied}");
+        assert_eq!(policy_fields(&denied), ["ingress_denied_by"], "{denied}");
+        assert_eq!(
+            policy_names(&denied, "ingress_denied_by"),
+            ["default/web-ingress-deny"]
+        );
+
+        // The CLI prints them as upstream's printer does.
+        let out = observe_policy_names(node);
+        let line = |needle: &str| out.lines().any(|l| l.contains(needle));
+        assert!(
+            line("INGRESS ALLOWED BY web-ingress (CiliumNetworkPolicy)"),
+            "{out}"
+        );
+        assert!(
+            line("INGRESS DENIED BY web-ingress-deny (CiliumNetworkPolicy)"),
+            "{out}"
+        );
+        assert!(
+            out.lines().any(|l| l.contains("default/bad:")
+                && l.contains("INGRESS DENIED")
+                && !l.contains(" BY ")),
+            "default deny: DENIED without BY\n{out}"
+        );
         // Removing both policies lifts enforcement.
         node.remove_policy("web-deny.yaml");
         tcp_exchange(&good.netns(), to(web.ip, 80)).expect("allowed again");

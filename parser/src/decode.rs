@@ -185,6 +185,9 @@ impl Parser {
             self.enricher.enrich(flow, &src, &dst);
             let source_ep_id = flow.source.as_ref().map_or(0, |e| e.id);
             event::set_traffic_direction(&ev, source_ep_id, flow);
+            if let ebpf::RawEvent::PolicyVerdict(p, _) = &ev {
+                self.enricher.policy_names(p.rule, flow);
+            }
             summary::write_summary(&h, &mut summary_buf);
         }
         flow.summary = summary_buf;

@@ -24,7 +24,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use proto::flow::{Endpoint, Flow, Service, Workload};
+use proto::flow::{
+    DropReason, Endpoint, Flow, Policy, Service, TrafficDirection, Verdict, Workload,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::defaults::DEFAULT_CLUSTER_NAME;
@@ -86,6 +88,27 @@ pub struct ServiceInfo {
     pub ports: Vec<u16>,
 }
 
+/// One policy a rule origin resolves to: what Hubble's `flow.Policy` says
+/// about the policy that allowed or denied a flow.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyInfo {
+    /// `metadata.name`.
+    pub name: String,
+    /// Namespace; empty for a clusterwide policy.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// `CiliumNetworkPolicy`, `CiliumClusterwideNetworkPolicy` or `NetworkPolicy`.
+    pub kind: String,
+    /// The policy's labels in Cilium's form
+    /// (`k8s:io.cilium.k8s.policy.name=rule1`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// The agent's policy revision that last changed this policy.
+    #[serde(default)]
+    pub revision: u64,
+}
+
 /// One node of the cluster, as the exporter announces it on
 /// `peer.Peer/Notify` (the relay connects to every node listed).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -101,6 +124,12 @@ pub struct NodeInfo {
     /// TLS; `None`: Cilium's `<node>.<cluster>.hubble-grpc.cilium.io`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_server_name: Option<String>,
+}
+
+/// Policy rule origin → policies.
+pub trait PolicyLookup: Send + Sync {
+    /// The policies behind `origin` (empty if unknown or 0).
+    fn policies(&self, origin: u32) -> Vec<PolicyInfo>;
 }
 
 /// Endpoint id / IP → endpoint.
@@ -270,6 +299,10 @@ pub struct EnrichmentSpec {
     /// ifindex → interface name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub interfaces: BTreeMap<u32, String>,
+    /// Policy rule origin (the cookie in policy map entries and in drop and
+    /// policy-verdict events) → every policy it stands for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policies: BTreeMap<u32, Vec<PolicyInfo>>,
 }
 
 /// Enrichment from a fixed table, loaded from a file or built in code.
@@ -494,6 +527,12 @@ impl NameLookup for StaticEnrichment {
     }
 }
 
+impl PolicyLookup for StaticEnrichment {
+    fn policies(&self, origin: u32) -> Vec<PolicyInfo> {
+        self.spec.policies.get(&origin).cloned().unwrap_or_default()
+    }
+}
+
 impl InterfaceLookup for StaticEnrichment {
     fn if_name(&self, ifindex: u32) -> Option<String> {
         self.spec.interfaces.get(&ifindex).cloned()
@@ -521,6 +560,7 @@ pub struct Enricher {
     services: Option<Arc<dyn ServiceLookup>>,
     names: Option<Arc<dyn NameLookup>>,
     interfaces: Option<Arc<dyn InterfaceLookup>>,
+    policies: Option<Arc<dyn PolicyLookup>>,
     cluster_name: String,
 }
 
@@ -532,6 +572,7 @@ impl std::fmt::Debug for Enricher {
             .field("services", &self.services.is_some())
             .field("names", &self.names.is_some())
             .field("interfaces", &self.interfaces.is_some())
+            .field("policies", &self.policies.is_some())
             .field("cluster_name", &self.cluster_name)
             .finish()
     }
@@ -553,6 +594,7 @@ impl Enricher {
             services: None,
             names: None,
             interfaces: None,
+            policies: None,
             cluster_name: DEFAULT_CLUSTER_NAME.to_string(),
         }
     }
@@ -565,7 +607,8 @@ impl Enricher {
             identities: Some(Arc::clone(&s) as Arc<dyn IdentityLookup>),
             services: Some(Arc::clone(&s) as Arc<dyn ServiceLookup>),
             names: Some(Arc::clone(&s) as Arc<dyn NameLookup>),
-            interfaces: Some(s as Arc<dyn InterfaceLookup>),
+            interfaces: Some(Arc::clone(&s) as Arc<dyn InterfaceLookup>),
+            policies: Some(s as Arc<dyn PolicyLookup>),
         }
     }
 
@@ -594,6 +637,56 @@ impl Enricher {
         self.interfaces = Some(l);
         self
     }
+    /// Sets the policy lookup (rule origin → policies).
+    pub fn with_policies(mut self, l: Arc<dyn PolicyLookup>) -> Self {
+        self.policies = Some(l);
+        self
+    }
+
+    /// Fills the policy fields of a policy-verdict flow from the rule
+    /// `origin` of its event, as Hubble fills them: an allowed (forwarded
+    /// or redirected) verdict gets `{ingress,egress}_allowed_by`, a verdict
+    /// dropped by an explicit deny (`POLICY_DENY`) `{ingress,egress}_denied_by`,
+    /// by the flow's traffic direction. Default denies (no rule matched,
+    /// origin 0) and audited verdicts stay empty.
+    pub fn policy_names(&self, origin: u32, flow: &mut Flow) {
+        let Some(l) = self.policies.as_ref() else {
+            return;
+        };
+        if origin == 0 {
+            return;
+        }
+        let allowed =
+            flow.verdict == Verdict::Forwarded as i32 || flow.verdict == Verdict::Redirected as i32;
+        let denied = flow.verdict == Verdict::Dropped as i32
+            && flow.drop_reason_desc == DropReason::PolicyDeny as i32;
+        if !allowed && !denied {
+            return;
+        }
+        let ingress = flow.traffic_direction == TrafficDirection::Ingress as i32;
+        let egress = flow.traffic_direction == TrafficDirection::Egress as i32;
+        if !ingress && !egress {
+            return;
+        }
+        let list: Vec<Policy> = l
+            .policies(origin)
+            .into_iter()
+            .map(|p| Policy {
+                name: p.name,
+                namespace: p.namespace,
+                labels: p.labels,
+                revision: p.revision,
+                kind: p.kind,
+            })
+            .collect();
+        match (ingress, allowed) {
+            (true, true) => flow.ingress_allowed_by = list,
+            (true, false) => flow.ingress_denied_by = list,
+            (false, true) => flow.egress_allowed_by = list,
+            (false, false) => flow.egress_denied_by = list,
+        }
+    }
+
     /// Sets the cluster name given to endpoints that do not name one.
     pub fn with_cluster_name(mut self, name: impl Into<String>) -> Self {
         self.cluster_name = name.into();

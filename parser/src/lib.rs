@@ -40,8 +40,8 @@ pub mod synthetic;
 pub use decode::{ClockOffset, DecodeError, EventClock, Parser};
 pub use enrich::{
     EndpointInfo, EndpointLookup, Enricher, EnrichmentError, EnrichmentSpec, IdentityLookup,
-    InterfaceLookup, NameLookup, NodeInfo, ServiceInfo, ServiceLookup, StaticEnrichment,
-    WorkloadInfo,
+    InterfaceLookup, NameLookup, NodeInfo, PolicyInfo, PolicyLookup, ServiceInfo, ServiceLookup,
+    StaticEnrichment, WorkloadInfo,
 };
 pub use synthetic::Synthetic;
 

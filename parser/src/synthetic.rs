@@ -32,7 +32,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
 
 use crate::defaults::{SYNTHETIC_CONCURRENT_CONVERSATIONS, SYNTHETIC_KTIME_START_NS};
-use crate::enrich::{EndpointInfo, EnrichmentSpec, ServiceInfo, StaticEnrichment, WorkloadInfo};
+use crate::enrich::{
+    EndpointInfo, EnrichmentSpec, PolicyInfo, ServiceInfo, StaticEnrichment, WorkloadInfo,
+};
 use crate::packet::{L4, Packet, tcp_flags as f};
 
 /// Node name of the synthetic node.
@@ -43,6 +45,10 @@ const NODE_MAC: [u8; 6] = [0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x01];
 const UPLINK_IFINDEX: u32 = 2;
 /// ClusterIP of the `deathstar` service (port 80).
 const DEATHSTAR_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 161, 20);
+/// Rule origin of the allowed verdicts (policy `default/rule1`).
+const ALLOW_ORIGIN: u32 = 0x5157_0001;
+/// Rule origin of the explicit denies (policy `default/deny-xwing-443`).
+const DENY_ORIGIN: u32 = 0x5157_0002;
 
 /// One side of a conversation.
 #[derive(Debug, Clone)]
@@ -277,6 +283,20 @@ impl Synthetic {
                 ports: vec![53],
             },
         ];
+        let policy = |name: &str| PolicyInfo {
+            name: name.into(),
+            namespace: "default".into(),
+            kind: "CiliumNetworkPolicy".into(),
+            labels: vec![
+                "k8s:io.cilium.k8s.policy.derived-from=CiliumNetworkPolicy".into(),
+                format!("k8s:io.cilium.k8s.policy.name={name}"),
+                "k8s:io.cilium.k8s.policy.namespace=default".into(),
+            ],
+            revision: 1,
+        };
+        spec.policies.insert(ALLOW_ORIGIN, vec![policy("rule1")]);
+        spec.policies
+            .insert(DENY_ORIGIN, vec![policy("deny-xwing-443")]);
         let world = &self.peers[WORLD];
         for ip in [IpAddr::from(world.ip4), IpAddr::from(world.ip6)] {
             spec.names.insert(ip, vec!["example.com".into()]);
@@ -455,6 +475,13 @@ impl Conv<'_> {
     ) {
         let (pl, pr) = (&self.peers[local], &self.peers[remote]);
         let hash = self.hash();
+        // Allowed connections are rule1's, explicit denies deny-xwing-443's,
+        // default denies nobody's (see the enrichment's `policies`).
+        let rule = match verdict {
+            0 => ALLOW_ORIGIN,
+            v if v == -i32::from(drop_reason::POLICY_DENY) => DENY_ORIGIN,
+            _ => 0,
+        };
         let v = PolicyVerdictEvent {
             hdr: Self::hdr(msg_type::POLICY_VERDICT, 0, pl.ep, hash, pkt),
             remote_label: pr.identity,
@@ -468,6 +495,8 @@ impl Conv<'_> {
             reason: ct_state::NEW,
             pad: 0,
             ifindex: pl.ifindex,
+            rule,
+            pad2: 0,
         };
         self.push(Kind::Verdict(v), pkt);
     }
@@ -675,7 +704,11 @@ impl Conv<'_> {
             direction: direction::INGRESS,
             pad: 0,
             ifindex: ps.ifindex,
-            pad2: 0,
+            rule: if reason == drop_reason::POLICY_DENY {
+                DENY_ORIGIN
+            } else {
+                0
+            },
         };
         for _ in 0..self.rng.random_range(2..4) {
             self.push(Kind::Trace(from), &syn);
@@ -749,7 +782,27 @@ mod tests {
                     d181 += usize::from(flow.drop_reason == 181);
                 }
                 msg_type::TRACE => traces += 1,
-                msg_type::POLICY_VERDICT => verdicts += 1,
+                msg_type::POLICY_VERDICT => {
+                    verdicts += 1;
+                    // Allowed by rule1, explicitly denied by
+                    // deny-xwing-443, default denies unnamed.
+                    let names: Vec<&str> = [
+                        &flow.ingress_allowed_by,
+                        &flow.egress_allowed_by,
+                        &flow.ingress_denied_by,
+                        &flow.egress_denied_by,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.name.as_str())
+                    .collect();
+                    let want: &[&str] = match (flow.verdict, flow.drop_reason) {
+                        (v, _) if v == Verdict::Forwarded as i32 => &["rule1"],
+                        (_, 181) => &["deny-xwing-443"],
+                        _ => &[],
+                    };
+                    assert_eq!(names, want, "{flow:?}");
+                }
                 msg_type::TRACE_SOCK => {
                     socks += 1;
                     // The frontend point names the service.

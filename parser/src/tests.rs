@@ -42,6 +42,13 @@ names:
 interfaces:
   12: lxc-deathstar
   18: lxc-xwing
+policies:
+  7:
+    - {name: rule1, namespace: default, kind: CiliumNetworkPolicy, revision: 3,
+       labels: ["k8s:io.cilium.k8s.policy.name=rule1"]}
+  9:
+    - {name: rule1, namespace: default, kind: CiliumNetworkPolicy, revision: 3}
+    - {name: global, kind: CiliumClusterwideNetworkPolicy, revision: 4}
 "#;
 
 const XWING: &str = "10.244.1.8";
@@ -323,7 +330,7 @@ fn drop_events(#[case] code: u8, #[case] want: DropReason) {
         direction: direction::INGRESS,
         pad: 0,
         ifindex: 12,
-        pad2: 0,
+        rule: 0,
     }
     .encode(&pkt, &mut raw);
     let flow = decode(&raw);
@@ -401,6 +408,8 @@ fn policy_verdicts(
         reason: ct_state::UNKNOWN,
         pad: 0,
         ifindex: 12,
+        rule: 0,
+        pad2: 0,
     }
     .encode(&pkt, &mut raw);
     let flow = decode(&raw);
@@ -533,7 +542,7 @@ fn errors_are_typed_and_labelled() {
     raw[0] = msg_type::TRACE;
     raw[2] = 9;
     assert_eq!(p.decode(&raw, &clock()).unwrap_err().kind(), "version");
-    raw[2] = 1;
+    raw[2] = ebpf::EVENT_VERSION;
     raw[6] = 10;
     assert_eq!(
         p.decode(&raw, &clock()).unwrap_err().kind(),
@@ -853,4 +862,68 @@ fn reply_from_the_vip_carries_the_source_service() {
     );
     assert_eq!(flow.destination_service, None);
     assert_eq!(flow.is_reply.as_ref().map(|b| b.value), Some(true));
+}
+
+/// The policy fields of policy-verdict flows, as Hubble fills them:
+/// (direction, verdict, audited, origin) → which field holds which names.
+#[rstest]
+#[case::ingress_allowed(direction::INGRESS, 0, 0, 7, "ingress_allowed_by", &["rule1"])]
+#[case::egress_allowed_two(direction::EGRESS, 0, 0, 9, "egress_allowed_by", &["rule1", "global"])]
+#[case::ingress_deny_rule(direction::INGRESS, -181, 0, 7, "ingress_denied_by", &["rule1"])]
+#[case::egress_deny_rule(direction::EGRESS, -181, 0, 9, "egress_denied_by", &["rule1", "global"])]
+#[case::default_deny(direction::INGRESS, -133, 0, 0, "", &[])]
+#[case::default_deny_stray_origin(direction::INGRESS, -133, 0, 7, "", &[])]
+#[case::audited(direction::INGRESS, -181, 1, 7, "", &[])]
+#[case::unknown_origin(direction::INGRESS, 0, 0, 12345, "ingress_allowed_by", &[])]
+fn policy_verdict_names(
+    #[case] dir: u8,
+    #[case] verdict: i32,
+    #[case] audited: u8,
+    #[case] rule: u32,
+    #[case] field: &str,
+    #[case] names: &[&str],
+) {
+    let pkt = tcp(XWING, DEATHSTAR, 40000, 80, f::SYN);
+    let mut raw = Vec::new();
+    PolicyVerdictEvent {
+        hdr: hdr(msg_type::POLICY_VERDICT, 0, 100),
+        remote_label: 54021,
+        local_label: 15153,
+        verdict,
+        dst_port: 80,
+        proto: 6,
+        direction: dir,
+        match_type: policy_match::L3_L4,
+        audited,
+        rule,
+        ..PolicyVerdictEvent::default()
+    }
+    .encode(&pkt, &mut raw);
+    let flow = decode(&raw);
+    let fields = [
+        ("ingress_allowed_by", &flow.ingress_allowed_by),
+        ("egress_allowed_by", &flow.egress_allowed_by),
+        ("ingress_denied_by", &flow.ingress_denied_by),
+        ("egress_denied_by", &flow.egress_denied_by),
+    ];
+    for (name, list) in fields {
+        let got: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+        if name == field {
+            assert_eq!(got, names, "{name}");
+        } else {
+            assert!(got.is_empty(), "{name} should be empty, got {got:?}");
+        }
+    }
+    if field == "egress_allowed_by" {
+        let p = &flow.egress_allowed_by[1];
+        assert_eq!(
+            (p.kind.as_str(), p.namespace.as_str(), p.revision),
+            ("CiliumClusterwideNetworkPolicy", "", 4)
+        );
+    }
+    if field == "ingress_allowed_by" && rule == 7 {
+        let p = &flow.ingress_allowed_by[0];
+        assert_eq!(p.labels, ["k8s:io.cilium.k8s.policy.name=rule1"]);
+        assert_eq!((p.namespace.as_str(), p.revision), ("default", 3));
+    }
 }

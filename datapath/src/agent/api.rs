@@ -123,6 +123,10 @@ pub struct PolicyView {
     pub error: Option<String>,
     /// Policy generation: incremented on every applied change.
     pub revision: u64,
+    /// Rule origin (the `RULE` of policy map entries and of verdict and
+    /// drop events) → the policies it stands for, as flows name them.
+    #[serde(default)]
+    pub origins: BTreeMap<u32, Vec<flow_parser::PolicyInfo>>,
 }
 
 /// `POST /v1/policies`: a CiliumNetworkPolicy YAML (one or more documents)

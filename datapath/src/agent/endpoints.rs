@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use flow_parser::{EndpointInfo, EnrichmentSpec, NodeInfo};
+use flow_parser::{EndpointInfo, EnrichmentSpec, NodeInfo, PolicyInfo};
 
 use crate::agent::api::{
     EndpointAdd, EndpointView, IdentityView, IpamResponse, LbView, PolicyView, StatusView,
@@ -190,6 +190,8 @@ pub struct Agent {
     policy_revision: u64,
     /// Every policy the last sync compiled (directory and cluster store).
     applied_policies: Vec<Policy>,
+    /// Policy cookie → the policy in force and its revision.
+    policy_origins: policy::PolicyOrigins,
     /// The VXLAN device's ifindex (0: no tunnel).
     tunnel_ifindex: u32,
     /// The MTU pods get (`None`: the kernel's default).
@@ -320,6 +322,7 @@ impl Agent {
             revision_counted: false,
             policy_error: None,
             policy_revision: 0,
+            policy_origins: policy::PolicyOrigins::default(),
             applied_policies: Vec::new(),
             tunnel_ifindex,
             pod_mtu,
@@ -659,6 +662,7 @@ impl Agent {
             policies: self.applied_policies.clone(),
             error: self.policy_problem(),
             revision: self.policy_revision,
+            origins: self.policy_origins(),
         })
     }
 
@@ -802,6 +806,7 @@ impl Agent {
             self.policy_revision += 1;
             tracing::info!(target: LOG_TARGET, revision = self.policy_revision, "cluster policies changed");
         }
+        self.policy_origins.update(&policies, self.policy_revision);
         for p in policies.iter().filter(|p| p.namespace_defaulted) {
             if !self.applied_policies.contains(p) {
                 tracing::warn!(target: LOG_TARGET, policy = %p.full_name(), origin = %p.origin, "CiliumNetworkPolicy without metadata.namespace, applied in `default` (Cilium would apply it clusterwide)");
@@ -1167,8 +1172,14 @@ impl Agent {
                     })
                 })
                 .collect(),
+            policies: self.policy_origins(),
             ..EnrichmentSpec::default()
         })
+    }
+
+    /// Rule origin → the policies behind it, as the exporter needs them.
+    pub fn policy_origins(&self) -> BTreeMap<u32, Vec<PolicyInfo>> {
+        self.policy_origins.table(&self.compiled.origins)
     }
 
     /// Every node's address (the registry's, and this node's own NodePort

@@ -472,6 +472,23 @@ fn main() -> Result<()> {
             if let Some(e) = &p.error {
                 println!("NOT APPLIED (last valid policies stay in force): {e}");
             }
+            // What each RULE cookie of `datapath bpf policy get` and of the
+            // verdict events stands for.
+            println!("origins:");
+            for (origin, list) in &p.origins {
+                let names: Vec<String> = list
+                    .iter()
+                    .map(|i| {
+                        let full = if i.namespace.is_empty() {
+                            i.name.clone()
+                        } else {
+                            format!("{}/{}", i.namespace, i.name)
+                        };
+                        format!("{full} ({}, revision {})", i.kind, i.revision)
+                    })
+                    .collect();
+                println!("  {origin:#010x} {}", names.join(", "));
+            }
             for pol in &p.policies {
                 println!(
                     "{} (from {}, cookie {:#010x})",

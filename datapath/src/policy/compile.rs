@@ -36,6 +36,30 @@ pub struct Compiled {
     pub entries: Vec<PolicyEntry>,
     /// Enforcement per local endpoint id (every endpoint is listed).
     pub enforce: BTreeMap<u16, Enforcement>,
+    /// Rule origin (the `rule` of an entry, 0 excepted) → the cookies of
+    /// every policy that produced entries carrying it, sorted. One policy's
+    /// origin is its own cookie; several policies selecting the same entry
+    /// share an origin derived from their cookies ([`origin_of`]), so every
+    /// node compiling the same policies gets the same origins.
+    pub origins: BTreeMap<u32, Vec<u32>>,
+}
+
+/// The rule origin of the policies with `cookies`: 0 for none, the cookie
+/// itself for one, else FNV-1a over the sorted cookies (never 0).
+pub fn origin_of(cookies: &BTreeSet<u32>) -> u32 {
+    match cookies.len() {
+        0 => 0,
+        1 => *cookies.iter().next().unwrap_or(&0),
+        _ => {
+            let h = cookies
+                .iter()
+                .flat_map(|c| c.to_le_bytes())
+                .fold(0x811c_9dc5u32, |h, b| {
+                    (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+                });
+            h.max(1)
+        }
+    }
 }
 
 /// Every prefix the policies mention (CIDRs and their exceptions): each
@@ -292,7 +316,7 @@ pub fn compile_with(
         all: ids.all(),
         cidr_ids,
     };
-    let mut entries: BTreeMap<EntryKey, (PolicyAction, u32)> = BTreeMap::new();
+    let mut entries: BTreeMap<EntryKey, (PolicyAction, BTreeSet<u32>)> = BTreeMap::new();
     let mut enforce = BTreeMap::new();
     for ep in endpoints {
         let labels = ids.labels(ep.identity).unwrap_or_default();
@@ -355,11 +379,16 @@ pub fn compile_with(
                         for peer in uni.peers(pr) {
                             for &(proto, port, bits) in &l4 {
                                 let key = (ep.ep_id, dir as u8, peer, proto, port, bits);
-                                match entries.get(&key) {
+                                match entries.get_mut(&key) {
+                                    // The same decision from another rule:
+                                    // one more origin of the entry.
+                                    Some((have, cookies)) if *have == action => {
+                                        cookies.insert(cookie);
+                                    }
                                     Some((PolicyAction::Deny, _)) => {}
                                     Some(_) if action != PolicyAction::Deny => {}
                                     _ => {
-                                        entries.insert(key, (action, cookie));
+                                        entries.insert(key, (action, BTreeSet::from([cookie])));
                                     }
                                 }
                             }
@@ -376,7 +405,7 @@ pub fn compile_with(
             if let (false, Some(cookie)) = (default_deny[d], allow_all_cookie[d]) {
                 entries
                     .entry((ep.ep_id, dir as u8, 0, 0, 0, 0))
-                    .or_insert((PolicyAction::Allow, cookie));
+                    .or_insert((PolicyAction::Allow, BTreeSet::from([cookie])));
             }
         }
         // Cilium's `--allow-localhost=always`: the node reaches its pods
@@ -385,14 +414,15 @@ pub fn compile_with(
         if enf.ingress && opts.allow_localhost.always() {
             entries
                 .entry((ep.ep_id, Direction::Ingress as u8, reserved::HOST, 0, 0, 0))
-                .or_insert((PolicyAction::Allow, 0));
+                .or_insert((PolicyAction::Allow, BTreeSet::new()));
         }
         enforce.insert(ep.ep_id, enf);
     }
+    let mut origins = BTreeMap::new();
     let mut entries: Vec<PolicyEntry> = entries
         .into_iter()
         .map(
-            |((ep_id, dir, identity, proto, port, port_prefix), (action, rule))| PolicyEntry {
+            |((ep_id, dir, identity, proto, port, port_prefix), (action, cookies))| PolicyEntry {
                 ep_id,
                 direction: if dir == Direction::Ingress as u8 {
                     Direction::Ingress
@@ -404,12 +434,22 @@ pub fn compile_with(
                 port,
                 port_prefix,
                 action,
-                rule,
+                rule: {
+                    let o = origin_of(&cookies);
+                    if o != 0 {
+                        origins.insert(o, cookies.into_iter().collect());
+                    }
+                    o
+                },
             },
         )
         .collect();
     resolve_deny_precedence(&mut entries);
-    Compiled { entries, enforce }
+    Compiled {
+        entries,
+        enforce,
+        origins,
+    }
 }
 
 /// `(ep_id, direction, identity, proto, port, port_prefix)`: the order of

@@ -64,12 +64,14 @@ mod compile;
 mod error;
 pub mod identity;
 mod model;
+mod origins;
 mod raw;
 mod validate;
 
 pub use compile::*;
 pub use error::PolicyError;
 pub use model::*;
+pub use origins::PolicyOrigins;
 pub use validate::{is_policy_file, load_dir, load_file, parse_str};
 
 #[cfg(test)]

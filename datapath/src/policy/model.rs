@@ -35,6 +35,29 @@ impl Policy {
         }
     }
 
+    /// Its Kubernetes kind: `CiliumNetworkPolicy` when namespaced, else
+    /// `CiliumClusterwideNetworkPolicy`.
+    pub fn kind(&self) -> &'static str {
+        if self.namespace.is_some() {
+            "CiliumNetworkPolicy"
+        } else {
+            "CiliumClusterwideNetworkPolicy"
+        }
+    }
+
+    /// The labels Cilium gives the rules of this policy (what Hubble's
+    /// `Policy.labels` and `cilium policy get` show).
+    pub fn labels(&self) -> Vec<String> {
+        let mut v = vec![
+            format!("k8s:io.cilium.k8s.policy.derived-from={}", self.kind()),
+            format!("k8s:io.cilium.k8s.policy.name={}", self.name),
+        ];
+        if let Some(ns) = &self.namespace {
+            v.push(format!("k8s:io.cilium.k8s.policy.namespace={ns}"));
+        }
+        v
+    }
+
     /// The rule cookie entries of this policy carry (FNV-1a of the full name).
     pub fn cookie(&self) -> u32 {
         self.full_name().bytes().fold(0x811c_9dc5u32, |h, b| {

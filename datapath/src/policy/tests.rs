@@ -1393,3 +1393,136 @@ fn unsupported_fields_are_rejected_with_the_reason() {
         assert!(e.message.contains(why), "{sections}: {e}");
     }
 }
+
+/// A second policy allowing the same traffic as `rule1`: the shared
+/// entries carry one origin that resolves to both policies; the entries
+/// only one policy produces carry that policy's cookie.
+#[test]
+fn several_policies_on_one_entry_share_an_origin_naming_all() {
+    let mut w = starwars();
+    let also = STARWARS
+        .replace("name: \"rule1\"", "name: \"rule2\"")
+        .replace("name: rule1", "name: rule2");
+    let extra = r#"
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: ds-8080
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels: {class: deathstar}
+  ingress:
+    - toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+"#;
+    let yaml = format!("{STARWARS}\n---\n{also}{extra}");
+    let pols = parse_str("test.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pols.len(), 3, "rule1, rule2, ds-8080");
+    let (c, _) = run(&mut w, &yaml);
+    let (r1, r2, p8080) = (pols[0].cookie(), pols[1].cookie(), pols[2].cookie());
+    assert_ne!(r1, r2);
+    let shared = origin_of(&BTreeSet::from([r1, r2]));
+    assert!(shared != 0 && shared != r1 && shared != r2);
+    let tie = id_of(&w, 3);
+    let e80 = c
+        .entries
+        .iter()
+        .find(|e| e.ep_id == 1 && e.identity == tie && e.port == 80)
+        .expect("tiefighter:80 entry");
+    assert_eq!(e80.rule, shared);
+    assert_eq!(c.origins[&shared], {
+        let mut v = vec![r1, r2];
+        v.sort_unstable();
+        v
+    });
+    let e8080 = c
+        .entries
+        .iter()
+        .find(|e| e.ep_id == 1 && e.identity == 0 && e.port == 8080)
+        .expect("any-peer 8080 entry");
+    assert_eq!(e8080.rule, p8080);
+    assert_eq!(c.origins[&p8080], vec![p8080]);
+
+    // The table the exporter gets names both policies under the shared origin.
+    let mut o = PolicyOrigins::default();
+    o.update(&pols, 5);
+    let t = o.table(&c.origins);
+    let names: Vec<&str> = t[&shared].iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"rule1") && names.contains(&"rule2"));
+    let p = &t[&r1][0];
+    assert_eq!(
+        (p.namespace.as_str(), p.kind.as_str(), p.revision),
+        ("default", "CiliumNetworkPolicy", 5)
+    );
+    assert!(
+        p.labels
+            .contains(&"k8s:io.cilium.k8s.policy.name=rule1".to_string())
+    );
+}
+
+/// Origin bookkeeping under add, replace and delete: a policy keeps the
+/// revision that last changed it, a replaced one moves to the new revision,
+/// a deleted one leaves no name behind (also not in shared origins).
+#[test]
+fn origin_bookkeeping_follows_add_replace_delete() {
+    let pols = parse_str("test.yaml", STARWARS).unwrap();
+    let rule1 = pols[0].clone();
+    let cookie = rule1.cookie();
+    let ccnp = parse_str(
+        "ccnp.yaml",
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata:
+  name: global
+spec:
+  endpointSelector: {}
+  ingressDeny:
+    - fromEntities: [world]
+"#,
+    )
+    .unwrap()[0]
+        .clone();
+    let mut o = PolicyOrigins::default();
+
+    // Add.
+    o.update(std::slice::from_ref(&rule1), 1);
+    assert_eq!(o.info(cookie).unwrap().revision, 1);
+    assert!(o.info(ccnp.cookie()).is_none());
+
+    // Add another: the first keeps its revision.
+    o.update(&[rule1.clone(), ccnp.clone()], 2);
+    assert_eq!(o.info(cookie).unwrap().revision, 1);
+    let g = o.info(ccnp.cookie()).unwrap();
+    assert_eq!(
+        (
+            g.name.as_str(),
+            g.namespace.as_str(),
+            g.kind.as_str(),
+            g.revision
+        ),
+        ("global", "", "CiliumClusterwideNetworkPolicy", 2)
+    );
+
+    // Replace rule1 (same name, new content): same origin, revision moves.
+    let mut edited = rule1.clone();
+    edited.rules.truncate(0);
+    o.update(&[edited, ccnp.clone()], 3);
+    assert_eq!(o.info(cookie).unwrap().revision, 3);
+    assert_eq!(o.info(ccnp.cookie()).unwrap().revision, 2);
+
+    // Delete rule1: no stale name, not even in a shared origin.
+    o.update(std::slice::from_ref(&ccnp), 4);
+    assert!(o.info(cookie).is_none());
+    let shared = origin_of(&BTreeSet::from([cookie, ccnp.cookie()]));
+    let t = o.table(&BTreeMap::from([(shared, vec![cookie, ccnp.cookie()])]));
+    assert!(!t.contains_key(&cookie));
+    let names: Vec<&str> = t[&shared].iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["global"]);
+
+    // Delete everything.
+    o.update(&[], 5);
+    assert!(o.table(&BTreeMap::new()).is_empty());
+}

@@ -109,11 +109,18 @@ fn validate_field_mask(paths: &[String]) -> anyhow::Result<()> {
 /// JSON here) refuses a custom mask and, unless
 /// `--use-default-field-masks=false`, sends [`defaults::FIELD_MASK`].
 /// An empty result means no mask (the server returns whole flows).
+///
+/// One deliberate difference: with `--print-policy-names` the default mask
+/// also asks for the four policy fields ([`defaults::POLICY_NAME_FIELDS`]).
+/// Upstream's default mask leaves them out, so its flag prints nothing
+/// unless the mask is switched off; ours prints the names it was asked for
+/// (and is otherwise byte-identical).
 pub fn request_field_mask(
     output: Output,
     output_name: &str,
     custom: Vec<String>,
     use_default_masks: bool,
+    policy_names: bool,
 ) -> anyhow::Result<Vec<String>> {
     if output == Output::JsonPb {
         return Ok(custom);
@@ -122,8 +129,14 @@ pub fn request_field_mask(
         anyhow::bail!("{output_name} output format is not compatible with custom field mask");
     }
     Ok(if use_default_masks {
+        let extra = if policy_names {
+            defaults::POLICY_NAME_FIELDS
+        } else {
+            &[]
+        };
         defaults::FIELD_MASK
             .iter()
+            .chain(extra)
             .map(|s| (*s).to_owned())
             .collect()
     } else {
@@ -242,6 +255,7 @@ pub fn plan(
         output_name,
         custom_mask,
         use_default_masks && aggregate.is_none(),
+        m.get_flag("print-policy-names"),
     )?;
     let color = match m.get_one::<String>("color").map(|s| s.to_ascii_lowercase()) {
         Some(c) if c == "always" => true,

@@ -635,16 +635,18 @@ pub fn flow_type(f: &Flow) -> String {
 
 /// The policies that decided a policy verdict, by verdict and direction.
 fn policies_for(f: &Flow) -> &[Policy] {
-    let ingress = f.traffic_direction == TrafficDirection::Ingress as i32;
-    let allowed = matches!(
-        Verdict::try_from(f.verdict),
-        Ok(Verdict::Forwarded | Verdict::Redirected)
-    );
-    match (ingress, allowed) {
-        (true, true) => &f.ingress_allowed_by,
-        (true, false) => &f.ingress_denied_by,
-        (false, true) => &f.egress_allowed_by,
-        (false, false) => &f.egress_denied_by,
+    let allowed = match Verdict::try_from(f.verdict) {
+        Ok(Verdict::Forwarded | Verdict::Redirected) => true,
+        Ok(Verdict::Dropped | Verdict::Error) => false,
+        // Upstream names no policy for audited (or other) verdicts.
+        _ => return &[],
+    };
+    match (TrafficDirection::try_from(f.traffic_direction), allowed) {
+        (Ok(TrafficDirection::Ingress), true) => &f.ingress_allowed_by,
+        (Ok(TrafficDirection::Ingress), false) => &f.ingress_denied_by,
+        (Ok(TrafficDirection::Egress), true) => &f.egress_allowed_by,
+        (Ok(TrafficDirection::Egress), false) => &f.egress_denied_by,
+        _ => &[],
     }
 }
 

@@ -155,6 +155,8 @@ pub struct Stats {
     /// Flows by (source group, destination group, port, verdict), for the
     /// aggregated view (`a`), one tally per grouping.
     pairs: [Tally; 3],
+    /// Policies named in `*_denied_by` of denied flows (`namespace/name`).
+    denying: Tally,
     rate: Rate,
     /// Events the server reported lost (sum of `LostEvent.num_events_lost`).
     pub lost: u64,
@@ -247,6 +249,16 @@ impl Stats {
         let dropped = f.verdict == Verdict::Dropped as i32;
         if dropped {
             *self.drop_reasons.entry(f.drop_reason_desc).or_insert(0) += 1;
+            for p in f.ingress_denied_by.iter().chain(&f.egress_denied_by) {
+                let key = hash_parts(&["policy", &p.namespace, &p.name]);
+                self.denying.add(key, || {
+                    if p.namespace.is_empty() {
+                        p.name.clone()
+                    } else {
+                        format!("{}/{}", p.namespace, p.name)
+                    }
+                });
+            }
         }
         let empty = Endpoint::default();
         let src = f.source.as_ref().unwrap_or(&empty);
@@ -384,6 +396,12 @@ impl Stats {
         v
     }
 
+    /// The `n` policies that denied the most flows (from the flows'
+    /// `ingress_denied_by`/`egress_denied_by`).
+    pub fn top_denying_policies(&self, n: usize) -> Vec<(String, u64)> {
+        self.denying.top(n)
+    }
+
     /// The `n` sources with the most flows.
     pub fn top_talkers(&self, by: GroupBy, n: usize) -> Vec<(String, u64)> {
         self.talkers[by.index()].top(n)
@@ -436,6 +454,45 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn counts_denying_policies() {
+        let policy = |ns: &str, name: &str| proto::flow::Policy {
+            name: name.into(),
+            namespace: ns.into(),
+            kind: "CiliumNetworkPolicy".into(),
+            ..Default::default()
+        };
+        let mut s = Stats::default();
+        let denied = |p: Vec<proto::flow::Policy>, egress: bool| {
+            let mut f = flow("default", "xwing", 1001, Verdict::Dropped);
+            if egress {
+                f.egress_denied_by = p;
+            } else {
+                f.ingress_denied_by = p;
+            }
+            f
+        };
+        s.record(&denied(vec![policy("default", "deny-xwing-80")], false), 0);
+        s.record(&denied(vec![policy("default", "deny-xwing-80")], false), 0);
+        s.record(
+            &denied(
+                vec![policy("", "global"), policy("default", "deny-xwing-80")],
+                true,
+            ),
+            0,
+        );
+        // Allowed flows and default denies name no denying policy.
+        let mut allowed = flow("default", "tiefighter", 1002, Verdict::Forwarded);
+        allowed.ingress_allowed_by = vec![policy("default", "rule1")];
+        s.record(&allowed, 0);
+        s.record(&flow("default", "xwing", 1001, Verdict::Dropped), 0);
+        assert_eq!(
+            s.top_denying_policies(5),
+            vec![("default/deny-xwing-80".into(), 3), ("global".into(), 1)]
+        );
+        assert_eq!(s.top_denying_policies(1).len(), 1);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The counters box: flows by verdict, and the top drop reasons under
-//! them.
+//! The counters box: flows by verdict, and the top drop reasons and the
+//! top denying policies under them.
 
 use proto::flow::Verdict;
 use ratatui::Frame;
@@ -13,12 +13,15 @@ use crate::tui::stats::Stats;
 
 /// Drop reasons listed under the verdicts.
 const DROP_REASONS: usize = 5;
+/// Denying policies listed under the drop reasons.
+const DENYING_POLICIES: usize = 3;
 
 /// The verdict and drop-reason counts of one frame.
 #[derive(Debug)]
 pub struct Counters {
     verdicts: Vec<(String, u64)>,
     reasons: Vec<(String, u64)>,
+    policies: Vec<(String, u64)>,
 }
 
 impl Counters {
@@ -27,6 +30,7 @@ impl Counters {
         Counters {
             verdicts: stats.verdict_counts(),
             reasons: stats.top_drop_reasons(DROP_REASONS),
+            policies: stats.top_denying_policies(DENYING_POLICIES),
         }
     }
 
@@ -34,8 +38,10 @@ impl Counters {
     pub fn height(&self) -> u16 {
         (self.verdicts.len().max(1)
             + self.reasons.len()
+            + self.policies.len()
             + 2
-            + u16::from(!self.reasons.is_empty()) as usize) as u16
+            + usize::from(!self.reasons.is_empty())
+            + usize::from(!self.policies.is_empty())) as u16
     }
 
     /// Draws the box; `inner_w` is the width inside its borders.
@@ -53,6 +59,15 @@ impl Counters {
                 Style::new().add_modifier(Modifier::BOLD),
             ));
             lines.extend(counts(&self.reasons, inner_w, |_| {
+                Style::new().fg(Color::Red)
+            }));
+        }
+        if !self.policies.is_empty() {
+            lines.push(Line::styled(
+                "denied by",
+                Style::new().add_modifier(Modifier::BOLD),
+            ));
+            lines.extend(counts(&self.policies, inner_w, |_| {
                 Style::new().fg(Color::Red)
             }));
         }
