@@ -61,10 +61,14 @@ pub const DEFAULT_PORT: u16 = 443;
 /// `policy-verdict:none TRAFFIC_DIRECTION_UNKNOWN`, exactly as upstream's
 /// does against the same server. `--use-default-field-masks=false` gives the
 /// full line. `-o json`/`jsonpb` never sends a default mask.
-/// The policy fields `--print-policy-names` prints, added to
-/// [`FIELD_MASK`] when it is given (upstream's mask omits them, which makes
-/// its flag print nothing by default; see `request_field_mask`).
+/// What `--print-policy-names` needs, added to [`FIELD_MASK`] when it is
+/// given: the four policy fields and the direction that picks between them,
+/// plus the match type of the same verdict line (upstream's mask omits them
+/// all, which makes its flag print nothing by default; see
+/// `request_field_mask`).
 pub const POLICY_NAME_FIELDS: &[&str] = &[
+    "traffic_direction",
+    "policy_match_type",
     "ingress_allowed_by",
     "egress_allowed_by",
     "ingress_denied_by",

@@ -167,6 +167,8 @@ fn request_carries_upstreams_default_field_mask() {
     let req = sent_request(&["observe", "--server", a, "-D", "--print-policy-names"]);
     let mut with_names = UPSTREAM_DEFAULT_MASK.to_vec();
     with_names.extend([
+        "traffic_direction",
+        "policy_match_type",
         "ingress_allowed_by",
         "egress_allowed_by",
         "ingress_denied_by",

@@ -111,7 +111,8 @@ fn validate_field_mask(paths: &[String]) -> anyhow::Result<()> {
 /// An empty result means no mask (the server returns whole flows).
 ///
 /// One deliberate difference: with `--print-policy-names` the default mask
-/// also asks for the four policy fields ([`defaults::POLICY_NAME_FIELDS`]).
+/// also asks for the policy fields and the direction that picks between
+/// them ([`defaults::POLICY_NAME_FIELDS`]).
 /// Upstream's default mask leaves them out, so its flag prints nothing
 /// unless the mask is switched off; ours prints the names it was asked for
 /// (and is otherwise byte-identical).
