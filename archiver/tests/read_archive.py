@@ -32,7 +32,7 @@ assert t.num_rows == n, t.num_rows
 md = ds.dataset(d, format="parquet", partitioning="hive").files
 import pyarrow.parquet as pq
 meta = pq.ParquetFile(md[0]).metadata.metadata or {}
-assert meta.get(b"flow_archive.schema_version") == b"2", meta.keys()
+assert meta.get(b"flow_archive.schema_version") == b"3", meta.get(b"flow_archive.schema_version")
 
 p = pl.scan_parquet(glob, hive_partitioning=True).collect()
 assert p.height == n, p.height
