@@ -55,7 +55,7 @@ use it::bench::{
     Counted, Follower, InlineServer, check_interrupted, columns, load, percentile, row,
     rst_on_close, seen_flows,
 };
-use it::sys::{NODE_SYSCTLS, NetNs, netns_names, unique};
+use it::sys::{NODE_SYSCTLS, NetNs, netns_names};
 use it::traffic::{EchoServers, enter, tcp_exchange};
 use it::{Cluster, Node, Pod, wait_for};
 
@@ -188,27 +188,7 @@ impl VxlanBaseline {
             ]);
             // The pod: a veth pair (MTU 1450 both ends), /32 routes.
             let ip = Ipv4Addr::new(10, 210, mine, 2);
-            let pod = NetNs::new("itbp");
-            let host = unique("itbv");
-            node.ip(&[
-                "link", "add", &host, "mtu", POD_MTU, "type", "veth", "peer", "name", "eth0",
-                "mtu", POD_MTU, "netns", &pod.name,
-            ]);
-            node.ip(&["addr", "add", "169.254.1.1/32", "dev", &host]);
-            node.ip(&["link", "set", &host, "up"]);
-            node.ip(&["route", "add", &format!("{ip}/32"), "dev", &host]);
-            pod.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"]);
-            pod.ip(&["link", "set", "eth0", "up"]);
-            pod.ip(&[
-                "route",
-                "add",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-                "scope",
-                "link",
-            ]);
-            pod.ip(&["route", "add", "default", "via", "169.254.1.1"]);
+            let pod = node.plain_routed_pod("itbp", ip, Some(POD_MTU));
             me.nodes.push(node);
             me.pods.push(pod);
             me.ips.push(ip);

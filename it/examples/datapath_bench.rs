@@ -20,7 +20,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use it::bench::{Counted, Follower, Load, load};
-use it::sys::{NetNs, unique};
+use it::sys::NetNs;
 use it::{Node, NodeOptions};
 
 struct Run {
@@ -61,31 +61,8 @@ fn plain_run(secs: u64) -> Load {
     let node = NetNs::new("itbn");
     node.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     let mut pods = Vec::new();
-    for (i, ip) in [Ipv4Addr::new(10, 211, 0, 2), Ipv4Addr::new(10, 211, 0, 3)]
-        .into_iter()
-        .enumerate()
-    {
-        let pod = NetNs::new("itbp");
-        let host = unique(&format!("itb{i}"));
-        node.ip(&[
-            "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &pod.name,
-        ]);
-        node.ip(&["addr", "add", "169.254.1.1/32", "dev", &host]);
-        node.ip(&["link", "set", &host, "up"]);
-        node.ip(&["route", "add", &format!("{ip}/32"), "dev", &host]);
-        pod.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"]);
-        pod.ip(&["link", "set", "eth0", "up"]);
-        pod.ip(&[
-            "route",
-            "add",
-            "169.254.1.1",
-            "dev",
-            "eth0",
-            "scope",
-            "link",
-        ]);
-        pod.ip(&["route", "add", "default", "via", "169.254.1.1"]);
-        pods.push((pod, ip));
+    for ip in [Ipv4Addr::new(10, 211, 0, 2), Ipv4Addr::new(10, 211, 0, 3)] {
+        pods.push((node.plain_routed_pod("itbp", ip, None), ip));
     }
     it::traffic::ping(&pods[0].0.path(), pods[1].1);
     load(&pods[0].0.path(), &pods[1].0.path(), pods[1].1, secs)

@@ -144,6 +144,42 @@ impl NetNs {
         self.ip(&["link", "set", "eth0", "up"]);
     }
 
+    /// A pod of this (node) namespace wired by plain routing, no programs:
+    /// a veth (`mtu` on both ends, if given) whose node end holds
+    /// 169.254.1.1 and a /32 route to `ip`, and whose pod end `eth0` holds
+    /// `ip`/32 with 169.254.1.1 as its gateway (the benches' baselines).
+    pub fn plain_routed_pod(
+        &self,
+        prefix: &str,
+        ip: std::net::Ipv4Addr,
+        mtu: Option<&str>,
+    ) -> NetNs {
+        let pod = NetNs::new(prefix);
+        let host = unique("itbv");
+        let mut link = vec!["link", "add", &host];
+        link.extend(mtu.iter().flat_map(|m| ["mtu", *m]));
+        link.extend(["type", "veth", "peer", "name", "eth0"]);
+        link.extend(mtu.iter().flat_map(|m| ["mtu", *m]));
+        link.extend(["netns", &pod.name]);
+        self.ip(&link);
+        self.ip(&["addr", "add", "169.254.1.1/32", "dev", &host]);
+        self.ip(&["link", "set", &host, "up"]);
+        self.ip(&["route", "add", &format!("{ip}/32"), "dev", &host]);
+        pod.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"]);
+        pod.ip(&["link", "set", "eth0", "up"]);
+        pod.ip(&[
+            "route",
+            "add",
+            "169.254.1.1",
+            "dev",
+            "eth0",
+            "scope",
+            "link",
+        ]);
+        pod.ip(&["route", "add", "default", "via", "169.254.1.1"]);
+        pod
+    }
+
     /// Interface names in the namespace, `lo` excluded.
     pub fn links(&self) -> Vec<String> {
         links_of(Some(&self.name))

@@ -25,9 +25,7 @@ use crate::agent::api::{
 use crate::agent::ipam::Ipam;
 use crate::agent::kvstore::{EtcdStore, KvstoreConfig};
 use crate::agent::lb_sync::{LbSync, node_port_addresses};
-use crate::agent::services::{
-    self, LbDiff, LbState, ObjectName, ParseOptions, ServiceList, ServiceState,
-};
+use crate::agent::services::{self, ObjectName, ParseOptions, ServiceList, ServiceState};
 use crate::agent::store::{
     ClusterStore, EndpointRecord, FileStore, IpcacheEntry, NodeRecord, StoreError, write_atomic,
 };
@@ -1022,10 +1020,10 @@ impl Agent {
     /// NodePort program to the devices of the NodePort addresses. A failure
     /// is logged and kept for `status`; the next sync retries.
     fn apply_lb(&mut self) {
-        let desired = self.services.lb().clone();
+        let desired = self.services.lb();
         let res = self
             .lb
-            .apply(&desired)
+            .apply(desired)
             .and_then(|d| {
                 if !d.is_empty() {
                     tracing::info!(
@@ -1037,7 +1035,7 @@ impl Agent {
                         "service load balancing updated"
                     );
                 }
-                let addrs = node_port_addresses(&desired);
+                let addrs = node_port_addresses(desired);
                 self.lb
                     .ensure_netdevs(&mut self.dp, self.cfg.netns.as_deref(), &addrs)
             })
@@ -1069,20 +1067,6 @@ impl Agent {
         }
         self.sync()?;
         Ok(true)
-    }
-
-    /// The desired load-balancer state (every frontend with its backends
-    /// and ids), recomputed at every sync: what the LB maps must hold.
-    pub fn lb_state(&self) -> &LbState {
-        self.services.lb()
-    }
-
-    /// What the last sync changed in [`Self::lb_state`]: the writes that
-    /// bring maps holding the previous state to the new one (backends,
-    /// frontends, then deletions). To converge from what the maps really
-    /// hold, use `services::diff(&from_maps, agent.lb_state())`.
-    pub fn lb_changes(&self) -> &LbDiff {
-        self.services.changes()
     }
 
     /// `GET /v1/services`: frontends, backends and their state, and what

@@ -37,6 +37,9 @@ pub struct LbSync {
     /// Devices whose `from_netdev` link a previous run pinned, not yet
     /// re-attached (detached if no NodePort needs them).
     stale_netdevs: BTreeSet<String>,
+    /// The NodePort addresses `netdevs` was computed for: the devices are
+    /// looked up again only when they change.
+    netdev_addrs: BTreeSet<Ipv4Addr>,
     /// Writes done since start (for status).
     writes: u64,
 }
@@ -66,6 +69,7 @@ impl LbSync {
             applied,
             netdevs: BTreeSet::new(),
             stale_netdevs,
+            netdev_addrs: BTreeSet::new(),
             writes: 0,
         })
     }
@@ -139,7 +143,7 @@ impl LbSync {
         netns: Option<&Path>,
         addrs: &BTreeSet<Ipv4Addr>,
     ) -> Result<(Vec<String>, Vec<String>)> {
-        if addrs.is_empty() && self.netdevs.is_empty() && self.stale_netdevs.is_empty() {
+        if *addrs == self.netdev_addrs && self.stale_netdevs.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
         let want: BTreeSet<String> = in_netns(netns, || {
@@ -177,6 +181,7 @@ impl LbSync {
             self.stale_netdevs.remove(&dev);
             removed.push(dev);
         }
+        self.netdev_addrs = addrs.clone();
         Ok((added, removed))
     }
 }
