@@ -46,10 +46,30 @@ where
     match rt.block_on(main()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{name}: {e:#}");
+            eprintln!("{name}: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, as anyhow's `{:#}` prints them, but
+/// without repeating a cause whose text the message before it already ends
+/// with (an error type that both prints its source and returns it from
+/// `source()` would otherwise read `No such file or directory (os error 2):
+/// No such file or directory (os error 2)`).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// Resolves on the first SIGTERM or SIGINT with the signal's name; never
@@ -66,5 +86,33 @@ pub async fn shutdown_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading {path}: {source}")]
+    struct Reading {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn error_text_does_not_repeat_a_cause_already_printed() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let io_text = io.to_string();
+        let e = anyhow::Error::new(Reading {
+            path: "/x".into(),
+            source: io,
+        })
+        .context("open the replay file");
+        assert_eq!(
+            super::error_text(&e),
+            format!("open the replay file: reading /x: {io_text}")
+        );
+        // Causes that add something are all kept, as `{:#}` does.
+        let e = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(super::error_text(&e), "outer: middle: inner");
     }
 }

@@ -179,26 +179,201 @@ impl Drop for SocketGuard {
     }
 }
 
-/// Serves the API on `socket` and watches the policy directory until
-/// SIGTERM or SIGINT.
-pub async fn serve(agent: Agent, socket: &Path) -> anyhow::Result<()> {
+/// Who may use the API socket: the file's mode and group. Reading calls
+/// (GET) are open to whoever the mode lets connect; changing calls are
+/// further limited by the caller's credentials ([`authorize`]).
+#[derive(Clone, Debug, Default)]
+pub struct SocketAccess {
+    /// `None`: mode 0600, only root (the agent's user) connects. `Some(gid)`:
+    /// the socket's group is `gid` and its mode 0660, so members of that group
+    /// may read status, endpoints and policies; changing calls stay root's.
+    pub group: Option<u32>,
+}
+
+impl SocketAccess {
+    /// Access for the group named `name` (or a numeric gid), looked up in the
+    /// system's group database.
+    pub fn group(name: &str) -> anyhow::Result<Self> {
+        let gid = match name.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => lookup_group(name)?,
+        };
+        Ok(Self { group: Some(gid) })
+    }
+}
+
+fn lookup_group(name: &str) -> anyhow::Result<u32> {
+    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let n = f.next()?;
+            let _ = f.next();
+            Some((n, f.next()?.parse::<u32>().ok()?))
+        })
+        .find(|(n, _)| *n == name)
+        .map(|(_, gid)| gid)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--api-socket-group {name:?}: no such group in /etc/group (a name or a numeric gid)"
+            )
+        })
+}
+
+/// Checks that the API socket can be created at `socket` (called at start,
+/// before the datapath is touched, and again when binding): its directory
+/// is created; a socket left by a killed agent is removed; a path that is
+/// not a socket (a mistyped `--api-socket` naming a regular file) or a
+/// socket another agent still serves is refused, and nothing is removed.
+pub fn check_socket_path(socket: &Path) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    use tokio::signal::unix::{SignalKind, signal};
+    use std::os::unix::fs::FileTypeExt as _;
 
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("create socket directory {}", dir.display()))?;
     }
-    // A socket left by a killed agent: connectable means another agent runs.
-    if socket.exists() {
-        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-            anyhow::bail!("another agent is serving {}", socket.display());
+    match std::fs::symlink_metadata(socket) {
+        Ok(meta) if !meta.file_type().is_socket() => anyhow::bail!(
+            "--api-socket {}: the path exists and is not a socket ({}); refusing to replace it \
+             (remove it yourself or choose another path)",
+            socket.display(),
+            describe(&meta.file_type())
+        ),
+        Ok(_) => {
+            // A socket left by a killed agent: connectable means another agent runs.
+            if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+                anyhow::bail!("another agent is serving {}", socket.display());
+            }
+            std::fs::remove_file(socket)
+                .with_context(|| format!("remove stale socket {}", socket.display()))?;
         }
-        std::fs::remove_file(socket)
-            .with_context(|| format!("remove stale socket {}", socket.display()))?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("inspect --api-socket {}", socket.display()));
+        }
     }
+    Ok(())
+}
+
+/// Binds the API socket at `socket` (after [`check_socket_path`]) with
+/// `access`'s mode and group.
+pub fn bind_socket(
+    socket: &Path,
+    access: &SocketAccess,
+) -> anyhow::Result<tokio::net::UnixListener> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    check_socket_path(socket)?;
     let listener = tokio::net::UnixListener::bind(socket)
         .with_context(|| format!("bind API socket {}", socket.display()))?;
+    let mode = if let Some(gid) = access.group {
+        std::os::unix::fs::chown(socket, None, Some(gid))
+            .with_context(|| format!("set group {gid} on {}", socket.display()))?;
+        0o660
+    } else {
+        0o600
+    };
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("set mode {mode:o} on {}", socket.display()))?;
+    Ok(listener)
+}
+
+fn describe(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "a device or other special file"
+    }
+}
+
+/// The credentials of the process at the other end of an API connection
+/// (`SO_PEERCRED`), taken when it connects.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// The caller's user id; `None` when the kernel did not say.
+    pub uid: Option<u32>,
+    /// The caller's process id, for the log.
+    pub pid: Option<i32>,
+}
+
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
+    > for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        match stream.io().peer_cred() {
+            Ok(c) => Self {
+                uid: Some(c.uid()),
+                pid: c.pid(),
+            },
+            Err(_) => Self {
+                uid: None,
+                pid: None,
+            },
+        }
+    }
+}
+
+/// Whether a call may proceed: reading calls (GET, HEAD) always (the socket's
+/// mode decides who connects); changing calls (endpoints, IPAM, policies,
+/// services) only from root or the agent's own user.
+pub fn authorize(method: &axum::http::Method, peer: &Peer) -> Result<(), String> {
+    use axum::http::Method;
+    if matches!(*method, Method::GET | Method::HEAD) {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let own = unsafe { libc::geteuid() };
+    match peer.uid {
+        Some(0) => Ok(()),
+        Some(uid) if uid == own => Ok(()),
+        Some(uid) => Err(format!(
+            "{method} needs root or the agent's user (uid {own}); the caller is uid {uid}"
+        )),
+        None => Err(format!("{method}: the caller's credentials are unknown")),
+    }
+}
+
+async fn check_peer(
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<Peer>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match authorize(req.method(), &peer) {
+        Ok(()) => next.run(req).await,
+        Err(msg) => {
+            tracing::warn!(target: LOG_TARGET, uid = ?peer.uid, pid = ?peer.pid, path = %req.uri().path(), "refused: {msg}");
+            ApiFailure(StatusCode::FORBIDDEN, msg).into_response()
+        }
+    }
+}
+
+/// `router` behind the peer-credentials check, ready for `axum::serve`.
+pub fn app(
+    router: Router,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, Peer> {
+    router
+        .layer(axum::middleware::from_fn(check_peer))
+        .into_make_service_with_connect_info::<Peer>()
+}
+
+/// Serves the API on `socket` and watches the policy directory until
+/// SIGTERM or SIGINT.
+pub async fn serve(agent: Agent, socket: &Path, access: &SocketAccess) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let listener = bind_socket(socket, access)?;
     let _guard = SocketGuard(socket.to_path_buf());
     let shared: Shared = Arc::new(Mutex::new(agent));
 
@@ -249,7 +424,7 @@ pub async fn serve(agent: Agent, socket: &Path) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
     tracing::info!(target: LOG_TARGET, socket = %socket.display(), "agent API listening");
-    axum::serve(listener, router(shared))
+    axum::serve(listener, app(router(shared)))
         .with_graceful_shutdown(async move {
             tokio::select! {
                 _ = term.recv() => tracing::info!(target: LOG_TARGET, "SIGTERM: stopping, programs stay attached"),
@@ -260,4 +435,134 @@ pub async fn serve(agent: Agent, socket: &Path) -> anyhow::Result<()> {
         .context("serve API")?;
     watcher.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use std::os::unix::process::CommandExt as _;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_path_that_is_not_a_socket_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.sock");
+        std::fs::write(&file, "precious").unwrap();
+        let e = check_socket_path(&file).unwrap_err().to_string();
+        assert!(e.contains("is not a socket (a regular file)"), "{e}");
+        assert!(e.contains(&file.display().to_string()), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious");
+
+        let sub = dir.path().join("d");
+        std::fs::create_dir(&sub).unwrap();
+        let e = check_socket_path(&sub).unwrap_err().to_string();
+        assert!(e.contains("(a directory)"), "{e}");
+        assert!(sub.is_dir());
+    }
+
+    #[test]
+    fn a_stale_socket_is_replaced_a_live_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run").join("agent.sock");
+        rt().block_on(async {
+            let live = bind_socket(&path, &SocketAccess::default()).unwrap();
+            let e = check_socket_path(&path).unwrap_err().to_string();
+            assert!(e.contains("another agent is serving"), "{e}");
+            drop(live); // the file stays behind, as after a kill -9
+            assert!(path.exists());
+            let _again = bind_socket(&path, &SocketAccess::default()).unwrap();
+        });
+    }
+
+    #[test]
+    fn the_socket_is_0600_or_0660_with_a_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        rt().block_on(async {
+            let l = bind_socket(&path, &SocketAccess::default()).unwrap();
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            drop(l);
+            let access = SocketAccess::group("65534").unwrap();
+            let _l = bind_socket(&path, &access).unwrap();
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+            assert_eq!(meta.gid(), 65534);
+        });
+        let e = SocketAccess::group("no-such-group-here").unwrap_err();
+        assert!(e.to_string().contains("no such group"), "{e}");
+        assert_eq!(SocketAccess::group("root").unwrap().group, Some(0));
+    }
+
+    #[test]
+    fn changing_calls_need_root_or_the_agents_user() {
+        use axum::http::Method;
+        let nobody = Peer {
+            uid: Some(65534),
+            pid: None,
+        };
+        let root = Peer {
+            uid: Some(0),
+            pid: None,
+        };
+        assert!(authorize(&Method::GET, &nobody).is_ok());
+        assert!(authorize(&Method::POST, &root).is_ok());
+        assert!(authorize(&Method::DELETE, &root).is_ok());
+        let e = authorize(&Method::POST, &nobody).unwrap_err();
+        assert!(e.contains("the caller is uid 65534"), "{e}");
+        let unknown = Peer {
+            uid: None,
+            pid: None,
+        };
+        assert!(authorize(&Method::DELETE, &unknown).is_err());
+    }
+
+    /// A real connection from another user: `curl` run as nobody reads and
+    /// is refused a change (403 with the reason), over the socket's
+    /// credentials, not a header the caller could forge.
+    #[test]
+    fn peer_credentials_are_checked_on_a_real_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("agent.sock");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener =
+            rt.block_on(async { bind_socket(&path, &SocketAccess::group("65534").unwrap()) });
+        let listener = listener.unwrap();
+        let router = Router::new().route(
+            "/v1/thing",
+            get(|| async { Json("read") }).post(|| async { Json("changed") }),
+        );
+        let server = rt.spawn(async move { axum::serve(listener, app(router)).await });
+        let curl = |uid: u32, method: &str| {
+            let out = std::process::Command::new("curl")
+                .args(["-s", "-w", " %{http_code}", "-X", method, "--unix-socket"])
+                .arg(&path)
+                .arg("http://agent/v1/thing")
+                .uid(uid)
+                .gid(65534)
+                .output()
+                .expect("run curl");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(curl(65534, "GET"), "\"read\" 200");
+        let refused = curl(65534, "POST");
+        assert!(refused.ends_with(" 403"), "{refused}");
+        assert!(refused.contains("the caller is uid 65534"), "{refused}");
+        assert_eq!(curl(0, "POST"), "\"changed\" 200");
+        server.abort();
+    }
 }

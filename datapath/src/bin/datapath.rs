@@ -194,6 +194,13 @@ struct AgentArgs {
     /// under Kubernetes (kubelet probes must reach pods).
     #[arg(long, value_name = "MODE", default_value = "auto")]
     allow_localhost: datapath::policy::AllowLocalhost,
+    /// Give this group (name or gid) read access to the API socket (mode
+    /// 0660 instead of 0600): its members may run `datapath status`,
+    /// `endpoint list` and the like; changing calls (endpoints, IPAM,
+    /// policies, services) stay limited to root and the agent's user,
+    /// checked by the caller's credentials.
+    #[arg(long, value_name = "GROUP")]
+    api_socket_group: Option<String>,
 }
 
 /// A duration in seconds (`15s`, `500ms`, `2m`, or a plain number of seconds).
@@ -608,6 +615,13 @@ fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let pin_dir = a.bpffs_dir.unwrap_or(pin_dir);
+    // The API socket's path and group are checked before the datapath is
+    // touched: a mistake there changes nothing on the node.
+    let access = match &a.api_socket_group {
+        Some(g) => datapath::server::SocketAccess::group(g)?,
+        None => datapath::server::SocketAccess::default(),
+    };
+    datapath::server::check_socket_path(socket)?;
     let kvstore = match a.kvstore.as_str() {
         "etcd" => {
             anyhow::ensure!(
@@ -677,7 +691,7 @@ fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
         .enable_all()
         .build()
         .context("start tokio runtime")?;
-    rt.block_on(datapath::server::serve(agent, socket))
+    rt.block_on(datapath::server::serve(agent, socket, &access))
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
