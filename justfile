@@ -60,6 +60,10 @@ bench: build
     target/release/examples/cluster_bench
     target/release/examples/service_bench
 
+# The demo cluster under load with a fault every minute (exporter hung, relay killed, etcd hung, agent restarted) for SECS seconds, printing RSS of every process, flows in and out and lost events by source every 10 s (root).
+soak secs="600": build
+    ./scripts/soak.sh {{secs}}
+
 # Short runs of every cargo-fuzz target (nightly only for this).
 fuzz-smoke secs="20":
     ./scripts/fuzz-smoke.sh {{secs}}
