@@ -6,10 +6,18 @@
 //! (`flow_exporter_*`). Served as OpenMetrics text on `/metrics` by
 //! `svc::metrics`.
 //!
-//! Label values are `&'static str` or integers so that counting a flow
-//! allocates nothing once its series exists.
+//! Which Hubble families are served, and with which context labels, is
+//! the `--metrics` list ([`config`], Cilium's `hubble-metrics` syntax);
+//! `hubble_flows_to_world_total` is served when listed. Without context
+//! labels, label values are `&'static str` or integers so that counting a
+//! flow allocates nothing once its series exists; with context labels a
+//! family's series are bounded in number and age ([`series`]).
+
+pub mod config;
+pub mod series;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -20,6 +28,8 @@ use proto::flow::{DropReason, Flow, LostEventSource, Verdict, layer4::Protocol};
 use rustc_hash::FxHashMap;
 
 use crate::defaults;
+pub use config::{MetricKind, MetricSpec, MetricsConfig, MetricsConfigError};
+use series::{CountOutcome, Ctx, HubbleFamily, Labels};
 
 /// The `reason` of `flow_exporter_decode_errors_total` for a decoder that
 /// gives only a message (not one of the parser's `DecodeError` kinds).
@@ -64,9 +74,11 @@ struct PolicyLabels {
     action: &'static str,
 }
 
-/// `hubble_policy_verdicts_total`'s labels: Hubble's three, then the
-/// opt-in `policy` context (empty when off, so the series are Hubble's).
-type PolicyVerdictLabels = (PolicyLabels, Vec<(&'static str, String)>);
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorldLabels {
+    protocol: &'static str,
+    verdict: &'static str,
+}
 
 /// The value of the opt-in `policy` label for a flow: the policies of its
 /// filled `*_allowed_by`/`*_denied_by` field as `namespace/name` (`name`
@@ -112,21 +124,66 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MetricLabels {
+    metric: &'static str,
+}
+
+/// A served family's options and its context label names.
+#[derive(Debug, Clone)]
+struct Served {
+    spec: MetricSpec,
+    names: Vec<&'static str>,
+}
+
+impl Served {
+    fn new(spec: &MetricSpec) -> Self {
+        Served {
+            names: spec.context.label_names(),
+            spec: spec.clone(),
+        }
+    }
+
+    /// Whether series carry context labels (and so go through the bounded
+    /// table rather than the fixed-label cache).
+    fn contextual(&self) -> bool {
+        !self.spec.context.is_empty()
+    }
+
+    fn ctx(&self, f: &Flow) -> Ctx {
+        if !self.contextual() {
+            return Vec::new();
+        }
+        self.names
+            .iter()
+            .copied()
+            .zip(self.spec.context.label_values(f))
+            .collect()
+    }
+}
+
 /// All metrics of one exporter.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    flows: Family<FlowLabels, Counter>,
-    drops: Family<DropLabels, Counter>,
-    tcp: Family<TcpLabels, Counter>,
-    ports: Family<PortLabels, Counter>,
-    icmp: Family<IcmpLabels, Counter>,
-    policy: Family<PolicyVerdictLabels, Counter>,
+    flows: HubbleFamily<FlowLabels>,
+    drops: HubbleFamily<DropLabels>,
+    tcp: HubbleFamily<TcpLabels>,
+    ports: HubbleFamily<PortLabels>,
+    icmp: HubbleFamily<IcmpLabels>,
+    policy: HubbleFamily<PolicyLabels>,
+    world: HubbleFamily<WorldLabels>,
+    /// The served families, by [`MetricKind::ALL`] index.
+    served: [Option<Served>; 7],
     /// Whether `hubble_policy_verdicts_total` has the `policy` label.
     policy_names: bool,
     /// The distinct `policy` label values so far, at most
     /// [`defaults::POLICY_METRIC_NAMES_MAX`]; later ones count as `other`.
     policy_values: std::sync::Mutex<rustc_hash::FxHashSet<String>>,
+    /// Whether the two counters below are registered.
+    series_counters: bool,
+    series_overflow: Family<MetricLabels, Counter>,
+    series_expired: Family<MetricLabels, Counter>,
     lost: Family<LostLabels, Counter>,
     events_read: Family<SourceLabels, Counter>,
     decode_errors: Family<ReasonLabels, Counter>,
@@ -163,19 +220,48 @@ impl Default for Metrics {
     }
 }
 
+fn kind_index(k: MetricKind) -> usize {
+    MetricKind::ALL
+        .iter()
+        .position(|&x| x == k)
+        .expect("every kind is in ALL")
+}
+
 impl Metrics {
-    /// A fresh registry with every metric registered.
+    /// A fresh registry with the default Hubble metrics
+    /// ([`defaults::METRICS`]) and the exporter's own.
     pub fn new() -> Self {
+        Self::with_config(&MetricsConfig::default_set())
+    }
+
+    /// A fresh registry serving the Hubble metrics of `config` (a parsed
+    /// `--metrics`) and the exporter's own.
+    pub fn with_config(config: &MetricsConfig) -> Self {
+        let mut served: [Option<Served>; 7] = Default::default();
+        for spec in &config.metrics {
+            served[kind_index(spec.kind)] = Some(Served::new(spec));
+        }
+        let world_port = served[kind_index(MetricKind::FlowsToWorld)]
+            .as_ref()
+            .is_some_and(|s| s.spec.port);
         let mut m = Metrics {
             registry: Registry::default(),
-            flows: Family::default(),
-            drops: Family::default(),
-            tcp: Family::default(),
-            ports: Family::default(),
-            icmp: Family::default(),
-            policy: Family::default(),
+            flows: HubbleFamily::new(MetricKind::Flow.metric_name(), 0),
+            drops: HubbleFamily::new(MetricKind::Drop.metric_name(), 0),
+            tcp: HubbleFamily::new(MetricKind::Tcp.metric_name(), 0),
+            ports: HubbleFamily::new(MetricKind::PortDistribution.metric_name(), 0),
+            icmp: HubbleFamily::new(MetricKind::Icmp.metric_name(), 0),
+            policy: HubbleFamily::new(MetricKind::Policy.metric_name(), 0),
+            world: HubbleFamily::new(
+                MetricKind::FlowsToWorld.metric_name(),
+                usize::from(world_port),
+            ),
+            served,
             policy_names: false,
             policy_values: Default::default(),
+            series_counters: false,
+            series_overflow: Family::default(),
+            series_expired: Family::default(),
             lost: Family::default(),
             events_read: Family::default(),
             decode_errors: Family::default(),
@@ -186,30 +272,63 @@ impl Metrics {
             lb_last: Default::default(),
             grpc: Default::default(),
         };
+        let on = |k: MetricKind| m.served[kind_index(k)].is_some();
         let r = &mut m.registry;
-        r.register(
-            "hubble_flows_processed",
-            "Total number of flows processed",
-            m.flows.clone(),
-        );
-        r.register("hubble_drop", "Number of drops", m.drops.clone());
-        r.register("hubble_tcp_flags", "TCP flag occurrences", m.tcp.clone());
-        r.register(
-            "hubble_port_distribution",
-            "Numbers of packets distributed by destination port",
-            m.ports.clone(),
-        );
-        r.register("hubble_icmp", "Number of ICMP messages", m.icmp.clone());
-        r.register(
-            "hubble_policy_verdicts",
-            "Number of policy verdicts",
-            m.policy.clone(),
-        );
+        // Registered in this order so the default output stays as it was.
+        if on(MetricKind::Flow) {
+            r.register(
+                "hubble_flows_processed",
+                "Total number of flows processed",
+                m.flows.family.clone(),
+            );
+        }
+        if on(MetricKind::Drop) {
+            r.register("hubble_drop", "Number of drops", m.drops.family.clone());
+        }
+        if on(MetricKind::Tcp) {
+            r.register(
+                "hubble_tcp_flags",
+                "TCP flag occurrences",
+                m.tcp.family.clone(),
+            );
+        }
+        if on(MetricKind::PortDistribution) {
+            r.register(
+                "hubble_port_distribution",
+                "Numbers of packets distributed by destination port",
+                m.ports.family.clone(),
+            );
+        }
+        if on(MetricKind::Icmp) {
+            r.register(
+                "hubble_icmp",
+                "Number of ICMP messages",
+                m.icmp.family.clone(),
+            );
+        }
+        if on(MetricKind::Policy) {
+            r.register(
+                "hubble_policy_verdicts",
+                "Number of policy verdicts",
+                m.policy.family.clone(),
+            );
+        }
+        if on(MetricKind::FlowsToWorld) {
+            r.register(
+                "hubble_flows_to_world",
+                "Total number of flows to reserved:world",
+                m.world.family.clone(),
+            );
+        }
         r.register(
             "hubble_lost_events",
             "Number of lost events",
             m.lost.clone(),
         );
+        if m.served.iter().flatten().any(Served::contextual) {
+            m.register_series_counters();
+        }
+        let r = &mut m.registry;
         r.register(
             "flow_exporter_events_read",
             "Raw events read from a source (ring buffer, replay file, synthetic)",
@@ -258,6 +377,36 @@ impl Metrics {
         m
     }
 
+    /// Registers the counters of the bounded context series (only when a
+    /// family has context labels or policy names, so the default output is
+    /// unchanged).
+    fn register_series_counters(&mut self) {
+        if self.series_counters {
+            return;
+        }
+        self.series_counters = true;
+        self.registry.register(
+            "flow_exporter_metrics_series_overflow",
+            "New context-labelled series of a Hubble metric counted under `other` because the family had reached its series limit",
+            self.series_overflow.clone(),
+        );
+        self.registry.register(
+            "flow_exporter_metrics_series_expired",
+            "Context-labelled series of a Hubble metric removed after going unseen for the series TTL",
+            self.series_expired.clone(),
+        );
+        for s in self.served.iter().flatten() {
+            let metric = s.spec.kind.metric_name();
+            let _ = self.series_overflow.get_or_create(&MetricLabels { metric });
+            let _ = self.series_expired.get_or_create(&MetricLabels { metric });
+        }
+    }
+
+    /// The Hubble families served, in [`MetricKind::ALL`] order.
+    pub fn served(&self) -> Vec<MetricKind> {
+        self.served.iter().flatten().map(|s| s.spec.kind).collect()
+    }
+
     /// The request metrics of the gRPC server (pass them to
     /// `server::ServerOptions`).
     pub fn grpc(&self) -> &svc::grpc_layers::GrpcMetrics {
@@ -271,6 +420,9 @@ impl Metrics {
     /// (the rest count under `other`).
     pub fn with_policy_names(mut self, on: bool) -> Self {
         self.policy_names = on;
+        if on && self.served[kind_index(MetricKind::Policy)].is_some() {
+            self.register_series_counters();
+        }
         self
     }
 
@@ -299,6 +451,34 @@ impl Metrics {
     /// A per-writer cache of series handles for counting flows.
     pub fn flow_counters(self: &Arc<Self>) -> FlowCounters {
         FlowCounters::new(self.clone())
+    }
+
+    fn note(&self, metric: &'static str, o: CountOutcome) {
+        if o.overflowed {
+            self.series_overflow
+                .get_or_create(&MetricLabels { metric })
+                .inc();
+        }
+        if o.expired > 0 {
+            self.series_expired
+                .get_or_create(&MetricLabels { metric })
+                .inc_by(o.expired);
+        }
+    }
+
+    /// Removes the context-labelled series unseen for
+    /// [`defaults::METRIC_SERIES_TTL`], if a sweep is due at `now` (also
+    /// done while counting and before each scrape).
+    pub fn expire_series(&self, now: Instant) {
+        macro_rules! sweep {
+            ($($f:ident),*) => {$(
+                let n = self.$f.sweep(now);
+                if n > 0 {
+                    self.note(self.$f.name, CountOutcome { overflowed: false, expired: n });
+                }
+            )*};
+        }
+        sweep!(flows, drops, tcp, ports, icmp, policy, world);
     }
 
     /// Counts lost events.
@@ -351,8 +531,10 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text of every metric.
+    /// The OpenMetrics text of every metric (after removing expired
+    /// context series).
     pub fn encode(&self) -> String {
+        self.expire_series(Instant::now());
         let mut s = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
@@ -360,9 +542,11 @@ impl Metrics {
     }
 }
 
-/// Series handles of every flow metric, cached by a packed integer key, so
-/// that counting a flow is a few integer-keyed lookups and atomic adds
-/// instead of hashing label strings. One per writer (the decoder task).
+/// Series handles of the flow metrics without context labels, cached by a
+/// packed integer key, so that counting a flow is a few integer-keyed
+/// lookups and atomic adds instead of hashing label strings. Families with
+/// context labels go through their bounded table. One per writer (the
+/// decoder task).
 #[derive(Debug)]
 pub struct FlowCounters {
     metrics: Arc<Metrics>,
@@ -372,23 +556,69 @@ pub struct FlowCounters {
     ports: FxHashMap<u32, Counter>,
     icmp: FxHashMap<u32, Counter>,
     policy: FxHashMap<u32, Counter>,
-    /// With the `policy` context: by packed key and policy label value.
-    policy_named: FxHashMap<(u32, String), Counter>,
+    world: FxHashMap<u32, Counter>,
 }
 
-fn cached<S, F>(
+fn cached<F, L>(
     map: &mut FxHashMap<u32, Counter>,
     key: u32,
-    family: &Family<S, Counter>,
-    labels: F,
+    family: &Family<Labels<F>, Counter>,
+    labels: L,
 ) -> Counter
 where
-    S: Clone + std::hash::Hash + Eq,
-    F: FnOnce() -> S,
+    F: Clone + std::hash::Hash + Eq,
+    L: FnOnce() -> F,
 {
     map.entry(key)
-        .or_insert_with(|| family.get_or_create(&labels()).clone())
+        .or_insert_with(|| family.get_or_create(&Labels::fixed(labels())).clone())
         .clone()
+}
+
+/// Counts in one family: through the fixed-label cache, or (with context
+/// labels) through the family's bounded table.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call per family in observe; a struct would only rename them"
+)]
+fn hit<F, L>(
+    m: &Metrics,
+    cache: &mut FxHashMap<u32, Counter>,
+    fam: &HubbleFamily<F>,
+    key: u32,
+    fixed: L,
+    context: Option<(Ctx, Ctx)>,
+    now: &mut Option<Instant>,
+) where
+    F: Clone + std::hash::Hash + Eq,
+    L: FnOnce() -> F,
+{
+    match context {
+        None => {
+            cached(cache, key, &fam.family, fixed).inc();
+        }
+        Some((before, after)) => {
+            let now = *now.get_or_insert_with(Instant::now);
+            let o = fam.count(
+                Labels {
+                    before,
+                    fixed: fixed(),
+                    after,
+                },
+                now,
+            );
+            m.note(fam.name, o);
+        }
+    }
+}
+
+/// Whether an endpoint is the world (Hubble's flows-to-world looks for the
+/// `reserved:world` label; the dual-stack world identities are included).
+fn is_world(e: Option<&proto::flow::Endpoint>) -> bool {
+    e.is_some_and(|e| {
+        e.labels.iter().any(|l| {
+            l == "reserved:world" || l == "reserved:world-ipv4" || l == "reserved:world-ipv6"
+        })
+    })
 }
 
 impl FlowCounters {
@@ -401,52 +631,69 @@ impl FlowCounters {
             ports: FxHashMap::default(),
             icmp: FxHashMap::default(),
             policy: FxHashMap::default(),
-            policy_named: FxHashMap::default(),
+            world: FxHashMap::default(),
         }
     }
 
     /// Counts one flow in every Hubble flow metric it belongs to.
     pub fn observe(&mut self, f: &Flow) {
-        let m = &*self.metrics;
+        self.observe_inner(f, None);
+    }
+
+    /// [`Self::observe`] at a given time (the time decides when a
+    /// context-labelled series expires).
+    pub fn observe_at(&mut self, f: &Flow, now: Instant) {
+        self.observe_inner(f, Some(now));
+    }
+
+    fn observe_inner(&mut self, f: &Flow, mut now: Option<Instant>) {
+        let metrics = self.metrics.clone();
+        let m = &*metrics;
+        let served = |k: MetricKind| m.served[kind_index(k)].as_ref();
+        // `None` when the family has no context labels (the cached path).
+        let after = |s: &Served| s.contextual().then(|| (Vec::new(), s.ctx(f)));
         let (pi, protocol) = protocol_name(f);
         let ty = f.event_type.as_ref().map(|e| e.r#type).unwrap_or(0);
         let sub = f.event_type.as_ref().map(|e| e.sub_type).unwrap_or(-1);
-        let (ti, type_name, subtype) = match ty {
-            1 => (1, "Drop", ""),
-            3 => (2, "Capture", ""),
-            4 => (3, "Trace", trace_point_name(sub)),
-            5 => (4, "PolicyVerdict", ""),
-            129 => (5, "L7", ""),
-            // Hubble's handler has no case for trace-sock: "Unknown" with
-            // the message type as subtype.
-            7 => (6, "Unknown", "7"),
-            _ => (0, "Unknown", ""),
-        };
-        let si = if ty == 4 {
-            (sub.clamp(-1, 14) + 1) as u32
-        } else {
-            0
-        };
         let vi = f.verdict.clamp(0, 255) as u32;
         let verdict = verdict_name(f.verdict);
-        let key = pi << 24 | ti << 16 | si << 8 | vi;
-        cached(&mut self.flows, key, &m.flows, || FlowLabels {
-            protocol,
-            r#type: type_name,
-            subtype,
-            verdict,
-        })
-        .inc();
-        if f.verdict == Verdict::Dropped as i32 {
+        if let Some(s) = served(MetricKind::Flow) {
+            let (ti, type_name, subtype) = match ty {
+                1 => (1, "Drop", ""),
+                3 => (2, "Capture", ""),
+                4 => (3, "Trace", trace_point_name(sub)),
+                5 => (4, "PolicyVerdict", ""),
+                129 => (5, "L7", ""),
+                // Hubble's handler has no case for trace-sock: "Unknown"
+                // with the message type as subtype.
+                7 => (6, "Unknown", "7"),
+                _ => (0, "Unknown", ""),
+            };
+            let si = if ty == 4 {
+                (sub.clamp(-1, 14) + 1) as u32
+            } else {
+                0
+            };
+            let key = pi << 24 | ti << 16 | si << 8 | vi;
+            let fixed = || FlowLabels {
+                protocol,
+                r#type: type_name,
+                subtype,
+                verdict,
+            };
+            hit(m, &mut self.flows, &m.flows, key, fixed, after(s), &mut now);
+        }
+        if f.verdict == Verdict::Dropped as i32
+            && let Some(s) = served(MetricKind::Drop)
+        {
             let reason = DropReason::try_from(f.drop_reason_desc)
                 .map(|r| r.as_str_name())
                 .unwrap_or("DROP_REASON_UNKNOWN");
             let key = (f.drop_reason_desc.clamp(0, 0xffff) as u32) << 8 | pi;
-            cached(&mut self.drops, key, &m.drops, || DropLabels {
-                reason,
-                protocol,
-            })
-            .inc();
+            let fixed = || DropLabels { reason, protocol };
+            // Hubble puts the drop metric's context labels first.
+            let ctx = s.contextual().then(|| (s.ctx(f), Vec::new()));
+            hit(m, &mut self.drops, &m.drops, key, fixed, ctx, &mut now);
         }
         let (fi, family) = match f.ip.as_ref().map(|i| i.ip_version) {
             Some(1) => (1, "IPv4"),
@@ -454,7 +701,7 @@ impl FlowCounters {
             _ => (0, ""),
         };
         let l4 = f.l4.as_ref().and_then(|l| l.protocol.as_ref());
-        if let Some(Protocol::Tcp(t)) = l4 {
+        if let (Some(Protocol::Tcp(t)), Some(s)) = (l4, served(MetricKind::Tcp)) {
             let forwarded =
                 f.verdict == Verdict::Forwarded as i32 || f.verdict == Verdict::Redirected as i32;
             if let (true, Some(flags)) = (forwarded, t.flags.as_ref()) {
@@ -468,16 +715,24 @@ impl FlowCounters {
                 let fin = flags.fin.then_some((2, "FIN"));
                 let rst = flags.rst.then_some((3, "RST"));
                 for (k, flag) in [syn, fin, rst].into_iter().flatten() {
-                    cached(&mut self.tcp, k << 8 | fi, &m.tcp, || TcpLabels {
-                        flag,
-                        family,
-                    })
-                    .inc();
+                    let fixed = || TcpLabels { flag, family };
+                    hit(
+                        m,
+                        &mut self.tcp,
+                        &m.tcp,
+                        k << 8 | fi,
+                        fixed,
+                        after(s),
+                        &mut now,
+                    );
                 }
             }
         }
         let reply = f.is_reply.is_some_and(|r| r.value);
-        if f.verdict == Verdict::Forwarded as i32 && !reply {
+        if let Some(s) = served(MetricKind::PortDistribution)
+            && f.verdict == Verdict::Forwarded as i32
+            && !reply
+        {
             let port = match l4 {
                 Some(Protocol::Tcp(t)) => Some(t.destination_port),
                 Some(Protocol::Udp(u)) => Some(u.destination_port),
@@ -486,43 +741,29 @@ impl FlowCounters {
             };
             if let Some(port) = port {
                 let key = (port & 0xffff) << 8 | pi;
-                cached(&mut self.ports, key, &m.ports, || PortLabels {
-                    protocol,
-                    port,
-                })
-                .inc();
+                let fixed = || PortLabels { protocol, port };
+                hit(m, &mut self.ports, &m.ports, key, fixed, after(s), &mut now);
             }
         }
-        match l4 {
-            Some(Protocol::IcmPv4(i)) => {
-                let t = icmp4_name(i.r#type);
-                cached(
-                    &mut self.icmp,
-                    4 << 16 | (i.r#type & 0xffff),
-                    &m.icmp,
-                    || IcmpLabels {
-                        family: "IPv4",
-                        r#type: t,
-                    },
-                )
-                .inc();
+        if let Some(s) = served(MetricKind::Icmp) {
+            let icmp = match l4 {
+                Some(Protocol::IcmPv4(i)) => Some((4, "IPv4", i.r#type, icmp4_name(i.r#type))),
+                Some(Protocol::IcmPv6(i)) => Some((6, "IPv6", i.r#type, icmp6_name(i.r#type))),
+                _ => None,
+            };
+            if let Some((v, family, t, name)) = icmp {
+                let fixed = || IcmpLabels {
+                    family,
+                    r#type: name,
+                };
+                let key = v << 16 | (t & 0xffff);
+                hit(m, &mut self.icmp, &m.icmp, key, fixed, after(s), &mut now);
             }
-            Some(Protocol::IcmPv6(i)) => {
-                let t = icmp6_name(i.r#type);
-                cached(
-                    &mut self.icmp,
-                    6 << 16 | (i.r#type & 0xffff),
-                    &m.icmp,
-                    || IcmpLabels {
-                        family: "IPv6",
-                        r#type: t,
-                    },
-                )
-                .inc();
-            }
-            _ => {}
         }
-        if ty == 5 && f.source.as_ref().map(|s| s.identity) != Some(1) {
+        if ty == 5
+            && f.source.as_ref().map(|s| s.identity) != Some(1)
+            && let Some(s) = served(MetricKind::Policy)
+        {
             let (di, direction) = match f.traffic_direction {
                 1 => (1, "ingress"),
                 2 => (2, "egress"),
@@ -547,34 +788,79 @@ impl FlowCounters {
                 _ => "unknown",
             };
             let key = di << 16 | mi << 8 | vi;
-            let labels = || PolicyLabels {
+            let fixed = || PolicyLabels {
                 direction,
                 r#match,
                 action,
             };
-            if m.policy_names {
-                let k = (key, policy_label(f));
-                let c = match self.policy_named.get(&k) {
-                    Some(c) => c.clone(),
-                    None => {
-                        let value = m.bounded_policy_value(k.1.clone());
-                        let c = m
-                            .policy
-                            .get_or_create(&(labels(), vec![("policy", value)]))
-                            .clone();
-                        // The cache is bounded too (names past the bound
-                        // are looked up in the family each time).
-                        if self.policy_named.len() < defaults::POLICY_METRIC_NAMES_MAX * 64 {
-                            self.policy_named.insert(k, c.clone());
-                        }
-                        c
-                    }
-                };
-                c.inc();
+            let ctx = if m.policy_names {
+                let mut ctx = s.ctx(f);
+                ctx.push(("policy", m.bounded_policy_value(policy_label(f))));
+                Some((Vec::new(), ctx))
             } else {
-                cached(&mut self.policy, key, &m.policy, || (labels(), Vec::new())).inc();
-            }
+                after(s)
+            };
+            hit(m, &mut self.policy, &m.policy, key, fixed, ctx, &mut now);
         }
+        if let Some(s) = served(MetricKind::FlowsToWorld) {
+            self.world(f, s, pi, protocol, vi, verdict, reply, &mut now);
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the flow's already decoded labels, passed on rather than recomputed"
+    )]
+    fn world(
+        &mut self,
+        f: &Flow,
+        s: &Served,
+        pi: u32,
+        protocol: &'static str,
+        vi: u32,
+        verdict: &'static str,
+        reply: bool,
+        now: &mut Option<Instant>,
+    ) {
+        let m = &*self.metrics;
+        let Some(l4) = f.l4.as_ref().and_then(|l| l.protocol.as_ref()) else {
+            return;
+        };
+        if f.event_type.is_none() || !is_world(f.destination.as_ref()) {
+            return;
+        }
+        let dropped = f.verdict == Verdict::Dropped as i32;
+        // Without any-drop, only policy denials count among drops.
+        if dropped && !s.spec.any_drop && f.drop_reason_desc != DropReason::PolicyDenied as i32 {
+            return;
+        }
+        // Forwarded replies would count ephemeral ports.
+        if !dropped && reply {
+            return;
+        }
+        let syn = matches!(l4, Protocol::Tcp(t) if t.flags.as_ref().is_some_and(|fl| fl.syn));
+        if s.spec.syn_only && (!syn || reply) {
+            return;
+        }
+        let fixed = || WorldLabels { protocol, verdict };
+        let key = pi << 8 | vi;
+        let ctx = if s.spec.port || s.contextual() {
+            let mut after = Vec::new();
+            if s.spec.port {
+                let port = match l4 {
+                    Protocol::Tcp(t) => t.destination_port.to_string(),
+                    Protocol::Udp(u) => u.destination_port.to_string(),
+                    Protocol::Sctp(x) => x.destination_port.to_string(),
+                    _ => String::new(),
+                };
+                after.push(("port", port));
+            }
+            after.extend(s.ctx(f));
+            Some((Vec::new(), after))
+        } else {
+            None
+        };
+        hit(m, &mut self.world, &m.world, key, fixed, ctx, now);
     }
 }
 
