@@ -1101,4 +1101,295 @@ mod tests {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
     }
+
+    /// Hubble's families: served name, then the labels before and after
+    /// the context labels (C:pkg/hubble/metrics/*/handler.go, the
+    /// "Exported Metrics" table of Documentation/observability/metrics.rst).
+    const HUBBLE_NAMES: [(&str, &str, &[&str], &[&str]); 7] = [
+        (
+            "flow",
+            "hubble_flows_processed_total",
+            &[],
+            &["protocol", "type", "subtype", "verdict"],
+        ),
+        ("drop", "hubble_drop_total", &["reason", "protocol"], &[]),
+        ("tcp", "hubble_tcp_flags_total", &[], &["flag", "family"]),
+        (
+            "port-distribution",
+            "hubble_port_distribution_total",
+            &[],
+            &["protocol", "port"],
+        ),
+        ("icmp", "hubble_icmp_total", &[], &["family", "type"]),
+        (
+            "policy",
+            "hubble_policy_verdicts_total",
+            &[],
+            &["direction", "match", "action"],
+        ),
+        (
+            "flows-to-world",
+            "hubble_flows_to_world_total",
+            &[],
+            &["protocol", "verdict"],
+        ),
+    ];
+
+    /// Hubble's `labelsContext` labels in emission order, then `source`
+    /// and `destination` (C:pkg/hubble/metrics/api/context.go).
+    const HUBBLE_CONTEXT_LABELS: [&str; 15] = [
+        "source_ip",
+        "source_pod",
+        "source_namespace",
+        "source_workload",
+        "source_workload_kind",
+        "source_app",
+        "destination_ip",
+        "destination_pod",
+        "destination_namespace",
+        "destination_workload",
+        "destination_workload_kind",
+        "destination_app",
+        "traffic_direction",
+        "source",
+        "destination",
+    ];
+
+    /// The label names of each series line of `metric`, in order.
+    fn label_names(text: &str, metric: &str) -> Vec<Vec<String>> {
+        let prefix = format!("{metric}{{");
+        text.lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .map(|rest| {
+                let mut names = Vec::new();
+                let mut chars = rest.chars().peekable();
+                loop {
+                    let name: String = chars.by_ref().take_while(|&c| c != '=').collect();
+                    assert_eq!(chars.next(), Some('"'), "{rest}");
+                    let mut escaped = false;
+                    for c in chars.by_ref() {
+                        match (escaped, c) {
+                            (false, '\\') => escaped = true,
+                            (false, '"') => break,
+                            _ => escaped = false,
+                        }
+                    }
+                    names.push(name);
+                    match chars.next() {
+                        Some(',') => continue,
+                        _ => break,
+                    }
+                }
+                names
+            })
+            .collect()
+    }
+
+    fn world_flows() -> Vec<Flow> {
+        let endpoint = |ns: &str, pod: &str, labels: &[&str]| proto::flow::Endpoint {
+            namespace: ns.into(),
+            pod_name: pod.into(),
+            identity: 300,
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+            workloads: vec![proto::flow::Workload {
+                name: "xwing".into(),
+                kind: "Deployment".into(),
+            }],
+            ..Default::default()
+        };
+        let base = Flow {
+            verdict: Verdict::Forwarded as i32,
+            event_type: Some(CiliumEventType {
+                r#type: 4,
+                sub_type: 5,
+            }),
+            ip: Some(Ip {
+                source: "10.0.0.1".into(),
+                destination: "1.1.1.1".into(),
+                ip_version: 1,
+                ..Default::default()
+            }),
+            source: Some(endpoint("default", "xwing-1", &["k8s:app=xwing"])),
+            destination: Some(proto::flow::Endpoint {
+                identity: 2,
+                labels: vec!["reserved:world".into()],
+                ..Default::default()
+            }),
+            is_reply: Some(proto::wkt::BoolValue { value: false }),
+            traffic_direction: 2,
+            l4: Some(Layer4 {
+                protocol: Some(Protocol::Tcp(Tcp {
+                    source_port: 40000,
+                    destination_port: 443,
+                    flags: Some(TcpFlags {
+                        syn: true,
+                        ..Default::default()
+                    }),
+                })),
+            }),
+            ..Default::default()
+        };
+        let drop = Flow {
+            verdict: Verdict::Dropped as i32,
+            drop_reason_desc: DropReason::PolicyDenied as i32,
+            event_type: Some(CiliumEventType {
+                r#type: 1,
+                sub_type: 133,
+            }),
+            ..base.clone()
+        };
+        let icmp = Flow {
+            l4: Some(Layer4 {
+                protocol: Some(Protocol::IcmPv4(proto::flow::IcmPv4 { r#type: 8, code: 0 })),
+            }),
+            ..base.clone()
+        };
+        let verdict = Flow {
+            event_type: Some(CiliumEventType {
+                r#type: 5,
+                sub_type: 0,
+            }),
+            policy_match_type: 2,
+            ..base.clone()
+        };
+        vec![base, drop, icmp, verdict]
+    }
+
+    #[test]
+    fn metric_and_label_names_match_hubbles_table() {
+        let all_labels = HUBBLE_CONTEXT_LABELS[..13].join(",");
+        let context_sets: [(String, &[&str]); 4] = [
+            (String::new(), &[]),
+            ("sourceContext=pod".into(), &["source"]),
+            (
+                "destinationContext=namespace;destinationEgressContext=ip".into(),
+                &["destination"],
+            ),
+            (
+                format!(
+                    "sourceContext=identity;destinationContext=dns|ip;labelsContext={all_labels}"
+                ),
+                &HUBBLE_CONTEXT_LABELS,
+            ),
+        ];
+        for (opts, ctx) in &context_sets {
+            let list: Vec<String> = HUBBLE_NAMES
+                .iter()
+                .map(|(o, ..)| {
+                    if opts.is_empty() {
+                        o.to_string()
+                    } else {
+                        format!("{o}:{opts}")
+                    }
+                })
+                .collect();
+            let cfg = MetricsConfig::parse(&list).unwrap();
+            let m = Arc::new(Metrics::with_config(&cfg));
+            let mut c = m.flow_counters();
+            for f in world_flows() {
+                c.observe(&f);
+            }
+            let text = m.encode();
+            for (option, name, before, after) in HUBBLE_NAMES {
+                let want: Vec<String> = if option == "drop" {
+                    ctx.iter().chain(before).map(|s| s.to_string()).collect()
+                } else {
+                    after
+                        .iter()
+                        .chain(ctx.iter())
+                        .map(|s| s.to_string())
+                        .collect()
+                };
+                let got = label_names(&text, name);
+                assert!(
+                    !got.is_empty(),
+                    "{option} ({opts}): no {name} series in\n{text}"
+                );
+                for names in got {
+                    assert_eq!(names, want, "{option} ({opts})");
+                }
+            }
+        }
+        // flows-to-world's `port` comes after Hubble's two labels and before
+        // the context ones.
+        let cfg = MetricsConfig::parse(&["flows-to-world:port;sourceContext=namespace"]).unwrap();
+        let m = Arc::new(Metrics::with_config(&cfg));
+        for f in world_flows() {
+            m.observe_flow(&f);
+        }
+        let text = m.encode();
+        assert!(
+            text.contains(r#"hubble_flows_to_world_total{protocol="TCP",verdict="FORWARDED",port="443",source="default"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"hubble_flows_to_world_total{protocol="TCP",verdict="DROPPED",port="443",source="default"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn families_not_listed_are_not_served() {
+        let m = Metrics::with_config(&MetricsConfig::parse(&["drop"]).unwrap());
+        let text = m.encode();
+        assert_eq!(m.served(), [MetricKind::Drop]);
+        assert!(text.contains("hubble_lost_events_total"), "{text}");
+        for absent in [
+            "hubble_flows_processed",
+            "hubble_tcp_flags",
+            "hubble_flows_to_world",
+        ] {
+            assert!(!text.contains(absent), "{absent} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn context_series_expire_and_are_capped() {
+        let cfg = MetricsConfig::parse(&["flow:sourceContext=ip"]).unwrap();
+        let m = Arc::new(Metrics::with_config(&cfg));
+        let mut c = m.flow_counters();
+        let from = |ip: String| Flow {
+            verdict: Verdict::Forwarded as i32,
+            ip: Some(Ip {
+                source: ip,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        c.observe_at(&from("10.0.0.1".into()), t0);
+        c.observe_at(
+            &from("10.0.0.2".into()),
+            t0 + defaults::METRIC_SERIES_TTL / 2,
+        );
+        // Past the TTL of the first only: it goes, the second stays.
+        c.observe_at(
+            &from("10.0.0.3".into()),
+            t0 + defaults::METRIC_SERIES_TTL + defaults::METRIC_SERIES_SWEEP,
+        );
+        let text = m.encode();
+        assert!(!text.contains(r#"source="10.0.0.1""#), "{text}");
+        assert!(text.contains(r#"source="10.0.0.2""#), "{text}");
+        assert!(
+            text.contains(r#"flow_exporter_metrics_series_expired_total{metric="hubble_flows_processed_total"} 1"#),
+            "{text}"
+        );
+        // The cap: past it, new sources count under `other`.
+        let t1 = t0 + defaults::METRIC_SERIES_TTL + defaults::METRIC_SERIES_SWEEP;
+        for i in 0..defaults::METRIC_SERIES_MAX + 3 {
+            c.observe_at(&from(format!("10.1.{}.{}", i / 256, i % 256)), t1);
+        }
+        assert_eq!(m.flows.len(), defaults::METRIC_SERIES_MAX + 1);
+        let text = m.encode();
+        // Two series were there before the loop: 10.0.0.2 and .3.
+        assert!(
+            text.contains(r#"hubble_flows_processed_total{protocol="",type="Unknown",subtype="",verdict="FORWARDED",source="other"} 5"#),
+            "{}",
+            text.lines().filter(|l| l.contains("other") || l.contains("overflow")).collect::<Vec<_>>().join("\n")
+        );
+        assert!(
+            text.contains(r#"flow_exporter_metrics_series_overflow_total{metric="hubble_flows_processed_total"} 5"#),
+            "overflow count"
+        );
+    }
 }
