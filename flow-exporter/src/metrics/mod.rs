@@ -576,10 +576,6 @@ where
 
 /// Counts in one family: through the fixed-label cache, or (with context
 /// labels) through the family's bounded table.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call per family in observe; a struct would only rename them"
-)]
 fn hit<F, L>(
     m: &Metrics,
     cache: &mut FxHashMap<u32, Counter>,
