@@ -98,3 +98,37 @@ pub const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// cardinality bounded by the cluster's policies; past this many, values
 /// count under `other` so a churn of policies cannot grow it without end.
 pub const POLICY_METRIC_NAMES_MAX: usize = 100;
+
+/// Hubble metrics served when `--metrics` is not given. Cilium's Helm chart
+/// enables none (`hubble.metrics.enabled` is empty, so the agent serves no
+/// Hubble metrics until an operator lists them); this exporter keeps the
+/// L3/L4 set it has always served, without context labels, so that a
+/// plain start still feeds the dashboards. `hubble_lost_events_total` is
+/// always served, as in Hubble when any metric is on.
+pub const METRICS: &str = "flow drop tcp port-distribution icmp policy";
+
+/// A series of a Hubble metric with context labels (pod, namespace, ip,
+/// ...) that has not been counted for this long is removed. Hubble removes
+/// a pod's series 1 minute after the pod is deleted; this exporter sees no
+/// pod deletions, only flows, so it bounds by time instead: 10 minutes is
+/// twice the 5-minute `rate()` window of the dashboards, so a quiet but
+/// live series is not dropped between two of its flows in a window, while
+/// the series of pods, IPs and workloads that are gone leave within minutes.
+pub const METRIC_SERIES_TTL: Duration = Duration::from_secs(600);
+
+/// How often the series of context-labelled metrics are checked against
+/// [`METRIC_SERIES_TTL`] (on a counted flow or a scrape, whichever comes
+/// first after this interval): a walk of at most
+/// [`METRIC_SERIES_MAX`] entries every 30 s costs nothing measurable.
+pub const METRIC_SERIES_SWEEP: Duration = Duration::from_secs(30);
+
+/// Context-labelled series per Hubble metric family at most. Past it, a new
+/// label combination is counted in a series whose context labels are all
+/// `other` (the fixed labels stay), and
+/// `flow_exporter_metrics_series_overflow_total{metric}` counts it. 10,000
+/// series per family, 7 families, is some 70,000 series per node at worst:
+/// within what one Prometheus scrape handles (its default sample limit is
+/// unlimited; typical operators' limits are 50k-200k), and large enough
+/// for `sourceContext=pod;destinationContext=pod` on a node with ~100 pods
+/// talking to each other.
+pub const METRIC_SERIES_MAX: usize = 10_000;

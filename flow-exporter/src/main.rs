@@ -28,6 +28,25 @@ struct Args {
     #[arg(long, env = "FLOW_EXPORTER_METRICS_ADDRESS", default_value = defaults::METRICS_ADDRESS)]
     metrics_address: String,
 
+    /// Hubble metrics to serve, in Cilium's `hubble-metrics` syntax: the
+    /// ConfigMap's space-separated form as one argument
+    /// ("drop:sourceContext=pod;destinationContext=pod flow tcp"), the
+    /// agent flag's comma-separated form, or the flag repeated. Metrics:
+    /// flow, drop, tcp, port-distribution, icmp, policy, flows-to-world
+    /// (options any-drop, port, syn-only). Context options:
+    /// sourceContext, destinationContext and their Egress/Ingress variants
+    /// (identity|namespace|pod|pod-short|pod-name|dns|ip|reserved-identity|
+    /// workload|workload-name|app, `|` = first non-empty), labelsContext
+    /// (source_ip, source_pod, source_namespace, source_workload,
+    /// source_workload_kind, source_app, the destination_* ones,
+    /// traffic_direction). dns, http, httpV2 and kafka are refused (they
+    /// need L7 visibility). Default: "flow drop tcp port-distribution icmp
+    /// policy" (Cilium's Helm chart enables none; this keeps the set served
+    /// before the flag existed). Context-labelled series unseen for 10 min
+    /// are removed; past 10000 series per metric new ones count as `other`.
+    #[arg(long, value_name = "LIST", env = "FLOW_EXPORTER_METRICS")]
+    metrics: Vec<String>,
+
     /// Adds the `policy` label to hubble_policy_verdicts_total: the
     /// policies that allowed or denied each verdict (namespace/name, joined
     /// by `,`; empty for a default deny), at most
@@ -133,6 +152,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .into_owned(),
     };
     // Check the TLS files before anything starts.
+    // Check the metric list before anything starts.
+    let metrics_config = if args.metrics.is_empty() {
+        metrics::MetricsConfig::default_set()
+    } else {
+        metrics::MetricsConfig::parse(&args.metrics).context("--metrics")?
+    };
     let tls = match (&args.tls_cert_file, &args.tls_key_file) {
         (Some(c), Some(k)) => Some(
             svc::tls::server_config(c, k, &args.tls_client_ca_files).context(
@@ -155,7 +180,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let metrics = Arc::new(metrics::Metrics::new().with_policy_names(args.metrics_policy_names));
+    let metrics = Arc::new(
+        metrics::Metrics::with_config(&metrics_config).with_policy_names(args.metrics_policy_names),
+    );
     let observer = Arc::new(
         observer::Observer::new(node_name.clone(), args.ring_capacity)
             .context("--ring-capacity")?
