@@ -46,18 +46,39 @@ pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// How often a connected peer is probed (ServerStatus) so that a peer that
-/// died while no request was running is marked unavailable (Hubble's
-/// health-check interval).
+/// died or hung (SIGSTOP, a stuck event loop: its kernel still accepts TCP
+/// and ACKs data) is marked unavailable (Hubble's health-check interval).
+/// With [`PEER_TIMEOUT`], a hung peer is reported `NODE_UNAVAILABLE` to
+/// follow clients within 10 s (`--probe-interval`).
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// HTTP/2 keepalive ping interval on peer connections: detects a peer that
-/// vanished without closing its TCP connection (power loss, partition)
-/// between probes.
+/// How long a peer may leave a probe (ServerStatus) or an HTTP/2 keepalive
+/// ping unanswered before it counts as hung: a live exporter answers both
+/// in milliseconds from its gRPC threads, so 5 s is far beyond a busy
+/// node's answer and short enough that a UI shows the node as unavailable
+/// while it is (`--peer-timeout`). A fresh connection is used only after it
+/// answered a probe within this time: a TCP connect alone succeeds against
+/// a stopped process, because the kernel accepts for it.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// HTTP/2 keepalive ping interval on peer connections, sent also while no
+/// call is open (`keep_alive_while_idle`): it ends every stream on a
+/// connection whose peer vanished or hung within this plus
+/// [`PEER_TIMEOUT`] (15 s), independently of the probes, and it needs no
+/// flow traffic (a quiet node's follow stream is idle for minutes, so a
+/// per-stream idle bound would cut healthy quiet nodes; none is used).
+/// Not lower, because gRPC servers in other languages reject clients that
+/// ping too often (`--peer-keepalive-interval`).
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How long a keepalive ping may stay unanswered before the connection is
-/// considered dead.
-pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Non-follow requests (`hubble observe --last N`): how long the relay
+/// waits for a peer's next response while the time-ordered merge cannot go
+/// on without it. A peer silent that long is cut off and named in a
+/// `NODE_UNAVAILABLE` event, so a hung node costs the query at most this
+/// much instead of the keepalive's 15 s (an exporter answers a non-follow
+/// request from its ring in milliseconds). Progress resets it, so a large
+/// answer that keeps coming is never cut (`--peer-deadline`).
+pub const NON_FOLLOW_PEER_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Wait before reconnecting to the peer service after its Notify stream
 /// broke (Hubble's `--retry-timeout`).

@@ -23,7 +23,24 @@
 //!   asked) and `NODE_UNAVAILABLE` (peers without a usable connection,
 //!   skipped); a peer stream failing mid-request yields `NODE_ERROR`
 //!   (identical messages aggregated, [`crate::status`]); a follow stream
-//!   the peer ends is a `NODE_ERROR` too.
+//!   the peer ends is a `NODE_ERROR` too. When the pool finds a peer down
+//!   or hung (its probe or keepalive unanswered, [`crate::pool`]), its
+//!   stream is detached and `NODE_UNAVAILABLE` sent, once, until it is
+//!   back (`NODE_CONNECTED`). A pending aggregated error naming a node is
+//!   sent before any later status of that node, so a client never sees an
+//!   old `NODE_ERROR` after the node's `NODE_CONNECTED`.
+//! - **Hung peers in non-follow requests:** the exact merge waits for every
+//!   open peer; a peer that gives nothing for the per-node deadline
+//!   (`--peer-deadline`) while the merge waits on it is cut off and named
+//!   in `NODE_UNAVAILABLE`, and the answer completes without it.
+//! - **Late flows** (a node that comes back sends what it observed while
+//!   it was cut off, asked with `since` its last delivered flow, so nothing
+//!   is lost or repeated): they are *delivered*, after that node's
+//!   `NODE_CONNECTED`, at once rather than sorted (see [`crate::merge`]),
+//!   so the other nodes' flows stay in order. Delivered rather than
+//!   dropped because a follow client such as the archiver would otherwise
+//!   lose them for good; the ones out of order are exactly those older
+//!   than a flow already sent.
 //! - **Lost events** from peers are passed through as soon as they arrive
 //!   (they carry the peer's `node_name`); a slow follow client loses its
 //!   oldest responses and is told ([`crate::queue`]).
@@ -64,6 +81,9 @@ pub struct FlowsConfig {
     pub client_queue_len: usize,
     /// Window over which identical node errors are merged.
     pub error_window: Duration,
+    /// Non-follow: longest silence of a peer the merge waits on before the
+    /// peer is cut off and reported unavailable.
+    pub peer_deadline: Duration,
 }
 
 impl Default for FlowsConfig {
@@ -74,6 +94,7 @@ impl Default for FlowsConfig {
             sort_buffer_len: defaults::SORT_BUFFER_LEN,
             client_queue_len: defaults::CLIENT_QUEUE_LEN,
             error_window: defaults::ERROR_AGGREGATION_WINDOW,
+            peer_deadline: defaults::NON_FOLLOW_PEER_DEADLINE,
         }
     }
 }
@@ -146,6 +167,9 @@ struct Reader {
     name: String,
     rx: mpsc::Receiver<PeerEvent>,
     task: JoinHandle<()>,
+    /// Since when the merge has been waiting on this peer without a
+    /// response (non-follow deadline).
+    idle_since: Instant,
 }
 
 impl Drop for Reader {
@@ -189,6 +213,8 @@ struct Track {
     retry_at: Instant,
     backoff: Backoff,
     ever_attached: bool,
+    /// The last status reported for the node in this request.
+    reported: Option<NodeState>,
 }
 
 impl Track {
@@ -199,6 +225,7 @@ impl Track {
             retry_at: now,
             backoff: Backoff::new(defaults::BACKOFF_MIN, defaults::BACKOFF_MAX),
             ever_attached: false,
+            reported: None,
         }
     }
 }
@@ -275,15 +302,21 @@ impl Run {
         let Some(channel) = v.channel.clone() else {
             return;
         };
+        let returning = self.tracks.get(&v.name).is_some_and(|t| t.ever_attached);
         let (tx, rx) = mpsc::channel(defaults::PEER_BUFFER);
         let task = tokio::spawn(read_peer(channel, req, self.metadata.clone(), tx));
-        let id = self.merger.add_stream(v.name.clone());
+        let id = if returning {
+            self.merger.add_catching_up(v.name.clone())
+        } else {
+            self.merger.add_stream(v.name.clone())
+        };
         self.readers.insert(
             id,
             Reader {
                 name: v.name.clone(),
                 rx,
                 task,
+                idle_since: Instant::now(),
             },
         );
         if let Some(t) = self.tracks.get_mut(&v.name) {
@@ -345,39 +378,106 @@ impl Run {
                 self.attach(&v, self.req.clone());
                 connected.push(v.name.clone());
             } else {
-                unavailable.push(v.name.clone());
+                unavailable.push(v.clone());
+            }
+        }
+        self.status(NodeState::NodeConnected, connected, String::new())
+            .await
+            && self.unavailable(unavailable).await
+    }
+
+    /// Sends a status event about `nodes` (nothing when there are none),
+    /// after any pending error naming one of them, and remembers it as
+    /// their reported state.
+    async fn status(&mut self, state: NodeState, nodes: Vec<String>, message: String) -> bool {
+        if nodes.is_empty() {
+            return true;
+        }
+        if self.errors.names_any(&nodes)
+            && let Some(e) = self.errors.take_all()
+            && !self.send(e).await
+        {
+            return false;
+        }
+        for n in &nodes {
+            if let Some(t) = self.tracks.get_mut(n) {
+                t.reported = Some(state);
             }
         }
         let name = self.cfg.relay_name.clone();
-        if !connected.is_empty()
-            && !self
-                .send(node_status(
-                    &name,
-                    NodeState::NodeConnected,
-                    connected,
-                    String::new(),
-                ))
-                .await
-        {
-            return false;
+        self.send(node_status(&name, state, nodes, message)).await
+    }
+
+    /// `NODE_UNAVAILABLE` for `peers`, one event per reason (the pool's
+    /// last error for each).
+    async fn unavailable(&mut self, peers: Vec<PeerView>) -> bool {
+        let mut by_reason: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in peers {
+            by_reason
+                .entry(p.last_error.unwrap_or_default())
+                .or_default()
+                .push(p.name);
         }
-        if !unavailable.is_empty()
-            && !self
-                .send(node_status(
-                    &name,
-                    NodeState::NodeUnavailable,
-                    unavailable,
-                    String::new(),
-                ))
-                .await
-        {
-            return false;
+        for (reason, nodes) in by_reason {
+            if !self.status(NodeState::NodeUnavailable, nodes, reason).await {
+                return false;
+            }
         }
         true
     }
 
-    /// Follow mode: attaches peers that joined or came back, detaches
-    /// removed ones.
+    /// Detaches the peer stream `id` (the merge still releases what it
+    /// queued).
+    fn detach(&mut self, id: StreamId) {
+        self.readers.remove(&id);
+        self.merger.end(id);
+        for t in self.tracks.values_mut() {
+            if t.attached == Some(id) {
+                t.attached = None;
+            }
+        }
+    }
+
+    /// Non-follow: cuts off every peer the merge has waited on for the
+    /// per-node deadline and reports it unavailable.
+    async fn cut_stalled(&mut self, now: Instant) -> bool {
+        let d = self.cfg.peer_deadline;
+        let stalled: Vec<(StreamId, String)> = self
+            .readers
+            .iter()
+            .filter(|(id, r)| self.merger.wants(**id) && r.idle_since + d <= now)
+            .map(|(id, r)| (*id, r.name.clone()))
+            .collect();
+        let mut names = Vec::new();
+        for (id, name) in stalled {
+            self.detach(id);
+            tracing::warn!(peer = %name, deadline = ?d, "peer gave nothing within the deadline; answering without it");
+            self.pool.report_stream_failure(&name);
+            names.push(name);
+        }
+        self.status(
+            NodeState::NodeUnavailable,
+            names,
+            format!(
+                "no response within {d:?} (--peer-deadline): the node is hung or overloaded; \
+                 its flows are missing from this answer"
+            ),
+        )
+        .await
+    }
+
+    /// Non-follow: when the merge will cut off a silent peer.
+    fn next_cut(&self) -> Option<Instant> {
+        self.readers
+            .iter()
+            .filter(|(id, _)| self.merger.wants(**id))
+            .map(|(_, r)| r.idle_since + self.cfg.peer_deadline)
+            .min()
+    }
+
+    /// Detaches removed peers (`NODE_GONE`) and peers the pool found down
+    /// or hung (`NODE_UNAVAILABLE`, once per outage); follow mode also
+    /// attaches peers that joined or came back (`NODE_CONNECTED`).
     async fn reconcile(&mut self) -> bool {
         let now = Instant::now();
         let views = self.pool.peers();
@@ -391,22 +491,42 @@ impl Run {
         for n in gone {
             if let Some(t) = self.tracks.remove(&n) {
                 if let Some(id) = t.attached {
-                    self.readers.remove(&id);
-                    self.merger.end(id);
+                    self.detach(id);
                 }
-                let name = self.cfg.relay_name.clone();
                 if !self
-                    .send(node_status(
-                        &name,
-                        NodeState::NodeGone,
-                        vec![n],
-                        String::new(),
-                    ))
+                    .status(NodeState::NodeGone, vec![n], String::new())
                     .await
                 {
                     return false;
                 }
             }
+        }
+        let mut down = Vec::new();
+        for v in views.iter().filter(|v| !v.is_available()) {
+            let Some(t) = self.tracks.get_mut(&v.name) else {
+                continue;
+            };
+            let attached = t.attached;
+            let report = match attached {
+                Some(_) => true,
+                // Follow: a node not attached is reported once per outage;
+                // non-follow: only a node the answer still waits on.
+                None => self.req.follow && t.reported != Some(NodeState::NodeUnavailable),
+            };
+            if let Some(id) = attached {
+                t.retry_at = now;
+                self.detach(id);
+                tracing::info!(peer = %v.name, "peer unavailable; its stream is detached");
+            }
+            if report {
+                down.push(v.clone());
+            }
+        }
+        if !self.unavailable(down).await {
+            return false;
+        }
+        if !self.req.follow {
+            return true;
         }
         for v in &views {
             let t = self
@@ -418,14 +538,12 @@ impl Run {
             }
             let req = self.request_for(&self.tracks[&v.name]);
             self.attach(v, req);
-            let name = self.cfg.relay_name.clone();
             if !self
-                .send(node_status(
-                    &name,
+                .status(
                     NodeState::NodeConnected,
                     vec![v.name.clone()],
                     String::new(),
-                ))
+                )
                 .await
             {
                 return false;
@@ -461,6 +579,9 @@ impl Run {
         {
             t.attached = None;
             t.retry_at = now + t.backoff.next_delay();
+            if failure.is_some() {
+                t.reported = Some(NodeState::NodeError);
+            }
         }
         let Some(msg) = failure else {
             return true;
@@ -524,13 +645,21 @@ impl Run {
             if !self.req.follow && self.merger.is_done() {
                 break;
             }
+            if !self.req.follow {
+                // The deadline counts only while the merge waits on a peer.
+                for (id, r) in &mut self.readers {
+                    if !self.merger.wants(*id) {
+                        r.idle_since = now;
+                    }
+                }
+            }
             let deadline = [
                 self.merger.next_deadline(),
                 self.errors.deadline(),
                 if self.req.follow {
                     self.next_retry(now)
                 } else {
-                    None
+                    self.next_cut()
                 },
             ]
             .into_iter()
@@ -587,10 +716,17 @@ impl Run {
                 // The relay is stopping: end the stream cleanly.
                 Wake::PoolChanged if self.pool.is_closed() => return,
                 // Releases and due errors are handled at the loop top;
-                // retries of follow peers here.
-                Wake::Timer | Wake::PoolChanged if follow => self.reconcile().await,
-                Wake::Timer | Wake::PoolChanged => true,
-                Wake::Peer(id, ev) => self.handle(id, ev).await,
+                // peers that went down, came back (follow) or stalled
+                // (non-follow) here.
+                Wake::Timer | Wake::PoolChanged => {
+                    self.reconcile().await && (follow || self.cut_stalled(Instant::now()).await)
+                }
+                Wake::Peer(id, ev) => {
+                    if let Some(r) = self.readers.get_mut(&id) {
+                        r.idle_since = Instant::now();
+                    }
+                    self.handle(id, ev).await
+                }
             };
             if !ok {
                 return;

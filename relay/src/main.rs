@@ -20,6 +20,14 @@ use relay::{FlowsConfig, PoolOptions, Relay, RelayConfig, defaults, discovery, m
 /// --sort-buffer-drain-timeout). Node failures show up in the stream as
 /// NODE_ERROR / NODE_UNAVAILABLE events; nodes that come back are used
 /// again without any client action.
+///
+/// A hung node (stopped process, stuck event loop: its kernel still
+/// accepts connections) is found by probes and HTTP/2 keepalive pings that
+/// go unanswered (--probe-interval, --peer-timeout,
+/// --peer-keepalive-interval): follow clients get NODE_UNAVAILABLE within
+/// 10 s by default and NODE_CONNECTED when it is back, and a non-follow
+/// query waits at most --peer-deadline for a silent node and names it
+/// instead of hanging.
 #[derive(Debug, Parser)]
 #[command(name = "relay", version, about, long_about)]
 #[command(group(ArgGroup::new("discovery").required(true).multiple(true).args(["peers", "peer_service"])))]
@@ -59,6 +67,30 @@ struct Args {
     /// Timeout of one dial to a peer or the peer service.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     dial_timeout: Duration,
+
+    /// How often a connected node is probed (ServerStatus); a probe not
+    /// answered within --peer-timeout marks it unavailable
+    /// (NODE_UNAVAILABLE to follow clients).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    probe_interval: Duration,
+
+    /// How long a node may leave a probe or an HTTP/2 keepalive ping
+    /// unanswered before it counts as hung; a new connection is used only
+    /// once it answered a probe within this time.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    peer_timeout: Duration,
+
+    /// HTTP/2 keepalive ping interval on node connections (also while
+    /// idle): a hung node's streams fail within this plus --peer-timeout
+    /// even between probes.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    peer_keepalive_interval: Duration,
+
+    /// Non-follow queries: longest wait for a node's next response while
+    /// the time-ordered answer cannot go on without it; a node silent that
+    /// long is left out and named in a NODE_UNAVAILABLE event.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    peer_deadline: Duration,
 
     /// Wait before reconnecting to the peer service after its stream broke.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -194,6 +226,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .to_string_lossy()
             .into_owned(),
     };
+    for (flag, d) in [
+        ("--probe-interval", args.probe_interval),
+        ("--peer-timeout", args.peer_timeout),
+        ("--peer-keepalive-interval", args.peer_keepalive_interval),
+        ("--peer-deadline", args.peer_deadline),
+    ] {
+        anyhow::ensure!(!d.is_zero(), "{flag} must be above 0 (got {d:?})");
+    }
     let static_peers = match &args.peers {
         Some(list) => peers::parse_static(list).context("--peers")?,
         None => Vec::new(),
@@ -233,9 +273,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             sort_buffer_len: args.sort_buffer_len_max.max(1),
             client_queue_len: args.client_queue_len.max(1),
             error_window: args.error_aggregation_window,
+            peer_deadline: args.peer_deadline,
         },
         pool: PoolOptions {
             dial_timeout: args.dial_timeout,
+            probe_interval: args.probe_interval,
+            peer_timeout: args.peer_timeout,
+            keepalive_interval: args.peer_keepalive_interval,
             tls: client_tls.clone(),
             ..PoolOptions::default()
         },
@@ -345,6 +389,10 @@ mod tests {
             a.error_aggregation_window,
             defaults::ERROR_AGGREGATION_WINDOW
         );
+        assert_eq!(a.probe_interval, defaults::PROBE_INTERVAL);
+        assert_eq!(a.peer_timeout, defaults::PEER_TIMEOUT);
+        assert_eq!(a.peer_keepalive_interval, defaults::KEEPALIVE_INTERVAL);
+        assert_eq!(a.peer_deadline, defaults::NON_FOLLOW_PEER_DEADLINE);
     }
 
     #[test]

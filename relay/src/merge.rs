@@ -38,6 +38,22 @@
 //!   lag between the nodes' clocks (holding a lag of `d` seconds takes
 //!   about `d` × the cluster's flow rate flows).
 //!
+//! *Late flows of a returning node:* a node that comes back after a hang
+//! or an outage is attached as a *catching-up* stream
+//! ([`Merger::add_catching_up`]) and first sends its backlog (see
+//! [`crate::flows`]). Those of its flows that are older than the newest
+//! flow already released cannot be put in order any more; they are
+//! released at once, in the node's order, instead of being held: holding
+//! them would only delay them and, thousands at a time, fill the buffer and
+//! force rule 3 on the live flows of every other node. The stream is
+//! sorted as any other from its first flow that is not late. So a node's
+//! catch-up never reorders the other nodes' flows; its late flows come out
+//! after the `NODE_CONNECTED` event that announces its return, each older
+//! than a flow sent before it, which is how a client tells them apart
+//! (counted by [`Merger::late`]). Only a returning node's stream is
+//! treated so: a node whose clock runs ahead must not turn every other
+//! node's flows into unsorted late ones.
+//!
 //! Hubble's relay sorts in a 100-flow heap and flushes flows older than
 //! `now − 1 s` by the *relay's* clock after a second without input, so a
 //! node whose clock or stream lags reorders output even when it is busy
@@ -80,6 +96,8 @@ struct Stream {
     name: String,
     queue: VecDeque<Held>,
     open: bool,
+    /// A returning node's backlog: late flows bypass the sorting.
+    catching_up: bool,
 }
 
 /// The merge of one request's peer streams.
@@ -89,6 +107,11 @@ pub struct Merger {
     streams: BTreeMap<StreamId, Stream>,
     next_id: StreamId,
     buffered: usize,
+    /// Window mode: the newest time released so far.
+    released_max: Option<Timestamp>,
+    /// Window mode: flows older than `released_max` when they arrived.
+    late: VecDeque<GetFlowsResponse>,
+    late_total: u64,
 }
 
 /// The time a response is ordered by: its `time`, else its flow's.
@@ -108,19 +131,34 @@ impl Merger {
             streams: BTreeMap::new(),
             next_id: 0,
             buffered: 0,
+            released_max: None,
+            late: VecDeque::new(),
+            late_total: 0,
         }
     }
 
     /// Adds an open stream from the peer `name`.
     pub fn add_stream(&mut self, name: impl Into<String>) -> StreamId {
+        self.insert(name.into(), false)
+    }
+
+    /// Adds an open stream from the peer `name` that returns after an
+    /// outage: until its first flow that is not late, its flows older than
+    /// the newest released one are released at once (window mode).
+    pub fn add_catching_up(&mut self, name: impl Into<String>) -> StreamId {
+        self.insert(name.into(), true)
+    }
+
+    fn insert(&mut self, name: String, catching_up: bool) -> StreamId {
         let id = self.next_id;
         self.next_id += 1;
         self.streams.insert(
             id,
             Stream {
-                name: name.into(),
+                name,
                 queue: VecDeque::new(),
                 open: true,
+                catching_up,
             },
         );
         id
@@ -134,9 +172,20 @@ impl Merger {
     /// Queues a flow response that arrived from `id` at `now`.
     pub fn push(&mut self, id: StreamId, resp: GetFlowsResponse, now: Instant) {
         if let Some(s) = self.streams.get_mut(&id) {
+            let time = response_time(&resp);
+            if s.catching_up {
+                if matches!(self.mode, Mode::Window { .. })
+                    && self.released_max.is_some_and(|m| time < m)
+                {
+                    self.late.push_back(resp);
+                    self.late_total += 1;
+                    return;
+                }
+                s.catching_up = false;
+            }
             s.queue.push_back(Held {
                 arrival: now,
-                time: response_time(&resp),
+                time,
                 resp,
             });
             self.buffered += 1;
@@ -182,7 +231,13 @@ impl Merger {
 
     /// No stream is open and nothing is queued.
     pub fn is_done(&self) -> bool {
-        self.streams.is_empty()
+        self.streams.is_empty() && self.late.is_empty()
+    }
+
+    /// Window mode: flows released at once because they arrived older than
+    /// a flow already released (late flows), since the merge began.
+    pub fn late(&self) -> u64 {
+        self.late_total
     }
 
     /// When a queued flow will have waited the window (window mode): the
@@ -201,6 +256,9 @@ impl Merger {
 
     /// Releases the next flow if the mode's rules allow it at `now`.
     pub fn pop(&mut self, now: Instant) -> Option<GetFlowsResponse> {
+        if let Some(r) = self.late.pop_front() {
+            return Some(r);
+        }
         let mut min: Option<(StreamId, Timestamp)> = None;
         let mut all_open_have_one = true;
         let mut timed_out = false;
@@ -236,6 +294,9 @@ impl Merger {
         let s = self.streams.get_mut(&id)?;
         let h = s.queue.pop_front()?;
         self.buffered -= 1;
+        if self.released_max.is_none_or(|m| h.time > m) {
+            self.released_max = Some(h.time);
+        }
         if !s.open && s.queue.is_empty() {
             self.streams.remove(&id);
         }
@@ -424,6 +485,46 @@ mod tests {
         m.push(b, resp(10, ""), t0 + W + Duration::from_millis(1));
         m.end(a);
         assert_eq!(drain(&mut m, t0 + W + Duration::from_millis(1)), [10]);
+    }
+
+    #[test]
+    fn a_flow_older_than_one_released_is_sent_at_once_and_does_not_disturb_the_others() {
+        let t0 = Instant::now();
+        let mut m = window(3);
+        let live = m.add_stream("live");
+        let other = m.add_stream("other");
+        let back = m.add_catching_up("back");
+        m.push(live, resp(100, ""), t0);
+        m.push(other, resp(101, ""), t0);
+        assert_eq!(drain(&mut m, t0 + W), [100, 101]);
+        // A node comes back with a backlog far larger than the buffer.
+        for t in 50..60 {
+            m.push(back, resp(t, ""), t0 + W);
+        }
+        m.push(live, resp(103, ""), t0 + W);
+        m.push(other, resp(102, ""), t0 + W);
+        assert_eq!(m.buffered(), 2, "late flows are not held");
+        let out = drain(&mut m, t0 + W);
+        assert_eq!(
+            out,
+            (50..60).collect::<Vec<_>>(),
+            "late ones at once, in arrival order"
+        );
+        assert_eq!(m.late(), 10);
+        // Its first flow that is not late ends the catch-up: from then on
+        // it is sorted as any other stream.
+        m.push(back, resp(101, ""), t0 + W);
+        assert_eq!(drain(&mut m, t0 + W), [101]);
+        m.push(back, resp(100, ""), t0 + W);
+        assert_eq!(m.late(), 10);
+        assert_eq!(drain(&mut m, t0 + W), [100]);
+        // The live flows stay in order: the buffer never overflowed.
+        m.push(back, resp(104, ""), t0 + W);
+        for id in [live, other, back] {
+            m.end(id);
+        }
+        assert_eq!(drain(&mut m, t0 + W), [102, 103, 104]);
+        assert!(m.is_done());
     }
 
     #[test]

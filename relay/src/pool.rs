@@ -6,7 +6,13 @@
 //! every change ([`Pool::subscribe`]).
 //!
 //! A peer is *available* only in [`ConnState::Ready`]: connected and its
-//! last probe answered.
+//! last probe answered. A new connection becomes ready only once it has
+//! answered a probe within the peer timeout: a TCP connect (and tonic's
+//! HTTP/2 handshake, which does not wait for the peer's SETTINGS) succeeds
+//! against a stopped process, whose kernel accepts for it. The connection
+//! also sends HTTP/2 keepalive pings, idle or not, so every stream on a
+//! hung peer's connection fails within the keepalive interval plus the
+//! peer timeout even between probes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -36,6 +42,11 @@ pub struct PoolOptions {
     pub backoff_max: Duration,
     /// Probe interval of a connected peer.
     pub probe_interval: Duration,
+    /// How long a probe or a keepalive ping may stay unanswered before the
+    /// peer counts as hung.
+    pub peer_timeout: Duration,
+    /// HTTP/2 keepalive ping interval on peer connections.
+    pub keepalive_interval: Duration,
     /// TLS to peers; plain text when `None`.
     pub tls: Option<ClientTls>,
 }
@@ -47,6 +58,8 @@ impl Default for PoolOptions {
             backoff_min: defaults::BACKOFF_MIN,
             backoff_max: defaults::BACKOFF_MAX,
             probe_interval: defaults::PROBE_INTERVAL,
+            peer_timeout: defaults::PEER_TIMEOUT,
+            keepalive_interval: defaults::KEEPALIVE_INTERVAL,
             tls: None,
         }
     }
@@ -316,8 +329,8 @@ fn endpoint(spec: &PeerSpec, opts: &PoolOptions) -> Result<Endpoint, String> {
         .map_err(|e| format!("invalid peer address {:?}: {e}", spec.address))?
         .connect_timeout(opts.dial_timeout)
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(defaults::KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(defaults::KEEPALIVE_TIMEOUT)
+        .http2_keep_alive_interval(opts.keepalive_interval)
+        .keep_alive_timeout(opts.peer_timeout)
         .keep_alive_while_idle(true))
 }
 
@@ -413,21 +426,24 @@ async fn run_peer(spec: PeerSpec, shared: Arc<PeerShared>, pool: Weak<Inner>) {
         }
         let r = tokio::time::timeout(opts.dial_timeout, dial(&spec, &ep, opts.tls.as_ref())).await;
         let err = match r {
-            Ok(Ok(ch)) => {
-                tracing::info!(peer = %spec.name, address = %spec.address, "peer connected");
-                backoff.reset();
-                if !set(ConnState::Ready, Some(ch.clone()), None) {
-                    return;
+            Ok(Ok(ch)) => match probe(&mut ObserverClient::new(ch.clone()), &opts).await {
+                Err(e) => format!("connected, but {e}"),
+                Ok(()) => {
+                    tracing::info!(peer = %spec.name, address = %spec.address, "peer connected");
+                    backoff.reset();
+                    if !set(ConnState::Ready, Some(ch.clone()), None) {
+                        return;
+                    }
+                    let e = supervise(&ch, &shared, &opts).await;
+                    metrics.peer_error(&spec.name, PeerErrorKind::Probe);
+                    tracing::warn!(peer = %spec.name, error = %e, "peer connection lost; redialling");
+                    if !set(ConnState::TransientFailure, None, Some(e)) {
+                        return;
+                    }
+                    // Redial at once: the peer may have restarted.
+                    continue;
                 }
-                let e = supervise(&ch, &shared, &opts).await;
-                metrics.peer_error(&spec.name, PeerErrorKind::Probe);
-                tracing::warn!(peer = %spec.name, error = %e, "peer connection lost; redialling");
-                if !set(ConnState::TransientFailure, None, Some(e)) {
-                    return;
-                }
-                // Redial at once: the peer may have restarted.
-                continue;
-            }
+            },
             Ok(Err(e)) => error_chain(&e),
             Err(_) => format!("dial timed out after {:?}", opts.dial_timeout),
         };
@@ -449,18 +465,26 @@ async fn supervise(ch: &Channel, shared: &PeerShared, opts: &PoolOptions) -> Str
             () = tokio::time::sleep(opts.probe_interval) => {}
             () = shared.check.notified() => {}
         }
-        let r = tokio::time::timeout(
-            defaults::PEER_REQUEST_TIMEOUT,
-            client.server_status(ServerStatusRequest {}),
-        )
-        .await;
-        match r {
-            Ok(Ok(_)) => {}
-            Ok(Err(s)) => return format!("probe failed: {}", status_text(&s)),
-            Err(_) => {
-                return format!("probe timed out after {:?}", defaults::PEER_REQUEST_TIMEOUT);
-            }
+        if let Err(e) = probe(&mut client, opts).await {
+            return e;
         }
+    }
+}
+
+/// One probe: a ServerStatus answered within the peer timeout.
+async fn probe(client: &mut ObserverClient<Channel>, opts: &PoolOptions) -> Result<(), String> {
+    match tokio::time::timeout(
+        opts.peer_timeout,
+        client.server_status(ServerStatusRequest {}),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(s)) => Err(format!("probe failed: {}", status_text(&s))),
+        Err(_) => Err(format!(
+            "no answer to a probe within {:?} (the node is hung or overloaded)",
+            opts.peer_timeout
+        )),
     }
 }
 

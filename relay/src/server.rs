@@ -98,9 +98,19 @@ impl RelayService {
     }
 }
 
+/// Why a peer gave no answer in a fan-out.
+#[derive(Debug)]
+enum PeerFailure {
+    /// Not connected, or no answer within the timeout (hung): the node is
+    /// `NODE_UNAVAILABLE`.
+    Unavailable,
+    /// It answered with an error: `NODE_ERROR`.
+    Error,
+}
+
 /// Calls `f` on every available peer concurrently, each with the peer
 /// request timeout; unavailable peers give `Err` without a call.
-async fn fan_out<T, F, Fut>(peers: &[PeerView], f: F) -> Vec<Result<T, String>>
+async fn fan_out<T, F, Fut>(peers: &[PeerView], f: F) -> Vec<Result<T, PeerFailure>>
 where
     F: Fn(Channel) -> Fut,
     Fut: Future<Output = Result<T, Status>>,
@@ -109,18 +119,18 @@ where
         let call = p.channel.clone().filter(|_| p.is_available()).map(&f);
         async move {
             let Some(call) = call else {
-                return Err(p
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "not connected".to_owned()));
+                return Err(PeerFailure::Unavailable);
             };
             match tokio::time::timeout(defaults::PEER_REQUEST_TIMEOUT, call).await {
                 Ok(Ok(v)) => Ok(v),
-                Ok(Err(s)) => Err(status_text(&s)),
-                Err(_) => Err(format!(
-                    "no answer within {:?}",
-                    defaults::PEER_REQUEST_TIMEOUT
-                )),
+                Ok(Err(s)) => {
+                    tracing::debug!(peer = %p.name, error = %status_text(&s), "peer call failed");
+                    Err(PeerFailure::Error)
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %p.name, timeout = ?defaults::PEER_REQUEST_TIMEOUT, "peer did not answer");
+                    Err(PeerFailure::Unavailable)
+                }
             }
         }
     });
@@ -229,8 +239,8 @@ impl Observer for RelayService {
                         n.max_flows = s.max_flows;
                         n.seen_flows = s.seen_flows;
                     }
-                    Err(_) if !p.is_available() => n.state = NodeState::NodeUnavailable as i32,
-                    Err(_) => n.state = NodeState::NodeError as i32,
+                    Err(PeerFailure::Unavailable) => n.state = NodeState::NodeUnavailable as i32,
+                    Err(PeerFailure::Error) => n.state = NodeState::NodeError as i32,
                 }
                 n
             })

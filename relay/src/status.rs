@@ -3,7 +3,11 @@
 //! identical node errors, as Hubble's relay does: an error is held for the
 //! aggregation window, errors with the same message arriving meanwhile add
 //! their node to it, and an error with another message sends the pending
-//! one at once. The pending error is also sent when the stream ends.
+//! one at once. The pending error is also sent when the stream ends, and
+//! before any later status event of a node it names (see
+//! [`ErrorAggregator::names_any`]): the last event a client saw about a
+//! node is always its current state, never an error held back from before
+//! it came back.
 
 use std::time::Duration;
 
@@ -74,6 +78,15 @@ impl ErrorAggregator {
             deadline: now + self.window,
         });
         previous
+    }
+
+    /// Whether the pending error names one of `nodes`: the caller sends it
+    /// ([`ErrorAggregator::take_all`]) before a newer status of those nodes,
+    /// so that it is not delivered after it is out of date.
+    pub fn names_any(&self, nodes: &[String]) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|p| p.nodes.iter().any(|n| nodes.contains(n)))
     }
 
     /// When the pending error is due.
@@ -151,5 +164,14 @@ mod tests {
         let flushed = a.add("n2", "y", t0).unwrap();
         assert_eq!(nodes(&flushed).1, ["n1"]);
         assert_eq!(nodes(&a.take_all().unwrap()).2, "y");
+    }
+
+    #[test]
+    fn names_any_tells_whether_a_node_has_a_pending_error() {
+        let mut a = ErrorAggregator::new(Duration::from_secs(10), "relay");
+        assert!(!a.names_any(&["n1".into()]));
+        a.add("n1", "x", Instant::now());
+        assert!(a.names_any(&["n2".into(), "n1".into()]));
+        assert!(!a.names_any(&["n2".into()]));
     }
 }

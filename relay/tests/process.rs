@@ -310,6 +310,10 @@ fn help_and_bad_arguments() {
         "--sort-buffer-drain-timeout",
         "--tls-hubble-server-ca-files",
         "--cluster-name",
+        "--probe-interval",
+        "--peer-timeout",
+        "--peer-keepalive-interval",
+        "--peer-deadline",
     ] {
         assert!(help.contains(flag), "{flag} in\n{help}");
     }
@@ -322,6 +326,16 @@ fn help_and_bad_arguments() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("invalid port"), "{err}");
+
+    // A zero timeout would spin or never detect anything: refused, named.
+    let out = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["--peers", "a", "--metrics-address", "off"])
+        .args(["--peer-timeout", "0s"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--peer-timeout must be above 0"), "{err}");
 
     // A metrics port that is taken stops the start, naming the address.
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
