@@ -39,6 +39,7 @@ pub mod defaults;
 pub mod filters;
 pub mod gotime;
 pub mod input_file;
+pub mod map;
 pub mod printer;
 pub mod request;
 pub mod tui;
