@@ -714,7 +714,9 @@ impl Graph {
                 clean(&e.services.join(",")),
             ));
         }
-        out.write_all(tw.flush().as_bytes())?;
+        for line in tw.flush().lines() {
+            writeln!(out, "{}", line.trim_end())?;
+        }
         let shown = n.min(self.edges.len());
         let mut summary = format!(
             "\n{} flows, {} nodes, {} edges by {}",
