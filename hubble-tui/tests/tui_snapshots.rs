@@ -724,6 +724,15 @@ fn map_view() {
         screen.contains("map by workload: 4 nodes, 3 edges around world"),
         "{screen}"
     );
+    // Drawn as boxes: world's two sources left, its target right.
+    assert!(
+        screen.contains("│default/xwing    │ ───1───▶ │"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("│ ───1───▶ │default/deathstar│"),
+        "{screen}"
+    );
     // Esc unfocuses, a second Esc would leave; `g` regroups by namespace.
     key(&mut app, KeyCode::Esc);
     assert!(app.map && app.map_focus.is_none());

@@ -4,16 +4,19 @@
 //! first: source → destination, flows, forwarded, dropped, other, ports
 //! (and services when wide), the arrow coloured by verdict (green all
 //! forwarded, red all dropped, yellow both, gray other). A selected edge;
-//! focused (`f`/`t`), only one node's edges. On a wide screen a nodes
-//! panel lists each node with its kind and flows in and out.
+//! focused (`f`/`t`), only one node's edges, under a boxes-and-arrows
+//! drawing of the node, its sources (left) and its targets (right). On a
+//! wide screen a nodes panel lists each node with its kind and flows in
+//! and out.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
+use super::common::short_count;
 use super::table::column_widths;
-use crate::map::{Graph, Tone};
+use crate::map::{Edge, Graph, Tone};
 use crate::printer::{escape_terminal, group_thousands};
 use crate::tui::app::{App, Inbox, MapEdge};
 
@@ -21,6 +24,13 @@ use crate::tui::app::{App, Inbox, MapEdge};
 const NODES_MIN_WIDTH: u16 = 120;
 /// The nodes panel's width.
 const NODES_WIDTH: u16 = 44;
+/// Focused, inner areas at least this tall get the boxes-and-arrows
+/// diagram above the edge table.
+const DIAGRAM_MIN_HEIGHT: u16 = 12;
+/// Edge tables at least this wide get a SERVICES column.
+const WIDE_TABLE: u16 = 100;
+/// Columns of an arrow between two boxes (with its count).
+const ARROW_WIDTH: u16 = 10;
 
 fn tone_color(t: Tone) -> Color {
     match t {
@@ -68,22 +78,110 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App, inbox: &Inbox) {
         (area, None)
     };
     let block = Block::default().borders(Borders::ALL).title(title);
+    let inner = block.inner(edges_area);
+    frame.render_widget(block, edges_area);
     if g.edges.is_empty() {
         app.map_edge = None;
-        frame.render_widget(
-            Paragraph::new(" no flows mapped yet").block(block),
-            edges_area,
-        );
+        frame.render_widget(Paragraph::new(" no flows mapped yet"), inner);
     } else {
-        draw_edges(frame, edges_area, block, app, &g);
+        let table_area = match &focus {
+            Some(id) if inner.height >= DIAGRAM_MIN_HEIGHT => {
+                let h = draw_focus(frame, inner, &g, id);
+                let c =
+                    Layout::vertical([Constraint::Length(h + 1), Constraint::Min(2)]).split(inner);
+                c[1]
+            }
+            _ => inner,
+        };
+        draw_edges(frame, table_area, app, &g);
     }
     if let Some(r) = nodes_area {
         draw_nodes(frame, r, &g);
     }
 }
 
-fn draw_edges(frame: &mut Frame<'_>, area: Rect, block: Block<'_>, app: &mut App, g: &Graph) {
-    let height = usize::from(area.height.saturating_sub(3)).max(1);
+/// Draws the focused node's neighbourhood as boxes and arrows at the top
+/// of `area`: its sources on the left, itself in the middle, its targets on
+/// the right, busiest first, as many as a third of the height holds (the
+/// table below lists every edge). Returns the rows used.
+fn draw_focus(frame: &mut Frame<'_>, area: Rect, g: &Graph, id: &str) -> u16 {
+    let inbound: Vec<&Edge> = g
+        .edges
+        .iter()
+        .filter(|e| e.target == id && e.source != id)
+        .collect();
+    let outbound: Vec<&Edge> = g
+        .edges
+        .iter()
+        .filter(|e| e.source == id && e.target != id)
+        .collect();
+    let max_rows = usize::from(area.height / 3 / 3).max(1);
+    let rows = inbound.len().max(outbound.len()).clamp(1, max_rows);
+    let height = u16::try_from(rows * 3).unwrap_or(u16::MAX);
+    let gap = ARROW_WIDTH;
+    let col = area.width.saturating_sub(2 * gap) / 3;
+    let boxed = |frame: &mut Frame<'_>, r: Rect, label: &str, style: Style| {
+        let room = usize::from(r.width.saturating_sub(2));
+        let mut text = clean(label);
+        if text.chars().count() > room {
+            text = text
+                .chars()
+                .take(room.saturating_sub(1))
+                .collect::<String>()
+                + "…";
+        }
+        let above = usize::from(r.height.saturating_sub(3) / 2);
+        frame.render_widget(
+            Paragraph::new("\n".repeat(above) + &text)
+                .style(style)
+                .block(Block::default().borders(Borders::ALL)),
+            r,
+        );
+    };
+    let arrow = |frame: &mut Frame<'_>, x: u16, y: u16, e: &Edge| {
+        let n = short_count(e.total);
+        let dashes = usize::from(gap).saturating_sub(n.chars().count() + 3);
+        let left = dashes / 2;
+        let text = format!(" {}{n}{}▶ ", "─".repeat(left), "─".repeat(dashes - left));
+        frame.render_widget(
+            Paragraph::new(text).style(Style::new().fg(tone_color(e.tone()))),
+            Rect::new(x, y, gap, 1),
+        );
+    };
+    let (x0, y0) = (area.x, area.y);
+    let mid_x = x0 + col + gap;
+    let center = Rect::new(mid_x, y0, col, height);
+    boxed(
+        frame,
+        center,
+        g.label(id),
+        Style::new().add_modifier(Modifier::BOLD),
+    );
+    for (i, e) in inbound.iter().take(rows).enumerate() {
+        let y = y0 + u16::try_from(i * 3).unwrap_or(0);
+        boxed(
+            frame,
+            Rect::new(x0, y, col, 3),
+            g.label(&e.source),
+            Style::new(),
+        );
+        arrow(frame, x0 + col, y + 1, e);
+    }
+    for (i, e) in outbound.iter().take(rows).enumerate() {
+        let y = y0 + u16::try_from(i * 3).unwrap_or(0);
+        arrow(frame, mid_x + col, y + 1, e);
+        boxed(
+            frame,
+            Rect::new(mid_x + col + gap, y, col, 3),
+            g.label(&e.target),
+            Style::new(),
+        );
+    }
+    height
+}
+
+fn draw_edges(frame: &mut Frame<'_>, area: Rect, app: &mut App, g: &Graph) {
+    let height = usize::from(area.height.saturating_sub(1)).max(1);
     app.page = height;
     let last = g.edges.len() - 1;
     let sel = app.map_selected.min(last);
@@ -102,7 +200,7 @@ fn draw_edges(frame: &mut Frame<'_>, area: Rect, block: Block<'_>, app: &mut App
         filter: g.edge_filter(e),
     });
 
-    let wide = area.width >= NODES_MIN_WIDTH - NODES_WIDTH + 40;
+    let wide = area.width >= WIDE_TABLE;
     let mut header = vec![
         "SOURCE",
         "",
@@ -147,7 +245,7 @@ fn draw_edges(frame: &mut Frame<'_>, area: Rect, block: Block<'_>, app: &mut App
         }
     }
     let spacing = u16::try_from(header.len() - 1).unwrap_or(0);
-    let avail = area.width.saturating_sub(2).saturating_sub(spacing);
+    let avail = area.width.saturating_sub(spacing);
     let widths: Vec<Constraint> = column_widths(&natural, &tiers, avail)
         .into_iter()
         .map(Constraint::Length)
@@ -183,9 +281,7 @@ fn draw_edges(frame: &mut Frame<'_>, area: Rect, block: Block<'_>, app: &mut App
             row
         }
     });
-    let table = Table::new(table_rows, widths)
-        .header(Row::new(header).style(bold))
-        .block(block);
+    let table = Table::new(table_rows, widths).header(Row::new(header).style(bold));
     frame.render_widget(table, area);
 }
 
