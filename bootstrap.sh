@@ -19,6 +19,8 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 # A real etcd (server and etcdctl): the cluster store of the demo, the
 # multi-node tests and the etcd backend's tests; jq and curl for the demo.
 { command -v etcd && command -v etcdctl; } >/dev/null || need_apt+=(etcd-server etcd-client)
+# Graphviz's dot: the `hubble map -o dot` test renders the map with it.
+command -v dot >/dev/null || need_apt+=(graphviz)
 command -v jq >/dev/null || need_apt+=(jq)
 command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then

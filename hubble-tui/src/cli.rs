@@ -128,15 +128,16 @@ const TIME_FORMATS_HELP: &str = "one of:
   RFC3339Nano:            2006-01-02T15:04:05.999999999Z07:00
   RFC1123Z:               Mon, 02 Jan 2006 15:04:05 -0700";
 
-fn observe_args(cmd: Command) -> Command {
+/// `--all`, `--first`, `--follow`, `--last`, `--since`, `--until` of the
+/// flow commands (`observe`, `map`).
+fn flow_selector_args(cmd: Command) -> Command {
     let since_help = |what: &str| {
         format!(
             "Filter flows {what} a specific date. The format is relative (e.g. 3s, 4m, 1h43m, ...) or {}",
             TIME_FORMATS_HELP.replace("Z07:00", "-07:00")
         )
     };
-    let cmd = cmd
-        .next_help_heading("Selectors Flags")
+    cmd.next_help_heading("Selectors Flags")
         .arg(
             Arg::new("all")
                 .long("all")
@@ -176,7 +177,10 @@ fn observe_args(cmd: Command) -> Command {
                 .value_name("string")
                 .help(since_help("until")),
         )
-        .next_help_heading("Filters Flags");
+}
+
+fn observe_args(cmd: Command) -> Command {
+    let cmd = flow_selector_args(cmd).next_help_heading("Filters Flags");
     raw_filter_args(filter_args(cmd), true)
         .next_help_heading("Formatting Flags")
         .arg(
@@ -380,6 +384,64 @@ fn events_args(cmd: Command, what: &'static str) -> Command {
         )
 }
 
+/// The flags of `hubble map`: the selectors and every filter flag of
+/// `observe`, the same sources, and the map's own output flags.
+fn map_args(cmd: Command) -> Command {
+    let cmd = flow_selector_args(cmd).next_help_heading("Filters Flags");
+    raw_filter_args(filter_args(cmd), true)
+        .next_help_heading("Formatting Flags")
+        .arg(
+            Arg::new("output")
+                .short('o')
+                .long("output")
+                .default_value("text")
+                .value_name("string")
+                .help("Specify the output format, one of:\n  text:     Edges as tab-aligned columns, largest first\n  dot:      Graphviz DOT (e.g. | dot -Tsvg > map.svg)\n  mermaid:  Mermaid flowchart\n  json:     One JSON document: nodes and edges"),
+        )
+        .arg(
+            Arg::new("group-by")
+                .long("group-by")
+                .default_value("workload")
+                .value_name("string")
+                .help("What a node stands for: workload, namespace or identity"),
+        )
+        .arg(
+            Arg::new("focus")
+                .long("focus")
+                .value_name("node")
+                .help("Only this node (its id, e.g. default/deathstar, reserved:world) and the edges to and from it"),
+        )
+        .arg(
+            Arg::new("top")
+                .long("top")
+                .value_name("N")
+                .value_parser(clap::value_parser!(u64))
+                .default_value("0")
+                .help("Only the N edges with the most flows (0: all)"),
+        )
+        .next_help_heading("Other Flags")
+        .arg(
+            Arg::new("input-file")
+                .long("input-file")
+                .value_name("string")
+                .help("Query flows from this file instead of the server. Use '-' to read from stdin."),
+        )
+        .arg(
+            Arg::new("archive")
+                .long("archive")
+                .value_name("path")
+                .conflicts_with("input-file")
+                .help("Query flows from a flow-archiver Parquet archive (a directory or s3://bucket/prefix) instead of the server."),
+        )
+}
+
+const MAP_EXAMPLES: &str = "Examples:
+  hubble map --last 1000
+  hubble map --all --namespace default -o dot | dot -Tsvg > map.svg
+  hubble map --input-file flows.json --group-by namespace -o mermaid
+  hubble map --archive /var/lib/flows --since 1h -o json
+  hubble map --follow --focus default/deathstar";
+
 const OBSERVE_EXAMPLES: &str = "Examples:
   hubble observe --verdict DROPPED
   hubble observe --pod default/xwing --protocol tcp --port 80
@@ -470,6 +532,13 @@ more.";
         "debug events",
     ));
     root.subcommand(observe)
+        .subcommand(map_args(
+            Command::new("map")
+                .about("Service map: which workloads talk to which, with flow counts by verdict")
+                .long_about("Builds the service map of the flows selected (from the server, --input-file or --archive): workloads (or namespaces, or identities) and the edges between them, with forwarded, dropped and other flow counts, ports and services. Prints it as text, Graphviz DOT, Mermaid or JSON; --follow redraws the text every second.")
+                .after_help(MAP_EXAMPLES)
+                .args_override_self(true),
+        ))
         .subcommand(tui::flags::args(
             Command::new("tui")
                 .about("Live terminal UI of the flows of a Hubble server (table, detail, counters, top talkers, rate)")
@@ -643,6 +712,7 @@ async fn dispatch(m: &ArgMatches, io: &mut Io) -> anyhow::Result<()> {
             };
             cmd::observe::run(sub, &file, debug, io).await
         }
+        Some(("map", sub)) => cmd::map::run(sub, &file, io).await,
         Some(("tui", sub)) => tui::run(sub, &file, io).await,
         Some(("status", sub)) => cmd::status::run(sub, &file, io).await,
         Some(("list", sub)) => match sub.subcommand() {

@@ -146,6 +146,16 @@ pub const TUI_RATE_WINDOW: usize = 300;
 /// forgotten: bounds memory when sources are many (e.g. world IPs).
 pub const TUI_GROUPS_MAX: usize = 8192;
 
+/// Edges a service map keeps (`hubble map`, the TUI's `m`): flows between
+/// pairs met after that count only as `overflow`, so memory stays bounded
+/// when peers are many (e.g. world IPs); far more than a screen or a
+/// drawing can show.
+pub const MAP_EDGES_MAX: usize = 4096;
+
+/// Distinct ports (and services) listed per service-map edge; further ones
+/// are counted but not named (`+N more`).
+pub const MAP_EDGE_PORTS_MAX: usize = 8;
+
 #[cfg(test)]
 #[test]
 fn timeout_flags_match_their_durations() {

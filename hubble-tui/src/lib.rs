@@ -1,5 +1,6 @@
 //! The `hubble` command line, a drop-in for upstream Hubble's CLI: `observe`
-//! (every selector, filter and output flag, `--input-file`), `status`,
+//! (every selector, filter and output flag, `--input-file`), `map` (the
+//! service map as text, DOT, Mermaid or JSON), `status`,
 //! `list nodes|namespaces`, `watch peers`, `config` and `version`, plus the
 //! live terminal UI `tui`, over the
 //! Hubble v1 gRPC API of our exporter, our relay or a Cilium Hubble relay.
@@ -15,7 +16,8 @@
 //! [`config`] merges flags, `HUBBLE_*` variables and the config file;
 //! [`input_file`] reads `--input-file` with the server's filter semantics
 //! (`flow-filter`); [`aggregate`] groups flows for `observe
-//! --aggregate-by`; [`defaults`] holds every default, period and limit;
+//! --aggregate-by`; [`map`] builds the service map (`hubble map`, the
+//! TUI's `m` view); [`defaults`] holds every default, period and limit;
 //! [`tui`] is `hubble tui`, the live terminal UI (ratatui): a flow table
 //! coloured by verdict that follows, pauses and scrolls, a detail pane,
 //! live filter editing in the flags' syntax, counters, top talkers and
@@ -39,6 +41,7 @@ pub mod defaults;
 pub mod filters;
 pub mod gotime;
 pub mod input_file;
+pub mod map;
 pub mod printer;
 pub mod request;
 pub mod tui;

@@ -663,3 +663,107 @@ fn aggregated_view() {
     let screen = text(&render(&mut app, &inbox, 200, 50));
     assert!(screen.contains("┌ flows 12/100"), "{screen}");
 }
+
+/// The service map view (`m`) over the fixture (counts known by hand; see
+/// `map::tests`): eight edges by workload, largest first, at 80×24 and
+/// 200×50 (with the nodes panel); focus on a node; `g` regroups; Enter
+/// filters the flow table to the selected edge.
+#[test]
+fn map_view() {
+    let (mut app, inbox) = state();
+    assert_eq!(key(&mut app, KeyCode::Char('m')), Action::None);
+    assert!(app.map);
+    let t = render(&mut app, &inbox, 80, 24);
+    let screen = text(&t);
+    check("map_80x24", &screen);
+    assert!(
+        screen.contains("map by workload: 9 nodes, 8 edges"),
+        "{screen}"
+    );
+    // The mixed edge (xwing → deathstar: 1 forwarded, 2 dropped) first,
+    // its arrow yellow; the world → deathstar drop third, red.
+    let buf = t.backend().buffer();
+    let arrow = |src: &str, dst: &str| {
+        let w = buf.area.width as usize;
+        buf.content
+            .chunks(w)
+            .enumerate()
+            .find_map(|(y, cells)| {
+                let line: String = cells.iter().map(|c| c.symbol()).collect();
+                let hit =
+                    line.starts_with(&format!("│{src} ")) && line.contains(&format!("→ {dst} "));
+                hit.then(|| {
+                    let x = cells.iter().position(|c| c.symbol() == "→").unwrap();
+                    buf[(x as u16, y as u16)].fg
+                })
+            })
+            .unwrap()
+    };
+    assert_eq!(arrow("default/xwing", "default/deathstar"), Color::Yellow);
+    assert_eq!(arrow("world", "default/deathstar"), Color::Red);
+    assert_eq!(
+        arrow("default/tiefighter", "default/deathstar"),
+        Color::Green
+    );
+    let screen = text(&render(&mut app, &inbox, 200, 50));
+    check("map_200x50", &screen);
+    assert!(screen.contains("┌ nodes "), "{screen}");
+
+    // Down twice: world → deathstar; `f` focuses on its source, world.
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    let _ = render(&mut app, &inbox, 80, 24);
+    assert_eq!(
+        app.map_edge.as_ref().map(|e| e.source.as_str()),
+        Some("reserved:world")
+    );
+    key(&mut app, KeyCode::Char('f'));
+    let screen = text(&render(&mut app, &inbox, 80, 24));
+    check("map_focused", &screen);
+    assert!(
+        screen.contains("map by workload: 4 nodes, 3 edges around world"),
+        "{screen}"
+    );
+    // Drawn as boxes: world's two sources left, its target right.
+    assert!(
+        screen.contains("│default/xwing    │ ───1───▶ │"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("│ ───1───▶ │default/deathstar│"),
+        "{screen}"
+    );
+    // Esc unfocuses, a second Esc would leave; `g` regroups by namespace.
+    key(&mut app, KeyCode::Esc);
+    assert!(app.map && app.map_focus.is_none());
+    key(&mut app, KeyCode::Char('g'));
+    let screen = text(&render(&mut app, &inbox, 80, 24));
+    assert!(
+        screen.contains("map by namespace: 6 nodes, 6 edges"),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Char('g'));
+    key(&mut app, KeyCode::Char('g'));
+    let _ = render(&mut app, &inbox, 80, 24);
+
+    // Enter: the flow table, filtered to the first edge's flows.
+    let action = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        action,
+        Action::ApplyFilter("--from-pod default/xwing --to-pod default/deathstar".into())
+    );
+    assert!(!app.map);
+    let Action::ApplyFilter(line) = action else {
+        unreachable!()
+    };
+    let (allow, deny) = parse_filter_line(&line).unwrap();
+    assert!(deny.is_empty());
+    assert_eq!(allow.len(), 1);
+    assert_eq!(allow[0].source_pod, ["default/xwing"]);
+    assert_eq!(allow[0].destination_pod, ["default/deathstar"]);
+    // `m` then `m` again: back to the flow table.
+    key(&mut app, KeyCode::Char('m'));
+    key(&mut app, KeyCode::Char('m'));
+    let screen = text(&render(&mut app, &inbox, 200, 50));
+    assert!(screen.contains("┌ flows 12/100"), "{screen}");
+}

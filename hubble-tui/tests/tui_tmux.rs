@@ -328,3 +328,32 @@ fn tui_restores_the_terminal_on_sigterm() {
     );
     tmux.wait_for("raw mode off", |s| s.contains("terminal in cooked mode"));
 }
+
+/// The service map for real: `m` shows the fixture's eight edges by
+/// workload, Enter on the first (xwing → deathstar) goes back to the flow
+/// table filtered to it: the two dropped requests.
+#[test]
+fn tui_map_view_filters_the_table_to_an_edge() {
+    let Some(tmux) = Tmux::new() else { return };
+    let server = common::start();
+    tmux.start(&["tui", "--server", &server.addr]);
+    tmux.wait_for("the fixture's 12 flows", |s| table_rows(s).len() == 12);
+    tmux.keys(&["m"]);
+    let s = tmux.wait_for("the map", |s| {
+        s.contains("map by workload: 9 nodes, 8 edges")
+    });
+    assert!(s.contains("default/xwing      → default/deathstar"), "{s}");
+    assert!(s.contains("┌ nodes "), "{s}");
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the table filtered to the edge", |s| {
+        s.contains("filter: --from-pod default/xwing --to-pod default/deathstar")
+            && table_rows(s).len() == 2
+    });
+    for row in table_rows(&s) {
+        assert!(
+            row.contains(" DROPPED ") || row.contains(" DENIED "),
+            "{row}"
+        );
+    }
+    tmux.quit();
+}

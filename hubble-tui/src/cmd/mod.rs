@@ -6,6 +6,7 @@
 pub mod config;
 pub mod events;
 pub mod list;
+pub mod map;
 pub mod observe;
 pub mod reflect;
 pub mod status;

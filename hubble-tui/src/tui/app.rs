@@ -250,6 +250,18 @@ pub enum Mode {
     },
 }
 
+/// The map's selected edge (see [`App::map_edge`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapEdge {
+    /// The source node's id.
+    pub source: String,
+    /// The target node's id.
+    pub target: String,
+    /// The filter flags selecting its flows, unquoted
+    /// (`--from-pod default/xwing --to-pod default/deathstar`).
+    pub filter: Vec<String>,
+}
+
 /// Settings of one TUI run.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
@@ -293,6 +305,18 @@ pub struct App {
     pub side_hidden: bool,
     /// Whether the aggregated view replaces the flow table (`a`).
     pub aggregated: bool,
+    /// Whether the service map replaces the flow table (`m`).
+    pub map: bool,
+    /// The map's selected edge, as an index in the edges shown (clamped
+    /// when drawn).
+    pub map_selected: usize,
+    /// The map's first edge row on screen.
+    pub map_top: usize,
+    /// The node the map is focused on (`f`/`t`): only its edges are shown.
+    pub map_focus: Option<String>,
+    /// The selected edge as last drawn, for the keys: its source and
+    /// target node ids and the filter words selecting its flows.
+    pub map_edge: Option<MapEdge>,
     /// The node names `N` cycles through (refreshed from the inbox each
     /// frame).
     pub node_names: Vec<String>,
@@ -346,6 +370,11 @@ impl App {
             nodes_panel: false,
             side_hidden: false,
             aggregated: false,
+            map: false,
+            map_selected: 0,
+            map_top: 0,
+            map_focus: None,
+            map_edge: None,
             node_names: Vec::new(),
             mode: Mode::Normal,
             filter,

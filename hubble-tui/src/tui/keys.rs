@@ -48,6 +48,11 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Action {
             return Action::None;
         }
     }
+    if app.map
+        && let Some(action) = map_key(app, key.code)
+    {
+        return action;
+    }
     let page = app.page.max(1) as i64;
     match key.code {
         KeyCode::Char('q') => {
@@ -94,7 +99,14 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Action {
         KeyCode::Char('g') => app.group = app.group.next(),
         KeyCode::Char('n') => app.nodes_panel = !app.nodes_panel,
         KeyCode::Char('s') => app.side_hidden = !app.side_hidden,
-        KeyCode::Char('a') => app.aggregated = !app.aggregated,
+        KeyCode::Char('a') => {
+            app.aggregated = !app.aggregated;
+            app.map = false;
+        }
+        KeyCode::Char('m') => {
+            app.map = !app.map;
+            app.aggregated = false;
+        }
         KeyCode::Char('N') => {
             let current = node_filter(&app.filter);
             let next = match &current {
@@ -116,6 +128,83 @@ pub fn on_key(app: &mut App, key: KeyEvent) -> Action {
         _ => {}
     }
     Action::None
+}
+
+/// A key of the map view (`m`); `None` passes it on to the main keys
+/// (quit, help, filter, pause, …).
+fn map_key(app: &mut App, code: KeyCode) -> Option<Action> {
+    let page = app.page.max(1);
+    match code {
+        KeyCode::Up | KeyCode::Char('k') => app.map_selected = app.map_selected.saturating_sub(1),
+        KeyCode::Down | KeyCode::Char('j') => app.map_selected = app.map_selected.saturating_add(1),
+        KeyCode::PageUp => app.map_selected = app.map_selected.saturating_sub(page),
+        KeyCode::PageDown => app.map_selected = app.map_selected.saturating_add(page),
+        KeyCode::Home => app.map_selected = 0,
+        KeyCode::End => app.map_selected = usize::MAX,
+        KeyCode::Enter => {
+            let Some(e) = app.map_edge.clone() else {
+                app.message = Some(("no edge selected".to_owned(), false));
+                return Some(Action::None);
+            };
+            app.map = false;
+            return Some(Action::ApplyFilter(with_flags(&app.filter, &e.filter)));
+        }
+        KeyCode::Char(c @ ('f' | 't')) => {
+            let Some(e) = &app.map_edge else {
+                return Some(Action::None);
+            };
+            let id = if c == 'f' { &e.source } else { &e.target };
+            app.map_focus = if app.map_focus.as_ref() == Some(id) {
+                None
+            } else {
+                Some(id.clone())
+            };
+            app.map_selected = 0;
+            app.map_top = 0;
+        }
+        KeyCode::Esc => {
+            if app.map_focus.take().is_none() {
+                app.map = false;
+            }
+            app.map_selected = 0;
+            app.map_top = 0;
+        }
+        KeyCode::Char('m') => app.map = false,
+        KeyCode::Char('g') => {
+            app.group = app.group.next();
+            app.map_focus = None;
+            app.map_selected = 0;
+            app.map_top = 0;
+        }
+        _ => return None,
+    }
+    Some(Action::None)
+}
+
+/// The filter line with `words` (flag, value pairs) added; flags of the
+/// same names already in the line are taken out first (another
+/// `--from-pod` would widen the filter, not narrow it).
+pub fn with_flags(line: &str, words: &[String]) -> String {
+    let names: Vec<&str> = words
+        .iter()
+        .filter(|w| w.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    let old = split_words(line).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut it = old.iter();
+    while let Some(w) = it.next() {
+        if names.contains(&w.as_str()) {
+            it.next();
+        } else if !names
+            .iter()
+            .any(|n| w.strip_prefix(n).is_some_and(|r| r.starts_with('=')))
+        {
+            out.push(quote_word(w));
+        }
+    }
+    out.extend(words.iter().map(|w| quote_word(w)));
+    out.join(" ")
 }
 
 /// One key of the filter line: `Some(Some(line))` applies, `Some(None)`
@@ -299,6 +388,18 @@ mod tests {
         for w in ["default/xwing", "a b", "it's", "", "--verdict"] {
             assert_eq!(split_words(&quote_word(w)).unwrap(), vec![w]);
         }
+    }
+
+    #[test]
+    fn edge_flags_replace_their_namesakes() {
+        let words: Vec<String> = ["--from-pod", "default/a b", "--to-identity", "2"]
+            .map(str::to_owned)
+            .to_vec();
+        assert_eq!(
+            with_flags("--verdict DROPPED --from-pod=x --to-identity 7", &words),
+            "--verdict DROPPED --from-pod 'default/a b' --to-identity 2"
+        );
+        assert_eq!(with_flags("", &words[..2]), "--from-pod 'default/a b'");
     }
 
     #[test]

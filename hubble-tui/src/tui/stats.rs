@@ -1,8 +1,8 @@
 //! Aggregates over every flow received, whether or not it is kept in the
 //! bounded history or drawn: counts by verdict and drop reason, top talkers
 //! and top drops by pod, namespace and identity (all three kept at once, so
-//! cycling the grouping is instant), and flows per second for the
-//! sparkline. Recording a flow allocates only when it meets a new group.
+//! cycling the grouping is instant), the service map of each grouping
+//! (the map view, `m`), and flows per second for the sparkline. Recording a flow allocates only when it meets a new group.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher as _, Hasher as _};
@@ -11,6 +11,7 @@ use proto::flow::{DropReason, Endpoint, Flow, Verdict};
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::defaults;
+use crate::map::{Grouping, ServiceMap};
 use crate::printer::reserved_identity_name;
 
 /// What the top-N panels group endpoints by.
@@ -43,8 +44,30 @@ impl GroupBy {
         }
     }
 
+    /// What the service map groups by: pods become their workloads.
+    pub fn map_grouping(self) -> Grouping {
+        match self {
+            GroupBy::Pod => Grouping::Workload,
+            GroupBy::Namespace => Grouping::Namespace,
+            GroupBy::Identity => Grouping::Identity,
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
+    }
+}
+
+/// The service maps of the three groupings, built at once.
+#[derive(Debug, Clone)]
+struct Maps([ServiceMap; 3]);
+
+impl Default for Maps {
+    fn default() -> Self {
+        Maps(
+            [GroupBy::Pod, GroupBy::Namespace, GroupBy::Identity]
+                .map(|g| ServiceMap::new(g.map_grouping())),
+        )
     }
 }
 
@@ -157,6 +180,8 @@ pub struct Stats {
     pairs: [Tally; 3],
     /// Policies named in `*_denied_by` of denied flows (`namespace/name`).
     denying: Tally,
+    /// The service map per grouping (`m`).
+    maps: Maps,
     rate: Rate,
     /// Events the server reported lost (sum of `LostEvent.num_events_lost`).
     pub lost: u64,
@@ -292,6 +317,9 @@ impl Stats {
                 .join("\t")
             });
         }
+        for m in &mut self.maps.0 {
+            m.add(f);
+        }
         for g in [GroupBy::Pod, GroupBy::Namespace, GroupBy::Identity] {
             let key = group_key(g, src, ip);
             self.talkers[g.index()].add(key, || group_label(g, src, ip));
@@ -305,6 +333,11 @@ impl Stats {
                 });
             }
         }
+    }
+
+    /// The service map of every flow, grouped as `g` groups.
+    pub fn service_map(&self, g: GroupBy) -> &ServiceMap {
+        &self.maps.0[g.index()]
     }
 
     /// Counts a lost-events report.

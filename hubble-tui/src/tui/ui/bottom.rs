@@ -12,9 +12,16 @@ use crate::tui::app::{App, Mode};
 
 /// Draws the bottom line.
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let keys = " ?:help /:filter space:pause f:follow enter:detail g:group q:quit ";
-    let cols = Layout::horizontal([Constraint::Min(10), Constraint::Length(keys.len() as u16)])
-        .split(area);
+    let keys = if app.map {
+        " ?:help ↑↓:edge enter:filter f/t:focus g:group m:back "
+    } else {
+        " ?:help /:filter space:pause f:follow enter:detail g:group q:quit "
+    };
+    let cols = Layout::horizontal([
+        Constraint::Min(10),
+        Constraint::Length(keys.chars().count() as u16),
+    ])
+    .split(area);
     let line = match &app.mode {
         Mode::Filter { text, cursor } => {
             let (a, b) = text.split_at(

@@ -25,6 +25,9 @@ N              filter to the next node (after the last: every node)
 s              hide/show the side panel (the table takes the width)
 a              aggregated view: flows by source, destination, port
                and verdict (grouped as g groups), every flow counted
+m              service map (grouped as g groups), largest edge first;
+               Up/Down select an edge, Enter filters the flows to it,
+               f / t focus on its source / target, Esc / m go back
 c              clear history and counters
 r              reconnect now";
 

@@ -3,7 +3,7 @@
 //! rows on screen are formatted, whatever the history holds.
 //!
 //! One module per widget: `title` (with `node_status`), `table` (or
-//! `aggregated`, its grouped counterpart),
+//! `aggregated`, its grouped counterpart, or `map`, the service map),
 //! `detail`, `nodes` (the nodes panel), and the side panel's `counters`, `top_n` and
 //! `sparkline`; `bottom` is the filter line, `help` the overlay;
 //! `common` what they share. This module lays them out:
@@ -27,6 +27,7 @@ mod common;
 mod counters;
 mod detail;
 mod help;
+mod map;
 mod node_status;
 mod nodes;
 mod sparkline;
@@ -78,7 +79,9 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, inbox: &Inbox) {
     } else {
         main
     };
-    if app.aggregated {
+    if app.map {
+        map::draw(frame, main, app, inbox);
+    } else if app.aggregated {
         aggregated::draw(frame, main, app, inbox);
     } else if app.detail {
         let c =
