@@ -194,6 +194,11 @@ struct AgentArgs {
     /// under Kubernetes (kubelet probes must reach pods).
     #[arg(long, value_name = "MODE", default_value = "auto")]
     allow_localhost: datapath::policy::AllowLocalhost,
+    /// host:port to serve the agent's Prometheus metrics on (`/metrics`,
+    /// Cilium's `cilium_*` names; Cilium's agent uses :9962), or `off`.
+    /// Bound in the agent's own network namespace (the host's).
+    #[arg(long, value_name = "HOST:PORT|off", default_value = defaults::METRICS_ADDRESS)]
+    metrics_address: String,
 }
 
 /// A duration in seconds (`15s`, `500ms`, `2m`, or a plain number of seconds).
@@ -608,6 +613,27 @@ fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let pin_dir = a.bpffs_dir.unwrap_or(pin_dir);
+    let metrics_addr: Option<std::net::SocketAddr> =
+        if a.metrics_address == "off" || a.metrics_address.is_empty() {
+            None
+        } else {
+            Some(a.metrics_address.parse().with_context(|| {
+                format!(
+                    "invalid --metrics-address {:?}: expected host:port or off",
+                    a.metrics_address
+                )
+            })?)
+        };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start tokio runtime")?;
+    // Bound before the datapath loads: a taken port stops the start.
+    let metrics = match metrics_addr {
+        Some(addr) => Some(rt.block_on(svc::metrics::MetricsServer::bind(addr))?),
+        None => None,
+    };
     let kvstore = match a.kvstore.as_str() {
         "etcd" => {
             anyhow::ensure!(
@@ -672,12 +698,7 @@ fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
         enrichment = %cfg.enrichment_file.display(),
         "agent started"
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("start tokio runtime")?;
-    rt.block_on(datapath::server::serve(agent, socket))
+    rt.block_on(datapath::server::serve(agent, socket, metrics))
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
