@@ -184,6 +184,9 @@ mod tests {
         ] {
             assert!(t.contains(want), "missing {want} in\n{t}");
         }
-        assert!(!t.contains("flow_archiver_last_commit_timestamp_seconds 0.0"), "{t}");
+        assert!(
+            !t.contains("flow_archiver_last_commit_timestamp_seconds 0.0"),
+            "{t}"
+        );
     }
 }
