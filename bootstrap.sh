@@ -19,6 +19,8 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 # A real etcd (server and etcdctl): the cluster store of the demo, the
 # multi-node tests and the etcd backend's tests; jq and curl for the demo.
 { command -v etcd && command -v etcdctl; } >/dev/null || need_apt+=(etcd-server etcd-client)
+# A real Prometheus (and promtool) for the dashboards' proof (it/tests/prometheus.rs).
+{ command -v prometheus && command -v promtool; } >/dev/null || need_apt+=(prometheus)
 command -v jq >/dev/null || need_apt+=(jq)
 command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
