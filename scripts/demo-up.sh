@@ -63,9 +63,10 @@ metrics_at() { # offset
     [[ $metrics == off ]] && { echo off; return; }
     echo "${metrics%:*}:$((${metrics##*:} + $1))"
 }
-# The exporter's --metrics, when this build has the flag.
+# The exporter's --metrics, when this build has the flag (not to be
+# confused with --metrics-address or --metrics-policy-names).
 exporter_metrics=()
-if "$bin/flow-exporter" --help | grep -q -- --metrics; then
+if "$bin/flow-exporter" --help | grep -qE -- '--metrics([ =]|$)'; then
     exporter_metrics=(--metrics "$hubble_metrics")
 fi
 
