@@ -16,11 +16,15 @@ command -v ip >/dev/null || need_apt+=(iproute2)
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
 command -v podman >/dev/null || need_apt+=(podman containernetworking-plugins busybox-static runc)
 command -v tmux >/dev/null || need_apt+=(tmux)
+# ping: the demo's ICMP traffic to the world (the dashboards' ICMP and flows-to-world panels).
+command -v ping >/dev/null || need_apt+=(iputils-ping)
 # A real etcd (server and etcdctl): the cluster store of the demo, the
 # multi-node tests and the etcd backend's tests; jq and curl for the demo.
 { command -v etcd && command -v etcdctl; } >/dev/null || need_apt+=(etcd-server etcd-client)
 # Graphviz's dot: the `hubble map -o dot` test renders the map with it.
 command -v dot >/dev/null || need_apt+=(graphviz)
+# A real Prometheus (and promtool) for the dashboards' proof (it/tests/prometheus.rs).
+{ command -v prometheus && command -v promtool; } >/dev/null || need_apt+=(prometheus)
 command -v jq >/dev/null || need_apt+=(jq)
 command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then

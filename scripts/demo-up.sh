@@ -10,20 +10,25 @@
 # the xwing's landings (deny-xwing-80), the deathstar ClusterIP
 # service (10.96.0.20:80, load-balanced by each node's datapath), a traffic
 # loop in which both ships request landings through the service every
-# second, and `relay` discovering the
+# second, `relay` discovering the
 # nodes through node 1's Peer.Notify and serving Hubble's Observer API on
-# 127.0.0.1:4245, where `hubble` looks by default.
+# 127.0.0.1:4245, where `hubble` looks by default, and a `flow-archiver`
+# following the relay into $DEMO_STATE/archive. Every daemon serves
+# Prometheus metrics (DEMO_METRICS); the end of the output lists where.
 # Everything made is recorded in $DEMO_STATE/state; scripts/demo-down.sh
 # removes exactly that. Needs root. Builds nothing: `just demo-up` does.
 #
 # Overrides (for tests, or a second demo next to a running one):
-#   BIN_DIR            binaries (datapath, datapath-cni, flow-exporter, relay, hubble); default target/release
+#   BIN_DIR            binaries (datapath, datapath-cni, flow-exporter, relay, hubble, flow-archiver); default target/release
 #   DEMO_PREFIX        prefix of namespace names; default sw (nodes sw-node-1, sw-node-2)
 #   DEMO_STATE         state directory; default /run/hubble-demo
 #   DEMO_PORT          the relay's Observer API port on 127.0.0.1; default 4245
 #   DEMO_NODE_PORTS    the two exporters' ports on 127.0.0.1; default "4244 4246"
 #   DEMO_ETCD_PORTS    etcd's client and peer ports on 127.0.0.1; default "23790 23800"
-#   DEMO_METRICS       "off", or the base metrics address (exporters on port, port+1; relay port+2); default 127.0.0.1:9965
+#   DEMO_METRICS       "off", or the base metrics address: exporters on port, port+1; relay port+2;
+#                      archiver port+3; agents port+4, port+5; default 127.0.0.1:9965
+#   DEMO_HUBBLE_METRICS the exporters' --metrics list (Hubble's metrics and context options;
+#                      passed only when the exporter has the flag); default: the one below
 #   DEMO_POD_CIDRS     the nodes' pod CIDRs; default "10.202.1.0/24 10.202.2.0/24"
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +40,8 @@ port=${DEMO_PORT:-4245}
 read -r -a node_ports <<<"${DEMO_NODE_PORTS:-4244 4246}"
 read -r etcd_port etcd_peer_port <<<"${DEMO_ETCD_PORTS:-23790 23800}"
 metrics=${DEMO_METRICS:-127.0.0.1:9965}
+# The Hubble metrics the dashboards (dashboards/hubble-overview.json) are written against.
+hubble_metrics=${DEMO_HUBBLE_METRICS:-"flow:sourceContext=namespace;destinationContext=namespace drop:sourceContext=pod;destinationContext=pod;labelsContext=source_namespace,destination_namespace tcp port-distribution icmp policy:sourceContext=app|workload-name|pod|reserved-identity;destinationContext=app|workload-name|pod|reserved-identity;labelsContext=source_namespace,destination_namespace flows-to-world"}
 read -r -a cidrs <<<"${DEMO_POD_CIDRS:-10.202.1.0/24 10.202.2.0/24}"
 nodes=("$prefix-node-1" "$prefix-node-2")
 underlay=$prefix-underlay
@@ -45,7 +52,7 @@ statefile=$state/state
 has_netns() { ip netns list | awk '{print $1}' | grep -qxF "$1"; }
 die() { echo "demo-up: $*" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || die "needs root (network namespaces, bpffs, tc programs)"
-for b in datapath datapath-cni flow-exporter relay hubble; do
+for b in datapath datapath-cni flow-exporter relay hubble flow-archiver; do
     [[ -x $bin/$b ]] || die "$bin/$b missing: build first (just demo-up builds the release binaries)"
 done
 command -v etcd >/dev/null || die "etcd missing: run ./bootstrap.sh (installs Debian's etcd-server)"
@@ -56,6 +63,12 @@ metrics_at() { # offset
     [[ $metrics == off ]] && { echo off; return; }
     echo "${metrics%:*}:$((${metrics##*:} + $1))"
 }
+# The exporter's --metrics, when this build has the flag (not to be
+# confused with --metrics-address or --metrics-policy-names).
+exporter_metrics=()
+if "$bin/flow-exporter" --help | grep -qE -- '--metrics([ =]|$)'; then
+    exporter_metrics=(--metrics "$hubble_metrics")
+fi
 
 mkdir -p "$state/logs" "$state/www" /sys/fs/bpf/datapath
 : >"$statefile"
@@ -106,6 +119,10 @@ ip netns add "$underlay"
 ip -n "$underlay" link set lo up
 ip -n "$underlay" link add br0 type bridge
 ip -n "$underlay" link set br0 up
+# The outside world, as the pods see it: an address on the underlay's bridge
+# (reserved:world in every flow) that routes the pod CIDRs back to their nodes.
+world=10.99.0.254
+ip -n "$underlay" addr add "$world/24" dev br0
 
 # 3. The nodes: a namespace each with its underlay address, run by an agent
 # on the cluster store with the VXLAN overlay, and an exporter on its ring.
@@ -120,6 +137,8 @@ for i in 0 1; do
     ip -n "$underlay" link set "$prefix-u$i" master br0 up
     ip -n "$node" addr add "$ip/24" dev eth0
     ip -n "$node" link set eth0 up
+    ip netns exec "$node" sysctl -qw net.ipv4.ip_forward=1 # a node routes its pods to the world
+    ip -n "$underlay" route add "${cidrs[i]}" via "$ip"
     mkdir -p "$state/$node/policies"
     record pins "$pins"
     record agent "$node" "$sock"
@@ -127,12 +146,12 @@ for i in 0 1; do
         --state-dir "$state/$node/agent" --bpffs-dir "$pins" --policy-dir "$state/$node/policies" \
         --api-socket "$sock" --netns "/run/netns/$node" \
         --kvstore etcd --kvstore-endpoints "$etcd_url" --node-ip "$ip" \
-        --hubble-address "127.0.0.1:${node_ports[i]}"
+        --hubble-address "127.0.0.1:${node_ports[i]}" --metrics-address "$(metrics_at $((4 + i)))"
     wait_until "the agent of $node" 300 "$bin/datapath" --api-socket "$sock" status
     spawn "flow-exporter-$node" "$bin/flow-exporter" --ringbuf "$pins/events" \
         --lost-counter "$pins/lost_events" --lb-stats "$pins/lb4_stats" --enrichment "$state/$node/agent/enrichment.json" \
         --node-name "$node" --listen-address "127.0.0.1:${node_ports[i]}" \
-        --metrics-address "$(metrics_at "$i")"
+        --metrics-address "$(metrics_at "$i")" "${exporter_metrics[@]}"
 done
 sock1=$state/${nodes[0]}/agent.sock
 for i in 0 1; do
@@ -193,8 +212,15 @@ spawn relay "$bin/relay" --peer-service "127.0.0.1:${node_ports[0]}" --listen-ad
 wait_until "the relay at $server with 2 nodes" 200 bash -c \
     "'$bin/hubble' status --server '$server' | grep -q 'Connected Nodes: 2/2'"
 
-# 8. The traffic loop: every second both ships request two landings through
-# the deathstar service (each connection load-balanced to one of the pods).
+# 8. The archiver: follows the relay into Parquet under $state/archive.
+archiver_metrics=()
+[[ $metrics == off ]] || archiver_metrics=(--metrics-address "$(metrics_at 3)")
+spawn flow-archiver "$bin/flow-archiver" --server "$server" --dir "$state/archive" \
+    --file-age-secs 10 "${archiver_metrics[@]}"
+
+# 9. The traffic loop: every second both ships request two landings through
+# the deathstar service (each connection load-balanced to one of the pods),
+# and the tiefighter pings the world.
 wait_until "the deathstar service on both nodes" 100 bash -c \
     "'$bin/datapath' --api-socket '$state/${nodes[1]}/agent.sock' bpf lb list | grep -q '$vip:80'"
 spawn traffic bash -c '
@@ -208,6 +234,7 @@ spawn traffic bash -c '
                 fi &
             done
         done
+        ip netns exec '"$prefix"'-tiefighter ping -c 1 -W 1 '"$world"' >/dev/null 2>&1 &
         sleep 1
         wait
     done'
@@ -218,6 +245,13 @@ h=$bin/hubble
 [[ $bin == "$repo/target/release" ]] && h=${h/#$repo\//}
 d=$bin/datapath
 [[ $bin == "$repo/target/release" ]] && d=${d/#$repo\//}
+if [[ $metrics == off ]]; then
+    metrics_list=off
+else
+    metrics_list="http://$(metrics_at 4)/metrics, http://$(metrics_at 5)/metrics (agents)
+                http://$(metrics_at 0)/metrics, http://$(metrics_at 1)/metrics (exporters)
+                http://$(metrics_at 2)/metrics (relay), http://$(metrics_at 3)/metrics (archiver)"
+fi
 cat <<MSG
 
 The Star Wars demo is up on two nodes: ${nodes[0]} (deathstar-1, deathstar-2,
@@ -236,6 +270,9 @@ the tiefighter).
   policy:       $d --api-socket $sock1 policy apply FILE   (cluster-wide, through etcd at $etcd_url)
   service:      $d --api-socket $sock1 service list   (deathstar: ClusterIP $vip:80; also bpf lb list)
   to service:   $h observe --to-service default/deathstar
+  archive:      $state/archive (flow-archiver following the relay; $h observe --archive $state/archive)
+  metrics:      $metrics_list
+  prometheus:   dashboards/prometheus-scrape.yml (targets above), dashboards/*.json for Grafana
   logs:         $state/logs/ (traffic.log shows each landing attempt)
   stop:         just demo-down   (scripts/demo-down.sh)
 MSG

@@ -236,6 +236,7 @@ pub async fn run_with_tls(
             }
         };
         tracing::info!(server = %opts.server, since = ?since.map(|t| t.to_string()), "following");
+        metrics.connected(true);
         backoff = defaults::RECONNECT_MIN;
         let resume = mark.clone();
         loop {
@@ -290,6 +291,7 @@ pub async fn run_with_tls(
                 _ = shutdown.changed() => break 'outer,
             }
         }
+        metrics.connected(false);
         writer.tick()?;
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}

@@ -216,3 +216,12 @@ pub const KVSTORE_RUNTIME_THREADS: usize = 2;
 /// means another agent took that number at the same moment, so 64 covers
 /// dozens of agents allocating at once.
 pub const KVSTORE_ALLOC_ATTEMPTS: usize = 64;
+
+/// How often the agent refreshes its metrics' gauges and kernel counters
+/// (one status snapshot, one pass over the counters map, one key walk of
+/// each hash/LPM map): often enough for a 15 s scrape, cheap at full maps.
+pub const METRICS_REFRESH: Duration = Duration::from_secs(5);
+
+/// The agent's default `--metrics-address`: off, as several simulated nodes
+/// share one host (Cilium's agent port is 9962).
+pub const METRICS_ADDRESS: &str = "off";

@@ -108,7 +108,23 @@ static __always_inline int dp_trace_wanted(const struct dp_config *cfg, __u8 obs
 	return 1;
 }
 
-/* Emits a trace. `source` is the endpoint the observation point belongs to. */
+/* Counts a packet in `metrics` (reason 0 = forwarded). */
+static __always_inline void dp_count_metric(__u8 reason, __u8 direction, __u32 len)
+{
+	__u32 key = DP_METRICS_INDEX(reason, direction);
+	struct metrics_value *m = bpf_map_lookup_elem(&metrics, &key);
+
+	if (m) {
+		/* Per-CPU map: no other writer. */
+		m->count++;
+		m->bytes += len;
+	}
+}
+
+/* Emits a trace. `source` is the endpoint the observation point belongs to.
+ * The to-* points are where a packet leaves the program forwarded: they are
+ * counted in `metrics` (to-endpoint as ingress, the others as egress)
+ * whether or not the trace itself is emitted. */
 static __always_inline void dp_emit_trace(struct __sk_buff *skb, const struct dp_config *cfg,
 					  __u8 obs_point, __u16 source,
 					  const struct dp_peers *peers, __u8 ct_state,
@@ -116,6 +132,11 @@ static __always_inline void dp_emit_trace(struct __sk_buff *skb, const struct dp
 {
 	struct trace_event *ev;
 
+	if (obs_point == HUBBLE_TRACE_TO_LXC)
+		dp_count_metric(0, HUBBLE_DIR_INGRESS, skb->len);
+	else if (obs_point == HUBBLE_TRACE_TO_STACK || obs_point == HUBBLE_TRACE_TO_OVERLAY ||
+		 obs_point == HUBBLE_TRACE_TO_NETWORK || obs_point == HUBBLE_TRACE_TO_HOST)
+		dp_count_metric(0, HUBBLE_DIR_EGRESS, skb->len);
 	if (!dp_trace_wanted(cfg, obs_point, report))
 		return;
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + HUBBLE_CAPTURE_MAX, 0);
@@ -149,6 +170,7 @@ static __always_inline int dp_drop_rule(struct __sk_buff *skb, const struct dp_c
 		__sync_fetch_and_add(&st->packets, 1);
 		__sync_fetch_and_add(&st->bytes, skb->len);
 	}
+	dp_count_metric(reason, direction, skb->len);
 	rl = bpf_map_lookup_elem(&drop_rl, &zero);
 	if (rl && cfg->drop_events_per_s) {
 		__u64 now = bpf_ktime_get_boot_ns();

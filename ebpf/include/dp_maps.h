@@ -80,6 +80,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } drop_stats SEC(".maps");
 
+/* Forwarded and dropped packets and bytes by reason and direction
+ * (DP_METRICS_INDEX; the agent's cilium_{forward,drop}_{count,bytes}_total). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DP_METRICS_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct metrics_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} metrics SEC(".maps");
+
 /* Drop-event rate limiter (key 0, per CPU). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

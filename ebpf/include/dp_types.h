@@ -228,6 +228,18 @@ struct drop_stats_value {
 	__u64 bytes;
 };
 
+/* Forward and drop counters by reason and direction, as Cilium's metricsmap:
+ * `metrics` PERCPU_ARRAY indexed by DP_METRICS_INDEX(reason, direction),
+ * reason 0 = forwarded, else the HUBBLE_DROP_* code; direction HUBBLE_DIR_*
+ * (the same numbers as Cilium's METRIC_INGRESS/EGRESS, 0 unknown). */
+#define DP_METRICS_DIRS 4
+#define DP_METRICS_ENTRIES (256 * DP_METRICS_DIRS)
+#define DP_METRICS_INDEX(reason, dir) (((__u32)(reason) * DP_METRICS_DIRS) + ((dir) & 3))
+struct metrics_value {
+	__u64 count;
+	__u64 bytes;
+};
+
 /* Drop-event rate limiter state: `drop_rl` PERCPU_ARRAY, one entry. */
 struct drop_rl_value {
 	__u64 window_ns;  /* start of the current one-second window */
@@ -359,5 +371,6 @@ DP_STATIC_ASSERT(sizeof(struct dp_config) == 24, "dp_config");
 DP_STATIC_ASSERT(DP_OFFSETOF(struct dp_config, tunnel_ifindex) == 16, "dp_config.tunnel_ifindex");
 DP_STATIC_ASSERT(sizeof(struct drop_stats_value) == 16, "drop_stats_value");
 DP_STATIC_ASSERT(sizeof(struct drop_rl_value) == 24, "drop_rl_value");
+DP_STATIC_ASSERT(sizeof(struct metrics_value) == 16, "metrics_value");
 
 #endif /* DP_TYPES_H */

@@ -395,6 +395,8 @@ fn rust_side() -> Vec<(String, u64)> {
     );
     size!("drop_stats_value", DropStatsValue);
     offs!("drop_stats_value", DropStatsValue, [packets, bytes]);
+    size!("metrics_value", MetricsValue);
+    offs!("metrics_value", MetricsValue, [count, bytes]);
     size!("drop_rl_value", DropRlValue);
     offs!(
         "drop_rl_value",
@@ -455,6 +457,10 @@ fn rust_side() -> Vec<(String, u64)> {
     konst!("DP_DEFAULT_REPORT_INTERVAL_S", defaults::REPORT_INTERVAL_S);
     konst!("DP_DEFAULT_DROP_EVENTS_PER_S", defaults::DROP_EVENTS_PER_S);
     konst!("DP_DROP_STATS_ENTRIES", DROP_STATS_ENTRIES);
+    konst!("DP_METRICS_ENTRIES", METRICS_ENTRIES);
+    konst!("DP_METRICS_DIRS", METRICS_DIRS);
+    konst!("DP_METRICS_INDEX(7, 2)", metrics_index(7, 2));
+    konst!("DP_METRICS_INDEX(0, 1)", metrics_index(0, 1));
     konst!("DP_EVENTS_RING_BYTES", defaults::EVENTS_RING_BYTES);
     konst!("(__u8)HUBBLE_DIR_INGRESS", Direction::Ingress as u8);
     konst!("(__u8)HUBBLE_DIR_EGRESS", Direction::Egress as u8);

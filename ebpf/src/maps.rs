@@ -27,6 +27,9 @@ pub mod names {
     pub const LOST_EVENTS: &str = "lost_events";
     /// Per-CPU dropped packets/bytes by drop reason.
     pub const DROP_STATS: &str = "drop_stats";
+    /// Per-CPU forwarded/dropped packets and bytes by reason and direction
+    /// (index [`super::metrics_index`]).
+    pub const METRICS: &str = "metrics";
     /// Per-CPU drop-event rate limiter state.
     pub const DROP_RL: &str = "drop_rl";
     /// Runtime configuration (aggregation level, ...).
@@ -87,6 +90,18 @@ pub const CFG_F_SET: u32 = 1;
 
 /// Entries in `drop_stats` (one per possible drop code).
 pub const DROP_STATS_ENTRIES: u32 = 256;
+
+/// Directions per reason in `metrics` (`DP_METRICS_DIRS`).
+pub const METRICS_DIRS: u32 = 4;
+/// Entries in `metrics` (`DP_METRICS_ENTRIES`): 256 reasons × 4 directions.
+pub const METRICS_ENTRIES: u32 = 256 * METRICS_DIRS;
+
+/// The `metrics` index of a reason (0 = forwarded, else the drop code) and a
+/// direction (`HUBBLE_DIR_*`: 0 unknown, 1 ingress, 2 egress), as
+/// `DP_METRICS_INDEX`.
+pub const fn metrics_index(reason: u8, direction: u8) -> u32 {
+    reason as u32 * METRICS_DIRS + (direction as u32 & 3)
+}
 
 /// `struct endpoint_key`.
 #[repr(C)]
@@ -486,6 +501,16 @@ pub struct DropStatsValue {
     /// Dropped packets.
     pub packets: u64,
     /// Dropped bytes.
+    pub bytes: u64,
+}
+
+/// `struct metrics_value`: one reason and direction of `metrics`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsValue {
+    /// Packets.
+    pub count: u64,
+    /// Bytes.
     pub bytes: u64,
 }
 

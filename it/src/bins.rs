@@ -1,5 +1,5 @@
 //! The binaries of other packages (`datapath`, `datapath-cni`,
-//! `flow-exporter`). Cargo gives a test only its own package's binaries, so
+//! `flow-exporter`, `relay`, `hubble`, `flow-archiver`). Cargo gives a test only its own package's binaries, so
 //! the harness builds these once per process with the cargo that runs it
 //! (`$CARGO`), in the profile of the running executable, and finds them next
 //! to it in the target directory. `IT_BIN_DIR` points at prebuilt ones
@@ -54,6 +54,8 @@ pub fn dir() -> &'static Path {
                 "relay",
                 "--bin",
                 "hubble",
+                "--bin",
+                "flow-archiver",
             ]);
         if release {
             cmd.arg("--release");

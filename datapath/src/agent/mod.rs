@@ -11,6 +11,7 @@
 //!   load-balancer state and its diff (plain data for the LB map writers);
 //! - [`lb_sync`]: writes the desired state into the kernel's LB maps and attaches the
 //!   NodePort program;
+//! - [`metrics`]: the agent's Prometheus metrics (Cilium's names);
 //! - [`server`]: its API on a unix socket (axum); [`api`]: the wire types
 //!   and the blocking client the CNI plugin (`datapath-cni`) and the admin
 //!   CLI use.
@@ -24,6 +25,7 @@ pub mod endpoints;
 pub mod ipam;
 pub mod kvstore;
 pub mod lb_sync;
+pub mod metrics;
 pub mod server;
 pub mod services;
 pub mod store;

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::agent::api::{EndpointAdd, IpamRequest, PolicyApply, ServiceApply};
 use crate::agent::endpoints::{Agent, AgentError};
+use crate::agent::metrics::AgentMetrics;
 use crate::defaults;
 
 /// The tracing target of this module's log lines: the module path it had
@@ -358,6 +359,80 @@ async fn check_peer(
     }
 }
 
+/// The route template of a request path (a bounded label value).
+fn route_template(path: &str) -> &'static str {
+    let mut seg = path.trim_start_matches('/').splitn(3, '/');
+    let (v1, what, rest) = (seg.next(), seg.next(), seg.next());
+    if v1 != Some("v1") {
+        return "other";
+    }
+    match (what.unwrap_or(""), rest.is_some()) {
+        ("healthz", false) => "/v1/healthz",
+        ("status", false) => "/v1/status",
+        ("ipam", false) => "/v1/ipam",
+        ("ipam", true) => "/v1/ipam/{owner}",
+        ("endpoints", false) => "/v1/endpoints",
+        ("endpoints", true) => "/v1/endpoints/{id}",
+        ("containers", true) => "/v1/containers/{cid}/{ifname}",
+        ("identities", false) => "/v1/identities",
+        ("policies", false) => "/v1/policies",
+        ("policies", true) => "/v1/policies/{name}",
+        ("services", false) => "/v1/services",
+        ("services", true) => "/v1/services/{ns}/{name}",
+        ("nodes", false) => "/v1/nodes",
+        ("enrichment", false) => "/v1/enrichment",
+        _ => "other",
+    }
+}
+
+/// Times every API request into the agent's metrics (by route template).
+async fn observe(
+    State(m): State<Arc<AgentMetrics>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = route_template(req.uri().path()).to_owned();
+    let method = req.method().as_str().to_owned();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    m.api_request(&path, &method, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+/// Refreshes the metrics' gauges and kernel counters every
+/// [`defaults::METRICS_REFRESH`], on a blocking thread.
+async fn refresh_metrics(shared: Shared, metrics: Arc<AgentMetrics>) {
+    let mut tick = tokio::time::interval(defaults::METRICS_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (s, m) = (shared.clone(), metrics.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            let snapshot = {
+                let a = s.lock().unwrap_or_else(|p| p.into_inner());
+                a.status().and_then(|st| Ok((st, a.identities()?)))
+            };
+            match snapshot {
+                Ok((st, ids)) => {
+                    m.observe_agent(&st, &ids);
+                    if let Err(e) = m.observe_kernel(&st.pin_dir) {
+                        m.refresh_error("kernel");
+                        tracing::warn!(target: LOG_TARGET, error = %e, "metrics: read the maps");
+                    }
+                }
+                Err(e) => {
+                    m.refresh_error("agent");
+                    tracing::warn!(target: LOG_TARGET, error = %e, "metrics: agent status");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = r {
+            tracing::error!(target: LOG_TARGET, error = %e, "metrics refresh task");
+        }
+    }
+}
+
 /// `router` behind the peer-credentials check, ready for `axum::serve`.
 pub fn app(
     router: Router,
@@ -367,9 +442,16 @@ pub fn app(
         .into_make_service_with_connect_info::<Peer>()
 }
 
-/// Serves the API on `socket` and watches the policy directory until
-/// SIGTERM or SIGINT.
-pub async fn serve(agent: Agent, socket: &Path, access: &SocketAccess) -> anyhow::Result<()> {
+/// Serves the API on `socket` (with `access`'s mode and group) and watches
+/// the policy directory until SIGTERM or SIGINT; with `metrics`, also serves
+/// the agent's Prometheus metrics there (bound by the caller, so a taken port
+/// failed the start).
+pub async fn serve(
+    agent: Agent,
+    socket: &Path,
+    access: &SocketAccess,
+    metrics: Option<svc::metrics::MetricsServer>,
+) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use tokio::signal::unix::{SignalKind, signal};
 
@@ -421,10 +503,37 @@ pub async fn serve(agent: Agent, socket: &Path, access: &SocketAccess) -> anyhow
         })
     };
 
+    let agent_metrics = Arc::new(AgentMetrics::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut side_tasks = vec![watcher];
+    if let Some(server) = metrics {
+        tracing::info!(target: LOG_TARGET, address = %server.local_addr(), "metrics listening");
+        side_tasks.push(tokio::spawn(refresh_metrics(
+            shared.clone(),
+            agent_metrics.clone(),
+        )));
+        let m = agent_metrics.clone();
+        let mut stop = stop_rx.clone();
+        side_tasks.push(tokio::spawn(async move {
+            let r = server
+                .serve(move || m.encode(), async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!(target: LOG_TARGET, error = %e, "metrics server");
+            }
+        }));
+    }
+
     let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
     tracing::info!(target: LOG_TARGET, socket = %socket.display(), "agent API listening");
-    axum::serve(listener, app(router(shared)))
+    let api = router(shared).layer(axum::middleware::from_fn_with_state(
+        agent_metrics.clone(),
+        observe,
+    ));
+    let served = axum::serve(listener, app(api))
         .with_graceful_shutdown(async move {
             tokio::select! {
                 _ = term.recv() => tracing::info!(target: LOG_TARGET, "SIGTERM: stopping, programs stay attached"),
@@ -432,9 +541,13 @@ pub async fn serve(agent: Agent, socket: &Path, access: &SocketAccess) -> anyhow
             }
         })
         .await
-        .context("serve API")?;
-    watcher.abort();
-    Ok(())
+        .context("serve API");
+    let _ = stop_tx.send(true);
+    for t in side_tasks {
+        t.abort();
+    }
+    drop(stop_rx);
+    served
 }
 
 #[cfg(test)]
@@ -564,5 +677,18 @@ mod tests {
         assert!(refused.contains("the caller is uid 65534"), "{refused}");
         assert_eq!(curl(0, "POST"), "\"changed\" 200");
         server.abort();
+    }
+
+    #[test]
+    fn route_templates_are_bounded() {
+        assert_eq!(route_template("/v1/endpoints"), "/v1/endpoints");
+        assert_eq!(route_template("/v1/endpoints/12"), "/v1/endpoints/{id}");
+        assert_eq!(
+            route_template("/v1/containers/abc/eth0"),
+            "/v1/containers/{cid}/{ifname}"
+        );
+        assert_eq!(route_template("/v1/ipam/abc/eth0"), "/v1/ipam/{owner}");
+        assert_eq!(route_template("/nope"), "other");
+        assert_eq!(route_template("/v1/whatever"), "other");
     }
 }

@@ -201,6 +201,11 @@ struct AgentArgs {
     /// checked by the caller's credentials.
     #[arg(long, value_name = "GROUP")]
     api_socket_group: Option<String>,
+    /// host:port to serve the agent's Prometheus metrics on (`/metrics`,
+    /// Cilium's `cilium_*` names; Cilium's agent uses :9962), or `off`.
+    /// Bound in the agent's own network namespace (the host's).
+    #[arg(long, value_name = "HOST:PORT|off", default_value = defaults::METRICS_ADDRESS)]
+    metrics_address: String,
 }
 
 /// A duration in seconds (`15s`, `500ms`, `2m`, or a plain number of seconds).
@@ -622,6 +627,27 @@ fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
         None => datapath::server::SocketAccess::default(),
     };
     datapath::server::check_socket_path(socket)?;
+    let metrics_addr: Option<std::net::SocketAddr> =
+        if a.metrics_address == "off" || a.metrics_address.is_empty() {
+            None
+        } else {
+            Some(a.metrics_address.parse().with_context(|| {
+                format!(
+                    "invalid --metrics-address {:?}: expected host:port or off",
+                    a.metrics_address
+                )
+            })?)
+        };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start tokio runtime")?;
+    // Bound before the datapath loads: a taken port stops the start.
+    let metrics = match metrics_addr {
+        Some(addr) => Some(rt.block_on(svc::metrics::MetricsServer::bind(addr))?),
+        None => None,
+    };
     let kvstore = match a.kvstore.as_str() {
         "etcd" => {
             anyhow::ensure!(
@@ -686,12 +712,7 @@ fn run_agent(a: AgentArgs, pin_dir: PathBuf, socket: &Path) -> Result<()> {
         enrichment = %cfg.enrichment_file.display(),
         "agent started"
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("start tokio runtime")?;
-    rt.block_on(datapath::server::serve(agent, socket, &access))
+    rt.block_on(datapath::server::serve(agent, socket, &access, metrics))
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {

@@ -92,6 +92,7 @@ impl MapSizes {
             names::CT4 => self.ct4,
             names::EVENTS => self.events_ring_bytes,
             names::DROP_STATS => crate::kernel::maps::DROP_STATS_ENTRIES,
+            names::METRICS => crate::kernel::maps::METRICS_ENTRIES,
             names::LB4_SERVICES => defaults::LB4_SERVICES_MAX,
             names::LB4_BACKENDS => defaults::LB4_BACKENDS_MAX,
             names::LB4_REVERSE_NAT => defaults::LB4_REVERSE_NAT_MAX,

@@ -20,9 +20,10 @@ use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapError, MapType, PerCpu
 pub use ebpf::identity;
 pub use ebpf::maps::{
     Aggregation, CFG_F_SET, CtKey, CtValue, DROP_STATS_ENTRIES, Direction, DpConfig, DropRlValue,
-    DropStatsValue, EndpointKey, EndpointValue, IpcacheKey, IpcacheValue, POLICY_KEY_DATA_LEN,
-    ParseAggregationError, PolicyAction, PolicyKey, PolicyValue, ct_flags, ct_lifetime, ep_flags,
-    ip4_from_key, ip4_key, names, policy_flags, policy_prefix,
+    DropStatsValue, EndpointKey, EndpointValue, IpcacheKey, IpcacheValue, METRICS_DIRS,
+    METRICS_ENTRIES, MetricsValue, POLICY_KEY_DATA_LEN, ParseAggregationError, PolicyAction,
+    PolicyKey, PolicyValue, ct_flags, ct_lifetime, ep_flags, ip4_from_key, ip4_key, metrics_index,
+    names, policy_flags, policy_prefix,
 };
 
 use crate::error::{DatapathError, Result};
@@ -57,6 +58,8 @@ unsafe impl aya::Pod for Plain<DpConfig> {}
 unsafe impl aya::Pod for Plain<DropStatsValue> {}
 // SAFETY: see above.
 unsafe impl aya::Pod for Plain<DropRlValue> {}
+// SAFETY: see above.
+unsafe impl aya::Pod for Plain<MetricsValue> {}
 // SAFETY: see above.
 unsafe impl aya::Pod for Plain<Lb4Key> {}
 // SAFETY: see above.
@@ -336,6 +339,7 @@ pub struct Maps {
     config: Array<MapData, Plain<DpConfig>>,
     lost_events: PerCpuArray<MapData, u64>,
     drop_stats: PerCpuArray<MapData, Plain<DropStatsValue>>,
+    metrics: PerCpuArray<MapData, Plain<MetricsValue>>,
     drop_rl: PerCpuArray<MapData, Plain<DropRlValue>>,
 }
 
@@ -392,6 +396,7 @@ impl Maps {
             config: typed!(dir, names::CONFIG),
             lost_events: typed!(dir, names::LOST_EVENTS),
             drop_stats: typed!(dir, names::DROP_STATS),
+            metrics: typed!(dir, names::METRICS),
             drop_rl: typed!(dir, names::DROP_RL),
         })
     }
@@ -577,6 +582,17 @@ impl Maps {
             .map_err(|e| DatapathError::map(names::CT4, e))
     }
 
+    /// Conntrack entries by IP protocol (keys only, no values copied;
+    /// approximate under concurrent updates).
+    pub fn ct_count_by_proto(&self) -> Result<std::collections::BTreeMap<u8, u64>> {
+        let mut out = std::collections::BTreeMap::new();
+        for k in self.ct4.keys() {
+            let Plain(k) = k.map_err(|e| DatapathError::map(names::CT4, e))?;
+            *out.entry(k.proto).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
     /// One conntrack entry.
     pub fn ct_entry(&self, key: &CtKey) -> Result<Option<CtValue>> {
         match self.ct4.get(&Plain(*key), 0) {
@@ -678,6 +694,109 @@ impl Maps {
     }
 }
 
+/// One non-zero entry of the `metrics` map, summed over CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsEntry {
+    /// 0 = forwarded, else the drop reason code.
+    pub reason: u8,
+    /// `HUBBLE_DIR_*`: 0 unknown, 1 ingress, 2 egress.
+    pub direction: u8,
+    /// Packets and bytes.
+    pub value: MetricsValue,
+}
+
+impl Maps {
+    /// Forwarded and dropped packets and bytes by reason and direction
+    /// (non-zero entries only), read from the kernel's per-CPU counters.
+    pub fn metrics(&self) -> Result<Vec<MetricsEntry>> {
+        let mut out = Vec::new();
+        for (i, per_cpu) in self.metrics.iter().enumerate() {
+            let per_cpu = per_cpu.map_err(|e| DatapathError::map(names::METRICS, e))?;
+            let value = MetricsValue {
+                count: sum_cpus(&per_cpu, |v| v.0.count),
+                bytes: sum_cpus(&per_cpu, |v| v.0.bytes),
+            };
+            if value.count != 0 {
+                let i = i as u32;
+                let (reason, direction) = ((i / METRICS_DIRS) as u8, (i % METRICS_DIRS) as u8);
+                debug_assert_eq!(metrics_index(reason, direction), i);
+                out.push(MetricsEntry {
+                    reason,
+                    direction,
+                    value,
+                });
+            }
+        }
+        debug_assert!(out.len() <= METRICS_ENTRIES as usize);
+        Ok(out)
+    }
+}
+
+/// How full a pinned map is: `(entries, max_entries)`. Entries are counted
+/// by walking the keys with `BPF_MAP_GET_NEXT_KEY` (one syscall per entry,
+/// no values copied): meant for hash, LRU-hash and LPM-trie maps, read
+/// every few seconds, as Cilium's map pressure.
+pub fn map_fill(pin_dir: &Path, name: &'static str) -> Result<(u64, u64)> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    let data = MapData::from_pin(pin_dir.join(name)).map_err(|e| DatapathError::map(name, e))?;
+    let info = data.info().map_err(|e| DatapathError::map(name, e))?;
+    let fd = data.fd().as_fd().as_raw_fd();
+    let key_size = info.key_size() as usize;
+    let mut cur = vec![0u8; key_size.max(1)];
+    let mut next = vec![0u8; key_size.max(1)];
+    let mut first = true;
+    let mut n = 0u64;
+    // `union bpf_attr` for the element commands: map_fd, pad, key, next_key, flags.
+    #[repr(C)]
+    struct ElemAttr {
+        map_fd: u32,
+        pad: u32,
+        key: u64,
+        next_key: u64,
+        flags: u64,
+    }
+    loop {
+        let attr = ElemAttr {
+            map_fd: fd as u32,
+            pad: 0,
+            key: if first { 0 } else { cur.as_ptr() as u64 },
+            next_key: next.as_mut_ptr() as u64,
+            flags: 0,
+        };
+        // SAFETY: BPF_MAP_GET_NEXT_KEY reads `key_size` bytes at `key` (or
+        // none when null) and writes `key_size` bytes at `next_key`; both
+        // buffers are that long and live across the call; `attr` is a valid
+        // prefix of `union bpf_attr` whose size is passed.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                libc::c_long::from(4i32), // BPF_MAP_GET_NEXT_KEY
+                &attr as *const ElemAttr,
+                size_of::<ElemAttr>() as libc::c_long,
+            )
+        };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                break;
+            }
+            return Err(DatapathError::io(
+                "count map entries",
+                pin_dir.join(name),
+                e,
+            ));
+        }
+        n += 1;
+        std::mem::swap(&mut cur, &mut next);
+        first = false;
+        // An LRU map may recycle entries while we walk: never loop forever.
+        if n > u64::from(info.max_entries()) {
+            break;
+        }
+    }
+    Ok((n, u64::from(info.max_entries())))
+}
+
 fn lpm_key(prefix: Ipv4Addr, len: u8) -> Result<LpmKey<u32>> {
     if len > 32 {
         return Err(DatapathError::Invalid {
@@ -692,7 +811,7 @@ fn lpm_key(prefix: Ipv4Addr, len: u8) -> Result<LpmKey<u32>> {
 
 /// What a pinned map must look like: `(name, type, key size, value size)`;
 /// max entries come from [`crate::kernel::loader::MapSizes`].
-pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 15] = [
+pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 16] = [
     (
         names::ENDPOINTS,
         MapType::Hash,
@@ -724,6 +843,12 @@ pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 15] = [
         MapType::PerCpuArray,
         4,
         size_of::<DropStatsValue>() as u32,
+    ),
+    (
+        names::METRICS,
+        MapType::PerCpuArray,
+        4,
+        size_of::<MetricsValue>() as u32,
     ),
     (
         names::DROP_RL,
