@@ -354,7 +354,18 @@ impl EventKind {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, each cause once (no backtrace dump with RUST_BACKTRACE).
+            eprintln!("datapath: {}", svc::error_text(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     // SAFETY: restoring the default SIGPIPE disposition before any thread
     // exists; `datapath ... | head` then ends quietly instead of panicking.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
