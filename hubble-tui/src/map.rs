@@ -94,6 +94,9 @@ pub enum NodeKind {
     Host,
     /// Another reserved identity (`remote-node`, `kube-apiserver`, …).
     Reserved,
+    /// A service's virtual address before translation (a socket-LB
+    /// `pre-xlate` flow to a ClusterIP): the service, not its address.
+    Service,
     /// An address with no pod and no reserved identity.
     Ip,
     /// Nothing known about the endpoint.
@@ -110,6 +113,7 @@ impl NodeKind {
             NodeKind::World => "world",
             NodeKind::Host => "host",
             NodeKind::Reserved => "reserved",
+            NodeKind::Service => "service",
             NodeKind::Ip => "ip",
             NodeKind::Unknown => "unknown",
         }
@@ -133,7 +137,8 @@ impl NodeKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Node {
     /// Stable identifier: `namespace/name` (workload), `namespace`,
-    /// `identity:N`, `reserved:NAME`, `ip:ADDRESS` or `unknown`.
+    /// `identity:N`, `reserved:NAME`, `service:namespace/name`,
+    /// `ip:ADDRESS` or `unknown`.
     pub id: String,
     /// What to show: `namespace/name`, `namespace`, `N label`, the
     /// reserved name, the address.
@@ -266,6 +271,7 @@ enum Ref<'a> {
     Namespace(&'a str),
     Identity(u32, &'a Endpoint),
     Reserved(u32, &'static str),
+    Service(&'a str, &'a str),
     Ip(&'a str),
     Unknown,
 }
@@ -293,6 +299,24 @@ fn pod_workload(pod: &str) -> &str {
         name
     } else {
         pod
+    }
+}
+
+/// The server side of a flow: a service's virtual address (no pod behind
+/// it yet: a `pre-xlate` socket-LB flow, or its reply) is the service, in
+/// its namespace when grouping by namespace; anything else as [`classify`].
+fn classify_server<'a>(
+    g: Grouping,
+    ep: &'a Endpoint,
+    ip: &'a str,
+    service: Option<&'a proto::flow::Service>,
+) -> Ref<'a> {
+    match service {
+        Some(s) if ep.pod_name.is_empty() && !s.name.is_empty() => match g {
+            Grouping::Namespace if !s.namespace.is_empty() => Ref::Namespace(&s.namespace),
+            _ => Ref::Service(&s.namespace, &s.name),
+        },
+        _ => classify(g, ep, ip),
     }
 }
 
@@ -346,6 +370,12 @@ impl Ref<'_> {
                 h.write_u8(4);
                 h.write(ip.as_bytes());
             }
+            Ref::Service(ns, name) => {
+                h.write_u8(6);
+                h.write(ns.as_bytes());
+                h.write_u8(0xff);
+                h.write(name.as_bytes());
+            }
             Ref::Unknown => h.write_u8(5),
         }
         h.finish()
@@ -393,6 +423,13 @@ impl Ref<'_> {
                     ("identity", id.to_string()),
                 )
             }
+            Ref::Service(ns, name) => node(
+                format!("service:{ns}/{name}"),
+                format!("{ns}/{name} (service)"),
+                NodeKind::Service,
+                ns,
+                ("service", format!("{ns}/{name}")),
+            ),
             Ref::Ip(ip) => node(
                 format!("ip:{ip}"),
                 (*ip).to_owned(),
@@ -492,14 +529,14 @@ impl ServiceMap {
         let (a, b, port, service) = if reply {
             (
                 classify(self.grouping, dst, dip),
-                classify(self.grouping, src, sip),
+                classify_server(self.grouping, src, sip, f.source_service.as_ref()),
                 sport,
                 f.source_service.as_ref(),
             )
         } else {
             (
                 classify(self.grouping, src, sip),
-                classify(self.grouping, dst, dip),
+                classify_server(self.grouping, dst, dip, f.destination_service.as_ref()),
                 dport,
                 f.destination_service.as_ref(),
             )
@@ -752,7 +789,9 @@ impl Graph {
         );
         let _ = writeln!(s, "  edge [fontname=\"Helvetica\", fontsize=10];");
         for n in &self.nodes {
-            let shape = if n.kind.is_peer() {
+            let shape = if n.kind == NodeKind::Service {
+                ", shape=hexagon"
+            } else if n.kind.is_peer() {
                 ", shape=ellipse"
             } else {
                 ""
@@ -796,7 +835,9 @@ impl Graph {
         let idx = |id: &str| self.nodes.iter().position(|n| n.id == id).unwrap_or(0);
         for (i, n) in self.nodes.iter().enumerate() {
             let label = mermaid_quote(&n.label);
-            if n.kind.is_peer() {
+            if n.kind == NodeKind::Service {
+                let _ = writeln!(s, "    n{i}{{{{{label}}}}}");
+            } else if n.kind.is_peer() {
                 let _ = writeln!(s, "    n{i}({label})");
             } else {
                 let _ = writeln!(s, "    n{i}[{label}]");

@@ -253,3 +253,67 @@ fn grouping_names_parse() {
     let e = Grouping::parse("pods").unwrap_err().to_string();
     assert!(e.contains("\"pods\"") && e.contains("workload"), "{e}");
 }
+
+/// A socket-LB `pre-xlate` flow goes to the service's virtual address: the
+/// map shows the service (not its address or `unknown`), in its namespace
+/// when grouping by namespace; its reply comes back to the same arrow.
+#[test]
+fn a_service_address_is_the_service() {
+    let client = Endpoint {
+        namespace: "default".into(),
+        pod_name: "tiefighter".into(),
+        identity: 257,
+        ..Default::default()
+    };
+    let deathstar = proto::flow::Service {
+        name: "deathstar".into(),
+        namespace: "default".into(),
+    };
+    let to_vip = Flow {
+        verdict: Verdict::Traced as i32,
+        ip: Some(Ip {
+            source: "10.0.1.4".into(),
+            destination: "10.96.0.20".into(),
+            ..Default::default()
+        }),
+        source: Some(client.clone()),
+        destination: Some(Endpoint::default()),
+        destination_service: Some(deathstar.clone()),
+        ..Default::default()
+    };
+    let reply = Flow {
+        verdict: Verdict::Forwarded as i32,
+        ip: Some(Ip {
+            source: "10.96.0.20".into(),
+            destination: "10.0.1.4".into(),
+            ..Default::default()
+        }),
+        source: Some(Endpoint::default()),
+        destination: Some(client),
+        source_service: Some(deathstar),
+        is_reply: Some(proto::wkt::BoolValue { value: true }),
+        ..Default::default()
+    };
+    let mut m = ServiceMap::new(Grouping::Workload);
+    m.add(&to_vip);
+    m.add(&reply);
+    let g = m.graph();
+    assert_eq!(
+        counts(&g),
+        [("default/tiefighter", "service:default/deathstar", 1, 0, 1)]
+    );
+    let svc = g.node("service:default/deathstar").unwrap();
+    assert_eq!(
+        (svc.kind, svc.label.as_str()),
+        (NodeKind::Service, "default/deathstar (service)")
+    );
+    assert_eq!(
+        svc.filter_flags("to"),
+        ["--to-service", "default/deathstar"]
+    );
+
+    let mut m = ServiceMap::new(Grouping::Namespace);
+    m.add(&to_vip);
+    let g = m.graph();
+    assert_eq!(counts(&g), [("default", "default", 0, 0, 1)]);
+}
