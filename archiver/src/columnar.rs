@@ -1,0 +1,665 @@
+//! Flow aggregation straight from the archive's columns (`hubble observe
+//! --archive DIR --aggregate-by FIELDS`): only the columns the grouping
+//! paths and the filters need are read (Parquet projection), row groups
+//! outside `since`/`until` are skipped by their statistics, and rows are
+//! grouped in a hash map over the column values; no `flow_pb` is read and
+//! no flow decoded.
+//!
+//! The result is the one the decoding path gives: a grouped value is the
+//! value the flow's Hubble JSON has at that path (absent, zero and empty
+//! values are JSON `null`), and filters are Hubble's own
+//! ([`flow_filter::FilterSet`]), run on a flow rebuilt from the columns
+//! with just the fields the supported filters read. [`plan`] says when a
+//! query cannot be answered this way (a path or a filter field without a
+//! column); callers then decode instead.
+//!
+//! Paths with a column: `verdict`, `drop_reason_desc` (kept for dropped
+//! flows only, as the column is), `Type`, `node_name`,
+//! `traffic_direction`, `is_reply`, `event_type.type`,
+//! `event_type.sub_type`, `IP.source`, `IP.destination`, `IP.ipVersion`,
+//! `source.`/`destination.` `namespace`, `pod_name`, `identity`, and
+//! `l4.TCP.`/`l4.UDP.`/`l4.SCTP.` `source_port`, `destination_port`.
+//! Filter fields with a column: source/destination pod (and so
+//! namespace), identity and port, verdict, event type, protocol (not the
+//! L7 ones), node name, drop reason, traffic direction, reply.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use arrow_array::{
+    Array, BooleanArray, Int32Array, RecordBatch, StringArray, TimestampNanosecondArray,
+    UInt32Array,
+};
+use flow_filter::FilterSet;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use proto::flow::{
+    CiliumEventType, DropReason, Endpoint, Flow, FlowFilter, FlowType, IpVersion, Layer4,
+    TrafficDirection, Verdict, layer4,
+};
+use proto::wkt::Timestamp;
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+use crate::read::{Archive, Query, ReadError, ReadStats};
+
+/// One group: the grouped values (in the order of the paths), how many
+/// flows, and the times of the first and last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// The value at each path (`Null` when the flow has none).
+    pub values: Vec<Value>,
+    /// Flows in the group.
+    pub count: u64,
+    /// Earliest flow time.
+    pub first: Option<Timestamp>,
+    /// Latest flow time.
+    pub last: Option<Timestamp>,
+}
+
+/// How one grouped path is read from the columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A string column; the value is `null` when the column is null or
+    /// holds `zero` (an enum's zero name, omitted from JSON).
+    Str(&'static str, Option<&'static str>),
+    /// An unsigned column; 0 is `null`.
+    U32(&'static str),
+    /// A signed column; 0 is `null`.
+    I32(&'static str),
+    /// A boolean column.
+    Bool(&'static str),
+    /// A port column, for flows of this L4 protocol only.
+    Port(&'static str, &'static str),
+}
+
+impl Source {
+    fn columns(self) -> Vec<&'static str> {
+        match self {
+            Source::Str(c, _) | Source::U32(c) | Source::I32(c) | Source::Bool(c) => vec![c],
+            Source::Port(c, _) => vec![c, "protocol"],
+        }
+    }
+}
+
+fn source_of(path: &str) -> Option<Source> {
+    let zero = |name: &'static str| Some(name);
+    Some(match path {
+        "verdict" => Source::Str("verdict", zero(Verdict::Unknown.as_str_name())),
+        "drop_reason_desc" => {
+            Source::Str("drop_reason_desc", zero(DropReason::Unknown.as_str_name()))
+        }
+        "Type" => Source::Str("type", zero(FlowType::UnknownType.as_str_name())),
+        "node_name" => Source::Str("node_name", None),
+        "traffic_direction" => Source::Str(
+            "traffic_direction",
+            zero(TrafficDirection::Unknown.as_str_name()),
+        ),
+        "is_reply" => Source::Bool("is_reply"),
+        "event_type.type" => Source::I32("event_type"),
+        "event_type.sub_type" => Source::I32("event_sub_type"),
+        "IP.source" => Source::Str("source_ip", None),
+        "IP.destination" => Source::Str("destination_ip", None),
+        "IP.ipVersion" => Source::Str("ip_version", zero(IpVersion::IpNotUsed.as_str_name())),
+        "source.namespace" => Source::Str("source_namespace", None),
+        "source.pod_name" => Source::Str("source_pod", None),
+        "source.identity" => Source::U32("source_identity"),
+        "destination.namespace" => Source::Str("destination_namespace", None),
+        "destination.pod_name" => Source::Str("destination_pod", None),
+        "destination.identity" => Source::U32("destination_identity"),
+        _ => {
+            let rest = path.strip_prefix("l4.")?;
+            let (proto, field) = rest.split_once('.')?;
+            let proto = match proto {
+                "TCP" => "TCP",
+                "UDP" => "UDP",
+                "SCTP" => "SCTP",
+                _ => return None,
+            };
+            match field {
+                "source_port" => Source::Port("source_port", proto),
+                "destination_port" => Source::Port("destination_port", proto),
+                _ => return None,
+            }
+        }
+    })
+}
+
+/// The columns a filter needs, or `None` when one of its fields has none.
+fn filter_columns(f: &FlowFilter) -> Option<Vec<&'static str>> {
+    let mut rest = f.clone();
+    let mut cols = Vec::new();
+    let mut need = |used: bool, c: &[&'static str]| {
+        if used {
+            cols.extend_from_slice(c);
+        }
+    };
+    need(
+        !f.source_pod.is_empty(),
+        &["source_namespace", "source_pod"],
+    );
+    need(
+        !f.destination_pod.is_empty(),
+        &["destination_namespace", "destination_pod"],
+    );
+    need(!f.source_identity.is_empty(), &["source_identity"]);
+    need(
+        !f.destination_identity.is_empty(),
+        &["destination_identity"],
+    );
+    need(!f.verdict.is_empty(), &["verdict"]);
+    need(!f.event_type.is_empty(), &["event_type", "event_sub_type"]);
+    need(!f.protocol.is_empty(), &["protocol"]);
+    need(!f.source_port.is_empty(), &["protocol", "source_port"]);
+    need(
+        !f.destination_port.is_empty(),
+        &["protocol", "destination_port"],
+    );
+    need(!f.node_name.is_empty(), &["node_name"]);
+    need(
+        !f.drop_reason_desc.is_empty(),
+        &["verdict", "drop_reason_desc"],
+    );
+    need(!f.traffic_direction.is_empty(), &["traffic_direction"]);
+    need(!f.reply.is_empty(), &["verdict", "is_reply"]);
+    // L7 protocols are not columns.
+    if f.protocol
+        .iter()
+        .any(|p| matches!(p.to_ascii_lowercase().as_str(), "dns" | "http" | "kafka"))
+    {
+        return None;
+    }
+    rest.source_pod.clear();
+    rest.destination_pod.clear();
+    rest.source_identity.clear();
+    rest.destination_identity.clear();
+    rest.verdict.clear();
+    rest.event_type.clear();
+    rest.protocol.clear();
+    rest.source_port.clear();
+    rest.destination_port.clear();
+    rest.node_name.clear();
+    rest.drop_reason_desc.clear();
+    rest.traffic_direction.clear();
+    rest.reply.clear();
+    (rest == FlowFilter::default()).then_some(cols)
+}
+
+/// A query the columns can answer: the columns to read and how each path
+/// is read.
+#[derive(Debug)]
+pub struct Plan {
+    sources: Vec<Source>,
+    columns: Vec<&'static str>,
+    filters: FilterSet,
+    filtered: bool,
+}
+
+/// Plans `q` grouped by `paths` from the columns; `Err` says why it cannot
+/// be (a path or filter field without a column, or an invalid filter).
+pub fn plan(q: &Query, paths: &[String]) -> Result<Plan, String> {
+    let mut columns = vec!["time"];
+    let mut sources = Vec::new();
+    for p in paths {
+        let s = source_of(p).ok_or_else(|| format!("--aggregate-by {p} has no archive column"))?;
+        columns.extend(s.columns());
+        sources.push(s);
+    }
+    let mut filtered = false;
+    for f in q.whitelist.iter().chain(&q.blacklist) {
+        let c =
+            filter_columns(f).ok_or_else(|| "a filter field has no archive column".to_string())?;
+        filtered = true;
+        columns.extend(c);
+    }
+    // The rebuilt flow has an endpoint only where the flow had one.
+    if columns.iter().any(|c| c.starts_with("source_")) {
+        columns.push("source_identity");
+    }
+    if columns.iter().any(|c| c.starts_with("destination_")) {
+        columns.push("destination_identity");
+    }
+    columns.sort_unstable();
+    columns.dedup();
+    let filters = FilterSet::compile(&q.whitelist, &q.blacklist).map_err(|e| e.to_string())?;
+    Ok(Plan {
+        sources,
+        columns,
+        filtered: filtered && !filters.is_match_all(),
+        filters,
+    })
+}
+
+/// The loaded columns of one batch (those the plan asked for).
+struct Cols<'a> {
+    time: &'a TimestampNanosecondArray,
+    batch: &'a RecordBatch,
+}
+
+impl<'a> Cols<'a> {
+    fn str(&self, name: &str) -> Option<&'a StringArray> {
+        self.batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref())
+    }
+    fn u32(&self, name: &str) -> Option<&'a UInt32Array> {
+        self.batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref())
+    }
+    fn i32(&self, name: &str) -> Option<&'a Int32Array> {
+        self.batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref())
+    }
+    fn bool(&self, name: &str) -> Option<&'a BooleanArray> {
+        self.batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref())
+    }
+}
+
+fn get_str<'a>(a: Option<&'a StringArray>, row: usize) -> Option<&'a str> {
+    a.filter(|a| !a.is_null(row)).map(|a| a.value(row))
+}
+
+fn get<T: arrow_array::ArrowPrimitiveType>(
+    a: Option<&arrow_array::PrimitiveArray<T>>,
+    row: usize,
+) -> Option<T::Native> {
+    a.filter(|a| !a.is_null(row)).map(|a| a.value(row))
+}
+
+/// Typed references to the columns the paths read, per batch.
+enum PathCol<'a> {
+    Str(Option<&'a StringArray>, Option<&'static str>),
+    U32(Option<&'a UInt32Array>),
+    I32(Option<&'a Int32Array>),
+    Bool(Option<&'a BooleanArray>),
+    Port(
+        Option<&'a UInt32Array>,
+        Option<&'a StringArray>,
+        &'static str,
+    ),
+}
+
+impl PathCol<'_> {
+    /// Appends the value's key bytes; returns nothing.
+    fn key(&self, row: usize, out: &mut Vec<u8>) {
+        match self.value_ref(row) {
+            Ref::Null => out.push(0),
+            Ref::Str(s) => {
+                out.push(1);
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+            Ref::Num(n) => {
+                out.push(2);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Ref::Bool(b) => out.push(3 + u8::from(b)),
+        }
+    }
+
+    fn value_ref(&self, row: usize) -> Ref<'_> {
+        match *self {
+            PathCol::Str(a, zero) => match get_str(a, row) {
+                Some(s) if !s.is_empty() && Some(s) != zero => Ref::Str(s),
+                _ => Ref::Null,
+            },
+            PathCol::U32(a) => match get(a, row) {
+                Some(n) if n != 0 => Ref::Num(i64::from(n)),
+                _ => Ref::Null,
+            },
+            PathCol::I32(a) => match get(a, row) {
+                Some(n) if n != 0 => Ref::Num(i64::from(n)),
+                _ => Ref::Null,
+            },
+            PathCol::Bool(a) => a
+                .filter(|a| !a.is_null(row))
+                .map_or(Ref::Null, |a| Ref::Bool(a.value(row))),
+            PathCol::Port(a, proto, want) => match (get_str(proto, row), get(a, row)) {
+                (Some(p), Some(n)) if p == want && n != 0 => Ref::Num(i64::from(n)),
+                _ => Ref::Null,
+            },
+        }
+    }
+
+    fn value(&self, row: usize) -> Value {
+        match self.value_ref(row) {
+            Ref::Null => Value::Null,
+            Ref::Str(s) => Value::from(s),
+            Ref::Num(n) => Value::from(n),
+            Ref::Bool(b) => Value::from(b),
+        }
+    }
+}
+
+enum Ref<'a> {
+    Null,
+    Str(&'a str),
+    Num(i64),
+    Bool(bool),
+}
+
+/// A flow rebuilt from the columns, with the fields the supported filters
+/// read; reused from row to row.
+#[derive(Default)]
+struct Rebuilt {
+    flow: Flow,
+    spare_src: Option<Endpoint>,
+    spare_dst: Option<Endpoint>,
+}
+
+fn set_endpoint(
+    slot: &mut Option<Endpoint>,
+    spare: &mut Option<Endpoint>,
+    present: bool,
+    ns: Option<&str>,
+    pod: Option<&str>,
+    identity: u32,
+) {
+    if !present {
+        if let Some(e) = slot.take() {
+            *spare = Some(e);
+        }
+        return;
+    }
+    let e = slot.get_or_insert_with(|| spare.take().unwrap_or_default());
+    e.namespace.clear();
+    e.namespace.push_str(ns.unwrap_or_default());
+    e.pod_name.clear();
+    e.pod_name.push_str(pod.unwrap_or_default());
+    e.identity = identity;
+}
+
+impl Rebuilt {
+    fn fill(&mut self, c: &Cols<'_>, row: usize) {
+        let f = &mut self.flow;
+        f.verdict = get_str(c.str("verdict"), row)
+            .and_then(Verdict::from_str_name)
+            .map_or(0, |v| v as i32);
+        f.drop_reason_desc = get_str(c.str("drop_reason_desc"), row)
+            .and_then(DropReason::from_str_name)
+            .map_or(0, |v| v as i32);
+        f.traffic_direction = get_str(c.str("traffic_direction"), row)
+            .and_then(TrafficDirection::from_str_name)
+            .map_or(0, |v| v as i32);
+        f.is_reply = c
+            .bool("is_reply")
+            .and_then(|a| (!a.is_null(row)).then(|| proto::wkt::BoolValue::from(a.value(row))));
+        f.event_type = get(c.i32("event_type"), row).map(|t| CiliumEventType {
+            r#type: t,
+            sub_type: get(c.i32("event_sub_type"), row).unwrap_or(0),
+        });
+        f.node_name.clear();
+        f.node_name
+            .push_str(get_str(c.str("node_name"), row).unwrap_or_default());
+        let (sp, dp) = (
+            get(c.u32("source_port"), row).unwrap_or(0),
+            get(c.u32("destination_port"), row).unwrap_or(0),
+        );
+        f.l4 = match get_str(c.str("protocol"), row) {
+            None => None,
+            Some(p) => Some(Layer4 {
+                protocol: Some(match p {
+                    "TCP" => layer4::Protocol::Tcp(proto::flow::Tcp {
+                        source_port: sp,
+                        destination_port: dp,
+                        ..Default::default()
+                    }),
+                    "UDP" => layer4::Protocol::Udp(proto::flow::Udp {
+                        source_port: sp,
+                        destination_port: dp,
+                    }),
+                    "SCTP" => layer4::Protocol::Sctp(proto::flow::Sctp {
+                        source_port: sp,
+                        destination_port: dp,
+                    }),
+                    "ICMPv4" => layer4::Protocol::IcmPv4(Default::default()),
+                    "ICMPv6" => layer4::Protocol::IcmPv6(Default::default()),
+                    "VRRP" => layer4::Protocol::Vrrp(Default::default()),
+                    _ => layer4::Protocol::Igmp(Default::default()),
+                }),
+            }),
+        };
+        let sid = get(c.u32("source_identity"), row);
+        set_endpoint(
+            &mut f.source,
+            &mut self.spare_src,
+            sid.is_some(),
+            get_str(c.str("source_namespace"), row),
+            get_str(c.str("source_pod"), row),
+            sid.unwrap_or(0),
+        );
+        let did = get(c.u32("destination_identity"), row);
+        set_endpoint(
+            &mut f.destination,
+            &mut self.spare_dst,
+            did.is_some(),
+            get_str(c.str("destination_namespace"), row),
+            get_str(c.str("destination_pod"), row),
+            did.unwrap_or(0),
+        );
+    }
+}
+
+fn ts(nanos: i64) -> Timestamp {
+    Timestamp {
+        seconds: nanos.div_euclid(1_000_000_000),
+        nanos: nanos.rem_euclid(1_000_000_000) as i32,
+    }
+}
+
+/// Where a row stands in the decoding path's order (file, then time, then
+/// position), for `--last`/`--first N`.
+type Order = (u32, i64, u64);
+
+/// The rows one file adds, merged into the result only when the whole
+/// file was read (a file that fails half-way adds nothing, as on the
+/// decoding path).
+#[derive(Default)]
+struct Tally {
+    /// Per group id: count, first and last time (nanoseconds).
+    counts: Vec<(u64, i64, i64)>,
+    /// With a limit: the rows kept so far (newest, or oldest with `first`).
+    newest: BinaryHeap<Reverse<(Order, u32)>>,
+    oldest: BinaryHeap<(Order, u32)>,
+}
+
+impl Tally {
+    fn count(&mut self, gid: u32, t: i64) {
+        let i = gid as usize;
+        if self.counts.len() <= i {
+            self.counts.resize(i + 1, (0, i64::MAX, i64::MIN));
+        }
+        let c = &mut self.counts[i];
+        c.0 += 1;
+        c.1 = c.1.min(t);
+        c.2 = c.2.max(t);
+    }
+
+    fn add(&mut self, limit: Option<usize>, first: bool, order: Order, gid: u32) {
+        match limit {
+            None => self.count(gid, order.1),
+            Some(n) if first => {
+                self.oldest.push((order, gid));
+                if self.oldest.len() > n {
+                    self.oldest.pop();
+                }
+            }
+            Some(n) => {
+                self.newest.push(Reverse((order, gid)));
+                if self.newest.len() > n {
+                    self.newest.pop();
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Tally, limit: Option<usize>, first: bool) {
+        for (gid, (n, lo, hi)) in other.counts.into_iter().enumerate() {
+            if n > 0 {
+                self.count(gid as u32, lo);
+                let c = &mut self.counts[gid];
+                c.0 += n - 1;
+                c.2 = c.2.max(hi);
+            }
+        }
+        for (o, gid) in other.oldest {
+            self.add(limit, first, o, gid);
+        }
+        for Reverse((o, gid)) in other.newest {
+            self.add(limit, first, o, gid);
+        }
+    }
+
+    fn finish(mut self, mut groups: Vec<Group>) -> Vec<Group> {
+        let kept: Vec<(Order, u32)> = std::mem::take(&mut self.oldest)
+            .into_iter()
+            .chain(std::mem::take(&mut self.newest).into_iter().map(|r| r.0))
+            .collect();
+        for (o, gid) in kept {
+            self.count(gid, o.1);
+        }
+        for (gid, (n, lo, hi)) in self.counts.into_iter().enumerate() {
+            if n > 0 {
+                let g = &mut groups[gid];
+                g.count = n;
+                g.first = Some(ts(lo));
+                g.last = Some(ts(hi));
+            }
+        }
+        groups.into_iter().filter(|g| g.count > 0).collect()
+    }
+}
+
+impl Archive {
+    /// Groups the flows `q` selects by `plan`'s paths, from the columns
+    /// (see the module doc); unreadable files are skipped and named in the
+    /// stats, as by [`Archive::query`]. Groups come back in no order.
+    pub fn aggregate(&self, q: &Query, plan: &Plan) -> Result<(Vec<Group>, ReadStats), ReadError> {
+        let mut stats = ReadStats::default();
+        let (files, days_skipped) = self.candidate_files(q)?;
+        stats.files_total = files.len() as u64;
+        stats.days_skipped = days_skipped;
+        let limit = q.number.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let mut index: FxHashMap<Vec<u8>, u32> = FxHashMap::default();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut total = Tally::default();
+        let since = q.since.map(|t| t.as_unix_nanos());
+        let until = q.until.map(|t| t.as_unix_nanos());
+        let mut rebuilt = Rebuilt::default();
+        let mut key = Vec::with_capacity(64);
+        for (file_no, path) in files.iter().enumerate() {
+            if !self.in_window(path, q) {
+                continue;
+            }
+            stats.files_read += 1;
+            let err = |reason: String| ReadError::File {
+                path: path.clone(),
+                reason,
+            };
+            let mut tally = Tally::default();
+            let res = (|| -> Result<(), ReadError> {
+                let data = self
+                    .storage()
+                    .get(path)?
+                    .ok_or_else(|| err("vanished while reading".into()))?;
+                let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(data))
+                    .map_err(|e| err(e.to_string()))?;
+                let schema = builder.parquet_schema();
+                let mut leaves = Vec::new();
+                for name in &plan.columns {
+                    let i = schema
+                        .columns()
+                        .iter()
+                        .position(|c| c.name() == *name)
+                        .ok_or_else(|| {
+                            err(format!("not a flow archive file (no {name} column)"))
+                        })?;
+                    leaves.push(i);
+                }
+                let time_idx = leaves[plan.columns.iter().position(|c| *c == "time").unwrap_or(0)];
+                let row_groups =
+                    crate::read::row_groups_in_window(builder.metadata(), time_idx, q, &mut stats);
+                let mask = ProjectionMask::leaves(schema, leaves);
+                let reader = builder
+                    .with_row_groups(row_groups)
+                    .with_projection(mask)
+                    .build()
+                    .map_err(|e| err(e.to_string()))?;
+                let mut pos = 0u64;
+                for batch in reader {
+                    let batch = batch.map_err(|e| err(e.to_string()))?;
+                    let time = batch
+                        .column_by_name("time")
+                        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+                        .ok_or_else(|| err("unexpected column types".into()))?;
+                    let cols = Cols {
+                        time,
+                        batch: &batch,
+                    };
+                    let path_cols: Vec<PathCol<'_>> = plan
+                        .sources
+                        .iter()
+                        .map(|s| match *s {
+                            Source::Str(c, zero) => PathCol::Str(cols.str(c), zero),
+                            Source::U32(c) => PathCol::U32(cols.u32(c)),
+                            Source::I32(c) => PathCol::I32(cols.i32(c)),
+                            Source::Bool(c) => PathCol::Bool(cols.bool(c)),
+                            Source::Port(c, p) => {
+                                PathCol::Port(cols.u32(c), cols.str("protocol"), p)
+                            }
+                        })
+                        .collect();
+                    for row in 0..batch.num_rows() {
+                        let order_pos = pos;
+                        pos += 1;
+                        let t = cols.time.value(row);
+                        if since.is_some_and(|s| (t as i128) < s)
+                            || until.is_some_and(|u| (t as i128) > u)
+                        {
+                            continue;
+                        }
+                        if plan.filtered {
+                            rebuilt.fill(&cols, row);
+                            if !plan.filters.matches(&rebuilt.flow) {
+                                continue;
+                            }
+                        }
+                        key.clear();
+                        for c in &path_cols {
+                            c.key(row, &mut key);
+                        }
+                        let gid = match index.get(key.as_slice()) {
+                            Some(g) => *g,
+                            None => {
+                                let g = groups.len() as u32;
+                                groups.push(Group {
+                                    values: path_cols.iter().map(|c| c.value(row)).collect(),
+                                    count: 0,
+                                    first: None,
+                                    last: None,
+                                });
+                                index.insert(key.clone(), g);
+                                g
+                            }
+                        };
+                        tally.add(limit, q.first, (file_no as u32, t, order_pos), gid);
+                    }
+                }
+                Ok(())
+            })();
+            match res {
+                Ok(()) => total.merge(tally, limit, q.first),
+                Err(ReadError::File { path, reason }) => {
+                    stats.unreadable.push(format!("{path}: {reason}"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        stats.warnings = self.storage().take_warnings();
+        Ok((total.finish(groups), stats))
+    }
+}
