@@ -107,6 +107,37 @@ impl Aggregator {
         }
     }
 
+    /// Adds a group counted elsewhere (the archive's columnar aggregation,
+    /// `archiver::columnar`): `values` in the order of the paths, as
+    /// [`Aggregator::add`] would read them from the flows' JSON. Merges with
+    /// a group of the same values.
+    pub fn add_group(
+        &mut self,
+        values: Vec<Value>,
+        count: u64,
+        first: Option<Timestamp>,
+        last: Option<Timestamp>,
+    ) {
+        let key = serde_json::to_string(&values).unwrap_or_default();
+        let g = self.groups.entry(key).or_insert_with(|| Group {
+            values,
+            count: 0,
+            first: None,
+            last: None,
+        });
+        g.count += count;
+        if let Some(t) = first
+            && g.first.as_ref().is_none_or(|f| earlier(&t, f))
+        {
+            g.first = Some(t);
+        }
+        if let Some(t) = last
+            && g.last.as_ref().is_none_or(|l| earlier(l, &t))
+        {
+            g.last = Some(t);
+        }
+    }
+
     /// The groups, largest first (ties by their values), at most `top`
     /// of them (0: all).
     pub fn groups(&self, top: usize) -> Vec<&Group> {
