@@ -534,7 +534,106 @@ impl Tally {
     }
 }
 
+/// What one file's scan read: its bytes, the row groups kept and their rows.
+struct Scanned {
+    data: bytes::Bytes,
+    row_groups: Vec<usize>,
+    rows: usize,
+}
+
+/// A matching row: its index in the batch, time and position in the file
+/// (over the row groups kept).
+type Hit = (usize, i64, u64);
+
 impl Archive {
+    /// Reads the plan's columns of the row groups of `path` in the window
+    /// and calls `on_batch` with each batch and its rows that the time
+    /// window and the filters select.
+    fn scan(
+        &self,
+        path: &str,
+        q: &Query,
+        plan: &Plan,
+        stats: &mut ReadStats,
+        rebuilt: &mut Rebuilt,
+        on_batch: &mut dyn FnMut(&Cols<'_>, &[Hit]),
+    ) -> Result<Scanned, ReadError> {
+        let err = |reason: String| ReadError::File {
+            path: path.to_owned(),
+            reason,
+        };
+        let data = bytes::Bytes::from(
+            self.storage()
+                .get(path)?
+                .ok_or_else(|| err("vanished while reading".into()))?,
+        );
+        let builder = ParquetRecordBatchReaderBuilder::try_new(data.clone())
+            .map_err(|e| err(e.to_string()))?;
+        let schema = builder.parquet_schema();
+        let mut leaves = Vec::new();
+        let mut time_idx = 0;
+        for name in &plan.columns {
+            let i = schema
+                .columns()
+                .iter()
+                .position(|c| c.name() == *name)
+                .ok_or_else(|| err(format!("not a flow archive file (no {name} column)")))?;
+            if *name == "time" {
+                time_idx = i;
+            }
+            leaves.push(i);
+        }
+        let row_groups = crate::read::row_groups_in_window(builder.metadata(), time_idx, q, stats);
+        let rows: usize = row_groups
+            .iter()
+            .map(|&i| builder.metadata().row_group(i).num_rows() as usize)
+            .sum();
+        let mask = ProjectionMask::leaves(schema, leaves);
+        let reader = builder
+            .with_row_groups(row_groups.clone())
+            .with_projection(mask)
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        let since = q.since.map(|t| t.as_unix_nanos());
+        let until = q.until.map(|t| t.as_unix_nanos());
+        let mut pos = 0u64;
+        let mut hits: Vec<Hit> = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| err(e.to_string()))?;
+            let time = batch
+                .column_by_name("time")
+                .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+                .ok_or_else(|| err("unexpected column types".into()))?;
+            let cols = Cols {
+                time,
+                batch: &batch,
+            };
+            hits.clear();
+            for row in 0..batch.num_rows() {
+                let at = pos;
+                pos += 1;
+                let t = cols.time.value(row);
+                if since.is_some_and(|s| (t as i128) < s) || until.is_some_and(|u| (t as i128) > u)
+                {
+                    continue;
+                }
+                if plan.filtered {
+                    rebuilt.fill(&cols, row);
+                    if !plan.filters.matches(&rebuilt.flow) {
+                        continue;
+                    }
+                }
+                hits.push((row, t, at));
+            }
+            on_batch(&cols, &hits);
+        }
+        Ok(Scanned {
+            data,
+            row_groups,
+            rows,
+        })
+    }
+
     /// Groups the flows `q` selects by `plan`'s paths, from the columns
     /// (see the module doc); unreadable files are skipped and named in the
     /// stats, as by [`Archive::query`]. Groups come back in no order.
@@ -547,8 +646,6 @@ impl Archive {
         let mut index: FxHashMap<Vec<u8>, u32> = FxHashMap::default();
         let mut groups: Vec<Group> = Vec::new();
         let mut total = Tally::default();
-        let since = q.since.map(|t| t.as_unix_nanos());
-        let until = q.until.map(|t| t.as_unix_nanos());
         let mut rebuilt = Rebuilt::default();
         let mut key = Vec::with_capacity(64);
         for (file_no, path) in files.iter().enumerate() {
@@ -556,103 +653,43 @@ impl Archive {
                 continue;
             }
             stats.files_read += 1;
-            let err = |reason: String| ReadError::File {
-                path: path.clone(),
-                reason,
-            };
             let mut tally = Tally::default();
-            let res = (|| -> Result<(), ReadError> {
-                let data = self
-                    .storage()
-                    .get(path)?
-                    .ok_or_else(|| err("vanished while reading".into()))?;
-                let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(data))
-                    .map_err(|e| err(e.to_string()))?;
-                let schema = builder.parquet_schema();
-                let mut leaves = Vec::new();
-                for name in &plan.columns {
-                    let i = schema
-                        .columns()
-                        .iter()
-                        .position(|c| c.name() == *name)
-                        .ok_or_else(|| {
-                            err(format!("not a flow archive file (no {name} column)"))
-                        })?;
-                    leaves.push(i);
-                }
-                let time_idx = leaves[plan.columns.iter().position(|c| *c == "time").unwrap_or(0)];
-                let row_groups =
-                    crate::read::row_groups_in_window(builder.metadata(), time_idx, q, &mut stats);
-                let mask = ProjectionMask::leaves(schema, leaves);
-                let reader = builder
-                    .with_row_groups(row_groups)
-                    .with_projection(mask)
-                    .build()
-                    .map_err(|e| err(e.to_string()))?;
-                let mut pos = 0u64;
-                for batch in reader {
-                    let batch = batch.map_err(|e| err(e.to_string()))?;
-                    let time = batch
-                        .column_by_name("time")
-                        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
-                        .ok_or_else(|| err("unexpected column types".into()))?;
-                    let cols = Cols {
-                        time,
-                        batch: &batch,
-                    };
-                    let path_cols: Vec<PathCol<'_>> = plan
-                        .sources
-                        .iter()
-                        .map(|s| match *s {
-                            Source::Str(c, zero) => PathCol::Str(cols.str(c), zero),
-                            Source::U32(c) => PathCol::U32(cols.u32(c)),
-                            Source::I32(c) => PathCol::I32(cols.i32(c)),
-                            Source::Bool(c) => PathCol::Bool(cols.bool(c)),
-                            Source::Port(c, p) => {
-                                PathCol::Port(cols.u32(c), cols.str("protocol"), p)
-                            }
-                        })
-                        .collect();
-                    for row in 0..batch.num_rows() {
-                        let order_pos = pos;
-                        pos += 1;
-                        let t = cols.time.value(row);
-                        if since.is_some_and(|s| (t as i128) < s)
-                            || until.is_some_and(|u| (t as i128) > u)
-                        {
-                            continue;
-                        }
-                        if plan.filtered {
-                            rebuilt.fill(&cols, row);
-                            if !plan.filters.matches(&rebuilt.flow) {
-                                continue;
-                            }
-                        }
-                        key.clear();
-                        for c in &path_cols {
-                            c.key(row, &mut key);
-                        }
-                        let gid = match index.get(key.as_slice()) {
-                            Some(g) => *g,
-                            None => {
-                                let g = groups.len() as u32;
-                                groups.push(Group {
-                                    values: path_cols.iter().map(|c| c.value(row)).collect(),
-                                    count: 0,
-                                    first: None,
-                                    last: None,
-                                });
-                                index.insert(key.clone(), g);
-                                g
-                            }
-                        };
-                        tally.add(limit, q.first, (file_no as u32, t, order_pos), gid);
+            let mut on_batch = |cols: &Cols<'_>, hits: &[Hit]| {
+                let path_cols: Vec<PathCol<'_>> = plan
+                    .sources
+                    .iter()
+                    .map(|s| match *s {
+                        Source::Str(c, zero) => PathCol::Str(cols.str(c), zero),
+                        Source::U32(c) => PathCol::U32(cols.u32(c)),
+                        Source::I32(c) => PathCol::I32(cols.i32(c)),
+                        Source::Bool(c) => PathCol::Bool(cols.bool(c)),
+                        Source::Port(c, p) => PathCol::Port(cols.u32(c), cols.str("protocol"), p),
+                    })
+                    .collect();
+                for &(row, t, at) in hits {
+                    key.clear();
+                    for c in &path_cols {
+                        c.key(row, &mut key);
                     }
+                    let gid = match index.get(key.as_slice()) {
+                        Some(g) => *g,
+                        None => {
+                            let g = groups.len() as u32;
+                            groups.push(Group {
+                                values: path_cols.iter().map(|c| c.value(row)).collect(),
+                                count: 0,
+                                first: None,
+                                last: None,
+                            });
+                            index.insert(key.clone(), g);
+                            g
+                        }
+                    };
+                    tally.add(limit, q.first, (file_no as u32, t, at), gid);
                 }
-                Ok(())
-            })();
-            match res {
-                Ok(()) => total.merge(tally, limit, q.first),
+            };
+            match self.scan(path, q, plan, &mut stats, &mut rebuilt, &mut on_batch) {
+                Ok(_) => total.merge(tally, limit, q.first),
                 Err(ReadError::File { path, reason }) => {
                     stats.unreadable.push(format!("{path}: {reason}"));
                 }
@@ -661,5 +698,166 @@ impl Archive {
         }
         stats.warnings = self.storage().take_warnings();
         Ok((total.finish(groups), stats))
+    }
+
+    /// `--last N`/`--first N` answered with the columns: files are scanned
+    /// from the newest (the oldest with `first`) until N rows match, and only
+    /// those rows' `flow_pb` is read and decoded. `None` when a filter has no
+    /// column or there is no limit (then [`Archive::query`] decodes).
+    pub(crate) fn select_newest(
+        &self,
+        q: &Query,
+    ) -> Option<Result<(Vec<Flow>, ReadStats), ReadError>> {
+        let n = usize::try_from(q.number?).unwrap_or(usize::MAX);
+        let plan = plan(q, &[]).ok()?;
+        Some(self.select_with(q, &plan, n))
+    }
+
+    fn select_with(
+        &self,
+        q: &Query,
+        plan: &Plan,
+        n: usize,
+    ) -> Result<(Vec<Flow>, ReadStats), ReadError> {
+        let mut stats = ReadStats::default();
+        let (files, days_skipped) = self.candidate_files(q)?;
+        stats.files_total = files.len() as u64;
+        stats.days_skipped = days_skipped;
+        let mut rebuilt = Rebuilt::default();
+        // Per file read: its flows in the decoding path's order.
+        let mut kept: Vec<(usize, Vec<Flow>)> = Vec::new();
+        let mut found = 0usize;
+        let order: Box<dyn Iterator<Item = (usize, &String)>> = if q.first {
+            Box::new(files.iter().enumerate())
+        } else {
+            Box::new(files.iter().enumerate().rev())
+        };
+        for (file_no, path) in order {
+            if found >= n {
+                break;
+            }
+            if !self.in_window(path, q) {
+                continue;
+            }
+            stats.files_read += 1;
+            let mut hits: Vec<(i64, u64)> = Vec::new();
+            let scanned = self.scan(path, q, plan, &mut stats, &mut rebuilt, &mut |_, h| {
+                hits.extend(h.iter().map(|&(_, t, at)| (t, at)));
+            });
+            let flows = scanned.and_then(|s| {
+                hits.sort_unstable();
+                let want = n - found;
+                if hits.len() > want {
+                    if q.first {
+                        hits.truncate(want);
+                    } else {
+                        hits.drain(..hits.len() - want);
+                    }
+                }
+                self.decode_rows(path, s, &hits, plan, &mut stats)
+            });
+            match flows {
+                Ok(f) => {
+                    found += f.len();
+                    kept.push((file_no, f));
+                }
+                Err(ReadError::File { path, reason }) => {
+                    stats.unreadable.push(format!("{path}: {reason}"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        kept.sort_by_key(|k| k.0);
+        let mut all: Vec<Flow> = kept.into_iter().flat_map(|k| k.1).collect();
+        if all.len() > n {
+            if q.first {
+                all.truncate(n);
+            } else {
+                all.drain(..all.len() - n);
+            }
+        }
+        all.sort_by_key(|f| f.time);
+        stats.warnings = self.storage().take_warnings();
+        Ok((all, stats))
+    }
+
+    /// Decodes the `flow_pb` of the rows at `hits` (sorted by time, then
+    /// position) of a scanned file; returns them in that order.
+    fn decode_rows(
+        &self,
+        path: &str,
+        s: Scanned,
+        hits: &[(i64, u64)],
+        plan: &Plan,
+        stats: &mut ReadStats,
+    ) -> Result<Vec<Flow>, ReadError> {
+        use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+        use prost::Message as _;
+        let err = |reason: String| ReadError::File {
+            path: path.to_owned(),
+            reason,
+        };
+        if hits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut positions: Vec<u64> = hits.iter().map(|h| h.1).collect();
+        positions.sort_unstable();
+        let mut selectors = Vec::new();
+        let mut at = 0u64;
+        for &p in &positions {
+            if p > at {
+                selectors.push(RowSelector::skip((p - at) as usize));
+            }
+            selectors.push(RowSelector::select(1));
+            at = p + 1;
+        }
+        if (at as usize) < s.rows {
+            selectors.push(RowSelector::skip(s.rows - at as usize));
+        }
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(s.data).map_err(|e| err(e.to_string()))?;
+        let schema = builder.parquet_schema();
+        let pb = schema
+            .columns()
+            .iter()
+            .position(|c| c.name() == "flow_pb")
+            .ok_or_else(|| err("not a flow archive file (no flow_pb column)".into()))?;
+        let mask = ProjectionMask::leaves(schema, [pb]);
+        let reader = builder
+            .with_row_groups(s.row_groups)
+            .with_projection(mask)
+            .with_row_selection(RowSelection::from(selectors))
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        let mut by_pos: FxHashMap<u64, Flow> = FxHashMap::default();
+        let mut next = positions.iter();
+        for batch in reader {
+            let batch = batch.map_err(|e| err(e.to_string()))?;
+            let col = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow_array::BinaryArray>()
+                .ok_or_else(|| err("unexpected column types".into()))?;
+            for row in 0..batch.num_rows() {
+                let p = *next
+                    .next()
+                    .ok_or_else(|| err("row selection overran".into()))?;
+                stats.rows_decoded += 1;
+                let f = Flow::decode(col.value(row)).map_err(|e| err(format!("row {p}: {e}")))?;
+                by_pos.insert(p, f);
+            }
+        }
+        let mut out = Vec::with_capacity(hits.len());
+        for (_, p) in hits {
+            let f = by_pos
+                .remove(p)
+                .ok_or_else(|| err(format!("row {p} missing from the selection")))?;
+            // The columns decided; the decoded flow agrees unless the file
+            // disagrees with itself.
+            if plan.filters.matches(&f) {
+                out.push(f);
+            }
+        }
+        Ok(out)
     }
 }

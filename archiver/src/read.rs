@@ -201,8 +201,22 @@ impl Archive {
         })
     }
 
-    /// Runs a query; flows come back in time order.
+    /// Runs a query; flows come back in time order. With a limit (`number`)
+    /// and filters that all have columns, rows are chosen from the columns
+    /// (newest files first, or oldest with `first`) and only the chosen
+    /// rows are decoded ([`crate::columnar`]).
     pub fn query(&self, q: &Query) -> Result<(Vec<Flow>, ReadStats), ReadError> {
+        // `--last N`: from the columns, newest files first, when they can.
+        if let Some(res) = self.select_newest(q) {
+            return res;
+        }
+        self.query_decoded(q)
+    }
+
+    /// [`Archive::query`] decoding every row in the window that the verdict
+    /// column does not rule out: the reference the columnar paths are
+    /// tested against.
+    pub fn query_decoded(&self, q: &Query) -> Result<(Vec<Flow>, ReadStats), ReadError> {
         let filters =
             FilterSet::compile(&q.whitelist, &q.blacklist).map_err(|e| ReadError::File {
                 path: "filter".into(),
