@@ -144,7 +144,10 @@ fn main() -> anyhow::Result<()> {
         ..q.clone()
     };
     for (name, f) in [
-        ("from the columns", Archive::query as fn(&Archive, &Query) -> _),
+        (
+            "from the columns",
+            Archive::query as fn(&Archive, &Query) -> _,
+        ),
         ("decoding every row", Archive::query_decoded),
     ] {
         let t = Instant::now();
@@ -196,7 +199,11 @@ fn main() -> anyhow::Result<()> {
             .zip(["namespace", "pod_name", ""])
             .map(|(a, b)| {
                 let v = &json[a];
-                if b.is_empty() { v.clone() } else { v[b].clone() }
+                if b.is_empty() {
+                    v.clone()
+                } else {
+                    v[b].clone()
+                }
             })
             .collect();
         *decoded.entry(serde_json::to_string(&key)?).or_insert(0u64) += 1;

@@ -259,7 +259,7 @@ impl<'a> Cols<'a> {
     }
 }
 
-fn get_str<'a>(a: Option<&'a StringArray>, row: usize) -> Option<&'a str> {
+fn get_str(a: Option<&StringArray>, row: usize) -> Option<&str> {
     a.filter(|a| !a.is_null(row)).map(|a| a.value(row))
 }
 
@@ -399,30 +399,27 @@ impl Rebuilt {
             get(c.u32("source_port"), row).unwrap_or(0),
             get(c.u32("destination_port"), row).unwrap_or(0),
         );
-        f.l4 = match get_str(c.str("protocol"), row) {
-            None => None,
-            Some(p) => Some(Layer4 {
-                protocol: Some(match p {
-                    "TCP" => layer4::Protocol::Tcp(proto::flow::Tcp {
-                        source_port: sp,
-                        destination_port: dp,
-                        ..Default::default()
-                    }),
-                    "UDP" => layer4::Protocol::Udp(proto::flow::Udp {
-                        source_port: sp,
-                        destination_port: dp,
-                    }),
-                    "SCTP" => layer4::Protocol::Sctp(proto::flow::Sctp {
-                        source_port: sp,
-                        destination_port: dp,
-                    }),
-                    "ICMPv4" => layer4::Protocol::IcmPv4(Default::default()),
-                    "ICMPv6" => layer4::Protocol::IcmPv6(Default::default()),
-                    "VRRP" => layer4::Protocol::Vrrp(Default::default()),
-                    _ => layer4::Protocol::Igmp(Default::default()),
+        f.l4 = get_str(c.str("protocol"), row).map(|p| Layer4 {
+            protocol: Some(match p {
+                "TCP" => layer4::Protocol::Tcp(proto::flow::Tcp {
+                    source_port: sp,
+                    destination_port: dp,
+                    ..Default::default()
                 }),
+                "UDP" => layer4::Protocol::Udp(proto::flow::Udp {
+                    source_port: sp,
+                    destination_port: dp,
+                }),
+                "SCTP" => layer4::Protocol::Sctp(proto::flow::Sctp {
+                    source_port: sp,
+                    destination_port: dp,
+                }),
+                "ICMPv4" => layer4::Protocol::IcmPv4(Default::default()),
+                "ICMPv6" => layer4::Protocol::IcmPv6(Default::default()),
+                "VRRP" => layer4::Protocol::Vrrp(Default::default()),
+                _ => layer4::Protocol::Igmp(Default::default()),
             }),
-        };
+        });
         let sid = get(c.u32("source_identity"), row);
         set_endpoint(
             &mut f.source,
