@@ -53,8 +53,8 @@ fn archive(dir: &std::path::Path, flows: &[Flow]) -> Archive {
     let mut w = ArchiveWriter::new(
         storage.clone(),
         WriterOptions {
-            file_rows: 400,
-            row_group_rows: 64,
+            file_rows: 250,
+            row_group_rows: 40,
             ..WriterOptions::default()
         },
     )
@@ -126,7 +126,7 @@ fn ts(s: i64) -> Option<Timestamp> {
 #[test]
 fn columns_group_like_decoded_flows() {
     let dir = tempfile::tempdir().unwrap();
-    let a = archive(dir.path(), &flows(3000));
+    let a = archive(dir.path(), &flows(1500));
     let field_sets: &[&[&str]] = &[
         &["verdict"],
         &["source.namespace", "source.pod_name", "verdict"],
@@ -194,8 +194,8 @@ fn columns_group_like_decoded_flows() {
     let windows = [
         (None, None, None, false),
         (ts(1800), ts(7200), None, false),
-        (None, None, Some(250), false),
-        (None, None, Some(250), true),
+        (None, None, Some(120), false),
+        (None, None, Some(120), true),
         (ts(3600), None, Some(3), false),
     ];
     let mut nonempty = 0;

@@ -305,8 +305,9 @@ fn archive_survives_corrupt_files_and_link_loops() {
         .files()
         .unwrap();
     assert!(files.len() >= 3, "{files:?}");
-    let (first, mid) = (files[0].clone(), files[1].clone());
-    let p = dir.path().join(&first);
+    // The newest file truncated, the oldest emptied.
+    let (newest, oldest) = (files[files.len() - 1].clone(), files[0].clone());
+    let p = dir.path().join(&newest);
     let len = std::fs::metadata(&p).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)
@@ -314,9 +315,24 @@ fn archive_survives_corrupt_files_and_link_loops() {
         .unwrap()
         .set_len(len / 2)
         .unwrap();
-    std::fs::write(dir.path().join(&mid), b"").unwrap();
+    std::fs::write(dir.path().join(&oldest), b"").unwrap();
     std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
 
+    let rest = common::run(&["observe", "--archive", &archive, "--all", "-o", "json"]);
+    assert_eq!(rest.code, 0, "{}", rest.stderr);
+    assert!(rest.stdout.lines().count() < all.stdout.lines().count());
+    for f in [&newest, &oldest] {
+        let warning = format!("skipped unreadable archive file {f}");
+        assert!(rest.stderr.contains(&warning), "{}", rest.stderr);
+    }
+    let count = "2 archive file(s) unreadable and skipped";
+    assert!(rest.stderr.contains(count), "{}", rest.stderr);
+    assert!(
+        rest.stderr.contains("skipped symbolic link loop"),
+        "{}",
+        rest.stderr
+    );
+    // `--last 2`: the newest flows of the intact files.
     let r = common::run(&[
         "observe",
         "--archive",
@@ -327,28 +343,11 @@ fn archive_survives_corrupt_files_and_link_loops() {
         "json",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let newest: Vec<&str> = all.stdout.lines().rev().take(2).collect();
+    let want: Vec<&str> = rest.stdout.lines().rev().take(2).collect();
     let got: Vec<&str> = r.stdout.lines().rev().collect();
-    assert_eq!(got, newest);
-    for f in [&first, &mid] {
-        assert!(
-            r.stderr
-                .contains(&format!("skipped unreadable archive file {f}")),
-            "{}",
-            r.stderr
-        );
-    }
-    assert!(
-        r.stderr
-            .contains("2 archive file(s) unreadable and skipped"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("skipped symbolic link loop"),
-        "{}",
-        r.stderr
-    );
+    assert_eq!(got, want);
+    let warning = format!("skipped unreadable archive file {newest}");
+    assert!(r.stderr.contains(&warning), "{}", r.stderr);
     let r = common::run(&[
         "observe",
         "--archive",
@@ -358,12 +357,7 @@ fn archive_survives_corrupt_files_and_link_loops() {
         "verdict",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("2 archive file(s) unreadable and skipped"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains(count), "{}", r.stderr);
 
     let r = common::run(&["observe", "--archive", "/proc/self", "--all"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
