@@ -326,4 +326,27 @@ tiefighter        deathstar              80                        FORWARDED   2
                 .ends_with("{\"l4.UDP.destination_port\":null,\"source.namespace\":null,\"count\":1,\"first\":null,\"last\":null}\n")
         );
     }
+
+    #[test]
+    fn groups_counted_elsewhere_merge_with_equal_values() {
+        let t = |s: i64| {
+            Some(Timestamp {
+                seconds: 1_714_557_600 + s,
+                nanos: 0,
+            })
+        };
+        let mut a = Aggregator::new(&paths("source.pod_name,verdict"));
+        a.add(&flow("xwing", "deathstar", 80, Verdict::Dropped, 4));
+        a.add_group(
+            vec![Value::from("xwing"), Value::from("DROPPED")],
+            2,
+            t(1),
+            t(3),
+        );
+        a.add_group(vec![Value::Null, Value::from("FORWARDED")], 1, t(9), t(9));
+        let g = a.groups(0);
+        assert_eq!(g.len(), 2);
+        assert_eq!((g[0].count, g[0].first, g[0].last), (3, t(1), t(4)));
+        assert_eq!(g[1].values, [Value::Null, Value::from("FORWARDED")]);
+    }
 }
