@@ -32,7 +32,10 @@ use arrow_array::{
 };
 use flow_filter::FilterSet;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use proto::flow::{
     CiliumEventType, DropReason, Endpoint, Flow, FlowFilter, FlowType, IpVersion, Layer4,
     TrafficDirection, Verdict, layer4,
@@ -237,10 +240,16 @@ struct Cols<'a> {
 }
 
 impl<'a> Cols<'a> {
-    fn str(&self, name: &str) -> Option<&'a StringArray> {
-        self.batch
-            .column_by_name(name)
-            .and_then(|c| c.as_any().downcast_ref())
+    fn str(&self, name: &str) -> Option<StrCol<'a>> {
+        let c = self.batch.column_by_name(name)?.as_any();
+        if let Some(a) = c.downcast_ref::<StringArray>() {
+            return Some(StrCol::Plain(a));
+        }
+        let d = c.downcast_ref::<arrow_array::DictionaryArray<arrow_array::types::Int32Type>>()?;
+        Some(StrCol::Dict(
+            d.keys(),
+            d.values().as_any().downcast_ref::<StringArray>()?,
+        ))
     }
     fn u32(&self, name: &str) -> Option<&'a UInt32Array> {
         self.batch
@@ -259,8 +268,47 @@ impl<'a> Cols<'a> {
     }
 }
 
-fn get_str(a: Option<&StringArray>, row: usize) -> Option<&str> {
-    a.filter(|a| !a.is_null(row)).map(|a| a.value(row))
+/// A string column as read: plain, or dictionary-encoded (as the files
+/// store it, which saves building every row's string).
+#[derive(Clone, Copy)]
+enum StrCol<'a> {
+    Plain(&'a StringArray),
+    Dict(&'a Int32Array, &'a StringArray),
+}
+
+impl<'a> StrCol<'a> {
+    fn get(self, row: usize) -> Option<&'a str> {
+        match self {
+            StrCol::Plain(a) => (!a.is_null(row)).then(|| a.value(row)),
+            StrCol::Dict(k, v) => (!k.is_null(row)).then(|| v.value(k.value(row) as usize)),
+        }
+    }
+}
+
+fn get_str(a: Option<StrCol<'_>>, row: usize) -> Option<&str> {
+    a.and_then(|a| a.get(row))
+}
+
+/// Interned string values of one grouped path: 0 is `null` (absent, empty
+/// or the enum's zero name), others count from 1.
+#[derive(Default)]
+struct Interned(FxHashMap<String, u32>);
+
+impl Interned {
+    fn id(&mut self, s: Option<&str>, zero: Option<&'static str>) -> u32 {
+        match s {
+            None => 0,
+            Some(s) if s.is_empty() || Some(s) == zero => 0,
+            Some(s) => match self.0.get(s) {
+                Some(id) => *id,
+                None => {
+                    let id = self.0.len() as u32 + 1;
+                    self.0.insert(s.to_owned(), id);
+                    id
+                }
+            },
+        }
+    }
 }
 
 fn get<T: arrow_array::ArrowPrimitiveType>(
@@ -272,15 +320,11 @@ fn get<T: arrow_array::ArrowPrimitiveType>(
 
 /// Typed references to the columns the paths read, per batch.
 enum PathCol<'a> {
-    Str(Option<&'a StringArray>, Option<&'static str>),
+    Str(Option<StrCol<'a>>, Option<&'static str>),
     U32(Option<&'a UInt32Array>),
     I32(Option<&'a Int32Array>),
     Bool(Option<&'a BooleanArray>),
-    Port(
-        Option<&'a UInt32Array>,
-        Option<&'a StringArray>,
-        &'static str,
-    ),
+    Port(Option<&'a UInt32Array>, Option<StrCol<'a>>, &'static str),
 }
 
 impl PathCol<'_> {
@@ -531,9 +575,52 @@ impl Tally {
     }
 }
 
+/// A file to read: a local file (only the column chunks needed are read)
+/// or an object fetched whole.
+enum Src {
+    Mem(bytes::Bytes),
+    File(std::fs::File),
+}
+
+impl Src {
+    fn dup(&self) -> std::io::Result<Src> {
+        Ok(match self {
+            Src::Mem(b) => Src::Mem(b.clone()),
+            Src::File(f) => Src::File(f.try_clone()?),
+        })
+    }
+}
+
+impl parquet::file::reader::Length for Src {
+    fn len(&self) -> u64 {
+        match self {
+            Src::Mem(b) => b.len() as u64,
+            Src::File(f) => parquet::file::reader::Length::len(f),
+        }
+    }
+}
+
+impl parquet::file::reader::ChunkReader for Src {
+    type T = Box<dyn std::io::Read>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(match self {
+            Src::Mem(b) => Box::new(b.get_read(start)?),
+            Src::File(f) => Box::new(f.get_read(start)?),
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        match self {
+            Src::Mem(b) => b.get_bytes(start, length),
+            Src::File(f) => f.get_bytes(start, length),
+        }
+    }
+}
+
 /// What one file's scan read: its bytes, the row groups kept and their rows.
 struct Scanned {
-    data: bytes::Bytes,
+    data: Src,
     row_groups: Vec<usize>,
     rows: usize,
 }
@@ -559,13 +646,49 @@ impl Archive {
             path: path.to_owned(),
             reason,
         };
-        let data = bytes::Bytes::from(
-            self.storage()
-                .get(path)?
-                .ok_or_else(|| err("vanished while reading".into()))?,
-        );
-        let builder = ParquetRecordBatchReaderBuilder::try_new(data.clone())
-            .map_err(|e| err(e.to_string()))?;
+        let data = match self.storage().local_path(path) {
+            Some(p) => match std::fs::File::open(&p) {
+                Ok(f) => Src::File(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(err("vanished while reading".into()));
+                }
+                Err(e) => return Err(err(e.to_string())),
+            },
+            None => Src::Mem(bytes::Bytes::from(
+                self.storage()
+                    .get(path)?
+                    .ok_or_else(|| err("vanished while reading".into()))?,
+            )),
+        };
+        let dup = || data.dup().map_err(|e| err(e.to_string()));
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(dup()?).map_err(|e| err(e.to_string()))?;
+        // The string columns read as dictionaries, as they are stored.
+        let file_schema = builder.schema().clone();
+        let fields: Vec<Field> = file_schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if f.data_type() == &DataType::Utf8 && plan.columns.contains(&f.name().as_str()) {
+                    Field::new(
+                        f.name(),
+                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                        f.is_nullable(),
+                    )
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        let dict_schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            file_schema.metadata().clone(),
+        ));
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
+            dup()?,
+            ArrowReaderOptions::new().with_schema(dict_schema),
+        )
+        .unwrap_or(builder);
         let schema = builder.parquet_schema();
         let mut leaves = Vec::new();
         let mut time_idx = 0;
@@ -645,6 +768,8 @@ impl Archive {
         let mut total = Tally::default();
         let mut rebuilt = Rebuilt::default();
         let mut key = Vec::with_capacity(64);
+        let mut interned: Vec<Interned> =
+            plan.sources.iter().map(|_| Interned::default()).collect();
         for (file_no, path) in files.iter().enumerate() {
             if !self.in_window(path, q) {
                 continue;
@@ -663,10 +788,39 @@ impl Archive {
                         Source::Port(c, p) => PathCol::Port(cols.u32(c), cols.str("protocol"), p),
                     })
                     .collect();
+                // A dictionary column's values are interned once per batch.
+                let dict_ids: Vec<Option<Vec<u32>>> = path_cols
+                    .iter()
+                    .zip(interned.iter_mut())
+                    .map(|(c, ids)| match c {
+                        PathCol::Str(Some(StrCol::Dict(_, v)), zero) => Some(
+                            (0..v.len())
+                                .map(|i| ids.id((!v.is_null(i)).then(|| v.value(i)), *zero))
+                                .collect(),
+                        ),
+                        _ => None,
+                    })
+                    .collect();
                 for &(row, t, at) in hits {
                     key.clear();
-                    for c in &path_cols {
-                        c.key(row, &mut key);
+                    for ((c, ids), dict) in path_cols.iter().zip(interned.iter_mut()).zip(&dict_ids)
+                    {
+                        let id = match (c, dict) {
+                            (PathCol::Str(Some(StrCol::Dict(k, _)), _), Some(d)) => {
+                                if k.is_null(row) {
+                                    0
+                                } else {
+                                    d[k.value(row) as usize]
+                                }
+                            }
+                            (PathCol::Str(a, zero), _) => ids.id(get_str(*a, row), *zero),
+                            _ => {
+                                c.key(row, &mut key);
+                                continue;
+                            }
+                        };
+                        key.push(5);
+                        key.extend_from_slice(&id.to_le_bytes());
                     }
                     let gid = match index.get(key.as_slice()) {
                         Some(g) => *g,

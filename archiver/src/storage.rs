@@ -106,6 +106,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn take_warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The object as a local file, when it is one: readers then read only
+    /// the parts they need (the columns of a query) instead of [`Storage::get`].
+    fn local_path(&self, _path: &str) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// Settings for `s3://` locations; each unset field falls back to the usual
@@ -348,6 +353,10 @@ impl Storage for LocalDir {
 
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn local_path(&self, path: &str) -> Option<PathBuf> {
+        Some(self.full(path))
     }
 
     fn take_warnings(&self) -> Vec<String> {
