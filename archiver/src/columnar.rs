@@ -757,11 +757,74 @@ impl Archive {
     /// Groups the flows `q` selects by `plan`'s paths, from the columns
     /// (see the module doc); unreadable files are skipped and named in the
     /// stats, as by [`Archive::query`]. Groups come back in no order.
+    ///
+    /// Without a limit the files are shared out among threads (one per
+    /// core), whose groups are merged by value at the end.
     pub fn aggregate(&self, q: &Query, plan: &Plan) -> Result<(Vec<Group>, ReadStats), ReadError> {
         let mut stats = ReadStats::default();
         let (files, days_skipped) = self.candidate_files(q)?;
         stats.files_total = files.len() as u64;
         stats.days_skipped = days_skipped;
+        let files: Vec<(usize, &String)> = files.iter().enumerate().collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(files.len());
+        if q.number.is_some() || threads < 2 {
+            let groups = self.aggregate_files(q, plan, &files, &mut stats)?;
+            stats.warnings = self.storage().take_warnings();
+            return Ok((groups, stats));
+        }
+        let parts: Vec<Result<(Vec<Group>, ReadStats), ReadError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let mine: Vec<(usize, &String)> =
+                        files.iter().skip(t).step_by(threads).copied().collect();
+                    scope.spawn(move || {
+                        let mut st = ReadStats::default();
+                        self.aggregate_files(q, plan, &mine, &mut st)
+                            .map(|g| (g, st))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut merged: FxHashMap<String, Group> = FxHashMap::default();
+        for part in parts {
+            let (groups, st) = part?;
+            stats.files_read += st.files_read;
+            stats.row_groups_skipped += st.row_groups_skipped;
+            stats.unreadable.extend(st.unreadable);
+            for g in groups {
+                let key = serde_json::to_string(&g.values).unwrap_or_default();
+                match merged.get_mut(&key) {
+                    None => {
+                        merged.insert(key, g);
+                    }
+                    Some(m) => {
+                        m.count += g.count;
+                        m.first = m.first.min(g.first).or(m.first).or(g.first);
+                        m.last = m.last.max(g.last);
+                    }
+                }
+            }
+        }
+        stats.unreadable.sort();
+        stats.warnings = self.storage().take_warnings();
+        Ok((merged.into_values().collect(), stats))
+    }
+
+    /// [`Archive::aggregate`] over some of the candidate files (with their
+    /// place among all of them).
+    fn aggregate_files(
+        &self,
+        q: &Query,
+        plan: &Plan,
+        files: &[(usize, &String)],
+        stats: &mut ReadStats,
+    ) -> Result<Vec<Group>, ReadError> {
         let limit = q.number.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         let mut index: FxHashMap<Vec<u8>, u32> = FxHashMap::default();
         let mut groups: Vec<Group> = Vec::new();
@@ -770,7 +833,7 @@ impl Archive {
         let mut key = Vec::with_capacity(64);
         let mut interned: Vec<Interned> =
             plan.sources.iter().map(|_| Interned::default()).collect();
-        for (file_no, path) in files.iter().enumerate() {
+        for &(file_no, path) in files {
             if !self.in_window(path, q) {
                 continue;
             }
@@ -839,7 +902,7 @@ impl Archive {
                     tally.add(limit, q.first, (file_no as u32, t, at), gid);
                 }
             };
-            match self.scan(path, q, plan, &mut stats, &mut rebuilt, &mut on_batch) {
+            match self.scan(path, q, plan, stats, &mut rebuilt, &mut on_batch) {
                 Ok(_) => total.merge(tally, limit, q.first),
                 Err(ReadError::File { path, reason }) => {
                     stats.unreadable.push(format!("{path}: {reason}"));
@@ -847,8 +910,7 @@ impl Archive {
                 Err(e) => return Err(e),
             }
         }
-        stats.warnings = self.storage().take_warnings();
-        Ok((total.finish(groups), stats))
+        Ok(total.finish(groups))
     }
 
     /// `--last N`/`--first N` answered with the columns: files are scanned
