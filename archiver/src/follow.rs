@@ -166,6 +166,10 @@ pub async fn run_with_tls(
     metrics: Arc<Metrics>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<WriterStats> {
+    crate::writer::check_writable(storage.as_ref())?;
+    for _ in crate::writer::quarantine_unreadable(storage.as_ref())? {
+        metrics.gap();
+    }
     let mut writer = ArchiveWriter::new(storage.clone(), opts.writer.clone())?;
     let state = writer.state().clone();
     let mut mark = Mark {

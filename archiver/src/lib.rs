@@ -14,6 +14,7 @@
 //! resume state and recorded gaps live under `_archive/` ([`writer`]).
 //! Depends on `proto` and `flow-filter`, never on the datapath.
 
+pub mod columnar;
 pub mod compact;
 pub mod defaults;
 pub mod follow;

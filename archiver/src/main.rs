@@ -269,6 +269,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             for g in gaps {
                 println!("  {}", serde_json::to_string(&g)?);
             }
+            println!("unreadable: {}", st.unreadable.len());
+            for f in &st.unreadable {
+                println!("  {f}");
+                eprintln!(
+                    "warning: unreadable archive file {f} (truncated, empty or not Parquet): queries skip it; the archiver moves it aside at start"
+                );
+            }
+            for w in s.take_warnings() {
+                eprintln!("warning: {w}");
+            }
             Ok(())
         }
         Some(Cmd::Query {
@@ -314,6 +324,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 writeln!(out, "{}", proto::json::to_hubble_json(&r)?)?;
             }
             out.flush()?;
+            for w in &st.warnings {
+                eprintln!("warning: {w}");
+            }
+            for f in &st.unreadable {
+                eprintln!("warning: skipped unreadable archive file {f}");
+            }
             if stats {
                 eprintln!("{st:?}");
             }

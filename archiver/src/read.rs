@@ -92,6 +92,11 @@ pub struct ReadStats {
     pub rows_decoded: u64,
     /// Day partitions (`dt=`) outside `since`/`until`, not even listed.
     pub days_skipped: u64,
+    /// Files skipped as unreadable (corrupt, truncated, empty, not an
+    /// archive file): `path: reason`. Their flows are missing from the result.
+    pub unreadable: Vec<String>,
+    /// Warnings of the listing (symbolic links skipped), to show the user.
+    pub warnings: Vec<String>,
 }
 
 /// An archive opened for reading.
@@ -100,7 +105,8 @@ pub struct Archive {
     storage: Arc<dyn Storage>,
 }
 
-fn hour_range(path: &str) -> Option<(Timestamp, Timestamp)> {
+/// The hour a partition path (`dt=…/hour=HH/…`) covers.
+pub(crate) fn hour_range(path: &str) -> Option<(Timestamp, Timestamp)> {
     let mut dt = None;
     let mut hour = None;
     for part in path.split('/') {
@@ -151,7 +157,7 @@ impl Archive {
     /// `since` or `until`, day partitions outside the window are not listed
     /// (one listing of the root, then one per day kept); returns how many
     /// were skipped.
-    fn candidate_files(&self, q: &Query) -> Result<(Vec<String>, u64), ReadError> {
+    pub(crate) fn candidate_files(&self, q: &Query) -> Result<(Vec<String>, u64), ReadError> {
         if q.since.is_none() && q.until.is_none() {
             return Ok((self.files()?, 0));
         }
@@ -183,8 +189,34 @@ impl Archive {
         Ok((out, skipped))
     }
 
-    /// Runs a query; flows come back in time order.
+    /// The store.
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    /// Whether the hour partition of `path` may hold flows of the window.
+    pub(crate) fn in_window(&self, path: &str, q: &Query) -> bool {
+        !hour_range(path).is_some_and(|(start, end)| {
+            q.since.is_some_and(|s| end <= s) || q.until.is_some_and(|u| start > u)
+        })
+    }
+
+    /// Runs a query; flows come back in time order. With a limit (`number`)
+    /// and filters that all have columns, rows are chosen from the columns
+    /// (newest files first, or oldest with `first`) and only the chosen
+    /// rows are decoded ([`crate::columnar`]).
     pub fn query(&self, q: &Query) -> Result<(Vec<Flow>, ReadStats), ReadError> {
+        // `--last N`: from the columns, newest files first, when they can.
+        if let Some(res) = self.select_newest(q) {
+            return res;
+        }
+        self.query_decoded(q)
+    }
+
+    /// [`Archive::query`] decoding every row in the window that the verdict
+    /// column does not rule out: the reference the columnar paths are
+    /// tested against.
+    pub fn query_decoded(&self, q: &Query) -> Result<(Vec<Flow>, ReadStats), ReadError> {
         let filters =
             FilterSet::compile(&q.whitelist, &q.blacklist).map_err(|e| ReadError::File {
                 path: "filter".into(),
@@ -198,13 +230,18 @@ impl Archive {
         let limit = q.number.unwrap_or(u64::MAX) as usize;
         let mut out: VecDeque<Flow> = VecDeque::new();
         'files: for path in files {
-            if let Some((start, end)) = hour_range(&path)
-                && (q.since.is_some_and(|s| end <= s) || q.until.is_some_and(|u| start > u))
-            {
+            if !self.in_window(&path, q) {
                 continue;
             }
             stats.files_read += 1;
-            let mut flows = self.read_file(&path, q, verdicts.as_deref(), &mut stats)?;
+            let mut flows = match self.read_file(&path, q, verdicts.as_deref(), &mut stats) {
+                Ok(f) => f,
+                Err(ReadError::File { path, reason }) => {
+                    stats.unreadable.push(format!("{path}: {reason}"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             flows.sort_by_key(|f| f.time);
             for f in flows {
                 if !filters.matches(&f) {
@@ -222,6 +259,7 @@ impl Archive {
         }
         let mut v: Vec<Flow> = out.into();
         v.sort_by_key(|f| f.time);
+        stats.warnings = self.storage.take_warnings();
         Ok((v, stats))
     }
 
@@ -252,27 +290,7 @@ impl Archive {
                 "not a flow archive file (missing time, verdict or flow_pb)".into(),
             ));
         };
-        let mut groups = Vec::new();
-        for (i, rg) in md.row_groups().iter().enumerate() {
-            if let Some(Statistics::Int64(s)) = rg.column(time_idx).statistics() {
-                let (min, max) = (s.min_opt().copied(), s.max_opt().copied());
-                let since = q.since.map(|t| t.as_unix_nanos() as i64);
-                let until = q.until.map(|t| t.as_unix_nanos() as i64);
-                if let (Some(max), Some(since)) = (max, since)
-                    && max < since
-                {
-                    stats.row_groups_skipped += 1;
-                    continue;
-                }
-                if let (Some(min), Some(until)) = (min, until)
-                    && min > until
-                {
-                    stats.row_groups_skipped += 1;
-                    continue;
-                }
-            }
-            groups.push(i);
-        }
+        let groups = row_groups_in_window(&md, time_idx, q, stats);
         let mask = ProjectionMask::leaves(schema, [time_idx, verdict_idx, pb_idx]);
         let reader = builder
             .with_row_groups(groups)
@@ -315,6 +333,32 @@ impl Archive {
         }
         Ok(out)
     }
+}
+
+/// The row groups whose `time` statistics overlap the query's window;
+/// the others are counted as skipped.
+pub(crate) fn row_groups_in_window(
+    md: &parquet::file::metadata::ParquetMetaData,
+    time_idx: usize,
+    q: &Query,
+    stats: &mut ReadStats,
+) -> Vec<usize> {
+    let since = q.since.map(|t| t.as_unix_nanos() as i64);
+    let until = q.until.map(|t| t.as_unix_nanos() as i64);
+    let mut groups = Vec::new();
+    for (i, rg) in md.row_groups().iter().enumerate() {
+        if let Some(Statistics::Int64(s)) = rg.column(time_idx).statistics() {
+            let (min, max) = (s.min_opt().copied(), s.max_opt().copied());
+            if max.zip(since).is_some_and(|(max, since)| max < since)
+                || min.zip(until).is_some_and(|(min, until)| min > until)
+            {
+                stats.row_groups_skipped += 1;
+                continue;
+            }
+        }
+        groups.push(i);
+    }
+    groups
 }
 
 /// The verdict names every allow filter restricts to, when each does.

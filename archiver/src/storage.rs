@@ -100,6 +100,17 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn delete(&self, path: &str) -> Result<(), StorageError>;
     /// A human-readable location for messages.
     fn describe(&self) -> String;
+    /// Warnings from listings since the last call (symbolic links skipped by
+    /// a local directory walk), each naming what was skipped and why; none
+    /// by default.
+    fn take_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The object as a local file, when it is one: readers then read only
+    /// the parts they need (the columns of a query) instead of [`Storage::get`].
+    fn local_path(&self, _path: &str) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// Settings for `s3://` locations; each unset field falls back to the usual
@@ -124,16 +135,25 @@ pub struct S3Options {
 /// target, fsyncs it, renames it into place and fsyncs the directory, so a
 /// crash leaves either nothing or a complete file (and at most a hidden
 /// `.tmp` file, removed by [`LocalDir::remove_temporaries`]).
+///
+/// Walks never follow a symbolic link to a directory (so a link back to the
+/// root, two links into each other or `/proc/self` cannot loop) and take a
+/// link to a file only when the file is inside the archive; every link
+/// skipped is reported once by [`Storage::take_warnings`].
 #[derive(Debug, Clone)]
 pub struct LocalDir {
     root: PathBuf,
+    warnings: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl LocalDir {
     /// A store on the existing directory `root`, which is neither created
     /// nor cleaned (a reader's view).
     pub(crate) fn existing(root: PathBuf) -> Self {
-        LocalDir { root }
+        LocalDir {
+            root,
+            warnings: Default::default(),
+        }
     }
 
     /// A store rooted at `root` (created if missing).
@@ -144,7 +164,7 @@ impl LocalDir {
             path: root.display().to_string(),
             source,
         })?;
-        Ok(LocalDir { root })
+        Ok(LocalDir::existing(root))
     }
 
     /// The root directory.
@@ -163,7 +183,8 @@ impl LocalDir {
             for e in rd.flatten() {
                 let p = e.path();
                 let name = e.file_name().to_string_lossy().into_owned();
-                if p.is_dir() {
+                // Not through links: a link may lead out of the archive or round.
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
                     stack.push(p);
                 } else if name.starts_with('.')
                     && name.ends_with(".tmp")
@@ -178,6 +199,48 @@ impl LocalDir {
 
     fn full(&self, path: &str) -> PathBuf {
         self.root.join(path)
+    }
+
+    fn warn(&self, msg: String) {
+        if let Ok(mut w) = self.warnings.lock()
+            && !w.contains(&msg)
+        {
+            w.push(msg);
+        }
+    }
+
+    /// Whether the symbolic link `link` (named `rel` in the archive) is a
+    /// file to list: a link to a file inside the archive. Links to
+    /// directories and out of the archive are skipped with a warning, when
+    /// they could matter (a directory, or a name ending in `.parquet`).
+    fn follow_file_link(&self, link: &Path, rel: &str) -> bool {
+        let target = std::fs::canonicalize(link);
+        let is_dir = std::fs::metadata(link).is_ok_and(|m| m.is_dir());
+        let inside = match (&target, std::fs::canonicalize(&self.root)) {
+            (Ok(t), Ok(root)) => t.starts_with(root),
+            _ => false,
+        };
+        let shown = |t: &std::io::Result<PathBuf>| match t {
+            Ok(t) => t.display().to_string(),
+            Err(e) => format!("unresolvable: {e}"),
+        };
+        if is_dir {
+            self.warn(format!(
+                "skipped symbolic link {rel} -> {}: archive walks do not follow links to directories",
+                shown(&target)
+            ));
+            false
+        } else if !inside || target.is_err() {
+            if rel.ends_with(".parquet") {
+                self.warn(format!(
+                    "skipped symbolic link {rel} -> {}: it leads out of the archive",
+                    shown(&target)
+                ));
+            }
+            false
+        } else {
+            true
+        }
     }
 }
 
@@ -263,10 +326,15 @@ impl Storage for LocalDir {
                 continue;
             }
             let p = e.path();
-            if p.is_dir() {
+            let Ok(rel) = p.strip_prefix(&self.root) else {
+                continue;
+            };
+            let rel = rel.to_string_lossy().into_owned();
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_dir() {
                 dirs.push(name);
-            } else if let Ok(rel) = p.strip_prefix(&self.root) {
-                files.push(rel.to_string_lossy().into_owned());
+            } else if !t.is_symlink() || self.follow_file_link(&p, &rel) {
+                files.push(rel);
             }
         }
         dirs.sort();
@@ -285,6 +353,17 @@ impl Storage for LocalDir {
 
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn local_path(&self, path: &str) -> Option<PathBuf> {
+        Some(self.full(path))
+    }
+
+    fn take_warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
     }
 }
 

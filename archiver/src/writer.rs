@@ -94,6 +94,10 @@ pub struct ArchiveState {
     pub rows: u64,
     /// Files committed over the archive's life.
     pub files: u64,
+    /// Data files whose footer cannot be read (truncated, empty, not
+    /// Parquet), found by [`ArchiveState::load`]; not saved.
+    #[serde(skip)]
+    pub unreadable: Vec<String>,
 }
 
 impl ArchiveState {
@@ -113,6 +117,7 @@ impl ArchiveState {
         {
             let Some(footer) = read_footer(storage, &path)? else {
                 tracing::warn!(file = %path, "unreadable archive file skipped while loading state");
+                st.unreadable.push(path);
                 continue;
             };
             let md = footer.file_metadata();
@@ -219,6 +224,48 @@ pub fn record_gap(storage: &dyn Storage, gap: &Gap) -> Result<(), StorageError> 
         data.push(b'\n');
     }
     storage.put(GAPS_PATH, &data)
+}
+
+/// Fails unless the archive can be written: a file is put and deleted
+/// (under `_archive/`), so a read-only directory or bucket is refused at
+/// start rather than at the first commit.
+pub fn check_writable(storage: &dyn Storage) -> Result<(), StorageError> {
+    const PROBE: &str = "_archive/write-probe";
+    let res = storage.put(PROBE, b"").and_then(|()| storage.delete(PROBE));
+    res.map_err(|e| StorageError::Location {
+        location: storage.describe(),
+        message: format!("cannot write to the archive ({e}); --dir must be writable"),
+    })
+}
+
+/// Moves every unreadable data file aside (`<file>.corrupt`, which no query
+/// reads) and records the hour it covered as a gap: run by the archiver at
+/// start, so a file truncated by a crash or a full disk does not stay in the
+/// archive. The watermark then comes from the readable files, so flows the
+/// source still holds are fetched again. Returns the gaps recorded.
+pub fn quarantine_unreadable(storage: &dyn Storage) -> Result<Vec<Gap>, WriteError> {
+    let st = ArchiveState::load(storage)?;
+    let mut out = Vec::new();
+    for path in st.unreadable {
+        let aside = format!("{path}.corrupt");
+        let data = storage.get(&path)?.unwrap_or_default();
+        storage.put(&aside, &data)?;
+        storage.delete(&path)?;
+        let window = crate::read::hour_range(&path);
+        let gap = Gap {
+            recorded_at: Timestamp::now(),
+            from: window.map(|w| w.0),
+            to: window.map(|w| w.1),
+            lost_events: None,
+            reason: format!(
+                "unreadable archive file {path} moved aside to {aside}: its flows are lost unless the source still holds them"
+            ),
+        };
+        tracing::warn!(file = %path, aside = %aside, "unreadable archive file moved aside; gap recorded");
+        record_gap(storage, &gap)?;
+        out.push(gap);
+    }
+    Ok(out)
 }
 
 /// Reads every recorded gap.

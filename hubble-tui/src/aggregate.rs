@@ -107,6 +107,37 @@ impl Aggregator {
         }
     }
 
+    /// Adds a group counted elsewhere (the archive's columnar aggregation,
+    /// `archiver::columnar`): `values` in the order of the paths, as
+    /// [`Aggregator::add`] would read them from the flows' JSON. Merges with
+    /// a group of the same values.
+    pub fn add_group(
+        &mut self,
+        values: Vec<Value>,
+        count: u64,
+        first: Option<Timestamp>,
+        last: Option<Timestamp>,
+    ) {
+        let key = serde_json::to_string(&values).unwrap_or_default();
+        let g = self.groups.entry(key).or_insert_with(|| Group {
+            values,
+            count: 0,
+            first: None,
+            last: None,
+        });
+        g.count += count;
+        if let Some(t) = first
+            && g.first.as_ref().is_none_or(|f| earlier(&t, f))
+        {
+            g.first = Some(t);
+        }
+        if let Some(t) = last
+            && g.last.as_ref().is_none_or(|l| earlier(l, &t))
+        {
+            g.last = Some(t);
+        }
+    }
+
     /// The groups, largest first (ties by their values), at most `top`
     /// of them (0: all).
     pub fn groups(&self, top: usize) -> Vec<&Group> {
@@ -294,5 +325,28 @@ tiefighter        deathstar              80                        FORWARDED   2
                 .unwrap()
                 .ends_with("{\"l4.UDP.destination_port\":null,\"source.namespace\":null,\"count\":1,\"first\":null,\"last\":null}\n")
         );
+    }
+
+    #[test]
+    fn groups_counted_elsewhere_merge_with_equal_values() {
+        let t = |s: i64| {
+            Some(Timestamp {
+                seconds: 1_714_557_600 + s,
+                nanos: 0,
+            })
+        };
+        let mut a = Aggregator::new(&paths("source.pod_name,verdict"));
+        a.add(&flow("xwing", "deathstar", 80, Verdict::Dropped, 4));
+        a.add_group(
+            vec![Value::from("xwing"), Value::from("DROPPED")],
+            2,
+            t(1),
+            t(3),
+        );
+        a.add_group(vec![Value::Null, Value::from("FORWARDED")], 1, t(9), t(9));
+        let g = a.groups(0);
+        assert_eq!(g.len(), 2);
+        assert_eq!((g[0].count, g[0].first, g[0].last), (3, t(1), t(4)));
+        assert_eq!(g[1].values, [Value::Null, Value::from("FORWARDED")]);
     }
 }

@@ -263,7 +263,7 @@ fn observe_args(cmd: Command) -> Command {
                 .action(ArgAction::Append)
                 .value_delimiter(',')
                 .value_name("fields")
-                .help("Group flows by these comma-separated field paths (as in --field-mask, e.g. source.namespace,source.pod_name,l4.TCP.destination_port,verdict) and print each group's count and first and last time, largest first: a table, or one JSON object per group with -o json."),
+                .help("Group flows by these comma-separated field paths (as in --field-mask, e.g. source.namespace,source.pod_name,l4.TCP.destination_port,verdict) and print each group's count and first and last time, largest first: a table, or one JSON object per group with -o json. With --archive, grouped from the Parquet columns without decoding flows when every path and filter has a column (paths: verdict, drop_reason_desc, Type, node_name, traffic_direction, is_reply, event_type.type/sub_type, IP.source/destination/ipVersion, source./destination. namespace, pod_name, identity, l4.TCP/UDP/SCTP.source_port/destination_port; filters: pod, namespace, identity, port, protocol but dns/http/kafka, verdict, type, node, drop reason, traffic direction, reply, since/until); otherwise each flow is decoded (same result, slower)."),
         )
         .arg(
             Arg::new("top")
