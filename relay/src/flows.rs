@@ -181,9 +181,22 @@ impl Drop for Reader {
 async fn read_peer(
     channel: Channel,
     req: GetFlowsRequest,
-    metadata: MetadataMap,
+    mut metadata: MetadataMap,
     tx: mpsc::Sender<PeerEvent>,
 ) {
+    // Progress markers: asked by the relay alone, and only when following
+    // (a client's own value is never passed on).
+    metadata.remove(defaults::PROGRESS_HEADER);
+    if req.follow {
+        metadata.insert(
+            defaults::PROGRESS_HEADER,
+            defaults::PROGRESS_INTERVAL
+                .as_millis()
+                .to_string()
+                .parse()
+                .expect("digits are valid metadata"),
+        );
+    }
     let mut client = ObserverClient::new(channel);
     let req = tonic::Request::from_parts(metadata, Default::default(), req);
     let mut stream = match client.get_flows(req).await {
@@ -610,7 +623,13 @@ impl Run {
                 }
                 // Lost events and a peer relay's node status: passed on.
                 Some(_) => self.send(r).await,
-                None => true,
+                // A progress marker (asked for in follow requests only).
+                None => {
+                    if let Some(t) = r.time {
+                        self.merger.progress(id, t);
+                    }
+                    true
+                }
             },
             PeerEvent::End => self.stream_over(id, None).await,
             PeerEvent::Failed(s) => {
