@@ -5,8 +5,10 @@
 //! 1. merged flows/s from three peers to one client, non-follow and follow,
 //!    against a client reading one exporter directly (the ratio);
 //! 2. latency added by the relay in follow mode, p50 and p99, while every
-//!    node is sending (and, for reference, with one busy node and two idle
-//!    ones, where the 1 s window is the design);
+//!    node is sending, and with one busy node and two idle ones (the idle
+//!    nodes' ingest reports its progress every millisecond, so their
+//!    progress markers release the busy node's flows), with the number of
+//!    flows received out of time order;
 //! 3. the process's memory with ten follow clients that never read.
 //!
 //! Everything shares the machine's cores, so the figures are lower bounds
