@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod observer;
 pub mod peers;
 pub mod pipeline;
+pub mod progress;
 pub mod ring;
 pub mod server;
 pub mod sources;

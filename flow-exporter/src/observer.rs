@@ -124,6 +124,8 @@ pub struct Observer {
     /// `true` once closed, for streams that wait rather than poll
     /// (Peer.Notify).
     closing: tokio::sync::watch::Sender<bool>,
+    /// How far ingest is complete, for progress markers.
+    progress: crate::progress::IngestProgress,
 }
 
 /// ServerStatus figures of one node.
@@ -164,6 +166,7 @@ impl Observer {
             metrics: None,
             closed: std::sync::atomic::AtomicBool::new(false),
             closing: tokio::sync::watch::Sender::new(false),
+            progress: Default::default(),
         })
     }
 
@@ -181,6 +184,12 @@ impl Observer {
     /// The ring (for benchmarks and metrics).
     pub fn ring(&self) -> &Ring<Event> {
         &self.ring
+    }
+
+    /// How far ingest is complete ([`crate::progress`]): advance it after
+    /// storing flows, or when the source is found drained.
+    pub fn progress(&self) -> &crate::progress::IngestProgress {
+        &self.progress
     }
 
     /// Stores a batch of flows and wakes followers once.
@@ -276,7 +285,18 @@ impl Observer {
         self: &Arc<Self>,
         req: GetFlowsRequest,
     ) -> Result<mpsc::Receiver<Result<GetFlowsResponse, Status>>, Status> {
-        let q = Query::compile(req)?;
+        self.get_flows_with_markers(req, None)
+    }
+
+    /// [`Observer::get_flows`], with progress markers for a follow request
+    /// that asked for them ([`crate::progress`]).
+    pub fn get_flows_with_markers(
+        self: &Arc<Self>,
+        req: GetFlowsRequest,
+        markers: Option<crate::progress::Markers>,
+    ) -> Result<mpsc::Receiver<Result<GetFlowsResponse, Status>>, Status> {
+        let mut q = Query::compile(req)?;
+        q.markers = markers.filter(|_| q.follow);
         let (tx, rx) = mpsc::channel(defaults::STREAM_BUFFER);
         let this = Arc::clone(self);
         tokio::spawn(async move { this.run_query(q, tx).await });
@@ -285,7 +305,7 @@ impl Observer {
 
     async fn run_query(
         self: Arc<Self>,
-        q: Query,
+        mut q: Query,
         tx: mpsc::Sender<Result<GetFlowsResponse, Status>>,
     ) {
         let mut reporter = LostReporter::new(&self.node_name);
@@ -317,9 +337,24 @@ impl Observer {
                     {
                         return;
                     }
+                    if let Some(m) = q.markers.as_mut()
+                        && let Some(resp) = m.take_due(&self.node_name, &self.progress, || {
+                            self.ring.written() <= pos
+                        })
+                        && tx.send(Ok(resp)).await.is_err()
+                    {
+                        return;
+                    }
                     let wait = self.ring.wait_for(pos);
-                    if reporter.pending() {
-                        let _ = tokio::time::timeout(reporter.until_due(), wait).await;
+                    let limit = [
+                        reporter.pending().then(|| reporter.until_due()),
+                        q.markers.as_ref().map(|m| m.until_due()),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                    if let Some(limit) = limit {
+                        let _ = tokio::time::timeout(limit, wait).await;
                     } else {
                         tokio::select! {
                             () = wait => {}
@@ -429,6 +464,7 @@ struct Query {
     until: Option<Timestamp>,
     filters: FilterSet,
     mask: Option<FlowMask>,
+    markers: Option<crate::progress::Markers>,
 }
 
 impl Query {
@@ -460,6 +496,7 @@ impl Query {
             until: req.until,
             filters,
             mask,
+            markers: None,
         })
     }
 }

@@ -119,7 +119,10 @@ impl ObserverApi for ObserverService {
         &self,
         request: Request<GetFlowsRequest>,
     ) -> Result<Response<Self::GetFlowsStream>, Status> {
-        let rx = self.observer.get_flows(request.into_inner())?;
+        let markers = crate::progress::Markers::from_metadata(request.metadata())?;
+        let rx = self
+            .observer
+            .get_flows_with_markers(request.into_inner(), markers)?;
         Ok(with_version(Response::new(Box::pin(ReceiverStream::new(
             rx,
         )))))

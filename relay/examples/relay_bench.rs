@@ -5,8 +5,10 @@
 //! 1. merged flows/s from three peers to one client, non-follow and follow,
 //!    against a client reading one exporter directly (the ratio);
 //! 2. latency added by the relay in follow mode, p50 and p99, while every
-//!    node is sending (and, for reference, with one busy node and two idle
-//!    ones, where the 1 s window is the design);
+//!    node is sending, and with one busy node and two idle ones (the idle
+//!    nodes' ingest reports its progress every millisecond, so their
+//!    progress markers release the busy node's flows), with the number of
+//!    flows received out of time order;
 //! 3. the process's memory with ten follow clients that never read.
 //!
 //! Everything shares the machine's cores, so the figures are lower bounds
@@ -156,6 +158,8 @@ async fn follow_rate(
             while !stop.load(Ordering::Relaxed) {
                 let now = Timestamp::now();
                 o.push_flows((0..256).map(|k| make_flow(&t, &node, i + k, now)));
+                // The ingest's progress: every flow up to `now` is stored.
+                o.progress().advance(now);
                 i += 256;
                 // Let the readers keep up with the writer most of the time.
                 std::thread::sleep(Duration::from_micros(500));
@@ -183,15 +187,19 @@ async fn follow_rate(
     (flows, lost, el)
 }
 
-/// Latency of flows through the relay: receive time − flow time, with
-/// every node (or only the first) sending `rate` flows/s.
+/// Latency of flows through the relay: receive time − flow time, with the
+/// first `busy` nodes sending `rate` flows/s each and the others idle (their
+/// ingest finding nothing to read every millisecond, as a drained source
+/// does, and saying so through the node's progress). Also counts flows
+/// received older than one received before them (order violations).
 async fn latency(
     addr: &str,
     nodes: &[Arc<Observer>],
+    busy: usize,
     t: &[Flow],
     rate: u64,
     secs: u64,
-) -> (Duration, Duration, usize) {
+) -> (Duration, Duration, usize, u64) {
     let mut c = client(addr).await;
     let mut s = c
         .get_flows(GetFlowsRequest {
@@ -204,7 +212,16 @@ async fn latency(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut producers = Vec::new();
-    for o in nodes {
+    for o in &nodes[busy..] {
+        let (o, stop) = (o.clone(), stop.clone());
+        producers.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                o.progress().advance(Timestamp::now());
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }));
+    }
+    for o in &nodes[..busy] {
         let (o, t, stop) = (o.clone(), t.to_vec(), stop.clone());
         producers.push(std::thread::spawn(move || {
             let node = o.node_name().to_owned();
@@ -214,6 +231,7 @@ async fn latency(
             while !stop.load(Ordering::Relaxed) {
                 let now = Timestamp::now();
                 o.push_flows((0..10).map(|k| make_flow(&t, &node, i + k, now)));
+                o.progress().advance(now);
                 i += 10;
                 next += period;
                 if let Some(d) = next.checked_duration_since(Instant::now()) {
@@ -224,6 +242,7 @@ async fn latency(
     }
     let start = Instant::now();
     let mut lat = Vec::new();
+    let (mut newest, mut out_of_order) = (i128::MIN, 0u64);
     while start.elapsed() < Duration::from_secs(secs) {
         if let Ok(Ok(Some(r))) = tokio::time::timeout(Duration::from_millis(200), s.message()).await
             && let Some(ResponseTypes::Flow(f)) = r.response_types
@@ -231,6 +250,10 @@ async fn latency(
             let sent = f.time.unwrap_or_default().as_unix_nanos();
             let now = Timestamp::now().as_unix_nanos();
             lat.push(Duration::from_nanos((now - sent).max(0) as u64));
+            if sent < newest {
+                out_of_order += 1;
+            }
+            newest = newest.max(sent);
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -243,7 +266,7 @@ async fn latency(
             .copied()
             .unwrap_or_default()
     };
-    (q(0.5), q(0.99), lat.len())
+    (q(0.5), q(0.99), lat.len(), out_of_order)
 }
 
 fn rss_bytes() -> u64 {
@@ -333,17 +356,17 @@ async fn main() {
     );
 
     // 3. Latency added in follow mode.
-    let (p50, p99, n) = latency(&relay3_addr, &nodes, &t, 1000, 5).await;
+    let (p50, p99, n, o3) = latency(&relay3_addr, &nodes, 3, &t, 1000, 5).await;
     println!(
-        "follow latency, 3 busy nodes at 1000 flows/s : p50 {p50:?}  p99 {p99:?}  ({n} flows)"
+        "follow latency, 3 busy nodes at 1000 flows/s : p50 {p50:?}  p99 {p99:?}  ({n} flows, {o3} out of order)"
     );
-    let (d50, d99, dn) = latency(&addrs[0], &nodes[..1], &t, 1000, 3).await;
+    let (d50, d99, dn, _) = latency(&addrs[0], &nodes[..1], 1, &t, 1000, 3).await;
     println!(
         "  same, one exporter read directly           : p50 {d50:?}  p99 {d99:?}  ({dn} flows)"
     );
-    let (i50, i99, iq) = latency(&relay3_addr, &nodes[..1], &t, 1000, 4).await;
+    let (i50, i99, iq, io) = latency(&relay3_addr, &nodes, 1, &t, 1000, 4).await;
     println!(
-        "  1 busy + 2 idle nodes (bound by the 1 s window or the 100-flow buffer, whichever fills first): p50 {i50:?}  p99 {i99:?}  ({iq} flows)"
+        "follow latency, 1 busy + 2 idle nodes        : p50 {i50:?}  p99 {i99:?}  ({iq} flows, {io} out of order; progress markers)"
     );
 
     // 4. Memory with ten slow clients.

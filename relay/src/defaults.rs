@@ -165,3 +165,15 @@ pub const SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// connection, and every stream on it, is dropped: a dead client's slots
 /// are free again within 40 s.
 pub const SERVER_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The request metadata key with which the relay asks a peer for progress
+/// markers on a follow stream (its value: the interval in milliseconds).
+/// Our exporter sends them only when asked (`flow_exporter::progress`); a
+/// stock Cilium agent ignores the header and the merge keeps its window.
+pub const PROGRESS_HEADER: &str = "x-flow-exporter-progress-ms";
+
+/// How often a peer that is caught up sends a progress marker: the longest
+/// an idle node's marker keeps a busy node's flow waiting (plus the hop), a
+/// few milliseconds against the 1 s window it replaces. Each marker is a
+/// ~30-byte message, only while the node's ingest advanced.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(2);

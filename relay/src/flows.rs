@@ -18,7 +18,10 @@
 //!   (as in Hubble). Peers that join, or come back after a failure, are
 //!   attached to running follow requests (`NODE_CONNECTED`); a peer coming
 //!   back is asked only for flows newer than the last one it delivered.
-//!   A peer removed from discovery is detached (`NODE_GONE`).
+//!   A peer removed from discovery is detached (`NODE_GONE`). Each peer is
+//!   asked for progress markers ([`defaults::PROGRESS_HEADER`]); those it
+//!   sends (our exporter) let the merge release flows an idle peer cannot
+//!   precede at once, in exact order; they are never forwarded.
 //! - **Node status:** the stream starts with `NODE_CONNECTED` (peers
 //!   asked) and `NODE_UNAVAILABLE` (peers without a usable connection,
 //!   skipped); a peer stream failing mid-request yields `NODE_ERROR`
@@ -67,6 +70,10 @@ use crate::merge::{Merger, Mode, StreamId, response_time};
 use crate::pool::{Backoff, PeerView, Pool, status_text};
 use crate::queue::{ClientQueue, ClientStream, client_queue};
 use crate::status::{ErrorAggregator, node_status};
+
+/// Responses the request's loop takes in a row from peers that have them
+/// ready before it looks at its timers and the pool again.
+const FAST_TAKES: usize = 64;
 
 /// How GetFlows merges and buffers.
 #[derive(Debug, Clone)]
@@ -181,9 +188,22 @@ impl Drop for Reader {
 async fn read_peer(
     channel: Channel,
     req: GetFlowsRequest,
-    metadata: MetadataMap,
+    mut metadata: MetadataMap,
     tx: mpsc::Sender<PeerEvent>,
 ) {
+    // Progress markers: asked by the relay alone, and only when following
+    // (a client's own value is never passed on).
+    metadata.remove(defaults::PROGRESS_HEADER);
+    if req.follow {
+        metadata.insert(
+            defaults::PROGRESS_HEADER,
+            defaults::PROGRESS_INTERVAL
+                .as_millis()
+                .to_string()
+                .parse()
+                .expect("digits are valid metadata"),
+        );
+    }
     let mut client = ObserverClient::new(channel);
     let req = tonic::Request::from_parts(metadata, Default::default(), req);
     let mut stream = match client.get_flows(req).await {
@@ -560,6 +580,40 @@ impl Run {
             .min()
     }
 
+    /// A response a peer has already sent, if any (without waiting).
+    fn try_next(&mut self) -> Option<(StreamId, PeerEvent)> {
+        let n = self.readers.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.rotate % n;
+        self.rotate = self.rotate.wrapping_add(1);
+        let merger = &self.merger;
+        let take = |id: &StreamId, r: &mut Reader| {
+            if !merger.wants(*id) {
+                return None;
+            }
+            match r.rx.try_recv() {
+                Ok(ev) => Some((*id, ev)),
+                // The reader task is gone (it panicked).
+                Err(mpsc::error::TryRecvError::Disconnected) => Some((*id, PeerEvent::End)),
+                Err(mpsc::error::TryRecvError::Empty) => None,
+            }
+        };
+        let first = start;
+        for (id, r) in self.readers.iter_mut().skip(first) {
+            if let Some(x) = take(id, r) {
+                return Some(x);
+            }
+        }
+        for (id, r) in self.readers.iter_mut().take(first) {
+            if let Some(x) = take(id, r) {
+                return Some(x);
+            }
+        }
+        None
+    }
+
     /// A peer stream ended or failed.
     async fn stream_over(&mut self, id: StreamId, failure: Option<String>) -> bool {
         let Some(reader) = self.readers.remove(&id) else {
@@ -610,7 +664,13 @@ impl Run {
                 }
                 // Lost events and a peer relay's node status: passed on.
                 Some(_) => self.send(r).await,
-                None => true,
+                // A progress marker (asked for in follow requests only).
+                None => {
+                    if let Some(t) = r.time {
+                        self.merger.progress(id, t);
+                    }
+                    true
+                }
             },
             PeerEvent::End => self.stream_over(id, None).await,
             PeerEvent::Failed(s) => {
@@ -630,6 +690,8 @@ impl Run {
         if !self.start().await {
             return;
         }
+        // Responses taken in a row without the select below.
+        let mut fast = 0;
         'outer: loop {
             let now = Instant::now();
             while let Some(r) = self.merger.pop(now) {
@@ -645,6 +707,23 @@ impl Run {
             if !self.req.follow && self.merger.is_done() {
                 break;
             }
+            // What the peers have already sent is taken without the select
+            // (its timer and pool-watch futures cost more than a flow), a
+            // bounded number in a row so timers and pool changes are still
+            // seen between them.
+            if fast < FAST_TAKES
+                && let Some((id, ev)) = self.try_next()
+            {
+                fast += 1;
+                if let Some(r) = self.readers.get_mut(&id) {
+                    r.idle_since = now;
+                }
+                if !self.handle(id, ev).await {
+                    return;
+                }
+                continue;
+            }
+            fast = 0;
             if !self.req.follow {
                 // The deadline counts only while the merge waits on a peer.
                 for (id, r) in &mut self.readers {
@@ -675,21 +754,27 @@ impl Run {
                     if n == 0 {
                         return Poll::Pending;
                     }
-                    let ids: Vec<StreamId> = readers.keys().copied().collect();
-                    for k in 0..n {
-                        let id = ids[(rotate + k) % n];
-                        if !merger.wants(id) {
-                            continue;
+                    // From a rotating start round to it, without allocating.
+                    let start = rotate % n;
+                    let mut poll = |id: &StreamId, r: &mut Reader| {
+                        if !merger.wants(*id) {
+                            return None;
                         }
-                        if let Some(r) = readers.get_mut(&id) {
-                            match r.rx.poll_recv(cx) {
-                                Poll::Ready(Some(ev)) => return Poll::Ready(Some((id, ev))),
-                                // The reader task is gone (it panicked).
-                                Poll::Ready(None) => {
-                                    return Poll::Ready(Some((id, PeerEvent::End)));
-                                }
-                                Poll::Pending => {}
-                            }
+                        match r.rx.poll_recv(cx) {
+                            Poll::Ready(Some(ev)) => Some((*id, ev)),
+                            // The reader task is gone (it panicked).
+                            Poll::Ready(None) => Some((*id, PeerEvent::End)),
+                            Poll::Pending => None,
+                        }
+                    };
+                    for (id, r) in readers.iter_mut().skip(start) {
+                        if let Some(x) = poll(id, r) {
+                            return Poll::Ready(Some(x));
+                        }
+                    }
+                    for (id, r) in readers.iter_mut().take(start) {
+                        if let Some(x) = poll(id, r) {
+                            return Poll::Ready(Some(x));
                         }
                     }
                     Poll::Pending

@@ -38,6 +38,16 @@
 //!   lag between the nodes' clocks (holding a lag of `d` seconds takes
 //!   about `d` × the cluster's flow rate flows).
 //!
+//! # Progress markers
+//!
+//! A peer that sends progress markers (our exporter, when asked; see
+//! [`Merger::progress`]) promises that nothing older than the marker's
+//! time will follow on its stream. Rule 1 then counts an open stream with
+//! nothing queued as ready when its marker is at least as new as the
+//! smallest head: an idle node no longer holds the others' flows for the
+//! window, and the order stays exact. Without markers (a stock agent) the
+//! rules above apply unchanged.
+//!
 //! *Late flows of a returning node:* a node that comes back after a hang
 //! or an outage is attached as a *catching-up* stream
 //! ([`Merger::add_catching_up`]) and first sends its backlog (see
@@ -98,6 +108,8 @@ struct Stream {
     open: bool,
     /// A returning node's backlog: late flows bypass the sorting.
     catching_up: bool,
+    /// The newest progress marker: nothing older follows on this stream.
+    progress: Option<Timestamp>,
 }
 
 /// The merge of one request's peer streams.
@@ -159,6 +171,7 @@ impl Merger {
                 queue: VecDeque::new(),
                 open: true,
                 catching_up,
+                progress: None,
             },
         );
         id
@@ -183,12 +196,28 @@ impl Merger {
                 }
                 s.catching_up = false;
             }
+            // A stream that sends markers is in time order: its flow says
+            // as much as a marker would (a stock agent's stream keeps the
+            // window rules alone).
+            if s.progress.is_some_and(|p| time > p) {
+                s.progress = Some(time);
+            }
             s.queue.push_back(Held {
                 arrival: now,
                 time,
                 resp,
             });
             self.buffered += 1;
+        }
+    }
+
+    /// A progress marker from `id`: it will send nothing older than `t`, so
+    /// it no longer holds back flows up to `t` while it has nothing queued.
+    pub fn progress(&mut self, id: StreamId, t: Timestamp) {
+        if let Some(s) = self.streams.get_mut(&id)
+            && s.progress.is_none_or(|p| t > p)
+        {
+            s.progress = Some(t);
         }
     }
 
@@ -262,6 +291,8 @@ impl Merger {
         let mut min: Option<(StreamId, Timestamp)> = None;
         let mut all_open_have_one = true;
         let mut timed_out = false;
+        // The oldest progress among open streams with nothing queued.
+        let mut idle_progress: Option<Option<Timestamp>> = None;
         for (id, s) in &self.streams {
             match s.queue.front() {
                 Some(h) => {
@@ -277,11 +308,21 @@ impl Merger {
                 None => {
                     if s.open {
                         all_open_have_one = false;
+                        idle_progress = Some(match idle_progress {
+                            None => s.progress,
+                            Some(p) => p.min(s.progress),
+                        });
                     }
                 }
             }
         }
-        let (id, _) = min?;
+        let (id, min_time) = min?;
+        // Every open stream with nothing queued promised nothing older.
+        if let Some(Some(p)) = idle_progress
+            && p >= min_time
+        {
+            all_open_have_one = true;
+        }
         let release = match self.mode {
             Mode::Exact => all_open_have_one,
             Mode::Window { max_buffered, .. } => {
@@ -629,5 +670,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn ts(t: i64) -> Timestamp {
+        Timestamp {
+            seconds: t,
+            nanos: 0,
+        }
+    }
+
+    #[test]
+    fn progress_markers_release_at_once_and_keep_the_order_exact() {
+        let now = Instant::now();
+        let mut m = window(100);
+        let busy = m.add_stream("busy");
+        let idle1 = m.add_stream("idle1");
+        let idle2 = m.add_stream("idle2");
+        m.push(busy, resp(10, ""), now);
+        assert!(m.pop(now).is_none(), "no marker yet: the window applies");
+        m.progress(idle1, ts(10));
+        assert!(m.pop(now).is_none(), "idle2 has promised nothing");
+        m.progress(idle2, ts(9));
+        assert!(m.pop(now).is_none(), "idle2 may still send t=9..10");
+        m.progress(idle2, ts(12));
+        assert_eq!(drain(&mut m, now), [10], "both idle nodes are past t=10");
+        // A marker never moves back, and a flow older than an idle node's
+        // marker cannot come from it, so the order stays exact.
+        m.progress(idle1, ts(5));
+        m.push(busy, resp(11, ""), now);
+        assert!(m.pop(now).is_none(), "idle1 is at 10");
+        m.progress(idle1, ts(11));
+        assert_eq!(drain(&mut m, now), [11]);
+        m.push(busy, resp(13, ""), now);
+        assert!(m.pop(now).is_none(), "idle1 is at 11, idle2 at 12: hold 13");
+        // A flow of a stream that sends markers is one too (its stream is
+        // in time order).
+        m.push(idle1, resp(12, ""), now);
+        m.progress(idle2, ts(13));
+        assert_eq!(drain(&mut m, now), [12]);
+        m.push(idle1, resp(13, ""), now);
+        assert_eq!(drain(&mut m, now), [13], "busy's 13 first (tie: by stream)");
+        m.progress(busy, ts(14));
+        assert_eq!(drain(&mut m, now), [13]);
     }
 }
