@@ -19,6 +19,7 @@
 //! | `cilium_agent_api_process_time_seconds` | histogram | `path`, `method`, `return_code` | the agent API's requests (the CNI plugin's ADD and DEL among them) |
 //! | `datapath_cni_requests_total` | counter | `command`, `outcome` | CNI ADD/DEL requests the agent answered |
 //! | `datapath_kvstore_operations_total` | counter | `backend`, `outcome` | cluster-store operations |
+//! | `cilium_kvstore_operations_duration_seconds` | histogram | `action`, `outcome` | each etcd request's latency (`action`: `put`, `delete`, `get`, `watch`, `identity txn`, `lease grant`, ...; `outcome`: `success`, `failure` including timeouts) |
 //! | `datapath_kvstore_connected` | gauge | `backend` | 1 when the cluster store is reachable |
 //! | `datapath_kvstore_outages_total` | counter | `backend` | connection losses |
 //! | `datapath_kvstore_resyncs_total` | counter | `backend` | full re-reads (first load, every reconnect) |
@@ -44,6 +45,32 @@ use prometheus_client::registry::Registry;
 
 use crate::agent::api::{IdentityView, StatusView};
 use crate::kernel::maps::{Maps, map_fill, names};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KvOpLabels {
+    action: &'static str,
+    outcome: &'static str,
+}
+
+/// `cilium_kvstore_operations_duration_seconds`: process-wide, since the
+/// cluster store records into it from its own tasks (no handle to the
+/// agent's metrics there); [`AgentMetrics::new`] registers it.
+fn kvstore_latency() -> &'static Family<KvOpLabels, Histogram> {
+    static LATENCY: std::sync::LazyLock<Family<KvOpLabels, Histogram>> =
+        std::sync::LazyLock::new(|| {
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16)))
+        });
+    &LATENCY
+}
+
+/// Records one cluster-store request: its action, whether it succeeded and
+/// how long it took.
+pub fn kvstore_op(action: &'static str, ok: bool, took: Duration) {
+    let outcome = if ok { "success" } else { "failure" };
+    kvstore_latency()
+        .get_or_create(&KvOpLabels { action, outcome })
+        .observe(took.as_secs_f64());
+}
 
 /// The maps whose fill ratio is `cilium_bpf_map_pressure` (hash, LRU-hash and
 /// LPM maps; arrays are always full).
@@ -328,6 +355,11 @@ impl AgentMetrics {
             m.kv_pending.clone(),
         );
         r.register(
+            "cilium_kvstore_operations_duration_seconds",
+            "Latency of each cluster-store (etcd) request, by action and outcome",
+            kvstore_latency().clone(),
+        );
+        r.register(
             "datapath_metrics_refresh_errors",
             "Failed refreshes of the agent's gauges, by source",
             m.refresh_errors.clone(),
@@ -540,6 +572,19 @@ mod tests {
             r#"datapath_cni_requests_total{command="DEL",outcome="failure"} 1"#,
             r#"datapath_cni_requests_total{command="DEL",outcome="success"} 0"#,
             r#"cilium_agent_api_process_time_seconds_count{path="/v1/status",method="GET",return_code="200"} 1"#,
+        ] {
+            assert!(t.contains(want), "missing {want} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn kvstore_requests_are_timed_by_action_and_outcome() {
+        kvstore_op("put", true, Duration::from_millis(2));
+        kvstore_op("put", false, Duration::from_secs(5));
+        let t = AgentMetrics::new().encode();
+        for want in [
+            r#"cilium_kvstore_operations_duration_seconds_count{action="put",outcome="success"}"#,
+            r#"cilium_kvstore_operations_duration_seconds_count{action="put",outcome="failure"}"#,
         ] {
             assert!(t.contains(want), "missing {want} in\n{t}");
         }

@@ -23,17 +23,20 @@ use crate::policy::identity::{CIDR_BASE, IdentityError, LabelSet, MIN_USER, Scop
 /// `op` with the store's operation timeout, both failures as text.
 async fn op<T>(
     shared: &Shared,
-    what: &str,
+    what: &'static str,
     f: impl Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, String> {
-    match timeout(shared.cfg.op_timeout, f).await {
+    let start = std::time::Instant::now();
+    let r = match timeout(shared.cfg.op_timeout, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("{what}: {e}")),
         Err(_) => Err(format!(
             "{what}: no answer within {:?}",
             shared.cfg.op_timeout
         )),
-    }
+    };
+    crate::agent::metrics::kvstore_op(what, r.is_ok(), start.elapsed());
+    r
 }
 
 fn rel<'a>(shared: &Shared, key: &'a [u8]) -> Option<&'a str> {
