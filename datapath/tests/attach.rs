@@ -86,7 +86,7 @@ fn attach_pins_links_and_a_restart_swaps_programs_in_place() {
     let mut dp2 = Datapath::load(&opts(&scratch)).expect("reload");
     assert_eq!(
         dp2.load_report().reused.len(),
-        15,
+        16,
         "{:?}",
         dp2.load_report()
     );
@@ -184,7 +184,7 @@ fn mismatched_pins_are_replaced_and_matching_ones_reused() {
         report.replaced,
         vec![("ct4".to_string(), "max_entries 512, want 1024".to_string())]
     );
-    assert_eq!(report.reused.len(), 14);
+    assert_eq!(report.reused.len(), 15);
     assert_eq!(
         dp.maps().unwrap().endpoint(endpoint().ip).unwrap(),
         Some(endpoint()),

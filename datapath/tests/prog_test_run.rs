@@ -195,6 +195,7 @@ fn programs_load_and_every_map_is_pinned() {
         "events",
         "lost_events",
         "drop_stats",
+        "metrics",
         "drop_rl",
         "dp_config",
         "lb4_services",
@@ -206,7 +207,7 @@ fn programs_load_and_every_map_is_pinned() {
     ] {
         assert!(h.scratch.pin_dir().join(m).exists(), "{m} pinned");
     }
-    assert_eq!(h.dp.load_report().created.len(), 15);
+    assert_eq!(h.dp.load_report().created.len(), 16);
     assert_eq!(h.maps.config().unwrap(), Config::default());
     assert_eq!(h.maps.config().unwrap().aggregation, Aggregation::Medium);
 }

@@ -590,7 +590,17 @@ mod tests {
             assert!(e.contains("another agent is serving"), "{e}");
             drop(live); // the file stays behind, as after a kill -9
             assert!(path.exists());
-            let _again = bind_socket(&path, &SocketAccess::default()).unwrap();
+            // A child forked by another test holds the listener until its
+            // exec (a moment): only then is the socket stale everywhere.
+            let mut again = bind_socket(&path, &SocketAccess::default());
+            for _ in 0..100 {
+                if again.is_ok() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                again = bind_socket(&path, &SocketAccess::default());
+            }
+            again.unwrap();
         });
     }
 
@@ -605,6 +615,10 @@ mod tests {
                 0o600
             );
             drop(l);
+            // Another path: a test forking a child elsewhere in this process
+            // holds every descriptor until its exec, so the dropped socket may
+            // still accept a connect for a moment.
+            let path = dir.path().join("agent-group.sock");
             let access = SocketAccess::group("65534").unwrap();
             let _l = bind_socket(&path, &access).unwrap();
             let meta = std::fs::metadata(&path).unwrap();
