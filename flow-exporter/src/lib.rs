@@ -23,6 +23,7 @@ pub mod observer;
 pub mod peers;
 pub mod pipeline;
 pub mod ring;
+pub mod served;
 pub mod server;
 pub mod sources;
 
