@@ -385,7 +385,7 @@ impl Observer {
                     // Follow mode only: wait for the writer, flushing any
                     // pending loss report when its interval comes due.
                     if let Some(resp) = reporter.take_due()
-                        && tx.send(Ok(Served::Message(resp))).await.is_err()
+                        && tx.send(Ok(Served::Message(Box::new(resp)))).await.is_err()
                     {
                         return;
                     }
@@ -403,7 +403,7 @@ impl Observer {
             };
             pos += 1;
             if let Some(resp) = reporter.take_due()
-                && tx.send(Ok(Served::Message(resp))).await.is_err()
+                && tx.send(Ok(Served::Message(Box::new(resp)))).await.is_err()
             {
                 return;
             }
@@ -417,22 +417,22 @@ impl Observer {
                 }
             }
             let resp = match ev {
-                Event::Lost { lost, time } => Served::Message(GetFlowsResponse {
+                Event::Lost { lost, time } => Served::Message(Box::new(GetFlowsResponse {
                     response_types: Some(ResponseTypes::LostEvents(*lost)),
                     node_name: self.node_name.clone(),
                     time: Some(*time),
-                }),
+                })),
                 Event::Flow(f) => {
                     if !q.filters.matches(f) {
                         continue;
                     }
                     sent += 1;
                     match &q.mask {
-                        Some(m) => Served::Message(GetFlowsResponse {
+                        Some(m) => Served::Message(Box::new(GetFlowsResponse {
                             node_name: f.node_name.clone(),
                             time: f.time,
                             response_types: Some(ResponseTypes::Flow(m.apply(f))),
-                        }),
+                        })),
                         // The same encoded bytes for every reader.
                         None => Served::Stored(slot.clone()),
                     }
@@ -446,7 +446,7 @@ impl Observer {
             }
         }
         if let Some(resp) = reporter.take_all() {
-            let _ = tx.send(Ok(Served::Message(resp))).await;
+            let _ = tx.send(Ok(Served::Message(Box::new(resp)))).await;
         }
     }
 

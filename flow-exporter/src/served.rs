@@ -24,8 +24,9 @@ use crate::ring::Slot;
 pub enum Served {
     /// A stored flow, sent as the bytes cached in its slot.
     Stored(Arc<Slot<Event>>),
-    /// Any other response (lost events, a flow under a field mask).
-    Message(GetFlowsResponse),
+    /// Any other response (lost events, a flow under a field mask), boxed
+    /// so that the stream's queue holds pointers, not 1.4 KB messages.
+    Message(Box<GetFlowsResponse>),
 }
 
 impl Served {
@@ -33,7 +34,7 @@ impl Served {
     /// readers ([`crate::observer::Observer::get_flows`]).
     pub fn into_response(self) -> GetFlowsResponse {
         match self {
-            Served::Message(r) => r,
+            Served::Message(r) => *r,
             Served::Stored(slot) => match &slot.value {
                 Event::Flow(f) => flow_response(f.clone()),
                 Event::Lost { .. } => unreachable!("only flows are served from their slot"),
