@@ -156,7 +156,7 @@ impl Parser {
     }
 
     /// Decodes one record into `flow`, overwriting every field (the buffers
-    /// of the summary, UUID, node name and both endpoints are reused, so a
+    /// of the summary, UUID, node name, addresses and both endpoints are reused, so a
     /// caller that hands back the flow it no longer needs decodes without
     /// allocating for them). On error `flow` is left reset.
     pub fn decode_into<C: EventClock + ?Sized>(
@@ -178,6 +178,8 @@ impl Parser {
         // The endpoints keep their buffers: enrichment rewrites every field.
         let source = flow.source.take();
         let destination = flow.destination.take();
+        let mut ethernet = flow.ethernet.take();
+        let mut ip = flow.ip.take();
         *flow = Flow::default();
         flow.source = source;
         flow.destination = destination;
@@ -191,8 +193,10 @@ impl Parser {
             summary_buf.push_str(sock::summary(s));
         } else {
             let h = Headers::decode(ev.payload(), event::is_l3_packet(&hdr));
-            flow.ethernet = h.ethernet_proto();
-            flow.ip = h.ip_proto();
+            h.ethernet_into(&mut ethernet);
+            h.ip_into(&mut ip);
+            flow.ethernet = ethernet;
+            flow.ip = ip;
             flow.l4 = h.l4_proto();
 
             let (src, dst) = event::fill(&ev, &h, flow);

@@ -736,6 +736,9 @@ impl Enricher {
                 namespace.clone_from(&info.namespace);
                 pod_name.clone_from(&info.pod_name);
                 workloads.truncate(info.workloads.len());
+                // Exactly as many as needed on a first fill (a pushed-to
+                // empty `Vec` would round up to four).
+                workloads.reserve_exact(info.workloads.len() - workloads.len());
                 for (i, w) in info.workloads.iter().enumerate() {
                     match workloads.get_mut(i) {
                         Some(to) => {
@@ -754,7 +757,12 @@ impl Enricher {
                     &info.cluster
                 });
                 if info.identity == *identity || info.identity == 0 {
-                    labels.clone_from(&info.labels);
+                    if labels.capacity() == 0 {
+                        // A first fill: an exact-size copy.
+                        *labels = info.labels.clone();
+                    } else {
+                        labels.clone_from(&info.labels);
+                    }
                 } else {
                     labels.clear();
                 }
