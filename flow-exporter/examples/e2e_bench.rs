@@ -79,9 +79,9 @@ fn end_to_end() {
         let metrics = Arc::new(Metrics::new());
         let observer = Arc::new(Observer::new("bench", 65535).unwrap().with_metrics(metrics.clone()));
         let g = Synthetic::new(5);
-        let mut parser = Parser::new(g.node_name(), Enricher::from_static(Arc::new(g.enrichment())));
+        let parser = Parser::new(g.node_name(), Enricher::from_static(Arc::new(g.enrichment())));
         let clock = ClockOffset::new(0);
-        let decode = move |raw: &[u8]| parser.decode(raw, &clock);
+        let decode = flow_exporter::sources::ParserDecoder::new(parser, clock);
         let (ingest, task) = pipeline(observer.clone(), metrics.clone(), Box::new(decode));
         tokio::spawn(task);
 

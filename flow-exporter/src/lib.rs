@@ -7,7 +7,9 @@
 //! ([`sources::ringbuf`], [`sources::replay`], [`sources::synthetic`]),
 //! beside what turns their records into flows ([`sources::decoder`],
 //! [`sources::enrichment`], [`sources::clock`]); [`pipeline`] queues and
-//! decodes them into the [`observer`]'s ring, which [`server`] serves;
+//! decodes them into the [`observer`]'s ring (in place, over the slots it
+//! overwrites), which [`server`] serves (a stored flow as the bytes
+//! [`served`] encodes once for every follower);
 //! [`peers`] is what its `peer.Peer/Notify` announces (the cluster's nodes
 //! from the enrichment file).
 //!
@@ -24,6 +26,7 @@ pub mod peers;
 pub mod pipeline;
 pub mod progress;
 pub mod ring;
+pub mod served;
 pub mod server;
 pub mod sources;
 

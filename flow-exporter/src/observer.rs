@@ -18,6 +18,7 @@ use crate::defaults;
 use crate::mask::FlowMask;
 use crate::metrics::Metrics;
 use crate::ring::{Read, Ring};
+use crate::served::Served;
 
 /// What the ring holds.
 #[derive(Debug)]
@@ -38,7 +39,27 @@ pub enum Event {
     },
 }
 
+/// An empty flow: what a fresh ring slot starts as before the decoder
+/// writes into it.
+impl Default for Event {
+    fn default() -> Self {
+        Event::Flow(Flow::default())
+    }
+}
+
 impl Event {
+    /// The flow to decode into: this one, or a new empty one if the slot
+    /// held a loss record.
+    fn flow_mut(&mut self) -> &mut Flow {
+        if let Event::Lost { .. } = self {
+            *self = Event::default();
+        }
+        match self {
+            Event::Flow(f) => f,
+            Event::Lost { .. } => unreachable!("replaced by a flow above"),
+        }
+    }
+
     fn time(&self) -> Option<Timestamp> {
         match self {
             Event::Flow(f) => f.time,
@@ -212,6 +233,42 @@ impl Observer {
         }
     }
 
+    /// Decodes `raws` straight into the ring and wakes followers once.
+    /// Each flow is written over the slot the ring is about to overwrite
+    /// (its allocations reused, see [`Ring::push_with`]); `decode` fills it
+    /// (and may look at the result, e.g. to count it), and a record it
+    /// rejects is handed to `rejected` and stores nothing.
+    pub fn push_decoded<'a, E>(
+        &self,
+        raws: impl IntoIterator<Item = &'a [u8]>,
+        mut decode: impl FnMut(&[u8], &mut Flow) -> Result<(), E>,
+        mut rejected: impl FnMut(&[u8], E),
+    ) {
+        let mut n = 0;
+        let now = Instant::now();
+        let mut namespaces = self.namespaces.lock().ok();
+        for raw in raws {
+            let stored = self.ring.push_with(|ev| {
+                let f = ev.flow_mut();
+                decode(raw, f)?;
+                if let Some(ns) = namespaces.as_deref_mut() {
+                    note_namespaces(ns, f, now);
+                }
+                Ok(())
+            });
+            match stored {
+                Ok(()) => n += 1,
+                Err(e) => rejected(raw, e),
+            }
+        }
+        drop(namespaces);
+        if n > 0 {
+            self.seen_flows.fetch_add(n, Ordering::Relaxed);
+            self.rate.add(unix_secs(), n);
+            self.ring.wake();
+        }
+    }
+
     /// Records `n` events lost at `source` (on `cpu` if known).
     pub fn push_lost(&self, source: LostEventSource, n: u64, cpu: Option<i32>) {
         if n == 0 {
@@ -295,6 +352,28 @@ impl Observer {
         req: GetFlowsRequest,
         markers: Option<crate::progress::Markers>,
     ) -> Result<mpsc::Receiver<Result<GetFlowsResponse, Status>>, Status> {
+        let mut served = self.get_flows_served(req, markers)?;
+        let (tx, rx) = mpsc::channel(defaults::STREAM_BUFFER);
+        tokio::spawn(async move {
+            while let Some(r) = served.recv().await {
+                if tx.send(r.map(Served::into_response)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// [`Observer::get_flows`] as the server sends it: a flow read without
+    /// a field mask is its ring slot, written on the wire as the bytes
+    /// encoded once for every such reader ([`crate::served`]); with
+    /// progress markers for a follow request that asked for them
+    /// ([`crate::progress`]).
+    pub fn get_flows_served(
+        self: &Arc<Self>,
+        req: GetFlowsRequest,
+        markers: Option<crate::progress::Markers>,
+    ) -> Result<mpsc::Receiver<Result<Served, Status>>, Status> {
         let mut q = Query::compile(req)?;
         q.markers = markers.filter(|_| q.follow);
         let (tx, rx) = mpsc::channel(defaults::STREAM_BUFFER);
@@ -303,11 +382,7 @@ impl Observer {
         Ok(rx)
     }
 
-    async fn run_query(
-        self: Arc<Self>,
-        mut q: Query,
-        tx: mpsc::Sender<Result<GetFlowsResponse, Status>>,
-    ) {
+    async fn run_query(self: Arc<Self>, mut q: Query, tx: mpsc::Sender<Result<Served, Status>>) {
         let mut reporter = LostReporter::new(&self.node_name);
         let end = self.ring.written();
         let mut pos = self.start_position(&q, end);
@@ -333,7 +408,7 @@ impl Observer {
                     // Follow mode only: wait for the writer, flushing any
                     // pending loss report when its interval comes due.
                     if let Some(resp) = reporter.take_due()
-                        && tx.send(Ok(resp)).await.is_err()
+                        && tx.send(Ok(Served::Message(Box::new(resp)))).await.is_err()
                     {
                         return;
                     }
@@ -341,7 +416,7 @@ impl Observer {
                         && let Some(resp) = m.take_due(&self.node_name, &self.progress, || {
                             self.ring.written() <= pos
                         })
-                        && tx.send(Ok(resp)).await.is_err()
+                        && tx.send(Ok(Served::Message(Box::new(resp)))).await.is_err()
                     {
                         return;
                     }
@@ -366,7 +441,7 @@ impl Observer {
             };
             pos += 1;
             if let Some(resp) = reporter.take_due()
-                && tx.send(Ok(resp)).await.is_err()
+                && tx.send(Ok(Served::Message(Box::new(resp)))).await.is_err()
             {
                 return;
             }
@@ -380,24 +455,24 @@ impl Observer {
                 }
             }
             let resp = match ev {
-                Event::Lost { lost, time } => GetFlowsResponse {
+                Event::Lost { lost, time } => Served::Message(Box::new(GetFlowsResponse {
                     response_types: Some(ResponseTypes::LostEvents(*lost)),
                     node_name: self.node_name.clone(),
                     time: Some(*time),
-                },
+                })),
                 Event::Flow(f) => {
                     if !q.filters.matches(f) {
                         continue;
                     }
-                    let flow = match &q.mask {
-                        Some(m) => m.apply(f),
-                        None => f.clone(),
-                    };
                     sent += 1;
-                    GetFlowsResponse {
-                        node_name: f.node_name.clone(),
-                        time: f.time,
-                        response_types: Some(ResponseTypes::Flow(flow)),
+                    match &q.mask {
+                        Some(m) => Served::Message(Box::new(GetFlowsResponse {
+                            node_name: f.node_name.clone(),
+                            time: f.time,
+                            response_types: Some(ResponseTypes::Flow(m.apply(f))),
+                        })),
+                        // The same encoded bytes for every reader.
+                        None => Served::Stored(slot.clone()),
                     }
                 }
             };
@@ -409,7 +484,7 @@ impl Observer {
             }
         }
         if let Some(resp) = reporter.take_all() {
-            let _ = tx.send(Ok(resp)).await;
+            let _ = tx.send(Ok(Served::Message(Box::new(resp)))).await;
         }
     }
 

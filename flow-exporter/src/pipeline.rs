@@ -141,6 +141,16 @@ impl DecodeFailure {
 pub trait Decode: Send + 'static {
     /// The decoded flow, or why the event was malformed.
     fn decode(&mut self, raw: &[u8]) -> Result<Flow, DecodeFailure>;
+
+    /// Decodes into `flow`, replacing every field. The pipeline hands in
+    /// the flow of the ring slot being overwritten: a decoder that reuses
+    /// its buffers ([`flow_parser::Parser::decode_into`]) allocates nothing
+    /// per flow in steady state. The default replaces `flow` with
+    /// [`Decode::decode`]'s result.
+    fn decode_into(&mut self, raw: &[u8], flow: &mut Flow) -> Result<(), DecodeFailure> {
+        *flow = self.decode(raw)?;
+        Ok(())
+    }
 }
 
 /// Any closure returning the parser's [`DecodeError`] (or a `String`).
@@ -221,15 +231,19 @@ pub fn pipeline(
             match b {
                 Batch::Raw { source, batch } => {
                     metrics.events_read(source, batch.len() as u64);
-                    for raw in batch.iter() {
-                        match decoder.decode(raw) {
-                            Ok(f) => flows.push(f),
-                            Err(e) => {
-                                metrics.decode_error(e.reason());
-                                tracing::debug!(error = %e, reason = e.reason(), len = raw.len(), "skipping malformed event");
-                            }
-                        }
-                    }
+                    // Decoded in place into the ring's recycled slots.
+                    observer.push_decoded(
+                        batch.iter(),
+                        |raw, f| {
+                            decoder.decode_into(raw, f)?;
+                            counters.observe(f);
+                            Ok::<(), DecodeFailure>(())
+                        },
+                        |raw, e| {
+                            metrics.decode_error(e.reason());
+                            tracing::debug!(error = %e, reason = e.reason(), len = raw.len(), "skipping malformed event");
+                        },
+                    );
                 }
                 Batch::Flows(fs) => {
                     metrics.events_read("replay", fs.len() as u64);

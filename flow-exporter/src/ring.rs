@@ -8,8 +8,8 @@
 //! `oldest_readable − its position`. Readers never take a lock the writer
 //! waits on: slots are `ArcSwapOption`s and the write position is an atomic.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
@@ -24,6 +24,21 @@ pub struct Slot<T> {
     pub seq: u64,
     /// The stored event.
     pub value: T,
+    /// What readers derive once from the event and share (for a flow, its
+    /// encoded GetFlows response, see [`crate::served`]); emptied when the
+    /// slot is reused.
+    pub(crate) cache: OnceLock<Vec<u8>>,
+}
+
+impl<T: Default> Slot<T> {
+    /// An empty slot no position refers to.
+    fn fresh() -> Self {
+        Slot {
+            seq: u64::MAX,
+            value: T::default(),
+            cache: OnceLock::new(),
+        }
+    }
 }
 
 /// What a reader finds at a position.
@@ -121,8 +136,54 @@ impl<T> Ring<T> {
         // Single writer by contract (the ingest task), so a load/store pair
         // on `write` suffices; readers only trust a slot whose seq matches.
         let seq = self.write.load(Ordering::Relaxed);
-        self.slots[(seq & self.mask) as usize].store(Some(Arc::new(Slot { seq, value })));
+        self.slots[(seq & self.mask) as usize].store(Some(Arc::new(Slot {
+            seq,
+            value,
+            cache: OnceLock::new(),
+        })));
         self.write.store(seq + 1, Ordering::Release);
+    }
+
+    /// Appends an event built in place, without waking followers (call
+    /// [`Ring::wake`] after a batch). `fill` gets the value of the slot the
+    /// writer is about to overwrite, an event no reader can still be handed
+    /// (it is older than [`Ring::oldest`]), so that its allocations are
+    /// reused; a fresh `T::default()` when a reader still holds it. When
+    /// `fill` fails nothing is published and the slot's allocation is kept
+    /// for the next call.
+    pub fn push_with<E>(&self, fill: impl FnOnce(&mut T) -> Result<(), E>) -> Result<(), E>
+    where
+        T: Default,
+    {
+        let seq = self.write.load(Ordering::Relaxed);
+        let cell = &self.slots[(seq & self.mask) as usize];
+        // The slot holds position `seq − 2^n` (or nothing): already out of
+        // the readable range, so taking it out hides nothing from readers.
+        let mut slot = cell
+            .swap(None)
+            .filter(|old| Arc::strong_count(old) == 1)
+            .unwrap_or_else(|| Arc::new(Slot::fresh()));
+        let s = match Arc::get_mut(&mut slot) {
+            Some(s) => s,
+            None => {
+                slot = Arc::new(Slot::fresh());
+                Arc::get_mut(&mut slot).expect("a new Arc has one owner")
+            }
+        };
+        s.cache.take();
+        let filled = fill(&mut s.value);
+        if filled.is_ok() {
+            s.seq = seq;
+        }
+        // On failure the slot goes back with the sequence of an event
+        // nobody may read (or `u64::MAX` when fresh, which readers only ever
+        // see through the range check above it), so its allocations are
+        // reused by the next call.
+        cell.store(Some(slot));
+        if filled.is_ok() {
+            self.write.store(seq + 1, Ordering::Release);
+        }
+        filled
     }
 
     /// Wakes all followers waiting for new events.

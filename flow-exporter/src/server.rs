@@ -35,6 +35,8 @@ use tonic::{Request, Response, Status};
 use crate::defaults;
 use crate::observer::Observer;
 use crate::peers;
+use crate::served::{FlowsCodec, Served};
+use tonic::codegen::{BoxFuture, http};
 
 /// Where the gRPC server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,9 @@ impl std::fmt::Display for ListenAddress {
         }
     }
 }
+
+/// The gRPC path of GetFlows, answered by [`ObserverRoutes`].
+const GET_FLOWS_PATH: &str = "/observer.Observer/GetFlows";
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -366,7 +371,7 @@ pub async fn router_with_options(
         .await
         .context("building the gRPC reflection service")?
         .add_service(
-            stack.wrap(ObserverServer::new(
+            stack.wrap(ObserverRoutes::new(
                 ObserverService::new(observer.clone(), advertised.clone())
                     .with_tls_server_name(tls_server_name.clone()),
             )),
@@ -473,5 +478,87 @@ fn remove_stale_socket(p: &std::path::Path) -> anyhow::Result<()> {
             p.display()
         ),
         Err(_) => Ok(()),
+    }
+}
+
+/// The Observer service with GetFlows answered through [`FlowsCodec`]:
+/// stored flows go out as the bytes encoded once in their ring slot. Every
+/// other method (and everything about GetFlows but its response encoding:
+/// validation, errors, the version header) is the generated server's.
+#[derive(Clone)]
+pub struct ObserverRoutes {
+    generated: ObserverServer<ObserverService>,
+    service: Arc<ObserverService>,
+}
+
+impl std::fmt::Debug for ObserverRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserverRoutes").finish_non_exhaustive()
+    }
+}
+
+impl ObserverRoutes {
+    /// Serves `service`.
+    pub fn new(service: ObserverService) -> Self {
+        let service = Arc::new(service);
+        ObserverRoutes {
+            generated: ObserverServer::from_arc(service.clone()),
+            service,
+        }
+    }
+}
+
+impl tonic::server::NamedService for ObserverRoutes {
+    const NAME: &'static str =
+        <ObserverServer<ObserverService> as tonic::server::NamedService>::NAME;
+}
+
+/// GetFlows as a streaming method of [`FlowsCodec`].
+struct GetFlowsServed(Arc<ObserverService>);
+
+impl tonic::server::ServerStreamingService<GetFlowsRequest> for GetFlowsServed {
+    type Response = Served;
+    type ResponseStream = BoxStream<Served>;
+    type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
+
+    fn call(&mut self, request: Request<GetFlowsRequest>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move {
+            let markers = crate::progress::Markers::from_metadata(request.metadata())?;
+            let rx = service
+                .observer
+                .get_flows_served(request.into_inner(), markers)?;
+            let stream: Self::ResponseStream = Box::pin(ReceiverStream::new(rx));
+            Ok(with_version(Response::new(stream)))
+        })
+    }
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for ObserverRoutes
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tonic::codegen::Service::<http::Request<B>>::poll_ready(&mut self.generated, cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() == GET_FLOWS_PATH {
+            let method = GetFlowsServed(self.service.clone());
+            Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(FlowsCodec);
+                Ok(grpc.server_streaming(method, req).await)
+            })
+        } else {
+            self.generated.call(req)
+        }
     }
 }

@@ -155,18 +155,34 @@ impl Parser {
         Ok(flow)
     }
 
-    /// Decodes one record into `flow`, overwriting every field (the summary
-    /// and UUID buffers are reused). On error `flow` is left reset.
+    /// Decodes one record into `flow`, overwriting every field (the buffers
+    /// of the summary, UUID, node name, addresses and both endpoints are reused, so a
+    /// caller that hands back the flow it no longer needs decodes without
+    /// allocating for them). On error `flow` is left reset.
     pub fn decode_into<C: EventClock + ?Sized>(
         &mut self,
         raw: &[u8],
         clock: &C,
         flow: &mut Flow,
     ) -> Result<(), DecodeError> {
+        let ev = match ebpf::parse(raw) {
+            Ok(ev) => ev,
+            Err(e) => {
+                *flow = Flow::default();
+                return Err(e.into());
+            }
+        };
         let mut summary_buf = std::mem::take(&mut flow.summary);
         let mut uuid_buf = std::mem::take(&mut flow.uuid);
+        let mut node_buf = std::mem::take(&mut flow.node_name);
+        // The endpoints keep their buffers: enrichment rewrites every field.
+        let source = flow.source.take();
+        let destination = flow.destination.take();
+        let mut ethernet = flow.ethernet.take();
+        let mut ip = flow.ip.take();
         *flow = Flow::default();
-        let ev = ebpf::parse(raw)?;
+        flow.source = source;
+        flow.destination = destination;
         let hdr = *ev.hdr();
 
         if let ebpf::RawEvent::TraceSock(s, _) = &ev {
@@ -177,8 +193,10 @@ impl Parser {
             summary_buf.push_str(sock::summary(s));
         } else {
             let h = Headers::decode(ev.payload(), event::is_l3_packet(&hdr));
-            flow.ethernet = h.ethernet_proto();
-            flow.ip = h.ip_proto();
+            h.ethernet_into(&mut ethernet);
+            h.ip_into(&mut ip);
+            flow.ethernet = ethernet;
+            flow.ip = ip;
             flow.l4 = h.l4_proto();
 
             let (src, dst) = event::fill(&ev, &h, flow);
@@ -192,7 +210,8 @@ impl Parser {
         }
         flow.summary = summary_buf;
         flow.time = Some(clock.wall_time(hdr.ktime_ns));
-        flow.node_name.clone_from(&self.node_name);
+        node_buf.clone_from(&self.node_name);
+        flow.node_name = node_buf;
         if self.uuids {
             uuid_buf.clear();
             let bytes: [u8; 16] = self.rng.random();

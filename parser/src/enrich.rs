@@ -698,60 +698,109 @@ impl Enricher {
     /// what the datapath decided on); labels come from the endpoint, else
     /// from the identity.
     pub fn endpoint(&self, hint: &SideHint) -> Endpoint {
+        let mut e = Endpoint::default();
+        self.endpoint_into(hint, &mut e);
+        e
+    }
+
+    /// [`Enricher::endpoint`] written over `e`, every field replaced, its
+    /// strings and lists reusing the buffers `e` already holds (the ring
+    /// hands the decoder the flow it overwrites, so steady-state enrichment
+    /// copies bytes but allocates nothing).
+    pub fn endpoint_into(&self, hint: &SideHint, e: &mut Endpoint) {
         let info = self.endpoints.as_ref().and_then(|l| {
             (hint.endpoint_id != 0)
                 .then(|| l.by_id(hint.endpoint_id))
                 .flatten()
                 .or_else(|| hint.ip.and_then(|ip| l.by_ip(ip)))
         });
-        let mut e = Endpoint {
-            id: hint.endpoint_id,
-            identity: hint.identity,
-            ..Endpoint::default()
-        };
-        if let Some(info) = &info {
-            e.id = info.id;
-            if e.identity == 0 {
-                e.identity = info.identity;
+        // Every field, by name: a field added to `Endpoint` fails to
+        // compile here instead of leaking from the previous flow.
+        let Endpoint {
+            id,
+            identity,
+            cluster_name,
+            namespace,
+            labels,
+            pod_name,
+            workloads,
+        } = e;
+        *id = hint.endpoint_id;
+        *identity = hint.identity;
+        match &info {
+            Some(info) => {
+                *id = info.id;
+                if *identity == 0 {
+                    *identity = info.identity;
+                }
+                namespace.clone_from(&info.namespace);
+                pod_name.clone_from(&info.pod_name);
+                workloads.truncate(info.workloads.len());
+                // Exactly as many as needed on a first fill (a pushed-to
+                // empty `Vec` would round up to four).
+                workloads.reserve_exact(info.workloads.len() - workloads.len());
+                for (i, w) in info.workloads.iter().enumerate() {
+                    match workloads.get_mut(i) {
+                        Some(to) => {
+                            to.name.clone_from(&w.name);
+                            to.kind.clone_from(&w.kind);
+                        }
+                        None => workloads.push(Workload {
+                            name: w.name.clone(),
+                            kind: w.kind.clone(),
+                        }),
+                    }
+                }
+                cluster_name.clone_from(if info.cluster.is_empty() {
+                    &self.cluster_name
+                } else {
+                    &info.cluster
+                });
+                if info.identity == *identity || info.identity == 0 {
+                    if labels.capacity() == 0 {
+                        // A first fill: an exact-size copy.
+                        *labels = info.labels.clone();
+                    } else {
+                        labels.clone_from(&info.labels);
+                    }
+                } else {
+                    labels.clear();
+                }
             }
-            e.namespace.clone_from(&info.namespace);
-            e.pod_name.clone_from(&info.pod_name);
-            e.workloads = info
-                .workloads
-                .iter()
-                .map(|w| Workload {
-                    name: w.name.clone(),
-                    kind: w.kind.clone(),
-                })
-                .collect();
-            e.cluster_name = if info.cluster.is_empty() {
-                self.cluster_name.clone()
-            } else {
-                info.cluster.clone()
-            };
-            if info.identity == e.identity || info.identity == 0 {
-                e.labels.clone_from(&info.labels);
+            None => {
+                namespace.clear();
+                pod_name.clear();
+                workloads.clear();
+                cluster_name.clear();
+                labels.clear();
             }
         }
-        if e.labels.is_empty() && e.identity != 0 {
-            e.labels = match &self.identities {
-                Some(l) => l.labels(e.identity),
-                None => reserved_identity_labels(e.identity),
+        if labels.is_empty() && *identity != 0 {
+            *labels = match &self.identities {
+                Some(l) => l.labels(*identity),
+                None => reserved_identity_labels(*identity),
             }
             .unwrap_or_default();
         }
-        if e.cluster_name.is_empty() {
-            e.cluster_name = cluster_from_labels(&e.labels).unwrap_or_default();
+        if cluster_name.is_empty() {
+            match labels
+                .iter()
+                .find_map(|l| l.strip_prefix("k8s:io.cilium.k8s.policy.cluster="))
+            {
+                Some(c) => cluster_name.push_str(c),
+                None => cluster_name.clear(),
+            }
         }
-        e.labels.sort_unstable();
-        e
+        if !labels.is_sorted() {
+            labels.sort_unstable();
+        }
     }
 
     /// Fills `source`, `destination`, the services, the DNS names and the
     /// interface name of `flow`.
     pub fn enrich(&self, flow: &mut Flow, src: &SideHint, dst: &SideHint) {
-        flow.source = Some(self.endpoint(src));
-        flow.destination = Some(self.endpoint(dst));
+        self.endpoint_into(src, flow.source.get_or_insert_with(Endpoint::default));
+        self.endpoint_into(dst, flow.destination.get_or_insert_with(Endpoint::default));
         if let Some(s) = &self.services {
             flow.source_service = src
                 .ip
@@ -779,14 +828,6 @@ fn service_proto(s: ServiceInfo) -> Service {
         name: s.name,
         namespace: s.namespace,
     }
-}
-
-/// The cluster named by a `k8s:io.cilium.k8s.policy.cluster=X` label.
-fn cluster_from_labels(labels: &[String]) -> Option<String> {
-    labels.iter().find_map(|l| {
-        l.strip_prefix("k8s:io.cilium.k8s.policy.cluster=")
-            .map(str::to_string)
-    })
 }
 
 #[cfg(test)]

@@ -163,6 +163,42 @@ impl Headers {
         })
     }
 
+    /// [`Headers::ethernet_proto`] written over `to`, reusing its strings.
+    pub fn ethernet_into(&self, to: &mut Option<Ethernet>) {
+        let Some((s, d)) = self.eth else {
+            *to = None;
+            return;
+        };
+        let Ethernet {
+            source,
+            destination,
+        } = to.get_or_insert_with(Ethernet::default);
+        write_mac(source, &s);
+        write_mac(destination, &d);
+    }
+
+    /// [`Headers::ip_proto`] written over `to`, reusing its strings.
+    pub fn ip_into(&self, to: &mut Option<Ip>) {
+        let Some((s, d)) = self.ip else {
+            *to = None;
+            return;
+        };
+        let version = self.ip_version() as i32;
+        // Every field, by name: one added to `Ip` fails to compile here.
+        let Ip {
+            source,
+            source_xlated,
+            destination,
+            ip_version,
+            encrypted,
+        } = to.get_or_insert_with(Ip::default);
+        write_ip(source, s);
+        source_xlated.clear();
+        write_ip(destination, d);
+        *ip_version = version;
+        *encrypted = false;
+    }
+
     /// The `flow.Layer4` message.
     pub fn l4_proto(&self) -> Option<Layer4> {
         let protocol = match self.l4? {
@@ -216,8 +252,15 @@ pub fn tcp_flags_proto(bits: u16) -> TcpFlags {
 
 /// Lowercase colon-separated MAC, as Go's `net.HardwareAddr.String()`.
 pub fn fmt_mac(m: &[u8; 6]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(17);
+    write_mac(&mut s, m);
+    s
+}
+
+/// [`fmt_mac`] into `s`, replacing its contents.
+fn write_mac(s: &mut String, m: &[u8; 6]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    s.clear();
     for (i, b) in m.iter().enumerate() {
         if i > 0 {
             s.push(':');
@@ -225,19 +268,27 @@ pub fn fmt_mac(m: &[u8; 6]) -> String {
         s.push(char::from(HEX[usize::from(b >> 4)]));
         s.push(char::from(HEX[usize::from(b & 0xf)]));
     }
-    s
+}
+
+/// [`fmt_ip`] into `s`, replacing its contents.
+fn write_ip(s: &mut String, a: IpAddr) {
+    use std::fmt::Write as _;
+    s.clear();
+    let _ = match a {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => write!(s, "{v4}"),
+            None => write!(s, "{v6}"),
+        },
+        IpAddr::V4(v4) => write!(s, "{v4}"),
+    };
 }
 
 /// An address as Go's `net.IP.String()` prints it: IPv4-mapped IPv6
 /// addresses print as dotted quads.
 pub fn fmt_ip(a: IpAddr) -> String {
-    match a {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.to_string(),
-        },
-        IpAddr::V4(v4) => v4.to_string(),
-    }
+    let mut s = String::new();
+    write_ip(&mut s, a);
+    s
 }
 
 fn be16(b: &[u8], off: usize) -> u16 {

@@ -7,12 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use flow_parser::{Enricher, Parser, Synthetic};
+use flow_parser::{ClockOffset, Enricher, Parser, Synthetic};
+use proto::flow::Flow;
 
 use super::clock;
 use super::enrichment::{EnrichmentFile, EnrichmentReload};
 use crate::defaults;
-use crate::pipeline::Decode;
+use crate::pipeline::{Decode, DecodeFailure};
 
 /// The decoder for raw events and, for `--synthetic`, the generator whose
 /// records it decodes.
@@ -56,28 +57,12 @@ pub fn decoder(
         (None, None) => Enricher::none(),
     };
     let clock = clock::measure_offset().context("read CLOCK_BOOTTIME to convert event times")?;
-    let mut parser = Parser::new(node_name, enricher);
-    let mut reload = file.as_ref().map(|f| EnrichmentReload::new(Arc::clone(f)));
-    let decode = move |raw: &[u8]| {
-        if let Some(r) = &mut reload
-            && let Some(e) = r.poll(defaults::ENRICHMENT_RELOAD)
-        {
-            parser.set_enricher(e);
-        }
-        let flow = parser.decode(raw, &clock)?;
-        // A workload identity the loaded file has no labels for: the agent
-        // has most likely just written a new endpoint (a pod's first
-        // packets follow its CNI ADD closely). Look at the file again now
-        // rather than on the next periodic check, and decode this event
-        // once more with what it says.
-        if let Some(r) = &mut reload
-            && unknown_workload(&flow)
-            && let Some(e) = r.poll(defaults::ENRICHMENT_STALE_RECHECK)
-        {
-            parser.set_enricher(e);
-            return parser.decode(raw, &clock);
-        }
-        Ok(flow)
+    let parser = Parser::new(node_name, enricher);
+    let reload = file.as_ref().map(|f| EnrichmentReload::new(Arc::clone(f)));
+    let decode = ParserDecoder {
+        parser,
+        clock,
+        reload,
     };
     Ok(Decoders {
         decode: Box::new(decode),
@@ -86,9 +71,70 @@ pub fn decoder(
     })
 }
 
+/// The parser as the pipeline's [`Decode`]: decodes in place into the
+/// flow it is handed (reusing its buffers), with the clock offset, and
+/// follows the enrichment file when one was given.
+pub struct ParserDecoder {
+    parser: Parser,
+    clock: ClockOffset,
+    reload: Option<EnrichmentReload>,
+}
+
+impl std::fmt::Debug for ParserDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParserDecoder")
+            .field("parser", &self.parser)
+            .field("clock", &self.clock)
+            .field("follows_file", &self.reload.is_some())
+            .finish()
+    }
+}
+
+impl ParserDecoder {
+    /// A decoder without an enrichment file to follow (the parser keeps
+    /// the enricher it was built with).
+    pub fn new(parser: Parser, clock: ClockOffset) -> Self {
+        ParserDecoder {
+            parser,
+            clock,
+            reload: None,
+        }
+    }
+}
+
+impl Decode for ParserDecoder {
+    fn decode(&mut self, raw: &[u8]) -> Result<Flow, DecodeFailure> {
+        let mut flow = Flow::default();
+        self.decode_into(raw, &mut flow)?;
+        Ok(flow)
+    }
+
+    fn decode_into(&mut self, raw: &[u8], flow: &mut Flow) -> Result<(), DecodeFailure> {
+        if let Some(r) = &mut self.reload
+            && let Some(e) = r.poll(defaults::ENRICHMENT_RELOAD)
+        {
+            self.parser.set_enricher(e);
+        }
+        self.parser.decode_into(raw, &self.clock, flow)?;
+        // A workload identity the loaded file has no labels for: the agent
+        // has most likely just written a new endpoint (a pod's first
+        // packets follow its CNI ADD closely). Look at the file again now
+        // rather than on the next periodic check, and decode this event
+        // once more with what it says.
+        if let Some(r) = &mut self.reload
+            && unknown_workload(flow)
+            && let Some(e) = r.poll(defaults::ENRICHMENT_STALE_RECHECK)
+        {
+            self.parser.set_enricher(e);
+            self.parser.decode_into(raw, &self.clock, flow)?;
+        }
+        Ok(())
+    }
+}
+
 /// Whether a side of `flow` carries a workload identity (not a reserved
 /// one) that the enrichment knows no labels for.
-fn unknown_workload(flow: &proto::flow::Flow) -> bool {
+fn unknown_workload(flow: &Flow) -> bool {
     [&flow.source, &flow.destination].into_iter().any(|ep| {
         ep.as_ref().is_some_and(|ep| {
             ep.identity >= defaults::FIRST_WORKLOAD_IDENTITY && ep.labels.is_empty()

@@ -18,5 +18,5 @@ pub mod replay;
 pub mod ringbuf;
 pub mod synthetic;
 
-pub use decoder::{Decoders, decoder};
+pub use decoder::{Decoders, ParserDecoder, decoder};
 pub use synthetic::run_synthetic;
