@@ -273,19 +273,9 @@ fn observe_args(cmd: Command) -> Command {
                 .default_value("0")
                 .help("With --aggregate-by: print only the N largest groups (0: all)."),
         )
-        .arg(
-            Arg::new("input-file")
-                .long("input-file")
-                .value_name("string")
-                .help("Query flows from this file instead of the server. Use '-' to read from stdin."),
-        )
-        .arg(
-            Arg::new("archive")
-                .long("archive")
-                .value_name("path")
-                .conflicts_with("input-file")
-                .help("Query flows from a flow-archiver Parquet archive (a directory or s3://bucket/prefix) instead of the server: history with the same filters and formats."),
-        )
+        .args(source_args(
+            "Query flows from a flow-archiver Parquet archive (a directory or s3://bucket/prefix) instead of the server: history with the same filters and formats.",
+        ))
         .arg(
             Arg::new("print-raw-filters")
                 .long("print-raw-filters")
@@ -420,19 +410,9 @@ fn map_args(cmd: Command) -> Command {
                 .help("Only the N edges with the most flows (0: all)"),
         )
         .next_help_heading("Other Flags")
-        .arg(
-            Arg::new("input-file")
-                .long("input-file")
-                .value_name("string")
-                .help("Query flows from this file instead of the server. Use '-' to read from stdin."),
-        )
-        .arg(
-            Arg::new("archive")
-                .long("archive")
-                .value_name("path")
-                .conflicts_with("input-file")
-                .help("Query flows from a flow-archiver Parquet archive (a directory or s3://bucket/prefix) instead of the server."),
-        )
+        .args(source_args(
+            "Query flows from a flow-archiver Parquet archive (a directory or s3://bucket/prefix) instead of the server.",
+        ))
 }
 
 const MAP_EXAMPLES: &str = "Examples:
@@ -455,6 +435,22 @@ const OBSERVE_EXAMPLES: &str = "Examples:
   with source and destination with destination: --ip X --port 80 means
   (source X and source port 80) or (destination X and destination port 80).
   --not negates the next filter flag; negated flags are combined with AND.";
+
+/// `--input-file` and `--archive`: flows from a file or an archive instead
+/// of the server (`observe`, `map`).
+fn source_args(archive_help: &'static str) -> [Arg; 2] {
+    [
+        Arg::new("input-file")
+            .long("input-file")
+            .value_name("string")
+            .help("Query flows from this file instead of the server. Use '-' to read from stdin."),
+        Arg::new("archive")
+            .long("archive")
+            .value_name("path")
+            .conflicts_with("input-file")
+            .help(archive_help),
+    ]
+}
 
 fn output_arg(default: &'static str, help: &'static str) -> Arg {
     Arg::new("output")

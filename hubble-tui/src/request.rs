@@ -227,6 +227,64 @@ pub fn stream_client(conn: &Conn) -> ObserverClient<Channel> {
     ObserverClient::new(conn.channel.clone()).max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
 }
 
+/// Streams `req` from `server` into `state` (`add` per response) until the
+/// stream ends; with `follow`, also until Ctrl-C, redrawing `draw`'s view of
+/// `state` every [`defaults::AGGREGATE_REFRESH`] (over the previous one on a
+/// terminal, `redraw_in_place`; one after another otherwise) and once more
+/// at the end, like `top`. Shared by `--aggregate-by --follow` and
+/// `hubble map --follow`.
+#[allow(clippy::too_many_arguments)]
+pub async fn stream_redrawn<S>(
+    server: &crate::config::ServerOptions,
+    req: proto::observer::GetFlowsRequest,
+    state: &mut S,
+    mut add: impl FnMut(&mut S, &proto::observer::GetFlowsResponse),
+    mut draw: impl FnMut(&S, &mut dyn Write) -> anyhow::Result<()>,
+    out: &mut dyn Write,
+    follow: bool,
+    redraw_in_place: bool,
+) -> anyhow::Result<()> {
+    let conn = crate::conn::connect(server).await?;
+    let mut client = stream_client(&conn);
+    let mut stream = client
+        .get_flows(conn.stream(req))
+        .await
+        .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
+        .into_inner();
+    let mut redraw = |state: &S, out: &mut dyn Write| -> anyhow::Result<()> {
+        if redraw_in_place {
+            out.write_all(b"\x1b[H\x1b[2J")?;
+        }
+        draw(state, out)?;
+        if !redraw_in_place {
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    let mut tick = tokio::time::interval(defaults::AGGREGATE_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick.tick().await;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            m = stream.message() => match m {
+                Ok(Some(r)) => add(state, &r),
+                Ok(None) => break,
+                Err(s) if s.code() == tonic::Code::Cancelled => break,
+                Err(s) => anyhow::bail!(grpc_error(&s)),
+            },
+            _ = tick.tick(), if follow => redraw(state, out)?,
+            _ = &mut ctrl_c, if follow => break,
+        }
+    }
+    if follow {
+        redraw(state, out)?;
+    }
+    Ok(())
+}
+
 /// Prints a response stream until it ends, fails or Ctrl-C.
 pub async fn print_stream<T, W: Write, E: Write>(
     mut stream: tonic::Streaming<T>,

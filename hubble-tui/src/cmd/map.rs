@@ -16,7 +16,7 @@ use crate::config::{ConfigFile, ServerOptions, Settings};
 use crate::defaults;
 use crate::filters::parse_raw_filters;
 use crate::map::{Graph, Grouping, ServiceMap};
-use crate::request::{Io, grpc_error, parse_filter_flags, selector, stream_client};
+use crate::request::{Io, parse_filter_flags, selector};
 
 /// `-o` of `hubble map`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,49 +250,24 @@ async fn from_server(
     out: &mut dyn Write,
     redraw_in_place: bool,
 ) -> anyhow::Result<()> {
-    let conn = crate::conn::connect(server).await?;
-    let mut client = stream_client(&conn);
-    let mut stream = client
-        .get_flows(conn.stream(plan.request.clone()))
-        .await
-        .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
-        .into_inner();
-    let follow = plan.request.follow;
     let draw = |map: &ServiceMap, out: &mut dyn Write| -> anyhow::Result<()> {
-        if redraw_in_place {
-            out.write_all(b"\x1b[H\x1b[2J")?;
-        }
         // A focused node not seen yet is not an error while following.
         let g = match shape(map.graph(), plan.focus.as_deref(), plan.top) {
             Ok(g) => g,
             Err(_) => shape(map.graph(), None, 0)?.focus(plan.focus.as_deref().unwrap_or("")),
         };
         g.write_text(out, 0)?;
-        if !redraw_in_place {
-            out.write_all(b"\n")?;
-        }
-        out.flush()?;
         Ok(())
     };
-    let mut tick = tokio::time::interval(defaults::AGGREGATE_REFRESH);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    tick.tick().await;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        tokio::select! {
-            m = stream.message() => match m {
-                Ok(Some(r)) => map.add_response(&r),
-                Ok(None) => break,
-                Err(s) if s.code() == tonic::Code::Cancelled => break,
-                Err(s) => anyhow::bail!(grpc_error(&s)),
-            },
-            _ = tick.tick(), if follow => draw(map, out)?,
-            _ = &mut ctrl_c, if follow => break,
-        }
-    }
-    if follow {
-        draw(map, out)?;
-    }
-    Ok(())
+    crate::request::stream_redrawn(
+        server,
+        plan.request.clone(),
+        map,
+        ServiceMap::add_response,
+        draw,
+        out,
+        plan.request.follow,
+        redraw_in_place,
+    )
+    .await
 }

@@ -427,42 +427,21 @@ async fn aggregate_follow(
     out: &mut dyn Write,
     redraw_in_place: bool,
 ) -> anyhow::Result<()> {
-    let conn = crate::conn::connect(server).await?;
-    let mut client = stream_client(&conn);
-    let mut stream = client
-        .get_flows(conn.stream(req))
-        .await
-        .map_err(|s| anyhow::anyhow!(grpc_error(&s)))?
-        .into_inner();
-    let draw = |agg: &crate::aggregate::Aggregator, out: &mut dyn Write| -> io::Result<()> {
-        if redraw_in_place {
-            out.write_all(b"\x1b[H\x1b[2J")?;
-        }
+    let draw = |agg: &crate::aggregate::Aggregator, out: &mut dyn Write| -> anyhow::Result<()> {
         agg.write_table(out, by.top, opts.time_format)?;
-        if !redraw_in_place {
-            out.write_all(b"\n")?;
-        }
-        out.flush()
+        Ok(())
     };
-    let mut tick = tokio::time::interval(defaults::AGGREGATE_REFRESH);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    tick.tick().await;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        tokio::select! {
-            m = stream.message() => match m {
-                Ok(Some(r)) => agg.add_response(&r),
-                Ok(None) => break,
-                Err(s) if s.code() == tonic::Code::Cancelled => break,
-                Err(s) => anyhow::bail!(grpc_error(&s)),
-            },
-            _ = tick.tick() => draw(agg, out)?,
-            _ = &mut ctrl_c => break,
-        }
-    }
-    draw(agg, out)?;
-    Ok(())
+    crate::request::stream_redrawn(
+        server,
+        req,
+        agg,
+        crate::aggregate::Aggregator::add_response,
+        draw,
+        out,
+        true,
+        redraw_in_place,
+    )
+    .await
 }
 
 /// What to do with each response: print it, or count it.
