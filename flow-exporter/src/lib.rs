@@ -7,7 +7,7 @@
 //! ([`sources::ringbuf`], [`sources::replay`], [`sources::synthetic`]),
 //! beside what turns their records into flows ([`sources::decoder`],
 //! [`sources::enrichment`], [`sources::clock`]); [`pipeline`] queues and
-//! decodes them into the [`observer`]'s ring (in place, over the slots it
+//! decodes them into the [`observer`]'s ring of [`event::Event`]s (in place, over the slots it
 //! overwrites), which [`server`] serves (a stored flow as the bytes
 //! [`served`] encodes once for every follower);
 //! [`peers`] is what its `peer.Peer/Notify` announces (the cluster's nodes
@@ -19,6 +19,7 @@
 //! the relay, the archiver or the CLI (they depend on this crate).
 
 pub mod defaults;
+pub mod event;
 pub mod mask;
 pub mod metrics;
 pub mod observer;

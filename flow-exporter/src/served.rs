@@ -16,7 +16,7 @@ use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::Res
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-use crate::observer::Event;
+use crate::event::Event;
 use crate::ring::Slot;
 
 /// One GetFlows response on its way to a client.
