@@ -167,11 +167,12 @@ pub async fn run_with_tls(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<WriterStats> {
     crate::writer::check_writable(storage.as_ref())?;
-    for _ in crate::writer::quarantine_unreadable(storage.as_ref())? {
-        metrics.gap();
-    }
     let mut writer = ArchiveWriter::new(storage.clone(), opts.writer.clone())?;
     let state = writer.state().clone();
+    // The footers were read once, by the writer's state.
+    for _ in crate::writer::quarantine(storage.as_ref(), &state.unreadable)? {
+        metrics.gap();
+    }
     let mut mark = Mark {
         time: state.last_time,
         uuids: state.last_uuids.clone(),

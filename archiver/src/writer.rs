@@ -244,14 +244,21 @@ pub fn check_writable(storage: &dyn Storage) -> Result<(), StorageError> {
 /// archive. The watermark then comes from the readable files, so flows the
 /// source still holds are fetched again. Returns the gaps recorded.
 pub fn quarantine_unreadable(storage: &dyn Storage) -> Result<Vec<Gap>, WriteError> {
-    let st = ArchiveState::load(storage)?;
+    quarantine(storage, &ArchiveState::load(storage)?.unreadable)
+}
+
+/// [`quarantine_unreadable`] for the files a loaded [`ArchiveState`] found
+/// unreadable (the archiver's start: the writer has just read every footer;
+/// an unreadable file counts for nothing in its state, so moving it aside
+/// afterwards changes no watermark).
+pub fn quarantine(storage: &dyn Storage, unreadable: &[String]) -> Result<Vec<Gap>, WriteError> {
     let mut out = Vec::new();
-    for path in st.unreadable {
+    for path in unreadable {
         let aside = format!("{path}.corrupt");
-        let data = storage.get(&path)?.unwrap_or_default();
+        let data = storage.get(path)?.unwrap_or_default();
         storage.put(&aside, &data)?;
-        storage.delete(&path)?;
-        let window = crate::read::hour_range(&path);
+        storage.delete(path)?;
+        let window = crate::read::hour_range(path);
         let gap = Gap {
             recorded_at: Timestamp::now(),
             from: window.map(|w| w.0),

@@ -95,6 +95,18 @@ impl Harness {
         ObserverClient::new(self.channel.clone())
     }
 
+    /// A follow stream with no filter (it starts at the newest flow).
+    async fn follow(&self) -> tonic::Streaming<proto::observer::GetFlowsResponse> {
+        self.client()
+            .get_flows(GetFlowsRequest {
+                follow: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// Runs a non-follow request and returns the uuids of the flows.
     async fn uuids(&self, req: GetFlowsRequest) -> Vec<String> {
         let mut s = self.client().get_flows(req).await.unwrap().into_inner();
@@ -248,15 +260,7 @@ async fn invalid_filter_names_field_and_value() {
 #[tokio::test]
 async fn follow_without_number_starts_at_the_newest() {
     let h = start(4095, 50).await;
-    let mut s = h
-        .client()
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut s = h.follow().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     h.observer.push_flows((50..53).map(flow));
     let mut got = Vec::new();
@@ -304,15 +308,7 @@ async fn follow_with_number_rewinds_then_follows() {
 #[tokio::test]
 async fn lagging_follower_gets_one_aggregated_exact_lost_event() {
     let h = start(7, 0).await;
-    let mut s = h
-        .client()
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut s = h.follow().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     // The client reads nothing while 20,000 flows go through a ring of 7.
     const N: u64 = 20_000;
@@ -561,15 +557,7 @@ async fn oversized_filters_are_refused_and_errors_stay_short() {
 async fn recycled_slots_lapping_a_follower_keep_flows_and_losses_exact() {
     use flow_parser::{ClockOffset, Enricher, Parser, Synthetic};
     let h = start(7, 0).await;
-    let mut s = h
-        .client()
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut s = h.follow().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let g = Synthetic::new(8);
     let parser = || {

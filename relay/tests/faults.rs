@@ -164,6 +164,20 @@ async fn connected(c: &ObserverClient<Channel>, n: u32) -> bool {
         .is_ok_and(|s| s.into_inner().num_connected_nodes.map(|v| v.value) == Some(n))
 }
 
+/// A client of the relay at `port` once it has three nodes, and a follow
+/// through it past their NODE_CONNECTED.
+async fn follow_three(port: u16) -> (ObserverClient<Channel>, Follow) {
+    let c = connect(port).await;
+    until("three nodes connected", || connected(&c, 3)).await;
+    let mut f = Follow::start(&c).await;
+    f.wait(
+        "NODE_CONNECTED for three",
+        |e| matches!(e, Ev::Status(CONNECTED, n, _) if n.len() == 3),
+    )
+    .await;
+    (c, f)
+}
+
 async fn node_state(c: &ObserverClient<Channel>, node: &str) -> i32 {
     let nodes = c
         .clone()
@@ -305,14 +319,7 @@ async fn a_stopped_node_is_unavailable_under_a_follow_and_connected_after_sigcon
             "2s",
         ],
     );
-    let c = connect(port).await;
-    until("three nodes connected", || connected(&c, 3)).await;
-    let mut f = Follow::start(&c).await;
-    f.wait(
-        "NODE_CONNECTED for three",
-        |e| matches!(e, Ev::Status(CONNECTED, n, _) if n.len() == 3),
-    )
-    .await;
+    let (c, mut f) = follow_three(port).await;
     for n in ["node-0", "node-1", "node-2"] {
         f.flows_of(n, 20).await;
     }
@@ -399,14 +406,7 @@ async fn a_killed_and_restarted_node_never_gets_a_stale_error() {
             "2s",
         ],
     );
-    let c = connect(port).await;
-    until("three nodes connected", || connected(&c, 3)).await;
-    let mut f = Follow::start(&c).await;
-    f.wait(
-        "NODE_CONNECTED for three",
-        |e| matches!(e, Ev::Status(CONNECTED, n, _) if n.len() == 3),
-    )
-    .await;
+    let (c, mut f) = follow_three(port).await;
     f.flows_of("node-1", 5).await;
 
     nodes[1].signal(libc::SIGKILL);
