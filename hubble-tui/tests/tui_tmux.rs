@@ -329,6 +329,47 @@ fn tui_restores_the_terminal_on_sigterm() {
     tmux.wait_for("raw mode off", |s| s.contains("terminal in cooked mode"));
 }
 
+/// A terminal that goes away (the tmux server killed: the pty hangs up,
+/// and only the pane's shell gets SIGHUP) ends the TUI instead of leaving
+/// it spinning on end-of-file.
+#[test]
+fn tui_exits_when_its_terminal_goes_away() {
+    let Some(tmux) = Tmux::new() else { return };
+    let server = common::start();
+    tmux.start(&["tui", "--server", &server.addr]);
+    tmux.wait_for("the fixture's 12 flows", |s| table_rows(s).len() == 12);
+    let out = tmux.tmux(&["display-message", "-p", "-t", "tui", "#{pane_pid}"]);
+    let shell = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    let pid = children
+        .split_whitespace()
+        .next()
+        .expect("hubble under the pane's shell")
+        .to_owned();
+    // Killed by this guard if it outlives the test.
+    struct Reap(String);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").args(["-KILL", &self.0]).status();
+        }
+    }
+    let _reap = Reap(pid.clone());
+    tmux.tmux(&["kill-server"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let gone = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.split_whitespace().nth(2) == Some("Z"))
+            .unwrap_or(true)
+    };
+    while !gone(&pid) {
+        assert!(
+            Instant::now() < deadline,
+            "hubble tui (pid {pid}) still running 20 s after its terminal went away"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The service map for real: `m` shows the fixture's eight edges by
 /// workload, Enter on the first (xwing → deathstar) goes back to the flow
 /// table filtered to it: the two dropped requests.

@@ -95,6 +95,7 @@ pub async fn run(m: &ArgMatches, file: &ConfigFile, _io: &mut Io) -> anyhow::Res
         }
         QUIT.store(true, Ordering::SeqCst);
     });
+    exit_on_hangup();
     let ui = tokio::task::spawn_blocking(move || ui_loop(app, &shared, controller, opts));
     let res = ui.await;
     task.abort();
@@ -157,5 +158,36 @@ fn ui_loop(
             Event::Resize(..) => next_frame = Instant::now(),
             _ => {}
         }
+    }
+}
+
+/// Ends the process when the terminal on standard input hangs up (its
+/// window closed, tmux killed). Only the session leader gets SIGHUP then,
+/// not necessarily us, and a reader of a hung-up tty sees end-of-file
+/// forever: crossterm's event reader would spin on it inside `poll`, where
+/// the UI loop cannot look at [`QUIT`]. There is no terminal left to
+/// restore, so the watchdog exits at once, with the status of a process
+/// killed by SIGHUP (129).
+fn exit_on_hangup() {
+    let spawned = std::thread::Builder::new()
+        .name("tui-hangup".into())
+        .spawn(|| {
+            loop {
+                // `events: 0`: poll reports only POLLHUP/POLLERR/POLLNVAL,
+                // which a live terminal never does.
+                let mut fds = libc::pollfd {
+                    fd: libc::STDIN_FILENO,
+                    events: 0,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                let n = unsafe { libc::poll(&mut fds, 1, 1000) };
+                if n > 0 {
+                    std::process::exit(129);
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("warning: no terminal hang-up watchdog: {e}");
     }
 }
