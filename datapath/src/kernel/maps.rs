@@ -889,3 +889,9 @@ pub(crate) const MAP_SHAPES: [(&str, MapType, u32, u32); 16] = [
         size_of::<Lb4AffinityValue>() as u32,
     ),
 ];
+
+/// The names of every map the datapath pins (what [`crate::Datapath::load`]
+/// creates in an empty pin directory, in its report's order).
+pub fn pinned_map_names() -> impl Iterator<Item = &'static str> {
+    MAP_SHAPES.iter().map(|(name, ..)| *name)
+}
