@@ -203,22 +203,47 @@ impl SocketAccess {
     }
 }
 
+/// The gid of group `name` from the system's group database (NSS:
+/// `/etc/group`, and LDAP/SSSD where configured), by `getgrnam_r`.
 fn lookup_group(name: &str) -> anyhow::Result<u32> {
-    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let n = f.next()?;
-            let _ = f.next();
-            Some((n, f.next()?.parse::<u32>().ok()?))
-        })
-        .find(|(n, _)| *n == name)
-        .map(|(_, gid)| gid)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "--api-socket-group {name:?}: no such group in /etc/group (a name or a numeric gid)"
+    let not_found = || {
+        anyhow::anyhow!(
+            "--api-socket-group {name:?}: no such group in the system's group database (a name or a numeric gid)"
+        )
+    };
+    let cname = std::ffi::CString::new(name).map_err(|_| not_found())?;
+    let mut buf = vec![0 as libc::c_char; 1024];
+    loop {
+        // SAFETY: all-zero is a valid `group` (null pointers, gid 0).
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; `buf`'s length is
+        // passed with it; `result` is null or points at `grp`.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
             )
-        })
+        };
+        if rc == libc::ERANGE && buf.len() < (1 << 20) {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            anyhow::bail!(
+                "--api-socket-group {name:?}: looking the group up failed: {}",
+                std::io::Error::from_raw_os_error(rc)
+            );
+        }
+        return if result.is_null() {
+            Err(not_found())
+        } else {
+            Ok(grp.gr_gid)
+        };
+    }
 }
 
 /// Checks that the API socket can be created at `socket` (called at start,
@@ -628,6 +653,7 @@ mod tests {
         let e = SocketAccess::group("no-such-group-here").unwrap_err();
         assert!(e.to_string().contains("no such group"), "{e}");
         assert_eq!(SocketAccess::group("root").unwrap().group, Some(0));
+        assert_eq!(SocketAccess::group("nogroup").unwrap().group, Some(65534));
     }
 
     #[test]
