@@ -4,7 +4,10 @@
 //!    measured by a counting allocator before and after;
 //! 2. end-to-end events/s: synthetic raw events through the real pipeline
 //!    (queue → decode → enrich → metrics → ring) to a following gRPC client
-//!    on loopback, for 5 s, with what the client received and lost.
+//!    on loopback that decodes every message, for 5 s, with what the client
+//!    received and lost: once with the producer unthrottled (it waits for
+//!    room in the queue), once throttled to 1 M events/s as a live source
+//!    (a full queue drops the batch, counted), issue 14's condition.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
@@ -69,7 +72,12 @@ fn memory_per_flow() {
     );
 }
 
-fn end_to_end() {
+/// Events per second of the throttled run (issue 14's condition).
+const THROTTLED_RATE: u64 = 1_000_000;
+
+/// One end-to-end run; `rate` throttles the producer to that many events/s
+/// and makes it a live source (a batch finding the queue full is dropped).
+fn end_to_end(rate: Option<u64>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -119,6 +127,7 @@ fn end_to_end() {
         let mut gen_ = Synthetic::new(11);
         let mut scratch = Vec::new();
         let mut produced = 0u64;
+        let mut dropped = 0u64;
         while start.elapsed() < dur {
             let mut b = RawBatch::with_capacity(256);
             for _ in 0..256 {
@@ -126,17 +135,35 @@ fn end_to_end() {
                 b.push(&scratch);
             }
             produced += 256;
-            if ingest.send(Batch::Raw { source: "synthetic", batch: b }).await.is_err() {
-                break;
+            let batch = Batch::Raw { source: "synthetic", batch: b };
+            match rate {
+                None => {
+                    if ingest.send(batch).await.is_err() {
+                        break;
+                    }
+                }
+                Some(rate) => {
+                    if !ingest.offer(batch) {
+                        dropped += 256;
+                    }
+                    let due = start + Duration::from_secs_f64(produced as f64 / rate as f64);
+                    if due > Instant::now() {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                }
             }
         }
         let secs = start.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let got = received.load(Ordering::Relaxed);
         let l = lost.load(Ordering::Relaxed);
+        let producer = match rate {
+            None => "producer unthrottled".to_owned(),
+            Some(r) => format!("producer throttled to {r} events/s, {dropped} dropped at the full queue"),
+        };
         println!(
-            "end-to-end: {:.0} events/s decoded+stored, {:.0} flows/s delivered to a following gRPC client \
-             ({produced} produced in {secs:.1}s, {got} delivered, {l} reported lost to the client)",
+            "end-to-end ({producer}): {:.0} events/s decoded+stored, {:.0} flows/s delivered to a following \
+             gRPC client ({produced} produced in {secs:.1}s, {got} delivered, {l} reported lost to the client)",
             observer.status().seen_flows as f64 / secs,
             got as f64 / secs,
         );
@@ -145,5 +172,6 @@ fn end_to_end() {
 
 fn main() {
     memory_per_flow();
-    end_to_end();
+    end_to_end(None);
+    end_to_end(Some(THROTTLED_RATE));
 }

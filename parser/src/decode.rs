@@ -175,14 +175,24 @@ impl Parser {
         let mut summary_buf = std::mem::take(&mut flow.summary);
         let mut uuid_buf = std::mem::take(&mut flow.uuid);
         let mut node_buf = std::mem::take(&mut flow.node_name);
-        // The endpoints keep their buffers: enrichment rewrites every field.
+        // The endpoints, services and DNS names keep their buffers:
+        // enrichment rewrites every one of them. Everything else is reset
+        // (what is dropped here is what a flow still allocates).
         let source = flow.source.take();
         let destination = flow.destination.take();
+        let source_service = flow.source_service.take();
+        let destination_service = flow.destination_service.take();
+        let source_names = std::mem::take(&mut flow.source_names);
+        let destination_names = std::mem::take(&mut flow.destination_names);
         let mut ethernet = flow.ethernet.take();
         let mut ip = flow.ip.take();
         *flow = Flow::default();
         flow.source = source;
         flow.destination = destination;
+        flow.source_service = source_service;
+        flow.destination_service = destination_service;
+        flow.source_names = source_names;
+        flow.destination_names = destination_names;
         let hdr = *ev.hdr();
 
         if let ebpf::RawEvent::TraceSock(s, _) = &ev {
