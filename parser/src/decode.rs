@@ -184,6 +184,7 @@ impl Parser {
         let destination_service = flow.destination_service.take();
         let source_names = std::mem::take(&mut flow.source_names);
         let destination_names = std::mem::take(&mut flow.destination_names);
+        let mut iface_name = flow.interface.take().map(|i| i.name);
         let mut ethernet = flow.ethernet.take();
         let mut ip = flow.ip.take();
         *flow = Flow::default();
@@ -210,6 +211,12 @@ impl Parser {
             flow.l4 = h.l4_proto();
 
             let (src, dst) = event::fill(&ev, &h, flow);
+            // The interface's name is written by enrichment: into the
+            // previous flow's buffer.
+            if let (Some(iface), Some(name)) = (flow.interface.as_mut(), iface_name.as_mut()) {
+                name.clear();
+                std::mem::swap(&mut iface.name, name);
+            }
             self.enricher.enrich(flow, &src, &dst);
             let source_ep_id = flow.source.as_ref().map_or(0, |e| e.id);
             event::set_traffic_direction(&ev, source_ep_id, flow);
