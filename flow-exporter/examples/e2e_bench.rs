@@ -4,7 +4,14 @@
 //!    measured by a counting allocator before and after;
 //! 2. end-to-end events/s: synthetic raw events through the real pipeline
 //!    (queue → decode → enrich → metrics → ring) to a following gRPC client
-//!    on loopback, for 5 s, with what the client received and lost.
+//!    on loopback that decodes every message, for 5 s, with what the client
+//!    received and lost: once with the producer unthrottled (it waits for
+//!    room in the queue), once throttled to 1 M events/s as a live source
+//!    (a full queue drops the batch, counted), issue 14's condition;
+//! 3. ingest on one core (decode + enrich + metrics + ring store, the path
+//!    of criterion's `exporter/ingest`) per second of the thread's CPU time
+//!    as well as of wall time: on a shared machine the CPU-time figure is
+//!    the one that does not move with other processes' load.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
@@ -69,7 +76,12 @@ fn memory_per_flow() {
     );
 }
 
-fn end_to_end() {
+/// Events per second of the throttled run (issue 14's condition).
+const THROTTLED_RATE: u64 = 1_000_000;
+
+/// One end-to-end run; `rate` throttles the producer to that many events/s
+/// and makes it a live source (a batch finding the queue full is dropped).
+fn end_to_end(rate: Option<u64>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -119,6 +131,7 @@ fn end_to_end() {
         let mut gen_ = Synthetic::new(11);
         let mut scratch = Vec::new();
         let mut produced = 0u64;
+        let mut dropped = 0u64;
         while start.elapsed() < dur {
             let mut b = RawBatch::with_capacity(256);
             for _ in 0..256 {
@@ -126,24 +139,105 @@ fn end_to_end() {
                 b.push(&scratch);
             }
             produced += 256;
-            if ingest.send(Batch::Raw { source: "synthetic", batch: b }).await.is_err() {
-                break;
+            let batch = Batch::Raw { source: "synthetic", batch: b };
+            match rate {
+                None => {
+                    if ingest.send(batch).await.is_err() {
+                        break;
+                    }
+                }
+                Some(rate) => {
+                    if !ingest.offer(batch) {
+                        dropped += 256;
+                    }
+                    let due = start + Duration::from_secs_f64(produced as f64 / rate as f64);
+                    if due > Instant::now() {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                }
             }
         }
         let secs = start.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let got = received.load(Ordering::Relaxed);
         let l = lost.load(Ordering::Relaxed);
+        let producer = match rate {
+            None => "producer unthrottled".to_owned(),
+            Some(r) => format!("producer throttled to {r} events/s, {dropped} dropped at the full queue"),
+        };
         println!(
-            "end-to-end: {:.0} events/s decoded+stored, {:.0} flows/s delivered to a following gRPC client \
-             ({produced} produced in {secs:.1}s, {got} delivered, {l} reported lost to the client)",
+            "end-to-end ({producer}): {:.0} events/s decoded+stored, {:.0} flows/s delivered to a following \
+             gRPC client ({produced} produced in {secs:.1}s, {got} delivered, {l} reported lost to the client)",
             observer.status().seen_flows as f64 / secs,
             got as f64 / secs,
         );
     });
 }
 
+/// The calling thread's CPU time.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer for the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn ingest_one_core() {
+    const ROUNDS: usize = 500;
+    let mut g = Synthetic::new(7);
+    let evs: Vec<Vec<u8>> = (0..4096)
+        .map(|_| {
+            let mut v = Vec::new();
+            g.next_event(&mut v);
+            v
+        })
+        .collect();
+    let mut parser = Parser::new(
+        g.node_name(),
+        Enricher::from_static(Arc::new(g.enrichment())),
+    );
+    let clock = ClockOffset::new(0);
+    let metrics = Arc::new(Metrics::new());
+    let mut counters = metrics.flow_counters();
+    let observer = Observer::new("bench", 65535).unwrap();
+    let mut round = || {
+        observer.push_decoded(
+            evs.iter().map(Vec::as_slice),
+            |raw, f| {
+                parser.decode_into(raw, &clock, f)?;
+                counters.observe(f);
+                Ok::<(), flow_parser::DecodeError>(())
+            },
+            |_, e| panic!("synthetic event rejected: {e}"),
+        );
+    };
+    // Fill the ring twice over first: the steady state reuses its slots.
+    for _ in 0..32 {
+        round();
+    }
+    let (wall, cpu) = (Instant::now(), thread_cpu());
+    for _ in 0..ROUNDS {
+        round();
+    }
+    let (wall, cpu) = (
+        wall.elapsed().as_secs_f64(),
+        (thread_cpu() - cpu).as_secs_f64(),
+    );
+    let n = (ROUNDS * evs.len()) as f64;
+    println!(
+        "ingest, one core (decode+enrich+metrics+ring): {:.0} events per CPU-second, {:.0} events/s of wall time ({n} events)",
+        n / cpu,
+        n / wall,
+    );
+}
+
 fn main() {
+    ingest_one_core();
     memory_per_flow();
-    end_to_end();
+    end_to_end(None);
+    end_to_end(Some(THROTTLED_RATE));
 }

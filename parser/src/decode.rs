@@ -175,14 +175,25 @@ impl Parser {
         let mut summary_buf = std::mem::take(&mut flow.summary);
         let mut uuid_buf = std::mem::take(&mut flow.uuid);
         let mut node_buf = std::mem::take(&mut flow.node_name);
-        // The endpoints keep their buffers: enrichment rewrites every field.
+        // The endpoints, services and DNS names keep their buffers:
+        // enrichment rewrites every one of them. Everything else is reset
+        // (what is dropped here is what a flow still allocates).
         let source = flow.source.take();
         let destination = flow.destination.take();
+        let source_service = flow.source_service.take();
+        let destination_service = flow.destination_service.take();
+        let source_names = std::mem::take(&mut flow.source_names);
+        let destination_names = std::mem::take(&mut flow.destination_names);
+        let mut iface_name = flow.interface.take().map(|i| i.name);
         let mut ethernet = flow.ethernet.take();
         let mut ip = flow.ip.take();
         *flow = Flow::default();
         flow.source = source;
         flow.destination = destination;
+        flow.source_service = source_service;
+        flow.destination_service = destination_service;
+        flow.source_names = source_names;
+        flow.destination_names = destination_names;
         let hdr = *ev.hdr();
 
         if let ebpf::RawEvent::TraceSock(s, _) = &ev {
@@ -200,6 +211,12 @@ impl Parser {
             flow.l4 = h.l4_proto();
 
             let (src, dst) = event::fill(&ev, &h, flow);
+            // The interface's name is written by enrichment: into the
+            // previous flow's buffer.
+            if let (Some(iface), Some(name)) = (flow.interface.as_mut(), iface_name.as_mut()) {
+                name.clear();
+                std::mem::swap(&mut iface.name, name);
+            }
             self.enricher.enrich(flow, &src, &dst);
             let source_ep_id = flow.source.as_ref().map_or(0, |e| e.id);
             event::set_traffic_direction(&ev, source_ep_id, flow);

@@ -150,24 +150,76 @@ pub trait IdentityLookup: Send + Sync {
     fn labels(&self, identity: u32) -> Option<Vec<String>> {
         reserved_identity_labels(identity)
     }
+
+    /// [`IdentityLookup::labels`] into `to`, replacing its contents (empty
+    /// when unknown). Implementations that hold the labels override it to
+    /// copy into `to`'s buffers: the decoder calls it once per flow side.
+    fn labels_into(&self, identity: u32, to: &mut Vec<String>) {
+        *to = self.labels(identity).unwrap_or_default();
+    }
+}
+
+/// The reserved identities' labels, built once ([`reserved_identity_labels`]).
+static RESERVED_LABELS: std::sync::LazyLock<Vec<(u32, Vec<String>)>> =
+    std::sync::LazyLock::new(|| {
+        RESERVED_IDENTITIES
+            .iter()
+            .filter_map(|&(id, _)| Some((id, reserved_identity_labels(id)?)))
+            .collect()
+    });
+
+/// The labels of a reserved identity copied into `to` (reusing its
+/// buffers); empty when `id` is not a reserved identity with labels.
+pub fn reserved_identity_labels_into(id: u32, to: &mut Vec<String>) {
+    match RESERVED_LABELS.iter().find(|(i, _)| *i == id) {
+        Some((_, l)) => to.clone_from(l),
+        None => to.clear(),
+    }
 }
 
 /// Frontend address → service (optional).
 pub trait ServiceLookup: Send + Sync {
     /// The service whose frontend is `ip:port`.
     fn by_addr(&self, ip: IpAddr, port: u16) -> Option<ServiceInfo>;
+
+    /// [`ServiceLookup::by_addr`] as the `flow.Service` written over `to`
+    /// (`None` when there is none). Implementations that hold the services
+    /// override it to copy into `to`'s strings: the decoder calls it once
+    /// per flow side.
+    fn service_into(&self, ip: IpAddr, port: u16, to: &mut Option<Service>) {
+        *to = self.by_addr(ip, port).map(service_proto);
+    }
 }
 
 /// IP → DNS names (optional).
 pub trait NameLookup: Send + Sync {
     /// Names known for `ip`, empty if none.
     fn names(&self, ip: IpAddr) -> Vec<String>;
+
+    /// [`NameLookup::names`] into `to`, replacing its contents;
+    /// implementations that hold the names override it to reuse `to`'s
+    /// buffers.
+    fn names_into(&self, ip: IpAddr, to: &mut Vec<String>) {
+        *to = self.names(ip);
+    }
 }
 
 /// ifindex → interface name (optional).
 pub trait InterfaceLookup: Send + Sync {
     /// The name of the interface, if known.
     fn if_name(&self, ifindex: u32) -> Option<String>;
+
+    /// [`InterfaceLookup::if_name`] copied into `to`; whether it was known
+    /// (`to` is left as it was when not).
+    fn if_name_into(&self, ifindex: u32, to: &mut String) -> bool {
+        match self.if_name(ifindex) {
+            Some(n) => {
+                *to = n;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// The reserved identities: `(id, name)`; labels are `reserved:<name>`
@@ -509,6 +561,13 @@ impl IdentityLookup for StaticEnrichment {
             .cloned()
             .or_else(|| reserved_identity_labels(identity))
     }
+
+    fn labels_into(&self, identity: u32, to: &mut Vec<String>) {
+        match self.identities.get(&identity) {
+            Some(l) => to.clone_from(l),
+            None => reserved_identity_labels_into(identity, to),
+        }
+    }
 }
 
 impl ServiceLookup for StaticEnrichment {
@@ -519,11 +578,34 @@ impl ServiceLookup for StaticEnrichment {
             .find(|s| s.ips.contains(&ip) && (s.ports.is_empty() || s.ports.contains(&port)))
             .cloned()
     }
+
+    fn service_into(&self, ip: IpAddr, port: u16, to: &mut Option<Service>) {
+        let found = self
+            .spec
+            .services
+            .iter()
+            .find(|s| s.ips.contains(&ip) && (s.ports.is_empty() || s.ports.contains(&port)));
+        match found {
+            Some(s) => {
+                let Service { name, namespace } = to.get_or_insert_with(Service::default);
+                name.clone_from(&s.name);
+                namespace.clone_from(&s.namespace);
+            }
+            None => *to = None,
+        }
+    }
 }
 
 impl NameLookup for StaticEnrichment {
     fn names(&self, ip: IpAddr) -> Vec<String> {
         self.spec.names.get(&ip).cloned().unwrap_or_default()
+    }
+
+    fn names_into(&self, ip: IpAddr, to: &mut Vec<String>) {
+        match self.spec.names.get(&ip) {
+            Some(n) => to.clone_from(n),
+            None => to.clear(),
+        }
     }
 }
 
@@ -536,6 +618,16 @@ impl PolicyLookup for StaticEnrichment {
 impl InterfaceLookup for StaticEnrichment {
     fn if_name(&self, ifindex: u32) -> Option<String> {
         self.spec.interfaces.get(&ifindex).cloned()
+    }
+
+    fn if_name_into(&self, ifindex: u32, to: &mut String) -> bool {
+        match self.spec.interfaces.get(&ifindex) {
+            Some(n) => {
+                to.clone_from(n);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -776,11 +868,10 @@ impl Enricher {
             }
         }
         if labels.is_empty() && *identity != 0 {
-            *labels = match &self.identities {
-                Some(l) => l.labels(*identity),
-                None => reserved_identity_labels(*identity),
+            match &self.identities {
+                Some(l) => l.labels_into(*identity, labels),
+                None => reserved_identity_labels_into(*identity, labels),
             }
-            .unwrap_or_default();
         }
         if cluster_name.is_empty() {
             match labels
@@ -797,28 +888,39 @@ impl Enricher {
     }
 
     /// Fills `source`, `destination`, the services, the DNS names and the
-    /// interface name of `flow`.
+    /// interface name of `flow`, replacing what these fields held (their
+    /// strings and lists are reused: the decoder keeps them across flows).
     pub fn enrich(&self, flow: &mut Flow, src: &SideHint, dst: &SideHint) {
         self.endpoint_into(src, flow.source.get_or_insert_with(Endpoint::default));
         self.endpoint_into(dst, flow.destination.get_or_insert_with(Endpoint::default));
-        if let Some(s) = &self.services {
-            flow.source_service = src
-                .ip
-                .and_then(|ip| s.by_addr(ip, src.port))
-                .map(service_proto);
-            flow.destination_service = dst
-                .ip
-                .and_then(|ip| s.by_addr(ip, dst.port))
-                .map(service_proto);
+        match &self.services {
+            Some(s) => {
+                for (side, to) in [
+                    (src, &mut flow.source_service),
+                    (dst, &mut flow.destination_service),
+                ] {
+                    match side.ip {
+                        Some(ip) => s.service_into(ip, side.port, to),
+                        None => *to = None,
+                    }
+                }
+            }
+            None => {
+                flow.source_service = None;
+                flow.destination_service = None;
+            }
         }
-        if let Some(n) = &self.names {
-            flow.source_names = src.ip.map(|ip| n.names(ip)).unwrap_or_default();
-            flow.destination_names = dst.ip.map(|ip| n.names(ip)).unwrap_or_default();
+        for (side, to) in [
+            (src, &mut flow.source_names),
+            (dst, &mut flow.destination_names),
+        ] {
+            match (&self.names, side.ip) {
+                (Some(n), Some(ip)) => n.names_into(ip, to),
+                _ => to.clear(),
+            }
         }
-        if let (Some(l), Some(iface)) = (&self.interfaces, flow.interface.as_mut())
-            && let Some(name) = l.if_name(iface.index)
-        {
-            iface.name = name;
+        if let (Some(l), Some(iface)) = (&self.interfaces, flow.interface.as_mut()) {
+            l.if_name_into(iface.index, &mut iface.name);
         }
     }
 }

@@ -605,6 +605,30 @@ fn decode_into_overwrites_everything() {
 }
 
 #[test]
+fn decode_into_a_reused_flow_equals_a_fresh_decode_over_the_synthetic_mix() {
+    // Endpoints, services, DNS names and interface names are written over
+    // the buffers of the previous flow: nothing of it may remain.
+    let g = crate::Synthetic::new(21);
+    let enricher = Enricher::from_static(Arc::new(g.enrichment()));
+    let mut reused = Parser::new(g.node_name(), enricher.clone()).without_uuids();
+    let mut fresh = Parser::new(g.node_name(), enricher).without_uuids();
+    let mut events = crate::Synthetic::new(21);
+    let mut raw = Vec::new();
+    let mut flow = Flow::default();
+    let (mut services, mut names) = (0, 0);
+    for i in 0..5000 {
+        raw.clear();
+        events.next_event(&mut raw);
+        reused.decode_into(&raw, &clock(), &mut flow).unwrap();
+        let want = fresh.decode(&raw, &clock()).unwrap();
+        assert_eq!(flow, want, "event {i}");
+        services += usize::from(want.destination_service.is_some());
+        names += usize::from(!want.destination_names.is_empty());
+    }
+    assert!(services > 0 && names > 0, "the mix has services and names");
+}
+
+#[test]
 fn json_is_hubbles_form() {
     let pkt = tcp(XWING, DEATHSTAR, 44916, 80, f::SYN);
     let mut raw = Vec::new();
