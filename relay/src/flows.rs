@@ -53,9 +53,7 @@ use std::future::poll_fn;
 use std::task::Poll;
 use std::time::Duration;
 
-use proto::observer::get_flows_response::ResponseTypes;
-use proto::observer::observer_client::ObserverClient;
-use proto::observer::{GetFlowsRequest, GetFlowsResponse};
+use proto::observer::GetFlowsRequest;
 use proto::relay::NodeState;
 use proto::wkt::Timestamp;
 use tokio::sync::mpsc;
@@ -66,10 +64,11 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 
 use crate::defaults;
-use crate::merge::{Merger, Mode, StreamId, response_time};
+use crate::merge::{Merger, Mode, StreamId};
 use crate::pool::{Backoff, PeerView, Pool, status_text};
 use crate::queue::{ClientQueue, ClientStream, client_queue};
 use crate::status::{ErrorAggregator, node_status};
+use crate::wire::{Kind, PeerCodec, PeerResponse};
 
 /// Responses the request's loop takes in a row from peers that have them
 /// ready before it looks at its timers and the pool again.
@@ -147,21 +146,13 @@ pub fn get_flows(
     Ok(stream)
 }
 
-#[expect(
-    clippy::large_enum_variant,
-    reason = "flows dominate; boxing would allocate once more per flow"
-)]
 enum PeerEvent {
-    Response(GetFlowsResponse),
+    Response(PeerResponse),
     End,
     Failed(Status),
 }
 
 /// What woke the request's loop.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "lives on the stack for one loop turn"
-)]
 enum Wake {
     ClientGone,
     Peer(StreamId, PeerEvent),
@@ -204,9 +195,8 @@ async fn read_peer(
                 .expect("digits are valid metadata"),
         );
     }
-    let mut client = ObserverClient::new(channel);
     let req = tonic::Request::from_parts(metadata, Default::default(), req);
-    let mut stream = match client.get_flows(req).await {
+    let mut stream = match peer_get_flows(channel, req).await {
         Ok(r) => r.into_inner(),
         Err(s) => {
             let _ = tx.send(PeerEvent::Failed(s)).await;
@@ -224,6 +214,24 @@ async fn read_peer(
             return;
         }
     }
+}
+
+/// `observer.Observer/GetFlows` on a peer, as the generated client calls
+/// it, with the responses kept as the bytes the peer sent
+/// ([`crate::wire::PeerCodec`]).
+async fn peer_get_flows(
+    channel: Channel,
+    req: tonic::Request<GetFlowsRequest>,
+) -> Result<tonic::Response<tonic::codec::Streaming<PeerResponse>>, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unknown(format!("Service was not ready: {e}")))?;
+    let mut req = req;
+    req.extensions_mut()
+        .insert(tonic::GrpcMethod::new("observer.Observer", "GetFlows"));
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/observer.Observer/GetFlows");
+    grpc.server_streaming(req, path, PeerCodec).await
 }
 
 /// A follow request's view of one peer.
@@ -253,7 +261,7 @@ impl Track {
 /// Keeps the last N flows of a non-follow `number` request.
 struct Tail {
     n: usize,
-    flows: std::collections::VecDeque<GetFlowsResponse>,
+    flows: std::collections::VecDeque<PeerResponse>,
 }
 
 struct Run {
@@ -262,7 +270,7 @@ struct Run {
     req: GetFlowsRequest,
     metadata: MetadataMap,
     queue: ClientQueue,
-    merger: Merger,
+    merger: Merger<PeerResponse>,
     readers: BTreeMap<StreamId, Reader>,
     tracks: BTreeMap<String, Track>,
     errors: ErrorAggregator,
@@ -358,7 +366,7 @@ impl Run {
         r
     }
 
-    async fn send(&mut self, r: GetFlowsResponse) -> bool {
+    async fn send(&mut self, r: impl Into<crate::wire::Out>) -> bool {
         if self.req.follow {
             self.queue.push_drop_oldest(r)
         } else {
@@ -368,7 +376,7 @@ impl Run {
 
     /// Sends a released flow; false when the request is over (client gone
     /// or `first` satisfied).
-    async fn emit_flow(&mut self, r: GetFlowsResponse) -> bool {
+    async fn emit_flow(&mut self, r: PeerResponse) -> bool {
         if let Some(t) = &mut self.tail {
             t.flows.push_back(r);
             if t.flows.len() > t.n {
@@ -650,23 +658,23 @@ impl Run {
 
     async fn handle(&mut self, id: StreamId, ev: PeerEvent) -> bool {
         match ev {
-            PeerEvent::Response(r) => match &r.response_types {
-                Some(ResponseTypes::Flow(_)) => {
+            PeerEvent::Response(r) => match r.scanned.kind {
+                Kind::Flow => {
                     if self.req.follow
                         && let Some(name) = self.merger.name(id)
                         && let Some(t) = self.tracks.get_mut(name)
                     {
-                        t.last_time = Some(response_time(&r));
+                        t.last_time = Some(r.scanned.order_time());
                         t.backoff.reset();
                     }
                     self.merger.push(id, r, Instant::now());
                     true
                 }
                 // Lost events and a peer relay's node status: passed on.
-                Some(_) => self.send(r).await,
+                Kind::LostEvents | Kind::NodeStatus => self.send(r).await,
                 // A progress marker (asked for in follow requests only).
-                None => {
-                    if let Some(t) = r.time {
+                Kind::None => {
+                    if let Some(t) = r.scanned.time {
                         self.merger.progress(id, t);
                     }
                     true

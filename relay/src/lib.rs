@@ -21,6 +21,7 @@ pub mod pool;
 pub mod queue;
 pub mod server;
 pub mod status;
+pub mod wire;
 
 use std::sync::Arc;
 
