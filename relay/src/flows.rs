@@ -53,6 +53,7 @@ use std::future::poll_fn;
 use std::task::Poll;
 use std::time::Duration;
 
+use futures::Stream as _;
 use proto::observer::GetFlowsRequest;
 use proto::relay::NodeState;
 use proto::wkt::Timestamp;
@@ -147,7 +148,10 @@ pub fn get_flows(
 }
 
 enum PeerEvent {
-    Response(PeerResponse),
+    /// The responses the peer had ready, in its order (at most
+    /// [`defaults::PEER_READ_BATCH`]): one channel message and one wakeup
+    /// for all of them.
+    Responses(Vec<PeerResponse>),
     End,
     Failed(Status),
 }
@@ -204,13 +208,38 @@ async fn read_peer(
         }
     };
     loop {
-        let ev = match stream.message().await {
-            Ok(Some(r)) => PeerEvent::Response(r),
-            Ok(None) => PeerEvent::End,
-            Err(s) => PeerEvent::Failed(s),
-        };
-        let last = !matches!(ev, PeerEvent::Response(_));
-        if tx.send(ev).await.is_err() || last {
+        // Waits for one response, then takes every one already decodable
+        // without waiting (never holds one back for a later one).
+        let mut batch = Vec::new();
+        let mut last = None;
+        poll_fn(|cx| {
+            loop {
+                match std::pin::Pin::new(&mut stream).poll_next(cx) {
+                    Poll::Ready(Some(Ok(r))) => {
+                        batch.push(r);
+                        if batch.len() >= defaults::PEER_READ_BATCH {
+                            return Poll::Ready(());
+                        }
+                    }
+                    Poll::Ready(Some(Err(s))) => {
+                        last = Some(PeerEvent::Failed(s));
+                        return Poll::Ready(());
+                    }
+                    Poll::Ready(None) => {
+                        last = Some(PeerEvent::End);
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending if batch.is_empty() => return Poll::Pending,
+                    Poll::Pending => return Poll::Ready(()),
+                }
+            }
+        })
+        .await;
+        if !batch.is_empty() && tx.send(PeerEvent::Responses(batch)).await.is_err() {
+            return;
+        }
+        if let Some(ev) = last {
+            let _ = tx.send(ev).await;
             return;
         }
     }
@@ -331,7 +360,7 @@ impl Run {
             return;
         };
         let returning = self.tracks.get(&v.name).is_some_and(|t| t.ever_attached);
-        let (tx, rx) = mpsc::channel(defaults::PEER_BUFFER);
+        let (tx, rx) = mpsc::channel((defaults::PEER_BUFFER / defaults::PEER_READ_BATCH).max(1));
         let task = tokio::spawn(read_peer(channel, req, self.metadata.clone(), tx));
         let id = if returning {
             self.merger.add_catching_up(v.name.clone())
@@ -658,34 +687,46 @@ impl Run {
 
     async fn handle(&mut self, id: StreamId, ev: PeerEvent) -> bool {
         match ev {
-            PeerEvent::Response(r) => match r.scanned.kind {
-                Kind::Flow => {
-                    if self.req.follow
-                        && let Some(name) = self.merger.name(id)
-                        && let Some(t) = self.tracks.get_mut(name)
-                    {
-                        t.last_time = Some(r.scanned.order_time());
-                        t.backoff.reset();
+            PeerEvent::Responses(rs) => {
+                for r in rs {
+                    if !self.handle_response(id, r).await {
+                        return false;
                     }
-                    self.merger.push(id, r, Instant::now());
-                    true
                 }
-                // Lost events and a peer relay's node status: passed on.
-                Kind::LostEvents | Kind::NodeStatus => self.send(r).await,
-                // A progress marker (asked for in follow requests only).
-                Kind::None => {
-                    if let Some(t) = r.scanned.time {
-                        self.merger.progress(id, t);
-                    }
-                    true
-                }
-            },
+                true
+            }
             PeerEvent::End => self.stream_over(id, None).await,
             PeerEvent::Failed(s) => {
                 if s.code() == tonic::Code::InvalidArgument {
                     tracing::debug!(error = %s, "peer rejected the request");
                 }
                 self.stream_over(id, Some(status_text(&s))).await
+            }
+        }
+    }
+
+    /// One response of peer stream `id`.
+    async fn handle_response(&mut self, id: StreamId, r: PeerResponse) -> bool {
+        match r.scanned.kind {
+            Kind::Flow => {
+                if self.req.follow
+                    && let Some(name) = self.merger.name(id)
+                    && let Some(t) = self.tracks.get_mut(name)
+                {
+                    t.last_time = Some(r.scanned.order_time());
+                    t.backoff.reset();
+                }
+                self.merger.push(id, r, Instant::now());
+                true
+            }
+            // Lost events and a peer relay's node status: passed on.
+            Kind::LostEvents | Kind::NodeStatus => self.send(r).await,
+            // A progress marker (asked for in follow requests only).
+            Kind::None => {
+                if let Some(t) = r.scanned.time {
+                    self.merger.progress(id, t);
+                }
+                true
             }
         }
     }
