@@ -11,7 +11,8 @@
 //!   recent (the cluster's N are among them), and the relay keeps the last
 //!   N of the merge. Hubble's relay returns N flows *per node* instead.
 //!   With `first`, the N oldest of the cluster. The relay then holds at
-//!   most N flows (plus one per peer) for the request.
+//!   most N flows (plus one read batch, at most
+//!   [`defaults::PEER_READ_BATCH`], per peer) for the request.
 //! - **Follow** requests are merged within a window (default 1 s and 100
 //!   flows; see [`crate::merge`] for the exact guarantee). A `number`
 //!   with follow applies per node to the backlog before the live flows

@@ -12,7 +12,9 @@
 //! The smallest head is released only when every peer whose stream is
 //! still open has a flow queued: nothing earlier can come from any of
 //! them. The caller reads a peer only while its queue is empty, so the
-//! merge holds at most one flow per peer. **Guarantee: the output is in
+//! merge holds at most one read per peer (the relay reads a batch of what
+//! the peer has ready, at most `defaults::PEER_READ_BATCH` flows).
+//! **Guarantee: the output is in
 //! exact time order** whenever each peer's own stream is (ties are broken
 //! by peer, then by arrival).
 //!
@@ -253,7 +255,7 @@ impl<R: Timed> Merger<R> {
 
     /// Whether the caller should read `id`'s next response now. In exact
     /// mode only an open stream with nothing queued is read, which bounds
-    /// the merge to one flow per peer.
+    /// the merge to one read (one flow, or one batch) per peer.
     pub fn wants(&self, id: StreamId) -> bool {
         self.streams.get(&id).is_some_and(|s| {
             s.open
