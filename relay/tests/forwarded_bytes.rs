@@ -215,3 +215,118 @@ async fn flows_merged_from_three_are_the_exporters_bytes_in_time_order() {
     relay.wait_connected(3).await;
     check_requests(&exporters, &relay).await;
 }
+
+/// A peer whose GetFlows answers one response that is not protobuf (a
+/// length running past its end); its other methods are a real exporter's,
+/// so the relay's probes find it healthy.
+#[derive(Clone)]
+struct MalformedPeer {
+    generated:
+        proto::observer::observer_server::ObserverServer<flow_exporter::server::ObserverService>,
+}
+
+impl tonic::server::NamedService for MalformedPeer {
+    const NAME: &'static str = "observer.Observer";
+}
+
+struct Garbage;
+
+impl tonic::server::ServerStreamingService<GetFlowsRequest> for Garbage {
+    type Response = relay::wire::Out;
+    type ResponseStream =
+        futures::stream::Iter<std::vec::IntoIter<Result<relay::wire::Out, tonic::Status>>>;
+    type Future = std::future::Ready<Result<tonic::Response<Self::ResponseStream>, tonic::Status>>;
+
+    fn call(&mut self, _: tonic::Request<GetFlowsRequest>) -> Self::Future {
+        let bad = PeerResponse {
+            bytes: prost::bytes::Bytes::from_static(&[0x0a, 0x05, 0x00]),
+            scanned: relay::wire::Scanned {
+                kind: Kind::Flow,
+                time: None,
+                flow_time: None,
+                node_name: None,
+            },
+        };
+        let items = vec![Ok(relay::wire::Out::Peer(bad))];
+        std::future::ready(Ok(tonic::Response::new(futures::stream::iter(items))))
+    }
+}
+
+impl<B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for MalformedPeer
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tonic::codegen::Service::<tonic::codegen::http::Request<B>>::poll_ready(
+            &mut self.generated,
+            cx,
+        )
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
+        if req.uri().path() == "/observer.Observer/GetFlows" {
+            Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(relay::wire::RelayCodec);
+                Ok(grpc.server_streaming(Garbage, req).await)
+            })
+        } else {
+            self.generated.call(req)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_response_that_is_not_protobuf_is_that_nodes_error() {
+    use proto::relay::NodeState;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let observer =
+        std::sync::Arc::new(flow_exporter::observer::Observer::new("fwd-bad", 15).unwrap());
+    let peer = MalformedPeer {
+        generated: proto::observer::observer_server::ObserverServer::new(
+            flow_exporter::server::ObserverService::new(observer, addr.to_string()),
+        ),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(peer)
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                async {
+                    let _ = stopped.await;
+                },
+            ),
+    );
+    let spec = relay::peers::PeerSpec {
+        name: "fwd-bad".into(),
+        address: addr.to_string(),
+        tls_server_name: None,
+    };
+    let relay = RelayHarness::start(test_config(vec![spec])).await;
+    relay.wait_connected(1).await;
+    let seen = common::collect(&mut relay.client().await, GetFlowsRequest::default()).await;
+    let error = seen.iter().find_map(|s| match s {
+        common::Seen::Status(state, nodes, msg) if *state == NodeState::NodeError as i32 => {
+            Some((nodes.clone(), msg.clone()))
+        }
+        _ => None,
+    });
+    let (nodes, msg) = error.unwrap_or_else(|| panic!("a NODE_ERROR in {seen:?}"));
+    assert_eq!(nodes, ["fwd-bad"]);
+    assert!(msg.contains("malformed GetFlowsResponse"), "{msg}");
+    assert!(
+        common::flows_of(&seen).is_empty(),
+        "nothing forwarded: {seen:?}"
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+}
