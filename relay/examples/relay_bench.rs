@@ -29,6 +29,9 @@ use relay::peers::PeerSpec;
 use relay::{FlowsConfig, PoolOptions, Relay, RelayConfig};
 use tonic::transport::Channel;
 
+/// The relay's name in its own lost events.
+const RELAY_NAME: &str = "bench-relay";
+
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../flow-exporter/testdata/flows.jsonl"
@@ -72,7 +75,7 @@ async fn serve_exporter(observer: Arc<Observer>) -> String {
 async fn serve_relay(peers: Vec<PeerSpec>, metrics: Arc<Metrics>) -> (Relay, String) {
     let cfg = RelayConfig {
         flows: FlowsConfig {
-            relay_name: "bench-relay".into(),
+            relay_name: RELAY_NAME.into(),
             ..FlowsConfig::default()
         },
         pool: PoolOptions::default(),
@@ -131,13 +134,14 @@ async fn drain(addr: &str, number: u64) -> (u64, f64) {
 }
 
 /// Follows `addr` for `secs` while `producers` push flows as fast as they
-/// can: (flows received, lost reported, seconds).
+/// can: (flows received, lost reported, of them by the relay's client
+/// queue (`node_name` = the relay's name), seconds).
 async fn follow_rate(
     addr: &str,
     nodes: &[Arc<Observer>],
     t: &[Flow],
     secs: u64,
-) -> (u64, u64, f64) {
+) -> (u64, u64, u64, f64) {
     let mut c = client(addr).await;
     let mut s = c
         .get_flows(GetFlowsRequest {
@@ -167,12 +171,17 @@ async fn follow_rate(
         }));
     }
     let start = Instant::now();
-    let (mut flows, mut lost) = (0, 0);
+    let (mut flows, mut lost, mut lost_relay) = (0, 0, 0);
     while start.elapsed() < Duration::from_secs(secs) {
         match tokio::time::timeout(Duration::from_millis(200), s.message()).await {
             Ok(Ok(Some(r))) => match r.response_types {
                 Some(ResponseTypes::Flow(_)) => flows += 1,
-                Some(ResponseTypes::LostEvents(l)) => lost += l.num_events_lost,
+                Some(ResponseTypes::LostEvents(l)) => {
+                    lost += l.num_events_lost;
+                    if r.node_name == RELAY_NAME {
+                        lost_relay += l.num_events_lost;
+                    }
+                }
                 _ => {}
             },
             Ok(_) => break,
@@ -184,7 +193,7 @@ async fn follow_rate(
     for p in producers {
         let _ = p.join();
     }
-    (flows, lost, el)
+    (flows, lost, lost_relay, el)
 }
 
 /// Latency of flows through the relay: receive time − flow time, with the
@@ -343,15 +352,16 @@ async fn main() {
     drop(relay1);
 
     // 2. Follow throughput.
-    let (f_d, l_d, s_d) = follow_rate(&addrs[0], &nodes[..1], &t, 3).await;
-    let (f_r, l_r, s_r) = follow_rate(&relay3_addr, &nodes, &t, 3).await;
+    let (f_d, l_d, _, s_d) = follow_rate(&addrs[0], &nodes[..1], &t, 3).await;
+    let (f_r, l_r, l_rq, s_r) = follow_rate(&relay3_addr, &nodes, &t, 3).await;
     let fd = f_d as f64 / s_d;
     let fr = f_r as f64 / s_r;
     println!(
         "follow, one exporter read directly           : {fd:>10.0} flows/s received ({l_d} reported lost)"
     );
     println!(
-        "follow, relay merging three exporters        : {fr:>10.0} flows/s received ({l_r} reported lost) (ratio {:.2})",
+        "follow, relay merging three exporters        : {fr:>10.0} flows/s received ({l_r} reported lost, {} by the exporters, {l_rq} by the relay's client queue) (ratio {:.2})",
+        l_r - l_rq,
         fr / fd
     );
 

@@ -109,6 +109,13 @@ pub const CLIENT_QUEUE_LEN: usize = 1024;
 /// network round trip at high rates.
 pub const PEER_BUFFER: usize = 64;
 
+/// Most responses a peer stream's reader hands to the merge at once (all
+/// it has decodable without waiting, up to this): one channel message and
+/// one wakeup per batch rather than per flow. The peer buffer holds
+/// `PEER_BUFFER / PEER_READ_BATCH` batches, so its bound in responses is
+/// unchanged.
+pub const PEER_READ_BATCH: usize = 16;
+
 /// Lost-event reports to one client are aggregated over this interval
 /// (Hubble's `LostEventSendInterval`).
 pub const LOST_EVENT_SEND_INTERVAL: Duration = Duration::from_secs(1);

@@ -11,7 +11,8 @@
 //!   recent (the cluster's N are among them), and the relay keeps the last
 //!   N of the merge. Hubble's relay returns N flows *per node* instead.
 //!   With `first`, the N oldest of the cluster. The relay then holds at
-//!   most N flows (plus one per peer) for the request.
+//!   most N flows (plus one read batch, at most
+//!   [`defaults::PEER_READ_BATCH`], per peer) for the request.
 //! - **Follow** requests are merged within a window (default 1 s and 100
 //!   flows; see [`crate::merge`] for the exact guarantee). A `number`
 //!   with follow applies per node to the backlog before the live flows
@@ -53,9 +54,8 @@ use std::future::poll_fn;
 use std::task::Poll;
 use std::time::Duration;
 
-use proto::observer::get_flows_response::ResponseTypes;
-use proto::observer::observer_client::ObserverClient;
-use proto::observer::{GetFlowsRequest, GetFlowsResponse};
+use futures::Stream as _;
+use proto::observer::GetFlowsRequest;
 use proto::relay::NodeState;
 use proto::wkt::Timestamp;
 use tokio::sync::mpsc;
@@ -66,10 +66,11 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 
 use crate::defaults;
-use crate::merge::{Merger, Mode, StreamId, response_time};
+use crate::merge::{Merger, Mode, StreamId};
 use crate::pool::{Backoff, PeerView, Pool, status_text};
 use crate::queue::{ClientQueue, ClientStream, client_queue};
 use crate::status::{ErrorAggregator, node_status};
+use crate::wire::{Kind, PeerCodec, PeerResponse};
 
 /// Responses the request's loop takes in a row from peers that have them
 /// ready before it looks at its timers and the pool again.
@@ -147,21 +148,16 @@ pub fn get_flows(
     Ok(stream)
 }
 
-#[expect(
-    clippy::large_enum_variant,
-    reason = "flows dominate; boxing would allocate once more per flow"
-)]
 enum PeerEvent {
-    Response(GetFlowsResponse),
+    /// The responses the peer had ready, in its order (at most
+    /// [`defaults::PEER_READ_BATCH`]): one channel message and one wakeup
+    /// for all of them.
+    Responses(Vec<PeerResponse>),
     End,
     Failed(Status),
 }
 
 /// What woke the request's loop.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "lives on the stack for one loop turn"
-)]
 enum Wake {
     ClientGone,
     Peer(StreamId, PeerEvent),
@@ -204,9 +200,8 @@ async fn read_peer(
                 .expect("digits are valid metadata"),
         );
     }
-    let mut client = ObserverClient::new(channel);
     let req = tonic::Request::from_parts(metadata, Default::default(), req);
-    let mut stream = match client.get_flows(req).await {
+    let mut stream = match peer_get_flows(channel, req).await {
         Ok(r) => r.into_inner(),
         Err(s) => {
             let _ = tx.send(PeerEvent::Failed(s)).await;
@@ -214,16 +209,59 @@ async fn read_peer(
         }
     };
     loop {
-        let ev = match stream.message().await {
-            Ok(Some(r)) => PeerEvent::Response(r),
-            Ok(None) => PeerEvent::End,
-            Err(s) => PeerEvent::Failed(s),
-        };
-        let last = !matches!(ev, PeerEvent::Response(_));
-        if tx.send(ev).await.is_err() || last {
+        // Waits for one response, then takes every one already decodable
+        // without waiting (never holds one back for a later one).
+        let mut batch = Vec::new();
+        let mut last = None;
+        poll_fn(|cx| {
+            loop {
+                match std::pin::Pin::new(&mut stream).poll_next(cx) {
+                    Poll::Ready(Some(Ok(r))) => {
+                        batch.push(r);
+                        if batch.len() >= defaults::PEER_READ_BATCH {
+                            return Poll::Ready(());
+                        }
+                    }
+                    Poll::Ready(Some(Err(s))) => {
+                        last = Some(PeerEvent::Failed(s));
+                        return Poll::Ready(());
+                    }
+                    Poll::Ready(None) => {
+                        last = Some(PeerEvent::End);
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending if batch.is_empty() => return Poll::Pending,
+                    Poll::Pending => return Poll::Ready(()),
+                }
+            }
+        })
+        .await;
+        if !batch.is_empty() && tx.send(PeerEvent::Responses(batch)).await.is_err() {
+            return;
+        }
+        if let Some(ev) = last {
+            let _ = tx.send(ev).await;
             return;
         }
     }
+}
+
+/// `observer.Observer/GetFlows` on a peer, as the generated client calls
+/// it, with the responses kept as the bytes the peer sent
+/// ([`crate::wire::PeerCodec`]).
+async fn peer_get_flows(
+    channel: Channel,
+    req: tonic::Request<GetFlowsRequest>,
+) -> Result<tonic::Response<tonic::codec::Streaming<PeerResponse>>, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unknown(format!("Service was not ready: {e}")))?;
+    let mut req = req;
+    req.extensions_mut()
+        .insert(tonic::GrpcMethod::new("observer.Observer", "GetFlows"));
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/observer.Observer/GetFlows");
+    grpc.server_streaming(req, path, PeerCodec).await
 }
 
 /// A follow request's view of one peer.
@@ -253,7 +291,7 @@ impl Track {
 /// Keeps the last N flows of a non-follow `number` request.
 struct Tail {
     n: usize,
-    flows: std::collections::VecDeque<GetFlowsResponse>,
+    flows: std::collections::VecDeque<PeerResponse>,
 }
 
 struct Run {
@@ -262,7 +300,7 @@ struct Run {
     req: GetFlowsRequest,
     metadata: MetadataMap,
     queue: ClientQueue,
-    merger: Merger,
+    merger: Merger<PeerResponse>,
     readers: BTreeMap<StreamId, Reader>,
     tracks: BTreeMap<String, Track>,
     errors: ErrorAggregator,
@@ -323,7 +361,7 @@ impl Run {
             return;
         };
         let returning = self.tracks.get(&v.name).is_some_and(|t| t.ever_attached);
-        let (tx, rx) = mpsc::channel(defaults::PEER_BUFFER);
+        let (tx, rx) = mpsc::channel((defaults::PEER_BUFFER / defaults::PEER_READ_BATCH).max(1));
         let task = tokio::spawn(read_peer(channel, req, self.metadata.clone(), tx));
         let id = if returning {
             self.merger.add_catching_up(v.name.clone())
@@ -358,7 +396,7 @@ impl Run {
         r
     }
 
-    async fn send(&mut self, r: GetFlowsResponse) -> bool {
+    async fn send(&mut self, r: impl Into<crate::wire::Out>) -> bool {
         if self.req.follow {
             self.queue.push_drop_oldest(r)
         } else {
@@ -368,7 +406,7 @@ impl Run {
 
     /// Sends a released flow; false when the request is over (client gone
     /// or `first` satisfied).
-    async fn emit_flow(&mut self, r: GetFlowsResponse) -> bool {
+    async fn emit_flow(&mut self, r: PeerResponse) -> bool {
         if let Some(t) = &mut self.tail {
             t.flows.push_back(r);
             if t.flows.len() > t.n {
@@ -650,34 +688,46 @@ impl Run {
 
     async fn handle(&mut self, id: StreamId, ev: PeerEvent) -> bool {
         match ev {
-            PeerEvent::Response(r) => match &r.response_types {
-                Some(ResponseTypes::Flow(_)) => {
-                    if self.req.follow
-                        && let Some(name) = self.merger.name(id)
-                        && let Some(t) = self.tracks.get_mut(name)
-                    {
-                        t.last_time = Some(response_time(&r));
-                        t.backoff.reset();
+            PeerEvent::Responses(rs) => {
+                for r in rs {
+                    if !self.handle_response(id, r).await {
+                        return false;
                     }
-                    self.merger.push(id, r, Instant::now());
-                    true
                 }
-                // Lost events and a peer relay's node status: passed on.
-                Some(_) => self.send(r).await,
-                // A progress marker (asked for in follow requests only).
-                None => {
-                    if let Some(t) = r.time {
-                        self.merger.progress(id, t);
-                    }
-                    true
-                }
-            },
+                true
+            }
             PeerEvent::End => self.stream_over(id, None).await,
             PeerEvent::Failed(s) => {
                 if s.code() == tonic::Code::InvalidArgument {
                     tracing::debug!(error = %s, "peer rejected the request");
                 }
                 self.stream_over(id, Some(status_text(&s))).await
+            }
+        }
+    }
+
+    /// One response of peer stream `id`.
+    async fn handle_response(&mut self, id: StreamId, r: PeerResponse) -> bool {
+        match r.scanned.kind {
+            Kind::Flow => {
+                if self.req.follow
+                    && let Some(name) = self.merger.name(id)
+                    && let Some(t) = self.tracks.get_mut(name)
+                {
+                    t.last_time = Some(r.scanned.order_time());
+                    t.backoff.reset();
+                }
+                self.merger.push(id, r, Instant::now());
+                true
+            }
+            // Lost events and a peer relay's node status: passed on.
+            Kind::LostEvents | Kind::NodeStatus => self.send(r).await,
+            // A progress marker (asked for in follow requests only).
+            Kind::None => {
+                if let Some(t) = r.scanned.time {
+                    self.merger.progress(id, t);
+                }
+                true
             }
         }
     }

@@ -4,6 +4,8 @@
 //! cluster ([`server`]): GetFlows fans out and merges the nodes' streams by
 //! time with written-down guarantees ([`flows`], [`merge`]), ServerStatus
 //! and GetNodes sum and list the nodes, GetNamespaces merges theirs.
+//! The peers' flows travel through the relay as the bytes the peers sent
+//! ([`wire`]): the merge reads only their time and kind.
 //!
 //! The relay depends on `proto` and `flow-filter` (to reject a bad filter
 //! once, not once per node) and on no datapath or exporter code: it speaks
@@ -21,6 +23,7 @@ pub mod pool;
 pub mod queue;
 pub mod server;
 pub mod status;
+pub mod wire;
 
 use std::sync::Arc;
 

@@ -12,7 +12,9 @@
 //! The smallest head is released only when every peer whose stream is
 //! still open has a flow queued: nothing earlier can come from any of
 //! them. The caller reads a peer only while its queue is empty, so the
-//! merge holds at most one flow per peer. **Guarantee: the output is in
+//! merge holds at most one read per peer (the relay reads a batch of what
+//! the peer has ready, at most `defaults::PEER_READ_BATCH` flows).
+//! **Guarantee: the output is in
 //! exact time order** whenever each peer's own stream is (ties are broken
 //! by peer, then by arrival).
 //!
@@ -94,17 +96,35 @@ pub enum Mode {
     },
 }
 
-#[derive(Debug)]
-struct Held {
-    arrival: Instant,
-    time: Timestamp,
-    resp: GetFlowsResponse,
+/// A response the merge can order: it knows its time.
+pub trait Timed {
+    /// The time the merge orders by.
+    fn order_time(&self) -> Timestamp;
+}
+
+impl Timed for GetFlowsResponse {
+    fn order_time(&self) -> Timestamp {
+        response_time(self)
+    }
+}
+
+impl Timed for crate::wire::PeerResponse {
+    fn order_time(&self) -> Timestamp {
+        self.scanned.order_time()
+    }
 }
 
 #[derive(Debug)]
-struct Stream {
+struct Held<R> {
+    arrival: Instant,
+    time: Timestamp,
+    resp: R,
+}
+
+#[derive(Debug)]
+struct Stream<R> {
     name: String,
-    queue: VecDeque<Held>,
+    queue: VecDeque<Held<R>>,
     open: bool,
     /// A returning node's backlog: late flows bypass the sorting.
     catching_up: bool,
@@ -112,17 +132,18 @@ struct Stream {
     progress: Option<Timestamp>,
 }
 
-/// The merge of one request's peer streams.
+/// The merge of one request's peer streams, of responses `R` (the relay
+/// merges the peers' encoded responses, [`crate::wire::PeerResponse`]).
 #[derive(Debug)]
-pub struct Merger {
+pub struct Merger<R = GetFlowsResponse> {
     mode: Mode,
-    streams: BTreeMap<StreamId, Stream>,
+    streams: BTreeMap<StreamId, Stream<R>>,
     next_id: StreamId,
     buffered: usize,
     /// Window mode: the newest time released so far.
     released_max: Option<Timestamp>,
     /// Window mode: flows older than `released_max` when they arrived.
-    late: VecDeque<GetFlowsResponse>,
+    late: VecDeque<R>,
     late_total: u64,
 }
 
@@ -135,7 +156,7 @@ pub fn response_time(r: &GetFlowsResponse) -> Timestamp {
     r.time.or(flow_time).unwrap_or_default()
 }
 
-impl Merger {
+impl<R: Timed> Merger<R> {
     /// An empty merge.
     pub fn new(mode: Mode) -> Self {
         Merger {
@@ -183,9 +204,9 @@ impl Merger {
     }
 
     /// Queues a flow response that arrived from `id` at `now`.
-    pub fn push(&mut self, id: StreamId, resp: GetFlowsResponse, now: Instant) {
+    pub fn push(&mut self, id: StreamId, resp: R, now: Instant) {
         if let Some(s) = self.streams.get_mut(&id) {
-            let time = response_time(&resp);
+            let time = resp.order_time();
             if s.catching_up {
                 if matches!(self.mode, Mode::Window { .. })
                     && self.released_max.is_some_and(|m| time < m)
@@ -234,7 +255,7 @@ impl Merger {
 
     /// Whether the caller should read `id`'s next response now. In exact
     /// mode only an open stream with nothing queued is read, which bounds
-    /// the merge to one flow per peer.
+    /// the merge to one read (one flow, or one batch) per peer.
     pub fn wants(&self, id: StreamId) -> bool {
         self.streams.get(&id).is_some_and(|s| {
             s.open
@@ -284,7 +305,7 @@ impl Merger {
     }
 
     /// Releases the next flow if the mode's rules allow it at `now`.
-    pub fn pop(&mut self, now: Instant) -> Option<GetFlowsResponse> {
+    pub fn pop(&mut self, now: Instant) -> Option<R> {
         if let Some(r) = self.late.pop_front() {
             return Some(r);
         }

@@ -10,6 +10,9 @@
 //! fell behind"), carrying the exact count. Non-follow requests push with
 //! [`ClientQueue::push_wait`] instead: the merge waits for the client (and
 //! HTTP/2 then waits on the peers), so a finite query loses nothing.
+//!
+//! The queue holds [`Out`] responses: the peers' flows as the bytes they
+//! sent, the relay's own responses as messages ([`crate::wire`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -25,10 +28,11 @@ use tonic::Status;
 
 use crate::defaults;
 use crate::metrics::Metrics;
+use crate::wire::Out;
 
 #[derive(Debug)]
 struct State {
-    items: VecDeque<GetFlowsResponse>,
+    items: VecDeque<Out>,
     dropped: u64,
     dropped_first: Option<Timestamp>,
     last_report: Option<Instant>,
@@ -101,7 +105,8 @@ pub fn client_queue(
 impl ClientQueue {
     /// Queues `r`, dropping the oldest queued response if the queue is
     /// full. Returns false once the client has gone.
-    pub fn push_drop_oldest(&self, r: GetFlowsResponse) -> bool {
+    pub fn push_drop_oldest(&self, r: impl Into<Out>) -> bool {
+        let r = r.into();
         let mut st = self.shared.lock();
         if st.reader_gone {
             return false;
@@ -122,8 +127,8 @@ impl ClientQueue {
 
     /// Queues `r`, waiting while the queue is full. Returns false once the
     /// client has gone.
-    pub async fn push_wait(&self, r: GetFlowsResponse) -> bool {
-        let mut r = Some(r);
+    pub async fn push_wait(&self, r: impl Into<Out>) -> bool {
+        let mut r = Some(r.into());
         loop {
             {
                 let mut st = self.shared.lock();
@@ -192,7 +197,7 @@ impl Drop for ClientStream {
 impl ClientStream {
     /// The next response: a pending loss report when one is due, else the
     /// oldest queued response; `None` at the end.
-    pub async fn recv(&self) -> Option<Result<GetFlowsResponse, Status>> {
+    pub async fn recv(&self) -> Option<Result<Out, Status>> {
         loop {
             {
                 let mut st = self.shared.lock();
@@ -204,11 +209,11 @@ impl ClientStream {
                     st.last_report = Some(now);
                     let n = std::mem::take(&mut st.dropped);
                     let first = st.dropped_first.take();
-                    return Some(Ok(self.lost_event(n, first)));
+                    return Some(Ok(self.lost_event(n, first).into()));
                 }
                 if let Some(r) = st.items.pop_front() {
                     drop(st);
-                    if matches!(r.response_types, Some(ResponseTypes::Flow(_))) {
+                    if r.is_flow() {
                         self.shared.metrics.forwarded(1);
                     }
                     self.shared.writable.notify_one();
@@ -238,9 +243,7 @@ impl ClientStream {
     }
 
     /// The responses as a stream for tonic.
-    pub fn into_stream(
-        self,
-    ) -> impl Stream<Item = Result<GetFlowsResponse, Status>> + Send + 'static {
+    pub fn into_stream(self) -> impl Stream<Item = Result<Out, Status>> + Send + 'static {
         futures::stream::unfold(self, |s| async move {
             let r = s.recv().await?;
             Some((r, s))
@@ -264,7 +267,10 @@ mod tests {
         }
     }
 
-    fn uuid(r: &GetFlowsResponse) -> String {
+    fn uuid(r: &Out) -> String {
+        let Out::Message(r) = r else {
+            return "peer bytes".into();
+        };
         match &r.response_types {
             Some(ResponseTypes::Flow(f)) => f.uuid.clone(),
             Some(ResponseTypes::LostEvents(l)) => format!("lost {}", l.num_events_lost),

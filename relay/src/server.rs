@@ -8,6 +8,10 @@
 //! only, load shedding) on a server with HTTP/2 keepalive to clients;
 //! [`router_with`] sets its limits, [`default_limits`] come from
 //! `defaults.rs`.
+//!
+//! GetFlows is answered through [`RelayRoutes`]: its responses go out
+//! through [`crate::wire::RelayCodec`], so the peers' flows are written as
+//! the bytes the peers sent (see [`crate::wire`]).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -30,6 +34,11 @@ use tonic::{Request, Response, Status};
 use crate::defaults;
 use crate::flows::{self, FlowsConfig};
 use crate::pool::{PeerView, Pool, status_text};
+use crate::wire::{Out, RelayCodec};
+use tonic::codegen::{BoxFuture, http};
+
+/// The gRPC path of GetFlows, answered by [`RelayRoutes`].
+const GET_FLOWS_PATH: &str = "/observer.Observer/GetFlows";
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -156,8 +165,12 @@ impl Observer for RelayService {
         request: Request<GetFlowsRequest>,
     ) -> Result<Response<Self::GetFlowsStream>, Status> {
         let md = forwarded_metadata(request.metadata());
+        // Served by [`RelayRoutes`] through the byte codec; this decoded
+        // form is for a caller of the generated service.
+        use futures::StreamExt as _;
         let s = flows::get_flows(&self.pool, &self.cfg, request.into_inner(), md)?;
-        Ok(with_version(Response::new(Box::pin(s.into_stream()))))
+        let s = s.into_stream().map(|r| r.and_then(Out::into_message));
+        Ok(with_version(Response::new(Box::pin(s))))
     }
 
     async fn get_agent_events(
@@ -332,5 +345,84 @@ pub async fn router_with(
     Ok(proto::services::standard_services(limits.server())
         .await
         .context("building the gRPC reflection service")?
-        .add_service(stack.wrap(ObserverServer::new(RelayService::new(pool, cfg)))))
+        .add_service(stack.wrap(RelayRoutes::new(RelayService::new(pool, cfg)))))
+}
+
+/// The relay's Observer service with GetFlows answered through
+/// [`RelayCodec`]: the peers' flows go out as the bytes they sent. Every
+/// other method (and everything about GetFlows but its response encoding:
+/// validation, errors, the version header) is the generated server's.
+#[derive(Clone)]
+pub struct RelayRoutes {
+    generated: ObserverServer<RelayService>,
+    service: std::sync::Arc<RelayService>,
+}
+
+impl std::fmt::Debug for RelayRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayRoutes").finish_non_exhaustive()
+    }
+}
+
+impl RelayRoutes {
+    /// Serves `service`.
+    pub fn new(service: RelayService) -> Self {
+        let service = std::sync::Arc::new(service);
+        RelayRoutes {
+            generated: ObserverServer::from_arc(service.clone()),
+            service,
+        }
+    }
+}
+
+impl tonic::server::NamedService for RelayRoutes {
+    const NAME: &'static str = <ObserverServer<RelayService> as tonic::server::NamedService>::NAME;
+}
+
+/// GetFlows as a streaming method of [`RelayCodec`].
+struct GetFlowsForwarded(std::sync::Arc<RelayService>);
+
+impl tonic::server::ServerStreamingService<GetFlowsRequest> for GetFlowsForwarded {
+    type Response = Out;
+    type ResponseStream = BoxStream<Out>;
+    type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
+
+    fn call(&mut self, request: Request<GetFlowsRequest>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move {
+            let md = forwarded_metadata(request.metadata());
+            let s = flows::get_flows(&service.pool, &service.cfg, request.into_inner(), md)?;
+            let stream: Self::ResponseStream = Box::pin(s.into_stream());
+            Ok(with_version(Response::new(stream)))
+        })
+    }
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for RelayRoutes
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tonic::codegen::Service::<http::Request<B>>::poll_ready(&mut self.generated, cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() == GET_FLOWS_PATH {
+            let method = GetFlowsForwarded(self.service.clone());
+            Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(RelayCodec);
+                Ok(grpc.server_streaming(method, req).await)
+            })
+        } else {
+            self.generated.call(req)
+        }
+    }
 }
