@@ -33,6 +33,25 @@ pub const LOST_EVENT_SEND_INTERVAL: Duration = Duration::from_secs(1);
 /// (Hubble: 1 h TTL).
 pub const NAMESPACE_TTL: Duration = Duration::from_secs(3600);
 
+/// How often a live source tells the pipeline how far it is complete
+/// ([`crate::progress::Watermark`]) while nothing arrives, and at most how
+/// often it does so while events flow. An idle node's progress markers
+/// reach a relay within this plus the marker interval the relay asks for
+/// (2 ms) plus [`RINGBUF_PROGRESS_SLACK`]: about 5 ms at worst, inside the
+/// 10 ms the relay's follow latency is held to. It costs an idle exporter
+/// 500 wakeups a second (a clock read, an empty-ring check, one queue
+/// message).
+pub const PROGRESS_TICK: Duration = Duration::from_millis(2);
+
+/// How far behind the time at which the ring-buffer source found the BPF
+/// ring empty it sets its watermark: the longest a datapath program may
+/// hold a record between `bpf_ringbuf_reserve` and `bpf_ringbuf_submit`
+/// (its `ktime_ns` is read in between). The programs run that stretch as
+/// straight-line code in softirq context (a few microseconds with the
+/// packet copy); 1 ms also covers hard interrupts taken meanwhile and a
+/// short stall of the virtual CPU. The reasoning is in [`crate::progress`].
+pub const RINGBUF_PROGRESS_SLACK: Duration = Duration::from_millis(1);
+
 /// How often the kernel's per-CPU lost-event counters are polled.
 pub const LOST_COUNTER_POLL: Duration = Duration::from_secs(1);
 

@@ -10,11 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flow_parser::DecodeError;
 use proto::flow::{Flow, LostEventSource};
+use proto::wkt::Timestamp;
 use tokio::sync::mpsc;
 
 use crate::defaults;
 use crate::metrics::Metrics;
 use crate::observer::Observer;
+use crate::progress::Watermark;
 
 /// A batch of raw events laid end to end in one buffer.
 #[derive(Debug, Default)]
@@ -91,6 +93,10 @@ pub enum Batch {
         /// On which CPU, when known.
         cpu: Option<i32>,
     },
+    /// The source has handed over every event older than this
+    /// ([`crate::progress`]): the decoder advances the node's progress
+    /// after storing everything queued before it.
+    Progress(Watermark),
 }
 
 impl Batch {
@@ -98,7 +104,7 @@ impl Batch {
         match self {
             Batch::Raw { batch, .. } => batch.len() as u64,
             Batch::Flows(f) => f.len() as u64,
-            Batch::Lost { .. } => 0,
+            Batch::Lost { .. } | Batch::Progress(_) => 0,
         }
     }
 }
@@ -151,6 +157,15 @@ pub trait Decode: Send + 'static {
         *flow = self.decode(raw)?;
         Ok(())
     }
+
+    /// The wall time this decoder gives an event stamped `ktime_ns`
+    /// (`CLOCK_BOOTTIME`), so that a source's [`Watermark::Boot`] is
+    /// compared with flow times on the same clock. `None` (the default): the
+    /// decoder cannot say, and boot-time watermarks are ignored.
+    fn wall_time(&self, ktime_ns: u64) -> Option<Timestamp> {
+        let _ = ktime_ns;
+        None
+    }
 }
 
 /// Any closure returning the parser's [`DecodeError`] (or a `String`).
@@ -196,6 +211,11 @@ impl Ingest {
         self.tx.send(b).await.map_err(|_| {
             self.metrics.queue_depth_add(-(n as i64));
         })
+    }
+
+    /// Whether the pipeline has stopped (no more batches are taken).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// Metrics handle for sources.
@@ -252,6 +272,18 @@ pub fn pipeline(
                 Batch::Lost { source, count, cpu } => {
                     metrics.lost(source, count);
                     observer.push_lost(source, count, cpu);
+                }
+                Batch::Progress(w) => {
+                    // Everything queued before it is stored (and a loss
+                    // counted meanwhile was pushed above).
+                    let t = match w {
+                        Watermark::Boot(ns) => decoder.wall_time(ns),
+                        Watermark::Wall(t) => Some(t),
+                    };
+                    if let Some(t) = t {
+                        observer.progress().advance(t);
+                    }
+                    continue;
                 }
             }
             for f in &flows {
