@@ -101,7 +101,15 @@ pub async fn run(
                 // Cleared before draining: a record submitted meanwhile
                 // wakes the next wait, and the drain may find it already.
                 guard.clear_ready();
-                reader.drain(guard.get_inner_mut(), false);
+                let read = reader.drain(guard.get_inner_mut(), false);
+                drop(guard);
+                if read > 0 {
+                    // Busy: let records gather in the kernel ring (it holds
+                    // far more than arrive meanwhile) rather than waking
+                    // for each; the kernel does not wake us for records
+                    // behind the first one we have not read either.
+                    tokio::time::sleep(defaults::RINGBUF_GATHER).await;
+                }
             }
             _ = tick.tick() => {
                 // Nothing may have arrived (an idle node): look at the ring
@@ -147,30 +155,48 @@ impl Reader {
         if self.batch.is_empty() {
             return;
         }
-        let full = std::mem::replace(
-            &mut self.batch,
-            RawBatch::with_capacity(defaults::SOURCE_BATCH),
-        );
+        // A batch holds no more memory than its events need: a small one
+        // is sent as an exact copy and the buffer kept for the next.
+        let out = if self.batch.len() >= defaults::SOURCE_BATCH / 2 {
+            std::mem::replace(
+                &mut self.batch,
+                RawBatch::with_capacity(defaults::SOURCE_BATCH),
+            )
+        } else {
+            let copy = RawBatch {
+                data: self.batch.data.clone(),
+                spans: self.batch.spans.clone(),
+            };
+            self.batch.data.clear();
+            self.batch.spans.clear();
+            copy
+        };
         self.ingest.offer(Batch::Raw {
             source: "ringbuf",
-            batch: full,
+            batch: out,
         });
     }
 
     /// Reads every record in the ring, hands them over, and then the
     /// watermark: on every `tick`, else at most once per
     /// [`defaults::PROGRESS_TICK`].
-    fn drain(&mut self, rb: &mut RingBuf<MapData>, tick: bool) {
+    /// Returns how many records it read.
+    fn drain(&mut self, rb: &mut RingBuf<MapData>, tick: bool) -> usize {
+        let mut read = 0;
         let empty_at = loop {
             while let Some(rec) = rb.next() {
                 self.push(&rec);
+                read += 1;
             }
             // The clock is read *before* the check that finds the ring
             // empty: every record not read yet was reserved after `d − B`.
             let d = boot_time_ns();
             match rb.next() {
                 None => break d,
-                Some(rec) => self.push(&rec),
+                Some(rec) => {
+                    self.push(&rec);
+                    read += 1;
+                }
             }
         };
         self.flush();
@@ -183,6 +209,7 @@ impl Reader {
             self.ingest
                 .offer(Batch::Progress(Watermark::Boot(empty_at - slack)));
         }
+        read
     }
 }
 
