@@ -339,8 +339,18 @@ async fn process_latency(
             )
         })
         .collect();
+    // Wait until every process serves.
     for port in &ports {
-        client(&format!("127.0.0.1:{port}")).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "exporter on {port} never served");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     let specs = ports
         .iter()
