@@ -243,7 +243,7 @@ async fn latency(
             }
         }));
     }
-    let measured = measure(&mut s, secs).await;
+    let measured = measure(&mut s, secs, None).await;
     stop.store(true, Ordering::Relaxed);
     for p in producers {
         let _ = p.join();
@@ -252,10 +252,12 @@ async fn latency(
 }
 
 /// Reads a follow stream for `secs`: p50 and p99 of receive time − flow
-/// time, flows received, flows older than one received before them.
+/// time, flows received, flows older than one received before them. Flows
+/// older than `from` (produced before the measurement) are not counted.
 async fn measure(
     s: &mut tonic::Streaming<proto::observer::GetFlowsResponse>,
     secs: u64,
+    from: Option<Timestamp>,
 ) -> (Duration, Duration, usize, u64) {
     let start = Instant::now();
     let mut lat = Vec::new();
@@ -265,6 +267,9 @@ async fn measure(
             && let Some(ResponseTypes::Flow(f)) = r.response_types
         {
             let sent = f.time.unwrap_or_default().as_unix_nanos();
+            if from.is_some_and(|t| sent < t.as_unix_nanos()) {
+                continue;
+            }
             let now = Timestamp::now().as_unix_nanos();
             lat.push(Duration::from_nanos((now - sent).max(0) as u64));
             if sent < newest {
@@ -372,7 +377,9 @@ async fn process_latency(
         .unwrap()
         .into_inner();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let measured = measure(&mut s, secs).await;
+    // The busy process has been sending all along: what it sent before
+    // now waits in the stream and is not a latency.
+    let measured = measure(&mut s, secs, Some(Timestamp::now())).await;
     drop(s);
     drop(relay);
     measured
