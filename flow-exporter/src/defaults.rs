@@ -15,6 +15,11 @@ pub const METRICS_ADDRESS: &str = "127.0.0.1:9965";
 
 /// Events waiting between sources and the decoder. Hubble's auto size is
 /// min(NumCPU × 1024, 16384); a fixed 16384 absorbs bursts on any machine.
+/// The bound is in events, whatever the batches' sizes (a loss count or a
+/// watermark takes one place): at most 16,384 records of at most ~200
+/// bytes (header, event struct, 128 captured bytes) plus their batches'
+/// spare capacity (a small batch is sent as an exact copy), some 10 MB at
+/// worst.
 pub const EVENT_QUEUE_SIZE: usize = 16384;
 
 /// Maximum raw events a source hands over in one batch (one channel send),
@@ -32,6 +37,35 @@ pub const LOST_EVENT_SEND_INTERVAL: Duration = Duration::from_secs(1);
 /// Namespaces seen in flows are listed by GetNamespaces for this long
 /// (Hubble: 1 h TTL).
 pub const NAMESPACE_TTL: Duration = Duration::from_secs(3600);
+
+/// How often a live source tells the pipeline how far it is complete
+/// ([`crate::progress::Watermark`]) while nothing arrives, and at most how
+/// often it does so while events flow. An idle node's progress markers
+/// reach a relay within this plus the marker interval the relay asks for
+/// (2 ms) plus [`RINGBUF_PROGRESS_SLACK`]: about 5 ms at worst, inside the
+/// 10 ms the relay's follow latency is held to. It costs an idle exporter
+/// 500 wakeups a second (a clock read, an empty-ring check, one queue
+/// message).
+pub const PROGRESS_TICK: Duration = Duration::from_millis(2);
+
+/// After a drain of the BPF ring that found records, the ring-buffer
+/// source waits this long before reading again, so that under load it
+/// reads (and hands the decoder) one batch per millisecond instead of a
+/// few records per kernel wakeup: at 110k events/s that is ~110 records a
+/// drain instead of ~1, and a thousand wakeups a second instead of tens of
+/// thousands. The ring holds far more than a millisecond's events (4 MiB
+/// is ~20,000 records, ~180 ms at that rate); a quiet node's first record
+/// is read at once, so this adds at most 1 ms to a busy node's latency.
+pub const RINGBUF_GATHER: Duration = Duration::from_millis(1);
+
+/// How far behind the time at which the ring-buffer source found the BPF
+/// ring empty it sets its watermark: the longest a datapath program may
+/// hold a record between `bpf_ringbuf_reserve` and `bpf_ringbuf_submit`
+/// (its `ktime_ns` is read in between). The programs run that stretch as
+/// straight-line code in softirq context (a few microseconds with the
+/// packet copy); 1 ms also covers hard interrupts taken meanwhile and a
+/// short stall of the virtual CPU. The reasoning is in [`crate::progress`].
+pub const RINGBUF_PROGRESS_SLACK: Duration = Duration::from_millis(1);
 
 /// How often the kernel's per-CPU lost-event counters are polled.
 pub const LOST_COUNTER_POLL: Duration = Duration::from_secs(1);

@@ -218,7 +218,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(r) = replayed {
         let ingest = ingest.clone();
-        tasks.spawn(async move { replay::feed(r, ingest).await });
+        tasks.spawn(async move { replay::feed_then_progress(r, ingest).await });
     }
     if args.synthetic {
         let generator = decoder.generator.context("synthetic generator")?;

@@ -4,17 +4,25 @@
 //! writer. A full queue never blocks a live source: the batch is dropped,
 //! counted, and surfaces as `LostEvent{OBSERVER_EVENTS_QUEUE}` in the ring
 //! and in `hubble_lost_events_total`.
+//!
+//! The queue is bounded in *events*, not in batches
+//! ([`defaults::EVENT_QUEUE_SIZE`]): a batch takes as many places as it
+//! holds events (a lost-event count or a watermark takes one), so a source
+//! that hands over many small batches (a ring buffer drained at every
+//! wakeup) gets the same room as one that hands over full ones.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flow_parser::DecodeError;
 use proto::flow::{Flow, LostEventSource};
-use tokio::sync::mpsc;
+use proto::wkt::Timestamp;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::defaults;
 use crate::metrics::Metrics;
 use crate::observer::Observer;
+use crate::progress::Watermark;
 
 /// A batch of raw events laid end to end in one buffer.
 #[derive(Debug, Default)]
@@ -91,6 +99,10 @@ pub enum Batch {
         /// On which CPU, when known.
         cpu: Option<i32>,
     },
+    /// The source has handed over every event older than this
+    /// ([`crate::progress`]): the decoder advances the node's progress
+    /// after storing everything queued before it.
+    Progress(Watermark),
 }
 
 impl Batch {
@@ -98,8 +110,13 @@ impl Batch {
         match self {
             Batch::Raw { batch, .. } => batch.len() as u64,
             Batch::Flows(f) => f.len() as u64,
-            Batch::Lost { .. } => 0,
+            Batch::Lost { .. } | Batch::Progress(_) => 0,
         }
+    }
+
+    /// Places it takes in the queue: its events, at least one.
+    fn places(&self) -> u32 {
+        self.events().clamp(1, defaults::EVENT_QUEUE_SIZE as u64) as u32
     }
 }
 
@@ -151,6 +168,15 @@ pub trait Decode: Send + 'static {
         *flow = self.decode(raw)?;
         Ok(())
     }
+
+    /// The wall time this decoder gives an event stamped `ktime_ns`
+    /// (`CLOCK_BOOTTIME`), so that a source's [`Watermark::Boot`] is
+    /// compared with flow times on the same clock. `None` (the default): the
+    /// decoder cannot say, and boot-time watermarks are ignored.
+    fn wall_time(&self, ktime_ns: u64) -> Option<Timestamp> {
+        let _ = ktime_ns;
+        None
+    }
 }
 
 /// Any closure returning the parser's [`DecodeError`] (or a `String`).
@@ -167,7 +193,9 @@ where
 /// The sending side of the queue, cloned into every source.
 #[derive(Debug, Clone)]
 pub struct Ingest {
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::UnboundedSender<Batch>,
+    /// Places left in the queue, in events ([`Batch::places`]).
+    room: Arc<Semaphore>,
     dropped: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 }
@@ -177,25 +205,40 @@ impl Ingest {
     /// loss. Returns whether it was queued.
     pub fn offer(&self, b: Batch) -> bool {
         let n = b.events();
-        self.metrics.queue_depth_add(n as i64);
-        match self.tx.try_send(b) {
-            Ok(()) => true,
-            Err(_) => {
+        match self.room.try_acquire_many(b.places()) {
+            Ok(places) => {
+                places.forget();
+                self.metrics.queue_depth_add(n as i64);
+                if self.tx.send(b).is_ok() {
+                    return true;
+                }
                 self.metrics.queue_depth_add(-(n as i64));
+            }
+            Err(_) => {
                 self.dropped.fetch_add(n, Ordering::Relaxed);
-                false
             }
         }
+        false
     }
 
     /// Sends a batch, waiting for room (sources that must lose nothing, such
     /// as replay files). Fails only when the pipeline has stopped.
     pub async fn send(&self, b: Batch) -> Result<(), ()> {
         let n = b.events();
+        self.room
+            .acquire_many(b.places())
+            .await
+            .map_err(|_| ())?
+            .forget();
         self.metrics.queue_depth_add(n as i64);
-        self.tx.send(b).await.map_err(|_| {
+        self.tx.send(b).map_err(|_| {
             self.metrics.queue_depth_add(-(n as i64));
         })
+    }
+
+    /// Whether the pipeline has stopped (no more batches are taken).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// Metrics handle for sources.
@@ -210,18 +253,23 @@ pub fn pipeline(
     metrics: Arc<Metrics>,
     mut decoder: Box<dyn Decode>,
 ) -> (Ingest, impl std::future::Future<Output = ()> + Send) {
-    let (tx, mut rx) =
-        mpsc::channel::<Batch>((defaults::EVENT_QUEUE_SIZE / defaults::SOURCE_BATCH).max(1));
+    // Unbounded in items, bounded in events by `room`.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Batch>();
+    let room = Arc::new(Semaphore::new(defaults::EVENT_QUEUE_SIZE));
     let dropped = Arc::new(AtomicU64::new(0));
     let ingest = Ingest {
         tx,
+        room: room.clone(),
         dropped: dropped.clone(),
         metrics: metrics.clone(),
     };
     let task = async move {
         let mut counters = metrics.flow_counters();
         let mut flows = Vec::with_capacity(defaults::SOURCE_BATCH);
+        // A source waiting for room gives up when the decoder is gone.
+        let _close = CloseOnDrop(room.clone());
         while let Some(b) = rx.recv().await {
+            room.add_permits(b.places() as usize);
             metrics.queue_depth_add(-(b.events() as i64));
             let queue_lost = dropped.swap(0, Ordering::Relaxed);
             if queue_lost > 0 {
@@ -253,6 +301,18 @@ pub fn pipeline(
                     metrics.lost(source, count);
                     observer.push_lost(source, count, cpu);
                 }
+                Batch::Progress(w) => {
+                    // Everything queued before it is stored (and a loss
+                    // counted meanwhile was pushed above).
+                    let t = match w {
+                        Watermark::Boot(ns) => decoder.wall_time(ns),
+                        Watermark::Wall(t) => Some(t),
+                    };
+                    if let Some(t) = t {
+                        observer.progress().advance(t);
+                    }
+                    continue;
+                }
             }
             for f in &flows {
                 counters.observe(f);
@@ -265,9 +325,70 @@ pub fn pipeline(
     (ingest, task)
 }
 
+/// Closes the queue's room when the decoder task ends (or is aborted), so
+/// that [`Ingest::send`] fails instead of waiting forever.
+struct CloseOnDrop(Arc<Semaphore>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn one_event_batch(generator: &mut flow_parser::Synthetic) -> Batch {
+        let mut raw = Vec::new();
+        generator.next_event(&mut raw);
+        let mut batch = RawBatch::with_capacity(1);
+        batch.push(&raw);
+        Batch::Raw {
+            source: "test",
+            batch,
+        }
+    }
+
+    fn parser_decoder() -> Box<dyn Decode> {
+        let parser = flow_parser::Parser::new("node", flow_parser::Enricher::none());
+        Box::new(crate::sources::ParserDecoder::new(
+            parser,
+            flow_parser::ClockOffset::new(0),
+        ))
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_events_not_batches() {
+        let observer = Arc::new(Observer::new("node", 4095).unwrap());
+        let (ingest, _task) = pipeline(observer, Arc::new(Metrics::new()), parser_decoder());
+        let mut g = flow_parser::Synthetic::new(1);
+        for i in 0..defaults::EVENT_QUEUE_SIZE {
+            assert!(ingest.offer(one_event_batch(&mut g)), "batch {i} has room");
+        }
+        assert!(!ingest.offer(one_event_batch(&mut g)), "the queue is full");
+        assert!(!ingest.offer(Batch::Progress(Watermark::Boot(1))));
+        assert_eq!(ingest.dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_watermark_advances_the_progress_after_the_batches_before_it() {
+        let observer = Arc::new(Observer::new("node", 4095).unwrap());
+        let (ingest, task) = pipeline(observer.clone(), Arc::new(Metrics::new()), parser_decoder());
+        let mut g = flow_parser::Synthetic::new(1);
+        for _ in 0..100 {
+            assert!(ingest.offer(one_event_batch(&mut g)));
+        }
+        // Boot time 5 s with a zero offset: 5 s after the epoch.
+        assert!(ingest.offer(Batch::Progress(Watermark::Boot(5_000_000_000))));
+        drop(ingest);
+        task.await;
+        assert_eq!(observer.ring().written(), 100);
+        assert_eq!(
+            observer.progress().get(),
+            Some(Timestamp::from_unix_nanos(5_000_000_000))
+        );
+    }
 
     #[test]
     fn failures_carry_the_parsers_reason() {

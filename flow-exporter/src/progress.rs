@@ -23,6 +23,52 @@
 //! checks that the ring has nothing more for it: the ingest stores its flows
 //! (a release of the ring's write counter) before it advances the progress,
 //! so every flow older than the loaded progress is already behind the reader.
+//!
+//! # Where the progress comes from
+//!
+//! A source sends a [`Watermark`] through the ingest queue *behind* the
+//! batches it covers; the decoder task, which stores batches in queue order,
+//! advances the progress when it takes the watermark, so only after it has
+//! stored every batch before it. Each source states what it knows:
+//!
+//! - **BPF ring buffer** (`sources::ringbuf`): the kernel reserves a record
+//!   (its position in the ring is fixed then, under the ring's lock, in
+//!   reservation order across CPUs), *then* the program reads
+//!   `bpf_ktime_get_boot_ns()` into `ktime_ns`, fills the record and
+//!   submits it. The consumer reads records in position order and stops at
+//!   the first one still being written (busy). Let the source read the boot
+//!   clock at `D` and *then* find the ring empty (no record, or a busy one
+//!   at its position). A record it has not read was reserved either after
+//!   that check, or while the busy record it stopped at was held, or after
+//!   that busy record; in every case after `D − B`, where `B` is the
+//!   longest a program holds a record between reserve and submit. Its
+//!   `ktime_ns` is read after its reservation, so it is later than
+//!   `D − B`. Hence every event stamped before `D − B` has been read:
+//!   the watermark is `D − B`
+//!   ([`defaults::RINGBUF_PROGRESS_SLACK`](crate::defaults::RINGBUF_PROGRESS_SLACK),
+//!   1 ms). All CPUs read the same boot clock, so no per-CPU skew enters.
+//!   The boot time is turned into wall time by the decoder, with the same
+//!   clock offset as the flows' times. The source sends one after each
+//!   drain (at most once per
+//!   [`defaults::PROGRESS_TICK`](crate::defaults::PROGRESS_TICK)) and on
+//!   that tick when nothing arrives, checking the ring itself then (which
+//!   also recovers a missed wakeup).
+//! - **Synthetic**: the generator stamps events with the boot clock read as
+//!   it emits them, so the clock read after an emission is a watermark with
+//!   no slack.
+//! - **Replay**: a file's flows carry recorded times in file order, so no
+//!   watermark can be given while it is fed; once it is fed nothing more
+//!   will come, and the watermark is the wall clock, on every tick.
+//!
+//! *Lost events.* A batch the queue had no room for is dropped and counted;
+//! the watermark behind it still passes those flows: they will never be
+//! stored, so waiting for them would stall the relay for nothing. The loss
+//! is stored as `LostEvent{OBSERVER_EVENTS_QUEUE}` when the decoder takes
+//! the next queue item, so before the watermark advances the progress: a
+//! follower sees the loss before the marker. The same holds for records
+//! the kernel could not reserve (`PERF_EVENT_RING_BUFFER`, reported when
+//! the counter is polled). A watermark the queue has no room for is
+//! dropped silently: the next one supersedes it.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -39,6 +85,18 @@ pub const PROGRESS_HEADER: &str = "x-flow-exporter-progress-ms";
 
 /// Longest marker interval a request may ask for.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A source's statement that it has handed the pipeline every event older
+/// than a time; it travels through the ingest queue behind those events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watermark {
+    /// Every event with a kernel time (`ktime_ns`, `CLOCK_BOOTTIME`
+    /// nanoseconds) before this was handed over; the decoder turns it into
+    /// wall time with the clock offset it stamps flows with.
+    Boot(u64),
+    /// Every flow with a time before this was handed over.
+    Wall(Timestamp),
+}
 
 /// How far the node's ingest is complete: every flow with an older time is
 /// in the ring. Unset (no markers) until first advanced.

@@ -6,6 +6,11 @@
 //! opens the pins like a separate process would, and `BPF_PROG_TEST_RUN`
 //! makes the program emit events, which must come out as flows.
 //!
+//! A second test follows the same source's progress markers: they come on
+//! an idle ring to a follower that asked for them with the request header,
+//! no flow older than a marker follows it, and a follower without the
+//! header never sees one.
+//!
 //! Without root or clang the test skips with a reason, except under CI
 //! (`CI` set), where skipping would hide a broken machine: it fails.
 
@@ -20,9 +25,16 @@ use aya::{TestRun as _, TestRunOptions};
 use flow_exporter::metrics::Metrics;
 use flow_exporter::observer::{Event, Observer};
 use flow_exporter::pipeline::pipeline;
+use flow_exporter::progress::{Markers, PROGRESS_HEADER, marker_time};
+use flow_exporter::sources::decoder::ParserDecoder;
 use flow_parser::packet::{L4, Packet, tcp_flags};
 use flow_parser::{Enricher, Parser};
 use proto::flow::{LostEventSource, Verdict};
+use proto::observer::GetFlowsRequest;
+use proto::observer::GetFlowsResponse;
+use proto::observer::get_flows_response::ResponseTypes;
+use proto::wkt::Timestamp;
+use tonic::metadata::MetadataMap;
 
 /// A private bpffs in a scratch directory (gone even when the test fails).
 type Scratch = test_support::BpffsScratch;
@@ -200,4 +212,184 @@ fn pinned_ring_buffer_events_become_flows() {
         "{text}"
     );
     drop(bpf);
+}
+
+/// The test program loaded into a private bpffs, its ring pinned there.
+struct Loaded {
+    prog_bpf: aya::Ebpf,
+    // Dropped after the program (field order): unmounts the bpffs.
+    scratch: Scratch,
+}
+
+impl Loaded {
+    fn new(prefix: &str) -> Self {
+        let scratch = Scratch::new(prefix);
+        let obj = scratch.dir.join("test_emit.bpf.o");
+        build(&obj);
+        let mut bpf = aya::EbpfLoader::new()
+            .default_map_pin_directory(&scratch.bpffs)
+            .load_file(&obj)
+            .expect("load object");
+        let prog: &mut SchedClassifier = bpf
+            .program_mut("emit_events")
+            .expect("program")
+            .try_into()
+            .expect("classifier");
+        prog.load().expect("verifier accepts emit_events");
+        Loaded {
+            prog_bpf: bpf,
+            scratch,
+        }
+    }
+
+    /// One run of the program: three events (trace, drop, verdict).
+    fn emit(&mut self) {
+        let frame = Packet::new(
+            "10.244.1.60".parse().unwrap(),
+            "10.244.1.5".parse().unwrap(),
+            L4::Tcp {
+                sport: 44916,
+                dport: 80,
+                flags: tcp_flags::SYN,
+            },
+        )
+        .build();
+        let prog: &mut SchedClassifier = self
+            .prog_bpf
+            .program_mut("emit_events")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(&frame);
+        assert_eq!(prog.test_run(opts).expect("test run").return_value, 0);
+    }
+}
+
+/// The next response on a follow stream, failing after 20 s.
+async fn next_response(
+    rx: &mut tokio::sync::mpsc::Receiver<Result<GetFlowsResponse, tonic::Status>>,
+) -> GetFlowsResponse {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("a response within 20 s")
+        .expect("stream open")
+        .expect("no error")
+}
+
+#[test]
+fn an_idle_ring_advances_progress_markers_only_for_those_who_ask() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let mut kernel = Loaded::new("flow-exporter-progress-");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let observer = Arc::new(
+        Observer::new("kernel-node", 4095)
+            .unwrap()
+            .with_metrics(metrics.clone()),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let source = {
+        let _guard = rt.enter();
+        let parser = Parser::new("kernel-node", Enricher::none());
+        let clock = flow_exporter::sources::clock::measure_offset().unwrap();
+        // The exporter's own decoder: it turns the source's boot-time
+        // watermarks into wall time with the flows' clock offset.
+        let decode = ParserDecoder::new(parser, clock);
+        let (ingest, task) = pipeline(observer.clone(), metrics.clone(), Box::new(decode));
+        rt.spawn(task);
+        rt.spawn(flow_exporter::sources::ringbuf::run(
+            kernel.scratch.bpffs.join("events"),
+            None,
+            ingest,
+            stop_rx,
+        ))
+    };
+
+    // Markers are asked for as the relay does: the request header.
+    let mut md = MetadataMap::new();
+    md.insert(PROGRESS_HEADER, "2".parse().unwrap());
+    let follow = || GetFlowsRequest {
+        follow: true,
+        ..Default::default()
+    };
+    let (mut asked, mut plain) = {
+        let _guard = rt.enter();
+        let markers = Markers::from_metadata(&md).unwrap();
+        assert!(markers.is_some());
+        let asked = observer.get_flows_with_markers(follow(), markers).unwrap();
+        let no_header = Markers::from_metadata(&MetadataMap::new()).unwrap();
+        let plain = observer
+            .get_flows_with_markers(follow(), no_header)
+            .unwrap();
+        (asked, plain)
+    };
+
+    const RUNS: usize = 5;
+    rt.block_on(async {
+        // Idle: no event was emitted, yet markers come, and they move.
+        let first =
+            marker_time(&next_response(&mut asked).await).expect("a marker on an idle node");
+        let second = marker_time(&next_response(&mut asked).await).expect("markers keep coming");
+        assert!(second > first, "{second:?} after {first:?}");
+        let age = Timestamp::now().as_unix_nanos() - second.as_unix_nanos();
+        assert!(
+            (0..60_000_000_000).contains(&age),
+            "a marker's time is the boot time turned into wall time: {age} ns old"
+        );
+
+        // Busy: every flow is newer than every marker before it, and the
+        // progress passes each run's flows.
+        let mut last_marker = second;
+        for run in 0..RUNS {
+            kernel.emit();
+            let mut flows = Vec::new();
+            let mut passed = false;
+            while !(flows.len() == 3 && passed) {
+                let r = next_response(&mut asked).await;
+                match (marker_time(&r), r.response_types) {
+                    (Some(t), _) => {
+                        assert!(t > last_marker, "markers only move forward");
+                        last_marker = t;
+                        passed = flows.len() == 3 && flows.iter().all(|f| *f < t);
+                    }
+                    (None, Some(ResponseTypes::Flow(f))) => {
+                        let t = f.time.unwrap();
+                        assert!(
+                            t >= last_marker,
+                            "run {run}: a flow at {t:?} follows the marker {last_marker:?}"
+                        );
+                        flows.push(t);
+                    }
+                    (None, other) => panic!("unexpected response {other:?}"),
+                }
+            }
+        }
+
+        // Without the header: the same flows and never a marker.
+        for _ in 0..3 * RUNS {
+            let r = next_response(&mut plain).await;
+            assert!(
+                matches!(r.response_types, Some(ResponseTypes::Flow(_))),
+                "a stream that did not ask got {r:?}"
+            );
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), plain.recv())
+                .await
+                .is_err(),
+            "nothing more (no marker) on the stream without the header"
+        );
+    });
+    let _ = stop_tx.send(true);
+    rt.block_on(source).unwrap().unwrap();
+    observer.close();
+    drop(kernel);
 }

@@ -8,7 +8,10 @@
 //!    node is sending, and with one busy node and two idle ones (the idle
 //!    nodes' ingest reports its progress every millisecond, so their
 //!    progress markers release the busy node's flows), with the number of
-//!    flows received out of time order;
+//!    flows received out of time order; the latter also with three
+//!    `flow-exporter` processes (one synthetic at 1000 flows/s, two idle)
+//!    whose own ingest advances their progress (`$FLOW_EXPORTER_BIN`, else
+//!    `target/release/flow-exporter`);
 //! 3. the process's memory with ten follow clients that never read.
 //!
 //! Everything shares the machine's cores, so the figures are lower bounds
@@ -249,6 +252,22 @@ async fn latency(
             }
         }));
     }
+    let measured = measure(&mut s, secs, None).await;
+    stop.store(true, Ordering::Relaxed);
+    for p in producers {
+        let _ = p.join();
+    }
+    measured
+}
+
+/// Reads a follow stream for `secs`: p50 and p99 of receive time − flow
+/// time, flows received, flows older than one received before them. Flows
+/// older than `from` (produced before the measurement) are not counted.
+async fn measure(
+    s: &mut tonic::Streaming<proto::observer::GetFlowsResponse>,
+    secs: u64,
+    from: Option<Timestamp>,
+) -> (Duration, Duration, usize, u64) {
     let start = Instant::now();
     let mut lat = Vec::new();
     let (mut newest, mut out_of_order) = (i128::MIN, 0u64);
@@ -257,6 +276,9 @@ async fn latency(
             && let Some(ResponseTypes::Flow(f)) = r.response_types
         {
             let sent = f.time.unwrap_or_default().as_unix_nanos();
+            if from.is_some_and(|t| sent < t.as_unix_nanos()) {
+                continue;
+            }
             let now = Timestamp::now().as_unix_nanos();
             lat.push(Duration::from_nanos((now - sent).max(0) as u64));
             if sent < newest {
@@ -265,10 +287,6 @@ async fn latency(
             newest = newest.max(sent);
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    for p in producers {
-        let _ = p.join();
-    }
     lat.sort();
     let q = |p: f64| {
         lat.get(((lat.len() as f64 - 1.0) * p) as usize)
@@ -276,6 +294,104 @@ async fn latency(
             .unwrap_or_default()
     };
     (q(0.5), q(0.99), lat.len(), out_of_order)
+}
+
+/// The `flow-exporter` binary: `$FLOW_EXPORTER_BIN`, else the one built
+/// beside this example (`target/release/flow-exporter`).
+fn exporter_bin() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("FLOW_EXPORTER_BIN") {
+        return Some(p.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("flow-exporter");
+    bin.exists().then_some(bin)
+}
+
+/// A child process killed when dropped (also when the bench panics).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// [`latency`] with three `flow-exporter` processes behind the relay: one
+/// synthetic at `rate` flows/s and two idle ones (rate 0), whose own ingest
+/// advances their progress (the synthetic source's watermark, converted by
+/// the decoder), as a real idle node's does.
+async fn process_latency(
+    bin: &std::path::Path,
+    rate: u64,
+    secs: u64,
+) -> (Duration, Duration, usize, u64) {
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let _children: Vec<Child> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let r = if i == 0 { rate } else { 0 };
+            Child(
+                std::process::Command::new(bin)
+                    .args(["--synthetic", "--rate", &r.to_string()])
+                    .args(["--metrics-address", "off"])
+                    .args(["--node-name", &format!("proc-{i}")])
+                    .args(["--listen-address", &format!("127.0.0.1:{port}")])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("start {}: {e}", bin.display())),
+            )
+        })
+        .collect();
+    // Wait until every process serves.
+    for port in &ports {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "exporter on {port} never served");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let specs = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| PeerSpec {
+            name: format!("proc-{i}"),
+            address: format!("127.0.0.1:{port}"),
+            tls_server_name: None,
+        })
+        .collect();
+    let (relay, addr) = serve_relay(specs, Arc::new(Metrics::new())).await;
+    let mut c = client(&addr).await;
+    let mut s = c
+        .get_flows(GetFlowsRequest {
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The busy process has been sending all along: what it sent before
+    // now waits in the stream and is not a latency.
+    let measured = measure(&mut s, secs, Some(Timestamp::now())).await;
+    drop(s);
+    drop(relay);
+    measured
 }
 
 fn rss_bytes() -> u64 {
@@ -378,6 +494,18 @@ async fn main() {
     println!(
         "follow latency, 1 busy + 2 idle nodes        : p50 {i50:?}  p99 {i99:?}  ({iq} flows, {io} out of order; progress markers)"
     );
+    match exporter_bin() {
+        Some(bin) => {
+            let (x50, x99, xq, xo) = process_latency(&bin, 1000, 4).await;
+            println!(
+                "  same, flow-exporter processes (synthetic)  : p50 {x50:?}  p99 {x99:?}  ({xq} flows, {xo} out of order; {})",
+                bin.display()
+            );
+        }
+        None => println!(
+            "  same, flow-exporter processes              : skipped, no binary (cargo build --release -p flow-exporter, or set FLOW_EXPORTER_BIN)"
+        ),
+    }
 
     // 4. Memory with ten slow clients.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -83,6 +83,20 @@ fn start_exporter(bin: &Path, file: &Path, node: &str, port: u16) -> Proc {
     ))
 }
 
+/// An exporter with any source arguments, its metrics off.
+fn start_exporter_with(bin: &Path, source: &[&str], node: &str, port: u16) -> Proc {
+    Proc(Some(
+        Command::new(bin)
+            .args(source)
+            .args(["--metrics-address", "off", "--node-name", node])
+            .args(["--listen-address", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ))
+}
+
 async fn connect(port: u16) -> ObserverClient<Channel> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -350,5 +364,78 @@ fn help_and_bad_arguments() {
     assert!(
         err.contains(&format!("listen on {taken} for metrics")),
         "{err}"
+    );
+}
+
+/// One busy and two idle exporter processes behind the relay binary, whose
+/// sort window is an hour: only the idle nodes' progress markers, which
+/// their real ingest advances (the synthetic source's boot-time watermark
+/// through the decoder; a replay once fed), can release the busy node's
+/// flows while the nodes stay idle. They come, in time order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_exporters_progress_releases_a_busy_ones_flows() {
+    let bin = tokio::task::spawn_blocking(exporter_bin).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.json");
+    std::fs::write(&empty, "").unwrap();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let empty_arg = empty.to_str().unwrap();
+    let sources: [&[&str]; 3] = [
+        &["--synthetic", "--rate", "2000"],
+        &["--synthetic", "--rate", "0"],
+        &["--replay", empty_arg],
+    ];
+    let _exporters: Vec<Proc> = (0..3)
+        .map(|i| start_exporter_with(&bin, sources[i], &format!("prg-{i}"), ports[i]))
+        .collect();
+    for &p in &ports {
+        connect(p).await;
+    }
+    let relay_port = free_port();
+    let peers: Vec<String> = (0..3)
+        .map(|i| format!("prg-{i}=127.0.0.1:{}", ports[i]))
+        .collect();
+    let _relay = Proc(Some(
+        Command::new(env!("CARGO_BIN_EXE_relay"))
+            .args(["--peers", &peers.join(",")])
+            .args(["--listen-address", &format!("127.0.0.1:{relay_port}")])
+            .args(["--metrics-address", "off", "--node-name", "relay-prg"])
+            .args(["--sort-buffer-drain-timeout", "1h"])
+            .args(["--sort-buffer-len-max", "1000000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let mut c = connect(relay_port).await;
+    eventually(Duration::from_secs(20), || {
+        let mut c = c.clone();
+        async move { connected_nodes(&mut c).await == Some(3) }
+    })
+    .await;
+    let mut follow = c
+        .get_flows(GetFlowsRequest {
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut times = Vec::new();
+    while times.len() < 500 {
+        let r = tokio::time::timeout(Duration::from_secs(30), follow.message())
+            .await
+            .expect("flows released within 30 s of an hour's window: markers")
+            .unwrap()
+            .expect("stream open");
+        if let Some(proto::observer::get_flows_response::ResponseTypes::Flow(f)) = r.response_types
+        {
+            assert_eq!(f.node_name, "prg-0", "only the busy node has flows");
+            times.push(f.time.unwrap());
+        }
+    }
+    assert!(
+        times.is_sorted(),
+        "the busy node's flows come in time order"
     );
 }

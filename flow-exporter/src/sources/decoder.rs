@@ -109,6 +109,11 @@ impl Decode for ParserDecoder {
         Ok(flow)
     }
 
+    fn wall_time(&self, ktime_ns: u64) -> Option<proto::wkt::Timestamp> {
+        use flow_parser::EventClock as _;
+        Some(self.clock.wall_time(ktime_ns))
+    }
+
     fn decode_into(&mut self, raw: &[u8], flow: &mut Flow) -> Result<(), DecodeFailure> {
         if let Some(r) = &mut self.reload
             && let Some(e) = r.poll(defaults::ENRICHMENT_RELOAD)

@@ -14,6 +14,8 @@ use proto::observer::{ExportEvent, export_event::ResponseTypes};
 
 use crate::defaults;
 use crate::pipeline::{Batch, Ingest};
+use crate::progress::Watermark;
+use proto::wkt::Timestamp;
 
 /// What a replay file holds, in file order.
 #[derive(Debug, Default)]
@@ -172,6 +174,21 @@ pub async fn feed(r: Replay, ingest: Ingest) -> anyhow::Result<()> {
             .map_err(|()| anyhow::anyhow!("pipeline stopped"))?;
     }
     tracing::info!("replay file fed into the ring");
+    Ok(())
+}
+
+/// [`feed`], then, as nothing more will come, the wall clock as the
+/// watermark every [`defaults::PROGRESS_TICK`] ([`crate::progress`]) until
+/// the pipeline stops. No watermark is given while the file is fed: its
+/// flows carry recorded times in file order, not in time order.
+pub async fn feed_then_progress(r: Replay, ingest: Ingest) -> anyhow::Result<()> {
+    feed(r, ingest.clone()).await?;
+    let mut tick = tokio::time::interval(defaults::PROGRESS_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !ingest.is_closed() {
+        tick.tick().await;
+        ingest.offer(Batch::Progress(Watermark::Wall(Timestamp::now())));
+    }
     Ok(())
 }
 

@@ -4,7 +4,9 @@
 //! from bpffs pins. Only one consumer may read a ring at a time.
 //!
 //! Records are copied into batches and handed to the pipeline without
-//! waiting; the kernel counter is polled and its increases per CPU become
+//! waiting, each drain followed by the watermark that lets the node's
+//! progress advance ([`crate::progress`]: one a drain, and every
+//! [`defaults::PROGRESS_TICK`] on an idle ring); the kernel counter is polled and its increases per CPU become
 //! `LostEvent{PERF_EVENT_RING_BUFFER}`.
 
 use std::path::{Path, PathBuf};
@@ -15,8 +17,10 @@ use proto::flow::LostEventSource;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+use super::clock::boot_time_ns;
 use crate::defaults;
 use crate::pipeline::{Batch, Ingest, RawBatch};
+use crate::progress::Watermark;
 
 /// Opens a pinned map, checking that it is of the expected kind.
 fn open_pinned(path: &Path) -> anyhow::Result<Map> {
@@ -87,25 +91,30 @@ pub async fn run(
     let mut last_lost: Vec<u64> = Vec::new();
     let mut poll = tokio::time::interval(defaults::LOST_COUNTER_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut batch = RawBatch::with_capacity(defaults::SOURCE_BATCH);
+    let mut tick = tokio::time::interval(defaults::PROGRESS_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reader = Reader::new(ingest.clone());
     loop {
         tokio::select! {
             r = afd.readable_mut() => {
                 let mut guard = r.context("wait for ring buffer events")?;
-                let rb = guard.get_inner_mut();
-                while let Some(item) = rb.next() {
-                    batch.push(&item);
-                    drop(item);
-                    if batch.len() >= defaults::SOURCE_BATCH {
-                        let full = std::mem::replace(&mut batch, RawBatch::with_capacity(defaults::SOURCE_BATCH));
-                        ingest.offer(Batch::Raw { source: "ringbuf", batch: full });
-                    }
-                }
+                // Cleared before draining: a record submitted meanwhile
+                // wakes the next wait, and the drain may find it already.
                 guard.clear_ready();
-                if !batch.is_empty() {
-                    let b = std::mem::replace(&mut batch, RawBatch::with_capacity(defaults::SOURCE_BATCH));
-                    ingest.offer(Batch::Raw { source: "ringbuf", batch: b });
+                let read = reader.drain(guard.get_inner_mut(), false);
+                drop(guard);
+                if read > 0 {
+                    // Busy: let records gather in the kernel ring (it holds
+                    // far more than arrive meanwhile) rather than waking
+                    // for each; the kernel does not wake us for records
+                    // behind the first one we have not read either.
+                    tokio::time::sleep(defaults::RINGBUF_GATHER).await;
                 }
+            }
+            _ = tick.tick() => {
+                // Nothing may have arrived (an idle node): look at the ring
+                // ourselves, then say how far it is read.
+                reader.drain(afd.get_mut(), true);
             }
             _ = poll.tick() => {
                 if let Some(lost) = &lost {
@@ -114,6 +123,93 @@ pub async fn run(
             }
             _ = shutdown.changed() => return Ok(()),
         }
+    }
+}
+
+/// Copies ring-buffer records into batches for the pipeline and sends the
+/// watermark behind them ([`crate::progress`]).
+struct Reader {
+    ingest: Ingest,
+    batch: RawBatch,
+    /// Boot time of the last watermark sent.
+    last_watermark: u64,
+}
+
+impl Reader {
+    fn new(ingest: Ingest) -> Self {
+        Reader {
+            ingest,
+            batch: RawBatch::with_capacity(defaults::SOURCE_BATCH),
+            last_watermark: 0,
+        }
+    }
+
+    fn push(&mut self, rec: &[u8]) {
+        self.batch.push(rec);
+        if self.batch.len() >= defaults::SOURCE_BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        // A batch holds no more memory than its events need: a small one
+        // is sent as an exact copy and the buffer kept for the next.
+        let out = if self.batch.len() >= defaults::SOURCE_BATCH / 2 {
+            std::mem::replace(
+                &mut self.batch,
+                RawBatch::with_capacity(defaults::SOURCE_BATCH),
+            )
+        } else {
+            let copy = RawBatch {
+                data: self.batch.data.clone(),
+                spans: self.batch.spans.clone(),
+            };
+            self.batch.data.clear();
+            self.batch.spans.clear();
+            copy
+        };
+        self.ingest.offer(Batch::Raw {
+            source: "ringbuf",
+            batch: out,
+        });
+    }
+
+    /// Reads every record in the ring, hands them over, and then the
+    /// watermark: on every `tick`, else at most once per
+    /// [`defaults::PROGRESS_TICK`].
+    /// Returns how many records it read.
+    fn drain(&mut self, rb: &mut RingBuf<MapData>, tick: bool) -> usize {
+        let mut read = 0;
+        let empty_at = loop {
+            while let Some(rec) = rb.next() {
+                self.push(&rec);
+                read += 1;
+            }
+            // The clock is read *before* the check that finds the ring
+            // empty: every record not read yet was reserved after `d − B`.
+            let d = boot_time_ns();
+            match rb.next() {
+                None => break d,
+                Some(rec) => {
+                    self.push(&rec);
+                    read += 1;
+                }
+            }
+        };
+        self.flush();
+        let slack = defaults::RINGBUF_PROGRESS_SLACK.as_nanos() as u64;
+        let due = tick
+            || empty_at.saturating_sub(self.last_watermark)
+                >= defaults::PROGRESS_TICK.as_nanos() as u64;
+        if due && empty_at > slack {
+            self.last_watermark = empty_at;
+            self.ingest
+                .offer(Batch::Progress(Watermark::Boot(empty_at - slack)));
+        }
+        read
     }
 }
 

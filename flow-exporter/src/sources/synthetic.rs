@@ -6,9 +6,12 @@ use flow_parser::Synthetic;
 use super::clock::boot_time_ns;
 use crate::defaults;
 use crate::pipeline::{Batch, Ingest, RawBatch};
+use crate::progress::Watermark;
 
 /// Emits `rate` synthetic events per second, a batch every
 /// [`defaults::SYNTHETIC_TICK`], until `shutdown` fires. Events carry the current boot time, like the kernel's.
+/// Every [`defaults::PROGRESS_TICK`] the boot time is sent as the
+/// watermark ([`crate::progress`]).
 pub async fn run_synthetic(
     mut generator: Synthetic,
     rate: u64,
@@ -17,6 +20,8 @@ pub async fn run_synthetic(
 ) -> anyhow::Result<()> {
     let mut interval = tokio::time::interval(defaults::SYNTHETIC_TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut progress = tokio::time::interval(defaults::PROGRESS_TICK);
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = tokio::time::Instant::now();
     let mut emitted: u64 = 0;
     let mut scratch = Vec::with_capacity(256);
@@ -24,6 +29,12 @@ pub async fn run_synthetic(
     loop {
         tokio::select! {
             _ = interval.tick() => {}
+            _ = progress.tick() => {
+                // Events emitted so far carry earlier boot times than this
+                // reading, later ones will carry later ones.
+                ingest.offer(Batch::Progress(Watermark::Boot(boot_time_ns())));
+                continue;
+            }
             _ = shutdown.changed() => return Ok(()),
         }
         let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
