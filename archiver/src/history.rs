@@ -28,7 +28,7 @@ use flow_filter::FilterSet;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    RowSelectionPolicy, RowSelector,
 };
 use parquet::file::statistics::Statistics;
 use prost::Message;
@@ -344,7 +344,9 @@ fn read_unit(
     let mask = ProjectionMask::leaves(b.parquet_schema(), [f.flow_pb]);
     let mut b = b.with_projection(mask);
     if let Some(s) = selection {
-        b = b.with_row_selection(RowSelection::from(s));
+        b = b
+            .with_row_selection(RowSelection::from(s))
+            .with_row_selection_policy(RowSelectionPolicy::Selectors);
     }
     let reader = b.build().map_err(|e| e.to_string())?;
     for batch in reader {
