@@ -489,6 +489,17 @@ impl ArchiveWriter {
                     source,
                 })?;
         }
+        // The resume point goes into the file's own footer, committed in
+        // the same atomic put as its rows: a crash between this file and
+        // `state.json` cannot make the restart archive these rows again.
+        if let Some(m) = o.max_time {
+            o.writer
+                .append_key_value_metadata(KeyValue::new(MAX_TIME_KEY.to_owned(), m.to_rfc3339()));
+            o.writer.append_key_value_metadata(KeyValue::new(
+                MAX_UUIDS_KEY.to_owned(),
+                serde_json::to_string(&o.uuids_at_max).unwrap_or_default(),
+            ));
+        }
         let bytes = o
             .writer
             .into_inner()

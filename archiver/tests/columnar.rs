@@ -563,3 +563,30 @@ fn status_reports_unreadable_files() {
     assert!(out.contains(&files[1]), "{out}");
     assert!(err.contains(&files[1]), "{err}");
 }
+
+/// The resume point is in every file's footer: with `state.json` lost (a
+/// crash between a file's commit and the cache's), the state loaded from
+/// the footers alone still knows the newest flow and its uuids.
+#[test]
+fn resume_point_survives_a_lost_state_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = flows(500);
+    archive(dir.path(), &fs);
+    let storage = LocalDir::new(dir.path()).unwrap();
+    let cached = archiver::writer::ArchiveState::load(&storage).unwrap();
+    std::fs::remove_file(dir.path().join(archiver::writer::STATE_PATH)).unwrap();
+    let st = archiver::writer::ArchiveState::load(&storage).unwrap();
+    let newest = fs.iter().filter_map(|f| f.time).max();
+    assert_eq!(st.last_time, newest);
+    let mut want: Vec<String> = fs
+        .iter()
+        .filter(|f| f.time == newest)
+        .map(|f| f.uuid.clone())
+        .collect();
+    let mut got = st.last_uuids.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!((st.last_time, st.rows), (cached.last_time, cached.rows));
+    assert!(fs.iter().all(|f| st.already_archived(f)));
+}
