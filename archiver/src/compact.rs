@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
 
 use crate::defaults;
 use crate::schema;
@@ -74,11 +72,7 @@ pub fn compact(storage: &Arc<dyn Storage>, small_bytes: u64) -> anyhow::Result<C
             continue;
         }
         let names: Vec<String> = small.iter().map(|(n, _)| n.clone()).collect();
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(defaults::ZSTD_LEVEL).unwrap_or_default(),
-            ))
-            .set_max_row_group_row_count(Some(defaults::ROW_GROUP_ROWS))
+        let props = crate::writer::file_properties(defaults::ZSTD_LEVEL, defaults::ROW_GROUP_ROWS)
             .set_key_value_metadata(Some(vec![
                 KeyValue::new(
                     schema::SCHEMA_VERSION_KEY.to_owned(),

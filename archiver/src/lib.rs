@@ -18,6 +18,7 @@ pub mod columnar;
 pub mod compact;
 pub mod defaults;
 pub mod follow;
+mod history;
 pub mod location;
 pub mod metrics;
 pub mod object;

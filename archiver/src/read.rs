@@ -204,11 +204,18 @@ impl Archive {
     /// Runs a query; flows come back in time order. With a limit (`number`)
     /// and filters that all have columns, rows are chosen from the columns
     /// (newest files first, or oldest with `first`) and only the chosen
-    /// rows are decoded ([`crate::columnar`]).
+    /// rows are decoded ([`crate::columnar`]). Without a limit, only the
+    /// `flow_pb` of rows the window and verdicts keep is read, row groups
+    /// spread over the cores (`history`); the result is
+    /// [`Archive::query_decoded`]'s.
     pub fn query(&self, q: &Query) -> Result<(Vec<Flow>, ReadStats), ReadError> {
         // `--last N`: from the columns, newest files first, when they can.
         if let Some(res) = self.select_newest(q) {
             return res;
+        }
+        // Without a limit: late-materialised, over every core.
+        if q.number.is_none() {
+            return self.select_all(q);
         }
         self.query_decoded(q)
     }
@@ -362,7 +369,7 @@ pub(crate) fn row_groups_in_window(
 }
 
 /// The verdict names every allow filter restricts to, when each does.
-fn verdict_prefilter(whitelist: &[FlowFilter]) -> Option<Vec<&'static str>> {
+pub(crate) fn verdict_prefilter(whitelist: &[FlowFilter]) -> Option<Vec<&'static str>> {
     if whitelist.is_empty() || whitelist.iter().any(|f| f.verdict.is_empty()) {
         return None;
     }

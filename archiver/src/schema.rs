@@ -138,6 +138,8 @@ pub struct BatchBuilder {
     flow_pb: BinaryBuilder,
     rows: usize,
     scratch: Vec<u8>,
+    /// Reused for values built from parts (`kind/name`, TCP flags).
+    text: String,
 }
 
 impl Default for BatchBuilder {
@@ -154,6 +156,15 @@ fn opt_str(b: &mut StringBuilder, s: &str) {
     }
 }
 
+/// `a/b`, built in `buf` (reused from value to value).
+fn joined<'a>(buf: &'a mut String, a: &str, b: &str) -> &'a str {
+    buf.clear();
+    buf.push_str(a);
+    buf.push('/');
+    buf.push_str(b);
+    buf
+}
+
 fn enum_name<E>(v: i32, name: fn(&E) -> &'static str) -> Option<&'static str>
 where
     E: TryFrom<i32>,
@@ -168,8 +179,10 @@ fn list(b: &mut ListBuilder<StringBuilder>, items: &[String]) {
     b.append(true);
 }
 
-fn tcp_flag_names(f: &proto::flow::TcpFlags) -> String {
-    let mut out = String::new();
+/// Writes the names of the set TCP flags, comma-separated, into `out`
+/// (cleared first).
+fn tcp_flag_names(f: &proto::flow::TcpFlags, out: &mut String) {
+    out.clear();
     for (set, name) in [
         (f.syn, "SYN"),
         (f.ack, "ACK"),
@@ -188,7 +201,6 @@ fn tcp_flag_names(f: &proto::flow::TcpFlags) -> String {
             out.push_str(name);
         }
     }
-    out
 }
 
 impl BatchBuilder {
@@ -242,6 +254,7 @@ impl BatchBuilder {
             flow_pb: BinaryBuilder::new(),
             rows: 0,
             scratch: Vec::with_capacity(1024),
+            text: String::with_capacity(256),
         }
     }
 
@@ -310,7 +323,10 @@ impl BatchBuilder {
                     Some("TCP"),
                     Some(t.source_port),
                     Some(t.destination_port),
-                    t.flags.as_ref().map(tcp_flag_names),
+                    t.flags.as_ref().map(|fl| {
+                        tcp_flag_names(fl, &mut self.text);
+                        self.text.as_str()
+                    }),
                 ),
                 Some(layer4::Protocol::Udp(u)) => (
                     Some("UDP"),
@@ -359,7 +375,7 @@ impl BatchBuilder {
             list(labels, ep.map(|e| e.labels.as_slice()).unwrap_or_default());
             match ep.and_then(|e| e.workloads.first()) {
                 Some(w) if w.kind.is_empty() => workload.append_value(&w.name),
-                Some(w) => workload.append_value(format!("{}/{}", w.kind, w.name)),
+                Some(w) => workload.append_value(joined(&mut self.text, &w.kind, &w.name)),
                 None => workload.append_null(),
             }
         }
@@ -372,7 +388,7 @@ impl BatchBuilder {
         ] {
             match svc {
                 Some(s) if !s.name.is_empty() => {
-                    b.append_value(format!("{}/{}", s.namespace, s.name))
+                    b.append_value(joined(&mut self.text, &s.namespace, &s.name))
                 }
                 _ => b.append_null(),
             }
@@ -399,8 +415,15 @@ impl BatchBuilder {
             (&mut self.ingress_denied_by, &f.ingress_denied_by),
             (&mut self.egress_denied_by, &f.egress_denied_by),
         ] {
-            let names: Vec<String> = policies.iter().map(policy_name).collect();
-            list(b, &names);
+            for p in policies {
+                if p.namespace.is_empty() {
+                    b.values().append_value(&p.name);
+                } else {
+                    b.values()
+                        .append_value(joined(&mut self.text, &p.namespace, &p.name));
+                }
+            }
+            b.append(true);
         }
         self.scratch.clear();
         // Encoding into a Vec cannot fail.
@@ -457,18 +480,14 @@ impl BatchBuilder {
             Arc::new(self.flow_pb.finish()),
         ];
         self.rows = 0;
+        // The next batch's flows are as large as these: reserve for them
+        // at once rather than growing (and copying) the buffer ten times.
+        self.flow_pb = BinaryBuilder::with_capacity(
+            crate::defaults::BATCH_ROWS,
+            cols[cols.len() - 1].get_buffer_memory_size(),
+        );
         // The columns are built to the schema above, row for row.
         RecordBatch::try_new(self.schema.clone(), cols).expect("batch matches the archive schema")
-    }
-}
-
-/// A policy as the archive's policy columns hold it: `namespace/name`, or
-/// `name` for a clusterwide policy.
-fn policy_name(p: &proto::flow::Policy) -> String {
-    if p.namespace.is_empty() {
-        p.name.clone()
-    } else {
-        format!("{}/{}", p.namespace, p.name)
     }
 }
 

@@ -219,6 +219,140 @@ fn columns_group_like_decoded_flows() {
     assert!(nonempty > 200, "{nonempty} non-empty cases");
 }
 
+/// The history query without a limit (late-materialised, row groups over
+/// the cores) returns exactly the decoding path's flows, in its order
+/// (ties included), for filters with and without a verdict, windows that
+/// cut row groups, and an L7 filter the columns cannot answer.
+#[test]
+fn query_without_limit_gives_the_decoded_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = archive(dir.path(), &flows(1500));
+    let verdict = |v: Verdict| FlowFilter {
+        verdict: vec![v as i32],
+        ..Default::default()
+    };
+    let whitelists = [
+        vec![],
+        vec![verdict(Verdict::Dropped)],
+        vec![verdict(Verdict::Forwarded), verdict(Verdict::Dropped)],
+        vec![
+            verdict(Verdict::Dropped),
+            FlowFilter {
+                source_pod: vec!["default/".into()],
+                ..Default::default()
+            },
+        ],
+        vec![FlowFilter {
+            protocol: vec!["dns".into()],
+            ..Default::default()
+        }],
+    ];
+    let mut nonempty = 0;
+    for wl in &whitelists {
+        for bl in [vec![], vec![verdict(Verdict::Forwarded)]] {
+            for (since, until) in [
+                (None, None),
+                (ts(1800), ts(7200)),
+                (ts(1801), None),
+                (None, ts(3599)),
+            ] {
+                let q = Query {
+                    since,
+                    until,
+                    whitelist: wl.clone(),
+                    blacklist: bl.clone(),
+                    ..Default::default()
+                };
+                let (got, stats) = a.query(&q).unwrap();
+                let (want, want_stats) = a.query_decoded(&q).unwrap();
+                assert_eq!(got, want, "{q:?}");
+                assert!(stats.unreadable.is_empty(), "{:?}", stats.unreadable);
+                assert_eq!(
+                    (
+                        stats.files_read,
+                        stats.row_groups_skipped,
+                        stats.rows_decoded
+                    ),
+                    (
+                        want_stats.files_read,
+                        want_stats.row_groups_skipped,
+                        want_stats.rows_decoded
+                    ),
+                    "{q:?}"
+                );
+                nonempty += usize::from(!got.is_empty());
+            }
+        }
+    }
+    assert!(nonempty > 30, "{nonempty} non-empty cases");
+}
+
+/// Files written before the writer's encodings changed (dictionary and
+/// statistics on every column, dictionary-encoded `time`, zstd level 3:
+/// the parquet defaults) are read as before, by every path.
+#[test]
+fn files_of_the_earlier_layout_are_read() {
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterProperties;
+    let dir = tempfile::tempdir().unwrap();
+    let all = flows(600);
+    let storage = Arc::new(LocalDir::new(dir.path()).unwrap());
+    // One file per hour partition, as the writer of then laid them out.
+    let mut by_part: BTreeMap<String, Vec<&Flow>> = BTreeMap::new();
+    for f in &all {
+        by_part
+            .entry(archiver::writer::partition_of(f.time))
+            .or_default()
+            .push(f);
+    }
+    for (part, fs) in &by_part {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+            .set_max_row_group_row_count(Some(64))
+            .build();
+        let mut w =
+            ArrowWriter::try_new(Vec::new(), archiver::schema::schema(), Some(props)).unwrap();
+        let mut b = archiver::schema::BatchBuilder::new();
+        for f in fs {
+            b.push(f);
+        }
+        w.write(&b.finish()).unwrap();
+        storage
+            .put(
+                &format!("{part}/part-old.parquet"),
+                &w.into_inner().unwrap(),
+            )
+            .unwrap();
+    }
+    let a = Archive::new(storage);
+    let dropped = FlowFilter {
+        verdict: vec![Verdict::Dropped as i32],
+        ..Default::default()
+    };
+    let q = Query {
+        since: ts(1800),
+        whitelist: vec![dropped],
+        ..Default::default()
+    };
+    let (got, stats) = a.query(&q).unwrap();
+    assert!(stats.unreadable.is_empty(), "{:?}", stats.unreadable);
+    let since = ts(1800).unwrap();
+    let want: Vec<Flow> = all
+        .iter()
+        .filter(|f| f.time.is_some_and(|t| t >= since) && f.verdict == Verdict::Dropped as i32)
+        .cloned()
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+    assert_eq!(a.query_decoded(&q).unwrap().0, want);
+    let last = Query {
+        number: Some(5),
+        ..q.clone()
+    };
+    assert_eq!(a.query(&last).unwrap().0, want[want.len() - 5..]);
+}
+
 #[test]
 fn paths_and_filters_without_columns_are_refused() {
     let q = Query::default();
@@ -428,4 +562,31 @@ fn status_reports_unreadable_files() {
     assert!(out.contains("unreadable: 1"), "{out}");
     assert!(out.contains(&files[1]), "{out}");
     assert!(err.contains(&files[1]), "{err}");
+}
+
+/// The resume point is in every file's footer: with `state.json` lost (a
+/// crash between a file's commit and the cache's), the state loaded from
+/// the footers alone still knows the newest flow and its uuids.
+#[test]
+fn resume_point_survives_a_lost_state_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = flows(500);
+    archive(dir.path(), &fs);
+    let storage = LocalDir::new(dir.path()).unwrap();
+    let cached = archiver::writer::ArchiveState::load(&storage).unwrap();
+    std::fs::remove_file(dir.path().join(archiver::writer::STATE_PATH)).unwrap();
+    let st = archiver::writer::ArchiveState::load(&storage).unwrap();
+    let newest = fs.iter().filter_map(|f| f.time).max();
+    assert_eq!(st.last_time, newest);
+    let mut want: Vec<String> = fs
+        .iter()
+        .filter(|f| f.time == newest)
+        .map(|f| f.uuid.clone())
+        .collect();
+    let mut got = st.last_uuids.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!((st.last_time, st.rows), (cached.last_time, cached.rows));
+    assert!(fs.iter().all(|f| st.already_archived(f)));
 }
