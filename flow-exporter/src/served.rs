@@ -8,13 +8,11 @@
 
 use std::sync::Arc;
 
-use prost::Message as _;
-use prost::bytes::{Buf, BufMut};
 use prost::encoding::{message, string};
 use proto::flow::Flow;
 use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::EncodeBuf;
 
 use crate::event::Event;
 use crate::ring::Slot;
@@ -75,57 +73,17 @@ pub fn encode_flow_response(f: &Flow, buf: &mut Vec<u8>) {
     }
 }
 
-/// The gRPC codec of `observer.Observer/GetFlows` on the exporter: decodes
-/// requests as prost does, writes [`Served`] responses.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FlowsCodec;
+/// The gRPC codec of `observer.Observer/GetFlows` on the exporter:
+/// requests decode as prost does, [`Served`] responses write themselves.
+pub type FlowsCodec = svc::grpc_codec::PreEncodedCodec<GetFlowsRequest, Served>;
 
-/// Encoder half of [`FlowsCodec`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ServedEncoder;
-
-/// Decoder half of [`FlowsCodec`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RequestDecoder;
-
-impl Codec for FlowsCodec {
-    type Encode = Served;
-    type Decode = GetFlowsRequest;
-    type Encoder = ServedEncoder;
-    type Decoder = RequestDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ServedEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RequestDecoder
-    }
-}
-
-impl Encoder for ServedEncoder {
-    type Item = Served;
-    type Error = Status;
-
-    fn encode(&mut self, item: Served, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        match item {
-            Served::Stored(slot) => dst.put_slice(slot.encoded()),
-            Served::Message(m) => m
-                .encode(dst)
-                .map_err(|e| Status::internal(format!("encoding a GetFlows response: {e}")))?,
+impl svc::grpc_codec::EncodeResponse for Served {
+    fn encode_response(self, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        match self {
+            Served::Stored(slot) => svc::grpc_codec::put_encoded(slot.encoded(), dst),
+            Served::Message(m) => svc::grpc_codec::put_message(m.as_ref(), dst)?,
         }
         Ok(())
-    }
-}
-
-impl Decoder for RequestDecoder {
-    type Item = GetFlowsRequest;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<GetFlowsRequest>, Status> {
-        let req = GetFlowsRequest::decode(src.copy_to_bytes(src.remaining()))
-            .map_err(|e| Status::internal(format!("decoding a GetFlows request: {e}")))?;
-        Ok(Some(req))
     }
 }
 

@@ -554,7 +554,7 @@ where
         if req.uri().path() == GET_FLOWS_PATH {
             let method = GetFlowsServed(self.service.clone());
             Box::pin(async move {
-                let mut grpc = tonic::server::Grpc::new(FlowsCodec);
+                let mut grpc = tonic::server::Grpc::new(FlowsCodec::new());
                 Ok(grpc.server_streaming(method, req).await)
             })
         } else {

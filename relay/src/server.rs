@@ -418,7 +418,7 @@ where
         if req.uri().path() == GET_FLOWS_PATH {
             let method = GetFlowsForwarded(self.service.clone());
             Box::pin(async move {
-                let mut grpc = tonic::server::Grpc::new(RelayCodec);
+                let mut grpc = tonic::server::Grpc::new(RelayCodec::new());
                 Ok(grpc.server_streaming(method, req).await)
             })
         } else {

@@ -30,7 +30,7 @@
 use std::ops::Range;
 
 use prost::Message as _;
-use prost::bytes::{Buf, BufMut, Bytes};
+use prost::bytes::{Buf, Bytes};
 use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
 use proto::observer::get_flows_response::ResponseTypes;
 use proto::observer::{GetFlowsRequest, GetFlowsResponse};
@@ -321,55 +321,15 @@ impl Decoder for PeerResponseDecoder {
 /// The server codec of the relay's `/observer.Observer/GetFlows`: decodes
 /// requests as prost does, writes [`Out`] responses (a peer's bytes as
 /// they are).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RelayCodec;
+pub type RelayCodec = svc::grpc_codec::PreEncodedCodec<GetFlowsRequest, Out>;
 
-/// Encoder half of [`RelayCodec`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct OutEncoder;
-
-/// Decoder half of [`RelayCodec`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RequestDecoder;
-
-impl Codec for RelayCodec {
-    type Encode = Out;
-    type Decode = GetFlowsRequest;
-    type Encoder = OutEncoder;
-    type Decoder = RequestDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        OutEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RequestDecoder
-    }
-}
-
-impl Encoder for OutEncoder {
-    type Item = Out;
-    type Error = Status;
-
-    fn encode(&mut self, item: Out, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        match item {
-            Out::Peer(p) => dst.put_slice(&p.bytes),
-            Out::Message(m) => m
-                .encode(dst)
-                .map_err(|e| Status::internal(format!("encoding a GetFlows response: {e}")))?,
+impl svc::grpc_codec::EncodeResponse for Out {
+    fn encode_response(self, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        match self {
+            Out::Peer(p) => svc::grpc_codec::put_encoded(&p.bytes, dst),
+            Out::Message(m) => svc::grpc_codec::put_message(m.as_ref(), dst)?,
         }
         Ok(())
-    }
-}
-
-impl Decoder for RequestDecoder {
-    type Item = GetFlowsRequest;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<GetFlowsRequest>, Status> {
-        let req = GetFlowsRequest::decode(src.copy_to_bytes(src.remaining()))
-            .map_err(|e| Status::internal(format!("decoding a GetFlows request: {e}")))?;
-        Ok(Some(req))
     }
 }
 

@@ -274,7 +274,7 @@ where
     fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
         if req.uri().path() == "/observer.Observer/GetFlows" {
             Box::pin(async move {
-                let mut grpc = tonic::server::Grpc::new(relay::wire::RelayCodec);
+                let mut grpc = tonic::server::Grpc::new(relay::wire::RelayCodec::new());
                 Ok(grpc.server_streaming(Garbage, req).await)
             })
         } else {

@@ -8,11 +8,14 @@
 //! daemon serves its own registry on; [`grpc_layers`]: the tower stack
 //! (stream limit, unary timeout, load shedding, request metrics) and the
 //! HTTP/2 settings in front of the exporter's and the relay's gRPC APIs;
+//! [`grpc_codec`]: the codec of a streaming method whose responses are
+//! written as bytes encoded beforehand (the exporter's and relay's GetFlows);
 //! [`defaults`] holds its sizes and timeouts.
 //!
 //! It depends on nothing in the workspace; it must stay free of domain code.
 
 pub mod defaults;
+pub mod grpc_codec;
 pub mod grpc_layers;
 pub mod metrics;
 pub mod tls;

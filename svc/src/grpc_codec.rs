@@ -1,0 +1,109 @@
+//! The gRPC codec of a server-streaming method whose responses are written
+//! as protobuf bytes that already exist (a flow encoded once and shared by
+//! every follower, a peer's response forwarded as received), while its
+//! requests decode as tonic's prost codec decodes them. The exporter's and
+//! the relay's `GetFlows` both use it, each with its own response type.
+
+use std::marker::PhantomData;
+
+use bytes::{Buf, BufMut as _};
+use tonic::Status;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// A response that writes its own protobuf encoding (the bytes tonic's
+/// prost codec would write for the message it stands for).
+pub trait EncodeResponse: Send + 'static {
+    /// Writes the encoding into `dst`.
+    fn encode_response(self, dst: &mut EncodeBuf<'_>) -> Result<(), Status>;
+}
+
+/// Writes `bytes` as they are (for an [`EncodeResponse`] holding them).
+pub fn put_encoded(bytes: &[u8], dst: &mut EncodeBuf<'_>) {
+    dst.put_slice(bytes);
+}
+
+/// Encodes `message` as tonic's prost codec would (for an
+/// [`EncodeResponse`] that holds a message instead of bytes).
+pub fn put_message(message: &impl prost::Message, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+    message
+        .encode(dst)
+        .map_err(|e| Status::internal(format!("encoding a response: {e}")))
+}
+
+/// Requests `Req` decoded by prost, responses `Resp` written by
+/// [`EncodeResponse`].
+pub struct PreEncodedCodec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
+
+impl<Req, Resp> PreEncodedCodec<Req, Resp> {
+    /// The codec.
+    pub const fn new() -> Self {
+        PreEncodedCodec(PhantomData)
+    }
+}
+
+impl<Req, Resp> Default for PreEncodedCodec<Req, Resp> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<Req, Resp> Clone for PreEncodedCodec<Req, Resp> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Req, Resp> Copy for PreEncodedCodec<Req, Resp> {}
+
+impl<Req, Resp> std::fmt::Debug for PreEncodedCodec<Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreEncodedCodec")
+    }
+}
+
+/// Encoder half of [`PreEncodedCodec`].
+#[derive(Debug)]
+pub struct ResponseEncoder<Resp>(PhantomData<fn() -> Resp>);
+
+/// Decoder half of [`PreEncodedCodec`].
+#[derive(Debug)]
+pub struct RequestDecoder<Req>(PhantomData<fn() -> Req>);
+
+impl<Req, Resp> Codec for PreEncodedCodec<Req, Resp>
+where
+    Req: prost::Message + Default + Send + 'static,
+    Resp: EncodeResponse,
+{
+    type Encode = Resp;
+    type Decode = Req;
+    type Encoder = ResponseEncoder<Resp>;
+    type Decoder = RequestDecoder<Req>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ResponseEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RequestDecoder(PhantomData)
+    }
+}
+
+impl<Resp: EncodeResponse> Encoder for ResponseEncoder<Resp> {
+    type Item = Resp;
+    type Error = Status;
+
+    fn encode(&mut self, item: Resp, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode_response(dst)
+    }
+}
+
+impl<Req: prost::Message + Default> Decoder for RequestDecoder<Req> {
+    type Item = Req;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Req>, Status> {
+        let req = Req::decode(src.copy_to_bytes(src.remaining()))
+            .map_err(|e| Status::internal(format!("decoding the request: {e}")))?;
+        Ok(Some(req))
+    }
+}
