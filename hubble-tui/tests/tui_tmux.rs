@@ -94,6 +94,19 @@ impl Tmux {
         ]);
     }
 
+    /// The pid of `hubble` under the pane's shell.
+    fn hubble_pid(&self) -> String {
+        let out = self.tmux(&["display-message", "-p", "-t", "tui", "#{pane_pid}"]);
+        let shell = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let children =
+            std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+        children
+            .split_whitespace()
+            .next()
+            .expect("hubble under the pane's shell")
+            .to_owned()
+    }
+
     fn screen(&self) -> String {
         String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "tui"]).stdout)
             .into_owned()
@@ -311,13 +324,8 @@ fn tui_restores_the_terminal_on_sigterm() {
     let server = common::start();
     tmux.start(&["tui", "--server", &server.addr]);
     tmux.wait_for("the fixture's 12 flows", |s| table_rows(s).len() == 12);
-    let out = tmux.tmux(&["display-message", "-p", "-t", "tui", "#{pane_pid}"]);
-    let shell = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
-    let pid = children
-        .split_whitespace()
-        .next()
-        .expect("hubble under the pane's shell");
+    let pid = tmux.hubble_pid();
+    let pid = pid.as_str();
     let st = Command::new("kill").args(["-TERM", pid]).status().unwrap();
     assert!(st.success());
     let s = tmux.wait_for("hubble to exit", |s| s.contains("hubble exited with"));
@@ -338,14 +346,7 @@ fn tui_exits_when_its_terminal_goes_away() {
     let server = common::start();
     tmux.start(&["tui", "--server", &server.addr]);
     tmux.wait_for("the fixture's 12 flows", |s| table_rows(s).len() == 12);
-    let out = tmux.tmux(&["display-message", "-p", "-t", "tui", "#{pane_pid}"]);
-    let shell = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
-    let pid = children
-        .split_whitespace()
-        .next()
-        .expect("hubble under the pane's shell")
-        .to_owned();
+    let pid = tmux.hubble_pid();
     // Killed by this guard if it outlives the test.
     struct Reap(String);
     impl Drop for Reap {

@@ -333,6 +333,31 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `flow-exporter` processes with the synthetic source, one per rate
+/// (flows/s; 0 is an idle node), named `PREFIX-i`, on free loopback ports.
+fn spawn_exporters(bin: &std::path::Path, prefix: &str, rates: &[u64]) -> (Vec<Child>, Vec<u16>) {
+    let ports: Vec<u16> = rates.iter().map(|_| free_port()).collect();
+    let children = ports
+        .iter()
+        .zip(rates)
+        .enumerate()
+        .map(|(i, (port, rate))| {
+            Child(
+                std::process::Command::new(bin)
+                    .args(["--synthetic", "--rate", &rate.to_string()])
+                    .args(["--metrics-address", "off"])
+                    .args(["--node-name", &format!("{prefix}-{i}")])
+                    .args(["--listen-address", &format!("127.0.0.1:{port}")])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("start {}: {e}", bin.display())),
+            )
+        })
+        .collect();
+    (children, ports)
+}
+
 /// The resident set of process `pid`, in bytes.
 fn rss_of(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -371,24 +396,7 @@ async fn process_memory(
     exporter: &std::path::Path,
     relay_bin: &std::path::Path,
 ) -> (u64, u64, u64) {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let _exporters: Vec<Child> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| {
-            Child(
-                std::process::Command::new(exporter)
-                    .args(["--synthetic", "--rate", "50000"])
-                    .args(["--metrics-address", "off"])
-                    .args(["--node-name", &format!("mem-{i}")])
-                    .args(["--listen-address", &format!("127.0.0.1:{port}")])
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .unwrap_or_else(|e| panic!("start {}: {e}", exporter.display())),
-            )
-        })
-        .collect();
+    let (_exporters, ports) = spawn_exporters(exporter, "mem", &[50_000, 50_000, 50_000]);
     let relay_port = free_port();
     let metrics_port = free_port();
     let peers: Vec<String> = ports
@@ -469,33 +477,7 @@ async fn process_latency(
     rate: u64,
     secs: u64,
 ) -> (Duration, Duration, usize, u64) {
-    let ports: Vec<u16> = (0..3)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-        .collect();
-    let _children: Vec<Child> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| {
-            let r = if i == 0 { rate } else { 0 };
-            Child(
-                std::process::Command::new(bin)
-                    .args(["--synthetic", "--rate", &r.to_string()])
-                    .args(["--metrics-address", "off"])
-                    .args(["--node-name", &format!("proc-{i}")])
-                    .args(["--listen-address", &format!("127.0.0.1:{port}")])
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .unwrap_or_else(|e| panic!("start {}: {e}", bin.display())),
-            )
-        })
-        .collect();
+    let (_children, ports) = spawn_exporters(bin, "proc", &[rate, 0, 0]);
     // Wait until every process serves.
     for port in &ports {
         let deadline = Instant::now() + Duration::from_secs(20);
