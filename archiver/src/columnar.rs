@@ -761,10 +761,7 @@ impl Archive {
     /// Without a limit the files are shared out among threads (one per
     /// core), whose groups are merged by value at the end.
     pub fn aggregate(&self, q: &Query, plan: &Plan) -> Result<(Vec<Group>, ReadStats), ReadError> {
-        let mut stats = ReadStats::default();
-        let (files, days_skipped) = self.candidate_files(q)?;
-        stats.files_total = files.len() as u64;
-        stats.days_skipped = days_skipped;
+        let (files, mut stats) = self.files_to_read(q)?;
         let files: Vec<(usize, &String)> = files.iter().enumerate().collect();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -932,10 +929,7 @@ impl Archive {
         plan: &Plan,
         n: usize,
     ) -> Result<(Vec<Flow>, ReadStats), ReadError> {
-        let mut stats = ReadStats::default();
-        let (files, days_skipped) = self.candidate_files(q)?;
-        stats.files_total = files.len() as u64;
-        stats.days_skipped = days_skipped;
+        let (files, mut stats) = self.files_to_read(q)?;
         let mut rebuilt = Rebuilt::default();
         // Per file read: its flows in the decoding path's order.
         let mut kept: Vec<(usize, Vec<Flow>)> = Vec::new();

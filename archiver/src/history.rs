@@ -34,7 +34,10 @@ use parquet::file::statistics::Statistics;
 use prost::Message;
 use proto::flow::Flow;
 
-use crate::read::{Archive, Query, ReadError, ReadStats, row_groups_in_window, verdict_prefilter};
+use crate::read::{
+    Archive, Query, ReadError, ReadStats, history_columns, query_filters, row_groups_in_window,
+    verdict_prefilter,
+};
 
 /// Rows read at a time.
 const BATCH_ROWS: usize = 8192;
@@ -119,16 +122,9 @@ struct Part {
 impl Archive {
     /// [`Archive::query`] without a limit: see the module doc.
     pub(crate) fn select_all(&self, q: &Query) -> Result<(Vec<Flow>, ReadStats), ReadError> {
-        let filters =
-            FilterSet::compile(&q.whitelist, &q.blacklist).map_err(|e| ReadError::File {
-                path: "filter".into(),
-                reason: e.to_string(),
-            })?;
+        let filters = query_filters(q)?;
         let verdicts = verdict_prefilter(&q.whitelist);
-        let mut stats = ReadStats::default();
-        let (paths, days_skipped) = self.candidate_files(q)?;
-        stats.files_total = paths.len() as u64;
-        stats.days_skipped = days_skipped;
+        let (paths, mut stats) = self.files_to_read(q)?;
         let (since, until) = (
             q.since.map(|t| t.as_unix_nanos()),
             q.until.map(|t| t.as_unix_nanos()),
@@ -248,14 +244,7 @@ impl Archive {
         let meta = ArrowReaderMetadata::load(&reader, ArrowReaderOptions::new())
             .map_err(|e| err(e.to_string()))?;
         let schema = meta.parquet_schema();
-        let col = |name: &str| schema.columns().iter().position(|c| c.name() == name);
-        let (Some(time), Some(verdict), Some(flow_pb)) =
-            (col("time"), col("verdict"), col("flow_pb"))
-        else {
-            return Err(err(
-                "not a flow archive file (missing time, verdict or flow_pb)".into(),
-            ));
-        };
+        let (time, verdict, flow_pb) = history_columns(schema).map_err(err)?;
         Ok(File {
             path: path.to_owned(),
             input,

@@ -153,11 +153,23 @@ impl Archive {
             .collect())
     }
 
+    /// [`Archive::candidate_files`], with a query's statistics started from
+    /// them (files in total, days skipped).
+    pub(crate) fn files_to_read(&self, q: &Query) -> Result<(Vec<String>, ReadStats), ReadError> {
+        let (files, days_skipped) = self.candidate_files(q)?;
+        let stats = ReadStats {
+            files_total: files.len() as u64,
+            days_skipped,
+            ..ReadStats::default()
+        };
+        Ok((files, stats))
+    }
+
     /// The data files a query may need, in partition and time order: with
     /// `since` or `until`, day partitions outside the window are not listed
     /// (one listing of the root, then one per day kept); returns how many
     /// were skipped.
-    pub(crate) fn candidate_files(&self, q: &Query) -> Result<(Vec<String>, u64), ReadError> {
+    fn candidate_files(&self, q: &Query) -> Result<(Vec<String>, u64), ReadError> {
         if q.since.is_none() && q.until.is_none() {
             return Ok((self.files()?, 0));
         }
@@ -224,16 +236,9 @@ impl Archive {
     /// column does not rule out: the reference the columnar paths are
     /// tested against.
     pub fn query_decoded(&self, q: &Query) -> Result<(Vec<Flow>, ReadStats), ReadError> {
-        let filters =
-            FilterSet::compile(&q.whitelist, &q.blacklist).map_err(|e| ReadError::File {
-                path: "filter".into(),
-                reason: e.to_string(),
-            })?;
+        let filters = query_filters(q)?;
         let verdicts = verdict_prefilter(&q.whitelist);
-        let mut stats = ReadStats::default();
-        let (files, days_skipped) = self.candidate_files(q)?;
-        stats.files_total = files.len() as u64;
-        stats.days_skipped = days_skipped;
+        let (files, mut stats) = self.files_to_read(q)?;
         let limit = q.number.unwrap_or(u64::MAX) as usize;
         let mut out: VecDeque<Flow> = VecDeque::new();
         'files: for path in files {
@@ -289,14 +294,7 @@ impl Archive {
             .map_err(|e| err(e.to_string()))?;
         let md = builder.metadata().clone();
         let schema = builder.parquet_schema();
-        let col = |name: &str| schema.columns().iter().position(|c| c.name() == name);
-        let (Some(time_idx), Some(verdict_idx), Some(pb_idx)) =
-            (col("time"), col("verdict"), col("flow_pb"))
-        else {
-            return Err(err(
-                "not a flow archive file (missing time, verdict or flow_pb)".into(),
-            ));
-        };
+        let (time_idx, verdict_idx, pb_idx) = history_columns(schema).map_err(err)?;
         let groups = row_groups_in_window(&md, time_idx, q, stats);
         let mask = ProjectionMask::leaves(schema, [time_idx, verdict_idx, pb_idx]);
         let reader = builder
@@ -366,6 +364,26 @@ pub(crate) fn row_groups_in_window(
         groups.push(i);
     }
     groups
+}
+
+/// The leaf indices of `time`, `verdict` and `flow_pb` in a file's schema
+/// (what every history read needs), or why the file is not a flow archive.
+pub(crate) fn history_columns(
+    schema: &parquet::schema::types::SchemaDescriptor,
+) -> Result<(usize, usize, usize), String> {
+    let col = |name: &str| schema.columns().iter().position(|c| c.name() == name);
+    match (col("time"), col("verdict"), col("flow_pb")) {
+        (Some(time), Some(verdict), Some(flow_pb)) => Ok((time, verdict, flow_pb)),
+        _ => Err("not a flow archive file (missing time, verdict or flow_pb)".into()),
+    }
+}
+
+/// A query's filters, compiled; an invalid one is an error naming it.
+pub(crate) fn query_filters(q: &Query) -> Result<FilterSet, ReadError> {
+    FilterSet::compile(&q.whitelist, &q.blacklist).map_err(|e| ReadError::File {
+        path: "filter".into(),
+        reason: e.to_string(),
+    })
 }
 
 /// The verdict names every allow filter restricts to, when each does.

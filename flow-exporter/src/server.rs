@@ -35,8 +35,8 @@ use tonic::{Request, Response, Status};
 use crate::defaults;
 use crate::observer::Observer;
 use crate::peers;
-use crate::served::{FlowsCodec, Served};
-use tonic::codegen::{BoxFuture, http};
+use crate::served::Served;
+use tonic::codegen::BoxFuture;
 
 /// Where the gRPC server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,7 +371,7 @@ pub async fn router_with_options(
         .await
         .context("building the gRPC reflection service")?
         .add_service(
-            stack.wrap(ObserverRoutes::new(
+            stack.wrap(observer_routes(
                 ObserverService::new(observer.clone(), advertised.clone())
                     .with_tls_server_name(tls_server_name.clone()),
             )),
@@ -481,40 +481,30 @@ fn remove_stale_socket(p: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-/// The Observer service with GetFlows answered through [`FlowsCodec`]:
+/// The Observer service with GetFlows answered through [`FlowsCodec`](crate::served::FlowsCodec):
 /// stored flows go out as the bytes encoded once in their ring slot. Every
 /// other method (and everything about GetFlows but its response encoding:
 /// validation, errors, the version header) is the generated server's.
+pub type ObserverRoutes = svc::grpc_codec::StreamingOverride<
+    ObserverServer<ObserverService>,
+    GetFlowsServed,
+    GetFlowsRequest,
+    Served,
+>;
+
+/// [`ObserverRoutes`] serving `service`.
+pub fn observer_routes(service: ObserverService) -> ObserverRoutes {
+    let service = Arc::new(service);
+    ObserverRoutes::new(
+        ObserverServer::from_arc(service.clone()),
+        GET_FLOWS_PATH,
+        GetFlowsServed(service),
+    )
+}
+
+/// GetFlows as a streaming method of [`FlowsCodec`](crate::served::FlowsCodec).
 #[derive(Clone)]
-pub struct ObserverRoutes {
-    generated: ObserverServer<ObserverService>,
-    service: Arc<ObserverService>,
-}
-
-impl std::fmt::Debug for ObserverRoutes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObserverRoutes").finish_non_exhaustive()
-    }
-}
-
-impl ObserverRoutes {
-    /// Serves `service`.
-    pub fn new(service: ObserverService) -> Self {
-        let service = Arc::new(service);
-        ObserverRoutes {
-            generated: ObserverServer::from_arc(service.clone()),
-            service,
-        }
-    }
-}
-
-impl tonic::server::NamedService for ObserverRoutes {
-    const NAME: &'static str =
-        <ObserverServer<ObserverService> as tonic::server::NamedService>::NAME;
-}
-
-/// GetFlows as a streaming method of [`FlowsCodec`].
-struct GetFlowsServed(Arc<ObserverService>);
+pub struct GetFlowsServed(Arc<ObserverService>);
 
 impl tonic::server::ServerStreamingService<GetFlowsRequest> for GetFlowsServed {
     type Response = Served;
@@ -531,34 +521,5 @@ impl tonic::server::ServerStreamingService<GetFlowsRequest> for GetFlowsServed {
             let stream: Self::ResponseStream = Box::pin(ReceiverStream::new(rx));
             Ok(with_version(Response::new(stream)))
         })
-    }
-}
-
-impl<B> tonic::codegen::Service<http::Request<B>> for ObserverRoutes
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        tonic::codegen::Service::<http::Request<B>>::poll_ready(&mut self.generated, cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() == GET_FLOWS_PATH {
-            let method = GetFlowsServed(self.service.clone());
-            Box::pin(async move {
-                let mut grpc = tonic::server::Grpc::new(FlowsCodec::new());
-                Ok(grpc.server_streaming(method, req).await)
-            })
-        } else {
-            self.generated.call(req)
-        }
     }
 }

@@ -73,67 +73,27 @@ fn pinned_ring_buffer_events_become_flows() {
         eprintln!("skipped: {why}");
         return;
     }
-    let scratch = Scratch::new("flow-exporter-ringbuf-");
-    let obj = scratch.dir.join("test_emit.bpf.o");
-    build(&obj);
-    let mut bpf = aya::EbpfLoader::new()
-        .default_map_pin_directory(&scratch.bpffs)
-        .load_file(&obj)
-        .expect("load object");
-    let lost_pin = scratch.bpffs.join("lost_events");
-    bpf.map_mut("lost_events")
+    // Dropped last: the program, then the bpffs, after the runtime.
+    let mut kernel = Loaded::new("flow-exporter-ringbuf-");
+    let lost_pin = kernel.scratch.bpffs.join("lost_events");
+    kernel
+        .prog_bpf
+        .map_mut("lost_events")
         .expect("lost_events map")
         .pin(&lost_pin)
         .expect("pin lost_events");
-    let prog: &mut SchedClassifier = bpf
-        .program_mut("emit_events")
-        .expect("program")
-        .try_into()
-        .expect("classifier");
-    prog.load().expect("verifier accepts emit_events");
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let observer = Arc::new(
-        Observer::new("kernel-node", 4095)
-            .unwrap()
-            .with_metrics(metrics.clone()),
-    );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let source = {
-        let _guard = rt.enter();
-        let mut parser = Parser::new("kernel-node", Enricher::none());
-        let clock = flow_exporter::sources::clock::measure_offset().unwrap();
-        let decode = move |raw: &[u8]| parser.decode(raw, &clock).map_err(|e| e.to_string());
-        let (ingest, task) = pipeline(observer.clone(), metrics.clone(), Box::new(decode));
-        rt.spawn(task);
-        rt.spawn(flow_exporter::sources::ringbuf::run(
-            scratch.bpffs.join("events"),
-            Some(lost_pin.clone()),
-            ingest,
-            stop_rx,
-        ))
-    };
+    let Ingesting {
+        rt,
+        metrics,
+        observer,
+        stop_tx,
+        source,
+    } = Ingesting::start(&kernel, Some(lost_pin.clone()));
 
-    let frame = Packet::new(
-        "10.244.1.60".parse().unwrap(),
-        "10.244.1.5".parse().unwrap(),
-        L4::Tcp {
-            sport: 44916,
-            dport: 80,
-            flags: tcp_flags::SYN,
-        },
-    )
-    .build();
     const RUNS: u64 = 10;
     for _ in 0..RUNS {
-        let mut opts = TestRunOptions::new();
-        opts.data_in = Some(&frame);
-        assert_eq!(prog.test_run(opts).expect("test run").return_value, 0);
+        kernel.emit();
     }
     // Simulate 5 failed reserves on CPU 0, as the datapath would count them.
     let mut lost: PerCpuArray<MapData, u64> = PerCpuArray::try_from(
@@ -211,7 +171,6 @@ fn pinned_ring_buffer_events_become_flows() {
         text.contains(r#"hubble_lost_events_total{source="perf_event_ring_buffer"} 5"#),
         "{text}"
     );
-    drop(bpf);
 }
 
 /// The test program loaded into a private bpffs, its ring pinned there.
@@ -266,6 +225,58 @@ impl Loaded {
     }
 }
 
+/// The exporter's ingest over the test program's ring, as the binary runs
+/// it: an observer with metrics, the pipeline with the exporter's own
+/// decoder (`ParserDecoder`, which also turns the source's boot-time
+/// watermarks into wall time with the flows' clock offset) and the
+/// ring-buffer source, on their own runtime. Sending `true` on `stop_tx`
+/// ends the source.
+struct Ingesting {
+    rt: tokio::runtime::Runtime,
+    metrics: Arc<Metrics>,
+    observer: Arc<Observer>,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    source: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Ingesting {
+    fn start(kernel: &Loaded, lost_counter: Option<std::path::PathBuf>) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let observer = Arc::new(
+            Observer::new("kernel-node", 4095)
+                .unwrap()
+                .with_metrics(metrics.clone()),
+        );
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let source = {
+            let _guard = rt.enter();
+            let parser = Parser::new("kernel-node", Enricher::none());
+            let clock = flow_exporter::sources::clock::measure_offset().unwrap();
+            let decode = ParserDecoder::new(parser, clock);
+            let (ingest, task) = pipeline(observer.clone(), metrics.clone(), Box::new(decode));
+            rt.spawn(task);
+            rt.spawn(flow_exporter::sources::ringbuf::run(
+                kernel.scratch.bpffs.join("events"),
+                lost_counter,
+                ingest,
+                stop_rx,
+            ))
+        };
+        Ingesting {
+            rt,
+            metrics,
+            observer,
+            stop_tx,
+            source,
+        }
+    }
+}
+
 /// The next response on a follow stream, failing after 20 s.
 async fn next_response(
     rx: &mut tokio::sync::mpsc::Receiver<Result<GetFlowsResponse, tonic::Status>>,
@@ -284,34 +295,13 @@ fn an_idle_ring_advances_progress_markers_only_for_those_who_ask() {
         return;
     }
     let mut kernel = Loaded::new("flow-exporter-progress-");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let observer = Arc::new(
-        Observer::new("kernel-node", 4095)
-            .unwrap()
-            .with_metrics(metrics.clone()),
-    );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let source = {
-        let _guard = rt.enter();
-        let parser = Parser::new("kernel-node", Enricher::none());
-        let clock = flow_exporter::sources::clock::measure_offset().unwrap();
-        // The exporter's own decoder: it turns the source's boot-time
-        // watermarks into wall time with the flows' clock offset.
-        let decode = ParserDecoder::new(parser, clock);
-        let (ingest, task) = pipeline(observer.clone(), metrics.clone(), Box::new(decode));
-        rt.spawn(task);
-        rt.spawn(flow_exporter::sources::ringbuf::run(
-            kernel.scratch.bpffs.join("events"),
-            None,
-            ingest,
-            stop_rx,
-        ))
-    };
+    let Ingesting {
+        rt,
+        observer,
+        stop_tx,
+        source,
+        ..
+    } = Ingesting::start(&kernel, None);
 
     // Markers are asked for as the relay does: the request header.
     let mut md = MetadataMap::new();

@@ -34,8 +34,8 @@ use tonic::{Request, Response, Status};
 use crate::defaults;
 use crate::flows::{self, FlowsConfig};
 use crate::pool::{PeerView, Pool, status_text};
-use crate::wire::{Out, RelayCodec};
-use tonic::codegen::{BoxFuture, http};
+use crate::wire::Out;
+use tonic::codegen::BoxFuture;
 
 /// The gRPC path of GetFlows, answered by [`RelayRoutes`].
 const GET_FLOWS_PATH: &str = "/observer.Observer/GetFlows";
@@ -345,42 +345,33 @@ pub async fn router_with(
     Ok(proto::services::standard_services(limits.server())
         .await
         .context("building the gRPC reflection service")?
-        .add_service(stack.wrap(RelayRoutes::new(RelayService::new(pool, cfg)))))
+        .add_service(stack.wrap(relay_routes(RelayService::new(pool, cfg)))))
 }
 
 /// The relay's Observer service with GetFlows answered through
-/// [`RelayCodec`]: the peers' flows go out as the bytes they sent. Every
+/// [`RelayCodec`](crate::wire::RelayCodec): the peers' flows go out as the bytes they sent. Every
 /// other method (and everything about GetFlows but its response encoding:
 /// validation, errors, the version header) is the generated server's.
+pub type RelayRoutes = svc::grpc_codec::StreamingOverride<
+    ObserverServer<RelayService>,
+    GetFlowsForwarded,
+    GetFlowsRequest,
+    Out,
+>;
+
+/// [`RelayRoutes`] serving `service`.
+pub fn relay_routes(service: RelayService) -> RelayRoutes {
+    let service = std::sync::Arc::new(service);
+    RelayRoutes::new(
+        ObserverServer::from_arc(service.clone()),
+        GET_FLOWS_PATH,
+        GetFlowsForwarded(service),
+    )
+}
+
+/// GetFlows as a streaming method of [`RelayCodec`](crate::wire::RelayCodec).
 #[derive(Clone)]
-pub struct RelayRoutes {
-    generated: ObserverServer<RelayService>,
-    service: std::sync::Arc<RelayService>,
-}
-
-impl std::fmt::Debug for RelayRoutes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RelayRoutes").finish_non_exhaustive()
-    }
-}
-
-impl RelayRoutes {
-    /// Serves `service`.
-    pub fn new(service: RelayService) -> Self {
-        let service = std::sync::Arc::new(service);
-        RelayRoutes {
-            generated: ObserverServer::from_arc(service.clone()),
-            service,
-        }
-    }
-}
-
-impl tonic::server::NamedService for RelayRoutes {
-    const NAME: &'static str = <ObserverServer<RelayService> as tonic::server::NamedService>::NAME;
-}
-
-/// GetFlows as a streaming method of [`RelayCodec`].
-struct GetFlowsForwarded(std::sync::Arc<RelayService>);
+pub struct GetFlowsForwarded(std::sync::Arc<RelayService>);
 
 impl tonic::server::ServerStreamingService<GetFlowsRequest> for GetFlowsForwarded {
     type Response = Out;
@@ -395,34 +386,5 @@ impl tonic::server::ServerStreamingService<GetFlowsRequest> for GetFlowsForwarde
             let stream: Self::ResponseStream = Box::pin(s.into_stream());
             Ok(with_version(Response::new(stream)))
         })
-    }
-}
-
-impl<B> tonic::codegen::Service<http::Request<B>> for RelayRoutes
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        tonic::codegen::Service::<http::Request<B>>::poll_ready(&mut self.generated, cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() == GET_FLOWS_PATH {
-            let method = GetFlowsForwarded(self.service.clone());
-            Box::pin(async move {
-                let mut grpc = tonic::server::Grpc::new(RelayCodec::new());
-                Ok(grpc.server_streaming(method, req).await)
-            })
-        } else {
-            self.generated.call(req)
-        }
     }
 }

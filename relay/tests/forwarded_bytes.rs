@@ -216,19 +216,10 @@ async fn flows_merged_from_three_are_the_exporters_bytes_in_time_order() {
     check_requests(&exporters, &relay).await;
 }
 
-/// A peer whose GetFlows answers one response that is not protobuf (a
-/// length running past its end); its other methods are a real exporter's,
-/// so the relay's probes find it healthy.
+/// The GetFlows of a peer that answers one response that is not protobuf
+/// (a length running past its end); its other methods are a real
+/// exporter's, so the relay's probes find it healthy.
 #[derive(Clone)]
-struct MalformedPeer {
-    generated:
-        proto::observer::observer_server::ObserverServer<flow_exporter::server::ObserverService>,
-}
-
-impl tonic::server::NamedService for MalformedPeer {
-    const NAME: &'static str = "observer.Observer";
-}
-
 struct Garbage;
 
 impl tonic::server::ServerStreamingService<GetFlowsRequest> for Garbage {
@@ -252,37 +243,6 @@ impl tonic::server::ServerStreamingService<GetFlowsRequest> for Garbage {
     }
 }
 
-impl<B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for MalformedPeer
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
-{
-    type Response = tonic::codegen::http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        tonic::codegen::Service::<tonic::codegen::http::Request<B>>::poll_ready(
-            &mut self.generated,
-            cx,
-        )
-    }
-
-    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
-        if req.uri().path() == "/observer.Observer/GetFlows" {
-            Box::pin(async move {
-                let mut grpc = tonic::server::Grpc::new(relay::wire::RelayCodec::new());
-                Ok(grpc.server_streaming(Garbage, req).await)
-            })
-        } else {
-            self.generated.call(req)
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_response_that_is_not_protobuf_is_that_nodes_error() {
     use proto::relay::NodeState;
@@ -290,11 +250,13 @@ async fn a_peer_response_that_is_not_protobuf_is_that_nodes_error() {
     let addr = listener.local_addr().unwrap();
     let observer =
         std::sync::Arc::new(flow_exporter::observer::Observer::new("fwd-bad", 15).unwrap());
-    let peer = MalformedPeer {
-        generated: proto::observer::observer_server::ObserverServer::new(
+    let peer = svc::grpc_codec::StreamingOverride::<_, _, GetFlowsRequest, relay::wire::Out>::new(
+        proto::observer::observer_server::ObserverServer::new(
             flow_exporter::server::ObserverService::new(observer, addr.to_string()),
         ),
-    };
+        "/observer.Observer/GetFlows",
+        Garbage,
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()

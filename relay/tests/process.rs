@@ -114,6 +114,18 @@ async fn connect(port: u16) -> ObserverClient<Channel> {
     }
 }
 
+/// A client of the relay on `port`, once the relay has connected its three
+/// peers.
+async fn connect_with_three_nodes(port: u16) -> ObserverClient<Channel> {
+    let c = connect(port).await;
+    eventually(Duration::from_secs(20), || {
+        let mut c = c.clone();
+        async move { connected_nodes(&mut c).await == Some(3) }
+    })
+    .await;
+    c
+}
+
 async fn connected_nodes(c: &mut ObserverClient<Channel>) -> Option<u32> {
     c.server_status(ServerStatusRequest {})
         .await
@@ -179,12 +191,7 @@ async fn three_exporters_behind_the_relay_binary() {
             .spawn()
             .unwrap(),
     ));
-    let mut c = connect(relay_port).await;
-    eventually(Duration::from_secs(20), || {
-        let mut c = c.clone();
-        async move { connected_nodes(&mut c).await == Some(3) }
-    })
-    .await;
+    let mut c = connect_with_three_nodes(relay_port).await;
     let nodes = c.get_nodes(GetNodesRequest {}).await.unwrap().into_inner();
     assert_eq!(nodes.nodes.len(), 3);
     assert!(
@@ -407,12 +414,7 @@ async fn idle_exporters_progress_releases_a_busy_ones_flows() {
             .spawn()
             .unwrap(),
     ));
-    let mut c = connect(relay_port).await;
-    eventually(Duration::from_secs(20), || {
-        let mut c = c.clone();
-        async move { connected_nodes(&mut c).await == Some(3) }
-    })
-    .await;
+    let mut c = connect_with_three_nodes(relay_port).await;
     let mut follow = c
         .get_flows(GetFlowsRequest {
             follow: true,

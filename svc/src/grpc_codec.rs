@@ -107,3 +107,95 @@ impl<Req: prost::Message + Default> Decoder for RequestDecoder<Req> {
         Ok(Some(req))
     }
 }
+
+/// A generated gRPC server `G` with one server-streaming method (at `path`)
+/// answered by `method` through [`PreEncodedCodec`]: everything else (the
+/// other methods, and for this one the request's validation, errors and
+/// headers, which `method` produces) is the generated server's.
+pub struct StreamingOverride<G, M, Req, Resp> {
+    generated: G,
+    path: &'static str,
+    method: M,
+    codec: PreEncodedCodec<Req, Resp>,
+}
+
+impl<G, M, Req, Resp> StreamingOverride<G, M, Req, Resp> {
+    /// `generated`, with the method at `path` (`/package.Service/Method`)
+    /// answered by `method`.
+    pub fn new(generated: G, path: &'static str, method: M) -> Self {
+        StreamingOverride {
+            generated,
+            path,
+            method,
+            codec: PreEncodedCodec::new(),
+        }
+    }
+}
+
+impl<G: Clone, M: Clone, Req, Resp> Clone for StreamingOverride<G, M, Req, Resp> {
+    fn clone(&self) -> Self {
+        StreamingOverride {
+            generated: self.generated.clone(),
+            path: self.path,
+            method: self.method.clone(),
+            codec: self.codec,
+        }
+    }
+}
+
+impl<G, M, Req, Resp> std::fmt::Debug for StreamingOverride<G, M, Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingOverride")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<G: tonic::server::NamedService, M, Req, Resp> tonic::server::NamedService
+    for StreamingOverride<G, M, Req, Resp>
+{
+    const NAME: &'static str = G::NAME;
+}
+
+impl<G, M, Req, Resp, B> tonic::codegen::Service<http::Request<B>>
+    for StreamingOverride<G, M, Req, Resp>
+where
+    G: tonic::codegen::Service<
+            http::Request<B>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+            Future = tonic::codegen::BoxFuture<
+                http::Response<tonic::body::Body>,
+                std::convert::Infallible,
+            >,
+        >,
+    M: tonic::server::ServerStreamingService<Req, Response = Resp> + Clone + Send + 'static,
+    M::Future: Send,
+    M::ResponseStream: Send + 'static,
+    Req: prost::Message + Default + Send + 'static,
+    Resp: EncodeResponse,
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.generated.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != self.path {
+            return self.generated.call(req);
+        }
+        let (method, codec) = (self.method.clone(), self.codec);
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(codec);
+            Ok(grpc.server_streaming(method, req).await)
+        })
+    }
+}
