@@ -105,6 +105,19 @@ async fn serve_relay(peers: Vec<PeerSpec>, metrics: Arc<Metrics>) -> (Relay, Str
     (relay, addr)
 }
 
+/// A follow GetFlows stream of the server at `addr`.
+async fn follow(addr: &str) -> tonic::Streaming<proto::observer::GetFlowsResponse> {
+    client(addr)
+        .await
+        .get_flows(GetFlowsRequest {
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn client(addr: &str) -> ObserverClient<Channel> {
     ObserverClient::new(
         Channel::from_shared(format!("http://{addr}"))
@@ -147,15 +160,7 @@ async fn follow_rate(
     secs: u64,
     per_node_rate: Option<u64>,
 ) -> (u64, u64, u64, f64) {
-    let mut c = client(addr).await;
-    let mut s = c
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut s = follow(addr).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut producers = Vec::new();
@@ -222,15 +227,7 @@ async fn latency(
     rate: u64,
     secs: u64,
 ) -> (Duration, Duration, usize, u64) {
-    let mut c = client(addr).await;
-    let mut s = c
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut s = follow(addr).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut producers = Vec::new();
@@ -440,16 +437,7 @@ async fn process_memory(
     let before = rss_of(pid);
     let mut stuck = Vec::new();
     for _ in 0..10 {
-        let mut c = client(&addr).await;
-        stuck.push(
-            c.get_flows(GetFlowsRequest {
-                follow: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner(),
-        );
+        stuck.push(follow(&addr).await);
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = rss_of(pid);
@@ -501,15 +489,7 @@ async fn process_latency(
         })
         .collect();
     let (relay, addr) = serve_relay(specs, Arc::new(Metrics::new())).await;
-    let mut c = client(&addr).await;
-    let mut s = c
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut s = follow(&addr).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The busy process has been sending all along: what it sent before
     // now waits in the stream and is not a latency.
