@@ -1,42 +1,40 @@
-//! What the flow ring holds ([`Event`]): a decoded flow or a loss record.
+//! What the flow ring holds ([`Event`]): a stored flow or a loss record.
 //! Its own module so that the observer (which stores and reads events) and
-//! `served` (which encodes a stored flow once) both use it without
-//! depending on each other.
+//! `served` (which writes a stored flow) both use it without depending on
+//! each other.
 
-use proto::flow::{Flow, LostEvent};
+use proto::flow::LostEvent;
 use proto::wkt::Timestamp;
+
+use crate::stored::StoredFlow;
 
 /// What the ring holds.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "flows dominate; a lost record wasting the rest of a slot is rare"
-)]
 pub enum Event {
-    /// A decoded flow.
-    Flow(Flow),
+    /// A flow, in its compact stored form ([`crate::stored`]).
+    Flow(StoredFlow),
     /// Events lost before they reached the ring (kernel ring buffer, event
     /// queue). They skip filters and are delivered to every reader.
     Lost {
-        /// The loss.
-        lost: LostEvent,
+        /// The loss (boxed: rare, and the slot stays small).
+        lost: Box<LostEvent>,
         /// When it was recorded.
         time: Timestamp,
     },
 }
 
-/// An empty flow: what a fresh ring slot starts as before the decoder
+/// An empty flow: what a fresh ring slot starts as before the ingest
 /// writes into it.
 impl Default for Event {
     fn default() -> Self {
-        Event::Flow(Flow::default())
+        Event::Flow(StoredFlow::default())
     }
 }
 
 impl Event {
-    /// The flow to decode into: this one, or a new empty one if the slot
-    /// held a loss record.
-    pub(crate) fn flow_mut(&mut self) -> &mut Flow {
+    /// The stored flow to write into: this one (its buffer reused), or a
+    /// new empty one if the slot held a loss record.
+    pub(crate) fn stored_mut(&mut self) -> &mut StoredFlow {
         if let Event::Lost { .. } = self {
             *self = Event::default();
         }
@@ -48,7 +46,7 @@ impl Event {
 
     pub(crate) fn time(&self) -> Option<Timestamp> {
         match self {
-            Event::Flow(f) => f.time,
+            Event::Flow(f) => f.time(),
             Event::Lost { time, .. } => Some(*time),
         }
     }

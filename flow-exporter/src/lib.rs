@@ -7,9 +7,10 @@
 //! ([`sources::ringbuf`], [`sources::replay`], [`sources::synthetic`]),
 //! beside what turns their records into flows ([`sources::decoder`],
 //! [`sources::enrichment`], [`sources::clock`]); [`pipeline`] queues and
-//! decodes them into the [`observer`]'s ring of [`event::Event`]s (in place, over the slots it
-//! overwrites), which [`server`] serves (a stored flow as the bytes
-//! [`served`] encodes once for every follower);
+//! decodes them into the [`observer`]'s ring of [`event::Event`]s (each flow
+//! kept in the compact, already encoded form of [`stored`], its endpoints
+//! shared), which [`server`] serves (a stored flow as those bytes, see
+//! [`served`]);
 //! [`peers`] is what its `peer.Peer/Notify` announces (the cluster's nodes
 //! from the enrichment file).
 //!
@@ -30,6 +31,7 @@ pub mod ring;
 pub mod served;
 pub mod server;
 pub mod sources;
+pub mod stored;
 
 /// The replay source at its former path, `flow_exporter::replay` (the CLI's
 /// tests and benches load their fixtures through it).

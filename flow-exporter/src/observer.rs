@@ -19,6 +19,7 @@ use crate::mask::FlowMask;
 use crate::metrics::Metrics;
 use crate::ring::{Read, Ring};
 use crate::served::Served;
+use crate::stored::Compactor;
 
 pub use crate::event::Event;
 
@@ -94,6 +95,10 @@ pub struct Observer {
     seen_flows: AtomicU64,
     rate: RateCounter,
     namespaces: Mutex<Namespaces>,
+    /// The ring writer's scratch: the flow events are decoded into and the
+    /// compactor that stores it (locked once per batch; there is one
+    /// writer).
+    ingest: Mutex<IngestScratch>,
     metrics: Option<Arc<Metrics>>,
     closed: std::sync::atomic::AtomicBool,
     /// `true` once closed, for streams that wait rather than poll
@@ -101,6 +106,15 @@ pub struct Observer {
     closing: tokio::sync::watch::Sender<bool>,
     /// How far ingest is complete, for progress markers.
     progress: crate::progress::IngestProgress,
+}
+
+/// What the ring's writer reuses from one flow to the next.
+#[derive(Debug, Default)]
+struct IngestScratch {
+    /// Every raw event is decoded into this flow (its buffers reused).
+    flow: Flow,
+    /// Turns it into the stored form, sharing endpoints.
+    compactor: Compactor,
 }
 
 /// ServerStatus figures of one node.
@@ -138,6 +152,7 @@ impl Observer {
             seen_flows: AtomicU64::new(0),
             rate: RateCounter::new(),
             namespaces: Mutex::new(Namespaces::default()),
+            ingest: Mutex::new(IngestScratch::default()),
             metrics: None,
             closed: std::sync::atomic::AtomicBool::new(false),
             closing: tokio::sync::watch::Sender::new(false),
@@ -172,13 +187,15 @@ impl Observer {
         let mut n = 0;
         let now = Instant::now();
         let mut namespaces = self.namespaces.lock().ok();
-        for f in flows {
+        let mut scratch = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
+        for mut f in flows {
             if let Some(ns) = namespaces.as_deref_mut() {
                 note_namespaces(ns, &f, now);
             }
-            self.ring.push_quiet(Event::Flow(f));
+            self.store(&mut scratch.compactor, &mut f);
             n += 1;
         }
+        drop(scratch);
         drop(namespaces);
         if n > 0 {
             self.seen_flows.fetch_add(n, Ordering::Relaxed);
@@ -187,11 +204,12 @@ impl Observer {
         }
     }
 
-    /// Decodes `raws` straight into the ring and wakes followers once.
-    /// Each flow is written over the slot the ring is about to overwrite
-    /// (its allocations reused, see [`Ring::push_with`]); `decode` fills it
-    /// (and may look at the result, e.g. to count it), and a record it
-    /// rejects is handed to `rejected` and stores nothing.
+    /// Decodes `raws` into the ring and wakes followers once. `decode`
+    /// fills one reused scratch flow (and may look at the result, e.g. to
+    /// count it); the flow is then stored in compact form over the slot the
+    /// ring is about to overwrite (its buffer reused, see
+    /// [`Ring::push_with`]). A record `decode` rejects is handed to
+    /// `rejected` and stores nothing.
     pub fn push_decoded<'a, E>(
         &self,
         raws: impl IntoIterator<Item = &'a [u8]>,
@@ -201,25 +219,37 @@ impl Observer {
         let mut n = 0;
         let now = Instant::now();
         let mut namespaces = self.namespaces.lock().ok();
+        let mut scratch = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
+        let IngestScratch { flow, compactor } = &mut *scratch;
         for raw in raws {
-            let stored = self.ring.push_with(|ev| {
-                let f = ev.flow_mut();
-                decode(raw, f)?;
-                if let Some(ns) = namespaces.as_deref_mut() {
-                    note_namespaces(ns, f, now);
-                }
-                Ok(())
-            });
-            match stored {
-                Ok(()) => n += 1,
-                Err(e) => rejected(raw, e),
+            if let Err(e) = decode(raw, flow) {
+                rejected(raw, e);
+                continue;
             }
+            if let Some(ns) = namespaces.as_deref_mut() {
+                note_namespaces(ns, flow, now);
+            }
+            self.store(compactor, flow);
+            n += 1;
         }
+        drop(scratch);
         drop(namespaces);
         if n > 0 {
             self.seen_flows.fetch_add(n, Ordering::Relaxed);
             self.rate.add(unix_secs(), n);
             self.ring.wake();
+        }
+    }
+
+    /// Writes `f` into the next slot in compact form, without waking.
+    fn store(&self, compactor: &mut Compactor, f: &mut Flow) {
+        let stored = self.ring.push_with(|ev| {
+            compactor.store(f, ev.stored_mut());
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match stored {
+            Ok(()) => {}
+            Err(never) => match never {},
         }
     }
 
@@ -230,13 +260,13 @@ impl Observer {
         }
         let now = Timestamp::now();
         self.ring.push(Event::Lost {
-            lost: LostEvent {
+            lost: Box::new(LostEvent {
                 source: source as i32,
                 num_events_lost: n,
                 cpu: cpu.map(Int32Value::from),
                 first: None,
                 last: None,
-            },
+            }),
             time: now,
         });
     }
@@ -339,7 +369,7 @@ impl Observer {
     async fn run_query(self: Arc<Self>, mut q: Query, tx: mpsc::Sender<Result<Served, Status>>) {
         let mut reporter = LostReporter::new(&self.node_name);
         let end = self.ring.written();
-        let mut pos = self.start_position(&q, end);
+        let mut pos = self.start_position(&mut q, end);
         let mut sent = 0u64;
         loop {
             if !q.follow && pos >= end {
@@ -410,23 +440,32 @@ impl Observer {
             }
             let resp = match ev {
                 Event::Lost { lost, time } => Served::Message(Box::new(GetFlowsResponse {
-                    response_types: Some(ResponseTypes::LostEvents(*lost)),
+                    response_types: Some(ResponseTypes::LostEvents(**lost)),
                     node_name: self.node_name.clone(),
                     time: Some(*time),
                 })),
-                Event::Flow(f) => {
-                    if !q.filters.matches(f) {
-                        continue;
-                    }
-                    sent += 1;
-                    match &q.mask {
-                        Some(m) => Served::Message(Box::new(GetFlowsResponse {
-                            node_name: f.node_name.clone(),
-                            time: f.time,
-                            response_types: Some(ResponseTypes::Flow(m.apply(f))),
-                        })),
-                        // The same encoded bytes for every reader.
-                        None => Served::Stored(slot.clone()),
+                Event::Flow(stored) => {
+                    if q.plain {
+                        // The same stored bytes for every such reader.
+                        sent += 1;
+                        Served::Stored(slot.clone())
+                    } else {
+                        // Filters and masks look at the flow, rebuilt into
+                        // this reader's scratch.
+                        let f = &mut q.scratch;
+                        stored.flow_into(f);
+                        if !q.filters.matches(f) {
+                            continue;
+                        }
+                        sent += 1;
+                        match &q.mask {
+                            Some(m) => Served::Message(Box::new(GetFlowsResponse {
+                                node_name: f.node_name.clone(),
+                                time: f.time,
+                                response_types: Some(ResponseTypes::Flow(m.apply(f))),
+                            })),
+                            None => Served::Stored(slot.clone()),
+                        }
                     }
                 }
             };
@@ -443,7 +482,7 @@ impl Observer {
     }
 
     /// Hubble's `newRingReader`: where a request starts reading.
-    fn start_position(&self, q: &Query, end: u64) -> u64 {
+    fn start_position(&self, q: &mut Query, end: u64) -> u64 {
         let oldest = self.ring.oldest();
         if q.first {
             return oldest;
@@ -469,10 +508,14 @@ impl Observer {
             }
             pos -= 1;
             if let Event::Flow(f) = &slot.value {
-                if q.until.is_some_and(|u| f.time.is_some_and(|t| t > u)) {
+                if q.until.is_some_and(|u| f.time().is_some_and(|t| t > u)) {
                     continue;
                 }
-                if q.filters.matches(f) {
+                let all = q.filters.is_match_all();
+                if all || {
+                    f.flow_into(&mut q.scratch);
+                    q.filters.matches(&q.scratch)
+                } {
                     found += 1;
                     if q.number > 0 && found >= q.number {
                         break;
@@ -494,6 +537,12 @@ struct Query {
     filters: FilterSet,
     mask: Option<FlowMask>,
     markers: Option<crate::progress::Markers>,
+    /// No filter and no mask: stored flows are served as they are, never
+    /// rebuilt.
+    plain: bool,
+    /// The flow filters and masks look at, rebuilt from each stored flow
+    /// (its buffers reused).
+    scratch: Flow,
 }
 
 impl Query {
@@ -518,6 +567,8 @@ impl Query {
         let mask =
             FlowMask::compile(&paths).map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Query {
+            plain: filters.is_match_all() && mask.is_none(),
+            scratch: Flow::default(),
             number: req.number,
             first: req.first,
             follow: req.follow,

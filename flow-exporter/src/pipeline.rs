@@ -279,7 +279,8 @@ pub fn pipeline(
             match b {
                 Batch::Raw { source, batch } => {
                     metrics.events_read(source, batch.len() as u64);
-                    // Decoded in place into the ring's recycled slots.
+                    // Decoded into one reused flow, counted, stored compact
+                    // over the ring's recycled slots.
                     observer.push_decoded(
                         batch.iter(),
                         |raw, f| {

@@ -8,8 +8,8 @@
 //! `oldest_readable − its position`. Readers never take a lock the writer
 //! waits on: slots are `ArcSwapOption`s and the write position is an atomic.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
@@ -24,10 +24,6 @@ pub struct Slot<T> {
     pub seq: u64,
     /// The stored event.
     pub value: T,
-    /// What readers derive once from the event and share (for a flow, its
-    /// encoded GetFlows response, see [`crate::served`]); emptied when the
-    /// slot is reused.
-    pub(crate) cache: OnceLock<Vec<u8>>,
 }
 
 impl<T: Default> Slot<T> {
@@ -36,7 +32,6 @@ impl<T: Default> Slot<T> {
         Slot {
             seq: u64::MAX,
             value: T::default(),
-            cache: OnceLock::new(),
         }
     }
 }
@@ -136,11 +131,7 @@ impl<T> Ring<T> {
         // Single writer by contract (the ingest task), so a load/store pair
         // on `write` suffices; readers only trust a slot whose seq matches.
         let seq = self.write.load(Ordering::Relaxed);
-        self.slots[(seq & self.mask) as usize].store(Some(Arc::new(Slot {
-            seq,
-            value,
-            cache: OnceLock::new(),
-        })));
+        self.slots[(seq & self.mask) as usize].store(Some(Arc::new(Slot { seq, value })));
         self.write.store(seq + 1, Ordering::Release);
     }
 
@@ -170,7 +161,6 @@ impl<T> Ring<T> {
                 Arc::get_mut(&mut slot).expect("a new Arc has one owner")
             }
         };
-        s.cache.take();
         let filled = fill(&mut s.value);
         if filled.is_ok() {
             s.seq = seq;

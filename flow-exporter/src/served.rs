@@ -1,10 +1,9 @@
-//! Flows served as bytes encoded once: the GetFlows response of a stored
-//! flow is protobuf-encoded the first time a reader without a field mask
-//! asks for it, kept in the ring slot next to the flow, and the same bytes
-//! are copied into every such follower's stream (no clone of the flow, no
-//! second encoding). [`FlowsCodec`] writes them on the wire; anything else
-//! (lost events, masked flows) goes out as a message, encoded as tonic's
-//! prost codec would.
+//! Flows served as bytes encoded once: a stored flow *is* its encoded
+//! GetFlows response ([`crate::stored::StoredFlow`], written at ingest), and
+//! every reader without a field mask or filter gets those bytes copied
+//! into its stream (no flow rebuilt, no second encoding). [`FlowsCodec`]
+//! writes them on the wire; anything else (lost events, masked flows) goes
+//! out as a message, encoded as tonic's prost codec would.
 
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use crate::ring::Slot;
 /// One GetFlows response on its way to a client.
 #[derive(Debug)]
 pub enum Served {
-    /// A stored flow, sent as the bytes cached in its slot.
+    /// A stored flow, sent as the bytes stored in its slot.
     Stored(Arc<Slot<Event>>),
     /// Any other response (lost events, a flow under a field mask), boxed
     /// so that the stream's queue holds pointers, not 1.4 KB messages.
@@ -34,7 +33,7 @@ impl Served {
         match self {
             Served::Message(r) => *r,
             Served::Stored(slot) => match &slot.value {
-                Event::Flow(f) => flow_response(f.clone()),
+                Event::Flow(f) => flow_response(f.to_flow()),
                 Event::Lost { .. } => unreachable!("only flows are served from their slot"),
             },
         }
@@ -80,24 +79,12 @@ pub type FlowsCodec = svc::grpc_codec::PreEncodedCodec<GetFlowsRequest, Served>;
 impl svc::grpc_codec::EncodeResponse for Served {
     fn encode_response(self, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         match self {
-            Served::Stored(slot) => svc::grpc_codec::put_encoded(slot.encoded(), dst),
+            Served::Stored(slot) => match &slot.value {
+                Event::Flow(f) => f.write(dst),
+                Event::Lost { .. } => unreachable!("only flows are served from their slot"),
+            },
             Served::Message(m) => svc::grpc_codec::put_message(m.as_ref(), dst)?,
         }
         Ok(())
-    }
-}
-
-impl Slot<Event> {
-    /// The encoded GetFlows response of the flow in this slot, encoded by
-    /// the first reader that asks and shared by all others.
-    pub fn encoded(&self) -> &[u8] {
-        self.cache.get_or_init(|| {
-            let mut buf = Vec::new();
-            match &self.value {
-                Event::Flow(f) => encode_flow_response(f, &mut buf),
-                Event::Lost { .. } => {}
-            }
-            buf
-        })
     }
 }

@@ -142,7 +142,7 @@ fn pinned_ring_buffer_events_become_flows() {
     let flows: Vec<_> = (0..observer.ring().written())
         .filter_map(|s| match observer.ring().read(s) {
             flow_exporter::ring::Read::Event(e) => match &e.value {
-                Event::Flow(f) => Some(f.clone()),
+                Event::Flow(f) => Some(f.to_flow()),
                 Event::Lost { .. } => None,
             },
             _ => None,

@@ -1,0 +1,373 @@
+//! The compact form a flow is stored in ([`StoredFlow`]): its GetFlows
+//! response already encoded, split around the two endpoints, which are
+//! shared ([`SharedEndpoint`], interned by [`Compactor`]) instead of copied
+//! into every flow.
+//!
+//! The bytes are laid out as
+//! `prefix | head | tail | suffix`: `prefix` is the response's `flow` field
+//! key and length, `head` the flow's fields prost writes before `source`
+//! (it writes in field-number order: those numbered below 8), `tail` those
+//! after `destination` (numbered above 9), `suffix` the response's
+//! `node_name` and `time`. A follower without a field mask gets
+//! `prefix + head + source + destination + tail + suffix`, byte for byte
+//! what prost writes for [`crate::served::flow_response`] of the flow
+//! (pinned by `tests/served_bytes.rs`). A reader that filters or masks
+//! rebuilds the [`Flow`] ([`StoredFlow::flow_into`]).
+
+use std::sync::Arc;
+
+use prost::Message as _;
+use prost::bytes::BufMut;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, message, string};
+use proto::flow::{Endpoint, Flow};
+use proto::wkt::Timestamp;
+use rustc_hash::FxHashMap;
+
+/// Endpoints kept by the interner before it starts over (entries still
+/// used by stored flows stay alive through their `Arc`s).
+const INTERNED_ENDPOINTS: usize = 4096;
+
+/// `Flow.source`'s field number.
+const SOURCE_TAG: u32 = 8;
+/// `Flow.destination`'s field number.
+const DESTINATION_TAG: u32 = 9;
+
+/// One endpoint shared by every stored flow it appears in: the decoded
+/// message (to rebuild a flow) and its encoding (to serve one).
+#[derive(Debug, PartialEq)]
+pub struct SharedEndpoint {
+    endpoint: Endpoint,
+    body: Vec<u8>,
+}
+
+impl SharedEndpoint {
+    /// Shares `endpoint` (encoded once here).
+    pub fn new(endpoint: Endpoint) -> Self {
+        let body = endpoint.encode_to_vec();
+        SharedEndpoint { endpoint, body }
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Its protobuf encoding (the message body, no key or length).
+    pub fn encoded(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Bytes of the field `tag` carrying it.
+    fn field_len(&self, tag: u32) -> usize {
+        prost::encoding::key_len(tag) + encoded_len_varint(self.body.len() as u64) + self.body.len()
+    }
+
+    fn write_field(&self, tag: u32, out: &mut impl BufMut) {
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(self.body.len() as u64, out);
+        out.put_slice(&self.body);
+    }
+}
+
+fn field_len(e: &Option<Arc<SharedEndpoint>>, tag: u32) -> usize {
+    e.as_ref().map_or(0, |e| e.field_len(tag))
+}
+
+/// A flow as the ring stores it (see the module doc).
+#[derive(Debug, Default)]
+pub struct StoredFlow {
+    bytes: Vec<u8>,
+    /// Start of `prefix` in `bytes` (the bytes before it are unused).
+    start: u32,
+    /// End of `prefix`.
+    prefix: u32,
+    /// End of `head`.
+    head: u32,
+    /// End of `tail`.
+    tail: u32,
+    source: Option<Arc<SharedEndpoint>>,
+    destination: Option<Arc<SharedEndpoint>>,
+    time: Option<Timestamp>,
+}
+
+impl StoredFlow {
+    /// The flow's time.
+    pub fn time(&self) -> Option<Timestamp> {
+        self.time
+    }
+
+    /// The flow's source endpoint, shared.
+    pub fn source(&self) -> Option<&Arc<SharedEndpoint>> {
+        self.source.as_ref()
+    }
+
+    /// The flow's destination endpoint, shared.
+    pub fn destination(&self) -> Option<&Arc<SharedEndpoint>> {
+        self.destination.as_ref()
+    }
+
+    /// Length of the encoded GetFlows response.
+    pub fn encoded_len(&self) -> usize {
+        self.bytes.len() - self.start as usize
+            + field_len(&self.source, SOURCE_TAG)
+            + field_len(&self.destination, DESTINATION_TAG)
+    }
+
+    /// Writes the encoded GetFlows response (what prost writes for
+    /// [`crate::served::flow_response`] of the flow).
+    pub fn write(&self, out: &mut impl BufMut) {
+        let head = self.head as usize;
+        out.put_slice(&self.bytes[self.start as usize..head]);
+        if let Some(e) = &self.source {
+            e.write_field(SOURCE_TAG, out);
+        }
+        if let Some(e) = &self.destination {
+            e.write_field(DESTINATION_TAG, out);
+        }
+        out.put_slice(&self.bytes[head..]);
+    }
+
+    /// The encoded GetFlows response in a new buffer.
+    pub fn encode_to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.encoded_len());
+        self.write(&mut v);
+        v
+    }
+
+    /// Rebuilds the flow into `flow`, replacing every field and reusing
+    /// the buffers of its endpoints, UUID, summary and node name.
+    pub fn flow_into(&self, flow: &mut Flow) {
+        let mut source = flow.source.take();
+        let mut destination = flow.destination.take();
+        let mut uuid = std::mem::take(&mut flow.uuid);
+        let mut summary = std::mem::take(&mut flow.summary);
+        let mut node_name = std::mem::take(&mut flow.node_name);
+        uuid.clear();
+        summary.clear();
+        node_name.clear();
+        *flow = Flow {
+            uuid,
+            summary,
+            node_name,
+            ..Flow::default()
+        };
+        let fields = &self.bytes[self.prefix as usize..self.tail as usize];
+        // The stored bytes are prost's own encoding of a flow: they decode.
+        flow.merge(fields)
+            .expect("a stored flow's bytes are a valid encoding");
+        endpoint_into(self.source.as_deref(), &mut source);
+        endpoint_into(self.destination.as_deref(), &mut destination);
+        flow.source = source;
+        flow.destination = destination;
+    }
+
+    /// The flow, rebuilt.
+    pub fn to_flow(&self) -> Flow {
+        let mut f = Flow::default();
+        self.flow_into(&mut f);
+        f
+    }
+}
+
+/// Copies a shared endpoint into `to` field by field, reusing its buffers
+/// (derived `clone_from` on prost messages would allocate a new one).
+fn endpoint_into(from: Option<&SharedEndpoint>, to: &mut Option<Endpoint>) {
+    let Some(from) = from else {
+        *to = None;
+        return;
+    };
+    let from = &from.endpoint;
+    let to = to.get_or_insert_with(Endpoint::default);
+    let Endpoint {
+        id,
+        identity,
+        cluster_name,
+        namespace,
+        labels,
+        pod_name,
+        workloads,
+    } = to;
+    *id = from.id;
+    *identity = from.identity;
+    cluster_name.clone_from(&from.cluster_name);
+    namespace.clone_from(&from.namespace);
+    labels.clone_from(&from.labels);
+    pod_name.clone_from(&from.pod_name);
+    workloads.truncate(from.workloads.len());
+    for (t, f) in workloads.iter_mut().zip(&from.workloads) {
+        t.name.clone_from(&f.name);
+        t.kind.clone_from(&f.kind);
+    }
+    let n = workloads.len();
+    workloads.extend(from.workloads[n..].iter().cloned());
+}
+
+/// Bytes prost writes for the flow's fields numbered below `source` (8):
+/// it writes a message's fields in field-number order, so these come first.
+/// The pattern lists every field of `Flow`, so a field added to the proto
+/// fails to compile here until it is placed on one side.
+fn head_len(f: &Flow) -> usize {
+    use prost::encoding::{int32, uint32};
+    let Flow {
+        // Head: numbered 1–6.
+        time,
+        verdict,
+        drop_reason,
+        ethernet,
+        ip,
+        l4,
+        // The endpoints (8, 9): shared, written between head and tail.
+        source: _,
+        destination: _,
+        // Tail: every field numbered above 9.
+        uuid: _,
+        emitter: _,
+        auth_type: _,
+        tunnel: _,
+        r#type: _,
+        node_name: _,
+        node_labels: _,
+        source_names: _,
+        destination_names: _,
+        l7: _,
+        reply: _,
+        event_type: _,
+        source_service: _,
+        destination_service: _,
+        traffic_direction: _,
+        policy_match_type: _,
+        trace_observation_point: _,
+        trace_reason: _,
+        file: _,
+        drop_reason_desc: _,
+        is_reply: _,
+        debug_capture_point: _,
+        interface: _,
+        proxy_port: _,
+        trace_context: _,
+        sock_xlate_point: _,
+        socket_cookie: _,
+        cgroup_id: _,
+        ip_trace_id: _,
+        summary: _,
+        extensions: _,
+        egress_allowed_by: _,
+        ingress_allowed_by: _,
+        egress_denied_by: _,
+        ingress_denied_by: _,
+        policy_log: _,
+        aggregate: _,
+    } = f;
+    time.as_ref().map_or(0, |m| message::encoded_len(1, m))
+        + if *verdict != 0 {
+            int32::encoded_len(2, verdict)
+        } else {
+            0
+        }
+        + if *drop_reason != 0 {
+            uint32::encoded_len(3, drop_reason)
+        } else {
+            0
+        }
+        + ethernet.as_ref().map_or(0, |m| message::encoded_len(4, m))
+        + ip.as_ref().map_or(0, |m| message::encoded_len(5, m))
+        + l4.as_ref().map_or(0, |m| message::encoded_len(6, m))
+}
+
+/// A cheap hash of what tells endpoints apart (IDs, namespace, pod name,
+/// how many labels): the interner checks full equality on a hit, so
+/// hashing every label would only cost time.
+fn endpoint_hash(e: &Endpoint) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    e.id.hash(&mut h);
+    e.identity.hash(&mut h);
+    e.namespace.hash(&mut h);
+    e.pod_name.hash(&mut h);
+    e.labels.len().hash(&mut h);
+    h.finish()
+}
+
+/// Endpoints seen recently, keyed by a hash of their content (checked for
+/// equality), so that equal endpoints are stored once. Bounded: when
+/// full it starts over.
+#[derive(Debug, Default)]
+struct Interner {
+    map: FxHashMap<u64, Arc<SharedEndpoint>>,
+}
+
+impl Interner {
+    fn intern(&mut self, e: &Endpoint) -> Arc<SharedEndpoint> {
+        let h = endpoint_hash(e);
+        if let Some(s) = self.map.get(&h)
+            && s.endpoint == *e
+        {
+            return Arc::clone(s);
+        }
+        if self.map.len() >= INTERNED_ENDPOINTS {
+            self.map.clear();
+        }
+        let s = Arc::new(SharedEndpoint::new(e.clone()));
+        self.map.insert(h, Arc::clone(&s));
+        s
+    }
+}
+
+/// Room kept in front of the flow's fields for the response's `flow` key
+/// (1 byte) and length (a varint of at most 5 bytes).
+const PREFIX_ROOM: usize = 6;
+
+/// Turns decoded flows into [`StoredFlow`]s: the ingest side's interner
+/// (one per ring writer).
+#[derive(Debug, Default)]
+pub struct Compactor {
+    endpoints: Interner,
+}
+
+impl Compactor {
+    /// A compactor with an empty interner.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores `f` into `to`, reusing `to`'s buffer. `f` is borrowed
+    /// mutably to take its endpoints out while encoding; it is left as it
+    /// was.
+    pub fn store(&mut self, f: &mut Flow, to: &mut StoredFlow) {
+        to.source = f.source.as_ref().map(|e| self.endpoints.intern(e));
+        to.destination = f.destination.as_ref().map(|e| self.endpoints.intern(e));
+        to.time = f.time;
+        let source = f.source.take();
+        let destination = f.destination.take();
+        let b = &mut to.bytes;
+        b.clear();
+        b.resize(PREFIX_ROOM, 0);
+        // The flow without its endpoints: head then tail fields.
+        f.encode_raw(b);
+        let fields_end = b.len();
+        // The response's own fields after the flow (`GetFlowsResponse`'s
+        // `node_name` 1000 and `time` 1001).
+        if !f.node_name.is_empty() {
+            string::encode(1000, &f.node_name, b);
+        }
+        if let Some(t) = &f.time {
+            message::encode(1001, t, b);
+        }
+        // The prefix, right-aligned in the room left for it.
+        let flow_len = fields_end - PREFIX_ROOM
+            + field_len(&to.source, SOURCE_TAG)
+            + field_len(&to.destination, DESTINATION_TAG);
+        let mut prefix = [0u8; PREFIX_ROOM];
+        let mut w = &mut prefix[..];
+        encode_key(1, WireType::LengthDelimited, &mut w);
+        encode_varint(flow_len as u64, &mut w);
+        let n = PREFIX_ROOM - w.len();
+        b[PREFIX_ROOM - n..PREFIX_ROOM].copy_from_slice(&prefix[..n]);
+        to.start = (PREFIX_ROOM - n) as u32;
+        to.prefix = PREFIX_ROOM as u32;
+        to.head = (PREFIX_ROOM + head_len(f)) as u32;
+        to.tail = fields_end as u32;
+        f.source = source;
+        f.destination = destination;
+    }
+}
