@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flow_filter::FilterSet;
-use proto::flow::{Flow, LostEvent, LostEventSource};
+use proto::flow::{Flow, FlowFilter, LostEvent, LostEventSource};
 use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use proto::wkt::{Int32Value, Timestamp};
 use tokio::sync::mpsc;
@@ -19,7 +19,7 @@ use crate::mask::FlowMask;
 use crate::metrics::Metrics;
 use crate::ring::{Read, Ring};
 use crate::served::Served;
-use crate::stored::Compactor;
+use crate::stored::{Compactor, FlowView};
 
 pub use crate::event::Event;
 
@@ -450,21 +450,29 @@ impl Observer {
                         sent += 1;
                         Served::Stored(slot.clone())
                     } else {
-                        // Filters and masks look at the flow, rebuilt into
-                        // this reader's scratch.
-                        let f = &mut q.scratch;
-                        stored.flow_into(f);
-                        if !q.filters.matches(f) {
-                            continue;
-                        }
-                        sent += 1;
-                        match &q.mask {
-                            Some(m) => Served::Message(Box::new(GetFlowsResponse {
-                                node_name: f.node_name.clone(),
-                                time: f.time,
-                                response_types: Some(ResponseTypes::Flow(m.apply(f))),
-                            })),
-                            None => Served::Stored(slot.clone()),
+                        // Filters and masks look at the flow, rebuilt in
+                        // this reader's view.
+                        let (filters, mask) = (&q.filters, &q.mask);
+                        let all = mask.is_some() || !q.head_filters;
+                        let resp = q.view.with_fields(stored, all, |f| {
+                            if !filters.matches(f) {
+                                return None;
+                            }
+                            Some(match mask {
+                                Some(m) => Served::Message(Box::new(GetFlowsResponse {
+                                    node_name: f.node_name.clone(),
+                                    time: f.time,
+                                    response_types: Some(ResponseTypes::Flow(m.apply(f))),
+                                })),
+                                None => Served::Stored(slot.clone()),
+                            })
+                        });
+                        match resp {
+                            Some(r) => {
+                                sent += 1;
+                                r
+                            }
+                            None => continue,
                         }
                     }
                 }
@@ -511,11 +519,11 @@ impl Observer {
                 if q.until.is_some_and(|u| f.time().is_some_and(|t| t > u)) {
                     continue;
                 }
-                let all = q.filters.is_match_all();
-                if all || {
-                    f.flow_into(&mut q.scratch);
-                    q.filters.matches(&q.scratch)
-                } {
+                let filters = &q.filters;
+                if filters.is_match_all()
+                    || q.view
+                        .with_fields(f, !q.head_filters, |f| filters.matches(f))
+                {
                     found += 1;
                     if q.number > 0 && found >= q.number {
                         break;
@@ -540,9 +548,11 @@ struct Query {
     /// No filter and no mask: stored flows are served as they are, never
     /// rebuilt.
     plain: bool,
-    /// The flow filters and masks look at, rebuilt from each stored flow
-    /// (its buffers reused).
-    scratch: Flow,
+    /// The flows filters and masks look at, rebuilt from each stored flow.
+    view: FlowView,
+    /// The filters read only the endpoints and the flow's first fields
+    /// ([`FlowView::with_fields`]).
+    head_filters: bool,
 }
 
 impl Query {
@@ -568,7 +578,8 @@ impl Query {
             FlowMask::compile(&paths).map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Query {
             plain: filters.is_match_all() && mask.is_none(),
-            scratch: Flow::default(),
+            view: FlowView::new(),
+            head_filters: reads_head_only(&req.whitelist) && reads_head_only(&req.blacklist),
             number: req.number,
             first: req.first,
             follow: req.follow,
@@ -579,6 +590,51 @@ impl Query {
             markers: None,
         })
     }
+}
+
+/// Whether every filter sets only fields whose predicates read the flow's
+/// endpoints and the fields stored before them (verdict, IP, L4): such
+/// filters are evaluated on [`FlowView::with_fields`] without the rest.
+/// Anything else, including a field added to `FlowFilter` later, needs the
+/// whole flow.
+fn reads_head_only(filters: &[FlowFilter]) -> bool {
+    filters.iter().all(|f| {
+        let mut rest = f.clone();
+        let FlowFilter {
+            source_pod,
+            destination_pod,
+            source_label,
+            destination_label,
+            source_identity,
+            destination_identity,
+            source_workload,
+            destination_workload,
+            source_ip,
+            destination_ip,
+            source_port,
+            destination_port,
+            verdict,
+            tcp_flags,
+            ip_version,
+            ..
+        } = &mut rest;
+        source_pod.clear();
+        destination_pod.clear();
+        source_label.clear();
+        destination_label.clear();
+        source_identity.clear();
+        destination_identity.clear();
+        source_workload.clear();
+        destination_workload.clear();
+        source_ip.clear();
+        destination_ip.clear();
+        source_port.clear();
+        destination_port.clear();
+        verdict.clear();
+        tcp_flags.clear();
+        ip_version.clear();
+        rest == FlowFilter::default()
+    })
 }
 
 /// Aggregates a reader's ring-buffer losses into at most one `LostEvent`

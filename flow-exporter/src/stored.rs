@@ -139,18 +139,7 @@ impl StoredFlow {
     pub fn flow_into(&self, flow: &mut Flow) {
         let mut source = flow.source.take();
         let mut destination = flow.destination.take();
-        let mut uuid = std::mem::take(&mut flow.uuid);
-        let mut summary = std::mem::take(&mut flow.summary);
-        let mut node_name = std::mem::take(&mut flow.node_name);
-        uuid.clear();
-        summary.clear();
-        node_name.clear();
-        *flow = Flow {
-            uuid,
-            summary,
-            node_name,
-            ..Flow::default()
-        };
+        reset_keeping_buffers(flow);
         let fields = &self.bytes[self.prefix as usize..self.tail as usize];
         // The stored bytes are prost's own encoding of a flow: they decode.
         flow.merge(fields)
@@ -370,4 +359,128 @@ impl Compactor {
         f.source = source;
         f.destination = destination;
     }
+}
+
+/// Decoded endpoints a reader keeps, by the shared endpoint they came from.
+const VIEW_ENDPOINTS: usize = 4096;
+
+/// A reader's view of stored flows as [`Flow`]s, for filters and field
+/// masks: the flow is rebuilt into one reused scratch, and its endpoints
+/// are moved in from the reader's own decoded copies (one per shared
+/// endpoint) instead of copied, then moved back.
+#[derive(Debug, Default)]
+pub struct FlowView {
+    flow: Flow,
+    /// Keyed by the shared endpoint's address; the `Arc` keeps it alive,
+    /// so an address is never reused for another endpoint while cached.
+    endpoints: FxHashMap<usize, (Arc<SharedEndpoint>, Endpoint)>,
+}
+
+impl FlowView {
+    /// A view with nothing cached.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Calls `f` with `stored` rebuilt as a [`Flow`].
+    pub fn with<R>(&mut self, stored: &StoredFlow, f: impl FnOnce(&Flow) -> R) -> R {
+        self.with_fields(stored, true, f)
+    }
+
+    /// Calls `f` with `stored` rebuilt as a [`Flow`]: every field when
+    /// `all`, else only the endpoints and the fields numbered below them
+    /// (time, verdict, drop reason, Ethernet, IP, L4), enough for filters
+    /// that read nothing else and about half the work.
+    pub fn with_fields<R>(
+        &mut self,
+        stored: &StoredFlow,
+        all: bool,
+        f: impl FnOnce(&Flow) -> R,
+    ) -> R {
+        // Everything but the endpoints, into the reused scratch.
+        let end = if all { stored.tail } else { stored.head };
+        let fields = &stored.bytes[stored.prefix as usize..end as usize];
+        reset_keeping_buffers(&mut self.flow);
+        self.flow
+            .merge(fields)
+            .expect("a stored flow's bytes are a valid encoding");
+        if self.endpoints.len() >= VIEW_ENDPOINTS {
+            self.endpoints.clear();
+        }
+        let src = stored.source.as_ref().map(|e| self.take(e));
+        let dst = stored.destination.as_ref().map(|e| {
+            if src.is_some_and(|k| k == key(e)) {
+                // Both sides the same endpoint: the one copy is in
+                // `source`; the destination gets its own.
+                let mut d = self.flow.destination.take();
+                endpoint_into(Some(e), &mut d);
+                self.flow.destination = d;
+                None
+            } else {
+                Some(self.take(e))
+            }
+        });
+        self.flow.source = src.map(|k| self.move_out(k));
+        if let Some(Some(k)) = dst {
+            self.flow.destination = Some(self.move_out(k));
+        } else if dst.is_none() {
+            self.flow.destination = None;
+        }
+        let r = f(&self.flow);
+        // Back into the cache.
+        if let Some(k) = src
+            && let Some(e) = self.flow.source.take()
+        {
+            self.move_in(k, e);
+        }
+        if let Some(Some(k)) = dst
+            && let Some(e) = self.flow.destination.take()
+        {
+            self.move_in(k, e);
+        }
+        r
+    }
+
+    /// Ensures the decoded copy of `e` is cached; returns its key.
+    fn take(&mut self, e: &Arc<SharedEndpoint>) -> usize {
+        let k = key(e);
+        self.endpoints
+            .entry(k)
+            .or_insert_with(|| (Arc::clone(e), e.endpoint.clone()));
+        k
+    }
+
+    fn move_out(&mut self, k: usize) -> Endpoint {
+        self.endpoints
+            .get_mut(&k)
+            .map(|(_, e)| std::mem::take(e))
+            .unwrap_or_default()
+    }
+
+    fn move_in(&mut self, k: usize, e: Endpoint) {
+        if let Some((_, slot)) = self.endpoints.get_mut(&k) {
+            *slot = e;
+        }
+    }
+}
+
+fn key(e: &Arc<SharedEndpoint>) -> usize {
+    Arc::as_ptr(e) as usize
+}
+
+/// Resets every field of `flow` to its default, keeping the buffers of its
+/// UUID, summary and node name for the next decode.
+fn reset_keeping_buffers(flow: &mut Flow) {
+    let mut uuid = std::mem::take(&mut flow.uuid);
+    let mut summary = std::mem::take(&mut flow.summary);
+    let mut node_name = std::mem::take(&mut flow.node_name);
+    uuid.clear();
+    summary.clear();
+    node_name.clear();
+    *flow = Flow {
+        uuid,
+        summary,
+        node_name,
+        ..Flow::default()
+    };
 }

@@ -4,8 +4,9 @@
 //!   `GetFlowsResponse` the exporter built before (a clone of the flow, its
 //!   node name and time), for every flow of `testdata/flows.jsonl`, 20,000
 //!   synthetic flows of every kind, and the same flows under field masks;
-//!   the flow rebuilt from it (what filters, masks and in-process readers
-//!   see) equals the original;
+//!   the flow rebuilt from it (what in-process readers get) and a reader's
+//!   view of it (what filters and masks see, endpoints cached across flows)
+//!   equal the original;
 //! - a flow stored over a recycled ring slot (the previous flow's buffers
 //!   reused) equals the flow decoded into a fresh one.
 //!
@@ -19,7 +20,7 @@ use flow_exporter::observer::{Event, Observer};
 use flow_exporter::ring::Read;
 use flow_exporter::served::{encode_flow_response, flow_response};
 use flow_exporter::sources::replay::{ReplayEvent, parse_line};
-use flow_exporter::stored::{Compactor, StoredFlow};
+use flow_exporter::stored::{Compactor, FlowView, StoredFlow};
 use flow_parser::{ClockOffset, Enricher, Parser, Synthetic};
 use prost::Message as _;
 use proto::flow::Flow;
@@ -85,6 +86,12 @@ fn all_flows() -> Vec<Flow> {
         destination: Some(Default::default()),
         ..Flow::default()
     });
+    // The same endpoint on both sides, then only a destination.
+    let mut same = flows[fixture_flows().len()].clone();
+    same.destination = same.source.clone();
+    flows.push(same.clone());
+    same.source = None;
+    flows.push(same);
     flows
 }
 
@@ -114,6 +121,8 @@ fn stored_flows_are_served_as_prost_writes_them_and_rebuild_equal() {
     // One stored flow reused for all: its buffer is overwritten each time.
     let mut stored = StoredFlow::default();
     let mut rebuilt = Flow::default();
+    // One reader's view for all: its endpoints are cached across flows.
+    let mut view = FlowView::new();
     let mut check = |f: &Flow| {
         let mut scratch = f.clone();
         compactor.store(&mut scratch, &mut stored);
@@ -123,6 +132,9 @@ fn stored_flows_are_served_as_prost_writes_them_and_rebuild_equal() {
         assert_eq!(stored.encoded_len(), want.len());
         stored.flow_into(&mut rebuilt);
         assert_eq!(&rebuilt, f, "rebuilt flow");
+        view.with(&stored, |v| {
+            assert_eq!(v, f, "the flow filters and masks see")
+        });
         assert_eq!(stored.time(), f.time);
     };
     let mut n = 0;
@@ -179,4 +191,81 @@ fn a_rejected_record_stores_nothing_and_keeps_positions_exact() {
     assert_eq!(rejected, 20);
     assert_eq!(observer.ring().written(), 20);
     assert_eq!(observer.status().seen_flows, 20);
+}
+
+/// Filters on the endpoints, verdict, IP and L4 are evaluated on a view
+/// holding only those fields (the exporter does so when a request's
+/// filters set nothing else): they select exactly the flows they select on
+/// the whole flow.
+#[test]
+fn head_only_filters_select_as_on_the_whole_flow() {
+    use proto::flow::{FlowFilter, TcpFlags, Verdict, Workload};
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let filters = [
+        FlowFilter {
+            source_pod: s(&["default/xwing"]),
+            verdict: vec![Verdict::Dropped as i32],
+            ..Default::default()
+        },
+        FlowFilter {
+            destination_pod: s(&["default/"]),
+            ..Default::default()
+        },
+        FlowFilter {
+            source_label: s(&["k8s:class=xwing"]),
+            destination_label: s(&["reserved:world"]),
+            ..Default::default()
+        },
+        FlowFilter {
+            source_ip: s(&["10.0.0.0/8"]),
+            destination_port: s(&["80", "53"]),
+            ..Default::default()
+        },
+        FlowFilter {
+            source_identity: vec![2, 21097],
+            ip_version: vec![1],
+            ..Default::default()
+        },
+        FlowFilter {
+            destination_identity: vec![2, 21097],
+            ..Default::default()
+        },
+        FlowFilter {
+            source_workload: vec![Workload {
+                name: "xwing".into(),
+                kind: String::new(),
+            }],
+            tcp_flags: vec![TcpFlags {
+                syn: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    ];
+    let mut compactor = Compactor::new();
+    let mut stored = StoredFlow::default();
+    let mut view = FlowView::new();
+    let flows = all_flows();
+    for filter in &filters {
+        for (allow, deny) in [
+            (vec![filter.clone()], vec![]),
+            (vec![], vec![filter.clone()]),
+        ] {
+            let set = flow_filter::FilterSet::compile(&allow, &deny).unwrap();
+            let mut selected = 0;
+            for f in &flows {
+                let mut scratch = f.clone();
+                compactor.store(&mut scratch, &mut stored);
+                let want = set.matches(f);
+                let got = view.with_fields(&stored, false, |v| set.matches(v));
+                assert_eq!(got, want, "filter {filter:?} on {f:?}");
+                selected += usize::from(want);
+            }
+            assert!(
+                selected > 0 && selected < flows.len(),
+                "filter {filter:?} selects {selected} of {}",
+                flows.len()
+            );
+        }
+    }
 }
