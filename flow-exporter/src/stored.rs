@@ -19,7 +19,7 @@ use std::sync::Arc;
 use prost::Message as _;
 use prost::bytes::BufMut;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, message, string};
-use proto::flow::{Endpoint, Flow};
+use proto::flow::{Endpoint, Ethernet, Flow, Ip};
 use proto::wkt::Timestamp;
 use rustc_hash::FxHashMap;
 
@@ -371,6 +371,13 @@ const VIEW_ENDPOINTS: usize = 4096;
 #[derive(Debug, Default)]
 pub struct FlowView {
     flow: Flow,
+    /// The previous flow's Ethernet and IP, reused (their strings keep
+    /// their capacity) when the next flow has them.
+    spare_ethernet: Option<Ethernet>,
+    spare_ip: Option<Ip>,
+    /// Whether `flow` holds fields after the endpoints (the last call
+    /// decoded them): only then is the whole flow reset.
+    tail_filled: bool,
     /// Keyed by the shared endpoint's address; the `Arc` keeps it alive,
     /// so an address is never reused for another endpoint while cached.
     endpoints: FxHashMap<usize, (Arc<SharedEndpoint>, Endpoint)>,
@@ -398,12 +405,25 @@ impl FlowView {
         f: impl FnOnce(&Flow) -> R,
     ) -> R {
         // Everything but the endpoints, into the reused scratch.
-        let end = if all { stored.tail } else { stored.head };
-        let fields = &stored.bytes[stored.prefix as usize..end as usize];
-        reset_keeping_buffers(&mut self.flow);
-        self.flow
-            .merge(fields)
+        self.spare_ethernet = self.flow.ethernet.take().or(self.spare_ethernet.take());
+        self.spare_ip = self.flow.ip.take().or(self.spare_ip.take());
+        if self.tail_filled {
+            reset_keeping_buffers(&mut self.flow);
+        } else {
+            // Only the head was written: resetting the whole 1.4 KB flow
+            // would cost more than decoding it.
+            let f = &mut self.flow;
+            (f.time, f.verdict, f.drop_reason, f.l4) = (None, 0, 0, None);
+        }
+        self.tail_filled = all;
+        let head = &stored.bytes[stored.prefix as usize..stored.head as usize];
+        self.merge_head(head)
             .expect("a stored flow's bytes are a valid encoding");
+        if all {
+            self.flow
+                .merge(&stored.bytes[stored.head as usize..stored.tail as usize])
+                .expect("a stored flow's bytes are a valid encoding");
+        }
         if self.endpoints.len() >= VIEW_ENDPOINTS {
             self.endpoints.clear();
         }
@@ -439,6 +459,61 @@ impl FlowView {
             self.move_in(k, e);
         }
         r
+    }
+
+    /// Decodes the head's fields (numbered 1–6, see [`head_len`]) into the
+    /// scratch flow, Ethernet and IP into the spare ones so that their
+    /// strings are not allocated again.
+    fn merge_head(&mut self, mut buf: &[u8]) -> Result<(), prost::DecodeError> {
+        use prost::encoding::{DecodeContext, decode_key, int32, skip_field, uint32};
+        let flow = &mut self.flow;
+        while !buf.is_empty() {
+            let (tag, wire_type) = decode_key(&mut buf)?;
+            let ctx = DecodeContext::default();
+            match tag {
+                1 => message::merge(wire_type, flow.time.get_or_insert_default(), &mut buf, ctx)?,
+                2 => int32::merge(wire_type, &mut flow.verdict, &mut buf, ctx)?,
+                3 => uint32::merge(wire_type, &mut flow.drop_reason, &mut buf, ctx)?,
+                4 => {
+                    let spare = &mut self.spare_ethernet;
+                    let e = flow.ethernet.get_or_insert_with(|| {
+                        let mut e = spare.take().unwrap_or_default();
+                        let Ethernet {
+                            source,
+                            destination,
+                        } = &mut e;
+                        source.clear();
+                        destination.clear();
+                        e
+                    });
+                    message::merge(wire_type, e, &mut buf, ctx)?
+                }
+                5 => {
+                    let spare = &mut self.spare_ip;
+                    let ip = flow.ip.get_or_insert_with(|| {
+                        let mut ip = spare.take().unwrap_or_default();
+                        let Ip {
+                            source,
+                            source_xlated,
+                            destination,
+                            ip_version,
+                            encrypted,
+                        } = &mut ip;
+                        source.clear();
+                        source_xlated.clear();
+                        destination.clear();
+                        *ip_version = 0;
+                        *encrypted = false;
+                        ip
+                    });
+                    message::merge(wire_type, ip, &mut buf, ctx)?
+                }
+                6 => message::merge(wire_type, flow.l4.get_or_insert_default(), &mut buf, ctx)?,
+                // Not written by the compactor; skipped as prost would.
+                _ => skip_field(wire_type, tag, &mut buf, ctx)?,
+            }
+        }
+        Ok(())
     }
 
     /// Ensures the decoded copy of `e` is cached; returns its key.
