@@ -349,8 +349,8 @@ impl Observer {
     }
 
     /// [`Observer::get_flows`] as the server sends it: a flow read without
-    /// a field mask is its ring slot, written on the wire as the bytes
-    /// encoded once for every such reader ([`crate::served`]); with
+    /// a field mask is its ring slot, written on the wire as the bytes it
+    /// was stored as ([`crate::stored`], [`crate::served`]); with
     /// progress markers for a follow request that asked for them
     /// ([`crate::progress`]).
     pub fn get_flows_served(
