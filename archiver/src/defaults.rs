@@ -24,6 +24,9 @@ pub const FILE_AGE: Duration = Duration::from_secs(60);
 /// extra search of level 3 finds nothing more. Any level reads alike.
 pub const ZSTD_LEVEL: i32 = 1;
 
+/// Whether the writer decodes each received flow with prost before
+/// archiving its bytes (`--verify-flows`); see [`crate::encoded`].
+pub const VERIFY_FLOWS: bool = true;
 /// Rows encoded into Parquet at a time.
 pub const BATCH_ROWS: usize = 8192;
 

@@ -17,6 +17,7 @@
 pub mod columnar;
 pub mod compact;
 pub mod defaults;
+pub mod encoded;
 pub mod follow;
 mod history;
 pub mod location;

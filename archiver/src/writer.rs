@@ -22,6 +22,7 @@ use proto::wkt::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::defaults;
+use crate::encoded::FlowScan;
 use crate::schema::{self, BatchBuilder};
 use crate::storage::{Storage, StorageError};
 
@@ -49,6 +50,10 @@ pub struct WriterOptions {
     pub file_age: Duration,
     /// zstd level.
     pub zstd_level: i32,
+    /// Decode every encoded flow with prost before archiving it
+    /// ([`ArchiveWriter::append_encoded`]), so a flow malformed inside a
+    /// part no column reads is refused instead of archived.
+    pub verify_flows: bool,
 }
 
 impl Default for WriterOptions {
@@ -59,6 +64,7 @@ impl Default for WriterOptions {
             file_bytes: defaults::FILE_BYTES,
             file_age: defaults::FILE_AGE,
             zstd_level: defaults::ZSTD_LEVEL,
+            verify_flows: defaults::VERIFY_FLOWS,
         }
     }
 }
@@ -78,6 +84,9 @@ pub enum WriteError {
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// An encoded flow is not a valid `flow.Flow`.
+    #[error(transparent)]
+    Flow(#[from] crate::encoded::Scan),
     /// The state file is corrupt.
     #[error("archive state {STATE_PATH} is unreadable: {0}")]
     State(String),
@@ -336,6 +345,30 @@ struct OpenFile {
     uuids_at_max: Vec<String>,
 }
 
+impl OpenFile {
+    /// Counts a row appended at `time` and keeps the uuids at the newest
+    /// time (the footer's resume point), reusing the one string of the
+    /// common case (each flow newer than the last).
+    fn note(&mut self, time: Option<Timestamp>, uuid: &str) {
+        self.rows += 1;
+        match (self.max_time, time) {
+            (Some(m), Some(t)) if t < m => {}
+            (Some(m), Some(t)) if t == m => self.uuids_at_max.push(uuid.to_owned()),
+            (_, t) => {
+                self.max_time = t;
+                self.uuids_at_max.truncate(1);
+                match self.uuids_at_max.first_mut() {
+                    Some(u) => {
+                        u.clear();
+                        u.push_str(uuid);
+                    }
+                    None => self.uuids_at_max.push(uuid.to_owned()),
+                }
+            }
+        }
+    }
+}
+
 /// Figures of the writer, for metrics and the final report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriterStats {
@@ -358,6 +391,17 @@ pub struct ArchiveWriter {
     state: ArchiveState,
     stats: WriterStats,
     seq: u64,
+    /// The scan of the last encoded flow (buffers reused).
+    scan: FlowScan,
+}
+
+/// What [`ArchiveWriter::append_encoded_unless`] did with a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoded {
+    /// Appended; the flow's time.
+    Appended(Option<Timestamp>),
+    /// Left out, as the caller asked.
+    Skipped,
 }
 
 impl std::fmt::Debug for ArchiveWriter {
@@ -393,6 +437,7 @@ impl ArchiveWriter {
             state,
             stats: WriterStats::default(),
             seq: 0,
+            scan: FlowScan::new(),
         })
     }
 
@@ -411,40 +456,100 @@ impl ArchiveWriter {
     /// Appends a flow (deduplication on resume is the caller's: see
     /// [`ArchiveState::already_archived`]). Returns whether it was appended.
     pub fn append(&mut self, f: &Flow) -> Result<bool, WriteError> {
+        let o = self.file_for(f.time)?;
+        o.builder.push(f);
+        o.note(f.time, &f.uuid);
+        self.after_row()?;
+        Ok(true)
+    }
+
+    /// Appends a flow from its protobuf encoding (`flow.Flow`, e.g. the
+    /// flow of a `GetFlowsResponse` as it arrived): the columns are read
+    /// from the bytes ([`crate::encoded`]) and the bytes are the row's
+    /// `flow_pb`, so the flow is neither decoded nor encoded again.
+    pub fn append_encoded(&mut self, flow_pb: &[u8]) -> Result<bool, WriteError> {
+        self.append_encoded_unless(flow_pb, |_, _| false)
+            .map(|e| e != Encoded::Skipped)
+    }
+
+    /// [`ArchiveWriter::append_encoded`], unless `skip(time, uuid)` of the
+    /// flow says otherwise (the follower's resume check). Bytes that are
+    /// not a valid flow are an error ([`WriteError::Flow`]) and append
+    /// nothing.
+    pub fn append_encoded_unless(
+        &mut self,
+        flow_pb: &[u8],
+        skip: impl FnOnce(Option<Timestamp>, &str) -> bool,
+    ) -> Result<Encoded, WriteError> {
+        match self.scan.scan(flow_pb) {
+            Ok(()) => {}
+            Err(crate::encoded::Scan::Irregular(_)) => {
+                // Legal protobuf the scan leaves to prost: decode it, and
+                // keep the bytes as they came.
+                let f = crate::encoded::decode(flow_pb)?;
+                if skip(f.time, &f.uuid) {
+                    return Ok(Encoded::Skipped);
+                }
+                let o = self.file_for(f.time)?;
+                o.builder.push_decoded(&f, flow_pb);
+                o.note(f.time, &f.uuid);
+                self.after_row()?;
+                return Ok(Encoded::Appended(f.time));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let time = self.scan.time;
+        if skip(time, crate::encoded::text(flow_pb, &self.scan.uuid)) {
+            return Ok(Encoded::Skipped);
+        }
+        if self.opts.verify_flows {
+            crate::encoded::decode(flow_pb)?;
+        }
+        let scan = std::mem::take(&mut self.scan);
+        let res = self.file_for(time).map(|o| {
+            o.builder.push_scanned(&scan, flow_pb);
+            o.note(time, crate::encoded::text(flow_pb, &scan.uuid));
+        });
+        self.scan = scan;
+        res?;
+        self.after_row()?;
+        Ok(Encoded::Appended(time))
+    }
+
+    /// The open file for a flow at `time`, after closing the open one if
+    /// the flow belongs to another partition.
+    fn file_for(&mut self, time: Option<Timestamp>) -> Result<&mut OpenFile, WriteError> {
         // The partition is formatted only when the flow's hour is not the
         // open file's (once an hour, not once a row).
-        let hour = f.time.map(|t| t.seconds.div_euclid(3600));
+        let hour = time.map(|t| t.seconds.div_euclid(3600));
         if self
             .open
             .as_ref()
             .is_some_and(|o| o.hour != hour || hour.is_none())
         {
-            let partition = partition_of(f.time);
+            let partition = partition_of(time);
             if self.open.as_ref().is_some_and(|o| o.partition != partition) {
                 self.close()?;
             } else if let Some(o) = self.open.as_mut() {
                 o.hour = hour;
             }
         }
-        if self.open.is_none() {
-            let mut o = self.open_file(partition_of(f.time), f.time)?;
-            o.hour = hour;
-            self.open = Some(o);
-        }
-        let Some(o) = self.open.as_mut() else {
-            return Ok(false);
-        };
-        o.builder.push(f);
-        o.rows += 1;
-        match (o.max_time, f.time) {
-            (Some(m), Some(t)) if t < m => {}
-            (Some(m), Some(t)) if t == m => o.uuids_at_max.push(f.uuid.clone()),
-            (_, t) => {
-                o.max_time = t;
-                o.uuids_at_max.clear();
-                o.uuids_at_max.push(f.uuid.clone());
+        let o = match self.open.take() {
+            Some(o) => o,
+            None => {
+                let mut o = self.open_file(partition_of(time), time)?;
+                o.hour = hour;
+                o
             }
-        }
+        };
+        Ok(self.open.insert(o))
+    }
+
+    /// After a row: writes a full batch, closes a full file.
+    fn after_row(&mut self) -> Result<(), WriteError> {
+        let Some(o) = self.open.as_mut() else {
+            return Ok(());
+        };
         if o.builder.len() >= defaults::BATCH_ROWS {
             let batch = o.builder.finish();
             o.writer
@@ -460,7 +565,7 @@ impl ArchiveWriter {
         if full {
             self.close()?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Closes the open file if it is older than `file_age`.
