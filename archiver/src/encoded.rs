@@ -242,8 +242,14 @@ impl FlowScan {
         Self::default()
     }
 
-    /// Scans the encoded flow `pb`, replacing what the last scan held.
-    pub fn scan(&mut self, pb: &[u8]) -> Result<(), Scan> {
+    /// Scans the encoded flow `pb`, replacing what the last scan held;
+    /// the result reads the columns' values from `pb`.
+    pub fn scan<'a>(&'a mut self, pb: &'a [u8]) -> Result<Scanned<'a>, Scan> {
+        self.scan_fields(pb)?;
+        Ok(Scanned { scan: self, pb })
+    }
+
+    fn scan_fields(&mut self, pb: &[u8]) -> Result<(), Scan> {
         if pb.len() > u32::MAX as usize {
             return Err(Scan::Irregular("flow larger than 4 GiB"));
         }
@@ -545,9 +551,46 @@ fn scan_l4(pb: &[u8], r: &R) -> Result<Option<L4>, Scan> {
     Ok(l4)
 }
 
-/// The string at `r` of `pb` (checked UTF-8 by the scan).
-pub fn text<'a>(pb: &'a [u8], r: &R) -> &'a str {
-    std::str::from_utf8(&pb[r.start as usize..r.end as usize]).unwrap_or_default()
+/// A successful scan of `pb`: the values of [`FlowScan`], and the strings
+/// at its ranges. Holding `pb` borrowed, it guarantees that every range is
+/// one the scan checked to be UTF-8 in these very bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Scanned<'a> {
+    scan: &'a FlowScan,
+    pb: &'a [u8],
+}
+
+impl<'a> Scanned<'a> {
+    /// The scanned values.
+    pub fn fields(&self) -> &'a FlowScan {
+        self.scan
+    }
+
+    /// The bytes scanned (the row's `flow_pb`).
+    pub fn bytes(&self) -> &'a [u8] {
+        self.pb
+    }
+
+    /// The flow's time.
+    pub fn time(&self) -> Option<Timestamp> {
+        self.scan.time
+    }
+
+    /// The flow's uuid.
+    pub fn uuid(&self) -> &'a str {
+        self.text(&self.scan.uuid)
+    }
+
+    /// The string at `r`, a range of [`Scanned::fields`].
+    pub fn text(&self, r: &R) -> &'a str {
+        let b = &self.pb[r.start as usize..r.end as usize];
+        debug_assert!(std::str::from_utf8(b).is_ok());
+        // SAFETY: every range in `self.scan` is either empty or a string
+        // field's payload that `string()` checked to be UTF-8 in `self.pb`
+        // during the scan that produced this value; `self.pb` is borrowed
+        // immutably since, so the bytes are the ones checked.
+        unsafe { std::str::from_utf8_unchecked(b) }
+    }
 }
 
 /// Decodes `pb` with prost: the flow for rows the scan leaves to prost, and
@@ -555,4 +598,64 @@ pub fn text<'a>(pb: &'a [u8], r: &R) -> &'a str {
 pub fn decode(pb: &[u8]) -> Result<Flow, Scan> {
     use prost::Message as _;
     Flow::decode(pb).map_err(|e| Scan::Malformed(e.to_string()))
+}
+
+/// Field numbers of `observer.GetFlowsResponse`.
+const RESPONSE_FLOW: u32 = 1;
+const RESPONSE_NODE_STATUS: u32 = 2;
+const RESPONSE_LOST_EVENTS: u32 = 3;
+const RESPONSE_NODE_NAME: u32 = 1000;
+const RESPONSE_TIME: u32 = 1001;
+
+/// The flow of an encoded `GetFlowsResponse`, as the range of its bytes:
+/// `Ok(Some(_))` when the response is a flow, `Ok(None)` when it is
+/// something else (lost events, node status, a progress marker), and
+/// [`Scan::Irregular`] when prost would merge several `flow` occurrences
+/// (the caller decodes the response then). The response's own
+/// `node_name` must be UTF-8 and its `time` must decode, as in prost.
+pub fn response_flow(bytes: &[u8]) -> Result<Option<Range<usize>>, Scan> {
+    let mut flow: Option<Range<usize>> = None;
+    let mut is_flow = false;
+    let whole =
+        0..u32::try_from(bytes.len()).map_err(|_| Scan::Irregular("response larger than 4 GiB"))?;
+    let mut irregular = false;
+    fields(bytes, &whole, |tag, wt, buf| {
+        match tag {
+            RESPONSE_FLOW => {
+                let r = payload(bytes, buf, wt, "GetFlowsResponse.flow")?;
+                if is_flow {
+                    irregular = true;
+                }
+                is_flow = true;
+                flow = Some(r.start as usize..r.end as usize);
+            }
+            RESPONSE_NODE_STATUS | RESPONSE_LOST_EVENTS => {
+                payload(bytes, buf, wt, "GetFlowsResponse.response_types")?;
+                is_flow = false;
+                irregular = false;
+                flow = None;
+            }
+            RESPONSE_NODE_NAME => {
+                string(bytes, buf, wt, "GetFlowsResponse.node_name")?;
+            }
+            RESPONSE_TIME => {
+                let r = payload(bytes, buf, wt, "GetFlowsResponse.time")?;
+                fields(bytes, &r, |tag, wt, buf| {
+                    match tag {
+                        1 | 2 => {
+                            varint(buf, wt, "Timestamp")?;
+                        }
+                        _ => return Ok(false),
+                    }
+                    Ok(true)
+                })?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    if irregular {
+        return Err(Scan::Irregular("GetFlowsResponse.flow"));
+    }
+    Ok(flow)
 }

@@ -17,7 +17,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use prost::Message;
 
-use crate::encoded::{self, FlowScan, L4};
+use crate::encoded::{L4, Scanned};
 use proto::flow::{
     DropReason, Flow, IpVersion, SocketTranslationPoint, TraceObservationPoint, TrafficDirection,
     Verdict, layer4,
@@ -467,13 +467,14 @@ impl BatchBuilder {
         self.rows += 1;
     }
 
-    /// Appends one flow from its encoded bytes `pb` and their scan
-    /// (`scan` must be of `pb`): the same columns as [`BatchBuilder::push`]
+    /// Appends one flow from its encoded bytes, as scanned: the same columns as [`BatchBuilder::push`]
     /// of the decoded flow (tested), strings copied straight from `pb`,
     /// and `pb` itself as `flow_pb`.
-    pub fn push_scanned(&mut self, s: &FlowScan, pb: &[u8]) {
-        let t = |r: &std::ops::Range<u32>| encoded::text(pb, r);
-        let opt = |r: &std::ops::Range<u32>| (!r.is_empty()).then(|| encoded::text(pb, r));
+    pub fn push_scanned(&mut self, scanned: &Scanned<'_>) {
+        let s = scanned.fields();
+        let pb = scanned.bytes();
+        let t = |r: &std::ops::Range<u32>| scanned.text(r);
+        let opt = |r: &std::ops::Range<u32>| (!r.is_empty()).then(|| scanned.text(r));
         let nanos = s.time.map(|t| t.as_unix_nanos()).unwrap_or(0);
         self.time
             .append_value(nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64);

@@ -481,8 +481,20 @@ impl ArchiveWriter {
         flow_pb: &[u8],
         skip: impl FnOnce(Option<Timestamp>, &str) -> bool,
     ) -> Result<Encoded, WriteError> {
-        match self.scan.scan(flow_pb) {
-            Ok(()) => {}
+        let mut scan = std::mem::take(&mut self.scan);
+        let res = self.append_scan(&mut scan, flow_pb, skip);
+        self.scan = scan;
+        res
+    }
+
+    fn append_scan(
+        &mut self,
+        scan: &mut FlowScan,
+        flow_pb: &[u8],
+        skip: impl FnOnce(Option<Timestamp>, &str) -> bool,
+    ) -> Result<Encoded, WriteError> {
+        let scanned = match scan.scan(flow_pb) {
+            Ok(s) => s,
             Err(crate::encoded::Scan::Irregular(_)) => {
                 // Legal protobuf the scan leaves to prost: decode it, and
                 // keep the bytes as they came.
@@ -497,21 +509,17 @@ impl ArchiveWriter {
                 return Ok(Encoded::Appended(f.time));
             }
             Err(e) => return Err(e.into()),
-        }
-        let time = self.scan.time;
-        if skip(time, crate::encoded::text(flow_pb, &self.scan.uuid)) {
+        };
+        let time = scanned.time();
+        if skip(time, scanned.uuid()) {
             return Ok(Encoded::Skipped);
         }
         if self.opts.verify_flows {
             crate::encoded::decode(flow_pb)?;
         }
-        let scan = std::mem::take(&mut self.scan);
-        let res = self.file_for(time).map(|o| {
-            o.builder.push_scanned(&scan, flow_pb);
-            o.note(time, crate::encoded::text(flow_pb, &scan.uuid));
-        });
-        self.scan = scan;
-        res?;
+        let o = self.file_for(time)?;
+        o.builder.push_scanned(&scanned);
+        o.note(time, scanned.uuid());
         self.after_row()?;
         Ok(Encoded::Appended(time))
     }
@@ -534,15 +542,13 @@ impl ArchiveWriter {
                 o.hour = hour;
             }
         }
-        let o = match self.open.take() {
-            Some(o) => o,
-            None => {
-                let mut o = self.open_file(partition_of(time), time)?;
-                o.hour = hour;
-                o
-            }
-        };
-        Ok(self.open.insert(o))
+        if self.open.is_none() {
+            let mut o = self.open_file(partition_of(time), time)?;
+            o.hour = hour;
+            self.open = Some(o);
+        }
+        // Just opened if it was not.
+        Ok(self.open.as_mut().expect("an open file"))
     }
 
     /// After a row: writes a full batch, closes a full file.

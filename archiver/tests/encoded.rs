@@ -223,9 +223,10 @@ fn both_ways(flows: &[Flow]) {
     for (i, f) in flows.iter().enumerate() {
         let pb = f.encode_to_vec();
         decoded.push(f);
-        scan.scan(&pb)
+        let s = scan
+            .scan(&pb)
             .unwrap_or_else(|e| panic!("flow {i}: {e}: {f:?}"));
-        scanned.push_scanned(&scan, &pb);
+        scanned.push_scanned(&s);
     }
     let (a, b) = (decoded.finish(), scanned.finish());
     for (c, field) in a.schema().fields().iter().enumerate() {
@@ -345,7 +346,7 @@ fn merged_occurrences_fall_back_to_prost_and_keep_the_bytes() {
         want.push_decoded(&merged, &pb);
         let mut got = BatchBuilder::new();
         match scan.scan(&pb) {
-            Ok(()) => got.push_scanned(&scan, &pb),
+            Ok(s) => got.push_scanned(&s),
             Err(Scan::Irregular(_)) => {
                 n += 1;
                 got.push_decoded(&merged, &pb)
@@ -414,7 +415,7 @@ fn mutated_bytes_get_prost_columns_or_are_refused() {
                 want.push_decoded(&decoded, &pb);
                 let mut got = BatchBuilder::new();
                 match scan.scan(&pb) {
-                    Ok(()) => got.push_scanned(&scan, &pb),
+                    Ok(s) => got.push_scanned(&s),
                     Err(Scan::Irregular(_)) => got.push_decoded(&decoded, &pb),
                     Err(e) => panic!("round {round}: prost decodes, the scan says {e}"),
                 }
