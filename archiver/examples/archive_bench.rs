@@ -89,8 +89,17 @@ fn main() -> anyhow::Result<()> {
 
     // 1. The archiver's path: encoded responses as received, the flow's
     //    bytes found in each, columns scanned from them, the bytes archived.
+    // ARCHIVE_BENCH_COMPRESSION (zstd:LEVEL, snappy, none) compares codecs.
+    let compression = match std::env::var("ARCHIVE_BENCH_COMPRESSION") {
+        Ok(c) => c.parse().map_err(anyhow::Error::msg)?,
+        Err(_) => archiver::defaults::COMPRESSION,
+    };
+    let opts = WriterOptions {
+        compression,
+        ..WriterOptions::default()
+    };
     let storage = Arc::new(LocalDir::new(&dir)?);
-    let mut w = ArchiveWriter::new(storage.clone(), WriterOptions::default())?;
+    let mut w = ArchiveWriter::new(storage.clone(), opts.clone())?;
     let mut m = Measured::default();
     let mut chunk = Chunk::default();
     let mut i = 0u64;
@@ -109,7 +118,7 @@ fn main() -> anyhow::Result<()> {
     }
     let st = m.run(|| w.finish())?;
     m.print(
-        "archive write (encoded GetFlowsResponse -> scan -> Parquet)",
+        &format!("archive write (encoded GetFlowsResponse -> scan -> Parquet {compression})"),
         n,
         &st,
     );
@@ -131,7 +140,7 @@ fn main() -> anyhow::Result<()> {
             storage,
             WriterOptions {
                 verify_flows: variant == "verify",
-                ..WriterOptions::default()
+                ..opts.clone()
             },
         )?;
         let mut m = Measured::default();

@@ -87,6 +87,11 @@ struct FollowArgs {
     /// Seconds after which an open file is committed.
     #[arg(long, default_value_t = defaults::FILE_AGE.as_secs())]
     file_age_secs: u64,
+    /// Page compression of the files: zstd, zstd:LEVEL (1-22), snappy or
+    /// none (every notebook reader reads each; README, archive, has the
+    /// sizes and speeds).
+    #[arg(long, default_value_t = defaults::COMPRESSION)]
+    compression: writer::FileCompression,
     /// Decode every received flow fully (prost) before archiving its bytes,
     /// refusing (and recording as a gap) a flow malformed in a part no
     /// column reads. Off by default: the columns' fields are always
@@ -358,6 +363,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     file_bytes: a.file_bytes,
                     file_age: Duration::from_secs(a.file_age_secs.max(1)),
                     verify_flows: a.verify_flows,
+                    compression: a.compression,
                     ..WriterOptions::default()
                 },
             };

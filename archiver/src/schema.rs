@@ -205,6 +205,33 @@ fn tcp_flag_names(f: &proto::flow::TcpFlags, out: &mut String) {
     }
 }
 
+/// A string builder with room for `col`'s rows and bytes.
+fn sized_strings(col: &ArrayRef) -> StringBuilder {
+    let bytes = col
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .map_or(0, |a| a.value_data().len());
+    StringBuilder::with_capacity(col.len(), bytes)
+}
+
+/// A binary builder with room for `col`'s rows and bytes.
+fn sized_binary(col: &ArrayRef) -> BinaryBuilder {
+    let bytes = col
+        .as_any()
+        .downcast_ref::<arrow_array::BinaryArray>()
+        .map_or(0, |a| a.value_data().len());
+    BinaryBuilder::with_capacity(col.len(), bytes)
+}
+
+/// A list-of-strings builder with room for `col`'s lists and strings.
+fn sized_lists(col: &ArrayRef) -> ListBuilder<StringBuilder> {
+    let values = col
+        .as_any()
+        .downcast_ref::<arrow_array::ListArray>()
+        .map_or_else(StringBuilder::new, |l| sized_strings(l.values()));
+    ListBuilder::with_capacity(values, col.len())
+}
+
 /// [`tcp_flag_names`] of the flags as bits (bit `i` is field `i + 1` of
 /// `TCPFlags`: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS).
 fn tcp_flag_bits(bits: u16, out: &mut String) {
@@ -674,12 +701,52 @@ impl BatchBuilder {
             Arc::new(self.flow_pb.finish()),
         ];
         self.rows = 0;
-        // The next batch's flows are as large as these: reserve for them
-        // at once rather than growing (and copying) the buffer ten times.
-        self.flow_pb = BinaryBuilder::with_capacity(
-            crate::defaults::BATCH_ROWS,
-            cols[cols.len() - 1].get_buffer_memory_size(),
-        );
+        // The next batch is like this one: its builders start with this
+        // one's sizes rather than growing (and copying) their buffers
+        // several times over.
+        self.time = TimestampNanosecondBuilder::with_capacity(cols[0].len()).with_timezone("UTC");
+        self.uuid = sized_strings(&cols[1]);
+        self.node_name = sized_strings(&cols[2]);
+        self.verdict = sized_strings(&cols[3]);
+        self.drop_reason = UInt32Builder::with_capacity(cols[4].len());
+        self.drop_reason_desc = sized_strings(&cols[5]);
+        self.event_type = Int32Builder::with_capacity(cols[6].len());
+        self.event_sub_type = Int32Builder::with_capacity(cols[7].len());
+        self.r#type = sized_strings(&cols[8]);
+        self.traffic_direction = sized_strings(&cols[9]);
+        self.trace_observation_point = sized_strings(&cols[10]);
+        self.policy_match_type = UInt32Builder::with_capacity(cols[11].len());
+        self.is_reply = BooleanBuilder::with_capacity(cols[12].len());
+        self.ip_version = sized_strings(&cols[13]);
+        self.source_ip = sized_strings(&cols[14]);
+        self.destination_ip = sized_strings(&cols[15]);
+        self.protocol = sized_strings(&cols[16]);
+        self.source_port = UInt32Builder::with_capacity(cols[17].len());
+        self.destination_port = UInt32Builder::with_capacity(cols[18].len());
+        self.tcp_flags = sized_strings(&cols[19]);
+        self.source_identity = UInt32Builder::with_capacity(cols[20].len());
+        self.destination_identity = UInt32Builder::with_capacity(cols[21].len());
+        self.source_namespace = sized_strings(&cols[22]);
+        self.source_pod = sized_strings(&cols[23]);
+        self.destination_namespace = sized_strings(&cols[24]);
+        self.destination_pod = sized_strings(&cols[25]);
+        self.source_labels = sized_lists(&cols[26]);
+        self.destination_labels = sized_lists(&cols[27]);
+        self.source_workload = sized_strings(&cols[28]);
+        self.destination_workload = sized_strings(&cols[29]);
+        self.source_service = sized_strings(&cols[30]);
+        self.destination_service = sized_strings(&cols[31]);
+        self.source_names = sized_lists(&cols[32]);
+        self.destination_names = sized_lists(&cols[33]);
+        self.interface = sized_strings(&cols[34]);
+        self.summary = sized_strings(&cols[35]);
+        self.sock_xlate_point = sized_strings(&cols[36]);
+        self.socket_cookie = UInt64Builder::with_capacity(cols[37].len());
+        self.ingress_allowed_by = sized_lists(&cols[38]);
+        self.egress_allowed_by = sized_lists(&cols[39]);
+        self.ingress_denied_by = sized_lists(&cols[40]);
+        self.egress_denied_by = sized_lists(&cols[41]);
+        self.flow_pb = sized_binary(&cols[42]);
         // The columns are built to the schema above, row for row.
         RecordBatch::try_new(self.schema.clone(), cols).expect("batch matches the archive schema")
     }

@@ -48,8 +48,8 @@ pub struct WriterOptions {
     pub file_bytes: u64,
     /// Age after which an open file is closed, so data becomes visible.
     pub file_age: Duration,
-    /// zstd level.
-    pub zstd_level: i32,
+    /// Compression of the files' pages.
+    pub compression: FileCompression,
     /// Decode every encoded flow with prost before archiving it
     /// ([`ArchiveWriter::append_encoded`]), so a flow malformed inside a
     /// part no column reads is refused instead of archived.
@@ -63,7 +63,7 @@ impl Default for WriterOptions {
             file_rows: defaults::FILE_ROWS,
             file_bytes: defaults::FILE_BYTES,
             file_age: defaults::FILE_AGE,
-            zstd_level: defaults::ZSTD_LEVEL,
+            compression: defaults::COMPRESSION,
             verify_flows: defaults::VERIFY_FLOWS,
         }
     }
@@ -223,23 +223,99 @@ pub fn read_footer(
 /// encoding. Readers need nothing new: these are standard Parquet
 /// encodings (DuckDB, pyarrow and polars read them).
 pub fn file_properties(
-    zstd_level: i32,
+    compression: FileCompression,
     row_group_rows: usize,
 ) -> parquet::file::properties::WriterPropertiesBuilder {
     use parquet::basic::Encoding;
     use parquet::file::properties::EnabledStatistics;
     use parquet::schema::types::ColumnPath;
-    let level = ZstdLevel::try_new(zstd_level).unwrap_or_default();
     let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(level))
+        .set_compression(compression.parquet())
         .set_max_row_group_row_count(Some(row_group_rows));
     for unique in ["flow_pb", "uuid"] {
-        b = b
-            .set_column_dictionary_enabled(ColumnPath::from(unique), false)
-            .set_column_statistics_enabled(ColumnPath::from(unique), EnabledStatistics::None);
+        b = b.set_column_dictionary_enabled(ColumnPath::from(unique), false);
+    }
+    // Statistics only where they can prune: `time` (our reader's row
+    // groups and pages), `verdict` and the numbers (cheap). Strings and
+    // lists of strings are mixed in every row group of a time-ordered
+    // archive, and their min/max compared every value on write.
+    for field in schema::schema().fields() {
+        let path = match field.data_type() {
+            arrow_schema::DataType::Utf8 | arrow_schema::DataType::Binary
+                if field.name() != "verdict" =>
+            {
+                ColumnPath::from(field.name().as_str())
+            }
+            arrow_schema::DataType::List(item) => ColumnPath::new(vec![
+                field.name().clone(),
+                "list".to_owned(),
+                item.name().clone(),
+            ]),
+            _ => continue,
+        };
+        b = b.set_column_statistics_enabled(path, EnabledStatistics::None);
     }
     b.set_column_dictionary_enabled(ColumnPath::from("time"), false)
         .set_column_encoding(ColumnPath::from("time"), Encoding::DELTA_BINARY_PACKED)
+}
+
+/// The compression of an archive file's pages: codecs every notebook
+/// reader (DuckDB, pyarrow, polars) and our reader decompress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileCompression {
+    /// zstd at a level (1..=22).
+    Zstd(i32),
+    /// Snappy.
+    Snappy,
+    /// None.
+    Uncompressed,
+}
+
+impl FileCompression {
+    /// The Parquet codec.
+    pub fn parquet(self) -> Compression {
+        match self {
+            FileCompression::Zstd(level) => {
+                Compression::ZSTD(ZstdLevel::try_new(level).unwrap_or_default())
+            }
+            FileCompression::Snappy => Compression::SNAPPY,
+            FileCompression::Uncompressed => Compression::UNCOMPRESSED,
+        }
+    }
+}
+
+impl std::fmt::Display for FileCompression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileCompression::Zstd(level) => write!(f, "zstd:{level}"),
+            FileCompression::Snappy => f.write_str("snappy"),
+            FileCompression::Uncompressed => f.write_str("none"),
+        }
+    }
+}
+
+impl std::str::FromStr for FileCompression {
+    type Err = String;
+
+    /// `zstd` (level 1), `zstd:LEVEL` (1–22), `snappy` or `none`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("invalid compression {s:?}: expected zstd, zstd:LEVEL (1-22), snappy or none")
+        };
+        match s.split_once(':') {
+            None => match s {
+                "zstd" => Ok(FileCompression::Zstd(1)),
+                "snappy" => Ok(FileCompression::Snappy),
+                "none" => Ok(FileCompression::Uncompressed),
+                _ => Err(bad()),
+            },
+            Some(("zstd", level)) => match level.parse::<i32>() {
+                Ok(l) if (1..=22).contains(&l) => Ok(FileCompression::Zstd(l)),
+                _ => Err(bad()),
+            },
+            Some(_) => Err(bad()),
+        }
+    }
 }
 
 /// A recorded gap: flows that were never archived, and why.
@@ -417,7 +493,7 @@ impl ArchiveWriter {
     /// A writer continuing the archive in `storage`.
     pub fn new(storage: Arc<dyn Storage>, opts: WriterOptions) -> Result<Self, WriteError> {
         let state = ArchiveState::load(storage.as_ref())?;
-        let props = file_properties(opts.zstd_level, opts.row_group_rows)
+        let props = file_properties(opts.compression, opts.row_group_rows)
             .set_key_value_metadata(Some(vec![
                 KeyValue::new(
                     schema::SCHEMA_VERSION_KEY.to_owned(),
