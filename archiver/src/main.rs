@@ -92,6 +92,10 @@ struct FollowArgs {
     /// sizes and speeds).
     #[arg(long, default_value_t = defaults::COMPRESSION)]
     compression: writer::FileCompression,
+    /// Encode and compress the Parquet pages on the receiving thread
+    /// instead of a second thread (for a one-core budget; same files).
+    #[arg(long)]
+    one_thread: bool,
     /// Decode every received flow fully (prost) before archiving its bytes,
     /// refusing (and recording as a gap) a flow malformed in a part no
     /// column reads. Off by default: the columns' fields are always
@@ -364,6 +368,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     file_age: Duration::from_secs(a.file_age_secs.max(1)),
                     verify_flows: a.verify_flows,
                     compression: a.compression,
+                    encoder_thread: !a.one_thread,
                     ..WriterOptions::default()
                 },
             };
