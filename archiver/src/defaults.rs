@@ -23,7 +23,8 @@ pub const FILE_AGE: Duration = Duration::from_secs(60);
 /// default) for the same size on disk (77 bytes a flow either way): flows
 /// repeat so much that the extra search of level 3 finds nothing more. Any
 /// level reads alike.
-pub const COMPRESSION: crate::writer::FileCompression = crate::writer::FileCompression::Zstd(1);
+pub const COMPRESSION: crate::compression::FileCompression =
+    crate::compression::FileCompression::Zstd(1);
 
 /// Whether the writer decodes each received flow with prost before
 /// archiving its bytes (`--verify-flows`; see [`crate::encoded`]). Off:

@@ -16,6 +16,7 @@
 
 pub mod columnar;
 pub mod compact;
+pub mod compression;
 pub mod defaults;
 pub mod encoded;
 pub mod follow;

@@ -369,7 +369,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     verify_flows: a.verify_flows,
                     compression: a.compression,
                     encoder_thread: !a.one_thread,
-                    ..WriterOptions::default()
                 },
             };
             let metrics = Arc::new(Metrics::default());

@@ -624,7 +624,7 @@ impl BatchBuilder {
             b.append(true);
         }
         self.interface
-            .append_option(s.interface.as_ref().and_then(|r| opt(r)));
+            .append_option(s.interface.as_ref().and_then(opt));
         self.summary.append_option(opt(&s.summary));
         self.sock_xlate_point.append_option(
             (s.sock_xlate_point != 0)

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use proto::flow::Flow;
 use proto::wkt::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use crate::compression::FileCompression;
 use crate::defaults;
 use crate::encoded::FlowScan;
 use crate::schema::{self, BatchBuilder};
@@ -265,65 +265,6 @@ pub fn file_properties(
         .set_column_encoding(ColumnPath::from("time"), Encoding::DELTA_BINARY_PACKED)
 }
 
-/// The compression of an archive file's pages: codecs every notebook
-/// reader (DuckDB, pyarrow, polars) and our reader decompress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileCompression {
-    /// zstd at a level (1..=22).
-    Zstd(i32),
-    /// Snappy.
-    Snappy,
-    /// None.
-    Uncompressed,
-}
-
-impl FileCompression {
-    /// The Parquet codec.
-    pub fn parquet(self) -> Compression {
-        match self {
-            FileCompression::Zstd(level) => {
-                Compression::ZSTD(ZstdLevel::try_new(level).unwrap_or_default())
-            }
-            FileCompression::Snappy => Compression::SNAPPY,
-            FileCompression::Uncompressed => Compression::UNCOMPRESSED,
-        }
-    }
-}
-
-impl std::fmt::Display for FileCompression {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FileCompression::Zstd(level) => write!(f, "zstd:{level}"),
-            FileCompression::Snappy => f.write_str("snappy"),
-            FileCompression::Uncompressed => f.write_str("none"),
-        }
-    }
-}
-
-impl std::str::FromStr for FileCompression {
-    type Err = String;
-
-    /// `zstd` (level 1), `zstd:LEVEL` (1–22), `snappy` or `none`.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("invalid compression {s:?}: expected zstd, zstd:LEVEL (1-22), snappy or none")
-        };
-        match s.split_once(':') {
-            None => match s {
-                "zstd" => Ok(FileCompression::Zstd(1)),
-                "snappy" => Ok(FileCompression::Snappy),
-                "none" => Ok(FileCompression::Uncompressed),
-                _ => Err(bad()),
-            },
-            Some(("zstd", level)) => match level.parse::<i32>() {
-                Ok(l) if (1..=22).contains(&l) => Ok(FileCompression::Zstd(l)),
-                _ => Err(bad()),
-            },
-            Some(_) => Err(bad()),
-        }
-    }
-}
-
 /// A recorded gap: flows that were never archived, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gap {
@@ -432,7 +373,7 @@ struct OpenFile {
 /// at most two batches wait and a slow encoder slows the appender).
 enum FileEncoder {
     /// Encoded on the appending thread.
-    Inline(ArrowWriter<Vec<u8>>),
+    Inline(Box<ArrowWriter<Vec<u8>>>),
     /// Encoded on its own thread.
     Thread {
         tx: std::sync::mpsc::SyncSender<Encode>,
@@ -866,7 +807,7 @@ impl ArchiveWriter {
                 source,
             })?
         } else {
-            FileEncoder::Inline(writer)
+            FileEncoder::Inline(Box::new(writer))
         };
         Ok(OpenFile {
             partition,
