@@ -62,3 +62,29 @@ impl std::str::FromStr for FileCompression {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_print_back() {
+        for (s, c) in [
+            ("zstd", FileCompression::Zstd(1)),
+            ("zstd:1", FileCompression::Zstd(1)),
+            ("zstd:19", FileCompression::Zstd(19)),
+            ("snappy", FileCompression::Snappy),
+            ("none", FileCompression::Uncompressed),
+        ] {
+            assert_eq!(s.parse::<FileCompression>().unwrap(), c, "{s}");
+            assert_eq!(c.to_string().parse::<FileCompression>().unwrap(), c);
+        }
+        for bad in ["", "gzip", "zstd:0", "zstd:23", "zstd:x", "snappy:1", "lz4"] {
+            let e = bad.parse::<FileCompression>().unwrap_err();
+            assert!(
+                e.contains(&format!("{bad:?}")) && e.contains("zstd:LEVEL"),
+                "{e}"
+            );
+        }
+    }
+}

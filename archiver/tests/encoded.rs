@@ -476,3 +476,40 @@ fn skipped_flows_are_not_appended() {
     }
     assert_eq!(w.finish().unwrap().rows, 9);
 }
+
+#[test]
+fn every_compression_reads_back() {
+    use archiver::writer::FileCompression;
+    let flows: Vec<Flow> = synthetic(3000)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut f)| {
+            f.time = Some(Timestamp::from_unix_nanos(
+                1_765_000_000i128 * 1_000_000_000 + i as i128 * 1_000_000,
+            ));
+            f
+        })
+        .collect();
+    for c in [
+        FileCompression::Zstd(1),
+        FileCompression::Zstd(9),
+        FileCompression::Snappy,
+        FileCompression::Uncompressed,
+    ] {
+        let d = test_support::TempDir::new("arw-enc-c-");
+        let storage: Arc<dyn Storage> = Arc::new(LocalDir::new(&d.path).unwrap());
+        let mut w = ArchiveWriter::new(
+            storage.clone(),
+            WriterOptions {
+                compression: c,
+                ..WriterOptions::default()
+            },
+        )
+        .unwrap();
+        for f in &flows {
+            w.append_encoded(&f.encode_to_vec()).unwrap();
+        }
+        w.finish().unwrap();
+        assert_eq!(common::all(&storage), flows, "{c}");
+    }
+}
