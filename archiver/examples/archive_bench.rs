@@ -1,5 +1,10 @@
 //! Archive benchmarks, printed for `just bench`:
-//! 1. rows/s archived on one core (ArchiveWriter: columns + flow_pb + zstd Parquet + atomic files);
+//! 1. rows archived from what the archiver receives, encoded `GetFlowsResponse` bytes (the flow
+//!    found in each, its columns scanned, its bytes stored as `flow_pb`, zstd Parquet, atomic
+//!    files), per CPU-second of all the writer's threads and per wall second; the same on one
+//!    thread; and the path before (prost decode into a `Flow`, `append`, re-encode), for
+//!    comparison (`ARCHIVE_BENCH_VERIFY=1` adds `--verify-flows`, `ARCHIVE_BENCH_COMPRESSION`
+//!    picks the codec). Building the responses is outside the measured time;
 //! 2. bytes per flow on disk against the same flows as `hubble observe -o json` lines;
 //! 3. DuckDB counting DROPPED by reason over the archive;
 //! 4. the history query behind `hubble observe --archive --verdict DROPPED --since 1h`, whole and

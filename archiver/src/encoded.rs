@@ -20,9 +20,13 @@
 //! What the scan does not do is validate the fields no column reads (the
 //! inside of `l7`, `ethernet`, `tunnel`, ...): a flow whose bytes are
 //! well-formed at every level the scan reads but broken inside one of those
-//! would be archived as it came and fail to decode when read. The writer
-//! therefore also decodes each flow with prost unless told the bytes were
-//! checked ([`crate::writer::Validation`]).
+//! would be archived as it came and fail to decode when read. With
+//! [`crate::writer::WriterOptions::verify_flows`] (`--verify-flows`) the
+//! writer also decodes each flow with prost and refuses what prost refuses;
+//! it is off by default (ARCHITECTURE.md, archive, has the reasons).
+//!
+//! [`response_flow`] finds the flow in an encoded `GetFlowsResponse` (the
+//! follower's unit) the same way.
 
 use std::ops::Range;
 
