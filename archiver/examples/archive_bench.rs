@@ -1,5 +1,10 @@
 //! Archive benchmarks, printed for `just bench`:
-//! 1. rows/s archived on one core (ArchiveWriter: columns + flow_pb + zstd Parquet + atomic files);
+//! 1. rows archived from what the archiver receives, encoded `GetFlowsResponse` bytes (the flow
+//!    found in each, its columns scanned, its bytes stored as `flow_pb`, zstd Parquet, atomic
+//!    files), per CPU-second of all the writer's threads and per wall second; the same on one
+//!    thread; and the path before (prost decode into a `Flow`, `append`, re-encode), for
+//!    comparison (`ARCHIVE_BENCH_VERIFY=1` adds `--verify-flows`, `ARCHIVE_BENCH_COMPRESSION`
+//!    picks the codec). Building the responses is outside the measured time;
 //! 2. bytes per flow on disk against the same flows as `hubble observe -o json` lines;
 //! 3. DuckDB counting DROPPED by reason over the archive;
 //! 4. the history query behind `hubble observe --archive --verdict DROPPED --since 1h`, whole and
@@ -14,10 +19,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use archiver::columnar;
+use archiver::encoded;
 use archiver::read::{Archive, Query};
 use archiver::storage::LocalDir;
 use archiver::writer::{ArchiveWriter, WriterOptions};
 use flow_parser::{Enricher, Parser, Synthetic};
+use prost::Message as _;
 use proto::flow::{FlowFilter, Verdict};
 use proto::wkt::Timestamp;
 
@@ -66,29 +73,122 @@ fn main() -> anyhow::Result<()> {
     let end = Timestamp::now().as_unix_nanos();
     let start = end - hours * 3600 * 1_000_000_000;
     let step = (end - start) / i128::from(n);
-    let storage = Arc::new(LocalDir::new(&dir)?);
-    let mut w = ArchiveWriter::new(storage.clone(), WriterOptions::default())?;
-    let t = Instant::now();
-    for i in 0..n {
-        let mut f = sample[(i as usize) % SAMPLE].clone();
-        f.time = Some(Timestamp::from_unix_nanos(start + step * i128::from(i)));
-        w.append(&f)?;
+    let time_of = |i: u64| Timestamp::from_unix_nanos(start + step * i128::from(i));
+    let node = sample[0].node_name.clone();
+    let responses = Responses::new(&sample, &node);
+    // The bytes built are the responses' prost encodings (what the exporter
+    // and relay send).
+    for i in [0, 1, SAMPLE as u64 - 1] {
+        let mut f = sample[i as usize % SAMPLE].clone();
+        f.time = Some(time_of(i));
+        let want = proto::observer::GetFlowsResponse {
+            node_name: node.clone(),
+            time: f.time,
+            response_types: Some(proto::observer::get_flows_response::ResponseTypes::Flow(f)),
+        }
+        .encode_to_vec();
+        let mut got = Vec::new();
+        responses.write(i as usize % SAMPLE, time_of(i), &mut got);
+        assert_eq!(got, want, "bench response {i} is not the prost encoding");
     }
-    let st = w.finish()?;
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "archive write: {:.0} rows/s on one core ({} rows, {} files, {:.1} s)",
-        n as f64 / secs,
-        st.rows,
-        st.files,
-        secs
+
+    // 1. The archiver's path: encoded responses as received, the flow's
+    //    bytes found in each, columns scanned from them, the bytes archived.
+    // ARCHIVE_BENCH_COMPRESSION (zstd:LEVEL, snappy, none) compares codecs.
+    let compression = match std::env::var("ARCHIVE_BENCH_COMPRESSION") {
+        Ok(c) => c.parse().map_err(anyhow::Error::msg)?,
+        Err(_) => archiver::defaults::COMPRESSION,
+    };
+    let opts = WriterOptions {
+        compression,
+        ..WriterOptions::default()
+    };
+    let storage = Arc::new(LocalDir::new(&dir)?);
+    let mut w = ArchiveWriter::new(storage.clone(), opts.clone())?;
+    let mut m = Measured::default();
+    let mut chunk = Chunk::default();
+    let mut i = 0u64;
+    while i < n {
+        chunk.fill(&responses, i, n, &time_of);
+        m.run(|| -> anyhow::Result<()> {
+            for r in chunk.iter() {
+                match encoded::response_flow(r)? {
+                    Some(flow) => w.append_encoded(&r[flow])?,
+                    None => anyhow::bail!("not a flow"),
+                };
+            }
+            Ok(())
+        })?;
+        i += chunk.len() as u64;
+    }
+    let st = m.run(|| w.finish())?;
+    m.print(
+        &format!(
+            "archive write (encoded GetFlowsResponse -> scan -> Parquet {compression}, encoder thread)"
+        ),
+        n,
+        &st,
     );
+    let bytes_per_flow = st.bytes as f64 / n as f64;
     println!(
-        "archive size: {:.1} bytes/flow on disk vs {:.1} bytes/flow as hubble -o json ({:.1}x smaller)",
-        st.bytes as f64 / n as f64,
-        json_per_flow,
-        json_per_flow / (st.bytes as f64 / n as f64)
+        "archive size: {bytes_per_flow:.1} bytes/flow on disk vs {json_per_flow:.1} bytes/flow as hubble -o json ({:.1}x smaller)",
+        json_per_flow / bytes_per_flow
     );
+
+    // 2. The same on one thread (pages encoded and compressed on the
+    //    appending thread); 3. the path before: each response decoded by
+    //    prost into a Flow, appended (columns from the Flow, flow_pb encoded
+    //    again), on one thread as it was; with ARCHIVE_BENCH_VERIFY=1 also
+    //    4. --verify-flows.
+    let mut variants = vec!["one-thread", "decode"];
+    if std::env::var_os("ARCHIVE_BENCH_VERIFY").is_some() {
+        variants.push("verify");
+    }
+    for variant in variants {
+        let other = format!("{dir}-{variant}");
+        let _ = std::fs::remove_dir_all(&other);
+        let storage = Arc::new(LocalDir::new(&other)?);
+        let mut w = ArchiveWriter::new(
+            storage,
+            WriterOptions {
+                verify_flows: variant == "verify",
+                encoder_thread: variant == "verify",
+                ..opts.clone()
+            },
+        )?;
+        let mut m = Measured::default();
+        let mut i = 0u64;
+        while i < n {
+            chunk.fill(&responses, i, n, &time_of);
+            m.run(|| -> anyhow::Result<()> {
+                for r in chunk.iter() {
+                    if variant == "decode" {
+                        let resp = proto::observer::GetFlowsResponse::decode(r)?;
+                        if let Some(proto::observer::get_flows_response::ResponseTypes::Flow(f)) =
+                            resp.response_types
+                        {
+                            w.append(&f)?;
+                        }
+                    } else if let Some(flow) = encoded::response_flow(r)? {
+                        w.append_encoded(&r[flow])?;
+                    }
+                }
+                Ok(())
+            })?;
+            i += chunk.len() as u64;
+        }
+        let st = m.run(|| w.finish())?;
+        m.print(
+            match variant {
+                "decode" => "archive write, the path before (prost decode -> append(&Flow) -> re-encode, one thread)",
+                "verify" => "archive write (encoded, --verify-flows, encoder thread)",
+                _ => "archive write (encoded, one thread: pages encoded on the appending thread)",
+            },
+            n,
+            &st,
+        );
+        let _ = std::fs::remove_dir_all(&other);
+    }
 
     let t = Instant::now();
     let out = std::process::Command::new("python3")
@@ -216,4 +316,120 @@ fn main() -> anyhow::Result<()> {
         decoded.len()
     );
     Ok(())
+}
+
+/// The sample flows as `GetFlowsResponse` bytes with any time: each flow's
+/// encoding without its time (prost writes `time`, field 1, first), so a
+/// response is put together by copying.
+struct Responses {
+    node_name: Vec<u8>,
+    flows: Vec<Vec<u8>>,
+}
+
+impl Responses {
+    fn new(sample: &[proto::flow::Flow], node: &str) -> Self {
+        let flows = sample
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                f.time = None;
+                f.encode_to_vec()
+            })
+            .collect();
+        let mut node_name = Vec::new();
+        prost::encoding::string::encode(1000, &node.to_owned(), &mut node_name);
+        Responses { node_name, flows }
+    }
+
+    /// Response `i` of the sample at `t`, appended to `out`.
+    fn write(&self, i: usize, t: Timestamp, out: &mut Vec<u8>) {
+        let mut time = Vec::with_capacity(16);
+        prost::encoding::message::encode(1, &t, &mut time);
+        let flow = &self.flows[i];
+        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, out);
+        prost::encoding::encode_varint((time.len() + flow.len()) as u64, out);
+        out.extend_from_slice(&time);
+        out.extend_from_slice(flow);
+        out.extend_from_slice(&self.node_name);
+        prost::encoding::message::encode(1001, &t, out);
+    }
+}
+
+/// A batch of encoded responses, built outside the measured time (it
+/// stands for what the network delivers).
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Chunk {
+    const ROWS: u64 = 4096;
+
+    fn fill(&mut self, r: &Responses, from: u64, n: u64, time_of: &dyn Fn(u64) -> Timestamp) {
+        self.bytes.clear();
+        self.ends.clear();
+        for i in from..(from + Self::ROWS).min(n) {
+            r.write(i as usize % r.flows.len(), time_of(i), &mut self.bytes);
+            self.ends.push(self.bytes.len());
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.bytes[a..b])
+    }
+}
+
+/// Wall and CPU time of the measured parts only.
+#[derive(Default)]
+struct Measured {
+    wall: std::time::Duration,
+    cpu: std::time::Duration,
+}
+
+impl Measured {
+    fn run<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let (w, c) = (Instant::now(), thread_cpu());
+        let out = f();
+        self.cpu += thread_cpu().saturating_sub(c);
+        self.wall += w.elapsed();
+        out
+    }
+
+    /// The figures; CPU is the appending thread's measured parts plus the
+    /// encoder threads' whole lives.
+    fn print(&self, what: &str, n: u64, st: &archiver::writer::WriterStats) {
+        let cpu = self.cpu + st.encoder_cpu;
+        println!(
+            "{what}: {:.0} rows per CPU-second (all writer threads), {:.0} rows/s wall \
+             ({} rows, {} files, {:.1} s CPU of which {:.1} s encoder thread, {:.1} s wall, {:.1} bytes/flow)",
+            n as f64 / cpu.as_secs_f64(),
+            n as f64 / self.wall.as_secs_f64(),
+            st.rows,
+            st.files,
+            cpu.as_secs_f64(),
+            st.encoder_cpu.as_secs_f64(),
+            self.wall.as_secs_f64(),
+            st.bytes as f64 / n as f64,
+        );
+    }
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

@@ -72,7 +72,7 @@ pub fn compact(storage: &Arc<dyn Storage>, small_bytes: u64) -> anyhow::Result<C
             continue;
         }
         let names: Vec<String> = small.iter().map(|(n, _)| n.clone()).collect();
-        let props = crate::writer::file_properties(defaults::ZSTD_LEVEL, defaults::ROW_GROUP_ROWS)
+        let props = crate::writer::file_properties(defaults::COMPRESSION, defaults::ROW_GROUP_ROWS)
             .set_key_value_metadata(Some(vec![
                 KeyValue::new(
                     schema::SCHEMA_VERSION_KEY.to_owned(),

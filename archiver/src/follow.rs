@@ -11,16 +11,21 @@
 
 use std::sync::Arc;
 
+use bytes::{Buf, Bytes};
+use prost::Message as _;
 use proto::flow::Flow;
 use proto::observer::observer_client::ObserverClient;
-use proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
+use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use proto::wkt::Timestamp;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::defaults;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
-use crate::writer::{ArchiveState, ArchiveWriter, Gap, WriterOptions, WriterStats, record_gap};
+use crate::writer::{
+    ArchiveWriter, Encoded, Gap, WriteError, WriterOptions, WriterStats, record_gap,
+};
 
 /// TLS to the source.
 #[derive(Debug, Clone)]
@@ -54,25 +59,117 @@ struct Mark {
 
 impl Mark {
     fn note(&mut self, f: &Flow) {
-        match (self.time, f.time) {
+        self.note_key(f.time, &f.uuid);
+    }
+
+    /// Notes a flow at `time` with `uuid`, reusing the one string of the
+    /// common case (each flow newer than the last).
+    fn note_key(&mut self, time: Option<Timestamp>, uuid: &str) {
+        match (self.time, time) {
             (Some(m), Some(t)) if t < m => {}
-            (Some(m), Some(t)) if t == m => self.uuids.push(f.uuid.clone()),
+            (Some(m), Some(t)) if t == m => self.uuids.push(uuid.to_owned()),
             (_, t) => {
                 self.time = t;
-                self.uuids.clear();
-                self.uuids.push(f.uuid.clone());
+                self.uuids.truncate(1);
+                match self.uuids.first_mut() {
+                    Some(u) => {
+                        u.clear();
+                        u.push_str(uuid);
+                    }
+                    None => self.uuids.push(uuid.to_owned()),
+                }
             }
         }
     }
 
     fn covers(&self, f: &Flow) -> bool {
-        ArchiveState {
-            last_time: self.time,
-            last_uuids: self.uuids.clone(),
-            ..Default::default()
-        }
-        .already_archived(f)
+        self.covers_key(f.time, &f.uuid)
     }
+
+    /// [`crate::writer::ArchiveState::already_archived`] of a flow at `time` with `uuid`.
+    fn covers_key(&self, time: Option<Timestamp>, uuid: &str) -> bool {
+        match (self.time, time) {
+            (Some(last), Some(t)) => {
+                t < last || (t == last && self.uuids.iter().any(|u| u == uuid))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The client codec of the archiver's GetFlows call: encodes the request
+/// as prost does and yields each response as the bytes received, so a
+/// flow is archived from its bytes ([`ArchiveWriter::append_encoded`])
+/// instead of being decoded and encoded again.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BytesCodec;
+
+/// Encoder half of [`BytesCodec`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestEncoder;
+
+/// Decoder half of [`BytesCodec`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BytesDecoder;
+
+impl Codec for BytesCodec {
+    type Encode = GetFlowsRequest;
+    type Decode = Bytes;
+    type Encoder = RequestEncoder;
+    type Decoder = BytesDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RequestEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BytesDecoder
+    }
+}
+
+impl Encoder for RequestEncoder {
+    type Item = GetFlowsRequest;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: GetFlowsRequest,
+        dst: &mut EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        prost::Message::encode(&item, dst)
+            .map_err(|e| tonic::Status::internal(format!("encoding a GetFlows request: {e}")))
+    }
+}
+
+impl Decoder for BytesDecoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        // The response is archived before the next is read, so taking it
+        // out of tonic's buffer holds nothing longer than before.
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// `observer.Observer/GetFlows` as the generated client calls it, with the
+/// responses kept as bytes ([`BytesCodec`]).
+async fn get_flows_bytes(
+    channel: Channel,
+    req: GetFlowsRequest,
+) -> Result<tonic::codec::Streaming<Bytes>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
+    let mut req = tonic::Request::new(req);
+    req.extensions_mut()
+        .insert(tonic::GrpcMethod::new("observer.Observer", "GetFlows"));
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/observer.Observer/GetFlows");
+    Ok(grpc
+        .server_streaming(req, path, BytesCodec)
+        .await?
+        .into_inner())
 }
 
 /// A `--server` prefix that turns TLS on (as the hubble CLI's).
@@ -205,7 +302,7 @@ pub async fn run_with_tls(
                 continue;
             }
         };
-        let mut client = ObserverClient::new(channel);
+        let mut client = ObserverClient::new(channel.clone());
         if let Some(from) = mark.time
             && let Some(oldest) = oldest_flow_time(&mut client).await
             && oldest > from
@@ -230,8 +327,8 @@ pub async fn run_with_tls(
             since,
             ..Default::default()
         };
-        let mut stream = match client.get_flows(req).await {
-            Ok(s) => s.into_inner(),
+        let mut stream = match get_flows_bytes(channel, req).await {
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %chain(&e), "GetFlows failed");
                 metrics.source_error();
@@ -247,7 +344,43 @@ pub async fn run_with_tls(
         loop {
             tokio::select! {
                 m = stream.message() => match m {
-                    Ok(Some(r)) => match r.response_types {
+                    Ok(Some(bytes)) => {
+                        // A flow is archived from its bytes; anything else
+                        // (and a flow prost would have to merge) is decoded.
+                        let r = match crate::encoded::response_flow(&bytes) {
+                            Ok(Some(flow)) => {
+                                let res = writer.append_encoded_unless(&bytes[flow], |t, uuid| {
+                                    let skip = resume.covers_key(t, uuid);
+                                    if !skip {
+                                        mark.note_key(t, uuid);
+                                    }
+                                    skip
+                                });
+                                match res {
+                                    Ok(Encoded::Appended(t)) => metrics.appended(t),
+                                    Ok(Encoded::Skipped) => {}
+                                    Err(WriteError::Flow(e)) => {
+                                        malformed(storage.as_ref(), &metrics, &e)?
+                                    }
+                                    Err(e) => return Err(e.into()),
+                                }
+                                continue;
+                            }
+                            Ok(None) | Err(crate::encoded::Scan::Irregular(_)) => {
+                                match GetFlowsResponse::decode(bytes.as_ref()) {
+                                    Ok(r) => r,
+                                    Err(e) => {
+                                        malformed(storage.as_ref(), &metrics, &e)?;
+                                        continue;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                malformed(storage.as_ref(), &metrics, &e)?;
+                                continue;
+                            }
+                        };
+                        match r.response_types {
                         Some(ResponseTypes::Flow(f)) => {
                             if resume.covers(&f) {
                                 continue;
@@ -278,7 +411,7 @@ pub async fn run_with_tls(
                             tracing::info!(state = n.state_change, nodes = ?n.node_names, message = %n.message, "node status");
                         }
                         None => {}
-                    },
+                    }},
                     Ok(None) => {
                         tracing::warn!("the source ended the stream; reconnecting");
                         break;
@@ -306,6 +439,30 @@ pub async fn run_with_tls(
     let stats = writer.finish()?;
     metrics.writer(&stats);
     Ok(stats)
+}
+
+/// A response from the source that is not valid protobuf (or a flow that
+/// is not a valid `flow.Flow`): skipped, and recorded as a gap of one
+/// event, rather than ending the stream (the source would send it again on
+/// every reconnect).
+fn malformed(
+    storage: &dyn Storage,
+    metrics: &Metrics,
+    e: &dyn std::fmt::Display,
+) -> Result<(), crate::storage::StorageError> {
+    tracing::warn!(error = %e, "malformed response from the source skipped");
+    metrics.source_error();
+    metrics.gap();
+    record_gap(
+        storage,
+        &Gap {
+            recorded_at: Timestamp::now(),
+            from: None,
+            to: None,
+            lost_events: Some(1),
+            reason: format!("a malformed response from the source was skipped: {e}"),
+        },
+    )
 }
 
 async fn oldest_flow_time(client: &mut ObserverClient<Channel>) -> Option<Timestamp> {

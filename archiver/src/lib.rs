@@ -16,7 +16,9 @@
 
 pub mod columnar;
 pub mod compact;
+pub mod compression;
 pub mod defaults;
+pub mod encoded;
 pub mod follow;
 mod history;
 pub mod location;

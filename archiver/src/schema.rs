@@ -16,6 +16,8 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use prost::Message;
+
+use crate::encoded::{L4, Scanned};
 use proto::flow::{
     DropReason, Flow, IpVersion, SocketTranslationPoint, TraceObservationPoint, TrafficDirection,
     Verdict, layer4,
@@ -203,6 +205,53 @@ fn tcp_flag_names(f: &proto::flow::TcpFlags, out: &mut String) {
     }
 }
 
+/// A string builder with room for `col`'s rows and bytes.
+fn sized_strings(col: &ArrayRef) -> StringBuilder {
+    let bytes = col
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .map_or(0, |a| a.value_data().len());
+    StringBuilder::with_capacity(col.len(), bytes)
+}
+
+/// A binary builder with room for `col`'s rows and bytes.
+fn sized_binary(col: &ArrayRef) -> BinaryBuilder {
+    let bytes = col
+        .as_any()
+        .downcast_ref::<arrow_array::BinaryArray>()
+        .map_or(0, |a| a.value_data().len());
+    BinaryBuilder::with_capacity(col.len(), bytes)
+}
+
+/// A list-of-strings builder with room for `col`'s lists and strings.
+fn sized_lists(col: &ArrayRef) -> ListBuilder<StringBuilder> {
+    let values = col
+        .as_any()
+        .downcast_ref::<arrow_array::ListArray>()
+        .map_or_else(StringBuilder::new, |l| sized_strings(l.values()));
+    ListBuilder::with_capacity(values, col.len())
+}
+
+/// [`tcp_flag_names`] of the flags as bits (bit `i` is field `i + 1` of
+/// `TCPFlags`: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS).
+fn tcp_flag_bits(bits: u16, out: &mut String) {
+    let bit = |field: u16| bits & (1 << (field - 1)) != 0;
+    tcp_flag_names(
+        &proto::flow::TcpFlags {
+            fin: bit(1),
+            syn: bit(2),
+            rst: bit(3),
+            psh: bit(4),
+            ack: bit(5),
+            urg: bit(6),
+            ece: bit(7),
+            cwr: bit(8),
+            ns: bit(9),
+        },
+        out,
+    );
+}
+
 impl BatchBuilder {
     /// An empty builder.
     pub fn new() -> Self {
@@ -270,6 +319,16 @@ impl BatchBuilder {
 
     /// Appends one flow.
     pub fn push(&mut self, f: &Flow) {
+        self.push_columns(f);
+        self.scratch.clear();
+        // Encoding into a Vec cannot fail.
+        let _ = f.encode(&mut self.scratch);
+        self.flow_pb.append_value(&self.scratch);
+        self.rows += 1;
+    }
+
+    /// Every column but `flow_pb`.
+    fn push_columns(&mut self, f: &Flow) {
         let t = f.time.map(|t| t.as_unix_nanos()).unwrap_or(0);
         self.time
             .append_value(t.clamp(i64::MIN as i128, i64::MAX as i128) as i64);
@@ -425,10 +484,172 @@ impl BatchBuilder {
             }
             b.append(true);
         }
-        self.scratch.clear();
-        // Encoding into a Vec cannot fail.
-        let _ = f.encode(&mut self.scratch);
-        self.flow_pb.append_value(&self.scratch);
+    }
+
+    /// Appends one decoded flow with `pb`, its encoding as received, as
+    /// `flow_pb` (instead of encoding it again).
+    pub fn push_decoded(&mut self, f: &Flow, pb: &[u8]) {
+        self.push_columns(f);
+        self.flow_pb.append_value(pb);
+        self.rows += 1;
+    }
+
+    /// Appends one flow from its encoded bytes, as scanned: the same columns as [`BatchBuilder::push`]
+    /// of the decoded flow (tested), strings copied straight from `pb`,
+    /// and `pb` itself as `flow_pb`.
+    pub fn push_scanned(&mut self, scanned: &Scanned<'_>) {
+        let s = scanned.fields();
+        let pb = scanned.bytes();
+        let t = |r: &std::ops::Range<u32>| scanned.text(r);
+        let opt = |r: &std::ops::Range<u32>| (!r.is_empty()).then(|| scanned.text(r));
+        let nanos = s.time.map(|t| t.as_unix_nanos()).unwrap_or(0);
+        self.time
+            .append_value(nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64);
+        self.uuid.append_option(opt(&s.uuid));
+        self.node_name.append_option(opt(&s.node_name));
+        self.verdict
+            .append_value(enum_name(s.verdict, Verdict::as_str_name).unwrap_or("VERDICT_UNKNOWN"));
+        if s.verdict == Verdict::Dropped as i32 {
+            self.drop_reason.append_value(s.drop_reason);
+            self.drop_reason_desc
+                .append_option(enum_name(s.drop_reason_desc, DropReason::as_str_name));
+        } else {
+            self.drop_reason.append_null();
+            self.drop_reason_desc.append_null();
+        }
+        self.event_type.append_option(s.event_type.map(|e| e.0));
+        self.event_sub_type.append_option(s.event_type.map(|e| e.1));
+        self.r#type
+            .append_option(enum_name(s.r#type, proto::flow::FlowType::as_str_name));
+        self.traffic_direction.append_option(enum_name(
+            s.traffic_direction,
+            TrafficDirection::as_str_name,
+        ));
+        self.trace_observation_point.append_option(
+            (s.trace_observation_point != 0)
+                .then(|| {
+                    enum_name(
+                        s.trace_observation_point,
+                        TraceObservationPoint::as_str_name,
+                    )
+                })
+                .flatten(),
+        );
+        self.policy_match_type
+            .append_option((s.event_type.map(|e| e.0) == Some(5)).then_some(s.policy_match_type));
+        self.is_reply.append_option(s.is_reply);
+        let ip = s.ip.as_ref();
+        self.ip_version
+            .append_option(ip.and_then(|i| enum_name(i.2, IpVersion::as_str_name)));
+        self.source_ip.append_option(ip.and_then(|i| opt(&i.0)));
+        self.destination_ip
+            .append_option(ip.and_then(|i| opt(&i.1)));
+        let (proto_name, sport, dport, flags) = match s.l4.flatten() {
+            Some(L4::Tcp(sp, dp, fl)) => (Some("TCP"), Some(sp), Some(dp), fl),
+            Some(L4::Udp(sp, dp)) => (Some("UDP"), Some(sp), Some(dp), None),
+            Some(L4::Sctp(sp, dp)) => (Some("SCTP"), Some(sp), Some(dp), None),
+            Some(L4::Icmp4) => (Some("ICMPv4"), None, None, None),
+            Some(L4::Icmp6) => (Some("ICMPv6"), None, None, None),
+            Some(L4::Vrrp) => (Some("VRRP"), None, None, None),
+            Some(L4::Igmp) => (Some("IGMP"), None, None, None),
+            None => (None, None, None, None),
+        };
+        self.protocol.append_option(proto_name);
+        self.source_port.append_option(sport);
+        self.destination_port.append_option(dport);
+        match flags {
+            Some(bits) => {
+                tcp_flag_bits(bits, &mut self.text);
+                self.tcp_flags
+                    .append_option((!self.text.is_empty()).then_some(self.text.as_str()));
+            }
+            None => self.tcp_flags.append_null(),
+        }
+        for (ep, identity, ns, pod, labels, workload) in [
+            (
+                s.source.as_ref(),
+                &mut self.source_identity,
+                &mut self.source_namespace,
+                &mut self.source_pod,
+                &mut self.source_labels,
+                &mut self.source_workload,
+            ),
+            (
+                s.destination.as_ref(),
+                &mut self.destination_identity,
+                &mut self.destination_namespace,
+                &mut self.destination_pod,
+                &mut self.destination_labels,
+                &mut self.destination_workload,
+            ),
+        ] {
+            identity.append_option(ep.map(|e| e.identity));
+            ns.append_option(ep.and_then(|e| opt(&e.namespace)));
+            pod.append_option(ep.and_then(|e| opt(&e.pod_name)));
+            if let Some(e) = ep {
+                for r in &s.lists[e.labels.clone()] {
+                    labels.values().append_value(t(r));
+                }
+            }
+            labels.append(true);
+            match ep.and_then(|e| e.workload.as_ref()) {
+                Some((name, kind)) if kind.is_empty() => workload.append_value(t(name)),
+                Some((name, kind)) => {
+                    workload.append_value(joined(&mut self.text, t(kind), t(name)))
+                }
+                None => workload.append_null(),
+            }
+        }
+        for (svc, b) in [
+            (s.source_service.as_ref(), &mut self.source_service),
+            (
+                s.destination_service.as_ref(),
+                &mut self.destination_service,
+            ),
+        ] {
+            match svc {
+                Some((name, ns)) if !name.is_empty() => {
+                    b.append_value(joined(&mut self.text, t(ns), t(name)))
+                }
+                _ => b.append_null(),
+            }
+        }
+        for (b, range) in [
+            (&mut self.source_names, &s.source_names),
+            (&mut self.destination_names, &s.destination_names),
+        ] {
+            for r in &s.lists[range.clone()] {
+                b.values().append_value(t(r));
+            }
+            b.append(true);
+        }
+        self.interface
+            .append_option(s.interface.as_ref().and_then(opt));
+        self.summary.append_option(opt(&s.summary));
+        self.sock_xlate_point.append_option(
+            (s.sock_xlate_point != 0)
+                .then(|| enum_name(s.sock_xlate_point, SocketTranslationPoint::as_str_name))
+                .flatten(),
+        );
+        self.socket_cookie
+            .append_option((s.socket_cookie != 0).then_some(s.socket_cookie));
+        for (b, range) in [
+            (&mut self.ingress_allowed_by, &s.policies[0]),
+            (&mut self.egress_allowed_by, &s.policies[1]),
+            (&mut self.ingress_denied_by, &s.policies[2]),
+            (&mut self.egress_denied_by, &s.policies[3]),
+        ] {
+            for (name, ns) in &s.policies_all[range.clone()] {
+                if ns.is_empty() {
+                    b.values().append_value(t(name));
+                } else {
+                    b.values()
+                        .append_value(joined(&mut self.text, t(ns), t(name)));
+                }
+            }
+            b.append(true);
+        }
+        self.flow_pb.append_value(pb);
         self.rows += 1;
     }
 
@@ -480,12 +701,52 @@ impl BatchBuilder {
             Arc::new(self.flow_pb.finish()),
         ];
         self.rows = 0;
-        // The next batch's flows are as large as these: reserve for them
-        // at once rather than growing (and copying) the buffer ten times.
-        self.flow_pb = BinaryBuilder::with_capacity(
-            crate::defaults::BATCH_ROWS,
-            cols[cols.len() - 1].get_buffer_memory_size(),
-        );
+        // The next batch is like this one: its builders start with this
+        // one's sizes rather than growing (and copying) their buffers
+        // several times over.
+        self.time = TimestampNanosecondBuilder::with_capacity(cols[0].len()).with_timezone("UTC");
+        self.uuid = sized_strings(&cols[1]);
+        self.node_name = sized_strings(&cols[2]);
+        self.verdict = sized_strings(&cols[3]);
+        self.drop_reason = UInt32Builder::with_capacity(cols[4].len());
+        self.drop_reason_desc = sized_strings(&cols[5]);
+        self.event_type = Int32Builder::with_capacity(cols[6].len());
+        self.event_sub_type = Int32Builder::with_capacity(cols[7].len());
+        self.r#type = sized_strings(&cols[8]);
+        self.traffic_direction = sized_strings(&cols[9]);
+        self.trace_observation_point = sized_strings(&cols[10]);
+        self.policy_match_type = UInt32Builder::with_capacity(cols[11].len());
+        self.is_reply = BooleanBuilder::with_capacity(cols[12].len());
+        self.ip_version = sized_strings(&cols[13]);
+        self.source_ip = sized_strings(&cols[14]);
+        self.destination_ip = sized_strings(&cols[15]);
+        self.protocol = sized_strings(&cols[16]);
+        self.source_port = UInt32Builder::with_capacity(cols[17].len());
+        self.destination_port = UInt32Builder::with_capacity(cols[18].len());
+        self.tcp_flags = sized_strings(&cols[19]);
+        self.source_identity = UInt32Builder::with_capacity(cols[20].len());
+        self.destination_identity = UInt32Builder::with_capacity(cols[21].len());
+        self.source_namespace = sized_strings(&cols[22]);
+        self.source_pod = sized_strings(&cols[23]);
+        self.destination_namespace = sized_strings(&cols[24]);
+        self.destination_pod = sized_strings(&cols[25]);
+        self.source_labels = sized_lists(&cols[26]);
+        self.destination_labels = sized_lists(&cols[27]);
+        self.source_workload = sized_strings(&cols[28]);
+        self.destination_workload = sized_strings(&cols[29]);
+        self.source_service = sized_strings(&cols[30]);
+        self.destination_service = sized_strings(&cols[31]);
+        self.source_names = sized_lists(&cols[32]);
+        self.destination_names = sized_lists(&cols[33]);
+        self.interface = sized_strings(&cols[34]);
+        self.summary = sized_strings(&cols[35]);
+        self.sock_xlate_point = sized_strings(&cols[36]);
+        self.socket_cookie = UInt64Builder::with_capacity(cols[37].len());
+        self.ingress_allowed_by = sized_lists(&cols[38]);
+        self.egress_allowed_by = sized_lists(&cols[39]);
+        self.ingress_denied_by = sized_lists(&cols[40]);
+        self.egress_denied_by = sized_lists(&cols[41]);
+        self.flow_pb = sized_binary(&cols[42]);
         // The columns are built to the schema above, row for row.
         RecordBatch::try_new(self.schema.clone(), cols).expect("batch matches the archive schema")
     }

@@ -13,15 +13,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use proto::flow::Flow;
 use proto::wkt::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use crate::compression::FileCompression;
 use crate::defaults;
+use crate::encoded::FlowScan;
 use crate::schema::{self, BatchBuilder};
 use crate::storage::{Storage, StorageError};
 
@@ -47,8 +49,16 @@ pub struct WriterOptions {
     pub file_bytes: u64,
     /// Age after which an open file is closed, so data becomes visible.
     pub file_age: Duration,
-    /// zstd level.
-    pub zstd_level: i32,
+    /// Compression of the files' pages.
+    pub compression: FileCompression,
+    /// Encode and compress each file's pages on a thread of its own, so
+    /// the appending thread only builds columns (about half the work each;
+    /// the file's bytes are the same).
+    pub encoder_thread: bool,
+    /// Decode every encoded flow with prost before archiving it
+    /// ([`ArchiveWriter::append_encoded`]), so a flow malformed inside a
+    /// part no column reads is refused instead of archived.
+    pub verify_flows: bool,
 }
 
 impl Default for WriterOptions {
@@ -58,7 +68,9 @@ impl Default for WriterOptions {
             file_rows: defaults::FILE_ROWS,
             file_bytes: defaults::FILE_BYTES,
             file_age: defaults::FILE_AGE,
-            zstd_level: defaults::ZSTD_LEVEL,
+            compression: defaults::COMPRESSION,
+            verify_flows: defaults::VERIFY_FLOWS,
+            encoder_thread: true,
         }
     }
 }
@@ -78,6 +90,9 @@ pub enum WriteError {
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// An encoded flow is not a valid `flow.Flow`.
+    #[error(transparent)]
+    Flow(#[from] crate::encoded::Scan),
     /// The state file is corrupt.
     #[error("archive state {STATE_PATH} is unreadable: {0}")]
     State(String),
@@ -214,20 +229,37 @@ pub fn read_footer(
 /// encoding. Readers need nothing new: these are standard Parquet
 /// encodings (DuckDB, pyarrow and polars read them).
 pub fn file_properties(
-    zstd_level: i32,
+    compression: FileCompression,
     row_group_rows: usize,
 ) -> parquet::file::properties::WriterPropertiesBuilder {
     use parquet::basic::Encoding;
     use parquet::file::properties::EnabledStatistics;
     use parquet::schema::types::ColumnPath;
-    let level = ZstdLevel::try_new(zstd_level).unwrap_or_default();
     let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(level))
+        .set_compression(compression.parquet())
         .set_max_row_group_row_count(Some(row_group_rows));
     for unique in ["flow_pb", "uuid"] {
-        b = b
-            .set_column_dictionary_enabled(ColumnPath::from(unique), false)
-            .set_column_statistics_enabled(ColumnPath::from(unique), EnabledStatistics::None);
+        b = b.set_column_dictionary_enabled(ColumnPath::from(unique), false);
+    }
+    // Statistics only where they can prune: `time` (our reader's row
+    // groups and pages), `verdict` and the numbers (cheap). Strings and
+    // lists of strings are mixed in every row group of a time-ordered
+    // archive, and their min/max compared every value on write.
+    for field in schema::schema().fields() {
+        let path = match field.data_type() {
+            arrow_schema::DataType::Utf8 | arrow_schema::DataType::Binary
+                if field.name() != "verdict" =>
+            {
+                ColumnPath::from(field.name().as_str())
+            }
+            arrow_schema::DataType::List(item) => ColumnPath::new(vec![
+                field.name().clone(),
+                "list".to_owned(),
+                item.name().clone(),
+            ]),
+            _ => continue,
+        };
+        b = b.set_column_statistics_enabled(path, EnabledStatistics::None);
     }
     b.set_column_dictionary_enabled(ColumnPath::from("time"), false)
         .set_column_encoding(ColumnPath::from("time"), Encoding::DELTA_BINARY_PACKED)
@@ -328,12 +360,154 @@ struct OpenFile {
     /// partition is `partition`.
     hour: Option<i64>,
     path: String,
-    writer: ArrowWriter<Vec<u8>>,
+    writer: FileEncoder,
     builder: BatchBuilder,
     rows: u64,
     opened: Instant,
     max_time: Option<Timestamp>,
     uuids_at_max: Vec<String>,
+}
+
+/// What a file's batches become Parquet with: the writer itself, or a
+/// thread that owns it (batches handed over through a channel of two, so
+/// at most two batches wait and a slow encoder slows the appender).
+enum FileEncoder {
+    /// Encoded on the appending thread.
+    Inline(Box<ArrowWriter<Vec<u8>>>),
+    /// Encoded on its own thread.
+    Thread {
+        tx: std::sync::mpsc::SyncSender<Encode>,
+        handle: std::thread::JoinHandle<EncodeResult>,
+        /// Bytes written plus the open row group's estimate, after the
+        /// last batch the thread encoded.
+        size: Arc<std::sync::atomic::AtomicU64>,
+    },
+}
+
+enum Encode {
+    Batch(RecordBatch),
+    Finish(Vec<KeyValue>),
+}
+
+/// The file's bytes and the thread's CPU time.
+type EncodeResult = Result<(Vec<u8>, Duration), parquet::errors::ParquetError>;
+
+impl FileEncoder {
+    fn threaded(
+        mut writer: ArrowWriter<Vec<u8>>,
+    ) -> Result<FileEncoder, parquet::errors::ParquetError> {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Encode>(2);
+        let size = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = size.clone();
+        let handle = std::thread::Builder::new()
+            .name("archive-encode".into())
+            .spawn(move || {
+                for cmd in rx {
+                    match cmd {
+                        Encode::Batch(b) => {
+                            writer.write(&b)?;
+                            seen.store(
+                                (writer.bytes_written() + writer.in_progress_size()) as u64,
+                                Ordering::Relaxed,
+                            );
+                        }
+                        Encode::Finish(footer) => {
+                            for kv in footer {
+                                writer.append_key_value_metadata(kv);
+                            }
+                            let bytes = writer.into_inner()?;
+                            return Ok((bytes, thread_cpu()));
+                        }
+                    }
+                }
+                Err(parquet::errors::ParquetError::General(
+                    "archive file abandoned".into(),
+                ))
+            });
+        match handle {
+            Ok(handle) => Ok(FileEncoder::Thread { tx, handle, size }),
+            Err(e) => Err(parquet::errors::ParquetError::General(format!(
+                "starting the encoder thread: {e}"
+            ))),
+        }
+    }
+
+    fn write(&mut self, batch: RecordBatch) -> Result<(), parquet::errors::ParquetError> {
+        match self {
+            FileEncoder::Inline(w) => w.write(&batch),
+            FileEncoder::Thread { tx, .. } => tx.send(Encode::Batch(batch)).map_err(|_| {
+                parquet::errors::ParquetError::General("the encoder thread stopped".into())
+            }),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            FileEncoder::Inline(w) => (w.bytes_written() + w.in_progress_size()) as u64,
+            FileEncoder::Thread { size, .. } => size.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    fn finish(self, footer: Vec<KeyValue>) -> EncodeResult {
+        match self {
+            FileEncoder::Inline(mut w) => {
+                for kv in footer {
+                    w.append_key_value_metadata(kv);
+                }
+                Ok((w.into_inner()?, Duration::ZERO))
+            }
+            FileEncoder::Thread { tx, handle, .. } => {
+                // A failed send means the thread ended with an error,
+                // which the join returns.
+                let _ = tx.send(Encode::Finish(footer));
+                drop(tx);
+                handle.join().unwrap_or_else(|_| {
+                    Err(parquet::errors::ParquetError::General(
+                        "the encoder thread panicked".into(),
+                    ))
+                })
+            }
+        }
+    }
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl OpenFile {
+    /// Counts a row appended at `time` and keeps the uuids at the newest
+    /// time (the footer's resume point), reusing the one string of the
+    /// common case (each flow newer than the last).
+    fn note(&mut self, time: Option<Timestamp>, uuid: &str) {
+        self.rows += 1;
+        match (self.max_time, time) {
+            (Some(m), Some(t)) if t < m => {}
+            (Some(m), Some(t)) if t == m => self.uuids_at_max.push(uuid.to_owned()),
+            (_, t) => {
+                self.max_time = t;
+                self.uuids_at_max.truncate(1);
+                match self.uuids_at_max.first_mut() {
+                    Some(u) => {
+                        u.clear();
+                        u.push_str(uuid);
+                    }
+                    None => self.uuids_at_max.push(uuid.to_owned()),
+                }
+            }
+        }
+    }
 }
 
 /// Figures of the writer, for metrics and the final report.
@@ -347,6 +521,9 @@ pub struct WriterStats {
     pub bytes: u64,
     /// Rows in the open file (not yet committed).
     pub pending_rows: u64,
+    /// CPU time of the encoder threads of the committed files
+    /// ([`WriterOptions::encoder_thread`]).
+    pub encoder_cpu: Duration,
 }
 
 /// Writes flows into the archive.
@@ -358,6 +535,17 @@ pub struct ArchiveWriter {
     state: ArchiveState,
     stats: WriterStats,
     seq: u64,
+    /// The scan of the last encoded flow (buffers reused).
+    scan: FlowScan,
+}
+
+/// What [`ArchiveWriter::append_encoded_unless`] did with a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoded {
+    /// Appended; the flow's time.
+    Appended(Option<Timestamp>),
+    /// Left out, as the caller asked.
+    Skipped,
 }
 
 impl std::fmt::Debug for ArchiveWriter {
@@ -373,7 +561,7 @@ impl ArchiveWriter {
     /// A writer continuing the archive in `storage`.
     pub fn new(storage: Arc<dyn Storage>, opts: WriterOptions) -> Result<Self, WriteError> {
         let state = ArchiveState::load(storage.as_ref())?;
-        let props = file_properties(opts.zstd_level, opts.row_group_rows)
+        let props = file_properties(opts.compression, opts.row_group_rows)
             .set_key_value_metadata(Some(vec![
                 KeyValue::new(
                     schema::SCHEMA_VERSION_KEY.to_owned(),
@@ -393,6 +581,7 @@ impl ArchiveWriter {
             state,
             stats: WriterStats::default(),
             seq: 0,
+            scan: FlowScan::new(),
         })
     }
 
@@ -411,15 +600,86 @@ impl ArchiveWriter {
     /// Appends a flow (deduplication on resume is the caller's: see
     /// [`ArchiveState::already_archived`]). Returns whether it was appended.
     pub fn append(&mut self, f: &Flow) -> Result<bool, WriteError> {
+        let o = self.file_for(f.time)?;
+        o.builder.push(f);
+        o.note(f.time, &f.uuid);
+        self.after_row()?;
+        Ok(true)
+    }
+
+    /// Appends a flow from its protobuf encoding (`flow.Flow`, e.g. the
+    /// flow of a `GetFlowsResponse` as it arrived): the columns are read
+    /// from the bytes ([`crate::encoded`]) and the bytes are the row's
+    /// `flow_pb`, so the flow is neither decoded nor encoded again.
+    pub fn append_encoded(&mut self, flow_pb: &[u8]) -> Result<bool, WriteError> {
+        self.append_encoded_unless(flow_pb, |_, _| false)
+            .map(|e| e != Encoded::Skipped)
+    }
+
+    /// [`ArchiveWriter::append_encoded`], unless `skip(time, uuid)` of the
+    /// flow says otherwise (the follower's resume check). Bytes that are
+    /// not a valid flow are an error ([`WriteError::Flow`]) and append
+    /// nothing.
+    pub fn append_encoded_unless(
+        &mut self,
+        flow_pb: &[u8],
+        skip: impl FnOnce(Option<Timestamp>, &str) -> bool,
+    ) -> Result<Encoded, WriteError> {
+        let mut scan = std::mem::take(&mut self.scan);
+        let res = self.append_scan(&mut scan, flow_pb, skip);
+        self.scan = scan;
+        res
+    }
+
+    fn append_scan(
+        &mut self,
+        scan: &mut FlowScan,
+        flow_pb: &[u8],
+        skip: impl FnOnce(Option<Timestamp>, &str) -> bool,
+    ) -> Result<Encoded, WriteError> {
+        let scanned = match scan.scan(flow_pb) {
+            Ok(s) => s,
+            Err(crate::encoded::Scan::Irregular(_)) => {
+                // Legal protobuf the scan leaves to prost: decode it, and
+                // keep the bytes as they came.
+                let f = crate::encoded::decode(flow_pb)?;
+                if skip(f.time, &f.uuid) {
+                    return Ok(Encoded::Skipped);
+                }
+                let o = self.file_for(f.time)?;
+                o.builder.push_decoded(&f, flow_pb);
+                o.note(f.time, &f.uuid);
+                self.after_row()?;
+                return Ok(Encoded::Appended(f.time));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let time = scanned.time();
+        if skip(time, scanned.uuid()) {
+            return Ok(Encoded::Skipped);
+        }
+        if self.opts.verify_flows {
+            crate::encoded::decode(flow_pb)?;
+        }
+        let o = self.file_for(time)?;
+        o.builder.push_scanned(&scanned);
+        o.note(time, scanned.uuid());
+        self.after_row()?;
+        Ok(Encoded::Appended(time))
+    }
+
+    /// The open file for a flow at `time`, after closing the open one if
+    /// the flow belongs to another partition.
+    fn file_for(&mut self, time: Option<Timestamp>) -> Result<&mut OpenFile, WriteError> {
         // The partition is formatted only when the flow's hour is not the
         // open file's (once an hour, not once a row).
-        let hour = f.time.map(|t| t.seconds.div_euclid(3600));
+        let hour = time.map(|t| t.seconds.div_euclid(3600));
         if self
             .open
             .as_ref()
             .is_some_and(|o| o.hour != hour || hour.is_none())
         {
-            let partition = partition_of(f.time);
+            let partition = partition_of(time);
             if self.open.as_ref().is_some_and(|o| o.partition != partition) {
                 self.close()?;
             } else if let Some(o) = self.open.as_mut() {
@@ -427,40 +687,32 @@ impl ArchiveWriter {
             }
         }
         if self.open.is_none() {
-            let mut o = self.open_file(partition_of(f.time), f.time)?;
+            let mut o = self.open_file(partition_of(time), time)?;
             o.hour = hour;
             self.open = Some(o);
         }
+        // Just opened if it was not.
+        Ok(self.open.as_mut().expect("an open file"))
+    }
+
+    /// After a row: writes a full batch, closes a full file.
+    fn after_row(&mut self) -> Result<(), WriteError> {
         let Some(o) = self.open.as_mut() else {
-            return Ok(false);
+            return Ok(());
         };
-        o.builder.push(f);
-        o.rows += 1;
-        match (o.max_time, f.time) {
-            (Some(m), Some(t)) if t < m => {}
-            (Some(m), Some(t)) if t == m => o.uuids_at_max.push(f.uuid.clone()),
-            (_, t) => {
-                o.max_time = t;
-                o.uuids_at_max.clear();
-                o.uuids_at_max.push(f.uuid.clone());
-            }
-        }
         if o.builder.len() >= defaults::BATCH_ROWS {
             let batch = o.builder.finish();
-            o.writer
-                .write(&batch)
-                .map_err(|source| WriteError::Parquet {
-                    path: o.path.clone(),
-                    source,
-                })?;
+            if let Err(source) = o.writer.write(batch) {
+                let path = o.path.clone();
+                self.open = None;
+                return Err(WriteError::Parquet { path, source });
+            }
         }
-        let full = o.rows >= self.opts.file_rows
-            || (o.writer.bytes_written() + o.writer.in_progress_size()) as u64
-                >= self.opts.file_bytes;
+        let full = o.rows >= self.opts.file_rows || o.writer.size() >= self.opts.file_bytes;
         if full {
             self.close()?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Closes the open file if it is older than `file_age`.
@@ -480,33 +732,27 @@ impl ArchiveWriter {
         let Some(mut o) = self.open.take() else {
             return Ok(());
         };
+        let err = |source| WriteError::Parquet {
+            path: o.path.clone(),
+            source,
+        };
         if !o.builder.is_empty() {
             let batch = o.builder.finish();
-            o.writer
-                .write(&batch)
-                .map_err(|source| WriteError::Parquet {
-                    path: o.path.clone(),
-                    source,
-                })?;
+            o.writer.write(batch).map_err(err)?;
         }
         // The resume point goes into the file's own footer, committed in
         // the same atomic put as its rows: a crash between this file and
         // `state.json` cannot make the restart archive these rows again.
+        let mut footer = Vec::new();
         if let Some(m) = o.max_time {
-            o.writer
-                .append_key_value_metadata(KeyValue::new(MAX_TIME_KEY.to_owned(), m.to_rfc3339()));
-            o.writer.append_key_value_metadata(KeyValue::new(
+            footer.push(KeyValue::new(MAX_TIME_KEY.to_owned(), m.to_rfc3339()));
+            footer.push(KeyValue::new(
                 MAX_UUIDS_KEY.to_owned(),
                 serde_json::to_string(&o.uuids_at_max).unwrap_or_default(),
             ));
         }
-        let bytes = o
-            .writer
-            .into_inner()
-            .map_err(|source| WriteError::Parquet {
-                path: o.path.clone(),
-                source,
-            })?;
+        let (bytes, cpu) = o.writer.finish(footer).map_err(err)?;
+        self.stats.encoder_cpu += cpu;
         self.storage.put(&o.path, &bytes)?;
         self.stats.rows += o.rows;
         self.stats.files += 1;
@@ -555,6 +801,14 @@ impl ArchiveWriter {
             path: path.clone(),
             source,
         })?;
+        let writer = if self.opts.encoder_thread {
+            FileEncoder::threaded(writer).map_err(|source| WriteError::Parquet {
+                path: path.clone(),
+                source,
+            })?
+        } else {
+            FileEncoder::Inline(Box::new(writer))
+        };
         Ok(OpenFile {
             partition,
             hour: None,
