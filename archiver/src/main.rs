@@ -251,6 +251,12 @@ fn local(dir: &str, s3: &S3Options) -> anyhow::Result<Arc<dyn Storage>> {
     Ok(location::open_with(dir, s3)?)
 }
 
+/// An archive only read (`status`, `query`): nothing created or removed,
+/// so a running archiver's files in the making are left alone.
+fn existing(dir: &str, s3: &S3Options) -> anyhow::Result<Arc<dyn Storage>> {
+    Ok(location::open_existing(dir, s3)?)
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let s3 = S3Options {
         endpoint: args.s3.s3_endpoint.clone(),
@@ -269,7 +275,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Cmd::Status { dir }) => {
-            let s = local(&dir, &s3)?;
+            let s = existing(&dir, &s3)?;
             let st = writer::ArchiveState::load(s.as_ref())?;
             println!("archive:   {dir}");
             println!("files:     {}", st.files);
@@ -305,7 +311,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             last,
             stats,
         }) => {
-            let s = local(&dir, &s3)?;
+            let s = existing(&dir, &s3)?;
             let mut q = Query {
                 since: since.as_deref().map(parse_time).transpose()?,
                 until: until.as_deref().map(parse_time).transpose()?,

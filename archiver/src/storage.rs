@@ -172,7 +172,10 @@ impl LocalDir {
         &self.root
     }
 
-    /// Removes temporaries a crash may have left; returns how many.
+    /// Removes temporaries a crash may have left; returns how many. A
+    /// temporary whose writer (the pid in its name, `.<name>.<pid>.tmp`) is
+    /// still alive is left alone: it is another archiver's (or compaction's)
+    /// file in the making, and removing it would fail that writer's rename.
     pub fn remove_temporaries(&self) -> usize {
         let mut n = 0;
         let mut stack = vec![self.root.clone()];
@@ -188,6 +191,7 @@ impl LocalDir {
                     stack.push(p);
                 } else if name.starts_with('.')
                     && name.ends_with(".tmp")
+                    && !temporary_writer(&name).is_some_and(process_alive)
                     && std::fs::remove_file(&p).is_ok()
                 {
                     n += 1;
@@ -367,9 +371,47 @@ impl Storage for LocalDir {
     }
 }
 
+/// The pid in a temporary's name (`.<name>.<pid>.tmp`, as [`LocalDir::put`]
+/// writes it).
+fn temporary_writer(name: &str) -> Option<i32> {
+    let stem = name.strip_suffix(".tmp")?;
+    stem.rsplit_once('.')?.1.parse().ok().filter(|&pid| pid > 0)
+}
+
+/// Whether a process with this pid exists (signal 0 checks without sending;
+/// EPERM means it exists under another user).
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill(2) with signal 0 sends nothing; any pid value is valid.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pid no process has: a child that has been waited for.
+    fn dead_pid() -> u32 {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        c.wait().unwrap();
+        c.id()
+    }
+
+    #[test]
+    fn a_live_writers_temporary_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let s = LocalDir::new(d.path()).unwrap();
+        let live = format!(".a.parquet.{}.tmp", std::process::id());
+        let dead = format!(".b.parquet.{}.tmp", dead_pid());
+        for n in [&live, &dead, &".c.parquet.tmp".to_owned()] {
+            std::fs::write(d.path().join(n), b"partial").unwrap();
+        }
+        assert_eq!(s.remove_temporaries(), 2);
+        assert!(d.path().join(&live).exists());
+        assert!(!d.path().join(&dead).exists());
+        assert_eq!(temporary_writer(".x.y.123.tmp"), Some(123));
+        assert_eq!(temporary_writer(".x.tmp"), None);
+    }
 
     #[test]
     fn put_is_atomic_and_list_skips_hidden() {
@@ -378,7 +420,10 @@ mod tests {
         s.put("dt=2024-05-01/hour=10/a.parquet", b"x").unwrap();
         s.put("_archive/state.json", b"{}").unwrap();
         std::fs::write(
-            d.path().join("dt=2024-05-01/hour=10/.b.parquet.1.tmp"),
+            d.path().join(format!(
+                "dt=2024-05-01/hour=10/.b.parquet.{}.tmp",
+                dead_pid()
+            )),
             b"partial",
         )
         .unwrap();

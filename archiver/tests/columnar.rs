@@ -564,6 +564,36 @@ fn status_reports_unreadable_files() {
     assert!(err.contains(&files[1]), "{err}");
 }
 
+/// `status` and `query` only read: a file in the making (a temporary, here
+/// one whose writer is gone) is left to the archiver's own start, and a
+/// missing directory is an error, not created. Before, `status` cleared
+/// temporaries and so could delete a running archiver's file under its
+/// rename.
+#[test]
+fn status_and_query_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    archive(dir.path(), &flows(100));
+    let tmp = dir.path().join("_archive/.write-probe.999999999.tmp");
+    std::fs::write(&tmp, b"partial").unwrap();
+    for cmd in ["status", "query"] {
+        let (ok, _, err) = run(
+            std::process::Command::new(env!("CARGO_BIN_EXE_flow-archiver"))
+                .args([cmd, "--dir"])
+                .arg(dir.path()),
+        );
+        assert!(ok, "{cmd}: {err}");
+        assert!(tmp.exists(), "{cmd} removed a temporary");
+        let missing = dir.path().join("nope");
+        let (ok, _, err) = run(
+            std::process::Command::new(env!("CARGO_BIN_EXE_flow-archiver"))
+                .args([cmd, "--dir"])
+                .arg(&missing),
+        );
+        assert!(!ok && err.contains("not a directory"), "{cmd}: {err}");
+        assert!(!missing.exists(), "{cmd} created the directory");
+    }
+}
+
 /// The resume point is in every file's footer: with `state.json` lost (a
 /// crash between a file's commit and the cache's), the state loaded from
 /// the footers alone still knows the newest flow and its uuids.
