@@ -21,6 +21,7 @@
 //! A file failing anywhere adds none of its flows and is reported as
 //! unreadable, as on the decoding path.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow_array::{Array, BinaryArray, StringArray, TimestampNanosecondArray};
@@ -33,6 +34,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::file::statistics::Statistics;
 use prost::Message;
 use proto::flow::Flow;
+use proto::wkt::Timestamp;
 
 use crate::read::{
     Archive, Query, ReadError, ReadStats, history_columns, query_filters, row_groups_in_window,
@@ -119,9 +121,166 @@ struct Part {
     decoded: u64,
 }
 
+/// Why a unit gave nothing: its file is unreadable (the file is skipped
+/// and named), or its flows could not be rendered (the query fails).
+enum UnitError {
+    File(String),
+    Render(std::io::Error),
+}
+
+impl From<String> for UnitError {
+    fn from(reason: String) -> Self {
+        UnitError::File(reason)
+    }
+}
+
+/// Turns flows into output bytes on the query's threads
+/// ([`Archive::query_rendered`]): `hubble observe --archive` formats its
+/// lines there, so printing is spread over the cores like the reading.
+/// One is made per thread; it renders one flow at a time.
+pub trait Render {
+    /// Appends the whole output of `flow` (its line, with the newline) to
+    /// `out`.
+    fn render(&mut self, flow: Flow, out: &mut Vec<u8>) -> std::io::Result<()>;
+}
+
+/// A query's flows rendered by a [`Render`], held until written in the
+/// query's order ([`Rendered::write_to`]).
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// One chunk per unit read, in file and row-group order.
+    chunks: Vec<Chunk>,
+}
+
+/// One unit's rendered flows, in time order (a stable sort of its rows).
+#[derive(Debug, Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    /// Per flow: its time (the sort key) and where its output ends.
+    ends: Vec<(Option<Timestamp>, usize)>,
+}
+
+impl Chunk {
+    fn lines(&self) -> impl Iterator<Item = (Option<Timestamp>, &[u8])> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(t, end)| {
+            let line = &self.bytes[start..end];
+            start = end;
+            (t, line)
+        })
+    }
+}
+
+impl Rendered {
+    /// Flows rendered.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(|c| c.ends.len()).sum()
+    }
+
+    /// Whether no flow was rendered.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.iter().all(|c| c.ends.is_empty())
+    }
+
+    /// Renders flows already in order (a query with a limit) as one chunk.
+    pub fn from_flows(flows: Vec<Flow>, r: &mut dyn Render) -> std::io::Result<Self> {
+        let chunk = render_chunk(r, flows)?;
+        Ok(Rendered {
+            chunks: vec![chunk],
+        })
+    }
+
+    /// Writes every flow's output in the query's order: a stable sort by
+    /// time of the units' flows taken in file and row-group order, which is
+    /// [`Archive::query`]'s order. When the units' times do not overlap
+    /// (the usual case: files and row groups are written in time order)
+    /// each chunk is written whole; otherwise line by line after a stable
+    /// sort of the lines.
+    pub fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        let mut last: Option<Option<Timestamp>> = None;
+        let in_order = self.chunks.iter().all(|c| {
+            let ok = match (last, c.ends.first()) {
+                (Some(prev), Some(&(first, _))) => prev <= first,
+                _ => true,
+            };
+            if let Some(&(t, _)) = c.ends.last() {
+                last = Some(t);
+            }
+            ok
+        });
+        if in_order {
+            for c in &self.chunks {
+                w.write_all(&c.bytes)?;
+            }
+            return Ok(());
+        }
+        let mut lines: Vec<(Option<Timestamp>, &[u8])> =
+            self.chunks.iter().flat_map(Chunk::lines).collect();
+        lines.sort_by_key(|l| l.0);
+        for (_, line) in lines {
+            w.write_all(line)?;
+        }
+        Ok(())
+    }
+}
+
+/// Stable-sorts `flows` by time and renders each, recording where each ends.
+fn render_chunk(r: &mut dyn Render, mut flows: Vec<Flow>) -> std::io::Result<Chunk> {
+    flows.sort_by_key(|f| f.time);
+    let mut chunk = Chunk {
+        bytes: Vec::with_capacity(flows.len() * 1024),
+        ends: Vec::with_capacity(flows.len()),
+    };
+    for f in flows {
+        let t = f.time;
+        r.render(f, &mut chunk.bytes)?;
+        chunk.ends.push((t, chunk.bytes.len()));
+    }
+    Ok(chunk)
+}
+
 impl Archive {
     /// [`Archive::query`] without a limit: see the module doc.
     pub(crate) fn select_all(&self, q: &Query) -> Result<(Vec<Flow>, ReadStats), ReadError> {
+        let (parts, stats) = self.run_units(q, || (), |_, flows| Ok(flows))?;
+        let mut out: Vec<Flow> = parts.into_iter().flatten().collect();
+        out.sort_by_key(|f| f.time);
+        Ok((out, stats))
+    }
+
+    /// [`Archive::query`], each flow rendered by a [`Render`] (one made by
+    /// `make` per thread) on the threads that read it: the same flows in
+    /// the same order ([`Rendered::write_to`]), without holding them.
+    /// A query with a limit reads as [`Archive::query`] does and renders
+    /// the few flows it selects on the calling thread.
+    pub fn query_rendered<R: Render>(
+        &self,
+        q: &Query,
+        make: impl Fn() -> R + Sync,
+    ) -> Result<(Rendered, ReadStats), ReadError> {
+        if q.number.is_some() {
+            let (flows, stats) = self.query(q)?;
+            let rendered = Rendered::from_flows(flows, &mut make()).map_err(ReadError::Output)?;
+            return Ok((rendered, stats));
+        }
+        let (chunks, stats) = self.run_units(q, make, |r, flows| {
+            render_chunk(r, flows).map_err(UnitError::Render)
+        })?;
+        Ok((Rendered { chunks }, stats))
+    }
+
+    /// Reads every unit of a query without a limit, on one thread per core,
+    /// and turns each unit's kept flows (in row order) into a `T` by
+    /// `finish` on the thread that read them, with that thread's state
+    /// (made by `state`). Returns the `T`s of the files read whole, in file
+    /// and row-group order; a file failing anywhere adds none and is
+    /// reported as unreadable.
+    fn run_units<S, T: Send>(
+        &self,
+        q: &Query,
+        state: impl Fn() -> S + Sync,
+        finish: impl Fn(&mut S, Vec<Flow>) -> Result<T, UnitError> + Sync,
+    ) -> Result<(Vec<T>, ReadStats), ReadError> {
         let filters = query_filters(q)?;
         let verdicts = verdict_prefilter(&q.whitelist);
         let (paths, mut stats) = self.files_to_read(q)?;
@@ -167,21 +326,23 @@ impl Archive {
             .min(units.len())
             .max(1);
         let next = AtomicUsize::new(0);
-        let work = || {
-            let mut done: Vec<(usize, Result<Part, String>)> = Vec::new();
+        type Done<T> = Vec<(usize, Result<(T, u64, u64), UnitError>)>;
+        let work = || -> Done<T> {
+            let mut st = state();
+            let mut done = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(u) = units.get(i) else {
                     return done;
                 };
                 let f = &files[u.file];
-                done.push((
-                    i,
-                    read_unit(f, u, since, until, verdicts.as_deref(), &filters),
-                ));
+                let res = read_unit(f, u, since, until, verdicts.as_deref(), &filters)
+                    .map_err(UnitError::File)
+                    .and_then(|p| Ok((finish(&mut st, p.flows)?, p.prefiltered, p.decoded)));
+                done.push((i, res));
             }
         };
-        let mut results: Vec<(usize, Result<Part, String>)> = if threads < 2 {
+        let mut results: Done<T> = if threads < 2 {
             work()
         } else {
             std::thread::scope(|scope| {
@@ -193,8 +354,8 @@ impl Archive {
             })
         };
         results.sort_unstable_by_key(|r| r.0);
-        // Per file, in order: its flows count only if every unit read.
-        let mut out: Vec<Flow> = Vec::new();
+        // Per file, in order: its units count only if every one read.
+        let mut out = Vec::new();
         let mut results = results.into_iter().peekable();
         for (no, file) in files.iter().enumerate() {
             let mut parts = Vec::new();
@@ -202,7 +363,8 @@ impl Archive {
             while let Some((_, res)) = results.next_if(|(i, _)| units[*i].file == no) {
                 match res {
                     Ok(p) => parts.push(p),
-                    Err(e) => {
+                    Err(UnitError::Render(e)) => return Err(ReadError::Output(e)),
+                    Err(UnitError::File(e)) => {
                         failed.get_or_insert(e);
                     }
                 }
@@ -213,13 +375,12 @@ impl Archive {
                     .push(format!("{}: {reason}", file.path.as_str()));
                 continue;
             }
-            for p in parts {
-                stats.rows_prefiltered += p.prefiltered;
-                stats.rows_decoded += p.decoded;
-                out.extend(p.flows);
+            for (t, prefiltered, decoded) in parts {
+                stats.rows_prefiltered += prefiltered;
+                stats.rows_decoded += decoded;
+                out.push(t);
             }
         }
-        out.sort_by_key(|f| f.time);
         stats.warnings = self.storage().take_warnings();
         Ok((out, stats))
     }

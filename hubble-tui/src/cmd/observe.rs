@@ -371,6 +371,10 @@ pub async fn run(
     if let (Some(dir), Some(a)) = (&plan.archive, agg.as_mut()) {
         columnar = aggregate_archive_columns(dir, &plan.request, a, &plan.printer, &mut io.err)?;
     }
+    // Without grouping, an archive's lines are formatted on the reading
+    // threads when the output form allows it.
+    let rendered =
+        agg.is_none() && crate::printer::FlowRenderer::renders_alone(plan.printer.output);
     let out = io::BufWriter::with_capacity(defaults::OUTPUT_BUFFER, &mut io.out);
     let mut printer = Printer::new(plan.printer.clone(), out, &mut io.err);
     // Each response is printed, or joins its group.
@@ -383,6 +387,7 @@ pub async fn run(
     };
     let res = match (&plan.input_file, &plan.archive) {
         _ if columnar => Ok(()),
+        (_, Some(dir)) if rendered => observe_archive_rendered(dir, &plan.request, &mut printer),
         (_, Some(dir)) => observe_archive(dir, &plan.request, &mut printer, &mut on),
         (Some(path), None) => observe_input(path, &plan.request, &mut printer, &mut on),
         (None, None) => {
@@ -485,6 +490,25 @@ fn observe_archive<W: Write, E: Write>(
         };
         on(printer, &res)?;
     }
+    Ok(())
+}
+
+/// [`observe_archive`] for output forms whose lines stand alone (compact,
+/// JSON): each flow is formatted on the thread that read it
+/// (`Archive::query_rendered`), then the lines are written in the query's
+/// order, byte for byte what [`observe_archive`] prints.
+fn observe_archive_rendered<W: Write, E: Write>(
+    dir: &str,
+    req: &GetFlowsRequest,
+    printer: &mut Printer<W, E>,
+) -> anyhow::Result<()> {
+    use archiver::read::{Archive, Query};
+    let archive = Archive::open(dir)?; // a directory or s3://bucket/prefix
+    let opts = printer.opts.clone();
+    let make = || crate::printer::FlowRenderer::new(opts.clone());
+    let (rendered, stats) = archive.query_rendered(&Query::from(req), make)?;
+    report_archive_stats(&stats, &mut |m| printer.write_err(m))?;
+    rendered.write_to(&mut printer.out)?;
     Ok(())
 }
 
