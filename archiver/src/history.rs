@@ -184,7 +184,7 @@ impl Rendered {
 
     /// Renders flows already in order (a query with a limit) as one chunk.
     pub fn from_flows(flows: Vec<Flow>, r: &mut dyn Render) -> std::io::Result<Self> {
-        let chunk = render_chunk(r, flows)?;
+        let chunk = render_chunk(r, flows, &mut RENDERED_BYTES_GUESS.clone())?;
         Ok(Rendered {
             chunks: vec![chunk],
         })
@@ -224,17 +224,32 @@ impl Rendered {
     }
 }
 
+/// Bytes per flow reserved before a thread has rendered any (a `-o json`
+/// line of the synthetic mix is ~1.5 KB); after, its own average.
+const RENDERED_BYTES_GUESS: usize = 2048;
+
 /// Stable-sorts `flows` by time and renders each, recording where each ends.
-fn render_chunk(r: &mut dyn Render, mut flows: Vec<Flow>) -> std::io::Result<Chunk> {
+/// `per_flow` is the bytes per flow to reserve (the buffer then grows at
+/// most once instead of by doubling, each step copying and faulting in
+/// fresh pages); it is updated to this chunk's average.
+fn render_chunk(
+    r: &mut dyn Render,
+    mut flows: Vec<Flow>,
+    per_flow: &mut usize,
+) -> std::io::Result<Chunk> {
     flows.sort_by_key(|f| f.time);
     let mut chunk = Chunk {
-        bytes: Vec::with_capacity(flows.len() * 1024),
+        bytes: Vec::with_capacity(flows.len() * *per_flow),
         ends: Vec::with_capacity(flows.len()),
     };
     for f in flows {
         let t = f.time;
         r.render(f, &mut chunk.bytes)?;
         chunk.ends.push((t, chunk.bytes.len()));
+    }
+    if !chunk.ends.is_empty() {
+        // A little over the average, so most chunks fit.
+        *per_flow = chunk.bytes.len() / chunk.ends.len() * 9 / 8 + 1;
     }
     Ok(chunk)
 }
@@ -263,9 +278,11 @@ impl Archive {
             let rendered = Rendered::from_flows(flows, &mut make()).map_err(ReadError::Output)?;
             return Ok((rendered, stats));
         }
-        let (chunks, stats) = self.run_units(q, make, |r, flows| {
-            render_chunk(r, flows).map_err(UnitError::Render)
-        })?;
+        let (chunks, stats) = self.run_units(
+            q,
+            || (make(), RENDERED_BYTES_GUESS),
+            |(r, per_flow), flows| render_chunk(r, flows, per_flow).map_err(UnitError::Render),
+        )?;
         Ok((Rendered { chunks }, stats))
     }
 

@@ -210,11 +210,33 @@ impl archiver::read::Render for FlowRenderer {
             time: flow.time,
             response_types: Some(ResponseTypes::Flow(flow)),
         };
-        // The printer writes straight into `out`.
-        std::mem::swap(&mut self.printer.out, out);
-        let r = self.printer.write_response(&res);
-        std::mem::swap(&mut self.printer.out, out);
-        r
+        // JSON straight into `out` (`json_line` without its scratch buffer:
+        // a line that cannot be printed is cut off again).
+        let start = out.len();
+        let json = match (self.printer.opts.output, &res.response_types) {
+            (Output::JsonPb, _) => Some(proto::json::write_hubble_json(&mut *out, &res)),
+            (Output::JsonLegacy, Some(ResponseTypes::Flow(f))) => {
+                Some(proto::json::write_hubble_json(&mut *out, f))
+            }
+            _ => None,
+        };
+        match json {
+            Some(Ok(())) => {
+                out.push(b'\n');
+                Ok(())
+            }
+            Some(Err(e)) => {
+                out.truncate(start);
+                Err(io::Error::other(e))
+            }
+            None => {
+                // The printer writes straight into `out`.
+                std::mem::swap(&mut self.printer.out, out);
+                let r = self.printer.write_response(&res);
+                std::mem::swap(&mut self.printer.out, out);
+                r
+            }
+        }
     }
 }
 
