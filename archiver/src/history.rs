@@ -22,7 +22,8 @@
 //! unreadable, as on the decoding path.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use arrow_array::{Array, BinaryArray, StringArray, TimestampNanosecondArray};
 use flow_filter::FilterSet;
@@ -111,6 +112,9 @@ struct Unit {
     /// Whether every row is in the window (by the group's statistics), so
     /// only the verdicts can drop rows.
     inside: bool,
+    /// No row is older than this (nanoseconds; the group's `time`
+    /// statistics), `i128::MIN` when unknown (no statistics, or nulls).
+    oldest: i128,
 }
 
 /// What one unit yields.
@@ -158,6 +162,13 @@ struct Chunk {
     bytes: Vec<u8>,
     /// Per flow: its time (the sort key) and where its output ends.
     ends: Vec<(Option<Timestamp>, usize)>,
+    /// The oldest and newest flow times in nanoseconds, for deciding what
+    /// can be written early; `i128::MIN` and `i128::MAX` when a flow has
+    /// no time or one whose nanoseconds are outside `0..1e9` (where the
+    /// nanosecond order might not be the sort's order), so it is never
+    /// written early.
+    oldest: i128,
+    newest: i128,
 }
 
 impl Chunk {
@@ -172,22 +183,47 @@ impl Chunk {
 }
 
 impl Rendered {
-    /// Flows rendered.
+    /// Flows rendered and not yet written.
     pub fn len(&self) -> usize {
         self.chunks.iter().map(|c| c.ends.len()).sum()
     }
 
-    /// Whether no flow was rendered.
+    /// Whether no flow is left to write.
     pub fn is_empty(&self) -> bool {
         self.chunks.iter().all(|c| c.ends.is_empty())
     }
 
     /// Renders flows already in order (a query with a limit) as one chunk.
     pub fn from_flows(flows: Vec<Flow>, r: &mut dyn Render) -> std::io::Result<Self> {
-        let chunk = render_chunk(r, flows, &mut RENDERED_BYTES_GUESS.clone())?;
+        let chunk = render_chunk(r, flows, &mut { RENDERED_BYTES_GUESS })?;
         Ok(Rendered {
             chunks: vec![chunk],
         })
+    }
+
+    /// Writes the leading chunks that no flow still to come can precede:
+    /// those whose newest flow is not newer than `rest`, a lower bound of
+    /// the times of every unit not yet added (each chunk is compared with
+    /// the chunks after it too). Equal times keep unit order, as the stable
+    /// sort does.
+    fn write_ready(&mut self, rest: i128, w: &mut dyn Write) -> std::io::Result<()> {
+        // The oldest flow of the chunks after each one, from the end.
+        let mut bound = rest;
+        let mut after = vec![0i128; self.chunks.len()];
+        for (i, c) in self.chunks.iter().enumerate().rev() {
+            after[i] = bound;
+            bound = bound.min(c.oldest);
+        }
+        let ready = self
+            .chunks
+            .iter()
+            .zip(&after)
+            .take_while(|(c, after)| c.newest <= **after)
+            .count();
+        for c in self.chunks.drain(..ready) {
+            w.write_all(&c.bytes)?;
+        }
+        Ok(())
     }
 
     /// Writes every flow's output in the query's order: a stable sort by
@@ -241,9 +277,19 @@ fn render_chunk(
     let mut chunk = Chunk {
         bytes: Vec::with_capacity(flows.len() * *per_flow),
         ends: Vec::with_capacity(flows.len()),
+        oldest: i128::MAX,
+        newest: i128::MIN,
     };
     for f in flows {
         let t = f.time;
+        let (old, new) = match t {
+            Some(t) if (0..1_000_000_000).contains(&t.nanos) => {
+                (t.as_unix_nanos(), t.as_unix_nanos())
+            }
+            _ => (i128::MIN, i128::MAX),
+        };
+        chunk.oldest = chunk.oldest.min(old);
+        chunk.newest = chunk.newest.max(new);
         r.render(f, &mut chunk.bytes)?;
         chunk.ends.push((t, chunk.bytes.len()));
     }
@@ -257,47 +303,73 @@ fn render_chunk(
 impl Archive {
     /// [`Archive::query`] without a limit: see the module doc.
     pub(crate) fn select_all(&self, q: &Query) -> Result<(Vec<Flow>, ReadStats), ReadError> {
-        let (parts, stats) = self.run_units(q, || (), |_, flows| Ok(flows))?;
-        let mut out: Vec<Flow> = parts.into_iter().flatten().collect();
+        let mut out = Vec::new();
+        let stats = self.run_units(
+            q,
+            || (),
+            |_, flows| Ok(flows),
+            |parts, _| {
+                out.extend(parts.into_iter().flatten());
+                Ok(())
+            },
+        )?;
         out.sort_by_key(|f| f.time);
         Ok((out, stats))
     }
 
-    /// [`Archive::query`], each flow rendered by a [`Render`] (one made by
-    /// `make` per thread) on the threads that read it: the same flows in
-    /// the same order ([`Rendered::write_to`]), without holding them.
-    /// A query with a limit reads as [`Archive::query`] does and renders
-    /// the few flows it selects on the calling thread.
+    /// [`Archive::query`] written to `out`: each flow rendered by a
+    /// [`Render`] (one made by `make` per thread) on the thread that read
+    /// it, and written in the query's order, byte for byte what rendering
+    /// [`Archive::query`]'s flows one by one writes. Without a limit the
+    /// output is written while later row groups are still being read: a
+    /// unit's lines as soon as no unit still to come can hold an older
+    /// flow (the `time` statistics of the row groups say), the rest at the
+    /// end. A query with a limit reads as [`Archive::query`] does and
+    /// renders the few flows it selects on the calling thread.
+    ///
+    /// If a flow cannot be rendered the query stops with
+    /// [`ReadError::Output`]; the lines written by then precede it.
     pub fn query_rendered<R: Render>(
         &self,
         q: &Query,
         make: impl Fn() -> R + Sync,
-    ) -> Result<(Rendered, ReadStats), ReadError> {
+        out: &mut dyn Write,
+    ) -> Result<ReadStats, ReadError> {
         if q.number.is_some() {
             let (flows, stats) = self.query(q)?;
             let rendered = Rendered::from_flows(flows, &mut make()).map_err(ReadError::Output)?;
-            return Ok((rendered, stats));
+            rendered.write_to(out).map_err(ReadError::Output)?;
+            return Ok(stats);
         }
-        let (chunks, stats) = self.run_units(
+        let mut pending = Rendered::default();
+        let stats = self.run_units(
             q,
             || (make(), RENDERED_BYTES_GUESS),
             |(r, per_flow), flows| render_chunk(r, flows, per_flow).map_err(UnitError::Render),
+            |chunks, rest| {
+                pending.chunks.extend(chunks);
+                pending.write_ready(rest, out).map_err(ReadError::Output)
+            },
         )?;
-        Ok((Rendered { chunks }, stats))
+        pending.write_to(out).map_err(ReadError::Output)?;
+        Ok(stats)
     }
 
     /// Reads every unit of a query without a limit, on one thread per core,
     /// and turns each unit's kept flows (in row order) into a `T` by
     /// `finish` on the thread that read them, with that thread's state
-    /// (made by `state`). Returns the `T`s of the files read whole, in file
-    /// and row-group order; a file failing anywhere adds none and is
-    /// reported as unreadable.
+    /// (made by `state`). The calling thread hands `sink` the `T`s of each
+    /// file read whole as soon as it and the files before it are done, in
+    /// file and row-group order, with a lower bound of the flow times of
+    /// the files after it (nanoseconds, `i128::MAX` when none is left); a
+    /// file failing anywhere adds none and is reported as unreadable.
     fn run_units<S, T: Send>(
         &self,
         q: &Query,
         state: impl Fn() -> S + Sync,
         finish: impl Fn(&mut S, Vec<Flow>) -> Result<T, UnitError> + Sync,
-    ) -> Result<(Vec<T>, ReadStats), ReadError> {
+        mut sink: impl FnMut(Vec<T>, i128) -> Result<(), ReadError>,
+    ) -> Result<ReadStats, ReadError> {
         let filters = query_filters(q)?;
         let verdicts = verdict_prefilter(&q.whitelist);
         let (paths, mut stats) = self.files_to_read(q)?;
@@ -322,84 +394,125 @@ impl Archive {
             };
             let md = file.meta.metadata();
             for rg in row_groups_in_window(md, file.time, q, &mut stats) {
-                let inside = match md.row_group(rg).column(file.time).statistics() {
+                let (inside, oldest) = match md.row_group(rg).column(file.time).statistics() {
                     Some(Statistics::Int64(s)) => {
                         let (min, max) = (s.min_opt().copied(), s.max_opt().copied());
-                        since.is_none_or(|s| min.is_some_and(|m| i128::from(m) >= s))
-                            && until.is_none_or(|u| max.is_some_and(|m| i128::from(m) <= u))
+                        let inside = since.is_none_or(|s| min.is_some_and(|m| i128::from(m) >= s))
+                            && until.is_none_or(|u| max.is_some_and(|m| i128::from(m) <= u));
+                        let oldest = match (min, s.null_count_opt()) {
+                            (Some(m), Some(0)) => i128::from(m),
+                            _ => i128::MIN,
+                        };
+                        (inside, oldest)
                     }
-                    _ => false,
+                    _ => (false, i128::MIN),
                 };
                 units.push(Unit {
                     file: files.len(),
                     row_group: rg,
                     inside,
+                    oldest,
                 });
             }
             files.push(file);
+        }
+        // Per file, the oldest flow any later file may hold.
+        let mut later = vec![i128::MAX; files.len()];
+        let mut bound = i128::MAX;
+        for no in (0..files.len()).rev() {
+            later[no] = bound;
+            for u in units.iter().filter(|u| u.file == no) {
+                bound = bound.min(u.oldest);
+            }
         }
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(units.len())
             .max(1);
         let next = AtomicUsize::new(0);
-        type Done<T> = Vec<(usize, Result<(T, u64, u64), UnitError>)>;
-        let work = || -> Done<T> {
+        let stop = AtomicBool::new(false);
+        type Done<T> = Result<(T, u64, u64), UnitError>;
+        let work = |tx: mpsc::Sender<(usize, Done<T>)>| {
             let mut st = state();
-            let mut done = Vec::new();
-            loop {
+            while !stop.load(Ordering::Relaxed) {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(u) = units.get(i) else {
-                    return done;
+                    return;
                 };
                 let f = &files[u.file];
                 let res = read_unit(f, u, since, until, verdicts.as_deref(), &filters)
                     .map_err(UnitError::File)
                     .and_then(|p| Ok((finish(&mut st, p.flows)?, p.prefiltered, p.decoded)));
-                done.push((i, res));
-            }
-        };
-        let mut results: Done<T> = if threads < 2 {
-            work()
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            })
-        };
-        results.sort_unstable_by_key(|r| r.0);
-        // Per file, in order: its units count only if every one read.
-        let mut out = Vec::new();
-        let mut results = results.into_iter().peekable();
-        for (no, file) in files.iter().enumerate() {
-            let mut parts = Vec::new();
-            let mut failed = None;
-            while let Some((_, res)) = results.next_if(|(i, _)| units[*i].file == no) {
-                match res {
-                    Ok(p) => parts.push(p),
-                    Err(UnitError::Render(e)) => return Err(ReadError::Output(e)),
-                    Err(UnitError::File(e)) => {
-                        failed.get_or_insert(e);
-                    }
+                if tx.send((i, res)).is_err() {
+                    return;
                 }
             }
-            if let Some(reason) = failed {
-                stats
-                    .unreadable
-                    .push(format!("{}: {reason}", file.path.as_str()));
-                continue;
+        };
+        std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::channel();
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let tx = tx.clone();
+                    scope.spawn(|| work(tx))
+                })
+                .collect();
+            drop(tx);
+            let res = (|| {
+                // Per file, in order: its units count only if every one
+                // read.
+                let mut done: Vec<Option<Done<T>>> = units.iter().map(|_| None).collect();
+                let (mut next_file, mut next_unit) = (0, 0);
+                for (i, res) in rx.iter() {
+                    done[i] = Some(res);
+                    while next_file < files.len() {
+                        let end = next_unit
+                            + units[next_unit..]
+                                .iter()
+                                .take_while(|u| u.file == next_file)
+                                .count();
+                        if done[next_unit..end].iter().any(Option::is_none) {
+                            break;
+                        }
+                        let mut parts = Vec::new();
+                        let mut failed = None;
+                        for res in done[next_unit..end].iter_mut().filter_map(Option::take) {
+                            match res {
+                                Ok(p) => parts.push(p),
+                                Err(UnitError::Render(e)) => return Err(ReadError::Output(e)),
+                                Err(UnitError::File(e)) => {
+                                    failed.get_or_insert(e);
+                                }
+                            }
+                        }
+                        if let Some(reason) = failed {
+                            stats
+                                .unreadable
+                                .push(format!("{}: {reason}", files[next_file].path.as_str()));
+                        } else {
+                            let mut ts = Vec::with_capacity(parts.len());
+                            for (t, prefiltered, decoded) in parts {
+                                stats.rows_prefiltered += prefiltered;
+                                stats.rows_decoded += decoded;
+                                ts.push(t);
+                            }
+                            sink(ts, later[next_file])?;
+                        }
+                        next_file += 1;
+                        next_unit = end;
+                    }
+                }
+                Ok(())
+            })();
+            // On an error the workers stop after their current unit.
+            stop.store(true, Ordering::Relaxed);
+            drop(rx);
+            for h in handles {
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             }
-            for (t, prefiltered, decoded) in parts {
-                stats.rows_prefiltered += prefiltered;
-                stats.rows_decoded += decoded;
-                out.push(t);
-            }
-        }
+            res
+        })?;
         stats.warnings = self.storage().take_warnings();
-        Ok((out, stats))
+        Ok(stats)
     }
 
     fn open_file(&self, path: &str) -> Result<File, ReadError> {

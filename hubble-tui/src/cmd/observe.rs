@@ -495,8 +495,10 @@ fn observe_archive<W: Write, E: Write>(
 
 /// [`observe_archive`] for output forms whose lines stand alone (compact,
 /// JSON): each flow is formatted on the thread that read it
-/// (`Archive::query_rendered`), then the lines are written in the query's
-/// order, byte for byte what [`observe_archive`] prints.
+/// (`Archive::query_rendered`) and written in the query's order while later
+/// row groups are still read: byte for byte what [`observe_archive`]
+/// prints. The warnings (unreadable files, links skipped) come after the
+/// flows instead of before them (on stderr either way).
 fn observe_archive_rendered<W: Write, E: Write>(
     dir: &str,
     req: &GetFlowsRequest,
@@ -507,9 +509,8 @@ fn observe_archive_rendered<W: Write, E: Write>(
     keep_freed_memory();
     let opts = printer.opts.clone();
     let make = || crate::printer::FlowRenderer::new(opts.clone());
-    let (rendered, stats) = archive.query_rendered(&Query::from(req), make)?;
+    let stats = archive.query_rendered(&Query::from(req), make, &mut printer.out)?;
     report_archive_stats(&stats, &mut |m| printer.write_err(m))?;
-    rendered.write_to(&mut printer.out)?;
     Ok(())
 }
 
