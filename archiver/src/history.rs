@@ -20,6 +20,13 @@
 //! stable sort, as the decoding path does), so the output is identical.
 //! A file failing anywhere adds none of its flows and is reported as
 //! unreadable, as on the decoding path.
+//!
+//! [`Archive::query_rendered`] runs the same units but also turns each
+//! unit's flows into output bytes on its thread ([`Render`]: `hubble observe
+//! --archive` prints there), and the calling thread writes a unit's bytes
+//! as soon as no unit still to come can hold an older flow (by the row
+//! groups' `time` statistics); the others are merged line by line at the
+//! end. The bytes equal rendering [`Archive::query`]'s flows in order.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
