@@ -167,7 +167,7 @@ impl<'de> Deserialize<'de> for ExportEvent {
 /// (`<`, `>`, `&`, U+2028 and U+2029 as `\u003c` …), without the newline.
 pub fn to_hubble_json<T: Serialize + ?Sized>(v: &T) -> serde_json::Result<String> {
     let mut buf = Vec::with_capacity(1024);
-    write_hubble_json(&mut buf, v)?;
+    append_hubble_json(&mut buf, v)?;
     // serde_json writes UTF-8 and the escapes are ASCII.
     String::from_utf8(buf).map_err(|e| serde::ser::Error::custom(e.to_string()))
 }
@@ -184,6 +184,33 @@ pub fn write_hubble_json<W: std::io::Write, T: Serialize + ?Sized>(
 ) -> serde_json::Result<()> {
     let mut ser = serde_json::Serializer::with_formatter(w, GoHtmlFormatter);
     v.serialize(&mut ser)
+}
+
+/// Appends `v` to `out` exactly as [`to_hubble_json`] prints it (the same
+/// bytes, without the newline): serde_json's compact text, then one scan of
+/// the appended bytes for what Go escapes (a branch-free pass over the
+/// line, cheaper than checking each string as it is written); only a line
+/// holding one is escaped again ([`go_html_escape`]'s rules). On an error
+/// nothing is appended.
+pub fn append_hubble_json<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    v: &T,
+) -> serde_json::Result<()> {
+    let start = out.len();
+    if let Err(e) = serde_json::to_writer(&mut *out, v) {
+        out.truncate(start);
+        return Err(e);
+    }
+    if out[start..]
+        .chunks(64)
+        .any(|c| c.iter().fold(false, |hit, &b| hit | may_escape(b)))
+    {
+        let line = out.split_off(start);
+        // serde_json wrote UTF-8, and `str` escaping equals the formatter's.
+        let text = String::from_utf8(line).map_err(|e| serde::ser::Error::custom(e.to_string()))?;
+        out.extend_from_slice(go_html_escape(&text).as_bytes());
+    }
+    Ok(())
 }
 
 /// serde_json's compact formatting with Go's `encoding/json` HTML escaping

@@ -181,8 +181,8 @@ fn unknown_fields_from_newer_hubble_are_ignored() {
     assert!(matches!(r.response_types, Some(ResponseTypes::Flow(_))));
 }
 
-/// The one-pass writer (`write_hubble_json`, behind `to_hubble_json`)
-/// prints what the two-pass definition printed: serde_json's text, then
+/// The writers (`append_hubble_json`, behind `to_hubble_json`, and the
+/// one-pass `write_hubble_json`) print what the two-pass definition printed: serde_json's text, then
 /// Go's HTML escaping over it (`go_html_escape`). Strings mixing every
 /// character either pass treats specially (`<`, `>`, `&`, U+2028, U+2029,
 /// quotes, backslashes, control characters, multi-byte characters, and
@@ -243,6 +243,9 @@ fn one_pass_writer_prints_the_two_pass_bytes() {
         let mut buf = Vec::new();
         proto::json::write_hubble_json(&mut buf, &r).unwrap();
         assert_eq!(buf, one.as_bytes());
+        let mut buf = b"before".to_vec();
+        proto::json::append_hubble_json(&mut buf, &r).unwrap();
+        assert_eq!(&buf[6..], one.as_bytes());
         let back: GetFlowsResponse = serde_json::from_str(&one).unwrap();
         assert_eq!(back, r);
     }
@@ -256,4 +259,7 @@ fn one_pass_writer_prints_the_two_pass_bytes() {
         proto::json::to_hubble_json(&r).unwrap_err().to_string(),
         want
     );
+    let mut buf = b"before".to_vec();
+    let e = proto::json::append_hubble_json(&mut buf, &r).unwrap_err();
+    assert_eq!((e.to_string(), buf.as_slice()), (want, &b"before"[..]));
 }

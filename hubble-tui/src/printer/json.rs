@@ -1,7 +1,7 @@
 //! `-o json`/`jsonpb`: one protojson line per response (proto field names,
-//! enum names, RFC 3339 times, Go's HTML escaping), written straight to the
-//! output by `proto::json::write_hubble_json` (the bytes of
-//! `proto::json::to_hubble_json`, without an intermediate string).
+//! enum names, RFC 3339 times, Go's HTML escaping), appended to a reused
+//! buffer by `proto::json::append_hubble_json` (the bytes of
+//! `proto::json::to_hubble_json`, without a new string per line).
 
 use std::io::{self, Write};
 
@@ -14,7 +14,7 @@ impl<W: Write, E: Write> Printer<W, E> {
         // Into the scratch buffer first: a value that cannot be printed
         // (pbjson refuses an unknown enum number) leaves no partial line.
         self.json.clear();
-        proto::json::write_hubble_json(&mut self.json, v).map_err(io::Error::other)?;
+        proto::json::append_hubble_json(&mut self.json, v).map_err(io::Error::other)?;
         self.json.push(b'\n');
         self.out.write_all(&self.json)
     }

@@ -210,13 +210,12 @@ impl archiver::read::Render for FlowRenderer {
             time: flow.time,
             response_types: Some(ResponseTypes::Flow(flow)),
         };
-        // JSON straight into `out` (`json_line` without its scratch buffer:
-        // a line that cannot be printed is cut off again).
-        let start = out.len();
+        // JSON straight into `out` (`json_line` without its scratch buffer;
+        // a line that cannot be printed leaves nothing).
         let json = match (self.printer.opts.output, &res.response_types) {
-            (Output::JsonPb, _) => Some(proto::json::write_hubble_json(&mut *out, &res)),
+            (Output::JsonPb, _) => Some(proto::json::append_hubble_json(out, &res)),
             (Output::JsonLegacy, Some(ResponseTypes::Flow(f))) => {
-                Some(proto::json::write_hubble_json(&mut *out, f))
+                Some(proto::json::append_hubble_json(out, f))
             }
             _ => None,
         };
@@ -225,10 +224,7 @@ impl archiver::read::Render for FlowRenderer {
                 out.push(b'\n');
                 Ok(())
             }
-            Some(Err(e)) => {
-                out.truncate(start);
-                Err(io::Error::other(e))
-            }
+            Some(Err(e)) => Err(io::Error::other(e)),
             None => {
                 // The printer writes straight into `out`.
                 std::mem::swap(&mut self.printer.out, out);
