@@ -52,6 +52,9 @@ use crate::read::{
 /// Rows read at a time.
 const BATCH_ROWS: usize = 8192;
 
+/// Flows reserved per row group before decoding, at most.
+const RESERVED_FLOWS: usize = 4096;
+
 /// A file's bytes: a local file (each reader opens its own handle, since
 /// handles of one open file share their offset) or an object fetched once.
 #[derive(Clone)]
@@ -630,6 +633,13 @@ fn read_unit(
     let b = builder()?;
     let mask = ProjectionMask::leaves(b.parquet_schema(), [f.flow_pb]);
     let mut b = b.with_projection(mask);
+    // The flows kept are at most the rows selected: reserved up front, up
+    // to a bound (Hubble's filters may still drop most), so the vector
+    // rarely regrows (a `Flow` is ~1.4 KB to move).
+    let selected = selection.as_ref().map_or(rows, |s| {
+        s.iter().filter(|s| !s.skip).map(|s| s.row_count).sum()
+    });
+    part.flows.reserve_exact(selected.min(RESERVED_FLOWS));
     if let Some(s) = selection {
         b = b
             .with_row_selection(RowSelection::from(s))
