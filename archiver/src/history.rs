@@ -161,7 +161,7 @@ pub trait Render {
 /// A query's flows rendered by a [`Render`], held until written in the
 /// query's order ([`Rendered::write_to`]).
 #[derive(Debug, Default)]
-pub struct Rendered {
+struct Rendered {
     /// One chunk per unit read, in file and row-group order.
     chunks: Vec<Chunk>,
 }
@@ -193,18 +193,8 @@ impl Chunk {
 }
 
 impl Rendered {
-    /// Flows rendered and not yet written.
-    pub fn len(&self) -> usize {
-        self.chunks.iter().map(|c| c.ends.len()).sum()
-    }
-
-    /// Whether no flow is left to write.
-    pub fn is_empty(&self) -> bool {
-        self.chunks.iter().all(|c| c.ends.is_empty())
-    }
-
     /// Renders flows already in order (a query with a limit) as one chunk.
-    pub fn from_flows(flows: Vec<Flow>, r: &mut dyn Render) -> std::io::Result<Self> {
+    fn from_flows(flows: Vec<Flow>, r: &mut dyn Render) -> std::io::Result<Self> {
         let chunk = render_chunk(r, flows, &mut { RENDERED_BYTES_GUESS })?;
         Ok(Rendered {
             chunks: vec![chunk],
@@ -242,7 +232,7 @@ impl Rendered {
     /// (the usual case: files and row groups are written in time order)
     /// each chunk is written whole; otherwise line by line after a stable
     /// sort of the lines.
-    pub fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
+    fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
         let mut last: Option<Option<Timestamp>> = None;
         let in_order = self.chunks.iter().all(|c| {
             let ok = match (last, c.ends.first()) {

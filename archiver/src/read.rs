@@ -25,7 +25,7 @@ use prost::Message;
 use proto::flow::{Flow, FlowFilter, Verdict};
 use proto::wkt::Timestamp;
 
-pub use crate::history::{Render, Rendered};
+pub use crate::history::Render;
 use crate::storage::{Storage, StorageError};
 
 /// Errors while reading.
