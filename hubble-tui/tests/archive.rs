@@ -549,6 +549,32 @@ fn archive_output_is_the_printers_over_the_decoded_flows() {
             );
         }
     }
+
+    // `| head -1`: the reader goes away after one line; the command ends
+    // quietly, as when printing flow by flow.
+    for output in ["json", "compact"] {
+        use std::io::BufRead as _;
+        let mut child = common::hubble()
+            .args(["observe", "--archive", path.as_str(), "--all", "-o", output])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty());
+        // (The reader is dropped: the pipe is closed.)
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "-o {output}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// The `GetFlowsRequest` the window flags of the test above send.

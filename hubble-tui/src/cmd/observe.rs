@@ -509,7 +509,13 @@ fn observe_archive_rendered<W: Write, E: Write>(
     keep_freed_memory();
     let opts = printer.opts.clone();
     let make = || crate::printer::FlowRenderer::new(opts.clone());
-    let stats = archive.query_rendered(&Query::from(req), make, &mut printer.out)?;
+    let stats = match archive.query_rendered(&Query::from(req), make, &mut printer.out) {
+        Ok(stats) => stats,
+        // The output's own error (a closed pipe ends the command quietly,
+        // as when printing flow by flow).
+        Err(archiver::read::ReadError::Output(e)) => return Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
     report_archive_stats(&stats, &mut |m| printer.write_err(m))?;
     Ok(())
 }
