@@ -10,7 +10,9 @@
 //! 4. the history query behind `hubble observe --archive --verdict DROPPED --since 1h`, whole and
 //!    with `--last 20` (from the columns, newest files first; and decoding every row, for comparison);
 //! 5. `hubble observe --archive --all --aggregate-by ...` grouped from the Parquet columns (issue 18:
-//!    10 M flows in under a second), and the decoding path over `--since 1h` for comparison.
+//!    10 M flows in under a second), and the decoding path over `--since 1h` for comparison;
+//! 6. the whole `hubble observe --archive DIR --verdict DROPPED --since 1h` command (`-o json` and
+//!    `-o compact`, stdout to a file, the `target/release/hubble` binary), three runs each (issue 14).
 //!
 //! `cargo run --release -p archiver --example archive_bench -- [FLOWS] [DIR]` (default 10,000,000
 //! flows over the last 10 hours, so `--since 1h` selects a tenth).
@@ -315,6 +317,67 @@ fn main() -> anyhow::Result<()> {
         t.elapsed().as_secs_f64(),
         decoded.len()
     );
+
+    // The whole `hubble observe --archive` command (the row of issue 14):
+    // the real binary next to this example's directory, stdout to a file.
+    let since = Timestamp::from_unix_nanos(end - 3600 * 1_000_000_000);
+    let since = chrono::DateTime::from_timestamp(since.seconds, since.nanos as u32)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+        .unwrap_or_default();
+    whole_command(&dir, &since)?;
+    Ok(())
+}
+
+/// Runs `hubble observe --archive DIR --verdict DROPPED --since <1 h before
+/// the archive's end>` (`--since` as an absolute time, so the window is the
+/// same hour as the history query row however long ago the archive was
+/// made) with `-o json` and `-o compact`, stdout to a file, three times
+/// each (interleaved), and prints the wall time min–max and the lines.
+fn whole_command(dir: &str, since: &str) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let Some(hubble) = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("hubble"))
+        .filter(|p| p.exists())
+    else {
+        println!(
+            "hubble observe --archive (whole command): not measured (no `hubble` binary next to {}; `cargo build --release -p hubble-tui` first)",
+            exe.display()
+        );
+        return Ok(());
+    };
+    let out_path = std::path::Path::new(dir).join("observe-out.txt");
+    let mut times: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let mut lines: std::collections::BTreeMap<&str, usize> = Default::default();
+    for _ in 0..3 {
+        for output in ["json", "compact"] {
+            let file = std::fs::File::create(&out_path)?;
+            let t = Instant::now();
+            let st = std::process::Command::new(&hubble)
+                .args(["observe", "--archive", dir, "--verdict", "DROPPED"])
+                .args(["--since", since, "-o", output])
+                .stdout(file)
+                .stderr(std::process::Stdio::null())
+                .status()?;
+            let secs = t.elapsed().as_secs_f64();
+            anyhow::ensure!(st.success(), "hubble observe --archive -o {output}: {st}");
+            times.entry(output).or_default().push(secs);
+            let text = std::fs::read(&out_path)?;
+            lines.insert(output, text.iter().filter(|&&b| b == b'\n').count());
+        }
+    }
+    let _ = std::fs::remove_file(&out_path);
+    for (output, t) in &times {
+        let min = t.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = t.iter().copied().fold(0.0, f64::max);
+        println!(
+            "hubble observe --archive --verdict DROPPED --since 1h -o {output} > file (the whole command, {}): {min:.2}-{max:.2} s over {} runs, {} lines",
+            hubble.display(),
+            t.len(),
+            lines[output]
+        );
+    }
     Ok(())
 }
 

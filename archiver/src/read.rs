@@ -25,6 +25,7 @@ use prost::Message;
 use proto::flow::{Flow, FlowFilter, Verdict};
 use proto::wkt::Timestamp;
 
+pub use crate::history::Render;
 use crate::storage::{Storage, StorageError};
 
 /// Errors while reading.
@@ -33,6 +34,9 @@ pub enum ReadError {
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The flows read could not be rendered ([`Render`]).
+    #[error("formatting the output: {0}")]
+    Output(std::io::Error),
     /// A file is not a readable archive file.
     #[error("reading {path}: {reason}")]
     File {

@@ -363,3 +363,251 @@ fn archive_survives_corrupt_files_and_link_loops() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.is_empty());
 }
+
+/// `observe --archive` formats compact and JSON lines on the reading
+/// threads and writes them while later row groups are read: its output is
+/// byte for byte the printer's over the decoding path's flows, for every
+/// output form and printer option, over the fixture and a synthetic mix
+/// (fields stripped, HTML and terminal escapes, ties, row groups
+/// overlapping in time so the lines are merged, not only concatenated).
+#[test]
+fn archive_output_is_the_printers_over_the_decoded_flows() {
+    use archiver::read::{Archive, Query};
+    use flow_parser::{Enricher, Parser, Synthetic};
+    use hubble_tui::gotime::TimeFormat;
+    use hubble_tui::printer::{Options, Output, Printer};
+    use proto::observer::{GetFlowsResponse, get_flows_response::ResponseTypes};
+    use proto::wkt::Timestamp;
+
+    let mut flows: Vec<proto::flow::Flow> = replay::load(&common::fixture())
+        .unwrap()
+        .events
+        .into_iter()
+        .filter_map(|e| match e {
+            ReplayEvent::Flow(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let mut g = Synthetic::new(3);
+    let mut p = Parser::new(
+        g.node_name(),
+        Enricher::from_static(Arc::new(g.enrichment())),
+    );
+    let mut raw = Vec::new();
+    let base = 1_714_557_600; // 2024-05-01T10:00:00Z
+    let mut i = 0i64;
+    while i < 3000 {
+        g.next_event(&mut raw);
+        let Ok(mut f) = p.decode(&raw, &std::time::UNIX_EPOCH) else {
+            continue;
+        };
+        // Back and forth within two hours, several flows per instant.
+        f.time = Some(Timestamp {
+            seconds: base + (i * 7919) % 7200,
+            nanos: ((i % 3) * 1000) as i32,
+        });
+        match i % 13 {
+            0 => f.source = None,
+            1 => f.l4 = None,
+            2 => f.is_reply = None,
+            3 => f.summary = "a <b> & \u{2028} \x1b[31mred\r".into(),
+            4 => f.node_name = format!("node-{}", i % 3),
+            5 => f.destination_names = vec!["<evil>.example.com".into()],
+            _ => {}
+        }
+        flows.push(f);
+        i += 1;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(LocalDir::new(dir.path()).unwrap());
+    let mut w = ArchiveWriter::new(
+        storage.clone(),
+        WriterOptions {
+            file_rows: 700,
+            row_group_rows: 90,
+            ..WriterOptions::default()
+        },
+    )
+    .unwrap();
+    for f in &flows {
+        w.append(f).unwrap();
+    }
+    w.finish().unwrap();
+    let archive = Archive::new(storage);
+    let path = dir.path().to_str().unwrap().to_owned();
+
+    let opts = |output, time_format, node_name, color| Options {
+        output,
+        time_format,
+        color,
+        node_name,
+        ..Options::default()
+    };
+    let milli = TimeFormat::from_name("StampMilli");
+    let nano = TimeFormat::from_name("RFC3339Nano");
+    let cases: Vec<(Vec<&str>, Options, bool)> = vec![
+        (
+            vec!["-o", "json"],
+            opts(Output::JsonPb, milli, false, false),
+            false,
+        ),
+        (
+            vec!["-o", "jsonpb"],
+            opts(Output::JsonPb, milli, false, false),
+            false,
+        ),
+        (
+            vec!["-o", "json"],
+            opts(Output::JsonLegacy, milli, false, false),
+            true,
+        ),
+        (
+            vec!["-o", "compact"],
+            opts(Output::Compact, milli, false, false),
+            false,
+        ),
+        (
+            vec![
+                "-o",
+                "compact",
+                "--time-format",
+                "RFC3339Nano",
+                "--print-node-name",
+            ],
+            opts(Output::Compact, nano, true, false),
+            false,
+        ),
+        (
+            vec!["-o", "compact", "--color", "always"],
+            opts(Output::Compact, milli, false, true),
+            false,
+        ),
+        (
+            vec!["-o", "dict"],
+            opts(Output::Dict, milli, false, false),
+            false,
+        ),
+        (
+            vec!["-o", "table"],
+            opts(Output::Table, milli, false, false),
+            false,
+        ),
+    ];
+    let windows: &[&[&str]] = &[
+        &["--all"],
+        &["--all", "--verdict", "DROPPED"],
+        &[
+            "--since",
+            "2024-05-01T10:30:00Z",
+            "--until",
+            "2024-05-01T11:15:00Z",
+            "--all",
+        ],
+        &["--last", "25"],
+    ];
+    for (flags, o, legacy) in &cases {
+        for window in windows {
+            let mut args = vec!["observe", "--archive", path.as_str()];
+            args.extend_from_slice(window);
+            args.extend_from_slice(flags);
+            let mut cmd = common::hubble();
+            if *legacy {
+                cmd.env("HUBBLE_COMPAT", "legacy-json-output");
+            }
+            // (`output` reads stdout while the command runs: megabytes.)
+            let got = cmd
+                .args(&args)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            assert!(
+                got.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&got.stderr)
+            );
+
+            // The reference: the same request's query, decoded row by row,
+            // printed one response at a time.
+            let req = request_of(window);
+            let (want_flows, _) = archive.query_decoded(&Query::from(&req)).unwrap();
+            assert!(!want_flows.is_empty(), "{window:?}");
+            let mut out = Vec::new();
+            let mut printer = Printer::new(o.clone(), &mut out, std::io::sink());
+            for f in want_flows {
+                let r = GetFlowsResponse {
+                    node_name: f.node_name.clone(),
+                    time: f.time,
+                    response_types: Some(ResponseTypes::Flow(f)),
+                };
+                printer.write_response(&r).unwrap();
+            }
+            printer.close().unwrap();
+            drop(printer);
+            assert!(
+                got.stdout == out,
+                "{args:?} (legacy {legacy}): output differs"
+            );
+        }
+    }
+
+    // `| head -1`: the reader goes away after one line; the command ends
+    // quietly, as when printing flow by flow.
+    for output in ["json", "compact"] {
+        use std::io::BufRead as _;
+        let mut child = common::hubble()
+            .args(["observe", "--archive", path.as_str(), "--all", "-o", output])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty());
+        // (The reader is dropped: the pipe is closed.)
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "-o {output}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The `GetFlowsRequest` the window flags of the test above send.
+fn request_of(window: &[&str]) -> proto::observer::GetFlowsRequest {
+    use proto::flow::{FlowFilter, Verdict};
+    use proto::wkt::Timestamp;
+    let at = |s: &str| {
+        let t = chrono::DateTime::parse_from_rfc3339(s).unwrap();
+        Timestamp {
+            seconds: t.timestamp(),
+            nanos: 0,
+        }
+    };
+    let mut req = proto::observer::GetFlowsRequest {
+        number: u64::MAX,
+        ..Default::default()
+    };
+    let mut it = window.iter();
+    while let Some(flag) = it.next() {
+        match *flag {
+            "--all" => req.number = u64::MAX,
+            "--verdict" => {
+                it.next();
+                req.whitelist = vec![FlowFilter {
+                    verdict: vec![Verdict::Dropped as i32],
+                    ..Default::default()
+                }];
+            }
+            "--since" => req.since = Some(at(it.next().unwrap())),
+            "--until" => req.until = Some(at(it.next().unwrap())),
+            "--last" => req.number = it.next().unwrap().parse().unwrap(),
+            other => panic!("unexpected flag {other}"),
+        }
+    }
+    req
+}

@@ -165,9 +165,106 @@ impl<'de> Deserialize<'de> for ExportEvent {
 /// Prints one response the way `hubble observe -o json` does: protojson with
 /// proto names, compacted and HTML-escaped by Go's `encoding/json` encoder
 /// (`<`, `>`, `&`, U+2028 and U+2029 as `\u003c` …), without the newline.
-pub fn to_hubble_json<T: Serialize>(v: &T) -> serde_json::Result<String> {
-    let s = serde_json::to_string(v)?;
-    Ok(go_html_escape(&s))
+pub fn to_hubble_json<T: Serialize + ?Sized>(v: &T) -> serde_json::Result<String> {
+    let mut buf = Vec::with_capacity(1024);
+    append_hubble_json(&mut buf, v)?;
+    // serde_json writes UTF-8 and the escapes are ASCII.
+    String::from_utf8(buf).map_err(|e| serde::ser::Error::custom(e.to_string()))
+}
+
+/// Writes `v` to `w` exactly as [`to_hubble_json`] prints it (the same
+/// bytes, without the newline), in one pass: Go's HTML escaping is applied
+/// to each string as it is written ([`GoHtmlFormatter`]) instead of to the
+/// finished text, and nothing is copied into an intermediate `String`. An
+/// I/O error of `w` comes back inside the `serde_json::Error`
+/// (`std::io::Error::from` recovers it, kind included).
+pub fn write_hubble_json<W: std::io::Write, T: Serialize + ?Sized>(
+    w: W,
+    v: &T,
+) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(w, GoHtmlFormatter);
+    v.serialize(&mut ser)
+}
+
+/// Appends `v` to `out` exactly as [`to_hubble_json`] prints it (the same
+/// bytes, without the newline): serde_json's compact text, then one scan of
+/// the appended bytes for what Go escapes (a branch-free pass over the
+/// line, cheaper than checking each string as it is written); only a line
+/// holding one is escaped again ([`go_html_escape`]'s rules). On an error
+/// nothing is appended.
+pub fn append_hubble_json<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    v: &T,
+) -> serde_json::Result<()> {
+    let start = out.len();
+    if let Err(e) = serde_json::to_writer(&mut *out, v) {
+        out.truncate(start);
+        return Err(e);
+    }
+    if out[start..]
+        .chunks(64)
+        .any(|c| c.iter().fold(false, |hit, &b| hit | may_escape(b)))
+    {
+        let line = out.split_off(start);
+        // serde_json wrote UTF-8, and `str` escaping equals the formatter's.
+        let text = String::from_utf8(line).map_err(|e| serde::ser::Error::custom(e.to_string()))?;
+        out.extend_from_slice(go_html_escape(&text).as_bytes());
+    }
+    Ok(())
+}
+
+/// serde_json's compact formatting with Go's `encoding/json` HTML escaping
+/// inside strings (`<`, `>`, `&`, U+2028, U+2029 as `\u003c` …), which is
+/// where [`go_html_escape`] finds them in a finished JSON text (keys
+/// included); everything else is serde_json's own (`CompactFormatter`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GoHtmlFormatter;
+
+/// Whether a byte may start something Go escapes: `<`, `>`, `&`, or the
+/// first byte of U+2028/U+2029 (`E2 80 A8`/`E2 80 A9`).
+#[inline]
+fn may_escape(b: u8) -> bool {
+    matches!(b, b'<' | b'>' | b'&' | 0xE2)
+}
+
+impl serde_json::ser::Formatter for GoHtmlFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let b = fragment.as_bytes();
+        // Most strings hold none of the four: a branch-free scan (which
+        // the compiler vectorises) proves it before any byte is looked at
+        // twice.
+        if !b.iter().fold(false, |hit, &c| hit | may_escape(c)) {
+            return w.write_all(b);
+        }
+        let mut start = 0;
+        let mut i = 0;
+        while i < b.len() {
+            let (esc, len): (&[u8], usize) = match b[i] {
+                b'<' => (b"\\u003c", 1),
+                b'>' => (b"\\u003e", 1),
+                b'&' => (b"\\u0026", 1),
+                0xE2 if b.get(i + 1) == Some(&0x80) && b.get(i + 2) == Some(&0xA8) => {
+                    (b"\\u2028", 3)
+                }
+                0xE2 if b.get(i + 1) == Some(&0x80) && b.get(i + 2) == Some(&0xA9) => {
+                    (b"\\u2029", 3)
+                }
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            w.write_all(&b[start..i])?;
+            w.write_all(esc)?;
+            i += len;
+            start = i;
+        }
+        w.write_all(&b[start..])
+    }
 }
 
 /// Go's `encoding/json` HTML escaping, applied to an already-encoded JSON

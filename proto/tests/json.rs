@@ -180,3 +180,86 @@ fn unknown_fields_from_newer_hubble_are_ignored() {
     let r: GetFlowsResponse = serde_json::from_str(line).unwrap();
     assert!(matches!(r.response_types, Some(ResponseTypes::Flow(_))));
 }
+
+/// The writers (`append_hubble_json`, behind `to_hubble_json`, and the
+/// one-pass `write_hubble_json`) print what the two-pass definition printed: serde_json's text, then
+/// Go's HTML escaping over it (`go_html_escape`). Strings mixing every
+/// character either pass treats specially (`<`, `>`, `&`, U+2028, U+2029,
+/// quotes, backslashes, control characters, multi-byte characters, and
+/// look-alikes of the escaped sequences) in keys' neighbours, values,
+/// lists and maps; and a value that cannot be printed fails the same way.
+#[test]
+fn one_pass_writer_prints_the_two_pass_bytes() {
+    const PIECES: &[&str] = &[
+        "<", ">", "&", "\u{2028}", "\u{2029}", "\u{2027}", "\u{202a}", "\u{e280}", "\"", "\\",
+        "\n", "\t", "\u{1}", "\u{1f}", "\u{7f}", "é", "日本", "🚀", "a", "xwing", " ", "/",
+        "\u{80}", "\u{2000}", "&amp;", "\\u003c",
+    ];
+    let two_pass =
+        |r: &GetFlowsResponse| proto::json::go_html_escape(&serde_json::to_string(r).unwrap());
+    // A small deterministic generator (xorshift).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn word(&mut self, n: u64) -> String {
+            let len = self.next() % n;
+            (0..len)
+                .map(|_| PIECES[(self.next() % PIECES.len() as u64) as usize])
+                .collect()
+        }
+    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..2000 {
+        let mut r = sample();
+        if let Some(ResponseTypes::Flow(f)) = r.response_types.as_mut() {
+            f.summary = rng.word(12);
+            f.uuid = rng.word(4);
+            f.node_labels = (0..rng.next() % 3).map(|_| rng.word(6)).collect();
+            if let Some(s) = f.source.as_mut() {
+                s.labels = (0..rng.next() % 4).map(|_| rng.word(8)).collect();
+                s.pod_name = rng.word(5);
+            }
+            f.source_names = vec![rng.word(6)];
+            f.l7 = Some(flow::Layer7 {
+                record: Some(flow::layer7::Record::Http(flow::Http {
+                    url: rng.word(20),
+                    headers: vec![flow::HttpHeader {
+                        key: rng.word(4),
+                        value: rng.word(10),
+                    }],
+                    ..Default::default()
+                })),
+                ..Default::default()
+            });
+        }
+        r.node_name = rng.word(6);
+        let one = proto::json::to_hubble_json(&r).unwrap();
+        assert_eq!(one, two_pass(&r));
+        let mut buf = Vec::new();
+        proto::json::write_hubble_json(&mut buf, &r).unwrap();
+        assert_eq!(buf, one.as_bytes());
+        let mut buf = b"before".to_vec();
+        proto::json::append_hubble_json(&mut buf, &r).unwrap();
+        assert_eq!(&buf[6..], one.as_bytes());
+        let back: GetFlowsResponse = serde_json::from_str(&one).unwrap();
+        assert_eq!(back, r);
+    }
+    // An enum number pbjson cannot name: both fail, with the same message.
+    let mut r = sample();
+    if let Some(ResponseTypes::Flow(f)) = r.response_types.as_mut() {
+        f.verdict = 99;
+    }
+    let want = serde_json::to_string(&r).unwrap_err().to_string();
+    assert_eq!(
+        proto::json::to_hubble_json(&r).unwrap_err().to_string(),
+        want
+    );
+    let mut buf = b"before".to_vec();
+    let e = proto::json::append_hubble_json(&mut buf, &r).unwrap_err();
+    assert_eq!((e.to_string(), buf.as_slice()), (want, &b"before"[..]));
+}

@@ -176,6 +176,66 @@ fn color_sequence_len(s: &str) -> usize {
     0
 }
 
+/// Prints flows the way a [`Printer`] with these options does, one at a
+/// time into a byte buffer, for the archive's reading threads
+/// (`archiver::read::Render`): `hubble observe --archive` formats its lines
+/// on every core.
+pub struct FlowRenderer {
+    printer: Printer<Vec<u8>, io::Sink>,
+}
+
+impl FlowRenderer {
+    /// Whether `output`'s flow lines stand alone: compact and JSON, not the
+    /// dict form (its separator depends on the line before) nor the table
+    /// (its column widths depend on every row).
+    pub fn renders_alone(output: Output) -> bool {
+        matches!(
+            output,
+            Output::Compact | Output::JsonPb | Output::JsonLegacy
+        )
+    }
+
+    /// A renderer for `opts` (meant for a form that [`Self::renders_alone`]).
+    pub fn new(opts: Options) -> Self {
+        FlowRenderer {
+            printer: Printer::new(opts, Vec::new(), io::sink()),
+        }
+    }
+}
+
+impl archiver::read::Render for FlowRenderer {
+    fn render(&mut self, flow: Flow, out: &mut Vec<u8>) -> io::Result<()> {
+        let res = GetFlowsResponse {
+            node_name: flow.node_name.clone(),
+            time: flow.time,
+            response_types: Some(ResponseTypes::Flow(flow)),
+        };
+        // JSON straight into `out` (`json_line` without its scratch buffer;
+        // a line that cannot be printed leaves nothing).
+        let json = match (self.printer.opts.output, &res.response_types) {
+            (Output::JsonPb, _) => Some(proto::json::append_hubble_json(out, &res)),
+            (Output::JsonLegacy, Some(ResponseTypes::Flow(f))) => {
+                Some(proto::json::append_hubble_json(out, f))
+            }
+            _ => None,
+        };
+        match json {
+            Some(Ok(())) => {
+                out.push(b'\n');
+                Ok(())
+            }
+            Some(Err(e)) => Err(io::Error::other(e)),
+            None => {
+                // The printer writes straight into `out`.
+                std::mem::swap(&mut self.printer.out, out);
+                let r = self.printer.write_response(&res);
+                std::mem::swap(&mut self.printer.out, out);
+                r
+            }
+        }
+    }
+}
+
 /// Prints responses to `out` (flows, lost events) and `err` (node status).
 pub struct Printer<W: Write, E: Write> {
     pub(crate) opts: Options,
@@ -185,6 +245,8 @@ pub struct Printer<W: Write, E: Write> {
     pub(crate) tab: TabWriter,
     pub(crate) color: Colorer,
     pub(crate) buf: String,
+    /// The JSON line being written (`-o json`).
+    pub(crate) json: Vec<u8>,
 }
 
 impl<W: Write, E: Write> std::fmt::Debug for Printer<W, E> {
@@ -208,6 +270,7 @@ impl<W: Write, E: Write> Printer<W, E> {
             tab: TabWriter::default(),
             color,
             buf: String::with_capacity(512),
+            json: Vec::new(),
         }
     }
 
