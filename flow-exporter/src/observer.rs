@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flow_filter::FilterSet;
-use proto::flow::{Flow, FlowFilter, LostEvent, LostEventSource};
+use flow_parser::SharedEndpoints;
+use proto::flow::{Endpoint, Flow, FlowFilter, LostEvent, LostEventSource};
 use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use proto::wkt::{Int32Value, Timestamp};
 use tokio::sync::mpsc;
@@ -28,10 +29,12 @@ type Namespaces = FxHashMap<String, FxHashMap<String, Instant>>;
 /// Records the namespaces of a flow's endpoints as seen at `now`; allocates
 /// only for a namespace not seen before.
 fn note_namespaces(ns: &mut Namespaces, f: &Flow, now: Instant) {
-    for ep in [f.source.as_ref(), f.destination.as_ref()]
-        .into_iter()
-        .flatten()
-    {
+    note_endpoint_namespaces(ns, [f.source.as_ref(), f.destination.as_ref()], now);
+}
+
+/// [`note_namespaces`] of a flow's two endpoints.
+fn note_endpoint_namespaces(ns: &mut Namespaces, eps: [Option<&Endpoint>; 2], now: Instant) {
+    for ep in eps.into_iter().flatten() {
         if ep.namespace.is_empty() {
             continue;
         }
@@ -113,6 +116,8 @@ pub struct Observer {
 struct IngestScratch {
     /// Every raw event is decoded into this flow (its buffers reused).
     flow: Flow,
+    /// And its endpoints, shared, into these.
+    endpoints: SharedEndpoints,
     /// Turns it into the stored form, sharing endpoints.
     compactor: Compactor,
 }
@@ -220,7 +225,9 @@ impl Observer {
         let now = Instant::now();
         let mut namespaces = self.namespaces.lock().ok();
         let mut scratch = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
-        let IngestScratch { flow, compactor } = &mut *scratch;
+        let IngestScratch {
+            flow, compactor, ..
+        } = &mut *scratch;
         for raw in raws {
             if let Err(e) = decode(raw, flow) {
                 rejected(raw, e);
@@ -230,6 +237,57 @@ impl Observer {
                 note_namespaces(ns, flow, now);
             }
             self.store(compactor, flow);
+            n += 1;
+        }
+        drop(scratch);
+        drop(namespaces);
+        if n > 0 {
+            self.seen_flows.fetch_add(n, Ordering::Relaxed);
+            self.rate.add(unix_secs(), n);
+            self.ring.wake();
+        }
+    }
+
+    /// [`Observer::push_decoded`] for a decoder that shares the flows'
+    /// endpoints ([`flow_parser::Parser::decode_shared_into`]): `decode`
+    /// fills the scratch flow (endpoints left out) and its endpoints; the
+    /// ring stores the endpoints as they are, interned by address, never
+    /// copied.
+    pub fn push_decoded_shared<'a, E>(
+        &self,
+        raws: impl IntoIterator<Item = &'a [u8]>,
+        mut decode: impl FnMut(&[u8], &mut Flow, &mut SharedEndpoints) -> Result<(), E>,
+        mut rejected: impl FnMut(&[u8], E),
+    ) {
+        let mut n = 0;
+        let now = Instant::now();
+        let mut namespaces = self.namespaces.lock().ok();
+        let mut scratch = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
+        let IngestScratch {
+            flow,
+            endpoints,
+            compactor,
+        } = &mut *scratch;
+        for raw in raws {
+            if let Err(e) = decode(raw, flow, endpoints) {
+                rejected(raw, e);
+                continue;
+            }
+            if let Some(ns) = namespaces.as_deref_mut() {
+                let eps = [
+                    endpoints.source.as_deref(),
+                    endpoints.destination.as_deref(),
+                ];
+                note_endpoint_namespaces(ns, eps, now);
+            }
+            let stored = self.ring.push_with(|ev| {
+                compactor.store_shared(flow, endpoints, ev.stored_mut());
+                Ok::<(), std::convert::Infallible>(())
+            });
+            match stored {
+                Ok(()) => {}
+                Err(never) => match never {},
+            }
             n += 1;
         }
         drop(scratch);

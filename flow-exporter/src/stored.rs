@@ -36,13 +36,19 @@ const DESTINATION_TAG: u32 = 9;
 /// message (to rebuild a flow) and its encoding (to serve one).
 #[derive(Debug, PartialEq)]
 pub struct SharedEndpoint {
-    endpoint: Endpoint,
+    endpoint: Arc<Endpoint>,
     body: Vec<u8>,
 }
 
 impl SharedEndpoint {
     /// Shares `endpoint` (encoded once here).
     pub fn new(endpoint: Endpoint) -> Self {
+        Self::from_arc(Arc::new(endpoint))
+    }
+
+    /// Shares an endpoint already shared (the parser's,
+    /// [`flow_parser::SharedEndpoints`]), without copying it.
+    pub fn from_arc(endpoint: Arc<Endpoint>) -> Self {
         let body = endpoint.encode_to_vec();
         SharedEndpoint { endpoint, body }
     }
@@ -283,13 +289,16 @@ fn endpoint_hash(e: &Endpoint) -> u64 {
 #[derive(Debug, Default)]
 struct Interner {
     map: FxHashMap<u64, Arc<SharedEndpoint>>,
+    /// Shared endpoints by the address of the parser's `Arc` they were
+    /// interned from.
+    by_address: FxHashMap<usize, (Arc<Endpoint>, Arc<SharedEndpoint>)>,
 }
 
 impl Interner {
     fn intern(&mut self, e: &Endpoint) -> Arc<SharedEndpoint> {
         let h = endpoint_hash(e);
         if let Some(s) = self.map.get(&h)
-            && s.endpoint == *e
+            && *s.endpoint == *e
         {
             return Arc::clone(s);
         }
@@ -298,6 +307,36 @@ impl Interner {
         }
         let s = Arc::new(SharedEndpoint::new(e.clone()));
         self.map.insert(h, Arc::clone(&s));
+        s
+    }
+
+    /// [`Interner::intern`] for an endpoint already shared: found by its
+    /// address first (no hashing of its strings, no comparison); an
+    /// endpoint not seen at that address is interned by content, sharing
+    /// its `Arc` when it is new.
+    fn intern_shared(&mut self, e: &Arc<Endpoint>) -> Arc<SharedEndpoint> {
+        let k = Arc::as_ptr(e) as usize;
+        if let Some((_, s)) = self.by_address.get(&k) {
+            return Arc::clone(s);
+        }
+        let h = endpoint_hash(e);
+        let s = match self.map.get(&h) {
+            Some(s) if *s.endpoint == **e => Arc::clone(s),
+            _ => {
+                if self.map.len() >= INTERNED_ENDPOINTS {
+                    self.map.clear();
+                }
+                let s = Arc::new(SharedEndpoint::from_arc(Arc::clone(e)));
+                self.map.insert(h, Arc::clone(&s));
+                s
+            }
+        };
+        if self.by_address.len() >= INTERNED_ENDPOINTS {
+            self.by_address.clear();
+        }
+        // The key's `Arc` is kept with it: its address is not reused for
+        // another endpoint while the entry lives.
+        self.by_address.insert(k, (Arc::clone(e), Arc::clone(&s)));
         s
     }
 }
@@ -325,9 +364,41 @@ impl Compactor {
     pub fn store(&mut self, f: &mut Flow, to: &mut StoredFlow) {
         to.source = f.source.as_ref().map(|e| self.endpoints.intern(e));
         to.destination = f.destination.as_ref().map(|e| self.endpoints.intern(e));
-        to.time = f.time;
         let source = f.source.take();
         let destination = f.destination.take();
+        Self::encode(f, to);
+        f.source = source;
+        f.destination = destination;
+    }
+
+    /// Stores `f` with the endpoints `endpoints` (its own `source` and
+    /// `destination` are ignored: the parser's
+    /// [`flow_parser::Parser::decode_shared_into`] leaves them `None`),
+    /// interned by address.
+    pub fn store_shared(
+        &mut self,
+        f: &mut Flow,
+        endpoints: &flow_parser::SharedEndpoints,
+        to: &mut StoredFlow,
+    ) {
+        to.source = endpoints
+            .source
+            .as_ref()
+            .map(|e| self.endpoints.intern_shared(e));
+        to.destination = endpoints
+            .destination
+            .as_ref()
+            .map(|e| self.endpoints.intern_shared(e));
+        let source = f.source.take();
+        let destination = f.destination.take();
+        Self::encode(f, to);
+        f.source = source;
+        f.destination = destination;
+    }
+
+    /// Encodes `f` (without endpoints) around `to`'s endpoints.
+    fn encode(f: &Flow, to: &mut StoredFlow) {
+        to.time = f.time;
         let b = &mut to.bytes;
         b.clear();
         b.resize(PREFIX_ROOM, 0);
@@ -356,8 +427,6 @@ impl Compactor {
         to.prefix = PREFIX_ROOM as u32;
         to.head = (PREFIX_ROOM + head_len(f)) as u32;
         to.tail = fields_end as u32;
-        f.source = source;
-        f.destination = destination;
     }
 }
 
@@ -521,7 +590,7 @@ impl FlowView {
         let k = key(e);
         self.endpoints
             .entry(k)
-            .or_insert_with(|| (Arc::clone(e), e.endpoint.clone()));
+            .or_insert_with(|| (Arc::clone(e), Endpoint::clone(&e.endpoint)));
         k
     }
 

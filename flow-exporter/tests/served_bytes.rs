@@ -174,6 +174,40 @@ fn a_flow_decoded_over_a_recycled_one_equals_a_fresh_decode() {
     }
 }
 
+/// The pipeline's path: the flow decoded around the parser's shared
+/// endpoints, interned by address, stored over recycled slots: served
+/// byte for byte as prost writes the flow the copying decoder gives.
+#[test]
+fn a_flow_decoded_around_shared_endpoints_is_served_as_the_copied_one() {
+    let clock = ClockOffset::new(0);
+    let events = synthetic_events(20_000);
+    let (mut copied, mut shared) = (parser(), parser());
+    let observer = Observer::new("n", 7).unwrap();
+    let mut sides = std::collections::HashSet::new();
+    for (i, raw) in events.iter().enumerate() {
+        let want = copied.decode(raw, &clock).unwrap();
+        observer.push_decoded_shared(
+            [raw.as_slice()],
+            |raw, f, eps| shared.decode_shared_into(raw, &clock, f, eps),
+            |_, e| panic!("rejected: {e}"),
+        );
+        let Read::Event(slot) = observer.ring().read(i as u64) else {
+            panic!("flow {i} not stored");
+        };
+        let Event::Flow(got) = &slot.value else {
+            panic!("flow {i} is not a flow");
+        };
+        assert_eq!(got.encode_to_vec(), before(&want), "event {i}");
+        assert_eq!(got.to_flow(), want, "event {i}");
+        for e in [got.source(), got.destination()].into_iter().flatten() {
+            sides.insert(Arc::as_ptr(e) as usize);
+        }
+    }
+    // Stored endpoints are interned, not one per flow (the ring keeps at
+    // most 16 flows' worth alive, so this counts addresses over time).
+    assert!(sides.len() < 1000, "{} shared endpoints", sides.len());
+}
+
 #[test]
 fn a_rejected_record_stores_nothing_and_keeps_positions_exact() {
     let clock = ClockOffset::new(0);
