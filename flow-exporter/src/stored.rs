@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use prost::Message as _;
 use prost::bytes::BufMut;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, message, string};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, message};
 use proto::flow::{Endpoint, Ethernet, Flow, Ip};
 use proto::wkt::Timestamp;
 use rustc_hash::FxHashMap;
@@ -197,78 +197,6 @@ fn endpoint_into(from: Option<&SharedEndpoint>, to: &mut Option<Endpoint>) {
     workloads.extend(from.workloads[n..].iter().cloned());
 }
 
-/// Bytes prost writes for the flow's fields numbered below `source` (8):
-/// it writes a message's fields in field-number order, so these come first.
-/// The pattern lists every field of `Flow`, so a field added to the proto
-/// fails to compile here until it is placed on one side.
-fn head_len(f: &Flow) -> usize {
-    use prost::encoding::{int32, uint32};
-    let Flow {
-        // Head: numbered 1–6.
-        time,
-        verdict,
-        drop_reason,
-        ethernet,
-        ip,
-        l4,
-        // The endpoints (8, 9): shared, written between head and tail.
-        source: _,
-        destination: _,
-        // Tail: every field numbered above 9.
-        uuid: _,
-        emitter: _,
-        auth_type: _,
-        tunnel: _,
-        r#type: _,
-        node_name: _,
-        node_labels: _,
-        source_names: _,
-        destination_names: _,
-        l7: _,
-        reply: _,
-        event_type: _,
-        source_service: _,
-        destination_service: _,
-        traffic_direction: _,
-        policy_match_type: _,
-        trace_observation_point: _,
-        trace_reason: _,
-        file: _,
-        drop_reason_desc: _,
-        is_reply: _,
-        debug_capture_point: _,
-        interface: _,
-        proxy_port: _,
-        trace_context: _,
-        sock_xlate_point: _,
-        socket_cookie: _,
-        cgroup_id: _,
-        ip_trace_id: _,
-        summary: _,
-        extensions: _,
-        egress_allowed_by: _,
-        ingress_allowed_by: _,
-        egress_denied_by: _,
-        ingress_denied_by: _,
-        policy_log: _,
-        aggregate: _,
-    } = f;
-    time.as_ref().map_or(0, |m| message::encoded_len(1, m))
-        + if *verdict != 0 {
-            int32::encoded_len(2, verdict)
-        } else {
-            0
-        }
-        + if *drop_reason != 0 {
-            uint32::encoded_len(3, drop_reason)
-        } else {
-            0
-        }
-        + ethernet.as_ref().map_or(0, |m| message::encoded_len(4, m))
-        + ip.as_ref().map_or(0, |m| message::encoded_len(5, m))
-        + l4.as_ref().map_or(0, |m| message::encoded_len(6, m))
-}
-
 /// A cheap hash of what tells endpoints apart (IDs, namespace, pod name,
 /// how many labels): the interner checks full equality on a hit, so
 /// hashing every label would only cost time.
@@ -402,17 +330,13 @@ impl Compactor {
         let b = &mut to.bytes;
         b.clear();
         b.resize(PREFIX_ROOM, 0);
-        // The flow without its endpoints: head then tail fields.
-        f.encode_raw(b);
+        // The flow without its endpoints: head then tail fields, as prost
+        // writes them (`encode::flow_fields`).
+        let head = crate::encode::flow_fields(f, b);
         let fields_end = b.len();
         // The response's own fields after the flow (`GetFlowsResponse`'s
         // `node_name` 1000 and `time` 1001).
-        if !f.node_name.is_empty() {
-            string::encode(1000, &f.node_name, b);
-        }
-        if let Some(t) = &f.time {
-            message::encode(1001, t, b);
-        }
+        crate::encode::response_suffix(&f.node_name, f.time.as_ref(), b);
         // The prefix, right-aligned in the room left for it.
         let flow_len = fields_end - PREFIX_ROOM
             + field_len(&to.source, SOURCE_TAG)
@@ -425,7 +349,7 @@ impl Compactor {
         b[PREFIX_ROOM - n..PREFIX_ROOM].copy_from_slice(&prefix[..n]);
         to.start = (PREFIX_ROOM - n) as u32;
         to.prefix = PREFIX_ROOM as u32;
-        to.head = (PREFIX_ROOM + head_len(f)) as u32;
+        to.head = (PREFIX_ROOM + head) as u32;
         to.tail = fields_end as u32;
     }
 }
@@ -530,7 +454,7 @@ impl FlowView {
         r
     }
 
-    /// Decodes the head's fields (numbered 1–6, see [`head_len`]) into the
+    /// Decodes the head's fields (numbered 1–6, see [`crate::encode::flow_fields`]) into the
     /// scratch flow, Ethernet and IP into the spare ones so that their
     /// strings are not allocated again.
     fn merge_head(&mut self, mut buf: &[u8]) -> Result<(), prost::DecodeError> {
