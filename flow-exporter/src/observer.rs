@@ -512,7 +512,8 @@ impl Observer {
                         // this reader's view.
                         let (filters, mask) = (&q.filters, &q.mask);
                         let all = mask.is_some() || !q.head_filters;
-                        let resp = q.view.with_fields(stored, all, |f| {
+                        let index = mask.is_none() && q.index_filters;
+                        let resp = q.view.with(stored, index, all, |f| {
                             if !filters.matches(f) {
                                 return None;
                             }
@@ -580,7 +581,7 @@ impl Observer {
                 let filters = &q.filters;
                 if filters.is_match_all()
                     || q.view
-                        .with_fields(f, !q.head_filters, |f| filters.matches(f))
+                        .with(f, q.index_filters, !q.head_filters, |f| filters.matches(f))
                 {
                     found += 1;
                     if q.number > 0 && found >= q.number {
@@ -607,10 +608,36 @@ struct Query {
     /// rebuilt.
     plain: bool,
     /// The flows filters and masks look at, rebuilt from each stored flow.
-    view: FlowView,
+    view: QueryView,
     /// The filters read only the endpoints and the flow's first fields
     /// ([`FlowView::with_fields`]).
     head_filters: bool,
+    /// The filters read only the endpoints and the verdict
+    /// ([`FlowView::with_index`]).
+    index_filters: bool,
+}
+
+/// A query's [`FlowView`], by what its filters read.
+#[derive(Debug, Default)]
+struct QueryView(FlowView);
+
+impl QueryView {
+    /// Calls `f` with the stored flow as the filters see it: only its
+    /// verdict and endpoints when `index`, else its head or (`all`) every
+    /// field.
+    fn with<R>(
+        &mut self,
+        stored: &crate::stored::StoredFlow,
+        index: bool,
+        all: bool,
+        f: impl FnOnce(&Flow) -> R,
+    ) -> R {
+        if index {
+            self.0.with_index(stored, f)
+        } else {
+            self.0.with_fields(stored, all, f)
+        }
+    }
 }
 
 impl Query {
@@ -636,8 +663,9 @@ impl Query {
             FlowMask::compile(&paths).map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Query {
             plain: filters.is_match_all() && mask.is_none(),
-            view: FlowView::new(),
+            view: QueryView::default(),
             head_filters: reads_head_only(&req.whitelist) && reads_head_only(&req.blacklist),
+            index_filters: reads_index_only(&req.whitelist) && reads_index_only(&req.blacklist),
             number: req.number,
             first: req.first,
             follow: req.follow,
@@ -691,6 +719,38 @@ fn reads_head_only(filters: &[FlowFilter]) -> bool {
         verdict.clear();
         tcp_flags.clear();
         ip_version.clear();
+        rest == FlowFilter::default()
+    })
+}
+
+/// Whether every filter sets only fields whose predicates read the flow's
+/// endpoints and verdict: such filters are evaluated on
+/// [`FlowView::with_index`], which decodes nothing. Anything else,
+/// including a field added to `FlowFilter` later, needs more.
+fn reads_index_only(filters: &[FlowFilter]) -> bool {
+    filters.iter().all(|f| {
+        let mut rest = f.clone();
+        let FlowFilter {
+            source_pod,
+            destination_pod,
+            source_label,
+            destination_label,
+            source_identity,
+            destination_identity,
+            source_workload,
+            destination_workload,
+            verdict,
+            ..
+        } = &mut rest;
+        source_pod.clear();
+        destination_pod.clear();
+        source_label.clear();
+        destination_label.clear();
+        source_identity.clear();
+        destination_identity.clear();
+        source_workload.clear();
+        destination_workload.clear();
+        verdict.clear();
         rest == FlowFilter::default()
     })
 }

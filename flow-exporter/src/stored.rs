@@ -83,10 +83,9 @@ fn field_len(e: &Option<Arc<SharedEndpoint>>, tag: u32) -> usize {
 #[derive(Debug, Default)]
 pub struct StoredFlow {
     bytes: Vec<u8>,
-    /// Start of `prefix` in `bytes` (the bytes before it are unused).
-    start: u32,
-    /// End of `prefix`.
-    prefix: u32,
+    /// Start of `prefix` in `bytes` (the bytes before it are unused); it
+    /// ends at [`PREFIX_ROOM`].
+    start: u8,
     /// End of `head`.
     head: u32,
     /// End of `tail`.
@@ -94,9 +93,17 @@ pub struct StoredFlow {
     source: Option<Arc<SharedEndpoint>>,
     destination: Option<Arc<SharedEndpoint>>,
     time: Option<Timestamp>,
+    /// The flow's verdict, also kept apart from the bytes: filters on it
+    /// and on the endpoints read no bytes ([`FlowView::with_index`]).
+    verdict: i32,
 }
 
 impl StoredFlow {
+    /// `bytes[start..end]`; empty for a flow never stored (a default one).
+    fn range(&self, start: usize, end: u32) -> &[u8] {
+        self.bytes.get(start..end as usize).unwrap_or_default()
+    }
+
     /// The flow's time.
     pub fn time(&self) -> Option<Timestamp> {
         self.time
@@ -146,7 +153,7 @@ impl StoredFlow {
         let mut source = flow.source.take();
         let mut destination = flow.destination.take();
         reset_keeping_buffers(flow);
-        let fields = &self.bytes[self.prefix as usize..self.tail as usize];
+        let fields = self.range(PREFIX_ROOM, self.tail);
         // The stored bytes are prost's own encoding of a flow: they decode.
         flow.merge(fields)
             .expect("a stored flow's bytes are a valid encoding");
@@ -327,6 +334,7 @@ impl Compactor {
     /// Encodes `f` (without endpoints) around `to`'s endpoints.
     fn encode(f: &Flow, to: &mut StoredFlow) {
         to.time = f.time;
+        to.verdict = f.verdict;
         let b = &mut to.bytes;
         b.clear();
         b.resize(PREFIX_ROOM, 0);
@@ -347,8 +355,7 @@ impl Compactor {
         encode_varint(flow_len as u64, &mut w);
         let n = PREFIX_ROOM - w.len();
         b[PREFIX_ROOM - n..PREFIX_ROOM].copy_from_slice(&prefix[..n]);
-        to.start = (PREFIX_ROOM - n) as u32;
-        to.prefix = PREFIX_ROOM as u32;
+        to.start = (PREFIX_ROOM - n) as u8;
         to.head = (PREFIX_ROOM + head) as u32;
         to.tail = fields_end as u32;
     }
@@ -397,19 +404,9 @@ impl FlowView {
         all: bool,
         f: impl FnOnce(&Flow) -> R,
     ) -> R {
-        // Everything but the endpoints, into the reused scratch.
-        self.spare_ethernet = self.flow.ethernet.take().or(self.spare_ethernet.take());
-        self.spare_ip = self.flow.ip.take().or(self.spare_ip.take());
-        if self.tail_filled {
-            reset_keeping_buffers(&mut self.flow);
-        } else {
-            // Only the head was written: resetting the whole 1.4 KB flow
-            // would cost more than decoding it.
-            let f = &mut self.flow;
-            (f.time, f.verdict, f.drop_reason, f.l4) = (None, 0, 0, None);
-        }
+        self.clear_head();
         self.tail_filled = all;
-        let head = &stored.bytes[stored.prefix as usize..stored.head as usize];
+        let head = stored.range(PREFIX_ROOM, stored.head);
         self.merge_head(head)
             .expect("a stored flow's bytes are a valid encoding");
         if all {
@@ -417,6 +414,36 @@ impl FlowView {
                 .merge(&stored.bytes[stored.head as usize..stored.tail as usize])
                 .expect("a stored flow's bytes are a valid encoding");
         }
+        self.with_endpoints(stored, f)
+    }
+
+    /// Calls `f` with a [`Flow`] holding only `stored`'s verdict and
+    /// endpoints (every other field default), for filters that read
+    /// nothing else (`observer::reads_index_only`): no byte is decoded.
+    pub fn with_index<R>(&mut self, stored: &StoredFlow, f: impl FnOnce(&Flow) -> R) -> R {
+        self.clear_head();
+        self.tail_filled = false;
+        self.flow.verdict = stored.verdict;
+        self.with_endpoints(stored, f)
+    }
+
+    /// Resets the scratch flow but its endpoints: the whole flow when the
+    /// last call filled the tail, else only the head's fields (resetting
+    /// the whole 1.4 KB flow would cost more than decoding the head).
+    fn clear_head(&mut self) {
+        self.spare_ethernet = self.flow.ethernet.take().or(self.spare_ethernet.take());
+        self.spare_ip = self.flow.ip.take().or(self.spare_ip.take());
+        if self.tail_filled {
+            reset_keeping_buffers(&mut self.flow);
+        } else {
+            let f = &mut self.flow;
+            (f.time, f.verdict, f.drop_reason, f.l4) = (None, 0, 0, None);
+        }
+    }
+
+    /// Moves `stored`'s endpoints into the scratch flow (from this view's
+    /// decoded copies), calls `f` with it, moves them back.
+    fn with_endpoints<R>(&mut self, stored: &StoredFlow, f: impl FnOnce(&Flow) -> R) -> R {
         if self.endpoints.len() >= VIEW_ENDPOINTS {
             self.endpoints.clear();
         }

@@ -229,8 +229,9 @@ fn a_rejected_record_stores_nothing_and_keeps_positions_exact() {
 
 /// Filters on the endpoints, verdict, IP and L4 are evaluated on a view
 /// holding only those fields (the exporter does so when a request's
-/// filters set nothing else): they select exactly the flows they select on
-/// the whole flow.
+/// filters set nothing else), and those on the endpoints and verdict on
+/// one holding only these (nothing decoded): they select exactly the flows
+/// they select on the whole flow.
 #[test]
 fn head_only_filters_select_as_on_the_whole_flow() {
     use proto::flow::{FlowFilter, TcpFlags, Verdict, Workload};
@@ -276,6 +277,14 @@ fn head_only_filters_select_as_on_the_whole_flow() {
             ..Default::default()
         },
     ];
+    // The filters that read only endpoints and the verdict.
+    let index_only = |f: &FlowFilter| {
+        f.source_ip.is_empty()
+            && f.destination_port.is_empty()
+            && f.ip_version.is_empty()
+            && f.tcp_flags.is_empty()
+    };
+    assert_eq!(filters.iter().filter(|f| index_only(f)).count(), 4);
     let mut compactor = Compactor::new();
     let mut stored = StoredFlow::default();
     let mut view = FlowView::new();
@@ -293,6 +302,11 @@ fn head_only_filters_select_as_on_the_whole_flow() {
                 let want = set.matches(f);
                 let got = view.with_fields(&stored, false, |v| set.matches(v));
                 assert_eq!(got, want, "filter {filter:?} on {f:?}");
+                if index_only(filter) {
+                    // Verdict and endpoints only, nothing decoded.
+                    let got = view.with_index(&stored, |v| set.matches(v));
+                    assert_eq!(got, want, "index: filter {filter:?} on {f:?}");
+                }
                 // The same view for a whole flow next (a masked reader's
                 // filters may be head-only): nothing of the last is left.
                 view.with(&stored, |v| assert_eq!(v, f));
@@ -305,4 +319,15 @@ fn head_only_filters_select_as_on_the_whole_flow() {
             );
         }
     }
+}
+
+/// A slot's flow before anything was stored in it reads as an empty flow.
+#[test]
+fn a_never_stored_flow_reads_as_an_empty_one() {
+    let stored = StoredFlow::default();
+    assert_eq!(stored.to_flow(), Flow::default());
+    let mut view = FlowView::new();
+    view.with(&stored, |f| assert_eq!(f, &Flow::default()));
+    view.with_fields(&stored, false, |f| assert_eq!(f, &Flow::default()));
+    view.with_index(&stored, |f| assert_eq!(f, &Flow::default()));
 }
