@@ -120,6 +120,8 @@ struct IngestScratch {
     endpoints: SharedEndpoints,
     /// Turns it into the stored form, sharing endpoints.
     compactor: Compactor,
+    /// The shared endpoints whose namespaces the current batch noted.
+    noted: FxHashMap<usize, Arc<Endpoint>>,
 }
 
 /// ServerStatus figures of one node.
@@ -267,18 +269,29 @@ impl Observer {
             flow,
             endpoints,
             compactor,
+            noted,
         } = &mut *scratch;
+        // Every flow of the batch is seen at `now`: each shared endpoint's
+        // namespace is noted once per batch (the `Arc` kept meanwhile, so
+        // an address stands for one endpoint).
+        noted.clear();
         for raw in raws {
             if let Err(e) = decode(raw, flow, endpoints) {
                 rejected(raw, e);
                 continue;
             }
             if let Some(ns) = namespaces.as_deref_mut() {
-                let eps = [
-                    endpoints.source.as_deref(),
-                    endpoints.destination.as_deref(),
-                ];
-                note_endpoint_namespaces(ns, eps, now);
+                for e in [&endpoints.source, &endpoints.destination]
+                    .into_iter()
+                    .flatten()
+                {
+                    if let std::collections::hash_map::Entry::Vacant(v) =
+                        noted.entry(Arc::as_ptr(e) as usize)
+                    {
+                        note_endpoint_namespaces(ns, [Some(e), None], now);
+                        v.insert(Arc::clone(e));
+                    }
+                }
             }
             let stored = self.ring.push_with(|ev| {
                 compactor.store_shared(flow, endpoints, ev.stored_mut());

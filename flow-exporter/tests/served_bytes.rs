@@ -203,6 +203,21 @@ fn a_flow_decoded_around_shared_endpoints_is_served_as_the_copied_one() {
             sides.insert(Arc::as_ptr(e) as usize);
         }
     }
+    // The namespaces seen are those of the flows' endpoints (noted once
+    // per batch per shared endpoint).
+    let plain = Observer::new("n", 7).unwrap();
+    let mut p = parser();
+    plain.push_flows(events.iter().map(|e| p.decode(e, &clock).unwrap()));
+    assert!(!plain.namespaces().is_empty());
+    assert_eq!(observer.namespaces(), plain.namespaces());
+    let batched = Observer::new("n", 7).unwrap();
+    let mut p = parser();
+    batched.push_decoded_shared(
+        events.iter().map(Vec::as_slice),
+        |raw, f, eps| p.decode_shared_into(raw, &clock, f, eps),
+        |_, e| panic!("rejected: {e}"),
+    );
+    assert_eq!(batched.namespaces(), plain.namespaces());
     // Stored endpoints are interned, not one per flow (the ring keeps at
     // most 16 flows' worth alive, so this counts addresses over time).
     assert!(sides.len() < 1000, "{} shared endpoints", sides.len());
