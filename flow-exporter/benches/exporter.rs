@@ -44,11 +44,11 @@ fn ingest(c: &mut Criterion) {
         // The pipeline's path: decoded in place into the ring's recycled
         // slots, counted, stored.
         b.iter(|| {
-            observer.push_decoded(
+            observer.push_decoded_shared(
                 evs.iter().map(Vec::as_slice),
-                |raw, f| {
-                    parser.decode_into(raw, &clock, f)?;
-                    counters.observe(f);
+                |raw, f, eps| {
+                    parser.decode_shared_into(raw, &clock, f, eps)?;
+                    counters.observe_with(f, eps.source.as_deref(), eps.destination.as_deref());
                     Ok::<(), flow_parser::DecodeError>(())
                 },
                 |_, e| panic!("synthetic event rejected: {e}"),

@@ -73,11 +73,14 @@ fn memory_per_flow() {
     let mut raw = Vec::with_capacity(512);
     let ring = Observer::new("bench", N).unwrap();
     let before = HEAP.load(Ordering::Relaxed);
+    // The pipeline's path: decoded around shared endpoints, stored.
     for _ in 0..N {
         gen_.next_event(&mut raw);
-        if let Ok(f) = parser.decode(&raw, &clock) {
-            ring.push_flows([f]);
-        }
+        ring.push_decoded_shared(
+            [raw.as_slice()],
+            |raw, f, eps| parser.decode_shared_into(raw, &clock, f, eps),
+            |_, e| panic!("synthetic event rejected: {e}"),
+        );
     }
     // What a following client leaves behind: every flow read and encoded
     // as it is served.
@@ -225,11 +228,11 @@ fn ingest_one_core() {
     let mut counters = metrics.flow_counters();
     let observer = Observer::new("bench", 65535).unwrap();
     let mut round = || {
-        observer.push_decoded(
+        observer.push_decoded_shared(
             evs.iter().map(Vec::as_slice),
-            |raw, f| {
-                parser.decode_into(raw, &clock, f)?;
-                counters.observe(f);
+            |raw, f, eps| {
+                parser.decode_shared_into(raw, &clock, f, eps)?;
+                counters.observe_with(f, eps.source.as_deref(), eps.destination.as_deref());
                 Ok::<(), flow_parser::DecodeError>(())
             },
             |_, e| panic!("synthetic event rejected: {e}"),

@@ -20,6 +20,7 @@
 //! the relay, the archiver or the CLI (they depend on this crate).
 
 pub mod defaults;
+pub mod encode;
 pub mod event;
 pub mod mask;
 pub mod metrics;

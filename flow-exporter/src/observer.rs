@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flow_filter::FilterSet;
-use proto::flow::{Flow, FlowFilter, LostEvent, LostEventSource};
+use flow_parser::SharedEndpoints;
+use proto::flow::{Endpoint, Flow, FlowFilter, LostEvent, LostEventSource};
 use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use proto::wkt::{Int32Value, Timestamp};
 use tokio::sync::mpsc;
@@ -28,10 +29,12 @@ type Namespaces = FxHashMap<String, FxHashMap<String, Instant>>;
 /// Records the namespaces of a flow's endpoints as seen at `now`; allocates
 /// only for a namespace not seen before.
 fn note_namespaces(ns: &mut Namespaces, f: &Flow, now: Instant) {
-    for ep in [f.source.as_ref(), f.destination.as_ref()]
-        .into_iter()
-        .flatten()
-    {
+    note_endpoint_namespaces(ns, [f.source.as_ref(), f.destination.as_ref()], now);
+}
+
+/// [`note_namespaces`] of a flow's two endpoints.
+fn note_endpoint_namespaces(ns: &mut Namespaces, eps: [Option<&Endpoint>; 2], now: Instant) {
+    for ep in eps.into_iter().flatten() {
         if ep.namespace.is_empty() {
             continue;
         }
@@ -113,8 +116,12 @@ pub struct Observer {
 struct IngestScratch {
     /// Every raw event is decoded into this flow (its buffers reused).
     flow: Flow,
+    /// And its endpoints, shared, into these.
+    endpoints: SharedEndpoints,
     /// Turns it into the stored form, sharing endpoints.
     compactor: Compactor,
+    /// The shared endpoints whose namespaces the current batch noted.
+    noted: FxHashMap<usize, Arc<Endpoint>>,
 }
 
 /// ServerStatus figures of one node.
@@ -220,7 +227,9 @@ impl Observer {
         let now = Instant::now();
         let mut namespaces = self.namespaces.lock().ok();
         let mut scratch = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
-        let IngestScratch { flow, compactor } = &mut *scratch;
+        let IngestScratch {
+            flow, compactor, ..
+        } = &mut *scratch;
         for raw in raws {
             if let Err(e) = decode(raw, flow) {
                 rejected(raw, e);
@@ -230,6 +239,68 @@ impl Observer {
                 note_namespaces(ns, flow, now);
             }
             self.store(compactor, flow);
+            n += 1;
+        }
+        drop(scratch);
+        drop(namespaces);
+        if n > 0 {
+            self.seen_flows.fetch_add(n, Ordering::Relaxed);
+            self.rate.add(unix_secs(), n);
+            self.ring.wake();
+        }
+    }
+
+    /// [`Observer::push_decoded`] for a decoder that shares the flows'
+    /// endpoints ([`flow_parser::Parser::decode_shared_into`]): `decode`
+    /// fills the scratch flow (endpoints left out) and its endpoints; the
+    /// ring stores the endpoints as they are, interned by address, never
+    /// copied.
+    pub fn push_decoded_shared<'a, E>(
+        &self,
+        raws: impl IntoIterator<Item = &'a [u8]>,
+        mut decode: impl FnMut(&[u8], &mut Flow, &mut SharedEndpoints) -> Result<(), E>,
+        mut rejected: impl FnMut(&[u8], E),
+    ) {
+        let mut n = 0;
+        let now = Instant::now();
+        let mut namespaces = self.namespaces.lock().ok();
+        let mut scratch = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
+        let IngestScratch {
+            flow,
+            endpoints,
+            compactor,
+            noted,
+        } = &mut *scratch;
+        // Every flow of the batch is seen at `now`: each shared endpoint's
+        // namespace is noted once per batch (the `Arc` kept meanwhile, so
+        // an address stands for one endpoint).
+        noted.clear();
+        for raw in raws {
+            if let Err(e) = decode(raw, flow, endpoints) {
+                rejected(raw, e);
+                continue;
+            }
+            if let Some(ns) = namespaces.as_deref_mut() {
+                for e in [&endpoints.source, &endpoints.destination]
+                    .into_iter()
+                    .flatten()
+                {
+                    if let std::collections::hash_map::Entry::Vacant(v) =
+                        noted.entry(Arc::as_ptr(e) as usize)
+                    {
+                        note_endpoint_namespaces(ns, [Some(e), None], now);
+                        v.insert(Arc::clone(e));
+                    }
+                }
+            }
+            let stored = self.ring.push_with(|ev| {
+                compactor.store_shared(flow, endpoints, ev.stored_mut());
+                Ok::<(), std::convert::Infallible>(())
+            });
+            match stored {
+                Ok(()) => {}
+                Err(never) => match never {},
+            }
             n += 1;
         }
         drop(scratch);
@@ -454,7 +525,8 @@ impl Observer {
                         // this reader's view.
                         let (filters, mask) = (&q.filters, &q.mask);
                         let all = mask.is_some() || !q.head_filters;
-                        let resp = q.view.with_fields(stored, all, |f| {
+                        let index = mask.is_none() && q.index_filters;
+                        let resp = q.view.with(stored, index, all, |f| {
                             if !filters.matches(f) {
                                 return None;
                             }
@@ -522,7 +594,7 @@ impl Observer {
                 let filters = &q.filters;
                 if filters.is_match_all()
                     || q.view
-                        .with_fields(f, !q.head_filters, |f| filters.matches(f))
+                        .with(f, q.index_filters, !q.head_filters, |f| filters.matches(f))
                 {
                     found += 1;
                     if q.number > 0 && found >= q.number {
@@ -549,10 +621,36 @@ struct Query {
     /// rebuilt.
     plain: bool,
     /// The flows filters and masks look at, rebuilt from each stored flow.
-    view: FlowView,
+    view: QueryView,
     /// The filters read only the endpoints and the flow's first fields
     /// ([`FlowView::with_fields`]).
     head_filters: bool,
+    /// The filters read only the endpoints and the verdict
+    /// ([`FlowView::with_index`]).
+    index_filters: bool,
+}
+
+/// A query's [`FlowView`], by what its filters read.
+#[derive(Debug, Default)]
+struct QueryView(FlowView);
+
+impl QueryView {
+    /// Calls `f` with the stored flow as the filters see it: only its
+    /// verdict and endpoints when `index`, else its head or (`all`) every
+    /// field.
+    fn with<R>(
+        &mut self,
+        stored: &crate::stored::StoredFlow,
+        index: bool,
+        all: bool,
+        f: impl FnOnce(&Flow) -> R,
+    ) -> R {
+        if index {
+            self.0.with_index(stored, f)
+        } else {
+            self.0.with_fields(stored, all, f)
+        }
+    }
 }
 
 impl Query {
@@ -578,8 +676,9 @@ impl Query {
             FlowMask::compile(&paths).map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Query {
             plain: filters.is_match_all() && mask.is_none(),
-            view: FlowView::new(),
+            view: QueryView::default(),
             head_filters: reads_head_only(&req.whitelist) && reads_head_only(&req.blacklist),
+            index_filters: reads_index_only(&req.whitelist) && reads_index_only(&req.blacklist),
             number: req.number,
             first: req.first,
             follow: req.follow,
@@ -633,6 +732,38 @@ fn reads_head_only(filters: &[FlowFilter]) -> bool {
         verdict.clear();
         tcp_flags.clear();
         ip_version.clear();
+        rest == FlowFilter::default()
+    })
+}
+
+/// Whether every filter sets only fields whose predicates read the flow's
+/// endpoints and verdict: such filters are evaluated on
+/// [`FlowView::with_index`], which decodes nothing. Anything else,
+/// including a field added to `FlowFilter` later, needs more.
+fn reads_index_only(filters: &[FlowFilter]) -> bool {
+    filters.iter().all(|f| {
+        let mut rest = f.clone();
+        let FlowFilter {
+            source_pod,
+            destination_pod,
+            source_label,
+            destination_label,
+            source_identity,
+            destination_identity,
+            source_workload,
+            destination_workload,
+            verdict,
+            ..
+        } = &mut rest;
+        source_pod.clear();
+        destination_pod.clear();
+        source_label.clear();
+        destination_label.clear();
+        source_identity.clear();
+        destination_identity.clear();
+        source_workload.clear();
+        destination_workload.clear();
+        verdict.clear();
         rest == FlowFilter::default()
     })
 }

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use flow_parser::DecodeError;
+use flow_parser::{DecodeError, SharedEndpoints};
 use proto::flow::{Flow, LostEventSource};
 use proto::wkt::Timestamp;
 use tokio::sync::{Semaphore, mpsc};
@@ -169,6 +169,26 @@ pub trait Decode: Send + 'static {
         Ok(())
     }
 
+    /// Decodes into `flow` with its endpoints into `endpoints` instead
+    /// (`flow.source` and `flow.destination` left `None`): what the
+    /// pipeline calls. A decoder that shares endpoints between flows
+    /// ([`flow_parser::Parser::decode_shared_into`]) stores and counts
+    /// them without a copy. The default moves [`Decode::decode_into`]'s
+    /// endpoints out of the flow.
+    fn decode_shared(
+        &mut self,
+        raw: &[u8],
+        flow: &mut Flow,
+        endpoints: &mut SharedEndpoints,
+    ) -> Result<(), DecodeFailure> {
+        endpoints.source = None;
+        endpoints.destination = None;
+        self.decode_into(raw, flow)?;
+        endpoints.source = flow.source.take().map(Arc::new);
+        endpoints.destination = flow.destination.take().map(Arc::new);
+        Ok(())
+    }
+
     /// The wall time this decoder gives an event stamped `ktime_ns`
     /// (`CLOCK_BOOTTIME`), so that a source's [`Watermark::Boot`] is
     /// compared with flow times on the same clock. `None` (the default): the
@@ -279,13 +299,14 @@ pub fn pipeline(
             match b {
                 Batch::Raw { source, batch } => {
                     metrics.events_read(source, batch.len() as u64);
-                    // Decoded into one reused flow, counted, stored compact
-                    // over the ring's recycled slots.
-                    observer.push_decoded(
+                    // Decoded into one reused flow around shared
+                    // endpoints, counted, stored compact over the ring's
+                    // recycled slots.
+                    observer.push_decoded_shared(
                         batch.iter(),
-                        |raw, f| {
-                            decoder.decode_into(raw, f)?;
-                            counters.observe(f);
+                        |raw, f, eps| {
+                            decoder.decode_shared(raw, f, eps)?;
+                            counters.observe_with(f, eps.source.as_deref(), eps.destination.as_deref());
                             Ok::<(), DecodeFailure>(())
                         },
                         |raw, e| {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use prost::Message as _;
 use prost::bytes::BufMut;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, message, string};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, message};
 use proto::flow::{Endpoint, Ethernet, Flow, Ip};
 use proto::wkt::Timestamp;
 use rustc_hash::FxHashMap;
@@ -36,13 +36,19 @@ const DESTINATION_TAG: u32 = 9;
 /// message (to rebuild a flow) and its encoding (to serve one).
 #[derive(Debug, PartialEq)]
 pub struct SharedEndpoint {
-    endpoint: Endpoint,
+    endpoint: Arc<Endpoint>,
     body: Vec<u8>,
 }
 
 impl SharedEndpoint {
     /// Shares `endpoint` (encoded once here).
     pub fn new(endpoint: Endpoint) -> Self {
+        Self::from_arc(Arc::new(endpoint))
+    }
+
+    /// Shares an endpoint already shared (the parser's,
+    /// [`flow_parser::SharedEndpoints`]), without copying it.
+    pub fn from_arc(endpoint: Arc<Endpoint>) -> Self {
         let body = endpoint.encode_to_vec();
         SharedEndpoint { endpoint, body }
     }
@@ -77,10 +83,9 @@ fn field_len(e: &Option<Arc<SharedEndpoint>>, tag: u32) -> usize {
 #[derive(Debug, Default)]
 pub struct StoredFlow {
     bytes: Vec<u8>,
-    /// Start of `prefix` in `bytes` (the bytes before it are unused).
-    start: u32,
-    /// End of `prefix`.
-    prefix: u32,
+    /// Start of `prefix` in `bytes` (the bytes before it are unused); it
+    /// ends at [`PREFIX_ROOM`].
+    start: u8,
     /// End of `head`.
     head: u32,
     /// End of `tail`.
@@ -88,9 +93,17 @@ pub struct StoredFlow {
     source: Option<Arc<SharedEndpoint>>,
     destination: Option<Arc<SharedEndpoint>>,
     time: Option<Timestamp>,
+    /// The flow's verdict, also kept apart from the bytes: filters on it
+    /// and on the endpoints read no bytes ([`FlowView::with_index`]).
+    verdict: i32,
 }
 
 impl StoredFlow {
+    /// `bytes[start..end]`; empty for a flow never stored (a default one).
+    fn range(&self, start: usize, end: u32) -> &[u8] {
+        self.bytes.get(start..end as usize).unwrap_or_default()
+    }
+
     /// The flow's time.
     pub fn time(&self) -> Option<Timestamp> {
         self.time
@@ -140,7 +153,7 @@ impl StoredFlow {
         let mut source = flow.source.take();
         let mut destination = flow.destination.take();
         reset_keeping_buffers(flow);
-        let fields = &self.bytes[self.prefix as usize..self.tail as usize];
+        let fields = self.range(PREFIX_ROOM, self.tail);
         // The stored bytes are prost's own encoding of a flow: they decode.
         flow.merge(fields)
             .expect("a stored flow's bytes are a valid encoding");
@@ -191,78 +204,6 @@ fn endpoint_into(from: Option<&SharedEndpoint>, to: &mut Option<Endpoint>) {
     workloads.extend(from.workloads[n..].iter().cloned());
 }
 
-/// Bytes prost writes for the flow's fields numbered below `source` (8):
-/// it writes a message's fields in field-number order, so these come first.
-/// The pattern lists every field of `Flow`, so a field added to the proto
-/// fails to compile here until it is placed on one side.
-fn head_len(f: &Flow) -> usize {
-    use prost::encoding::{int32, uint32};
-    let Flow {
-        // Head: numbered 1–6.
-        time,
-        verdict,
-        drop_reason,
-        ethernet,
-        ip,
-        l4,
-        // The endpoints (8, 9): shared, written between head and tail.
-        source: _,
-        destination: _,
-        // Tail: every field numbered above 9.
-        uuid: _,
-        emitter: _,
-        auth_type: _,
-        tunnel: _,
-        r#type: _,
-        node_name: _,
-        node_labels: _,
-        source_names: _,
-        destination_names: _,
-        l7: _,
-        reply: _,
-        event_type: _,
-        source_service: _,
-        destination_service: _,
-        traffic_direction: _,
-        policy_match_type: _,
-        trace_observation_point: _,
-        trace_reason: _,
-        file: _,
-        drop_reason_desc: _,
-        is_reply: _,
-        debug_capture_point: _,
-        interface: _,
-        proxy_port: _,
-        trace_context: _,
-        sock_xlate_point: _,
-        socket_cookie: _,
-        cgroup_id: _,
-        ip_trace_id: _,
-        summary: _,
-        extensions: _,
-        egress_allowed_by: _,
-        ingress_allowed_by: _,
-        egress_denied_by: _,
-        ingress_denied_by: _,
-        policy_log: _,
-        aggregate: _,
-    } = f;
-    time.as_ref().map_or(0, |m| message::encoded_len(1, m))
-        + if *verdict != 0 {
-            int32::encoded_len(2, verdict)
-        } else {
-            0
-        }
-        + if *drop_reason != 0 {
-            uint32::encoded_len(3, drop_reason)
-        } else {
-            0
-        }
-        + ethernet.as_ref().map_or(0, |m| message::encoded_len(4, m))
-        + ip.as_ref().map_or(0, |m| message::encoded_len(5, m))
-        + l4.as_ref().map_or(0, |m| message::encoded_len(6, m))
-}
-
 /// A cheap hash of what tells endpoints apart (IDs, namespace, pod name,
 /// how many labels): the interner checks full equality on a hit, so
 /// hashing every label would only cost time.
@@ -283,13 +224,16 @@ fn endpoint_hash(e: &Endpoint) -> u64 {
 #[derive(Debug, Default)]
 struct Interner {
     map: FxHashMap<u64, Arc<SharedEndpoint>>,
+    /// Shared endpoints by the address of the parser's `Arc` they were
+    /// interned from.
+    by_address: FxHashMap<usize, (Arc<Endpoint>, Arc<SharedEndpoint>)>,
 }
 
 impl Interner {
     fn intern(&mut self, e: &Endpoint) -> Arc<SharedEndpoint> {
         let h = endpoint_hash(e);
         if let Some(s) = self.map.get(&h)
-            && s.endpoint == *e
+            && *s.endpoint == *e
         {
             return Arc::clone(s);
         }
@@ -298,6 +242,36 @@ impl Interner {
         }
         let s = Arc::new(SharedEndpoint::new(e.clone()));
         self.map.insert(h, Arc::clone(&s));
+        s
+    }
+
+    /// [`Interner::intern`] for an endpoint already shared: found by its
+    /// address first (no hashing of its strings, no comparison); an
+    /// endpoint not seen at that address is interned by content, sharing
+    /// its `Arc` when it is new.
+    fn intern_shared(&mut self, e: &Arc<Endpoint>) -> Arc<SharedEndpoint> {
+        let k = Arc::as_ptr(e) as usize;
+        if let Some((_, s)) = self.by_address.get(&k) {
+            return Arc::clone(s);
+        }
+        let h = endpoint_hash(e);
+        let s = match self.map.get(&h) {
+            Some(s) if *s.endpoint == **e => Arc::clone(s),
+            _ => {
+                if self.map.len() >= INTERNED_ENDPOINTS {
+                    self.map.clear();
+                }
+                let s = Arc::new(SharedEndpoint::from_arc(Arc::clone(e)));
+                self.map.insert(h, Arc::clone(&s));
+                s
+            }
+        };
+        if self.by_address.len() >= INTERNED_ENDPOINTS {
+            self.by_address.clear();
+        }
+        // The key's `Arc` is kept with it: its address is not reused for
+        // another endpoint while the entry lives.
+        self.by_address.insert(k, (Arc::clone(e), Arc::clone(&s)));
         s
     }
 }
@@ -325,23 +299,52 @@ impl Compactor {
     pub fn store(&mut self, f: &mut Flow, to: &mut StoredFlow) {
         to.source = f.source.as_ref().map(|e| self.endpoints.intern(e));
         to.destination = f.destination.as_ref().map(|e| self.endpoints.intern(e));
-        to.time = f.time;
         let source = f.source.take();
         let destination = f.destination.take();
+        Self::encode(f, to);
+        f.source = source;
+        f.destination = destination;
+    }
+
+    /// Stores `f` with the endpoints `endpoints` (its own `source` and
+    /// `destination` are ignored: the parser's
+    /// [`flow_parser::Parser::decode_shared_into`] leaves them `None`),
+    /// interned by address.
+    pub fn store_shared(
+        &mut self,
+        f: &mut Flow,
+        endpoints: &flow_parser::SharedEndpoints,
+        to: &mut StoredFlow,
+    ) {
+        to.source = endpoints
+            .source
+            .as_ref()
+            .map(|e| self.endpoints.intern_shared(e));
+        to.destination = endpoints
+            .destination
+            .as_ref()
+            .map(|e| self.endpoints.intern_shared(e));
+        let source = f.source.take();
+        let destination = f.destination.take();
+        Self::encode(f, to);
+        f.source = source;
+        f.destination = destination;
+    }
+
+    /// Encodes `f` (without endpoints) around `to`'s endpoints.
+    fn encode(f: &Flow, to: &mut StoredFlow) {
+        to.time = f.time;
+        to.verdict = f.verdict;
         let b = &mut to.bytes;
         b.clear();
         b.resize(PREFIX_ROOM, 0);
-        // The flow without its endpoints: head then tail fields.
-        f.encode_raw(b);
+        // The flow without its endpoints: head then tail fields, as prost
+        // writes them (`encode::flow_fields`).
+        let head = crate::encode::flow_fields(f, b);
         let fields_end = b.len();
         // The response's own fields after the flow (`GetFlowsResponse`'s
         // `node_name` 1000 and `time` 1001).
-        if !f.node_name.is_empty() {
-            string::encode(1000, &f.node_name, b);
-        }
-        if let Some(t) = &f.time {
-            message::encode(1001, t, b);
-        }
+        crate::encode::response_suffix(&f.node_name, f.time.as_ref(), b);
         // The prefix, right-aligned in the room left for it.
         let flow_len = fields_end - PREFIX_ROOM
             + field_len(&to.source, SOURCE_TAG)
@@ -352,12 +355,9 @@ impl Compactor {
         encode_varint(flow_len as u64, &mut w);
         let n = PREFIX_ROOM - w.len();
         b[PREFIX_ROOM - n..PREFIX_ROOM].copy_from_slice(&prefix[..n]);
-        to.start = (PREFIX_ROOM - n) as u32;
-        to.prefix = PREFIX_ROOM as u32;
-        to.head = (PREFIX_ROOM + head_len(f)) as u32;
+        to.start = (PREFIX_ROOM - n) as u8;
+        to.head = (PREFIX_ROOM + head) as u32;
         to.tail = fields_end as u32;
-        f.source = source;
-        f.destination = destination;
     }
 }
 
@@ -404,19 +404,9 @@ impl FlowView {
         all: bool,
         f: impl FnOnce(&Flow) -> R,
     ) -> R {
-        // Everything but the endpoints, into the reused scratch.
-        self.spare_ethernet = self.flow.ethernet.take().or(self.spare_ethernet.take());
-        self.spare_ip = self.flow.ip.take().or(self.spare_ip.take());
-        if self.tail_filled {
-            reset_keeping_buffers(&mut self.flow);
-        } else {
-            // Only the head was written: resetting the whole 1.4 KB flow
-            // would cost more than decoding it.
-            let f = &mut self.flow;
-            (f.time, f.verdict, f.drop_reason, f.l4) = (None, 0, 0, None);
-        }
+        self.clear_head();
         self.tail_filled = all;
-        let head = &stored.bytes[stored.prefix as usize..stored.head as usize];
+        let head = stored.range(PREFIX_ROOM, stored.head);
         self.merge_head(head)
             .expect("a stored flow's bytes are a valid encoding");
         if all {
@@ -424,6 +414,36 @@ impl FlowView {
                 .merge(&stored.bytes[stored.head as usize..stored.tail as usize])
                 .expect("a stored flow's bytes are a valid encoding");
         }
+        self.with_endpoints(stored, f)
+    }
+
+    /// Calls `f` with a [`Flow`] holding only `stored`'s verdict and
+    /// endpoints (every other field default), for filters that read
+    /// nothing else (`observer::reads_index_only`): no byte is decoded.
+    pub fn with_index<R>(&mut self, stored: &StoredFlow, f: impl FnOnce(&Flow) -> R) -> R {
+        self.clear_head();
+        self.tail_filled = false;
+        self.flow.verdict = stored.verdict;
+        self.with_endpoints(stored, f)
+    }
+
+    /// Resets the scratch flow but its endpoints: the whole flow when the
+    /// last call filled the tail, else only the head's fields (resetting
+    /// the whole 1.4 KB flow would cost more than decoding the head).
+    fn clear_head(&mut self) {
+        self.spare_ethernet = self.flow.ethernet.take().or(self.spare_ethernet.take());
+        self.spare_ip = self.flow.ip.take().or(self.spare_ip.take());
+        if self.tail_filled {
+            reset_keeping_buffers(&mut self.flow);
+        } else {
+            let f = &mut self.flow;
+            (f.time, f.verdict, f.drop_reason, f.l4) = (None, 0, 0, None);
+        }
+    }
+
+    /// Moves `stored`'s endpoints into the scratch flow (from this view's
+    /// decoded copies), calls `f` with it, moves them back.
+    fn with_endpoints<R>(&mut self, stored: &StoredFlow, f: impl FnOnce(&Flow) -> R) -> R {
         if self.endpoints.len() >= VIEW_ENDPOINTS {
             self.endpoints.clear();
         }
@@ -461,7 +481,7 @@ impl FlowView {
         r
     }
 
-    /// Decodes the head's fields (numbered 1–6, see [`head_len`]) into the
+    /// Decodes the head's fields (numbered 1–6, see [`crate::encode::flow_fields`]) into the
     /// scratch flow, Ethernet and IP into the spare ones so that their
     /// strings are not allocated again.
     fn merge_head(&mut self, mut buf: &[u8]) -> Result<(), prost::DecodeError> {
@@ -521,7 +541,7 @@ impl FlowView {
         let k = key(e);
         self.endpoints
             .entry(k)
-            .or_insert_with(|| (Arc::clone(e), e.endpoint.clone()));
+            .or_insert_with(|| (Arc::clone(e), Endpoint::clone(&e.endpoint)));
         k
     }
 

@@ -174,6 +174,55 @@ fn a_flow_decoded_over_a_recycled_one_equals_a_fresh_decode() {
     }
 }
 
+/// The pipeline's path: the flow decoded around the parser's shared
+/// endpoints, interned by address, stored over recycled slots: served
+/// byte for byte as prost writes the flow the copying decoder gives.
+#[test]
+fn a_flow_decoded_around_shared_endpoints_is_served_as_the_copied_one() {
+    let clock = ClockOffset::new(0);
+    let events = synthetic_events(20_000);
+    let (mut copied, mut shared) = (parser(), parser());
+    let observer = Observer::new("n", 7).unwrap();
+    let mut sides = std::collections::HashSet::new();
+    for (i, raw) in events.iter().enumerate() {
+        let want = copied.decode(raw, &clock).unwrap();
+        observer.push_decoded_shared(
+            [raw.as_slice()],
+            |raw, f, eps| shared.decode_shared_into(raw, &clock, f, eps),
+            |_, e| panic!("rejected: {e}"),
+        );
+        let Read::Event(slot) = observer.ring().read(i as u64) else {
+            panic!("flow {i} not stored");
+        };
+        let Event::Flow(got) = &slot.value else {
+            panic!("flow {i} is not a flow");
+        };
+        assert_eq!(got.encode_to_vec(), before(&want), "event {i}");
+        assert_eq!(got.to_flow(), want, "event {i}");
+        for e in [got.source(), got.destination()].into_iter().flatten() {
+            sides.insert(Arc::as_ptr(e) as usize);
+        }
+    }
+    // The namespaces seen are those of the flows' endpoints (noted once
+    // per batch per shared endpoint).
+    let plain = Observer::new("n", 7).unwrap();
+    let mut p = parser();
+    plain.push_flows(events.iter().map(|e| p.decode(e, &clock).unwrap()));
+    assert!(!plain.namespaces().is_empty());
+    assert_eq!(observer.namespaces(), plain.namespaces());
+    let batched = Observer::new("n", 7).unwrap();
+    let mut p = parser();
+    batched.push_decoded_shared(
+        events.iter().map(Vec::as_slice),
+        |raw, f, eps| p.decode_shared_into(raw, &clock, f, eps),
+        |_, e| panic!("rejected: {e}"),
+    );
+    assert_eq!(batched.namespaces(), plain.namespaces());
+    // Stored endpoints are interned, not one per flow (the ring keeps at
+    // most 16 flows' worth alive, so this counts addresses over time).
+    assert!(sides.len() < 1000, "{} shared endpoints", sides.len());
+}
+
 #[test]
 fn a_rejected_record_stores_nothing_and_keeps_positions_exact() {
     let clock = ClockOffset::new(0);
@@ -195,8 +244,9 @@ fn a_rejected_record_stores_nothing_and_keeps_positions_exact() {
 
 /// Filters on the endpoints, verdict, IP and L4 are evaluated on a view
 /// holding only those fields (the exporter does so when a request's
-/// filters set nothing else): they select exactly the flows they select on
-/// the whole flow.
+/// filters set nothing else), and those on the endpoints and verdict on
+/// one holding only these (nothing decoded): they select exactly the flows
+/// they select on the whole flow.
 #[test]
 fn head_only_filters_select_as_on_the_whole_flow() {
     use proto::flow::{FlowFilter, TcpFlags, Verdict, Workload};
@@ -242,6 +292,14 @@ fn head_only_filters_select_as_on_the_whole_flow() {
             ..Default::default()
         },
     ];
+    // The filters that read only endpoints and the verdict.
+    let index_only = |f: &FlowFilter| {
+        f.source_ip.is_empty()
+            && f.destination_port.is_empty()
+            && f.ip_version.is_empty()
+            && f.tcp_flags.is_empty()
+    };
+    assert_eq!(filters.iter().filter(|f| index_only(f)).count(), 4);
     let mut compactor = Compactor::new();
     let mut stored = StoredFlow::default();
     let mut view = FlowView::new();
@@ -259,6 +317,11 @@ fn head_only_filters_select_as_on_the_whole_flow() {
                 let want = set.matches(f);
                 let got = view.with_fields(&stored, false, |v| set.matches(v));
                 assert_eq!(got, want, "filter {filter:?} on {f:?}");
+                if index_only(filter) {
+                    // Verdict and endpoints only, nothing decoded.
+                    let got = view.with_index(&stored, |v| set.matches(v));
+                    assert_eq!(got, want, "index: filter {filter:?} on {f:?}");
+                }
                 // The same view for a whole flow next (a masked reader's
                 // filters may be head-only): nothing of the last is left.
                 view.with(&stored, |v| assert_eq!(v, f));
@@ -271,4 +334,15 @@ fn head_only_filters_select_as_on_the_whole_flow() {
             );
         }
     }
+}
+
+/// A slot's flow before anything was stored in it reads as an empty flow.
+#[test]
+fn a_never_stored_flow_reads_as_an_empty_one() {
+    let stored = StoredFlow::default();
+    assert_eq!(stored.to_flow(), Flow::default());
+    let mut view = FlowView::new();
+    view.with(&stored, |f| assert_eq!(f, &Flow::default()));
+    view.with_fields(&stored, false, |f| assert_eq!(f, &Flow::default()));
+    view.with_index(&stored, |f| assert_eq!(f, &Flow::default()));
 }

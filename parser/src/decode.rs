@@ -2,12 +2,14 @@
 
 use std::time::SystemTime;
 
-use proto::flow::Flow;
+use std::sync::Arc;
+
+use proto::flow::{Endpoint, Flow};
 use proto::wkt::Timestamp;
 use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
 
-use crate::enrich::Enricher;
+use crate::enrich::{EndpointMemo, Enricher};
 use crate::l34::Headers;
 use crate::{event, sock, summary};
 
@@ -103,6 +105,20 @@ pub struct Parser {
     enricher: Enricher,
     rng: SmallRng,
     uuids: bool,
+    /// The endpoints [`Parser::decode_shared_into`] handed out, kept for
+    /// the next flows from the same sides (this enricher's only).
+    memo: EndpointMemo,
+}
+
+/// A flow's two endpoints as [`Parser::decode_shared_into`] hands them
+/// out: shared between every flow from the same side (same endpoint id,
+/// identity and address) while the lookups stay unchanged, never copied.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SharedEndpoints {
+    /// `Flow.source`.
+    pub source: Option<Arc<Endpoint>>,
+    /// `Flow.destination`.
+    pub destination: Option<Arc<Endpoint>>,
 }
 
 impl Parser {
@@ -114,6 +130,7 @@ impl Parser {
             enricher,
             rng: SmallRng::from_os_rng(),
             uuids: true,
+            memo: EndpointMemo::default(),
         }
     }
 
@@ -142,6 +159,7 @@ impl Parser {
     /// Replaces the enricher (e.g. after the agent's state changed).
     pub fn set_enricher(&mut self, enricher: Enricher) {
         self.enricher = enricher;
+        self.memo.clear();
     }
 
     /// Decodes one record into a new flow.
@@ -164,6 +182,35 @@ impl Parser {
         raw: &[u8],
         clock: &C,
         flow: &mut Flow,
+    ) -> Result<(), DecodeError> {
+        self.decode_impl(raw, clock, flow, None)
+    }
+
+    /// [`Parser::decode_into`] with the endpoints shared instead of
+    /// written into the flow: `flow.source` and `flow.destination` are
+    /// left `None` and `endpoints` gets them, the same `Arc` for every
+    /// flow from the same side while the enricher's endpoint and identity
+    /// lookups report the same [`crate::EndpointLookup::generation`] (a
+    /// lookup that changed, or that does not track its changes, gets new
+    /// ones: never a stale endpoint). On error both are left `None`.
+    pub fn decode_shared_into<C: EventClock + ?Sized>(
+        &mut self,
+        raw: &[u8],
+        clock: &C,
+        flow: &mut Flow,
+        endpoints: &mut SharedEndpoints,
+    ) -> Result<(), DecodeError> {
+        endpoints.source = None;
+        endpoints.destination = None;
+        self.decode_impl(raw, clock, flow, Some(endpoints))
+    }
+
+    fn decode_impl<C: EventClock + ?Sized>(
+        &mut self,
+        raw: &[u8],
+        clock: &C,
+        flow: &mut Flow,
+        mut shared: Option<&mut SharedEndpoints>,
     ) -> Result<(), DecodeError> {
         let ev = match ebpf::parse(raw) {
             Ok(ev) => ev,
@@ -199,7 +246,7 @@ impl Parser {
         if let ebpf::RawEvent::TraceSock(s, _) = &ev {
             // A service translation: no packet, Hubble's sock parser rules.
             let (src, dst) = sock::fill(s, flow);
-            self.enricher.enrich(flow, &src, &dst);
+            self.enrich(flow, &src, &dst, shared.as_deref_mut());
             summary_buf.clear();
             summary_buf.push_str(sock::summary(s));
         } else {
@@ -217,8 +264,11 @@ impl Parser {
                 name.clear();
                 std::mem::swap(&mut iface.name, name);
             }
-            self.enricher.enrich(flow, &src, &dst);
-            let source_ep_id = flow.source.as_ref().map_or(0, |e| e.id);
+            self.enrich(flow, &src, &dst, shared.as_deref_mut());
+            let source_ep_id = match &shared {
+                Some(s) => s.source.as_ref().map_or(0, |e| e.id),
+                None => flow.source.as_ref().map_or(0, |e| e.id),
+            };
             event::set_traffic_direction(&ev, source_ep_id, flow);
             if let ebpf::RawEvent::PolicyVerdict(p, _) = &ev {
                 self.enricher.policy_names(p.rule, flow);
@@ -240,5 +290,25 @@ impl Parser {
             flow.uuid = uuid_buf;
         }
         Ok(())
+    }
+
+    /// Enriches `flow`, its endpoints into `shared` when given.
+    fn enrich(
+        &mut self,
+        flow: &mut Flow,
+        src: &crate::enrich::SideHint,
+        dst: &crate::enrich::SideHint,
+        shared: Option<&mut SharedEndpoints>,
+    ) {
+        match shared {
+            None => self.enricher.enrich(flow, src, dst),
+            Some(s) => {
+                flow.source = None;
+                flow.destination = None;
+                s.source = Some(self.enricher.shared_endpoint(src, &mut self.memo));
+                s.destination = Some(self.enricher.shared_endpoint(dst, &mut self.memo));
+                self.enricher.enrich_others(flow, src, dst);
+            }
+        }
     }
 }

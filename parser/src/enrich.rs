@@ -140,6 +140,15 @@ pub trait EndpointLookup: Send + Sync {
     /// which has id 0 (only local endpoints have ids that mean anything
     /// here, as in Hubble).
     fn by_ip(&self, ip: IpAddr) -> Option<Arc<EndpointInfo>>;
+
+    /// A number that changes whenever an answer of this lookup may have
+    /// changed (an endpoint appeared, changed or went away), so that the
+    /// parser may keep the endpoints it built while it stays the same
+    /// ([`crate::Parser::decode_shared_into`]). `None` (the default): the
+    /// lookup does not say, and nothing built from it is kept.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Identity → labels.
@@ -156,6 +165,13 @@ pub trait IdentityLookup: Send + Sync {
     /// copy into `to`'s buffers: the decoder calls it once per flow side.
     fn labels_into(&self, identity: u32, to: &mut Vec<String>) {
         *to = self.labels(identity).unwrap_or_default();
+    }
+
+    /// As [`EndpointLookup::generation`]: changes whenever an identity's
+    /// labels may have changed; `None` (the default) when the lookup does
+    /// not say.
+    fn generation(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -552,6 +568,11 @@ impl EndpointLookup for StaticEnrichment {
     fn by_ip(&self, ip: IpAddr) -> Option<Arc<EndpointInfo>> {
         self.by_ip.get(&ip).cloned()
     }
+    /// Never changes: a new file content is a new `StaticEnrichment`
+    /// (and a new enricher).
+    fn generation(&self) -> Option<u64> {
+        Some(0)
+    }
 }
 
 impl IdentityLookup for StaticEnrichment {
@@ -567,6 +588,11 @@ impl IdentityLookup for StaticEnrichment {
             Some(l) => to.clone_from(l),
             None => reserved_identity_labels_into(identity, to),
         }
+    }
+
+    /// Never changes (see the endpoint lookup's).
+    fn generation(&self) -> Option<u64> {
+        Some(0)
     }
 }
 
@@ -887,12 +913,57 @@ impl Enricher {
         }
     }
 
+    /// The generations of the endpoint and identity lookups (0 for one
+    /// not set), `None` when a set one does not track its changes.
+    fn generation(&self) -> Option<(u64, u64)> {
+        let e = match &self.endpoints {
+            Some(l) => l.generation()?,
+            None => 0,
+        };
+        let i = match &self.identities {
+            Some(l) => l.generation()?,
+            None => 0,
+        };
+        Some((e, i))
+    }
+
+    /// [`Enricher::endpoint`], shared: the same `Arc` for the same hint as
+    /// long as the lookups' generations stay the same (kept in `memo`,
+    /// which belongs to this enricher); a new one built otherwise, and
+    /// always when a lookup does not track its changes.
+    pub(crate) fn shared_endpoint(
+        &self,
+        hint: &SideHint,
+        memo: &mut EndpointMemo,
+    ) -> Arc<Endpoint> {
+        let Some(generation) = self.generation() else {
+            return Arc::new(self.endpoint(hint));
+        };
+        if memo.generation != Some(generation) || memo.map.len() >= MEMO_ENDPOINTS {
+            memo.map.clear();
+            memo.generation = Some(generation);
+        }
+        let key = (hint.endpoint_id, hint.identity, hint.ip);
+        if let Some(e) = memo.map.get(&key) {
+            return Arc::clone(e);
+        }
+        let e = Arc::new(self.endpoint(hint));
+        memo.map.insert(key, Arc::clone(&e));
+        e
+    }
+
     /// Fills `source`, `destination`, the services, the DNS names and the
     /// interface name of `flow`, replacing what these fields held (their
     /// strings and lists are reused: the decoder keeps them across flows).
     pub fn enrich(&self, flow: &mut Flow, src: &SideHint, dst: &SideHint) {
         self.endpoint_into(src, flow.source.get_or_insert_with(Endpoint::default));
         self.endpoint_into(dst, flow.destination.get_or_insert_with(Endpoint::default));
+        self.enrich_others(flow, src, dst);
+    }
+
+    /// [`Enricher::enrich`] but the endpoints: services, DNS names and the
+    /// interface name.
+    pub(crate) fn enrich_others(&self, flow: &mut Flow, src: &SideHint, dst: &SideHint) {
         match &self.services {
             Some(s) => {
                 for (side, to) in [
@@ -922,6 +993,26 @@ impl Enricher {
         if let (Some(l), Some(iface)) = (&self.interfaces, flow.interface.as_mut()) {
             l.if_name_into(iface.index, &mut iface.name);
         }
+    }
+}
+
+/// Endpoints a memo keeps before it starts over.
+const MEMO_ENDPOINTS: usize = 4096;
+
+/// The endpoints one parser built, by the hint they were built from
+/// (endpoint id, identity, address: all [`Enricher::endpoint_into`] reads
+/// of it), valid for one enricher at the lookups' generations it records.
+#[derive(Debug, Default)]
+pub(crate) struct EndpointMemo {
+    generation: Option<(u64, u64)>,
+    map: rustc_hash::FxHashMap<(u32, u32, Option<IpAddr>), Arc<Endpoint>>,
+}
+
+impl EndpointMemo {
+    /// Forgets every endpoint (the enricher was replaced).
+    pub(crate) fn clear(&mut self) {
+        self.generation = None;
+        self.map.clear();
     }
 }
 

@@ -37,7 +37,7 @@ pub mod sock;
 pub mod summary;
 pub mod synthetic;
 
-pub use decode::{ClockOffset, DecodeError, EventClock, Parser};
+pub use decode::{ClockOffset, DecodeError, EventClock, Parser, SharedEndpoints};
 pub use enrich::{
     EndpointInfo, EndpointLookup, Enricher, EnrichmentError, EnrichmentSpec, IdentityLookup,
     InterfaceLookup, NameLookup, NodeInfo, PolicyInfo, PolicyLookup, ServiceInfo, ServiceLookup,

@@ -14,7 +14,7 @@
 //! list of valid ones: a typo would otherwise silently serve other labels
 //! than the dashboards query.
 
-use proto::flow::Flow;
+use proto::flow::{Endpoint, Flow};
 
 /// A Hubble L3/L4 metric family this exporter serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -206,8 +206,18 @@ impl ContextOptions {
 
     /// The context label values of a flow, in [`Self::label_names`] order.
     pub fn label_values(&self, f: &Flow) -> Vec<String> {
+        self.label_values_with(f, f.source.as_ref(), f.destination.as_ref())
+    }
+
+    /// [`Self::label_values`] of a flow whose endpoints are `src` and `dst`
+    /// (its own are not read: the ingest shares them apart from the flow).
+    pub fn label_values_with(
+        &self,
+        f: &Flow,
+        src: Option<&Endpoint>,
+        dst: Option<&Endpoint>,
+    ) -> Vec<String> {
         let mut out = Vec::with_capacity(self.labels.len() + 2);
-        let (src, dst) = (f.source.as_ref(), f.destination.as_ref());
         let ip = f.ip.as_ref();
         for &i in &self.labels {
             let v = match CONTEXT_LABELS[i] {
@@ -238,7 +248,7 @@ impl ContextOptions {
         };
         if !self.source.is_empty() {
             let ids = pick(&self.source, &self.source_ingress, &self.source_egress);
-            out.push(first_non_empty(&ids, f, true));
+            out.push(first_non_empty(&ids, f, src, true));
         }
         if !self.destination.is_empty() {
             let ids = pick(
@@ -246,7 +256,7 @@ impl ContextOptions {
                 &self.destination_ingress,
                 &self.destination_egress,
             );
-            out.push(first_non_empty(&ids, f, false));
+            out.push(first_non_empty(&ids, f, dst, false));
         }
         out
     }
@@ -327,12 +337,7 @@ fn short_pod_name(name: &str) -> &str {
     &name[..keep]
 }
 
-fn first_non_empty(ids: &[ContextId], f: &Flow, source: bool) -> String {
-    let ep = if source {
-        f.source.as_ref()
-    } else {
-        f.destination.as_ref()
-    };
+fn first_non_empty(ids: &[ContextId], f: &Flow, ep: Option<&Endpoint>, source: bool) -> String {
     let ns = ep.map(|e| e.namespace.as_str()).unwrap_or("");
     let with_ns = |v: &str| {
         if ns.is_empty() {

@@ -24,7 +24,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use proto::flow::{DropReason, Flow, LostEventSource, Verdict, layer4::Protocol};
+use proto::flow::{DropReason, Endpoint, Flow, LostEventSource, Verdict, layer4::Protocol};
 use rustc_hash::FxHashMap;
 
 use crate::defaults;
@@ -150,14 +150,14 @@ impl Served {
         !self.spec.context.is_empty()
     }
 
-    fn ctx(&self, f: &Flow) -> Ctx {
+    fn ctx(&self, f: &Flow, (src, dst): Sides<'_>) -> Ctx {
         if !self.contextual() {
             return Vec::new();
         }
         self.names
             .iter()
             .copied()
-            .zip(self.spec.context.label_values(f))
+            .zip(self.spec.context.label_values_with(f, src, dst))
             .collect()
     }
 }
@@ -633,21 +633,33 @@ impl FlowCounters {
 
     /// Counts one flow in every Hubble flow metric it belongs to.
     pub fn observe(&mut self, f: &Flow) {
-        self.observe_inner(f, None);
+        self.observe_inner(f, (f.source.as_ref(), f.destination.as_ref()), None);
+    }
+
+    /// [`Self::observe`] of a flow whose endpoints are `source` and
+    /// `destination` (its own are not read: the ingest shares them apart
+    /// from the flow, [`flow_parser::SharedEndpoints`]).
+    pub fn observe_with(
+        &mut self,
+        f: &Flow,
+        source: Option<&Endpoint>,
+        destination: Option<&Endpoint>,
+    ) {
+        self.observe_inner(f, (source, destination), None);
     }
 
     /// [`Self::observe`] at a given time (the time decides when a
     /// context-labelled series expires).
     pub fn observe_at(&mut self, f: &Flow, now: Instant) {
-        self.observe_inner(f, Some(now));
+        self.observe_inner(f, (f.source.as_ref(), f.destination.as_ref()), Some(now));
     }
 
-    fn observe_inner(&mut self, f: &Flow, mut now: Option<Instant>) {
+    fn observe_inner(&mut self, f: &Flow, sides: Sides<'_>, mut now: Option<Instant>) {
         let metrics = self.metrics.clone();
         let m = &*metrics;
         let served = |k: MetricKind| m.served[kind_index(k)].as_ref();
         // `None` when the family has no context labels (the cached path).
-        let after = |s: &Served| s.contextual().then(|| (Vec::new(), s.ctx(f)));
+        let after = |s: &Served| s.contextual().then(|| (Vec::new(), s.ctx(f, sides)));
         let (pi, protocol) = protocol_name(f);
         let ty = f.event_type.as_ref().map(|e| e.r#type).unwrap_or(0);
         let sub = f.event_type.as_ref().map(|e| e.sub_type).unwrap_or(-1);
@@ -688,7 +700,7 @@ impl FlowCounters {
             let key = (f.drop_reason_desc.clamp(0, 0xffff) as u32) << 8 | pi;
             let fixed = || DropLabels { reason, protocol };
             // Hubble puts the drop metric's context labels first.
-            let ctx = s.contextual().then(|| (s.ctx(f), Vec::new()));
+            let ctx = s.contextual().then(|| (s.ctx(f, sides), Vec::new()));
             hit(m, &mut self.drops, &m.drops, key, fixed, ctx, &mut now);
         }
         let (fi, family) = match f.ip.as_ref().map(|i| i.ip_version) {
@@ -757,7 +769,7 @@ impl FlowCounters {
             }
         }
         if ty == 5
-            && f.source.as_ref().map(|s| s.identity) != Some(1)
+            && sides.0.map(|s| s.identity) != Some(1)
             && let Some(s) = served(MetricKind::Policy)
         {
             let (di, direction) = match f.traffic_direction {
@@ -790,7 +802,7 @@ impl FlowCounters {
                 action,
             };
             let ctx = if m.policy_names {
-                let mut ctx = s.ctx(f);
+                let mut ctx = s.ctx(f, sides);
                 ctx.push(("policy", m.bounded_policy_value(policy_label(f))));
                 Some((Vec::new(), ctx))
             } else {
@@ -799,7 +811,7 @@ impl FlowCounters {
             hit(m, &mut self.policy, &m.policy, key, fixed, ctx, &mut now);
         }
         if let Some(s) = served(MetricKind::FlowsToWorld) {
-            self.world(f, s, pi, protocol, vi, verdict, reply, &mut now);
+            self.world(f, sides, s, pi, protocol, vi, verdict, reply, &mut now);
         }
     }
 
@@ -810,6 +822,7 @@ impl FlowCounters {
     fn world(
         &mut self,
         f: &Flow,
+        sides: Sides<'_>,
         s: &Served,
         pi: u32,
         protocol: &'static str,
@@ -822,7 +835,7 @@ impl FlowCounters {
         let Some(l4) = f.l4.as_ref().and_then(|l| l.protocol.as_ref()) else {
             return;
         };
-        if f.event_type.is_none() || !is_world(f.destination.as_ref()) {
+        if f.event_type.is_none() || !is_world(sides.1) {
             return;
         }
         let dropped = f.verdict == Verdict::Dropped as i32;
@@ -851,7 +864,7 @@ impl FlowCounters {
                 };
                 after.push(("port", port));
             }
-            after.extend(s.ctx(f));
+            after.extend(s.ctx(f, sides));
             Some((Vec::new(), after))
         } else {
             None
@@ -859,6 +872,9 @@ impl FlowCounters {
         hit(m, &mut self.world, &m.world, key, fixed, ctx, now);
     }
 }
+
+/// A flow's source and destination endpoints, wherever they are kept.
+type Sides<'a> = (Option<&'a Endpoint>, Option<&'a Endpoint>);
 
 fn protocol_name(f: &Flow) -> (u32, &'static str) {
     match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {

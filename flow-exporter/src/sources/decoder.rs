@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use flow_parser::{ClockOffset, Enricher, Parser, Synthetic};
-use proto::flow::Flow;
+use flow_parser::{ClockOffset, Enricher, Parser, SharedEndpoints, Synthetic};
+use proto::flow::{Endpoint, Flow};
 
 use super::clock;
 use super::enrichment::{EnrichmentFile, EnrichmentReload};
@@ -135,16 +135,47 @@ impl Decode for ParserDecoder {
         }
         Ok(())
     }
+
+    fn decode_shared(
+        &mut self,
+        raw: &[u8],
+        flow: &mut Flow,
+        endpoints: &mut SharedEndpoints,
+    ) -> Result<(), DecodeFailure> {
+        // As `decode_into`, with the parser's shared endpoints.
+        if let Some(r) = &mut self.reload
+            && let Some(e) = r.poll(defaults::ENRICHMENT_RELOAD)
+        {
+            self.parser.set_enricher(e);
+        }
+        self.parser
+            .decode_shared_into(raw, &self.clock, flow, endpoints)?;
+        if let Some(r) = &mut self.reload
+            && unknown_workload_side([
+                endpoints.source.as_deref(),
+                endpoints.destination.as_deref(),
+            ])
+            && let Some(e) = r.poll(defaults::ENRICHMENT_STALE_RECHECK)
+        {
+            self.parser.set_enricher(e);
+            self.parser
+                .decode_shared_into(raw, &self.clock, flow, endpoints)?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether a side of `flow` carries a workload identity (not a reserved
 /// one) that the enrichment knows no labels for.
 fn unknown_workload(flow: &Flow) -> bool {
-    [&flow.source, &flow.destination].into_iter().any(|ep| {
-        ep.as_ref().is_some_and(|ep| {
-            ep.identity >= defaults::FIRST_WORKLOAD_IDENTITY && ep.labels.is_empty()
-        })
-    })
+    unknown_workload_side([flow.source.as_ref(), flow.destination.as_ref()])
+}
+
+/// [`unknown_workload`] of a flow's two endpoints.
+fn unknown_workload_side(eps: [Option<&Endpoint>; 2]) -> bool {
+    eps.into_iter()
+        .flatten()
+        .any(|ep| ep.identity >= defaults::FIRST_WORKLOAD_IDENTITY && ep.labels.is_empty())
 }
 
 #[cfg(test)]
@@ -153,12 +184,25 @@ mod tests {
     use super::*;
 
     /// Decodes generated events until one comes from a workload identity.
-    fn next_workload_flow(d: &mut Decoders, generator: &mut Synthetic) -> proto::flow::Flow {
+    /// With `shared`, by the pipeline's path (endpoints apart, put back).
+    fn next_workload_flow(
+        d: &mut Decoders,
+        generator: &mut Synthetic,
+        shared: bool,
+    ) -> proto::flow::Flow {
         let mut raw = Vec::new();
         loop {
             raw.clear();
             generator.next_event(&mut raw);
-            let f = d.decode.decode(&raw).unwrap();
+            let f = if shared {
+                let (mut f, mut eps) = (Flow::default(), SharedEndpoints::default());
+                d.decode.decode_shared(&raw, &mut f, &mut eps).unwrap();
+                f.source = eps.source.as_deref().cloned();
+                f.destination = eps.destination.as_deref().cloned();
+                f
+            } else {
+                d.decode.decode(&raw).unwrap()
+            };
             if f.source.as_ref().is_some_and(|e| e.identity >= 256) {
                 return f;
             }
@@ -167,20 +211,29 @@ mod tests {
 
     #[test]
     fn a_flow_of_an_unknown_workload_rereads_the_file_at_once() {
+        rereads_at_once(false);
+    }
+
+    #[test]
+    fn a_flow_of_an_unknown_workload_rereads_the_file_at_once_shared() {
+        rereads_at_once(true);
+    }
+
+    fn rereads_at_once(shared: bool) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("enrichment.yaml");
         std::fs::write(&path, "node_name: kind-worker\n").unwrap();
         let mut d = decoder("kind-worker", Some(&path), false, 1).unwrap();
         let mut generator = Synthetic::new(1);
         // An empty file: workload identities come out without labels.
-        let f = next_workload_flow(&mut d, &mut generator);
+        let f = next_workload_flow(&mut d, &mut generator, shared);
         assert!(f.source.unwrap().labels.is_empty());
         // The agent writes the pods (a newer file, atomically); the very
         // next flow of one of them is decoded with its labels, without
         // waiting for the periodic check.
         replace(&path, generator.enrichment().to_yaml().as_bytes(), 5);
         std::thread::sleep(crate::defaults::ENRICHMENT_STALE_RECHECK * 2);
-        let f = next_workload_flow(&mut d, &mut generator);
+        let f = next_workload_flow(&mut d, &mut generator, shared);
         assert!(
             !f.source.unwrap().labels.is_empty(),
             "labels from the new file"
