@@ -13,7 +13,10 @@
 //! 3. ingest on one core (decode + enrich + metrics + ring store, the path
 //!    of criterion's `exporter/ingest`) per second of the thread's CPU time
 //!    as well as of wall time: on a shared machine the CPU-time figure is
-//!    the one that does not move with other processes' load.
+//!    the one that does not move with other processes' load;
+//! 4. a following client's own cost (prost-decoding the responses) and the
+//!    synthetic producer's, per CPU-second of one thread: with 3., the
+//!    fewest cores issue 14's 1 M events/s to one decoding client takes.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
@@ -25,6 +28,8 @@ use flow_exporter::observer::{Event, Observer};
 use flow_exporter::pipeline::{Batch, RawBatch, pipeline};
 use flow_exporter::ring::{Read, Slot};
 use flow_parser::{ClockOffset, Enricher, Parser, Synthetic};
+use prost::Message;
+use proto::observer::GetFlowsResponse;
 use proto::observer::observer_client::ObserverClient;
 use proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
 
@@ -209,7 +214,7 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-fn ingest_one_core() {
+fn ingest_one_core() -> f64 {
     const ROUNDS: usize = 500;
     let mut g = Synthetic::new(7);
     let evs: Vec<Vec<u8>> = (0..4096)
@@ -256,10 +261,65 @@ fn ingest_one_core() {
         n / cpu,
         n / wall,
     );
+    n / cpu
+}
+
+/// One following client's share: prost-decoding the GetFlows responses of
+/// the synthetic mix (as a client receives them) on one thread, per
+/// CPU-second; and the synthetic producer's cost per event. With the
+/// ingest row they say how many cores 1 M events/s to one decoding client
+/// needs at the least (the server's writes and the kernel's loopback come
+/// on top).
+fn client_decode_one_core() -> (f64, f64) {
+    const ROUNDS: usize = 100;
+    let mut g = Synthetic::new(7);
+    let mut parser = Parser::new(
+        g.node_name(),
+        Enricher::from_static(Arc::new(g.enrichment())),
+    );
+    let clock = ClockOffset::new(0);
+    let mut raw = Vec::new();
+    let mut msgs = Vec::with_capacity(4096);
+    while msgs.len() < 4096 {
+        g.next_event(&mut raw);
+        if let Ok(f) = parser.decode(&raw, &clock) {
+            msgs.push(flow_exporter::served::flow_response(f).encode_to_vec());
+        }
+    }
+    let mut g2 = Synthetic::new(8);
+    let start = thread_cpu();
+    for _ in 0..ROUNDS * 4096 {
+        g2.next_event(&mut raw);
+        std::hint::black_box(&raw);
+    }
+    let producer = (ROUNDS * 4096) as f64 / (thread_cpu() - start).as_secs_f64();
+    let start = thread_cpu();
+    let mut n = 0u64;
+    for _ in 0..ROUNDS {
+        for m in &msgs {
+            let r = GetFlowsResponse::decode(m.as_slice()).expect("decodes");
+            std::hint::black_box(&r);
+            n += 1;
+        }
+    }
+    let decode = n as f64 / (thread_cpu() - start).as_secs_f64();
+    (decode, producer)
 }
 
 fn main() {
-    ingest_one_core();
+    let ingest = ingest_one_core();
+    let (decode, producer) = client_decode_one_core();
+    let r = THROTTLED_RATE as f64;
+    println!(
+        "one core: a following client prost-decodes {decode:.0} flows per CPU-second, the synthetic producer makes \
+         {producer:.0} events per CPU-second; {THROTTLED_RATE} events/s to one decoding client needs at least \
+         {:.2} cores (producer {:.2} + ingest {:.2} + client {:.2}; server writes and loopback on top) of this machine's {}",
+        r / producer + r / ingest + r / decode,
+        r / producer,
+        r / ingest,
+        r / decode,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
     memory_per_flow();
     end_to_end(None);
     end_to_end(Some(THROTTLED_RATE));
