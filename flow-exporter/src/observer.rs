@@ -204,11 +204,7 @@ impl Observer {
         }
         drop(scratch);
         drop(namespaces);
-        if n > 0 {
-            self.seen_flows.fetch_add(n, Ordering::Relaxed);
-            self.rate.add(unix_secs(), n);
-            self.ring.wake();
-        }
+        self.stored(n);
     }
 
     /// Decodes `raws` into the ring and wakes followers once. `decode`
@@ -243,11 +239,7 @@ impl Observer {
         }
         drop(scratch);
         drop(namespaces);
-        if n > 0 {
-            self.seen_flows.fetch_add(n, Ordering::Relaxed);
-            self.rate.add(unix_secs(), n);
-            self.ring.wake();
-        }
+        self.stored(n);
     }
 
     /// [`Observer::push_decoded`] for a decoder that shares the flows'
@@ -305,6 +297,12 @@ impl Observer {
         }
         drop(scratch);
         drop(namespaces);
+        self.stored(n);
+    }
+
+    /// Counts `n` flows just stored and wakes followers once (nothing when
+    /// none was).
+    fn stored(&self, n: u64) {
         if n > 0 {
             self.seen_flows.fetch_add(n, Ordering::Relaxed);
             self.rate.add(unix_secs(), n);
@@ -697,42 +695,14 @@ impl Query {
 /// Anything else, including a field added to `FlowFilter` later, needs the
 /// whole flow.
 fn reads_head_only(filters: &[FlowFilter]) -> bool {
-    filters.iter().all(|f| {
-        let mut rest = f.clone();
-        let FlowFilter {
-            source_pod,
-            destination_pod,
-            source_label,
-            destination_label,
-            source_identity,
-            destination_identity,
-            source_workload,
-            destination_workload,
-            source_ip,
-            destination_ip,
-            source_port,
-            destination_port,
-            verdict,
-            tcp_flags,
-            ip_version,
-            ..
-        } = &mut rest;
-        source_pod.clear();
-        destination_pod.clear();
-        source_label.clear();
-        destination_label.clear();
-        source_identity.clear();
-        destination_identity.clear();
-        source_workload.clear();
-        destination_workload.clear();
-        source_ip.clear();
-        destination_ip.clear();
-        source_port.clear();
-        destination_port.clear();
-        verdict.clear();
-        tcp_flags.clear();
-        ip_version.clear();
-        rest == FlowFilter::default()
+    sets_only(filters, |f| {
+        clear_index_fields(f);
+        f.source_ip.clear();
+        f.destination_ip.clear();
+        f.source_port.clear();
+        f.destination_port.clear();
+        f.tcp_flags.clear();
+        f.ip_version.clear();
     })
 }
 
@@ -741,31 +711,31 @@ fn reads_head_only(filters: &[FlowFilter]) -> bool {
 /// [`FlowView::with_index`], which decodes nothing. Anything else,
 /// including a field added to `FlowFilter` later, needs more.
 fn reads_index_only(filters: &[FlowFilter]) -> bool {
+    sets_only(filters, clear_index_fields)
+}
+
+/// Whether every filter is empty once `clear` has cleared the fields a
+/// view can answer.
+fn sets_only(filters: &[FlowFilter], clear: impl Fn(&mut FlowFilter)) -> bool {
     filters.iter().all(|f| {
         let mut rest = f.clone();
-        let FlowFilter {
-            source_pod,
-            destination_pod,
-            source_label,
-            destination_label,
-            source_identity,
-            destination_identity,
-            source_workload,
-            destination_workload,
-            verdict,
-            ..
-        } = &mut rest;
-        source_pod.clear();
-        destination_pod.clear();
-        source_label.clear();
-        destination_label.clear();
-        source_identity.clear();
-        destination_identity.clear();
-        source_workload.clear();
-        destination_workload.clear();
-        verdict.clear();
+        clear(&mut rest);
         rest == FlowFilter::default()
     })
+}
+
+/// Clears the fields [`FlowView::with_index`] answers: the endpoints' and
+/// the verdict.
+fn clear_index_fields(f: &mut FlowFilter) {
+    f.source_pod.clear();
+    f.destination_pod.clear();
+    f.source_label.clear();
+    f.destination_label.clear();
+    f.source_identity.clear();
+    f.destination_identity.clear();
+    f.source_workload.clear();
+    f.destination_workload.clear();
+    f.verdict.clear();
 }
 
 /// Aggregates a reader's ring-buffer losses into at most one `LostEvent`
