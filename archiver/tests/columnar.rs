@@ -2,14 +2,14 @@
 //! decoded flows gives, for many field sets, filters, windows and limits;
 //! and the archive read path survives bad files and symbolic links.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use archiver::columnar;
 use archiver::read::{Archive, Query};
 use archiver::storage::{LocalDir, Storage};
-use archiver::writer::{ArchiveWriter, WriterOptions};
-use flow_parser::{Enricher, Parser, Synthetic};
 use proto::flow::{Flow, FlowFilter, Verdict};
 use proto::wkt::Timestamp;
 use serde_json::Value;
@@ -19,51 +19,23 @@ const BASE: i64 = 1_714_557_600; // 2024-05-01T10:00:00Z
 /// Synthetic flows over three hours, several per timestamp (ties), with
 /// some flows stripped of fields (absent endpoints, L4, is_reply).
 fn flows(n: usize) -> Vec<Flow> {
-    let mut g = Synthetic::new(7);
-    let mut p = Parser::new(
-        g.node_name(),
-        Enricher::from_static(Arc::new(g.enrichment())),
-    );
-    let clock = std::time::UNIX_EPOCH;
-    let mut raw = Vec::new();
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        g.next_event(&mut raw);
-        if let Ok(mut f) = p.decode(&raw, &clock) {
-            let i = out.len() as i64;
-            f.time = Some(Timestamp {
-                seconds: BASE + i * 10_800 / n as i64,
-                nanos: ((i % 3) * 1000) as i32,
-            });
-            match i % 17 {
-                0 => f.source = None,
-                1 => f.l4 = None,
-                2 => f.is_reply = None,
-                3 => f.node_name = format!("node-{}", i % 3),
-                _ => {}
-            }
-            out.push(f);
+    common::synthetic(7, n, |i, f| {
+        f.time = Some(Timestamp {
+            seconds: BASE + i * 10_800 / n as i64,
+            nanos: ((i % 3) * 1000) as i32,
+        });
+        match i % 17 {
+            0 => f.source = None,
+            1 => f.l4 = None,
+            2 => f.is_reply = None,
+            3 => f.node_name = format!("node-{}", i % 3),
+            _ => {}
         }
-    }
-    out
+    })
 }
 
 fn archive(dir: &std::path::Path, flows: &[Flow]) -> Archive {
-    let storage = Arc::new(LocalDir::new(dir).unwrap());
-    let mut w = ArchiveWriter::new(
-        storage.clone(),
-        WriterOptions {
-            file_rows: 250,
-            row_group_rows: 40,
-            ..WriterOptions::default()
-        },
-    )
-    .unwrap();
-    for f in flows {
-        w.append(f).unwrap();
-    }
-    w.finish().unwrap();
-    Archive::new(storage)
+    common::write_archive(dir, flows, 250, 40)
 }
 
 type Groups = BTreeMap<String, (u64, Option<Timestamp>, Option<Timestamp>)>;

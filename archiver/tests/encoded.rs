@@ -16,7 +16,6 @@ use archiver::schema::BatchBuilder;
 use archiver::storage::{LocalDir, Storage};
 use archiver::writer::{ArchiveWriter, Encoded, WriteError, WriterOptions};
 use flow_exporter::sources::replay::{ReplayEvent, parse_line};
-use flow_parser::{Enricher, Parser, Synthetic};
 use prost::Message as _;
 use proto::flow::{
     CiliumEventType, Endpoint, Flow, IcmPv4, IcmPv6, Igmp, Layer4, NetworkInterface, Policy, Sctp,
@@ -43,21 +42,7 @@ fn fixtures() -> Vec<Flow> {
 }
 
 fn synthetic(n: usize) -> Vec<Flow> {
-    let mut g = Synthetic::new(11);
-    let mut p = Parser::new(
-        g.node_name(),
-        Enricher::from_static(Arc::new(g.enrichment())),
-    );
-    let clock = std::time::UNIX_EPOCH;
-    let mut raw = Vec::new();
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        g.next_event(&mut raw);
-        if let Ok(f) = p.decode(&raw, &clock) {
-            out.push(f);
-        }
-    }
-    out
+    common::synthetic(11, n, |_, _| {})
 }
 
 /// Every column's edge: each L4 variant, flag sets, endpoints with and

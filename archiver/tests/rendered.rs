@@ -5,12 +5,9 @@
 //! whose row groups overlap in time (held and merged), with ties, flows
 //! without a time, unreadable files, limits, and a render error.
 
-use std::sync::Arc;
+mod common;
 
 use archiver::read::{Archive, Query, ReadError, Render};
-use archiver::storage::LocalDir;
-use archiver::writer::{ArchiveWriter, WriterOptions};
-use flow_parser::{Enricher, Parser, Synthetic};
 use proto::flow::{Flow, FlowFilter, Verdict};
 use proto::wkt::Timestamp;
 
@@ -19,44 +16,16 @@ const BASE: i64 = 1_714_557_600; // 2024-05-01T10:00:00Z
 /// Synthetic flows, `order(i)` giving each one's second offset from
 /// [`BASE`] (several per second: ties).
 fn flows(n: usize, order: impl Fn(i64) -> i64) -> Vec<Flow> {
-    let mut g = Synthetic::new(11);
-    let mut p = Parser::new(
-        g.node_name(),
-        Enricher::from_static(Arc::new(g.enrichment())),
-    );
-    let clock = std::time::UNIX_EPOCH;
-    let mut raw = Vec::new();
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        g.next_event(&mut raw);
-        if let Ok(mut f) = p.decode(&raw, &clock) {
-            let i = out.len() as i64;
-            f.time = Some(Timestamp {
-                seconds: BASE + order(i),
-                nanos: ((i % 4) * 250) as i32,
-            });
-            out.push(f);
-        }
-    }
-    out
+    common::synthetic(11, n, |i, f| {
+        f.time = Some(Timestamp {
+            seconds: BASE + order(i),
+            nanos: ((i % 4) * 250) as i32,
+        });
+    })
 }
 
 fn archive(dir: &std::path::Path, flows: &[Flow]) -> Archive {
-    let storage = Arc::new(LocalDir::new(dir).unwrap());
-    let mut w = ArchiveWriter::new(
-        storage.clone(),
-        WriterOptions {
-            file_rows: 300,
-            row_group_rows: 50,
-            ..WriterOptions::default()
-        },
-    )
-    .unwrap();
-    for f in flows {
-        w.append(f).unwrap();
-    }
-    w.finish().unwrap();
-    Archive::new(storage)
+    common::write_archive(dir, flows, 300, 50)
 }
 
 /// A line per flow naming it (its uuid and time), so any reordering, loss

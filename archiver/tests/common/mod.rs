@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use archiver::follow::{self, FollowOptions};
 use archiver::metrics::Metrics;
 use archiver::read::{Archive, Query};
-use archiver::storage::Storage;
-use archiver::writer::WriterOptions;
+use archiver::storage::{LocalDir, Storage};
+use archiver::writer::{ArchiveWriter, WriterOptions};
 use flow_exporter::observer::Observer;
+use flow_parser::{Enricher, Parser, Synthetic};
 use proto::flow::{Endpoint, Flow, FlowFilter, Ip, Layer4, Tcp, TcpFlags, Verdict, layer4};
 use proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
 use proto::wkt::{BoolValue, Timestamp};
@@ -192,4 +193,51 @@ impl Drop for Killed {
             let _ = c.wait();
         }
     }
+}
+
+/// `n` flows of the parser's synthetic mix (generator `seed`), each passed
+/// to `shape` with its index (to set its time, strip fields...).
+pub fn synthetic(seed: u64, n: usize, mut shape: impl FnMut(i64, &mut Flow)) -> Vec<Flow> {
+    let mut g = Synthetic::new(seed);
+    let mut p = Parser::new(
+        g.node_name(),
+        Enricher::from_static(Arc::new(g.enrichment())),
+    );
+    let clock = std::time::UNIX_EPOCH;
+    let mut raw = Vec::new();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        g.next_event(&mut raw);
+        if let Ok(mut f) = p.decode(&raw, &clock) {
+            shape(out.len() as i64, &mut f);
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// Writes `flows` into a local archive at `dir` in files of `file_rows`
+/// rows and row groups of `row_group_rows` (small, so that queries cross
+/// many), and opens it.
+pub fn write_archive(
+    dir: &std::path::Path,
+    flows: &[Flow],
+    file_rows: u64,
+    row_group_rows: usize,
+) -> Archive {
+    let storage = Arc::new(LocalDir::new(dir).unwrap());
+    let mut w = ArchiveWriter::new(
+        storage.clone(),
+        WriterOptions {
+            file_rows,
+            row_group_rows,
+            ..WriterOptions::default()
+        },
+    )
+    .unwrap();
+    for f in flows {
+        w.append(f).unwrap();
+    }
+    w.finish().unwrap();
+    Archive::new(storage)
 }
