@@ -11,13 +11,12 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use prost::Message as _;
 use proto::flow::Flow;
 use proto::observer::observer_client::ObserverClient;
 use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use proto::wkt::Timestamp;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::defaults;
@@ -100,57 +99,10 @@ impl Mark {
 /// The client codec of the archiver's GetFlows call: encodes the request
 /// as prost does and yields each response as the bytes received, so a
 /// flow is archived from its bytes ([`ArchiveWriter::append_encoded`])
-/// instead of being decoded and encoded again.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct BytesCodec;
-
-/// Encoder half of [`BytesCodec`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RequestEncoder;
-
-/// Decoder half of [`BytesCodec`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct BytesDecoder;
-
-impl Codec for BytesCodec {
-    type Encode = GetFlowsRequest;
-    type Decode = Bytes;
-    type Encoder = RequestEncoder;
-    type Decoder = BytesDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RequestEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        BytesDecoder
-    }
-}
-
-impl Encoder for RequestEncoder {
-    type Item = GetFlowsRequest;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: GetFlowsRequest,
-        dst: &mut EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        prost::Message::encode(&item, dst)
-            .map_err(|e| tonic::Status::internal(format!("encoding a GetFlows request: {e}")))
-    }
-}
-
-impl Decoder for BytesDecoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
-        // The response is archived before the next is read, so taking it
-        // out of tonic's buffer holds nothing longer than before.
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
+/// instead of being decoded and encoded again. The response is archived
+/// before the next is read, so taking it out of tonic's buffer holds
+/// nothing longer than before.
+pub type BytesCodec = svc::grpc_codec::RawResponseCodec<GetFlowsRequest, Bytes>;
 
 /// `observer.Observer/GetFlows` as the generated client calls it, with the
 /// responses kept as bytes ([`BytesCodec`]).
@@ -167,7 +119,7 @@ async fn get_flows_bytes(
         .insert(tonic::GrpcMethod::new("observer.Observer", "GetFlows"));
     let path = tonic::codegen::http::uri::PathAndQuery::from_static("/observer.Observer/GetFlows");
     Ok(grpc
-        .server_streaming(req, path, BytesCodec)
+        .server_streaming(req, path, BytesCodec::new())
         .await?
         .into_inner())
 }

@@ -261,7 +261,7 @@ async fn peer_get_flows(
     req.extensions_mut()
         .insert(tonic::GrpcMethod::new("observer.Observer", "GetFlows"));
     let path = tonic::codegen::http::uri::PathAndQuery::from_static("/observer.Observer/GetFlows");
-    grpc.server_streaming(req, path, PeerCodec).await
+    grpc.server_streaming(req, path, PeerCodec::new()).await
 }
 
 /// A follow request's view of one peer.

@@ -36,7 +36,7 @@ use proto::observer::get_flows_response::ResponseTypes;
 use proto::observer::{GetFlowsRequest, GetFlowsResponse};
 use proto::wkt::Timestamp;
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{DecodeBuf, EncodeBuf};
 
 /// Field numbers of `observer.GetFlowsResponse`.
 const FLOW: u32 = 1;
@@ -265,56 +265,17 @@ impl From<PeerResponse> for Out {
 
 /// The client codec of the relay's GetFlows calls to its peers: encodes
 /// the request as prost does, yields each response as a [`PeerResponse`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PeerCodec;
+pub type PeerCodec = svc::grpc_codec::RawResponseCodec<GetFlowsRequest, PeerResponse>;
 
-/// Encoder half of [`PeerCodec`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RequestEncoder;
-
-/// Decoder half of [`PeerCodec`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PeerResponseDecoder;
-
-impl Codec for PeerCodec {
-    type Encode = GetFlowsRequest;
-    type Decode = PeerResponse;
-    type Encoder = RequestEncoder;
-    type Decoder = PeerResponseDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RequestEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        PeerResponseDecoder
-    }
-}
-
-impl Encoder for RequestEncoder {
-    type Item = GetFlowsRequest;
-    type Error = Status;
-
-    fn encode(&mut self, item: GetFlowsRequest, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding a GetFlows request: {e}")))
-    }
-}
-
-impl Decoder for PeerResponseDecoder {
-    type Item = PeerResponse;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<PeerResponse>, Status> {
+impl svc::grpc_codec::DecodeResponse for PeerResponse {
+    fn decode_response(src: &mut DecodeBuf<'_>) -> Result<Self, Status> {
         // Copied out rather than split off tonic's read buffer: a slice
         // would keep the whole buffer alive while the flow waits in the
         // merge or a client queue, and the queues are bounded in
         // responses, not bytes.
         let mut bytes = vec![0; src.remaining()];
         src.copy_to_slice(&mut bytes);
-        PeerResponse::new(Bytes::from(bytes))
-            .map(Some)
-            .map_err(|e| Status::internal(e.to_string()))
+        PeerResponse::new(Bytes::from(bytes)).map_err(|e| Status::internal(e.to_string()))
     }
 }
 

@@ -70,7 +70,7 @@ async fn raw_get_flows(addr: SocketAddr, req: GetFlowsRequest, want: usize) -> V
     grpc.ready().await.unwrap();
     let path = tonic::codegen::http::uri::PathAndQuery::from_static("/observer.Observer/GetFlows");
     let mut s = grpc
-        .server_streaming(tonic::Request::new(req), path, PeerCodec)
+        .server_streaming(tonic::Request::new(req), path, PeerCodec::new())
         .await
         .unwrap()
         .into_inner();

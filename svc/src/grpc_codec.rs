@@ -3,6 +3,9 @@
 //! every follower, a peer's response forwarded as received), while its
 //! requests decode as tonic's prost codec decodes them. The exporter's and
 //! the relay's `GetFlows` both use it, each with its own response type.
+//! And its client-side mirror, [`RawResponseCodec`]: requests encoded as
+//! prost does, each response handed over as the bytes received (the
+//! relay's peer calls, the archiver's follower).
 
 use std::marker::PhantomData;
 
@@ -105,6 +108,98 @@ impl<Req: prost::Message + Default> Decoder for RequestDecoder<Req> {
         let req = Req::decode(src.copy_to_bytes(src.remaining()))
             .map_err(|e| Status::internal(format!("decoding the request: {e}")))?;
         Ok(Some(req))
+    }
+}
+
+/// A response made from the bytes received (the bytes tonic's prost codec
+/// would decode a message from).
+pub trait DecodeResponse: Sized + Send + 'static {
+    /// Takes the response out of `src` (all of its remaining bytes).
+    fn decode_response(src: &mut DecodeBuf<'_>) -> Result<Self, Status>;
+}
+
+/// The bytes themselves, split off tonic's read buffer (for a reader that
+/// is done with a response before it reads the next).
+impl DecodeResponse for bytes::Bytes {
+    fn decode_response(src: &mut DecodeBuf<'_>) -> Result<Self, Status> {
+        Ok(src.copy_to_bytes(src.remaining()))
+    }
+}
+
+/// Requests `Req` encoded by prost, responses `Resp` made by
+/// [`DecodeResponse`]: a client codec.
+pub struct RawResponseCodec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
+
+impl<Req, Resp> RawResponseCodec<Req, Resp> {
+    /// The codec.
+    pub const fn new() -> Self {
+        RawResponseCodec(PhantomData)
+    }
+}
+
+impl<Req, Resp> Default for RawResponseCodec<Req, Resp> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<Req, Resp> Clone for RawResponseCodec<Req, Resp> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Req, Resp> Copy for RawResponseCodec<Req, Resp> {}
+
+impl<Req, Resp> std::fmt::Debug for RawResponseCodec<Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawResponseCodec")
+    }
+}
+
+/// Encoder half of [`RawResponseCodec`].
+#[derive(Debug)]
+pub struct RequestEncoder<Req>(PhantomData<fn() -> Req>);
+
+/// Decoder half of [`RawResponseCodec`].
+#[derive(Debug)]
+pub struct RawResponseDecoder<Resp>(PhantomData<fn() -> Resp>);
+
+impl<Req, Resp> Codec for RawResponseCodec<Req, Resp>
+where
+    Req: prost::Message + Send + 'static,
+    Resp: DecodeResponse,
+{
+    type Encode = Req;
+    type Decode = Resp;
+    type Encoder = RequestEncoder<Req>;
+    type Decoder = RawResponseDecoder<Resp>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RequestEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawResponseDecoder(PhantomData)
+    }
+}
+
+impl<Req: prost::Message> Encoder for RequestEncoder<Req> {
+    type Item = Req;
+    type Error = Status;
+
+    fn encode(&mut self, item: Req, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the request: {e}")))
+    }
+}
+
+impl<Resp: DecodeResponse> Decoder for RawResponseDecoder<Resp> {
+    type Item = Resp;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Resp>, Status> {
+        Resp::decode_response(src).map(Some)
     }
 }
 
