@@ -44,7 +44,7 @@ use proto::wkt::Timestamp;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-use crate::read::{Archive, Query, ReadError, ReadStats};
+use crate::read::{Archive, Query, ReadError, ReadStats, column};
 
 /// One group: the grouped values (in the order of the paths), how many
 /// flows, and the times of the first and last.
@@ -720,9 +720,7 @@ impl Archive {
         let mut hits: Vec<Hit> = Vec::new();
         for batch in reader {
             let batch = batch.map_err(|e| err(e.to_string()))?;
-            let time = batch
-                .column_by_name("time")
-                .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+            let time = column::<TimestampNanosecondArray>(&batch, "time")
                 .ok_or_else(|| err("unexpected column types".into()))?;
             let cols = Cols {
                 time,

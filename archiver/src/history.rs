@@ -45,8 +45,8 @@ use proto::flow::Flow;
 use proto::wkt::Timestamp;
 
 use crate::read::{
-    Archive, Query, ReadError, ReadStats, history_columns, query_filters, row_groups_in_window,
-    verdict_prefilter,
+    Archive, Query, ReadError, ReadStats, column, history_columns, query_filters,
+    row_groups_in_window, verdict_prefilter,
 };
 
 /// Rows read at a time.
@@ -584,12 +584,8 @@ fn read_unit(
         };
         for batch in reader {
             let batch = batch.map_err(|e| e.to_string())?;
-            let time = batch
-                .column_by_name("time")
-                .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>());
-            let verdict = batch
-                .column_by_name("verdict")
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+            let time = column::<TimestampNanosecondArray>(&batch, "time");
+            let verdict = column::<StringArray>(&batch, "verdict");
             let (Some(time), Some(verdict)) = (time, verdict) else {
                 return Err("unexpected column types".into());
             };

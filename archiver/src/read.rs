@@ -309,15 +309,9 @@ impl Archive {
         let mut out = Vec::new();
         for batch in reader {
             let batch = batch.map_err(|e| err(e.to_string()))?;
-            let time = batch
-                .column_by_name("time")
-                .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>());
-            let verdict = batch
-                .column_by_name("verdict")
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>());
-            let pb = batch
-                .column_by_name("flow_pb")
-                .and_then(|c| c.as_any().downcast_ref::<BinaryArray>());
+            let time = column::<TimestampNanosecondArray>(&batch, "time");
+            let verdict = column::<StringArray>(&batch, "verdict");
+            let pb = column::<BinaryArray>(&batch, "flow_pb");
             let (Some(time), Some(verdict), Some(pb)) = (time, verdict, pb) else {
                 return Err(err("unexpected column types".into()));
             };
@@ -368,6 +362,17 @@ pub(crate) fn row_groups_in_window(
         groups.push(i);
     }
     groups
+}
+
+/// The column `name` of `batch` as the array type `T` (`None` when it is
+/// missing or of another type).
+pub(crate) fn column<'a, T: 'static>(
+    batch: &'a arrow_array::RecordBatch,
+    name: &str,
+) -> Option<&'a T> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
 }
 
 /// The leaf indices of `time`, `verdict` and `flow_pb` in a file's schema

@@ -217,29 +217,18 @@ impl Observer {
         &self,
         raws: impl IntoIterator<Item = &'a [u8]>,
         mut decode: impl FnMut(&[u8], &mut Flow) -> Result<(), E>,
-        mut rejected: impl FnMut(&[u8], E),
+        rejected: impl FnMut(&[u8], E),
     ) {
-        let mut n = 0;
-        let now = Instant::now();
-        let mut namespaces = self.namespaces.lock().ok();
-        let mut scratch = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
-        let IngestScratch {
-            flow, compactor, ..
-        } = &mut *scratch;
-        for raw in raws {
-            if let Err(e) = decode(raw, flow) {
-                rejected(raw, e);
-                continue;
-            }
-            if let Some(ns) = namespaces.as_deref_mut() {
-                note_namespaces(ns, flow, now);
-            }
-            self.store(compactor, flow);
-            n += 1;
-        }
-        drop(scratch);
-        drop(namespaces);
-        self.stored(n);
+        self.push_decoded_shared(
+            raws,
+            |raw, flow, endpoints| {
+                decode(raw, flow)?;
+                endpoints.source = flow.source.take().map(Arc::new);
+                endpoints.destination = flow.destination.take().map(Arc::new);
+                Ok(())
+            },
+            rejected,
+        );
     }
 
     /// [`Observer::push_decoded`] for a decoder that shares the flows'

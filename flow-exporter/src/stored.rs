@@ -299,11 +299,7 @@ impl Compactor {
     pub fn store(&mut self, f: &mut Flow, to: &mut StoredFlow) {
         to.source = f.source.as_ref().map(|e| self.endpoints.intern(e));
         to.destination = f.destination.as_ref().map(|e| self.endpoints.intern(e));
-        let source = f.source.take();
-        let destination = f.destination.take();
-        Self::encode(f, to);
-        f.source = source;
-        f.destination = destination;
+        Self::encode_without_endpoints(f, to);
     }
 
     /// Stores `f` with the endpoints `endpoints` (its own `source` and
@@ -324,6 +320,12 @@ impl Compactor {
             .destination
             .as_ref()
             .map(|e| self.endpoints.intern_shared(e));
+        Self::encode_without_endpoints(f, to);
+    }
+
+    /// Encodes `f` with its own endpoints taken out for the while (they
+    /// are `to`'s, stored apart) and put back.
+    fn encode_without_endpoints(f: &mut Flow, to: &mut StoredFlow) {
         let source = f.source.take();
         let destination = f.destination.take();
         Self::encode(f, to);
