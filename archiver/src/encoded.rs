@@ -31,7 +31,7 @@
 use std::ops::Range;
 
 use prost::bytes::Buf;
-use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
+use prost::encoding::{DecodeContext, WireType, decode_varint, skip_field};
 use proto::flow::Flow;
 use proto::wkt::Timestamp;
 
@@ -167,6 +167,47 @@ const DST_LABELS: u8 = 1;
 const SRC_NAMES: u8 = 2;
 const DST_NAMES: u8 = 3;
 
+/// A varint at the front of `buf`, consumed: prost's `decode_varint`,
+/// with the one- and two-byte values (nearly every tag, length and enum of
+/// a flow) read inline instead of through the call.
+#[inline(always)]
+fn read_varint(buf: &mut &[u8]) -> Result<u64, Scan> {
+    match **buf {
+        [b0, ..] if b0 < 0x80 => {
+            *buf = &buf[1..];
+            Ok(u64::from(b0))
+        }
+        [b0, b1, ..] if b1 < 0x80 => {
+            *buf = &buf[2..];
+            Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+        }
+        _ => Ok(decode_varint(buf)?),
+    }
+}
+
+/// A field's key at the front of `buf`, consumed: prost's `decode_key`
+/// (the same checks) over [`read_varint`].
+#[inline(always)]
+fn read_key(buf: &mut &[u8]) -> Result<(u32, WireType), Scan> {
+    let key = read_varint(buf)?;
+    if key > u64::from(u32::MAX) {
+        return Err(Scan::Malformed(format!("invalid key value: {key}")));
+    }
+    let wt = WireType::try_from(key & 0x07)?;
+    let tag = key as u32 >> 3;
+    if tag == 0 {
+        return Err(Scan::Malformed("invalid tag value: 0".into()));
+    }
+    Ok((tag, wt))
+}
+
+/// Whether `b` is UTF-8, as prost checks a string: ASCII (nearly every
+/// string of a flow) is recognised by a word-at-a-time scan first.
+#[inline(always)]
+fn is_utf8(b: &[u8]) -> bool {
+    b.is_ascii() || std::str::from_utf8(b).is_ok()
+}
+
 /// The range of a length-delimited payload at the front of `buf`
 /// (a suffix of `whole`), consumed from `buf`.
 fn payload(whole: &[u8], buf: &mut &[u8], wt: WireType, what: &str) -> Result<R, Scan> {
@@ -175,7 +216,7 @@ fn payload(whole: &[u8], buf: &mut &[u8], wt: WireType, what: &str) -> Result<R,
             "{what}: invalid wire type {wt:?} (expected LengthDelimited)"
         )));
     }
-    let len = decode_varint(buf)?;
+    let len = read_varint(buf)?;
     let len = usize::try_from(len)
         .ok()
         .filter(|l| *l <= buf.len())
@@ -188,11 +229,11 @@ fn payload(whole: &[u8], buf: &mut &[u8], wt: WireType, what: &str) -> Result<R,
 /// A UTF-8 string field's range (checked, as prost's decode does).
 fn string(whole: &[u8], buf: &mut &[u8], wt: WireType, what: &str) -> Result<R, Scan> {
     let r = payload(whole, buf, wt, what)?;
-    std::str::from_utf8(&whole[r.start as usize..r.end as usize]).map_err(|_| {
-        Scan::Malformed(format!(
+    if !is_utf8(&whole[r.start as usize..r.end as usize]) {
+        return Err(Scan::Malformed(format!(
             "{what}: invalid string value: data is not UTF-8 encoded"
-        ))
-    })?;
+        )));
+    }
     Ok(r)
 }
 
@@ -202,7 +243,7 @@ fn varint(buf: &mut &[u8], wt: WireType, what: &str) -> Result<u64, Scan> {
             "{what}: invalid wire type {wt:?} (expected Varint)"
         )));
     }
-    Ok(decode_varint(buf)?)
+    read_varint(buf)
 }
 
 /// Walks the fields of the message `whole[r]`, calling `field` with each
@@ -219,7 +260,7 @@ fn fields(
     let pos = |b: &[u8]| whole.len() - b.len();
     let mut buf = &whole[r.start as usize..];
     while pos(buf) < end {
-        let (tag, wt) = decode_key(&mut buf)?;
+        let (tag, wt) = read_key(&mut buf)?;
         if pos(buf) <= end && !field(tag, wt, &mut buf)? {
             let mut b = &whole[pos(buf)..end];
             skip_field(wt, tag, &mut b, DecodeContext::default())?;

@@ -232,6 +232,19 @@ fn sized_lists(col: &ArrayRef) -> ListBuilder<StringBuilder> {
     ListBuilder::with_capacity(values, col.len())
 }
 
+/// [`tcp_flag_bits`] of every combination of the nine flags, computed
+/// once: the scanned path looks a row's value up instead of building it.
+fn tcp_flag_table() -> &'static [String; 512] {
+    static TABLE: std::sync::OnceLock<Box<[String; 512]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        Box::new(std::array::from_fn(|bits| {
+            let mut s = String::new();
+            tcp_flag_bits(bits as u16, &mut s);
+            s
+        }))
+    })
+}
+
 /// [`tcp_flag_names`] of the flags as bits (bit `i` is field `i + 1` of
 /// `TCPFlags`: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS).
 fn tcp_flag_bits(bits: u16, out: &mut String) {
@@ -559,9 +572,10 @@ impl BatchBuilder {
         self.destination_port.append_option(dport);
         match flags {
             Some(bits) => {
-                tcp_flag_bits(bits, &mut self.text);
+                // The scan keeps only bits 0..=8 (fields 1..=9).
+                let names = &tcp_flag_table()[usize::from(bits) & 0x1ff];
                 self.tcp_flags
-                    .append_option((!self.text.is_empty()).then_some(self.text.as_str()));
+                    .append_option((!names.is_empty()).then_some(names.as_str()));
             }
             None => self.tcp_flags.append_null(),
         }
