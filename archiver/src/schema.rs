@@ -205,13 +205,35 @@ fn tcp_flag_names(f: &proto::flow::TcpFlags, out: &mut String) {
     }
 }
 
+/// Room for the next batch, from a finished column of `rows` rows holding
+/// `n` items (values, bytes): scaled to at least a full batch
+/// ([`crate::defaults::BATCH_ROWS`], so a file's short last batch does not
+/// shrink the next file's builders) plus a quarter, so a batch slightly
+/// larger than the last one does not grow (reallocate and copy) its
+/// buffers; the bytes of `flow_pb` are most of a batch.
+fn room(n: usize, rows: usize) -> usize {
+    let want = rows.max(crate::defaults::BATCH_ROWS);
+    let n = if rows == 0 { 0 } else { n * want / rows };
+    n + n / 4
+}
+
+/// Rows of room for the next batch after one of `rows` rows.
+fn rows_room(rows: usize) -> usize {
+    rows.max(crate::defaults::BATCH_ROWS)
+}
+
 /// A string builder with room for `col`'s rows and bytes.
 fn sized_strings(col: &ArrayRef) -> StringBuilder {
+    sized_strings_for(col, col.len())
+}
+
+/// [`sized_strings`] for the values of a list column of `rows` rows.
+fn sized_strings_for(col: &ArrayRef, rows: usize) -> StringBuilder {
     let bytes = col
         .as_any()
         .downcast_ref::<arrow_array::StringArray>()
         .map_or(0, |a| a.value_data().len());
-    StringBuilder::with_capacity(col.len(), bytes)
+    StringBuilder::with_capacity(room(col.len(), rows), room(bytes, rows))
 }
 
 /// A binary builder with room for `col`'s rows and bytes.
@@ -220,7 +242,7 @@ fn sized_binary(col: &ArrayRef) -> BinaryBuilder {
         .as_any()
         .downcast_ref::<arrow_array::BinaryArray>()
         .map_or(0, |a| a.value_data().len());
-    BinaryBuilder::with_capacity(col.len(), bytes)
+    BinaryBuilder::with_capacity(rows_room(col.len()), room(bytes, col.len()))
 }
 
 /// A list-of-strings builder with room for `col`'s lists and strings.
@@ -228,8 +250,10 @@ fn sized_lists(col: &ArrayRef) -> ListBuilder<StringBuilder> {
     let values = col
         .as_any()
         .downcast_ref::<arrow_array::ListArray>()
-        .map_or_else(StringBuilder::new, |l| sized_strings(l.values()));
-    ListBuilder::with_capacity(values, col.len())
+        .map_or_else(StringBuilder::new, |l| {
+            sized_strings_for(l.values(), col.len())
+        });
+    ListBuilder::with_capacity(values, rows_room(col.len()))
 }
 
 /// [`tcp_flag_bits`] of every combination of the nine flags, computed
@@ -718,28 +742,28 @@ impl BatchBuilder {
         // The next batch is like this one: its builders start with this
         // one's sizes rather than growing (and copying) their buffers
         // several times over.
-        self.time = TimestampNanosecondBuilder::with_capacity(cols[0].len()).with_timezone("UTC");
+        self.time = TimestampNanosecondBuilder::with_capacity(rows_room(cols[0].len())).with_timezone("UTC");
         self.uuid = sized_strings(&cols[1]);
         self.node_name = sized_strings(&cols[2]);
         self.verdict = sized_strings(&cols[3]);
-        self.drop_reason = UInt32Builder::with_capacity(cols[4].len());
+        self.drop_reason = UInt32Builder::with_capacity(rows_room(cols[4].len()));
         self.drop_reason_desc = sized_strings(&cols[5]);
-        self.event_type = Int32Builder::with_capacity(cols[6].len());
-        self.event_sub_type = Int32Builder::with_capacity(cols[7].len());
+        self.event_type = Int32Builder::with_capacity(rows_room(cols[6].len()));
+        self.event_sub_type = Int32Builder::with_capacity(rows_room(cols[7].len()));
         self.r#type = sized_strings(&cols[8]);
         self.traffic_direction = sized_strings(&cols[9]);
         self.trace_observation_point = sized_strings(&cols[10]);
-        self.policy_match_type = UInt32Builder::with_capacity(cols[11].len());
-        self.is_reply = BooleanBuilder::with_capacity(cols[12].len());
+        self.policy_match_type = UInt32Builder::with_capacity(rows_room(cols[11].len()));
+        self.is_reply = BooleanBuilder::with_capacity(rows_room(cols[12].len()));
         self.ip_version = sized_strings(&cols[13]);
         self.source_ip = sized_strings(&cols[14]);
         self.destination_ip = sized_strings(&cols[15]);
         self.protocol = sized_strings(&cols[16]);
-        self.source_port = UInt32Builder::with_capacity(cols[17].len());
-        self.destination_port = UInt32Builder::with_capacity(cols[18].len());
+        self.source_port = UInt32Builder::with_capacity(rows_room(cols[17].len()));
+        self.destination_port = UInt32Builder::with_capacity(rows_room(cols[18].len()));
         self.tcp_flags = sized_strings(&cols[19]);
-        self.source_identity = UInt32Builder::with_capacity(cols[20].len());
-        self.destination_identity = UInt32Builder::with_capacity(cols[21].len());
+        self.source_identity = UInt32Builder::with_capacity(rows_room(cols[20].len()));
+        self.destination_identity = UInt32Builder::with_capacity(rows_room(cols[21].len()));
         self.source_namespace = sized_strings(&cols[22]);
         self.source_pod = sized_strings(&cols[23]);
         self.destination_namespace = sized_strings(&cols[24]);
@@ -755,7 +779,7 @@ impl BatchBuilder {
         self.interface = sized_strings(&cols[34]);
         self.summary = sized_strings(&cols[35]);
         self.sock_xlate_point = sized_strings(&cols[36]);
-        self.socket_cookie = UInt64Builder::with_capacity(cols[37].len());
+        self.socket_cookie = UInt64Builder::with_capacity(rows_room(cols[37].len()));
         self.ingress_allowed_by = sized_lists(&cols[38]);
         self.egress_allowed_by = sized_lists(&cols[39]);
         self.ingress_denied_by = sized_lists(&cols[40]);

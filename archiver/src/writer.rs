@@ -535,8 +535,12 @@ pub struct ArchiveWriter {
     state: ArchiveState,
     stats: WriterStats,
     seq: u64,
-    /// The scan of the last encoded flow (buffers reused).
-    scan: FlowScan,
+    /// The scan of the last encoded flow (buffers reused; boxed, so taking
+    /// it out for a row moves a pointer, not the whole scan).
+    scan: Option<Box<FlowScan>>,
+    /// The builder of the last committed file, kept with its buffers'
+    /// capacities for the next file.
+    spare: Option<BatchBuilder>,
 }
 
 /// What [`ArchiveWriter::append_encoded_unless`] did with a flow.
@@ -581,7 +585,8 @@ impl ArchiveWriter {
             state,
             stats: WriterStats::default(),
             seq: 0,
-            scan: FlowScan::new(),
+            scan: Some(Box::default()),
+            spare: None,
         })
     }
 
@@ -625,9 +630,9 @@ impl ArchiveWriter {
         flow_pb: &[u8],
         skip: impl FnOnce(Option<Timestamp>, &str) -> bool,
     ) -> Result<Encoded, WriteError> {
-        let mut scan = std::mem::take(&mut self.scan);
+        let mut scan = self.scan.take().unwrap_or_default();
         let res = self.append_scan(&mut scan, flow_pb, skip);
-        self.scan = scan;
+        self.scan = Some(scan);
         res
     }
 
@@ -752,6 +757,7 @@ impl ArchiveWriter {
             ));
         }
         let (bytes, cpu) = o.writer.finish(footer).map_err(err)?;
+        self.spare = Some(o.builder);
         self.stats.encoder_cpu += cpu;
         self.storage.put(&o.path, &bytes)?;
         self.stats.rows += o.rows;
@@ -814,7 +820,7 @@ impl ArchiveWriter {
             hour: None,
             path,
             writer,
-            builder: BatchBuilder::new(),
+            builder: self.spare.take().unwrap_or_default(),
             rows: 0,
             opened: Instant::now(),
             max_time: None,
