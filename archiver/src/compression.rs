@@ -8,7 +8,8 @@ use parquet::basic::{Compression, ZstdLevel};
 /// reader (DuckDB, pyarrow, polars) and our reader decompress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileCompression {
-    /// zstd at a level (1..=22).
+    /// zstd at a level: 1..=22, or one of zstd's fast levels -1..=-100
+    /// (faster, larger; see [`crate::defaults::COMPRESSION`]).
     Zstd(i32),
     /// Snappy.
     Snappy,
@@ -42,10 +43,13 @@ impl std::fmt::Display for FileCompression {
 impl std::str::FromStr for FileCompression {
     type Err = String;
 
-    /// `zstd` (level 1), `zstd:LEVEL` (1–22), `snappy` or `none`.
+    /// `zstd` (level 1), `zstd:LEVEL` (1–22, or a fast level -1 to -100),
+    /// `snappy` or `none`.
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
-            format!("invalid compression {s:?}: expected zstd, zstd:LEVEL (1-22), snappy or none")
+            format!(
+                "invalid compression {s:?}: expected zstd, zstd:LEVEL (1-22, or a fast level -1 to -100), snappy or none"
+            )
         };
         match s.split_once(':') {
             None => match s {
@@ -55,7 +59,9 @@ impl std::str::FromStr for FileCompression {
                 _ => Err(bad()),
             },
             Some(("zstd", level)) => match level.parse::<i32>() {
-                Ok(l) if (1..=22).contains(&l) => Ok(FileCompression::Zstd(l)),
+                Ok(l) if (1..=22).contains(&l) || (-100..=-1).contains(&l) => {
+                    Ok(FileCompression::Zstd(l))
+                }
                 _ => Err(bad()),
             },
             Some(_) => Err(bad()),
@@ -73,13 +79,24 @@ mod tests {
             ("zstd", FileCompression::Zstd(1)),
             ("zstd:1", FileCompression::Zstd(1)),
             ("zstd:19", FileCompression::Zstd(19)),
+            ("zstd:-1", FileCompression::Zstd(-1)),
+            ("zstd:-100", FileCompression::Zstd(-100)),
             ("snappy", FileCompression::Snappy),
             ("none", FileCompression::Uncompressed),
         ] {
             assert_eq!(s.parse::<FileCompression>().unwrap(), c, "{s}");
             assert_eq!(c.to_string().parse::<FileCompression>().unwrap(), c);
         }
-        for bad in ["", "gzip", "zstd:0", "zstd:23", "zstd:x", "snappy:1", "lz4"] {
+        for bad in [
+            "",
+            "gzip",
+            "zstd:0",
+            "zstd:23",
+            "zstd:-101",
+            "zstd:x",
+            "snappy:1",
+            "lz4",
+        ] {
             let e = bad.parse::<FileCompression>().unwrap_err();
             assert!(
                 e.contains(&format!("{bad:?}")) && e.contains("zstd:LEVEL"),

@@ -87,7 +87,8 @@ struct FollowArgs {
     /// Seconds after which an open file is committed.
     #[arg(long, default_value_t = defaults::FILE_AGE.as_secs())]
     file_age_secs: u64,
-    /// Page compression of the files: zstd, zstd:LEVEL (1-22), snappy or
+    /// Page compression of the files: zstd, zstd:LEVEL (1-22, or a fast
+    /// level -1 to -100: larger, no faster here), snappy or
     /// none (every notebook reader reads each; README, archive, has the
     /// sizes and speeds).
     #[arg(long, default_value_t = defaults::COMPRESSION)]

@@ -742,7 +742,8 @@ impl BatchBuilder {
         // The next batch is like this one: its builders start with this
         // one's sizes rather than growing (and copying) their buffers
         // several times over.
-        self.time = TimestampNanosecondBuilder::with_capacity(rows_room(cols[0].len())).with_timezone("UTC");
+        self.time = TimestampNanosecondBuilder::with_capacity(rows_room(cols[0].len()))
+            .with_timezone("UTC");
         self.uuid = sized_strings(&cols[1]);
         self.node_name = sized_strings(&cols[2]);
         self.verdict = sized_strings(&cols[3]);
