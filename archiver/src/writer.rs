@@ -705,6 +705,7 @@ impl ArchiveWriter {
         let Some(o) = self.open.as_mut() else {
             return Ok(());
         };
+        let mut wrote = false;
         if o.builder.len() >= defaults::BATCH_ROWS {
             let batch = o.builder.finish();
             if let Err(source) = o.writer.write(batch) {
@@ -712,8 +713,14 @@ impl ArchiveWriter {
                 self.open = None;
                 return Err(WriteError::Parquet { path, source });
             }
+            wrote = true;
         }
-        let full = o.rows >= self.opts.file_rows || o.writer.size() >= self.opts.file_bytes;
+        // The encoded size changes only when a batch is handed over (or,
+        // on the encoder thread, while one is encoded): asking an inline
+        // writer every row summed its 43 columns' estimates per row.
+        let full = o.rows >= self.opts.file_rows
+            || ((wrote || matches!(o.writer, FileEncoder::Thread { .. }))
+                && o.writer.size() >= self.opts.file_bytes);
         if full {
             self.close()?;
         }
