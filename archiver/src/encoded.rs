@@ -704,3 +704,67 @@ pub fn response_flow(bytes: &[u8]) -> Result<Option<Range<usize>>, Scan> {
     }
     Ok(flow)
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::encoding::{decode_key, encode_varint};
+
+    use super::*;
+
+    /// Buffers around every varint length: complete, truncated, too long,
+    /// with bytes after.
+    fn buffers() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for shift in 0..64 {
+            for v in [1u64 << shift, (1u64 << shift) - 1, (1u64 << shift) + 1] {
+                let mut b = Vec::new();
+                encode_varint(v, &mut b);
+                for cut in 0..=b.len() {
+                    out.push(b[..cut].to_vec());
+                }
+                b.extend([0x08, 0x96, 0x01]);
+                out.push(b);
+            }
+        }
+        out.push(vec![0xff; 11]);
+        out.push([vec![0xff; 9], vec![0x7f]].concat());
+        out.push([vec![0xff; 9], vec![0x02]].concat());
+        out.push(vec![0x80, 0x00]);
+        out
+    }
+
+    #[test]
+    fn varints_and_keys_read_as_prost_reads_them() {
+        for b in buffers() {
+            let (mut ours, mut theirs) = (b.as_slice(), b.as_slice());
+            let got = read_varint(&mut ours).map_err(|_| ());
+            let want = decode_varint(&mut theirs).map_err(|_| ());
+            assert_eq!(got, want, "{b:02x?}");
+            if got.is_ok() {
+                assert_eq!(ours.len(), theirs.len(), "{b:02x?}");
+            }
+            let (mut ours, mut theirs) = (b.as_slice(), b.as_slice());
+            let got = read_key(&mut ours).map_err(|_| ());
+            let want = decode_key(&mut theirs).map_err(|_| ());
+            assert_eq!(got, want, "{b:02x?}");
+            if got.is_ok() {
+                assert_eq!(ours.len(), theirs.len(), "{b:02x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn strings_are_checked_as_utf8() {
+        for (s, ok) in [
+            (&b""[..], true),
+            (b"default/xwing", true),
+            ("k8s:app=d\u{e9}mo".as_bytes(), true),
+            (b"\xff", false),
+            (b"abc\xc3", false),
+            (b"\xed\xa0\x80", false),
+        ] {
+            assert_eq!(is_utf8(s), ok, "{s:02x?}");
+            assert_eq!(is_utf8(s), std::str::from_utf8(s).is_ok());
+        }
+    }
+}

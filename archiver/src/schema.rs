@@ -213,7 +213,7 @@ fn tcp_flag_names(f: &proto::flow::TcpFlags, out: &mut String) {
 /// buffers; the bytes of `flow_pb` are most of a batch.
 fn room(n: usize, rows: usize) -> usize {
     let want = rows.max(crate::defaults::BATCH_ROWS);
-    let n = if rows == 0 { 0 } else { n * want / rows };
+    let n = (n * want).checked_div(rows).unwrap_or(0);
     n + n / 4
 }
 

@@ -478,6 +478,8 @@ fn every_compression_reads_back() {
     for c in [
         FileCompression::Zstd(1),
         FileCompression::Zstd(9),
+        FileCompression::Zstd(-1),
+        FileCompression::Zstd(-100),
         FileCompression::Snappy,
         FileCompression::Uncompressed,
     ] {
