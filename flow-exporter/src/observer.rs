@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flow_filter::FilterSet;
-use flow_parser::SharedEndpoints;
+use flow_parser::{FlowText, SharedEndpoints};
 use proto::flow::{Endpoint, Flow, FlowFilter, LostEvent, LostEventSource};
 use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use proto::wkt::{Int32Value, Timestamp};
@@ -18,7 +18,7 @@ use tonic::Status;
 use crate::defaults;
 use crate::mask::FlowMask;
 use crate::metrics::Metrics;
-use crate::ring::{Read, Ring};
+use crate::ring::{Read, Ring, Spare};
 use crate::served::Served;
 use crate::stored::{Compactor, FlowView};
 
@@ -122,6 +122,10 @@ struct IngestScratch {
     compactor: Compactor,
     /// The shared endpoints whose namespaces the current batch noted.
     noted: FxHashMap<usize, Arc<Endpoint>>,
+    /// The slot the next flow is written into ([`Ring::push_with_spare`]).
+    spare: Spare<Event>,
+    /// The scratch flow's text fields, when the decoder keeps them apart.
+    text: FlowText,
 }
 
 /// ServerStatus figures of one node.
@@ -199,7 +203,10 @@ impl Observer {
             if let Some(ns) = namespaces.as_deref_mut() {
                 note_namespaces(ns, &f, now);
             }
-            self.store(&mut scratch.compactor, &mut f);
+            let IngestScratch {
+                compactor, spare, ..
+            } = &mut *scratch;
+            self.store(compactor, spare, &mut f);
             n += 1;
         }
         drop(scratch);
@@ -211,7 +218,7 @@ impl Observer {
     /// fills one reused scratch flow (and may look at the result, e.g. to
     /// count it); the flow is then stored in compact form over the slot the
     /// ring is about to overwrite (its buffer reused, see
-    /// [`Ring::push_with`]). A record `decode` rejects is handed to
+    /// [`Ring::push_with_spare`]). A record `decode` rejects is handed to
     /// `rejected` and stores nothing.
     pub fn push_decoded<'a, E>(
         &self,
@@ -240,6 +247,20 @@ impl Observer {
         &self,
         raws: impl IntoIterator<Item = &'a [u8]>,
         mut decode: impl FnMut(&[u8], &mut Flow, &mut SharedEndpoints) -> Result<(), E>,
+        rejected: impl FnMut(&[u8], E),
+    ) {
+        self.push_decoded_text(raws, |raw, f, eps, _| decode(raw, f, eps), rejected);
+    }
+
+    /// [`Observer::push_decoded_shared`] for a decoder that also keeps the
+    /// flow's text fields apart ([`flow_parser::Parser::decode_text_into`]):
+    /// `decode` fills the scratch flow, its endpoints and a [`FlowText`]
+    /// (handed in keeping nothing; what it keeps is written straight into
+    /// the stored bytes, see [`Compactor::store_text`]).
+    pub fn push_decoded_text<'a, E>(
+        &self,
+        raws: impl IntoIterator<Item = &'a [u8]>,
+        mut decode: impl FnMut(&[u8], &mut Flow, &mut SharedEndpoints, &mut FlowText) -> Result<(), E>,
         mut rejected: impl FnMut(&[u8], E),
     ) {
         let mut n = 0;
@@ -251,13 +272,16 @@ impl Observer {
             endpoints,
             compactor,
             noted,
+            spare,
+            text,
         } = &mut *scratch;
         // Every flow of the batch is seen at `now`: each shared endpoint's
         // namespace is noted once per batch (the `Arc` kept meanwhile, so
         // an address stands for one endpoint).
         noted.clear();
         for raw in raws {
-            if let Err(e) = decode(raw, flow, endpoints) {
+            text.clear();
+            if let Err(e) = decode(raw, flow, endpoints, text) {
                 rejected(raw, e);
                 continue;
             }
@@ -274,8 +298,8 @@ impl Observer {
                     }
                 }
             }
-            let stored = self.ring.push_with(|ev| {
-                compactor.store_shared(flow, endpoints, ev.stored_mut());
+            let stored = self.ring.push_with_spare(spare, |ev| {
+                compactor.store_text(flow, endpoints, text, ev.stored_mut());
                 Ok::<(), std::convert::Infallible>(())
             });
             match stored {
@@ -300,8 +324,8 @@ impl Observer {
     }
 
     /// Writes `f` into the next slot in compact form, without waking.
-    fn store(&self, compactor: &mut Compactor, f: &mut Flow) {
-        let stored = self.ring.push_with(|ev| {
+    fn store(&self, compactor: &mut Compactor, spare: &mut Spare<Event>, f: &mut Flow) {
+        let stored = self.ring.push_with_spare(spare, |ev| {
             compactor.store(f, ev.stored_mut());
             Ok::<(), std::convert::Infallible>(())
         });
