@@ -395,6 +395,27 @@ fn text_field(out: &mut Vec<u8>, tag: u32, body: impl FnOnce(&mut Vec<u8>) -> bo
     true
 }
 
+/// [`response_suffix`] after the fields [`flow_fields`] wrote at
+/// `flow_start` in `out` for a flow whose time is `time`: the response's
+/// `time` is the flow's, so its bytes are copied from the flow's `time`
+/// field (the first one written) instead of encoded again.
+pub fn response_suffix_after(
+    node_name: &str,
+    time: Option<&Timestamp>,
+    flow_start: usize,
+    out: &mut Vec<u8>,
+) {
+    string(out, 1000, node_name);
+    if time.is_some() {
+        // The flow's field 1: key, one length byte (a timestamp's body is
+        // at most 22 bytes), body.
+        debug_assert_eq!(out[flow_start], 1 << 3 | LEN as u8);
+        let len = usize::from(out[flow_start + 1]);
+        key(out, 1001, LEN);
+        out.extend_from_within(flow_start + 1..flow_start + 2 + len);
+    }
+}
+
 /// Appends `GetFlowsResponse`'s fields after its flow: `node_name` (1000)
 /// and `time` (1001), as prost writes them.
 pub fn response_suffix(node_name: &str, time: Option<&Timestamp>, out: &mut Vec<u8>) {
@@ -541,6 +562,18 @@ mod tests {
         ] {
             let mut out = Vec::new();
             response_suffix(&node_name, time.as_ref(), &mut out);
+            // The same, copied from a flow's time.
+            let mut copied = vec![9];
+            flow_fields(
+                &Flow {
+                    time,
+                    ..Flow::default()
+                },
+                &mut copied,
+            );
+            let end = copied.len();
+            response_suffix_after(&node_name, time.as_ref(), 1, &mut copied);
+            assert_eq!(copied[end..], out[..]);
             let r = GetFlowsResponse {
                 response_types: None,
                 node_name,

@@ -114,17 +114,23 @@ pub struct Observer {
 /// What the ring's writer reuses from one flow to the next.
 #[derive(Debug, Default)]
 struct IngestScratch {
-    /// Every raw event is decoded into this flow (its buffers reused).
-    flow: Flow,
-    /// And its endpoints, shared, into these.
-    endpoints: SharedEndpoints,
-    /// Turns it into the stored form, sharing endpoints.
+    /// Raw events are decoded into these, a chunk at a time (their
+    /// buffers reused).
+    decoded: Vec<Decoded>,
+    /// Turns a decoded flow into the stored form, sharing endpoints.
     compactor: Compactor,
     /// The shared endpoints whose namespaces the current batch noted.
     noted: FxHashMap<usize, Arc<Endpoint>>,
     /// The slot the next flow is written into ([`Ring::push_with_spare`]).
     spare: Spare<Event>,
-    /// The scratch flow's text fields, when the decoder keeps them apart.
+}
+
+/// One decoded event waiting to be stored: the flow, its shared
+/// endpoints and the text fields the decoder kept apart.
+#[derive(Debug, Default)]
+struct Decoded {
+    flow: Flow,
+    endpoints: SharedEndpoints,
     text: FlowText,
 }
 
@@ -268,45 +274,64 @@ impl Observer {
         let mut namespaces = self.namespaces.lock().ok();
         let mut scratch = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
         let IngestScratch {
-            flow,
-            endpoints,
+            decoded,
             compactor,
             noted,
             spare,
-            text,
         } = &mut *scratch;
+        decoded.resize_with(defaults::INGEST_CHUNK, Decoded::default);
         // Every flow of the batch is seen at `now`: each shared endpoint's
         // namespace is noted once per batch (the `Arc` kept meanwhile, so
         // an address stands for one endpoint).
         noted.clear();
-        for raw in raws {
-            text.clear();
-            if let Err(e) = decode(raw, flow, endpoints, text) {
-                rejected(raw, e);
-                continue;
-            }
-            if let Some(ns) = namespaces.as_deref_mut() {
-                for e in [&endpoints.source, &endpoints.destination]
-                    .into_iter()
-                    .flatten()
-                {
-                    if let std::collections::hash_map::Entry::Vacant(v) =
-                        noted.entry(Arc::as_ptr(e) as usize)
-                    {
-                        note_endpoint_namespaces(ns, [Some(e), None], now);
-                        v.insert(Arc::clone(e));
-                    }
+        let mut raws = raws.into_iter();
+        loop {
+            // A chunk is decoded (and counted, by `decode`), then stored:
+            // each step's code stays in the instruction cache over the
+            // chunk instead of the whole path's going through it per
+            // event.
+            let mut k = 0;
+            while k < decoded.len() {
+                let Some(raw) = raws.next() else { break };
+                let Decoded {
+                    flow,
+                    endpoints,
+                    text,
+                } = &mut decoded[k];
+                text.clear();
+                match decode(raw, flow, endpoints, text) {
+                    Ok(()) => k += 1,
+                    Err(e) => rejected(raw, e),
                 }
             }
-            let stored = self.ring.push_with_spare(spare, |ev| {
-                compactor.store_text(flow, endpoints, text, ev.stored_mut());
-                Ok::<(), std::convert::Infallible>(())
-            });
-            match stored {
-                Ok(()) => {}
-                Err(never) => match never {},
+            for d in &mut decoded[..k] {
+                if let Some(ns) = namespaces.as_deref_mut() {
+                    for e in [&d.endpoints.source, &d.endpoints.destination]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let std::collections::hash_map::Entry::Vacant(v) =
+                            noted.entry(Arc::as_ptr(e) as usize)
+                        {
+                            note_endpoint_namespaces(ns, [Some(e), None], now);
+                            v.insert(Arc::clone(e));
+                        }
+                    }
+                }
+                let stored = self.ring.push_with_spare(spare, |ev| {
+                    compactor.store_text(&mut d.flow, &d.endpoints, &d.text, ev.stored_mut());
+                    Ok::<(), std::convert::Infallible>(())
+                });
+                match stored {
+                    Ok(()) => {}
+                    Err(never) => match never {},
+                }
+                n += 1;
             }
-            n += 1;
+            if k < decoded.len() {
+                // The events ran out.
+                break;
+            }
         }
         drop(scratch);
         drop(namespaces);

@@ -361,7 +361,7 @@ impl Compactor {
         let fields_end = b.len();
         // The response's own fields after the flow (`GetFlowsResponse`'s
         // `node_name` 1000 and `time` 1001).
-        crate::encode::response_suffix(&f.node_name, f.time.as_ref(), b);
+        crate::encode::response_suffix_after(&f.node_name, f.time.as_ref(), PREFIX_ROOM, b);
         // The prefix, right-aligned in the room left for it.
         let flow_len = fields_end - PREFIX_ROOM
             + field_len(&to.source, SOURCE_TAG)

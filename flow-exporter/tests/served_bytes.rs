@@ -268,6 +268,44 @@ fn a_flow_decoded_with_its_text_apart_is_served_as_the_copied_one() {
             }
         });
     }
+    // In one batch (decoded and stored a chunk at a time), malformed
+    // records among them: the same bytes, in order, every one rejected.
+    let (mut copied, mut apart) = (parser(), parser());
+    let batched = Observer::new("n", 32767).unwrap();
+    let junk: &[u8] = &[1, 2, 3];
+    let raws: Vec<&[u8]> = events
+        .iter()
+        .enumerate()
+        .flat_map(|(i, e)| {
+            let bad = (i % 7 == 3).then_some(junk);
+            bad.into_iter().chain([e.as_slice()])
+        })
+        .collect();
+    let mut rejected = 0;
+    batched.push_decoded_text(
+        raws,
+        |raw, f, eps, text| apart.decode_text_into(raw, &clock, f, eps, text),
+        |raw, _| {
+            assert_eq!(raw, junk);
+            rejected += 1;
+        },
+    );
+    assert_eq!(rejected, (0..events.len()).filter(|i| i % 7 == 3).count());
+    assert_eq!(batched.ring().written(), events.len() as u64);
+    let oldest = batched.ring().oldest();
+    for (i, raw) in events.iter().enumerate() {
+        let want = copied.decode(raw, &clock).unwrap();
+        if (i as u64) < oldest {
+            continue;
+        }
+        let Read::Event(slot) = batched.ring().read(i as u64) else {
+            panic!("flow {i} not stored");
+        };
+        let Event::Flow(got) = &slot.value else {
+            panic!("flow {i} is not a flow");
+        };
+        assert_eq!(got.encode_to_vec(), before(&want), "batched event {i}");
+    }
 }
 
 #[test]

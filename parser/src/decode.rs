@@ -4,10 +4,10 @@ use std::time::SystemTime;
 
 use std::sync::Arc;
 
-use proto::flow::{Endpoint, Flow};
+use proto::flow::{Endpoint, Flow, Policy};
 use proto::wkt::Timestamp;
 use rand::rngs::SmallRng;
-use rand::{Rng as _, SeedableRng as _};
+use rand::{RngCore as _, SeedableRng as _};
 
 use crate::enrich::{EndpointMemo, Enricher};
 use crate::l34::Headers;
@@ -109,6 +109,9 @@ pub struct Parser {
     /// The endpoints [`Parser::decode_shared_into`] handed out, kept for
     /// the next flows from the same sides (this enricher's only).
     memo: EndpointMemo,
+    /// The policy list of the flow decoded into last, kept so that the
+    /// next policy verdict reuses its buffers.
+    policies: Vec<Policy>,
 }
 
 /// A flow's two endpoints as [`Parser::decode_shared_into`] hands them
@@ -155,6 +158,7 @@ impl Parser {
             rng: SmallRng::from_os_rng(),
             uuids: true,
             memo: EndpointMemo::default(),
+            policies: Vec::new(),
         }
     }
 
@@ -278,6 +282,17 @@ impl Parser {
         let source_names = std::mem::take(&mut flow.source_names);
         let destination_names = std::mem::take(&mut flow.destination_names);
         let mut iface_name = flow.interface.take().map(|i| i.name);
+        // A parser's flow has at most one policy list.
+        for list in [
+            &mut flow.ingress_allowed_by,
+            &mut flow.ingress_denied_by,
+            &mut flow.egress_allowed_by,
+            &mut flow.egress_denied_by,
+        ] {
+            if !list.is_empty() {
+                self.policies = std::mem::take(list);
+            }
+        }
         let mut ethernet = flow.ethernet.take();
         let mut ip = flow.ip.take();
         *flow = Flow::default();
@@ -329,7 +344,8 @@ impl Parser {
             };
             event::set_traffic_direction(&ev, source_ep_id, flow);
             if let ebpf::RawEvent::PolicyVerdict(p, _) = &ev {
-                self.enricher.policy_names(p.rule, flow);
+                self.enricher
+                    .policy_names_reusing(p.rule, flow, &mut self.policies);
             }
             if text.is_some() {
                 summary_buf.clear();
@@ -343,7 +359,11 @@ impl Parser {
         flow.node_name = node_buf;
         if self.uuids {
             uuid_buf.clear();
-            let bytes = self.rng.random();
+            // Two 64-bit draws (`random::<[u8; 16]>()` draws each byte
+            // apart: sixteen calls).
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+            bytes[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
             match text {
                 Some(t) => t.set_uuid(bytes),
                 None => {

@@ -14,10 +14,34 @@ pub fn write_summary(h: &Headers, out: &mut String) {
 }
 
 /// Appends the summary of `h` to `out` as bytes (for an encoder writing
-/// it straight into its output).
+/// it straight into its output). A TCP summary (most flows) is copied
+/// from a table of every flag combination, built once.
 pub fn write_summary_bytes(h: &Headers, out: &mut Vec<u8>) {
-    summary_parts(h, &mut |p| out.extend_from_slice(p.as_bytes()));
+    match h.l4 {
+        Some(Transport::Tcp {
+            flags: Some(bits), ..
+        }) => out.extend_from_slice(tcp_summary(bits).as_bytes()),
+        _ => summary_parts(h, &mut |p| out.extend_from_slice(p.as_bytes())),
+    }
 }
+
+/// `TCP Flags: ...` of the flag bits `bits` (NS in bit 8), from the table.
+fn tcp_summary(bits: u16) -> &'static str {
+    static TABLE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..=TCP_FLAG_BITS)
+            .map(|b| {
+                let mut s = String::from("TCP Flags: ");
+                write_tcp_flags(b, &mut s);
+                s
+            })
+            .collect()
+    });
+    &table[usize::from(bits & TCP_FLAG_BITS)]
+}
+
+/// Every TCP flag bit (FIN … CWR, NS in bit 8).
+const TCP_FLAG_BITS: u16 = 0x1ff;
 
 /// The summary of `h`, piece by piece, to `put`.
 fn summary_parts(h: &Headers, put: &mut impl FnMut(&str)) {
@@ -289,7 +313,7 @@ mod tests {
     #[test]
     fn bytes_equal_the_string_for_every_shape() {
         let mut shapes = vec![Headers::default()];
-        for bits in 0..0x200u16 {
+        for bits in (0..0x200u16).chain([0xfe12, 0xffff]) {
             shapes.push(with_l4(Transport::Tcp {
                 sport: 1,
                 dport: 2,
