@@ -562,19 +562,21 @@ pub struct FlowCounters {
     contextual: bool,
 }
 
-fn cached<F, L>(
-    map: &mut FxHashMap<u32, Counter>,
+/// The counter of the series `key` stands for, resolved in `family` the
+/// first time and kept in `map` (borrowed, not cloned: a clone is two
+/// atomic operations on its `Arc`).
+fn cached<'a, F, L>(
+    map: &'a mut FxHashMap<u32, Counter>,
     key: u32,
     family: &Family<Labels<F>, Counter>,
     labels: L,
-) -> Counter
+) -> &'a Counter
 where
     F: Clone + std::hash::Hash + Eq,
     L: FnOnce() -> F,
 {
     map.entry(key)
         .or_insert_with(|| family.get_or_create(&Labels::fixed(labels())).clone())
-        .clone()
 }
 
 /// Counts in one family: through the fixed-label cache, or (with context
@@ -677,8 +679,8 @@ impl FlowCounters {
     }
 
     fn observe_inner(&mut self, f: &Flow, sides: Sides<'_>, mut now: Option<Instant>) {
-        let metrics = self.metrics.clone();
-        let m = &*metrics;
+        // Borrowed apart from the caches below (no `Arc` clone per flow).
+        let m: &Metrics = &self.metrics;
         let served = |k: MetricKind| m.served[kind_index(k)].as_ref();
         // `None` when the family has no context labels (the cached path).
         let after = |s: &Served| s.contextual().then(|| (Vec::new(), s.ctx(f, sides)));
@@ -833,7 +835,19 @@ impl FlowCounters {
             hit(m, &mut self.policy, &m.policy, key, fixed, ctx, &mut now);
         }
         if let Some(s) = served(MetricKind::FlowsToWorld) {
-            self.world(f, sides, s, pi, protocol, vi, verdict, reply, &mut now);
+            Self::world(
+                m,
+                &mut self.world,
+                f,
+                sides,
+                s,
+                pi,
+                protocol,
+                vi,
+                verdict,
+                reply,
+                &mut now,
+            );
         }
     }
 
@@ -842,7 +856,8 @@ impl FlowCounters {
         reason = "the flow's already decoded labels, passed on rather than recomputed"
     )]
     fn world(
-        &mut self,
+        m: &Metrics,
+        cache: &mut FxHashMap<u32, Counter>,
         f: &Flow,
         sides: Sides<'_>,
         s: &Served,
@@ -853,7 +868,6 @@ impl FlowCounters {
         reply: bool,
         now: &mut Option<Instant>,
     ) {
-        let m = &*self.metrics;
         let Some(l4) = f.l4.as_ref().and_then(|l| l.protocol.as_ref()) else {
             return;
         };
@@ -891,7 +905,7 @@ impl FlowCounters {
         } else {
             None
         };
-        hit(m, &mut self.world, &m.world, key, fixed, ctx, now);
+        hit(m, cache, &m.world, key, fixed, ctx, now);
     }
 }
 
