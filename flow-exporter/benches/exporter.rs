@@ -44,11 +44,16 @@ fn ingest(c: &mut Criterion) {
         // The pipeline's path: decoded in place into the ring's recycled
         // slots, counted, stored.
         b.iter(|| {
-            observer.push_decoded_shared(
+            observer.push_decoded_text(
                 evs.iter().map(Vec::as_slice),
-                |raw, f, eps| {
-                    parser.decode_shared_into(raw, &clock, f, eps)?;
-                    counters.observe_with(f, eps.source.as_deref(), eps.destination.as_deref());
+                |raw, f, eps, text| {
+                    parser.decode_text_into(raw, &clock, f, eps, text)?;
+                    counters.observe_text(
+                        f,
+                        text,
+                        eps.source.as_deref(),
+                        eps.destination.as_deref(),
+                    );
                     Ok::<(), flow_parser::DecodeError>(())
                 },
                 |_, e| panic!("synthetic event rejected: {e}"),

@@ -17,6 +17,9 @@
 //! 4. a following client's own cost (prost-decoding the responses) and the
 //!    synthetic producer's, per CPU-second of one thread: with 3., the
 //!    fewest cores issue 14's 1 M events/s to one decoding client takes.
+//!
+//! `e2e_bench ingest [ROUNDS]` prints row 3 alone (ROUNDS of 4,096 events,
+//! 500 by default), for profiling it with `perf` or `valgrind`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
@@ -78,12 +81,13 @@ fn memory_per_flow() {
     let mut raw = Vec::with_capacity(512);
     let ring = Observer::new("bench", N).unwrap();
     let before = HEAP.load(Ordering::Relaxed);
-    // The pipeline's path: decoded around shared endpoints, stored.
+    // The pipeline's path: decoded around shared endpoints, the text kept
+    // apart, stored.
     for _ in 0..N {
         gen_.next_event(&mut raw);
-        ring.push_decoded_shared(
+        ring.push_decoded_text(
             [raw.as_slice()],
-            |raw, f, eps| parser.decode_shared_into(raw, &clock, f, eps),
+            |raw, f, eps, text| parser.decode_text_into(raw, &clock, f, eps, text),
             |_, e| panic!("synthetic event rejected: {e}"),
         );
     }
@@ -214,8 +218,7 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-fn ingest_one_core() -> f64 {
-    const ROUNDS: usize = 500;
+fn ingest_one_core(rounds: usize) -> f64 {
     let mut g = Synthetic::new(7);
     let evs: Vec<Vec<u8>> = (0..4096)
         .map(|_| {
@@ -233,11 +236,11 @@ fn ingest_one_core() -> f64 {
     let mut counters = metrics.flow_counters();
     let observer = Observer::new("bench", 65535).unwrap();
     let mut round = || {
-        observer.push_decoded_shared(
+        observer.push_decoded_text(
             evs.iter().map(Vec::as_slice),
-            |raw, f, eps| {
-                parser.decode_shared_into(raw, &clock, f, eps)?;
-                counters.observe_with(f, eps.source.as_deref(), eps.destination.as_deref());
+            |raw, f, eps, text| {
+                parser.decode_text_into(raw, &clock, f, eps, text)?;
+                counters.observe_text(f, text, eps.source.as_deref(), eps.destination.as_deref());
                 Ok::<(), flow_parser::DecodeError>(())
             },
             |_, e| panic!("synthetic event rejected: {e}"),
@@ -248,14 +251,14 @@ fn ingest_one_core() -> f64 {
         round();
     }
     let (wall, cpu) = (Instant::now(), thread_cpu());
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         round();
     }
     let (wall, cpu) = (
         wall.elapsed().as_secs_f64(),
         (thread_cpu() - cpu).as_secs_f64(),
     );
-    let n = (ROUNDS * evs.len()) as f64;
+    let n = (rounds * evs.len()) as f64;
     println!(
         "ingest, one core (decode+enrich+metrics+ring): {:.0} events per CPU-second, {:.0} events/s of wall time ({n} events)",
         n / cpu,
@@ -307,7 +310,17 @@ fn client_decode_one_core() -> (f64, f64) {
 }
 
 fn main() {
-    let ingest = ingest_one_core();
+    // `e2e_bench ingest [ROUNDS]`: the ingest row alone, for `perf stat`
+    // (instructions per event do not move with the machine's load).
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("ingest") {
+        let rounds = args
+            .next()
+            .map_or(500, |r| r.parse().expect("ROUNDS is a number"));
+        ingest_one_core(rounds);
+        return;
+    }
+    let ingest = ingest_one_core(500);
     let (decode, producer) = client_decode_one_core();
     let r = THROTTLED_RATE as f64;
     println!(

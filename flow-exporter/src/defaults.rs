@@ -26,6 +26,14 @@ pub const EVENT_QUEUE_SIZE: usize = 16384;
 /// so the per-event cost of the queue stays a few nanoseconds.
 pub const SOURCE_BATCH: usize = 256;
 
+/// Raw events the ingest decodes (and counts) before storing them, a
+/// chunk at a time: the whole path's code (parse, enrich, metrics, encode,
+/// ring) does not fit the instruction cache, each step's does (callgrind:
+/// 82 % fewer instruction-cache misses per event at 16). 8, 16 and 32
+/// measured within noise of each other, 32 ahead by ~1 %; 32 decoded
+/// flows are ~50 KB of scratch, reused.
+pub const INGEST_CHUNK: usize = 32;
+
 /// Responses buffered per GetFlows stream before the reader in the ring
 /// stops advancing (and starts to fall behind, which is reported as lost).
 pub const STREAM_BUFFER: usize = 64;

@@ -5,10 +5,15 @@
 //! call; here a nested message's length is filled in after its body (one
 //! byte reserved, the body moved in the rare case it needs more) and the
 //! fields the parser fills are written directly. Fields it never fills
-//! (L7, policies, trace context, ...) are written by prost. Pinned byte
+//! (L7, policies, trace context, ...) are written by prost. The parser's
+//! text fields can also come from a [`FlowText`] ([`flow_fields_with`]):
+//! MACs, addresses, summary and UUID formatted straight into the output,
+//! never into the flow's strings. Pinned byte
 //! for byte to prost by `tests/served_bytes.rs` (every fixture, 20,000
 //! synthetic flows, masked flows).
 
+use flow_parser::FlowText;
+use flow_parser::l34::{Headers, write_ip_bytes, write_mac_bytes};
 use prost::Message;
 use proto::flow::{Ethernet, Flow, Ip, Layer4, layer4::Protocol};
 use proto::wkt::Timestamp;
@@ -188,6 +193,16 @@ fn layer4(out: &mut Vec<u8>, l4: &Layer4) {
 /// [`crate::stored`]) within what was appended. The pattern lists every
 /// field of `Flow`: a field added to the proto fails to compile here.
 pub fn flow_fields(f: &Flow, out: &mut Vec<u8>) -> usize {
+    flow_fields_with(f, &FlowText::default(), out)
+}
+
+/// [`flow_fields`] of the flow `f` and `text` make together
+/// ([`flow_parser::Parser::decode_text_into`]): what `text` keeps (the
+/// packet's Ethernet and IP, the summary, the UUID) is written from it,
+/// straight into `out`, in place of the flow's fields, the rest from `f`.
+/// The bytes are those of [`flow_fields`] of the flow
+/// [`FlowText::write_into`] completes.
+pub fn flow_fields_with(f: &Flow, text: &FlowText, out: &mut Vec<u8>) -> usize {
     let Flow {
         time,
         verdict,
@@ -241,11 +256,16 @@ pub fn flow_fields(f: &Flow, out: &mut Vec<u8>) -> usize {
     }
     int32(out, 2, *verdict);
     uint64(out, 3, (*drop_reason).into());
-    if let Some(e) = eth {
-        ethernet(out, e);
-    }
-    if let Some(i) = ip_ {
-        ip(out, i);
+    match text.packet() {
+        Some(h) => packet(out, h),
+        None => {
+            if let Some(e) = eth {
+                ethernet(out, e);
+            }
+            if let Some(i) = ip_ {
+                ip(out, i);
+            }
+        }
     }
     if let Some(l) = l4 {
         layer4(out, l);
@@ -291,7 +311,9 @@ pub fn flow_fields(f: &Flow, out: &mut Vec<u8>) -> usize {
     int32(out, 31, *sock_xlate_point);
     uint64(out, 32, *socket_cookie);
     uint64(out, 33, *cgroup_id);
-    string(out, 34, uuid);
+    if !text_field(out, 34, |out| text.write_uuid(out)) {
+        string(out, 34, uuid);
+    }
     int32(out, 35, *auth_type);
     int32(out, 36, *trace_reason);
     strings(out, 37, node_labels);
@@ -311,9 +333,87 @@ pub fn flow_fields(f: &Flow, out: &mut Vec<u8>) -> usize {
     }
     strings(out, 21006, policy_log);
     message(out, 21007, aggregate);
-    string(out, 100000, summary);
+    if !text_field(out, 100000, |out| text.write_summary(out)) {
+        string(out, 100000, summary);
+    }
     message(out, 150000, extensions);
     head
+}
+
+/// The packet's `Ethernet` (4) and `IP` (5) from its headers, the text
+/// written straight into `out` (as [`flow_parser::l34::Headers`]'s
+/// `ethernet_into` and `ip_into` would make them).
+fn packet(out: &mut Vec<u8>, h: &Headers) {
+    if let Some((s, d)) = &h.eth {
+        // Two 17-byte strings: 38 bytes.
+        key(out, 4, LEN);
+        out.push(38);
+        for (tag, m) in [(1, s), (2, d)] {
+            key(out, tag, LEN);
+            out.push(17);
+            write_mac_bytes(m, out);
+        }
+    }
+    if let Some((s, d)) = h.ip {
+        nested(out, 5, |out| {
+            for (tag, a) in [(1, s), (2, d)] {
+                // At most 39 bytes: the length is one byte, filled in
+                // after the text.
+                key(out, tag, LEN);
+                out.push(0);
+                let start = out.len();
+                write_ip_bytes(a, out);
+                out[start - 1] = (out.len() - start) as u8;
+            }
+            int32(out, 3, h.ip_version() as i32);
+        });
+    }
+}
+
+/// A string field whose text `body` appends (returning whether it did);
+/// nothing when it appended nothing, as prost skips an empty string.
+/// Returns `body`'s answer.
+fn text_field(out: &mut Vec<u8>, tag: u32, body: impl FnOnce(&mut Vec<u8>) -> bool) -> bool {
+    let mark = out.len();
+    key(out, tag, LEN);
+    out.push(0);
+    let start = out.len();
+    if !body(out) {
+        out.truncate(mark);
+        return false;
+    }
+    let n = out.len() - start;
+    if n == 0 {
+        out.truncate(mark);
+    } else if n < 0x80 {
+        out[start - 1] = n as u8;
+    } else {
+        let mut len = Vec::with_capacity(5);
+        varint(&mut len, n as u64);
+        out.splice(start - 1..start, len);
+    }
+    true
+}
+
+/// [`response_suffix`] after the fields [`flow_fields`] wrote at
+/// `flow_start` in `out` for a flow whose time is `time`: the response's
+/// `time` is the flow's, so its bytes are copied from the flow's `time`
+/// field (the first one written) instead of encoded again.
+pub fn response_suffix_after(
+    node_name: &str,
+    time: Option<&Timestamp>,
+    flow_start: usize,
+    out: &mut Vec<u8>,
+) {
+    string(out, 1000, node_name);
+    if time.is_some() {
+        // The flow's field 1: key, one length byte (a timestamp's body is
+        // at most 22 bytes), body.
+        debug_assert_eq!(out[flow_start], 1 << 3 | LEN as u8);
+        let len = usize::from(out[flow_start + 1]);
+        key(out, 1001, LEN);
+        out.extend_from_within(flow_start + 1..flow_start + 2 + len);
+    }
 }
 
 /// Appends `GetFlowsResponse`'s fields after its flow: `node_name` (1000)
@@ -462,6 +562,18 @@ mod tests {
         ] {
             let mut out = Vec::new();
             response_suffix(&node_name, time.as_ref(), &mut out);
+            // The same, copied from a flow's time.
+            let mut copied = vec![9];
+            flow_fields(
+                &Flow {
+                    time,
+                    ..Flow::default()
+                },
+                &mut copied,
+            );
+            let end = copied.len();
+            response_suffix_after(&node_name, time.as_ref(), 1, &mut copied);
+            assert_eq!(copied[end..], out[..]);
             let r = GetFlowsResponse {
                 response_types: None,
                 node_name,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flow_filter::FilterSet;
-use flow_parser::SharedEndpoints;
+use flow_parser::{FlowText, SharedEndpoints};
 use proto::flow::{Endpoint, Flow, FlowFilter, LostEvent, LostEventSource};
 use proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use proto::wkt::{Int32Value, Timestamp};
@@ -18,7 +18,7 @@ use tonic::Status;
 use crate::defaults;
 use crate::mask::FlowMask;
 use crate::metrics::Metrics;
-use crate::ring::{Read, Ring};
+use crate::ring::{Read, Ring, Spare};
 use crate::served::Served;
 use crate::stored::{Compactor, FlowView};
 
@@ -114,14 +114,24 @@ pub struct Observer {
 /// What the ring's writer reuses from one flow to the next.
 #[derive(Debug, Default)]
 struct IngestScratch {
-    /// Every raw event is decoded into this flow (its buffers reused).
-    flow: Flow,
-    /// And its endpoints, shared, into these.
-    endpoints: SharedEndpoints,
-    /// Turns it into the stored form, sharing endpoints.
+    /// Raw events are decoded into these, a chunk at a time (their
+    /// buffers reused).
+    decoded: Vec<Decoded>,
+    /// Turns a decoded flow into the stored form, sharing endpoints.
     compactor: Compactor,
     /// The shared endpoints whose namespaces the current batch noted.
     noted: FxHashMap<usize, Arc<Endpoint>>,
+    /// The slot the next flow is written into ([`Ring::push_with_spare`]).
+    spare: Spare<Event>,
+}
+
+/// One decoded event waiting to be stored: the flow, its shared
+/// endpoints and the text fields the decoder kept apart.
+#[derive(Debug, Default)]
+struct Decoded {
+    flow: Flow,
+    endpoints: SharedEndpoints,
+    text: FlowText,
 }
 
 /// ServerStatus figures of one node.
@@ -199,7 +209,10 @@ impl Observer {
             if let Some(ns) = namespaces.as_deref_mut() {
                 note_namespaces(ns, &f, now);
             }
-            self.store(&mut scratch.compactor, &mut f);
+            let IngestScratch {
+                compactor, spare, ..
+            } = &mut *scratch;
+            self.store(compactor, spare, &mut f);
             n += 1;
         }
         drop(scratch);
@@ -211,7 +224,7 @@ impl Observer {
     /// fills one reused scratch flow (and may look at the result, e.g. to
     /// count it); the flow is then stored in compact form over the slot the
     /// ring is about to overwrite (its buffer reused, see
-    /// [`Ring::push_with`]). A record `decode` rejects is handed to
+    /// [`Ring::push_with_spare`]). A record `decode` rejects is handed to
     /// `rejected` and stores nothing.
     pub fn push_decoded<'a, E>(
         &self,
@@ -240,6 +253,20 @@ impl Observer {
         &self,
         raws: impl IntoIterator<Item = &'a [u8]>,
         mut decode: impl FnMut(&[u8], &mut Flow, &mut SharedEndpoints) -> Result<(), E>,
+        rejected: impl FnMut(&[u8], E),
+    ) {
+        self.push_decoded_text(raws, |raw, f, eps, _| decode(raw, f, eps), rejected);
+    }
+
+    /// [`Observer::push_decoded_shared`] for a decoder that also keeps the
+    /// flow's text fields apart ([`flow_parser::Parser::decode_text_into`]):
+    /// `decode` fills the scratch flow, its endpoints and a [`FlowText`]
+    /// (handed in keeping nothing; what it keeps is written straight into
+    /// the stored bytes, see [`Compactor::store_text`]).
+    pub fn push_decoded_text<'a, E>(
+        &self,
+        raws: impl IntoIterator<Item = &'a [u8]>,
+        mut decode: impl FnMut(&[u8], &mut Flow, &mut SharedEndpoints, &mut FlowText) -> Result<(), E>,
         mut rejected: impl FnMut(&[u8], E),
     ) {
         let mut n = 0;
@@ -247,42 +274,64 @@ impl Observer {
         let mut namespaces = self.namespaces.lock().ok();
         let mut scratch = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
         let IngestScratch {
-            flow,
-            endpoints,
+            decoded,
             compactor,
             noted,
+            spare,
         } = &mut *scratch;
+        decoded.resize_with(defaults::INGEST_CHUNK, Decoded::default);
         // Every flow of the batch is seen at `now`: each shared endpoint's
         // namespace is noted once per batch (the `Arc` kept meanwhile, so
         // an address stands for one endpoint).
         noted.clear();
-        for raw in raws {
-            if let Err(e) = decode(raw, flow, endpoints) {
-                rejected(raw, e);
-                continue;
-            }
-            if let Some(ns) = namespaces.as_deref_mut() {
-                for e in [&endpoints.source, &endpoints.destination]
-                    .into_iter()
-                    .flatten()
-                {
-                    if let std::collections::hash_map::Entry::Vacant(v) =
-                        noted.entry(Arc::as_ptr(e) as usize)
-                    {
-                        note_endpoint_namespaces(ns, [Some(e), None], now);
-                        v.insert(Arc::clone(e));
-                    }
+        let mut raws = raws.into_iter();
+        loop {
+            // A chunk is decoded (and counted, by `decode`), then stored:
+            // each step's code stays in the instruction cache over the
+            // chunk instead of the whole path's going through it per
+            // event.
+            let mut k = 0;
+            while k < decoded.len() {
+                let Some(raw) = raws.next() else { break };
+                let Decoded {
+                    flow,
+                    endpoints,
+                    text,
+                } = &mut decoded[k];
+                text.clear();
+                match decode(raw, flow, endpoints, text) {
+                    Ok(()) => k += 1,
+                    Err(e) => rejected(raw, e),
                 }
             }
-            let stored = self.ring.push_with(|ev| {
-                compactor.store_shared(flow, endpoints, ev.stored_mut());
-                Ok::<(), std::convert::Infallible>(())
-            });
-            match stored {
-                Ok(()) => {}
-                Err(never) => match never {},
+            for d in &mut decoded[..k] {
+                if let Some(ns) = namespaces.as_deref_mut() {
+                    for e in [&d.endpoints.source, &d.endpoints.destination]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let std::collections::hash_map::Entry::Vacant(v) =
+                            noted.entry(Arc::as_ptr(e) as usize)
+                        {
+                            note_endpoint_namespaces(ns, [Some(e), None], now);
+                            v.insert(Arc::clone(e));
+                        }
+                    }
+                }
+                let stored = self.ring.push_with_spare(spare, |ev| {
+                    compactor.store_text(&mut d.flow, &d.endpoints, &d.text, ev.stored_mut());
+                    Ok::<(), std::convert::Infallible>(())
+                });
+                match stored {
+                    Ok(()) => {}
+                    Err(never) => match never {},
+                }
+                n += 1;
             }
-            n += 1;
+            if k < decoded.len() {
+                // The events ran out.
+                break;
+            }
         }
         drop(scratch);
         drop(namespaces);
@@ -300,8 +349,8 @@ impl Observer {
     }
 
     /// Writes `f` into the next slot in compact form, without waking.
-    fn store(&self, compactor: &mut Compactor, f: &mut Flow) {
-        let stored = self.ring.push_with(|ev| {
+    fn store(&self, compactor: &mut Compactor, spare: &mut Spare<Event>, f: &mut Flow) {
+        let stored = self.ring.push_with_spare(spare, |ev| {
             compactor.store(f, ev.stored_mut());
             Ok::<(), std::convert::Infallible>(())
         });

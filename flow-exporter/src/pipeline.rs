@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use flow_parser::{DecodeError, SharedEndpoints};
+use flow_parser::{DecodeError, FlowText, SharedEndpoints};
 use proto::flow::{Flow, LostEventSource};
 use proto::wkt::Timestamp;
 use tokio::sync::{Semaphore, mpsc};
@@ -189,6 +189,22 @@ pub trait Decode: Send + 'static {
         Ok(())
     }
 
+    /// [`Decode::decode_shared`], the flow's text fields (MACs,
+    /// addresses, summary, UUID) possibly kept in `text` instead of the
+    /// flow ([`flow_parser::Parser::decode_text_into`]), to be written
+    /// straight into the stored bytes: what the pipeline calls. The
+    /// default keeps nothing there.
+    fn decode_text(
+        &mut self,
+        raw: &[u8],
+        flow: &mut Flow,
+        endpoints: &mut SharedEndpoints,
+        text: &mut FlowText,
+    ) -> Result<(), DecodeFailure> {
+        text.clear();
+        self.decode_shared(raw, flow, endpoints)
+    }
+
     /// The wall time this decoder gives an event stamped `ktime_ns`
     /// (`CLOCK_BOOTTIME`), so that a source's [`Watermark::Boot`] is
     /// compared with flow times on the same clock. `None` (the default): the
@@ -300,13 +316,13 @@ pub fn pipeline(
                 Batch::Raw { source, batch } => {
                     metrics.events_read(source, batch.len() as u64);
                     // Decoded into one reused flow around shared
-                    // endpoints, counted, stored compact over the ring's
-                    // recycled slots.
-                    observer.push_decoded_shared(
+                    // endpoints, its text kept apart, counted, stored
+                    // compact over the ring's recycled slots.
+                    observer.push_decoded_text(
                         batch.iter(),
-                        |raw, f, eps| {
-                            decoder.decode_shared(raw, f, eps)?;
-                            counters.observe_with(f, eps.source.as_deref(), eps.destination.as_deref());
+                        |raw, f, eps, text| {
+                            decoder.decode_text(raw, f, eps, text)?;
+                            counters.observe_text(f, text, eps.source.as_deref(), eps.destination.as_deref());
                             Ok::<(), DecodeFailure>(())
                         },
                         |raw, e| {

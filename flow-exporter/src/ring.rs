@@ -36,6 +36,17 @@ impl<T: Default> Slot<T> {
     }
 }
 
+/// The slot a ring's writer fills next ([`Ring::push_with_spare`]): the
+/// one its previous write evicted.
+#[derive(Debug)]
+pub struct Spare<T>(Option<Arc<Slot<T>>>);
+
+impl<T> Default for Spare<T> {
+    fn default() -> Self {
+        Spare(None)
+    }
+}
+
 /// What a reader finds at a position.
 #[derive(Debug)]
 pub enum Read<T> {
@@ -176,6 +187,38 @@ impl<T> Ring<T> {
         filled
     }
 
+    /// [`Ring::push_with`] with one atomic swap instead of two: `fill`
+    /// writes into `spare` (a slot evicted by an earlier call, its
+    /// allocations reused; a fresh one when a reader still holds it or
+    /// there is none yet), which is then swapped into the ring; the slot
+    /// it evicts (a position older than [`Ring::oldest`]) becomes the next
+    /// spare. For the single writer, which keeps its `spare` between calls
+    /// (only ever with this ring). When `fill` fails nothing is published.
+    pub fn push_with_spare<E>(
+        &self,
+        spare: &mut Spare<T>,
+        fill: impl FnOnce(&mut T) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        T: Default,
+    {
+        let seq = self.write.load(Ordering::Relaxed);
+        let slot = spare.0.get_or_insert_with(|| Arc::new(Slot::fresh()));
+        if Arc::get_mut(slot).is_none() {
+            // A reader still holds the evicted slot: it keeps it.
+            *slot = Arc::new(Slot::fresh());
+        }
+        let s = Arc::get_mut(slot).expect("checked above");
+        fill(&mut s.value)?;
+        s.seq = seq;
+        let full = spare.0.take().expect("filled above");
+        // The evicted slot held position `seq − 2^n` (or nothing): out of
+        // the readable range since the previous write.
+        spare.0 = self.slots[(seq & self.mask) as usize].swap(Some(full));
+        self.write.store(seq + 1, Ordering::Release);
+        Ok(())
+    }
+
     /// Wakes all followers waiting for new events.
     pub fn wake(&self) {
         self.notify.notify_waiters();
@@ -262,6 +305,51 @@ mod tests {
         match r.read(reader) {
             Read::Overwritten { oldest } => assert_eq!(oldest - reader, 7),
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pushes_with_a_spare_reuse_evicted_slots_and_keep_the_read_rules() {
+        let r = Ring::<Vec<u64>>::new(3).unwrap();
+        let mut spare = Spare::default();
+        let held = (0..10u64)
+            .map(|i| {
+                r.push_with_spare(&mut spare, |v| {
+                    v.clear();
+                    v.push(i);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+                match r.read(i) {
+                    Read::Event(e) => {
+                        assert_eq!(e.value, [i]);
+                        e
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            })
+            .collect::<Vec<_>>();
+        // Slots still held by readers are never written over.
+        for (i, e) in held.iter().enumerate() {
+            assert_eq!(e.value, [i as u64]);
+        }
+        drop(held);
+        assert!(r.push_with_spare(&mut spare, |_| Err(())).is_err());
+        assert_eq!(r.written(), 10);
+        assert!(matches!(r.read(6), Read::Overwritten { oldest: 7 }));
+        for i in 10..20u64 {
+            r.push_with_spare(&mut spare, |v| {
+                v.clear();
+                v.push(i);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        }
+        for s in 17..20 {
+            match r.read(s) {
+                Read::Event(e) => assert_eq!(e.value, [s]),
+                other => panic!("unexpected {other:?}"),
+            }
         }
     }
 

@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use flow_parser::FlowText;
 use prost::Message as _;
 use prost::bytes::BufMut;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, message};
@@ -299,7 +300,7 @@ impl Compactor {
     pub fn store(&mut self, f: &mut Flow, to: &mut StoredFlow) {
         to.source = f.source.as_ref().map(|e| self.endpoints.intern(e));
         to.destination = f.destination.as_ref().map(|e| self.endpoints.intern(e));
-        Self::encode_without_endpoints(f, to);
+        Self::encode_without_endpoints(f, &FlowText::default(), to);
     }
 
     /// Stores `f` with the endpoints `endpoints` (its own `source` and
@@ -312,6 +313,20 @@ impl Compactor {
         endpoints: &flow_parser::SharedEndpoints,
         to: &mut StoredFlow,
     ) {
+        self.store_text(f, endpoints, &FlowText::default(), to);
+    }
+
+    /// [`Compactor::store_shared`] of the flow `f` and `text` make
+    /// together ([`flow_parser::Parser::decode_text_into`]): the text
+    /// `text` keeps is written straight into the stored bytes
+    /// ([`crate::encode::flow_fields_with`]).
+    pub fn store_text(
+        &mut self,
+        f: &mut Flow,
+        endpoints: &flow_parser::SharedEndpoints,
+        text: &FlowText,
+        to: &mut StoredFlow,
+    ) {
         to.source = endpoints
             .source
             .as_ref()
@@ -320,21 +335,21 @@ impl Compactor {
             .destination
             .as_ref()
             .map(|e| self.endpoints.intern_shared(e));
-        Self::encode_without_endpoints(f, to);
+        Self::encode_without_endpoints(f, text, to);
     }
 
     /// Encodes `f` with its own endpoints taken out for the while (they
     /// are `to`'s, stored apart) and put back.
-    fn encode_without_endpoints(f: &mut Flow, to: &mut StoredFlow) {
+    fn encode_without_endpoints(f: &mut Flow, text: &FlowText, to: &mut StoredFlow) {
         let source = f.source.take();
         let destination = f.destination.take();
-        Self::encode(f, to);
+        Self::encode(f, text, to);
         f.source = source;
         f.destination = destination;
     }
 
-    /// Encodes `f` (without endpoints) around `to`'s endpoints.
-    fn encode(f: &Flow, to: &mut StoredFlow) {
+    /// Encodes `f` and `text` (without endpoints) around `to`'s endpoints.
+    fn encode(f: &Flow, text: &FlowText, to: &mut StoredFlow) {
         to.time = f.time;
         to.verdict = f.verdict;
         let b = &mut to.bytes;
@@ -342,11 +357,11 @@ impl Compactor {
         b.resize(PREFIX_ROOM, 0);
         // The flow without its endpoints: head then tail fields, as prost
         // writes them (`encode::flow_fields`).
-        let head = crate::encode::flow_fields(f, b);
+        let head = crate::encode::flow_fields_with(f, text, b);
         let fields_end = b.len();
         // The response's own fields after the flow (`GetFlowsResponse`'s
         // `node_name` 1000 and `time` 1001).
-        crate::encode::response_suffix(&f.node_name, f.time.as_ref(), b);
+        crate::encode::response_suffix_after(&f.node_name, f.time.as_ref(), PREFIX_ROOM, b);
         // The prefix, right-aligned in the room left for it.
         let flow_len = fields_end - PREFIX_ROOM
             + field_len(&to.source, SOURCE_TAG)

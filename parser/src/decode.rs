@@ -4,13 +4,14 @@ use std::time::SystemTime;
 
 use std::sync::Arc;
 
-use proto::flow::{Endpoint, Flow};
+use proto::flow::{Endpoint, Flow, Policy};
 use proto::wkt::Timestamp;
 use rand::rngs::SmallRng;
-use rand::{Rng as _, SeedableRng as _};
+use rand::{RngCore as _, SeedableRng as _};
 
 use crate::enrich::{EndpointMemo, Enricher};
 use crate::l34::Headers;
+use crate::text::FlowText;
 use crate::{event, sock, summary};
 
 /// Why a record could not be decoded. The caller counts these (by
@@ -108,6 +109,9 @@ pub struct Parser {
     /// The endpoints [`Parser::decode_shared_into`] handed out, kept for
     /// the next flows from the same sides (this enricher's only).
     memo: EndpointMemo,
+    /// The policy list of the flow decoded into last, kept so that the
+    /// next policy verdict reuses its buffers.
+    policies: Vec<Policy>,
 }
 
 /// A flow's two endpoints as [`Parser::decode_shared_into`] hands them
@@ -121,6 +125,29 @@ pub struct SharedEndpoints {
     pub destination: Option<Arc<Endpoint>>,
 }
 
+/// Appends the hyphenated lowercase text (36 bytes) of the random
+/// (version 4, RFC 4122 variant) UUID made from `bytes`, as Hubble's flow
+/// UUIDs (Go's `uuid.New()`) are: the version and variant bits set over
+/// the random ones, as `uuid::Builder::from_random_bytes` sets them.
+/// Written by hand in place (the `uuid` crate's formatter cost ~3 % of
+/// ingest; a test compares the two).
+#[inline]
+pub fn write_uuid_bytes(mut bytes: [u8; 16], out: &mut Vec<u8>) {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let at = out.len();
+    out.resize(at + 36, b'-');
+    let dst = &mut out[at..at + 36];
+    let mut n = 0;
+    for (i, b) in bytes.into_iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            n += 1;
+        }
+        dst[n..n + 2].copy_from_slice(&crate::l34::HEX_PAIRS[usize::from(b)]);
+        n += 2;
+    }
+}
+
 impl Parser {
     /// A parser for `node_name` (Hubble's absolute form, `cluster/node` when
     /// a cluster is named) with UUIDs seeded from the OS.
@@ -131,6 +158,7 @@ impl Parser {
             rng: SmallRng::from_os_rng(),
             uuids: true,
             memo: EndpointMemo::default(),
+            policies: Vec::new(),
         }
     }
 
@@ -183,7 +211,7 @@ impl Parser {
         clock: &C,
         flow: &mut Flow,
     ) -> Result<(), DecodeError> {
-        self.decode_impl(raw, clock, flow, None)
+        self.decode_impl(raw, clock, flow, None, None)
     }
 
     /// [`Parser::decode_into`] with the endpoints shared instead of
@@ -202,7 +230,28 @@ impl Parser {
     ) -> Result<(), DecodeError> {
         endpoints.source = None;
         endpoints.destination = None;
-        self.decode_impl(raw, clock, flow, Some(endpoints))
+        self.decode_impl(raw, clock, flow, Some(endpoints), None)
+    }
+
+    /// [`Parser::decode_shared_into`] with the flow's text fields kept in
+    /// `text` instead of written into the flow: for a packet, `ethernet`
+    /// is left `None` and `ip` holds only the version (what metrics read),
+    /// `summary` and `uuid` are left empty; [`FlowText::write_into`] fills
+    /// them in as [`Parser::decode_shared_into`] would. A service
+    /// translation record keeps its `ip` in the flow. On error `text`
+    /// keeps nothing.
+    pub fn decode_text_into<C: EventClock + ?Sized>(
+        &mut self,
+        raw: &[u8],
+        clock: &C,
+        flow: &mut Flow,
+        endpoints: &mut SharedEndpoints,
+        text: &mut FlowText,
+    ) -> Result<(), DecodeError> {
+        endpoints.source = None;
+        endpoints.destination = None;
+        text.clear();
+        self.decode_impl(raw, clock, flow, Some(endpoints), Some(text))
     }
 
     fn decode_impl<C: EventClock + ?Sized>(
@@ -211,6 +260,7 @@ impl Parser {
         clock: &C,
         flow: &mut Flow,
         mut shared: Option<&mut SharedEndpoints>,
+        mut text: Option<&mut FlowText>,
     ) -> Result<(), DecodeError> {
         let ev = match ebpf::parse(raw) {
             Ok(ev) => ev,
@@ -232,6 +282,17 @@ impl Parser {
         let source_names = std::mem::take(&mut flow.source_names);
         let destination_names = std::mem::take(&mut flow.destination_names);
         let mut iface_name = flow.interface.take().map(|i| i.name);
+        // A parser's flow has at most one policy list.
+        for list in [
+            &mut flow.ingress_allowed_by,
+            &mut flow.ingress_denied_by,
+            &mut flow.egress_allowed_by,
+            &mut flow.egress_denied_by,
+        ] {
+            if !list.is_empty() {
+                self.policies = std::mem::take(list);
+            }
+        }
         let mut ethernet = flow.ethernet.take();
         let mut ip = flow.ip.take();
         *flow = Flow::default();
@@ -248,11 +309,23 @@ impl Parser {
             let (src, dst) = sock::fill(s, flow);
             self.enrich(flow, &src, &dst, shared.as_deref_mut());
             summary_buf.clear();
-            summary_buf.push_str(sock::summary(s));
+            match text.as_deref_mut() {
+                Some(t) => t.set_fixed_summary(sock::summary(s)),
+                None => summary_buf.push_str(sock::summary(s)),
+            }
         } else {
             let h = Headers::decode(ev.payload(), event::is_l3_packet(&hdr));
-            h.ethernet_into(&mut ethernet);
-            h.ip_into(&mut ip);
+            match text.as_deref_mut() {
+                Some(t) => {
+                    t.set_packet(h);
+                    ethernet = None;
+                    h.ip_version_into(&mut ip);
+                }
+                None => {
+                    h.ethernet_into(&mut ethernet);
+                    h.ip_into(&mut ip);
+                }
+            }
             flow.ethernet = ethernet;
             flow.ip = ip;
             flow.l4 = h.l4_proto();
@@ -271,9 +344,14 @@ impl Parser {
             };
             event::set_traffic_direction(&ev, source_ep_id, flow);
             if let ebpf::RawEvent::PolicyVerdict(p, _) = &ev {
-                self.enricher.policy_names(p.rule, flow);
+                self.enricher
+                    .policy_names_reusing(p.rule, flow, &mut self.policies);
             }
-            summary::write_summary(&h, &mut summary_buf);
+            if text.is_some() {
+                summary_buf.clear();
+            } else {
+                summary::write_summary(&h, &mut summary_buf);
+            }
         }
         flow.summary = summary_buf;
         flow.time = Some(clock.wall_time(hdr.ktime_ns));
@@ -281,12 +359,20 @@ impl Parser {
         flow.node_name = node_buf;
         if self.uuids {
             uuid_buf.clear();
-            let bytes: [u8; 16] = self.rng.random();
-            let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
-            uuid_buf.push_str(
-                id.hyphenated()
-                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
-            );
+            // Two 64-bit draws (`random::<[u8; 16]>()` draws each byte
+            // apart: sixteen calls).
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+            bytes[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+            match text {
+                Some(t) => t.set_uuid(bytes),
+                None => {
+                    let mut b = uuid_buf.into_bytes();
+                    write_uuid_bytes(bytes, &mut b);
+                    // ASCII hex digits and hyphens.
+                    uuid_buf = String::from_utf8(b).unwrap_or_default();
+                }
+            }
             flow.uuid = uuid_buf;
         }
         Ok(())

@@ -130,6 +130,25 @@ pub struct NodeInfo {
 pub trait PolicyLookup: Send + Sync {
     /// The policies behind `origin` (empty if unknown or 0).
     fn policies(&self, origin: u32) -> Vec<PolicyInfo>;
+
+    /// [`PolicyLookup::policies`] as `flow.Policy` messages written over
+    /// `to` (its messages' buffers reused when the lookup can; the
+    /// default converts what [`PolicyLookup::policies`] returns).
+    fn policies_into(&self, origin: u32, to: &mut Vec<Policy>) {
+        to.clear();
+        to.extend(self.policies(origin).into_iter().map(policy_proto));
+    }
+}
+
+/// A `flow.Policy` from what a lookup says.
+fn policy_proto(p: PolicyInfo) -> Policy {
+    Policy {
+        name: p.name,
+        namespace: p.namespace,
+        labels: p.labels,
+        revision: p.revision,
+        kind: p.kind,
+    }
 }
 
 /// Endpoint id / IP → endpoint.
@@ -639,6 +658,32 @@ impl PolicyLookup for StaticEnrichment {
     fn policies(&self, origin: u32) -> Vec<PolicyInfo> {
         self.spec.policies.get(&origin).cloned().unwrap_or_default()
     }
+
+    fn policies_into(&self, origin: u32, to: &mut Vec<Policy>) {
+        let from = self
+            .spec
+            .policies
+            .get(&origin)
+            .map_or(&[][..], Vec::as_slice);
+        to.truncate(from.len());
+        for (t, f) in to.iter_mut().zip(from) {
+            // Every field, by name: one added to `Policy` fails to compile.
+            let Policy {
+                name,
+                namespace,
+                labels,
+                revision,
+                kind,
+            } = t;
+            name.clone_from(&f.name);
+            namespace.clone_from(&f.namespace);
+            labels.clone_from(&f.labels);
+            *revision = f.revision;
+            kind.clone_from(&f.kind);
+        }
+        let n = to.len();
+        to.extend(from[n..].iter().cloned().map(policy_proto));
+    }
 }
 
 impl InterfaceLookup for StaticEnrichment {
@@ -768,6 +813,13 @@ impl Enricher {
     /// by the flow's traffic direction. Default denies (no rule matched,
     /// origin 0) and audited verdicts stay empty.
     pub fn policy_names(&self, origin: u32, flow: &mut Flow) {
+        self.policy_names_reusing(origin, flow, &mut Vec::new());
+    }
+
+    /// [`Enricher::policy_names`] with the list written over `spare` (its
+    /// messages' buffers reused) and moved into the flow; `spare` is left
+    /// empty when it was used.
+    pub fn policy_names_reusing(&self, origin: u32, flow: &mut Flow, spare: &mut Vec<Policy>) {
         let Some(l) = self.policies.as_ref() else {
             return;
         };
@@ -786,17 +838,8 @@ impl Enricher {
         if !ingress && !egress {
             return;
         }
-        let list: Vec<Policy> = l
-            .policies(origin)
-            .into_iter()
-            .map(|p| Policy {
-                name: p.name,
-                namespace: p.namespace,
-                labels: p.labels,
-                revision: p.revision,
-                kind: p.kind,
-            })
-            .collect();
+        let mut list = std::mem::take(spare);
+        l.policies_into(origin, &mut list);
         match (ingress, allowed) {
             (true, true) => flow.ingress_allowed_by = list,
             (true, false) => flow.ingress_denied_by = list,

@@ -199,6 +199,29 @@ impl Headers {
         *encrypted = false;
     }
 
+    /// [`Headers::ip_into`] with the addresses left empty: the version
+    /// only, for a flow whose addresses are written elsewhere
+    /// ([`crate::FlowText`]).
+    pub fn ip_version_into(&self, to: &mut Option<Ip>) {
+        if self.ip.is_none() {
+            *to = None;
+            return;
+        }
+        let version = self.ip_version() as i32;
+        let Ip {
+            source,
+            source_xlated,
+            destination,
+            ip_version,
+            encrypted,
+        } = to.get_or_insert_with(Ip::default);
+        source.clear();
+        source_xlated.clear();
+        destination.clear();
+        *ip_version = version;
+        *encrypted = false;
+    }
+
     /// The `flow.Layer4` message.
     pub fn l4_proto(&self) -> Option<Layer4> {
         let protocol = match self.l4? {
@@ -257,55 +280,100 @@ pub fn fmt_mac(m: &[u8; 6]) -> String {
     s
 }
 
+/// Lowercase hex digit pairs of every byte value.
+pub(crate) const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
+/// Decimal text of every byte value, left-aligned, and its length.
+const DECIMAL: [([u8; 3], u8); 256] = {
+    let mut t = [([0u8; 3], 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let v = i as u8;
+        t[i] = if v >= 100 {
+            ([b'0' + v / 100, b'0' + v / 10 % 10, b'0' + v % 10], 3)
+        } else if v >= 10 {
+            ([b'0' + v / 10, b'0' + v % 10, 0], 2)
+        } else {
+            ([b'0' + v, 0, 0], 1)
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Appends [`fmt_mac`]'s text (17 bytes) to `out`, written in place (no
+/// stack buffer copied: reading back a buffer just written byte by byte
+/// stalls the copy).
+#[inline]
+pub fn write_mac_bytes(m: &[u8; 6], out: &mut Vec<u8>) {
+    let at = out.len();
+    out.resize(at + 17, b':');
+    let dst = &mut out[at..at + 17];
+    for (i, b) in m.iter().enumerate() {
+        dst[i * 3..i * 3 + 2].copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
+    }
+}
+
 /// [`fmt_mac`] into `s`, replacing its contents.
 fn write_mac(s: &mut String, m: &[u8; 6]) {
-    s.clear();
-    for (i, b) in m.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
+    let mut b = std::mem::take(s).into_bytes();
+    b.clear();
+    write_mac_bytes(m, &mut b);
+    // Hex digits and colons: ASCII.
+    *s = String::from_utf8(b).unwrap_or_default();
 }
 
 /// Lowercase hex digits.
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// [`fmt_ip`] into `s`, replacing its contents. Written digit by digit
+/// Appends [`fmt_ip`]'s text to `out`, written in place digit by digit
 /// rather than through `core::fmt` (which cost ~7 % of ingest); the text
-/// is the same as `Display`'s (a test compares them).
-fn write_ip(s: &mut String, a: IpAddr) {
-    s.clear();
+/// is the same as `Display`'s (a test compares them over random IPv4,
+/// IPv4-mapped and IPv6 addresses and every pattern of zero groups).
+#[inline]
+pub fn write_ip_bytes(a: IpAddr, out: &mut Vec<u8>) {
     match a {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => write_ipv4(s, v4),
-            None => write_ipv6(s, v6),
+            Some(v4) => write_ipv4_bytes(v4, out),
+            None => write_ipv6_bytes(v6, out),
         },
-        IpAddr::V4(v4) => write_ipv4(s, v4),
+        IpAddr::V4(v4) => write_ipv4_bytes(v4, out),
     }
 }
 
 /// Dotted quad, as `Ipv4Addr`'s `Display`.
-fn write_ipv4(s: &mut String, a: std::net::Ipv4Addr) {
+#[inline]
+fn write_ipv4_bytes(a: Ipv4Addr, out: &mut Vec<u8>) {
+    let at = out.len();
+    // At most 15 bytes; each octet copies 3 (the unused ones are
+    // overwritten by the next or cut off).
+    out.resize(at + 16, 0);
+    let dst = &mut out[at..at + 16];
+    let mut n = 0;
     for (i, o) in a.octets().into_iter().enumerate() {
         if i > 0 {
-            s.push('.');
+            dst[n] = b'.';
+            n += 1;
         }
-        if o >= 100 {
-            s.push(char::from(b'0' + o / 100));
-        }
-        if o >= 10 {
-            s.push(char::from(b'0' + o / 10 % 10));
-        }
-        s.push(char::from(b'0' + o % 10));
+        let (digits, len) = &DECIMAL[usize::from(o)];
+        dst[n..n + 3].copy_from_slice(digits);
+        n += usize::from(*len);
     }
+    out.truncate(at + n);
 }
 
 /// RFC 5952 text, as `Ipv6Addr`'s `Display` for an address that is not
 /// IPv4-mapped: lowercase hex groups without leading zeros, the first
 /// longest run of two or more zero groups written as `::`.
-fn write_ipv6(s: &mut String, a: std::net::Ipv6Addr) {
+fn write_ipv6_bytes(a: Ipv6Addr, out: &mut Vec<u8>) {
     let g = a.segments();
     // The first longest run of zero groups.
     let (mut best_at, mut best_len) = (0, 0);
@@ -323,38 +391,48 @@ fn write_ipv6(s: &mut String, a: std::net::Ipv6Addr) {
             i += 1;
         }
     }
-    let hex = |s: &mut String, v: u16| {
+    let at = out.len();
+    out.resize(at + 39, 0);
+    let dst = &mut out[at..at + 39];
+    let mut n = 0;
+    if best_len > 1 {
+        hex_groups(dst, &mut n, &g[..best_at]);
+        dst[n..n + 2].copy_from_slice(b"::");
+        n += 2;
+        hex_groups(dst, &mut n, &g[best_at + best_len..]);
+    } else {
+        hex_groups(dst, &mut n, &g);
+    }
+    out.truncate(at + n);
+}
+
+/// IPv6 groups in hex without leading zeros, colon-separated, into
+/// `dst` at `n`.
+fn hex_groups(dst: &mut [u8], n: &mut usize, gs: &[u16]) {
+    for (k, &v) in gs.iter().enumerate() {
+        if k > 0 {
+            dst[*n] = b':';
+            *n += 1;
+        }
         let mut started = false;
         for shift in [12, 8, 4, 0] {
             let d = (v >> shift) & 0xf;
             if started || d != 0 || shift == 0 {
                 started = true;
-                s.push(char::from(HEX[usize::from(d)]));
+                dst[*n] = HEX[usize::from(d)];
+                *n += 1;
             }
-        }
-    };
-    if best_len > 1 {
-        for (k, &v) in g[..best_at].iter().enumerate() {
-            if k > 0 {
-                s.push(':');
-            }
-            hex(s, v);
-        }
-        s.push_str("::");
-        for (k, &v) in g[best_at + best_len..].iter().enumerate() {
-            if k > 0 {
-                s.push(':');
-            }
-            hex(s, v);
-        }
-    } else {
-        for (k, &v) in g.iter().enumerate() {
-            if k > 0 {
-                s.push(':');
-            }
-            hex(s, v);
         }
     }
+}
+
+/// [`fmt_ip`] into `s`, replacing its contents.
+fn write_ip(s: &mut String, a: IpAddr) {
+    let mut b = std::mem::take(s).into_bytes();
+    b.clear();
+    write_ip_bytes(a, &mut b);
+    // Digits, hex digits, dots and colons: ASCII.
+    *s = String::from_utf8(b).unwrap_or_default();
 }
 
 /// An address as Go's `net.IP.String()` prints it: IPv4-mapped IPv6
@@ -515,6 +593,36 @@ mod tests {
             };
             assert_eq!(super::fmt_ip(a.into()), want, "{a:?}");
         }
+        // Random addresses, and random ones with runs of zero groups.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let (a, b) = (next(), next());
+            let zeros = next();
+            let mut g = [0u16; 8];
+            for (i, v) in g.iter_mut().enumerate() {
+                let r = ((if i < 4 { a } else { b }) >> (16 * (i % 4))) as u16;
+                *v = if zeros >> i & 1 == 1 {
+                    0
+                } else {
+                    r >> ((zeros >> (8 + 2 * i) & 3) * 4)
+                };
+            }
+            let v6 = Ipv6Addr::from(g);
+            let want = match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => v6.to_string(),
+            };
+            assert_eq!(super::fmt_ip(v6.into()), want, "{v6:?}");
+            let v4 = Ipv4Addr::from((a >> 32) as u32);
+            assert_eq!(super::fmt_ip(v4.into()), v4.to_string());
+            assert_eq!(super::fmt_ip(v4.to_ipv6_mapped().into()), v4.to_string());
+        }
         for o in [0u8, 1, 9, 10, 99, 100, 199, 255] {
             let a = Ipv4Addr::new(o, 255 - o, o / 2, 7);
             assert_eq!(super::fmt_ip(a.into()), a.to_string());
@@ -657,6 +765,10 @@ mod tests {
             fmt_mac(&[0x0a, 0xff, 0, 1, 0xab, 0xcd]),
             "0a:ff:00:01:ab:cd"
         );
+        let mut b = vec![b'x'];
+        write_mac_bytes(&[0; 6], &mut b);
+        write_mac_bytes(&[0xff, 0x0a, 1, 2, 3, 0xfe], &mut b);
+        assert_eq!(&b, b"x00:00:00:00:00:00ff:0a:01:02:03:fe");
         assert_eq!(fmt_ip(v4("::ffff:10.1.2.3")), "10.1.2.3");
         assert_eq!(fmt_ip(v4("fd00:10:244::5")), "fd00:10:244::5");
     }

@@ -15,7 +15,9 @@
 //! Service translation records (trace-sock) carry no packet: [`sock`] fills
 //! their flow in place of layers 2 and 3, as Hubble's sock parser does.
 //!
-//! [`Parser`] ties them together. [`synthetic`] generates realistic ABI
+//! [`Parser`] ties them together; [`FlowText`] keeps a flow's text fields
+//! (MACs, addresses, summary, UUID) apart for an encoder that writes them
+//! straight into its output. [`synthetic`] generates realistic ABI
 //! records (with a matching [`StaticEnrichment`]) for demos, tests and
 //! benchmarks; [`packet`] builds the packets they carry.
 //!
@@ -36,6 +38,7 @@ pub mod reasons;
 pub mod sock;
 pub mod summary;
 pub mod synthetic;
+pub mod text;
 
 pub use decode::{ClockOffset, DecodeError, EventClock, Parser, SharedEndpoints};
 pub use enrich::{
@@ -44,6 +47,7 @@ pub use enrich::{
     StaticEnrichment, WorkloadInfo,
 };
 pub use synthetic::Synthetic;
+pub use text::FlowText;
 
 #[cfg(test)]
 mod tests;

@@ -58,8 +58,8 @@ pub fn fill(ev: &TraceSockEvent, flow: &mut Flow) -> (SideHint, SideHint) {
         std::mem::swap(&mut client, &mut peer);
     }
     flow.ip = Some(Ip {
-        source: client.ip.map(|a| a.to_string()).unwrap_or_default(),
-        destination: peer.ip.map(|a| a.to_string()).unwrap_or_default(),
+        source: client.ip.map(crate::l34::fmt_ip).unwrap_or_default(),
+        destination: peer.ip.map(crate::l34::fmt_ip).unwrap_or_default(),
         ip_version: IpVersion::IPv4 as i32,
         ..Ip::default()
     });

@@ -4,36 +4,69 @@
 //! (`ICMPv4 EchoRequest`, `ICMPv6 DestinationUnreachable(PortUnreachable)`,
 //! with gopacket's type/code names and `Type(Code: n)` / `t(c)` fallbacks).
 
-use std::fmt::Write as _;
-
 use crate::l34::{Headers, Transport};
 use crate::packet::tcp_flags as f;
 
 /// Writes the summary of `h` into `out` (cleared first).
 pub fn write_summary(h: &Headers, out: &mut String) {
     out.clear();
+    summary_parts(h, &mut |p| out.push_str(p));
+}
+
+/// Appends the summary of `h` to `out` as bytes (for an encoder writing
+/// it straight into its output). A TCP summary (most flows) is copied
+/// from a table of every flag combination, built once.
+pub fn write_summary_bytes(h: &Headers, out: &mut Vec<u8>) {
+    match h.l4 {
+        Some(Transport::Tcp {
+            flags: Some(bits), ..
+        }) => out.extend_from_slice(tcp_summary(bits).as_bytes()),
+        _ => summary_parts(h, &mut |p| out.extend_from_slice(p.as_bytes())),
+    }
+}
+
+/// `TCP Flags: ...` of the flag bits `bits` (NS in bit 8), from the table.
+fn tcp_summary(bits: u16) -> &'static str {
+    static TABLE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..=TCP_FLAG_BITS)
+            .map(|b| {
+                let mut s = String::from("TCP Flags: ");
+                write_tcp_flags(b, &mut s);
+                s
+            })
+            .collect()
+    });
+    &table[usize::from(bits & TCP_FLAG_BITS)]
+}
+
+/// Every TCP flag bit (FIN … CWR, NS in bit 8).
+const TCP_FLAG_BITS: u16 = 0x1ff;
+
+/// The summary of `h`, piece by piece, to `put`.
+fn summary_parts(h: &Headers, put: &mut impl FnMut(&str)) {
     match h.l4 {
         Some(Transport::Tcp {
             flags: Some(bits), ..
         }) => {
-            out.push_str("TCP Flags: ");
-            write_tcp_flags(bits, out);
+            put("TCP Flags: ");
+            tcp_flags_parts(bits, put);
         }
-        Some(Transport::Tcp { flags: None, .. }) => out.push_str("TCP"),
-        Some(Transport::Udp { .. }) => out.push_str("UDP"),
-        Some(Transport::Sctp { .. }) => out.push_str("SCTP"),
+        Some(Transport::Tcp { flags: None, .. }) => put("TCP"),
+        Some(Transport::Udp { .. }) => put("UDP"),
+        Some(Transport::Sctp { .. }) => put("SCTP"),
         Some(Transport::Icmp4 { ty, code }) => {
-            out.push_str("ICMPv4 ");
-            write_type_code(icmpv4_names(ty, code), ty, code, out);
+            put("ICMPv4 ");
+            write_type_code(icmpv4_names(ty, code), ty, code, put);
         }
         Some(Transport::Icmp6 { ty, code }) => {
-            out.push_str("ICMPv6 ");
-            write_type_code(icmpv6_names(ty, code), ty, code, out);
+            put("ICMPv6 ");
+            write_type_code(icmpv6_names(ty, code), ty, code, put);
         }
         None => match (h.ip, h.eth) {
-            (Some((std::net::IpAddr::V4(_), _)), _) => out.push_str("IPv4"),
-            (Some((std::net::IpAddr::V6(_), _)), _) => out.push_str("IPv6"),
-            (None, Some(_)) => out.push_str("Ethernet"),
+            (Some((std::net::IpAddr::V4(_), _)), _) => put("IPv4"),
+            (Some((std::net::IpAddr::V6(_), _)), _) => put("IPv6"),
+            (None, Some(_)) => put("Ethernet"),
             (None, None) => {}
         },
     }
@@ -48,6 +81,10 @@ pub fn summary(h: &Headers) -> String {
 
 /// Appends the set TCP flags, comma-separated, in Hubble's order.
 pub fn write_tcp_flags(bits: u16, out: &mut String) {
+    tcp_flags_parts(bits, &mut |p| out.push_str(p));
+}
+
+fn tcp_flags_parts(bits: u16, put: &mut impl FnMut(&str)) {
     const ORDER: [(u16, &str); 9] = [
         (f::SYN, "SYN"),
         (f::ACK, "ACK"),
@@ -63,29 +100,55 @@ pub fn write_tcp_flags(bits: u16, out: &mut String) {
     for (bit, name) in ORDER {
         if bits & bit != 0 {
             if !first {
-                out.push_str(", ");
+                put(", ");
             }
-            out.push_str(name);
+            put(name);
             first = false;
         }
     }
+}
+
+/// A byte in decimal, to `put`.
+fn decimal(v: u8, put: &mut impl FnMut(&str)) {
+    let mut buf = [0u8; 3];
+    let mut at = 3;
+    let mut v = v;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + v % 10;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // ASCII digits.
+    put(std::str::from_utf8(&buf[at..]).unwrap_or_default());
 }
 
 /// What is known about an ICMP type: its name and, if the type uses the code
 /// field, the name of this code (`Err(())` when the code is not known).
 type Names = Option<(&'static str, Option<Result<&'static str, ()>>)>;
 
-fn write_type_code(names: Names, ty: u8, code: u8, out: &mut String) {
+fn write_type_code(names: Names, ty: u8, code: u8, put: &mut impl FnMut(&str)) {
     match names {
         None => {
-            let _ = write!(out, "{ty}({code})");
+            decimal(ty, put);
+            put("(");
+            decimal(code, put);
+            put(")");
         }
-        Some((t, None)) if code == 0 => out.push_str(t),
+        Some((t, None)) if code == 0 => put(t),
         Some((t, None | Some(Err(())))) => {
-            let _ = write!(out, "{t}(Code: {code})");
+            put(t);
+            put("(Code: ");
+            decimal(code, put);
+            put(")");
         }
         Some((t, Some(Ok(c)))) => {
-            let _ = write!(out, "{t}({c})");
+            put(t);
+            put("(");
+            put(c);
+            put(")");
         }
     }
 }
@@ -245,6 +308,33 @@ mod tests {
     #[case::unknown(200, 0, "ICMPv6 200(0)")]
     fn icmpv6(#[case] ty: u8, #[case] code: u8, #[case] want: &str) {
         assert_eq!(summary(&with_l4(Transport::Icmp6 { ty, code })), want);
+    }
+
+    #[test]
+    fn bytes_equal_the_string_for_every_shape() {
+        let mut shapes = vec![Headers::default()];
+        for bits in (0..0x200u16).chain([0xfe12, 0xffff]) {
+            shapes.push(with_l4(Transport::Tcp {
+                sport: 1,
+                dport: 2,
+                flags: Some(bits),
+            }));
+        }
+        for ty in 0..=255u8 {
+            for code in [0, 1, 3, 4, 9, 15, 99, 100, 255] {
+                shapes.push(with_l4(Transport::Icmp4 { ty, code }));
+                shapes.push(with_l4(Transport::Icmp6 { ty, code }));
+            }
+        }
+        for h in shapes {
+            let mut b = vec![b'x'];
+            write_summary_bytes(&h, &mut b);
+            assert_eq!(&b[1..], summary(&h).as_bytes());
+        }
+        assert_eq!(
+            summary(&with_l4(Transport::Icmp4 { ty: 200, code: 7 })),
+            "ICMPv4 200(7)"
+        );
     }
 
     #[test]

@@ -581,6 +581,23 @@ fn uuids_are_v4_unique_and_seedable() {
 }
 
 #[test]
+fn uuid_bytes_are_the_uuid_crates_v4_text() {
+    use rand::{Rng as _, SeedableRng as _};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+    let mut cases: Vec<[u8; 16]> = vec![[0; 16], [0xff; 16]];
+    cases.extend((0..20_000).map(|_| rng.random::<[u8; 16]>()));
+    for bytes in cases {
+        let want = uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .hyphenated()
+            .to_string();
+        let mut b = vec![b'x'];
+        crate::decode::write_uuid_bytes(bytes, &mut b);
+        assert_eq!(std::str::from_utf8(&b[1..]).unwrap(), want);
+    }
+}
+
+#[test]
 fn decode_into_overwrites_everything() {
     let mut p = parser();
     let mut flow = Flow::default();
@@ -960,6 +977,55 @@ fn decode_shared(p: &mut Parser, raw: &[u8], eps: &mut crate::SharedEndpoints) -
     flow.source = eps.source.as_deref().cloned();
     flow.destination = eps.destination.as_deref().cloned();
     flow
+}
+
+/// The text kept apart and written back gives the flow the shared decode
+/// gives, over the synthetic mix (every event kind, service translations
+/// included) and the fixtures' packet shapes, into reused flows.
+#[test]
+fn text_kept_apart_and_written_back_equals_the_shared_decode() {
+    let g = crate::Synthetic::new(23);
+    let enricher = Enricher::from_static(Arc::new(g.enrichment()));
+    let mut apart = Parser::new(g.node_name(), enricher.clone()).with_uuid_seed(5);
+    let mut whole = Parser::new(g.node_name(), enricher).with_uuid_seed(5);
+    let mut events = crate::Synthetic::new(23);
+    let mut raw = Vec::new();
+    let (mut f1, mut e1, mut text) = (
+        Flow::default(),
+        crate::SharedEndpoints::default(),
+        crate::FlowText::default(),
+    );
+    let (mut f2, mut e2) = (Flow::default(), crate::SharedEndpoints::default());
+    let mut kinds = std::collections::HashSet::new();
+    for i in 0..20_000 {
+        raw.clear();
+        events.next_event(&mut raw);
+        apart
+            .decode_text_into(&raw, &clock(), &mut f1, &mut e1, &mut text)
+            .unwrap();
+        whole
+            .decode_shared_into(&raw, &clock(), &mut f2, &mut e2)
+            .unwrap();
+        assert!(f1.uuid.is_empty() && f1.summary.is_empty() && f1.ethernet.is_none());
+        assert_eq!(
+            f1.ip.as_ref().map(|i| i.ip_version),
+            f2.ip.as_ref().map(|i| i.ip_version),
+            "the version stays in the flow"
+        );
+        let mut got = f1.clone();
+        text.write_into(&mut got);
+        assert_eq!(got, f2, "event {i}");
+        assert_eq!(e1, e2);
+        kinds.insert((f2.r#type, f2.summary.split(' ').next().map(str::to_owned)));
+    }
+    assert!(kinds.len() >= 5, "{kinds:?}");
+    // A rejected record keeps nothing.
+    assert!(
+        apart
+            .decode_text_into(&[1, 2, 3], &clock(), &mut f1, &mut e1, &mut text)
+            .is_err()
+    );
+    assert!(text.is_empty());
 }
 
 #[test]

@@ -557,21 +557,26 @@ pub struct FlowCounters {
     icmp: FxHashMap<u32, Counter>,
     policy: FxHashMap<u32, Counter>,
     world: FxHashMap<u32, Counter>,
+    /// Whether a served family has context labels (which may read the
+    /// flow's addresses: [`Self::observe_text`] writes them in first).
+    contextual: bool,
 }
 
-fn cached<F, L>(
-    map: &mut FxHashMap<u32, Counter>,
+/// The counter of the series `key` stands for, resolved in `family` the
+/// first time and kept in `map` (borrowed, not cloned: a clone is two
+/// atomic operations on its `Arc`).
+fn cached<'a, F, L>(
+    map: &'a mut FxHashMap<u32, Counter>,
     key: u32,
     family: &Family<Labels<F>, Counter>,
     labels: L,
-) -> Counter
+) -> &'a Counter
 where
     F: Clone + std::hash::Hash + Eq,
     L: FnOnce() -> F,
 {
     map.entry(key)
         .or_insert_with(|| family.get_or_create(&Labels::fixed(labels())).clone())
-        .clone()
 }
 
 /// Counts in one family: through the fixed-label cache, or (with context
@@ -620,7 +625,6 @@ fn is_world(e: Option<&proto::flow::Endpoint>) -> bool {
 impl FlowCounters {
     fn new(metrics: Arc<Metrics>) -> Self {
         FlowCounters {
-            metrics,
             flows: FxHashMap::default(),
             drops: FxHashMap::default(),
             tcp: FxHashMap::default(),
@@ -628,6 +632,8 @@ impl FlowCounters {
             icmp: FxHashMap::default(),
             policy: FxHashMap::default(),
             world: FxHashMap::default(),
+            contextual: metrics.served.iter().flatten().any(Served::contextual),
+            metrics,
         }
     }
 
@@ -648,6 +654,24 @@ impl FlowCounters {
         self.observe_inner(f, (source, destination), None);
     }
 
+    /// [`Self::observe_with`] of the flow `f` and `text` make together
+    /// ([`flow_parser::Parser::decode_text_into`]). The families without
+    /// context labels read no text field (the IP version stays in `f`);
+    /// when a family has context labels, `text` is first written into `f`
+    /// ([`flow_parser::FlowText::write_into`]) so that they read the addresses.
+    pub fn observe_text(
+        &mut self,
+        f: &mut Flow,
+        text: &flow_parser::FlowText,
+        source: Option<&Endpoint>,
+        destination: Option<&Endpoint>,
+    ) {
+        if self.contextual && !text.is_empty() {
+            text.write_into(f);
+        }
+        self.observe_inner(f, (source, destination), None);
+    }
+
     /// [`Self::observe`] at a given time (the time decides when a
     /// context-labelled series expires).
     pub fn observe_at(&mut self, f: &Flow, now: Instant) {
@@ -655,8 +679,8 @@ impl FlowCounters {
     }
 
     fn observe_inner(&mut self, f: &Flow, sides: Sides<'_>, mut now: Option<Instant>) {
-        let metrics = self.metrics.clone();
-        let m = &*metrics;
+        // Borrowed apart from the caches below (no `Arc` clone per flow).
+        let m: &Metrics = &self.metrics;
         let served = |k: MetricKind| m.served[kind_index(k)].as_ref();
         // `None` when the family has no context labels (the cached path).
         let after = |s: &Served| s.contextual().then(|| (Vec::new(), s.ctx(f, sides)));
@@ -811,7 +835,19 @@ impl FlowCounters {
             hit(m, &mut self.policy, &m.policy, key, fixed, ctx, &mut now);
         }
         if let Some(s) = served(MetricKind::FlowsToWorld) {
-            self.world(f, sides, s, pi, protocol, vi, verdict, reply, &mut now);
+            Self::world(
+                m,
+                &mut self.world,
+                f,
+                sides,
+                s,
+                pi,
+                protocol,
+                vi,
+                verdict,
+                reply,
+                &mut now,
+            );
         }
     }
 
@@ -820,7 +856,8 @@ impl FlowCounters {
         reason = "the flow's already decoded labels, passed on rather than recomputed"
     )]
     fn world(
-        &mut self,
+        m: &Metrics,
+        cache: &mut FxHashMap<u32, Counter>,
         f: &Flow,
         sides: Sides<'_>,
         s: &Served,
@@ -831,7 +868,6 @@ impl FlowCounters {
         reply: bool,
         now: &mut Option<Instant>,
     ) {
-        let m = &*self.metrics;
         let Some(l4) = f.l4.as_ref().and_then(|l| l.protocol.as_ref()) else {
             return;
         };
@@ -869,7 +905,7 @@ impl FlowCounters {
         } else {
             None
         };
-        hit(m, &mut self.world, &m.world, key, fixed, ctx, now);
+        hit(m, cache, &m.world, key, fixed, ctx, now);
     }
 }
 
@@ -1265,6 +1301,67 @@ mod tests {
             ..base.clone()
         };
         vec![base, drop, icmp, verdict]
+    }
+
+    /// The ingest's path (the text kept apart, [`FlowCounters::observe_text`])
+    /// counts exactly what the whole flow counts, with and without context
+    /// labels that read the addresses, over the synthetic mix.
+    #[test]
+    fn counting_with_the_text_apart_equals_counting_the_whole_flow() {
+        use flow_parser::{ClockOffset, Enricher, FlowText, Parser, SharedEndpoints, Synthetic};
+        let all: Vec<&str> = HUBBLE_NAMES.iter().map(|(o, ..)| *o).collect();
+        let labels = HUBBLE_CONTEXT_LABELS[..13].join(",");
+        let with_ip: Vec<String> = all
+            .iter()
+            .map(|o| {
+                format!("{o}:sourceContext=ip;destinationContext=dns|ip;labelsContext={labels}")
+            })
+            .collect();
+        let plain: Vec<String> = all.iter().map(|o| o.to_string()).collect();
+        for list in [plain, with_ip] {
+            let cfg = MetricsConfig::parse(&list).unwrap();
+            let (whole, apart) = (
+                Arc::new(Metrics::with_config(&cfg)),
+                Arc::new(Metrics::with_config(&cfg)),
+            );
+            let (mut cw, mut ca) = (whole.flow_counters(), apart.flow_counters());
+            let g = Synthetic::new(31);
+            let enricher = Enricher::from_static(Arc::new(g.enrichment()));
+            let mut p1 = Parser::new(g.node_name(), enricher.clone());
+            let mut p2 = Parser::new(g.node_name(), enricher);
+            let clock = ClockOffset::new(0);
+            let mut events = Synthetic::new(31);
+            let (mut raw, mut f, mut eps, mut text) = (
+                Vec::new(),
+                Flow::default(),
+                SharedEndpoints::default(),
+                FlowText::default(),
+            );
+            for _ in 0..5000 {
+                raw.clear();
+                events.next_event(&mut raw);
+                let now = Instant::now();
+                cw.observe_at(&p1.decode(&raw, &clock).unwrap(), now);
+                p2.decode_text_into(&raw, &clock, &mut f, &mut eps, &mut text)
+                    .unwrap();
+                ca.observe_text(
+                    &mut f,
+                    &text,
+                    eps.source.as_deref(),
+                    eps.destination.as_deref(),
+                );
+            }
+            // The same series and values (in the text's order of series
+            // within a family, which follows hashing, not counting).
+            let sorted = |t: String| {
+                let mut l: Vec<String> = t.lines().map(str::to_owned).collect();
+                l.sort();
+                l
+            };
+            let want = sorted(whole.encode());
+            assert!(want.iter().any(|l| l.contains("source=\"10.")) == list[0].contains("ip"));
+            assert_eq!(sorted(apart.encode()), want, "{list:?}");
+        }
     }
 
     #[test]

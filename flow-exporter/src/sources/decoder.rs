@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use flow_parser::{ClockOffset, Enricher, Parser, SharedEndpoints, Synthetic};
+use flow_parser::{ClockOffset, Enricher, FlowText, Parser, SharedEndpoints, Synthetic};
 use proto::flow::{Endpoint, Flow};
 
 use super::clock;
@@ -132,6 +132,35 @@ impl Decode for ParserDecoder {
         {
             self.parser.set_enricher(e);
             self.parser.decode_into(raw, &self.clock, flow)?;
+        }
+        Ok(())
+    }
+
+    fn decode_text(
+        &mut self,
+        raw: &[u8],
+        flow: &mut Flow,
+        endpoints: &mut SharedEndpoints,
+        text: &mut FlowText,
+    ) -> Result<(), DecodeFailure> {
+        // As `decode_shared`, with the text kept apart.
+        if let Some(r) = &mut self.reload
+            && let Some(e) = r.poll(defaults::ENRICHMENT_RELOAD)
+        {
+            self.parser.set_enricher(e);
+        }
+        self.parser
+            .decode_text_into(raw, &self.clock, flow, endpoints, text)?;
+        if let Some(r) = &mut self.reload
+            && unknown_workload_side([
+                endpoints.source.as_deref(),
+                endpoints.destination.as_deref(),
+            ])
+            && let Some(e) = r.poll(defaults::ENRICHMENT_STALE_RECHECK)
+        {
+            self.parser.set_enricher(e);
+            self.parser
+                .decode_text_into(raw, &self.clock, flow, endpoints, text)?;
         }
         Ok(())
     }
