@@ -592,7 +592,7 @@ fn uuid_bytes_are_the_uuid_crates_v4_text() {
             .hyphenated()
             .to_string();
         let mut b = vec![b'x'];
-        crate::decode::write_uuid_bytes(bytes, &mut b);
+        crate::text::write_uuid_bytes(bytes, &mut b);
         assert_eq!(std::str::from_utf8(&b[1..]).unwrap(), want);
     }
 }
