@@ -70,7 +70,7 @@ use crate::merge::{Merger, Mode, StreamId};
 use crate::pool::{Backoff, PeerView, Pool, status_text};
 use crate::queue::{ClientQueue, ClientStream, client_queue};
 use crate::status::{ErrorAggregator, node_status};
-use crate::wire::{Kind, PeerCodec, PeerResponse};
+use crate::wire::{Kind, Out, PeerCodec, PeerResponse};
 
 /// Responses the request's loop takes in a row from peers that have them
 /// ready before it looks at its timers and the pool again.
@@ -138,13 +138,21 @@ pub fn get_flows(
     metadata: MetadataMap,
 ) -> Result<ClientStream, Status> {
     validate(&req)?;
-    let (queue, stream) = client_queue(
+    let (queue, mut stream) = client_queue(
         cfg.client_queue_len,
         cfg.relay_name.clone(),
         pool.metrics().clone(),
     );
+    let follow = req.follow;
     let run = Run::new(pool.clone(), cfg.clone(), req, metadata, queue);
-    tokio::spawn(run.run());
+    if follow {
+        // Reads the peers whether or not the client reads (a slow client
+        // loses its oldest flows, the merge's window keeps running).
+        tokio::spawn(run.run());
+    } else {
+        // Paced by the client: the merge runs inside its stream.
+        stream.drive(Box::pin(run.run()));
+    }
     Ok(stream)
 }
 
@@ -404,9 +412,19 @@ impl Run {
         }
     }
 
-    /// Sends a released flow; false when the request is over (client gone
-    /// or `first` satisfied).
-    async fn emit_flow(&mut self, r: PeerResponse) -> bool {
+    /// Sends `items` in order, at once (one wakeup of the client's
+    /// writer), leaving it empty; false once the client has gone.
+    async fn send_all(&mut self, items: &mut Vec<Out>) -> bool {
+        if self.req.follow {
+            self.queue.push_all_drop_oldest(items)
+        } else {
+            self.queue.push_all_wait(items).await
+        }
+    }
+
+    /// Takes a released flow into `out` (or the tail); false when the
+    /// request is over once `out` is sent (`first` satisfied).
+    fn take_flow(&mut self, r: PeerResponse, out: &mut Vec<Out>) -> bool {
         if let Some(t) = &mut self.tail {
             t.flows.push_back(r);
             if t.flows.len() > t.n {
@@ -414,9 +432,7 @@ impl Run {
             }
             return true;
         }
-        if !self.send(r).await {
-            return false;
-        }
+        out.push(r.into());
         match &mut self.first_left {
             Some(n) => {
                 *n -= 1;
@@ -742,12 +758,16 @@ impl Run {
         }
         // Responses taken in a row without the select below.
         let mut fast = 0;
+        // Flows released together, sent together.
+        let mut released = Vec::new();
         'outer: loop {
             let now = Instant::now();
-            while let Some(r) = self.merger.pop(now) {
-                if !self.emit_flow(r).await {
-                    break 'outer;
-                }
+            let mut more = true;
+            while more && let Some(r) = self.merger.pop(now) {
+                more = self.take_flow(r, &mut released);
+            }
+            if !self.send_all(&mut released).await || !more {
+                break 'outer;
             }
             if let Some(e) = self.errors.take_due(now)
                 && !self.send(e).await
