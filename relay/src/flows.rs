@@ -173,28 +173,165 @@ enum Wake {
     PoolChanged,
 }
 
-/// One peer stream's reader task; aborted when dropped.
+/// One peer stream's reader.
 struct Reader {
     name: String,
-    rx: mpsc::Receiver<PeerEvent>,
-    task: JoinHandle<()>,
+    source: Source,
     /// Since when the merge has been waiting on this peer without a
     /// response (non-follow deadline).
     idle_since: Instant,
 }
 
+/// Where a [`Reader`]'s events come from.
+enum Source {
+    /// A task of its own reads the peer (follow requests: the peers are
+    /// read while the request's loop waits on its window and timers).
+    Task {
+        rx: mpsc::Receiver<PeerEvent>,
+        task: JoinHandle<()>,
+    },
+    /// The request's loop reads the peer's stream itself (non-follow: the
+    /// merge reads a peer only when it needs that peer's next flow, so a
+    /// task in between bought nothing and cost a wakeup per batch).
+    Inline(InlinePeer),
+}
+
 impl Drop for Reader {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Source::Task { task, .. } = &self.source {
+            task.abort();
+        }
     }
 }
 
-async fn read_peer(
-    channel: Channel,
+impl Reader {
+    /// The peer's next event: a batch of responses, its end or failure;
+    /// `End` again once the task is gone.
+    fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<PeerEvent> {
+        match &mut self.source {
+            Source::Task { rx, .. } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(ev)) => Poll::Ready(ev),
+                // The reader task is gone (it panicked).
+                Poll::Ready(None) => Poll::Ready(PeerEvent::End),
+                Poll::Pending => Poll::Pending,
+            },
+            Source::Inline(p) => p.poll_recv(cx),
+        }
+    }
+
+    /// [`Reader::poll_recv`] without waiting.
+    fn try_recv(&mut self) -> Option<PeerEvent> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match self.poll_recv(&mut cx) {
+            Poll::Ready(ev) => Some(ev),
+            Poll::Pending => None,
+        }
+    }
+}
+
+/// The GetFlows call of a peer and its responses.
+type PeerCall = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<tonic::Response<tonic::codec::Streaming<PeerResponse>>, Status>,
+            > + Send,
+    >,
+>;
+
+/// A peer stream read by the request's own loop.
+struct InlinePeer {
+    state: InlineState,
+    /// The stream's end or failure, after the batch read before it.
+    last: Option<PeerEvent>,
+}
+
+enum InlineState {
+    Calling(PeerCall),
+    Open(tonic::codec::Streaming<PeerResponse>),
+    Over,
+}
+
+impl InlinePeer {
+    fn new(channel: Channel, req: GetFlowsRequest, metadata: MetadataMap) -> Self {
+        InlinePeer {
+            state: InlineState::Calling(Box::pin(peer_get_flows(
+                channel,
+                peer_request(req, metadata),
+            ))),
+            last: None,
+        }
+    }
+
+    fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<PeerEvent> {
+        if let Some(ev) = self.last.take() {
+            return Poll::Ready(ev);
+        }
+        loop {
+            match &mut self.state {
+                InlineState::Calling(call) => match call.as_mut().poll(cx) {
+                    Poll::Ready(Ok(r)) => self.state = InlineState::Open(r.into_inner()),
+                    Poll::Ready(Err(s)) => {
+                        self.state = InlineState::Over;
+                        return Poll::Ready(PeerEvent::Failed(s));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                InlineState::Open(stream) => {
+                    let mut batch = Vec::new();
+                    let ready = poll_batch(stream, cx, &mut batch, &mut self.last);
+                    if self.last.is_some() {
+                        self.state = InlineState::Over;
+                    }
+                    return match ready {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(()) if batch.is_empty() => {
+                            Poll::Ready(self.last.take().unwrap_or(PeerEvent::End))
+                        }
+                        Poll::Ready(()) => Poll::Ready(PeerEvent::Responses(batch)),
+                    };
+                }
+                InlineState::Over => return Poll::Ready(PeerEvent::End),
+            }
+        }
+    }
+}
+
+/// Takes one response, waiting for it, then every one already decodable
+/// without waiting, up to [`defaults::PEER_READ_BATCH`] (never holds one
+/// back for a later one); the stream's end or failure goes to `last`.
+fn poll_batch(
+    stream: &mut tonic::codec::Streaming<PeerResponse>,
+    cx: &mut std::task::Context<'_>,
+    batch: &mut Vec<PeerResponse>,
+    last: &mut Option<PeerEvent>,
+) -> Poll<()> {
+    loop {
+        match std::pin::Pin::new(&mut *stream).poll_next(cx) {
+            Poll::Ready(Some(Ok(r))) => {
+                batch.push(r);
+                if batch.len() >= defaults::PEER_READ_BATCH {
+                    return Poll::Ready(());
+                }
+            }
+            Poll::Ready(Some(Err(s))) => {
+                *last = Some(PeerEvent::Failed(s));
+                return Poll::Ready(());
+            }
+            Poll::Ready(None) => {
+                *last = Some(PeerEvent::End);
+                return Poll::Ready(());
+            }
+            Poll::Pending if batch.is_empty() => return Poll::Pending,
+            Poll::Pending => return Poll::Ready(()),
+        }
+    }
+}
+
+/// The GetFlows request to a peer: `req` with the forwarded `metadata`.
+fn peer_request(
     req: GetFlowsRequest,
     mut metadata: MetadataMap,
-    tx: mpsc::Sender<PeerEvent>,
-) {
+) -> tonic::Request<GetFlowsRequest> {
     // Progress markers: asked by the relay alone, and only when following
     // (a client's own value is never passed on).
     metadata.remove(defaults::PROGRESS_HEADER);
@@ -208,8 +345,17 @@ async fn read_peer(
                 .expect("digits are valid metadata"),
         );
     }
-    let req = tonic::Request::from_parts(metadata, Default::default(), req);
-    let mut stream = match peer_get_flows(channel, req).await {
+    tonic::Request::from_parts(metadata, Default::default(), req)
+}
+
+/// A peer stream's reader task (follow requests).
+async fn read_peer(
+    channel: Channel,
+    req: GetFlowsRequest,
+    metadata: MetadataMap,
+    tx: mpsc::Sender<PeerEvent>,
+) {
+    let mut stream = match peer_get_flows(channel, peer_request(req, metadata)).await {
         Ok(r) => r.into_inner(),
         Err(s) => {
             let _ = tx.send(PeerEvent::Failed(s)).await;
@@ -217,33 +363,9 @@ async fn read_peer(
         }
     };
     loop {
-        // Waits for one response, then takes every one already decodable
-        // without waiting (never holds one back for a later one).
         let mut batch = Vec::new();
         let mut last = None;
-        poll_fn(|cx| {
-            loop {
-                match std::pin::Pin::new(&mut stream).poll_next(cx) {
-                    Poll::Ready(Some(Ok(r))) => {
-                        batch.push(r);
-                        if batch.len() >= defaults::PEER_READ_BATCH {
-                            return Poll::Ready(());
-                        }
-                    }
-                    Poll::Ready(Some(Err(s))) => {
-                        last = Some(PeerEvent::Failed(s));
-                        return Poll::Ready(());
-                    }
-                    Poll::Ready(None) => {
-                        last = Some(PeerEvent::End);
-                        return Poll::Ready(());
-                    }
-                    Poll::Pending if batch.is_empty() => return Poll::Pending,
-                    Poll::Pending => return Poll::Ready(()),
-                }
-            }
-        })
-        .await;
+        poll_fn(|cx| poll_batch(&mut stream, cx, &mut batch, &mut last)).await;
         if !batch.is_empty() && tx.send(PeerEvent::Responses(batch)).await.is_err() {
             return;
         }
@@ -369,8 +491,14 @@ impl Run {
             return;
         };
         let returning = self.tracks.get(&v.name).is_some_and(|t| t.ever_attached);
-        let (tx, rx) = mpsc::channel((defaults::PEER_BUFFER / defaults::PEER_READ_BATCH).max(1));
-        let task = tokio::spawn(read_peer(channel, req, self.metadata.clone(), tx));
+        let source = if self.req.follow {
+            let (tx, rx) =
+                mpsc::channel((defaults::PEER_BUFFER / defaults::PEER_READ_BATCH).max(1));
+            let task = tokio::spawn(read_peer(channel, req, self.metadata.clone(), tx));
+            Source::Task { rx, task }
+        } else {
+            Source::Inline(InlinePeer::new(channel, req, self.metadata.clone()))
+        };
         let id = if returning {
             self.merger.add_catching_up(v.name.clone())
         } else {
@@ -380,8 +508,7 @@ impl Run {
             id,
             Reader {
                 name: v.name.clone(),
-                rx,
-                task,
+                source,
                 idle_since: Instant::now(),
             },
         );
@@ -647,12 +774,7 @@ impl Run {
             if !merger.wants(*id) {
                 return None;
             }
-            match r.rx.try_recv() {
-                Ok(ev) => Some((*id, ev)),
-                // The reader task is gone (it panicked).
-                Err(mpsc::error::TryRecvError::Disconnected) => Some((*id, PeerEvent::End)),
-                Err(mpsc::error::TryRecvError::Empty) => None,
-            }
+            r.try_recv().map(|ev| (*id, ev))
         };
         let first = start;
         for (id, r) in self.readers.iter_mut().skip(first) {
@@ -830,10 +952,8 @@ impl Run {
                         if !merger.wants(*id) {
                             return None;
                         }
-                        match r.rx.poll_recv(cx) {
-                            Poll::Ready(Some(ev)) => Some((*id, ev)),
-                            // The reader task is gone (it panicked).
-                            Poll::Ready(None) => Some((*id, PeerEvent::End)),
+                        match r.poll_recv(cx) {
+                            Poll::Ready(ev) => Some((*id, ev)),
                             Poll::Pending => None,
                         }
                     };
