@@ -247,7 +247,7 @@ struct InlinePeer {
 
 enum InlineState {
     Calling(PeerCall),
-    Open(tonic::codec::Streaming<PeerResponse>),
+    Open(Box<tonic::codec::Streaming<PeerResponse>>),
     Over,
 }
 
@@ -269,7 +269,7 @@ impl InlinePeer {
         loop {
             match &mut self.state {
                 InlineState::Calling(call) => match call.as_mut().poll(cx) {
-                    Poll::Ready(Ok(r)) => self.state = InlineState::Open(r.into_inner()),
+                    Poll::Ready(Ok(r)) => self.state = InlineState::Open(Box::new(r.into_inner())),
                     Poll::Ready(Err(s)) => {
                         self.state = InlineState::Over;
                         return Poll::Ready(PeerEvent::Failed(s));
