@@ -555,7 +555,11 @@ async fn main() {
     let (relay3, relay3_addr) = serve_relay(specs.clone(), metrics.clone()).await;
     let (relay1, relay1_addr) = serve_relay(specs[..1].to_vec(), Arc::new(Metrics::new())).await;
 
-    let _ = drain(&addrs[0], 1000).await; // warm up
+    // Each path is warmed up alike (connections, buffers) before it is
+    // measured.
+    for addr in [&addrs[0], &relay1_addr, &relay3_addr] {
+        let _ = drain(addr, 1000).await;
+    }
     // Profiling aid: `RELAY_BENCH_LOOP=direct|relay1|relay3` repeats that
     // non-follow read for 20 s (attach `perf record -p`) and exits.
     if let Ok(which) = std::env::var("RELAY_BENCH_LOOP") {

@@ -103,18 +103,26 @@ pub const ERROR_AGGREGATION_WINDOW: Duration = Duration::from_secs(10);
 /// flows of relay memory (about 2.5 MB at ~2.5 KB per enriched flow).
 pub const CLIENT_QUEUE_LEN: usize = 1024;
 
-/// Responses buffered from each peer stream before the relay stops reading
-/// it (HTTP/2 flow control then pushes back on the peer). Small, because
-/// the merge needs only each peer's next flow; large enough to hide one
-/// network round trip at high rates (about 180 KB of flows).
-pub const PEER_BUFFER: usize = 256;
+/// Follow requests: responses buffered from each peer stream (by its
+/// reader task) before the relay stops reading it (HTTP/2 flow control
+/// then pushes back on the peer). Small, because the merge needs only
+/// each peer's next flow and a relay short of CPU holds this much per
+/// peer of every follow client; large enough to hide one network round
+/// trip at high rates.
+pub const PEER_BUFFER: usize = 64;
 
-/// Most responses a peer stream's reader hands to the merge at once (all
-/// it has decodable without waiting, up to this): one channel message and
-/// one wakeup per batch rather than per flow. 64 covers what a peer
-/// sends in one write (a 32 KiB chunk holds about 45 flows). The peer
-/// buffer holds `PEER_BUFFER / PEER_READ_BATCH` batches.
-pub const PEER_READ_BATCH: usize = 64;
+/// Follow requests: most responses a peer stream's reader task hands to
+/// the merge at once (all it has decodable without waiting, up to this):
+/// one channel message and one wakeup per batch rather than per flow. The
+/// peer buffer holds `PEER_BUFFER / PEER_READ_BATCH` batches.
+pub const PEER_READ_BATCH: usize = 16;
+
+/// Non-follow requests: most responses the merge reads from a peer's
+/// stream at once (all it has decodable without waiting, up to this; it
+/// reads a peer only when it has nothing queued from it, so this bounds
+/// what it holds per peer). 64 covers what a peer sends in one write (a
+/// 32 KiB chunk holds about 45 flows).
+pub const INLINE_READ_BATCH: usize = 64;
 
 /// Largest HTTP/2 frame a peer may send the relay (the relay's
 /// `SETTINGS_MAX_FRAME_SIZE` on peer connections; HTTP/2's default is

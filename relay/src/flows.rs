@@ -12,7 +12,7 @@
 //!   N of the merge. Hubble's relay returns N flows *per node* instead.
 //!   With `first`, the N oldest of the cluster. The relay then holds at
 //!   most N flows (plus one read batch, at most
-//!   [`defaults::PEER_READ_BATCH`], per peer) for the request.
+//!   [`defaults::INLINE_READ_BATCH`], per peer) for the request.
 //! - **Follow** requests are merged within a window (default 1 s and 100
 //!   flows; see [`crate::merge`] for the exact guarantee). A `number`
 //!   with follow applies per node to the backlog before the live flows
@@ -158,8 +158,9 @@ pub fn get_flows(
 
 enum PeerEvent {
     /// The responses the peer had ready, in its order (at most
-    /// [`defaults::PEER_READ_BATCH`]): one channel message and one wakeup
-    /// for all of them.
+    /// [`defaults::PEER_READ_BATCH`] from a reader task, one channel
+    /// message and one wakeup for all of them;
+    /// [`defaults::INLINE_READ_BATCH`] read inline).
     Responses(Vec<PeerResponse>),
     End,
     Failed(Status),
@@ -278,7 +279,13 @@ impl InlinePeer {
                 },
                 InlineState::Open(stream) => {
                     let mut batch = Vec::new();
-                    let ready = poll_batch(stream, cx, &mut batch, &mut self.last);
+                    let ready = poll_batch(
+                        stream,
+                        cx,
+                        defaults::INLINE_READ_BATCH,
+                        &mut batch,
+                        &mut self.last,
+                    );
                     if self.last.is_some() {
                         self.state = InlineState::Over;
                     }
@@ -297,11 +304,12 @@ impl InlinePeer {
 }
 
 /// Takes one response, waiting for it, then every one already decodable
-/// without waiting, up to [`defaults::PEER_READ_BATCH`] (never holds one
-/// back for a later one); the stream's end or failure goes to `last`.
+/// without waiting, up to `max` (never holds one back for a later one);
+/// the stream's end or failure goes to `last`.
 fn poll_batch(
     stream: &mut tonic::codec::Streaming<PeerResponse>,
     cx: &mut std::task::Context<'_>,
+    max: usize,
     batch: &mut Vec<PeerResponse>,
     last: &mut Option<PeerEvent>,
 ) -> Poll<()> {
@@ -309,7 +317,7 @@ fn poll_batch(
         match std::pin::Pin::new(&mut *stream).poll_next(cx) {
             Poll::Ready(Some(Ok(r))) => {
                 batch.push(r);
-                if batch.len() >= defaults::PEER_READ_BATCH {
+                if batch.len() >= max {
                     return Poll::Ready(());
                 }
             }
@@ -365,7 +373,16 @@ async fn read_peer(
     loop {
         let mut batch = Vec::new();
         let mut last = None;
-        poll_fn(|cx| poll_batch(&mut stream, cx, &mut batch, &mut last)).await;
+        poll_fn(|cx| {
+            poll_batch(
+                &mut stream,
+                cx,
+                defaults::PEER_READ_BATCH,
+                &mut batch,
+                &mut last,
+            )
+        })
+        .await;
         if !batch.is_empty() && tx.send(PeerEvent::Responses(batch)).await.is_err() {
             return;
         }
@@ -827,8 +844,10 @@ impl Run {
     async fn handle(&mut self, id: StreamId, ev: PeerEvent) -> bool {
         match ev {
             PeerEvent::Responses(rs) => {
+                // Every response of a batch arrived at the same instant.
+                let now = Instant::now();
                 for r in rs {
-                    if !self.handle_response(id, r).await {
+                    if !self.handle_response(id, r, now).await {
                         return false;
                     }
                 }
@@ -844,8 +863,8 @@ impl Run {
         }
     }
 
-    /// One response of peer stream `id`.
-    async fn handle_response(&mut self, id: StreamId, r: PeerResponse) -> bool {
+    /// One response of peer stream `id`, arrived at `now`.
+    async fn handle_response(&mut self, id: StreamId, r: PeerResponse, now: Instant) -> bool {
         match r.scanned.kind {
             Kind::Flow => {
                 if self.req.follow
@@ -855,7 +874,7 @@ impl Run {
                     t.last_time = Some(r.scanned.order_time());
                     t.backoff.reset();
                 }
-                self.merger.push(id, r, Instant::now());
+                self.merger.push(id, r, now);
                 true
             }
             // Lost events and a peer relay's node status: passed on.

@@ -267,11 +267,14 @@ impl ClientStream {
         loop {
             {
                 let mut st = self.shared.lock();
-                let now = Instant::now();
-                let due = st
-                    .last_report
-                    .is_none_or(|t| now.duration_since(t) >= defaults::LOST_EVENT_SEND_INTERVAL);
-                if st.dropped > 0 && (due || st.items.is_empty()) {
+                // The clock is read only when there is a loss to report.
+                let now = (st.dropped > 0).then(Instant::now);
+                if let Some(now) = now
+                    && (st.items.is_empty()
+                        || st.last_report.is_none_or(|t| {
+                            now.duration_since(t) >= defaults::LOST_EVENT_SEND_INTERVAL
+                        }))
+                {
                     st.last_report = Some(now);
                     let n = std::mem::take(&mut st.dropped);
                     let first = st.dropped_first.take();
