@@ -3,7 +3,11 @@
 //! servers on loopback) behind an in-process relay, and gRPC clients:
 //!
 //! 1. merged flows/s from three peers to one client, non-follow and follow,
-//!    against a client reading one exporter directly (the ratio);
+//!    against a client reading one exporter directly (the ratio); the
+//!    non-follow rows also give the whole process's CPU time per flow
+//!    (every path is warmed up alike first). `RELAY_BENCH_LOOP=direct`,
+//!    `relay1` or `relay3` repeats one of those reads for 20 s instead
+//!    (for `perf record -p`) and prints its rate and CPU per flow;
 //! 2. latency added by the relay in follow mode, p50 and p99, while every
 //!    node is sending, and with one busy node and two idle ones (the idle
 //!    nodes' ingest reports its progress every millisecond, so their
