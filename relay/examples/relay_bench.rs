@@ -3,7 +3,11 @@
 //! servers on loopback) behind an in-process relay, and gRPC clients:
 //!
 //! 1. merged flows/s from three peers to one client, non-follow and follow,
-//!    against a client reading one exporter directly (the ratio);
+//!    against a client reading one exporter directly (the ratio); the
+//!    non-follow rows also give the whole process's CPU time per flow
+//!    (every path is warmed up alike first). `RELAY_BENCH_LOOP=direct`,
+//!    `relay1` or `relay3` repeats one of those reads for 20 s instead
+//!    (for `perf record -p`) and prints its rate and CPU per flow;
 //! 2. latency added by the relay in follow mode, p50 and p99, while every
 //!    node is sending, and with one busy node and two idle ones (the idle
 //!    nodes' ingest reports its progress every millisecond, so their
@@ -129,9 +133,24 @@ async fn client(addr: &str) -> ObserverClient<Channel> {
     .max_decoding_message_size(relay::defaults::MAX_MESSAGE_BYTES)
 }
 
-/// Reads a non-follow request to the end: (flows, seconds).
-async fn drain(addr: &str, number: u64) -> (u64, f64) {
+/// CPU time used by this whole process so far (every thread: exporters,
+/// relay and client), in seconds.
+fn process_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Reads a non-follow request to the end: (flows, seconds, CPU seconds of
+/// the whole process meanwhile).
+async fn drain(addr: &str, number: u64) -> (u64, f64, f64) {
     let mut c = client(addr).await;
+    let cpu = process_cpu();
     let start = Instant::now();
     let mut s = c
         .get_flows(GetFlowsRequest {
@@ -147,7 +166,7 @@ async fn drain(addr: &str, number: u64) -> (u64, f64) {
             n += 1;
         }
     }
-    (n, start.elapsed().as_secs_f64())
+    (n, start.elapsed().as_secs_f64(), process_cpu() - cpu)
 }
 
 /// Follows `addr` for `secs` while `producers` push flows as fast as they
@@ -540,23 +559,56 @@ async fn main() {
     let (relay3, relay3_addr) = serve_relay(specs.clone(), metrics.clone()).await;
     let (relay1, relay1_addr) = serve_relay(specs[..1].to_vec(), Arc::new(Metrics::new())).await;
 
-    let _ = drain(&addrs[0], 1000).await; // warm up
-    let (n_direct, s_direct) = drain(&addrs[0], per_node).await;
-    let (n_r1, s_r1) = drain(&relay1_addr, per_node).await;
-    let (n_r3, s_r3) = drain(&relay3_addr, 3 * per_node).await;
+    // Each path is warmed up alike (connections, buffers) before it is
+    // measured.
+    for addr in [&addrs[0], &relay1_addr, &relay3_addr] {
+        let _ = drain(addr, 1000).await;
+    }
+    // Profiling aid: `RELAY_BENCH_LOOP=direct|relay1|relay3` repeats that
+    // non-follow read for 20 s (attach `perf record -p`) and exits.
+    if let Ok(which) = std::env::var("RELAY_BENCH_LOOP") {
+        let (addr, n) = match which.as_str() {
+            "direct" => (&addrs[0], per_node),
+            "relay1" => (&relay1_addr, per_node),
+            "relay3" => (&relay3_addr, 3 * per_node),
+            other => panic!("RELAY_BENCH_LOOP={other}: expected direct, relay1 or relay3"),
+        };
+        let start = Instant::now();
+        let (mut flows, mut secs, mut cpu) = (0, 0.0, 0.0);
+        while start.elapsed() < Duration::from_secs(20) {
+            let (f, s, c) = drain(addr, n).await;
+            flows += f;
+            secs += s;
+            cpu += c;
+        }
+        println!(
+            "{which}: {:.0} flows/s, {:.2} us CPU per flow",
+            flows as f64 / secs,
+            cpu * 1e6 / flows as f64
+        );
+        return;
+    }
+    let (n_direct, s_direct, c_direct) = drain(&addrs[0], per_node).await;
+    let (n_r1, s_r1, c_r1) = drain(&relay1_addr, per_node).await;
+    let (n_r3, s_r3, c_r3) = drain(&relay3_addr, 3 * per_node).await;
     let direct = n_direct as f64 / s_direct;
     let r1 = n_r1 as f64 / s_r1;
     let r3 = n_r3 as f64 / s_r3;
+    // CPU of the whole process (exporter, relay, decoding client) per flow.
+    let us = |cpu: f64, n: u64| cpu * 1e6 / n as f64;
     println!(
-        "non-follow, one exporter read directly       : {n_direct} flows, {direct:>10.0} flows/s"
+        "non-follow, one exporter read directly       : {n_direct} flows, {direct:>10.0} flows/s ({:.2} us CPU per flow)",
+        us(c_direct, n_direct)
     );
     println!(
-        "non-follow, relay over that one exporter     : {n_r1} flows, {r1:>10.0} flows/s (ratio {:.2})",
-        r1 / direct
+        "non-follow, relay over that one exporter     : {n_r1} flows, {r1:>10.0} flows/s (ratio {:.2}; {:.2} us CPU per flow)",
+        r1 / direct,
+        us(c_r1, n_r1)
     );
     println!(
-        "non-follow, relay merging three exporters    : {n_r3} flows, {r3:>10.0} flows/s (ratio {:.2} vs direct)",
-        r3 / direct
+        "non-follow, relay merging three exporters    : {n_r3} flows, {r3:>10.0} flows/s (ratio {:.2} vs direct; {:.2} us CPU per flow)",
+        r3 / direct,
+        us(c_r3, n_r3)
     );
     drop(relay1);
 

@@ -103,18 +103,35 @@ pub const ERROR_AGGREGATION_WINDOW: Duration = Duration::from_secs(10);
 /// flows of relay memory (about 2.5 MB at ~2.5 KB per enriched flow).
 pub const CLIENT_QUEUE_LEN: usize = 1024;
 
-/// Responses buffered from each peer stream before the relay stops reading
-/// it (HTTP/2 flow control then pushes back on the peer). Small, because
-/// the merge needs only each peer's next flow; large enough to hide one
-/// network round trip at high rates.
+/// Follow requests: responses buffered from each peer stream (by its
+/// reader task) before the relay stops reading it (HTTP/2 flow control
+/// then pushes back on the peer). Small, because the merge needs only
+/// each peer's next flow and a relay short of CPU holds this much per
+/// peer of every follow client; large enough to hide one network round
+/// trip at high rates.
 pub const PEER_BUFFER: usize = 64;
 
-/// Most responses a peer stream's reader hands to the merge at once (all
-/// it has decodable without waiting, up to this): one channel message and
-/// one wakeup per batch rather than per flow. The peer buffer holds
-/// `PEER_BUFFER / PEER_READ_BATCH` batches, so its bound in responses is
-/// unchanged.
+/// Follow requests: most responses a peer stream's reader task hands to
+/// the merge at once (all it has decodable without waiting, up to this):
+/// one channel message and one wakeup per batch rather than per flow. The
+/// peer buffer holds `PEER_BUFFER / PEER_READ_BATCH` batches.
 pub const PEER_READ_BATCH: usize = 16;
+
+/// Non-follow requests: most responses the merge reads from a peer's
+/// stream at once (all it has decodable without waiting, up to this; it
+/// reads a peer only when it has nothing queued from it, so this bounds
+/// what it holds per peer). 64 covers what a peer sends in one write (a
+/// 32 KiB chunk holds about 45 flows).
+pub const INLINE_READ_BATCH: usize = 64;
+
+/// Largest HTTP/2 frame a peer may send the relay (the relay's
+/// `SETTINGS_MAX_FRAME_SIZE` on peer connections; HTTP/2's default is
+/// 16 KiB). A gRPC server writes its responses in chunks of about 32 KiB
+/// (tonic's yield threshold); at the default each went out as two or
+/// more frames, each a write on the peer and a read and a frame parse on
+/// the relay. 64 KiB carries a chunk in one frame; it is no more memory,
+/// since flow control (2 MiB per stream) bounds what a peer sends ahead.
+pub const PEER_MAX_FRAME_SIZE: u32 = 64 * 1024;
 
 /// Lost-event reports to one client are aggregated over this interval
 /// (Hubble's `LostEventSendInterval`).

@@ -12,7 +12,7 @@
 //!   N of the merge. Hubble's relay returns N flows *per node* instead.
 //!   With `first`, the N oldest of the cluster. The relay then holds at
 //!   most N flows (plus one read batch, at most
-//!   [`defaults::PEER_READ_BATCH`], per peer) for the request.
+//!   [`defaults::INLINE_READ_BATCH`], per peer) for the request.
 //! - **Follow** requests are merged within a window (default 1 s and 100
 //!   flows; see [`crate::merge`] for the exact guarantee). A `number`
 //!   with follow applies per node to the backlog before the live flows
@@ -70,7 +70,7 @@ use crate::merge::{Merger, Mode, StreamId};
 use crate::pool::{Backoff, PeerView, Pool, status_text};
 use crate::queue::{ClientQueue, ClientStream, client_queue};
 use crate::status::{ErrorAggregator, node_status};
-use crate::wire::{Kind, PeerCodec, PeerResponse};
+use crate::wire::{Kind, Out, PeerCodec, PeerResponse};
 
 /// Responses the request's loop takes in a row from peers that have them
 /// ready before it looks at its timers and the pool again.
@@ -138,20 +138,29 @@ pub fn get_flows(
     metadata: MetadataMap,
 ) -> Result<ClientStream, Status> {
     validate(&req)?;
-    let (queue, stream) = client_queue(
+    let (queue, mut stream) = client_queue(
         cfg.client_queue_len,
         cfg.relay_name.clone(),
         pool.metrics().clone(),
     );
+    let follow = req.follow;
     let run = Run::new(pool.clone(), cfg.clone(), req, metadata, queue);
-    tokio::spawn(run.run());
+    if follow {
+        // Reads the peers whether or not the client reads (a slow client
+        // loses its oldest flows, the merge's window keeps running).
+        tokio::spawn(run.run());
+    } else {
+        // Paced by the client: the merge runs inside its stream.
+        stream.drive(Box::pin(run.run()));
+    }
     Ok(stream)
 }
 
 enum PeerEvent {
     /// The responses the peer had ready, in its order (at most
-    /// [`defaults::PEER_READ_BATCH`]): one channel message and one wakeup
-    /// for all of them.
+    /// [`defaults::PEER_READ_BATCH`] from a reader task, one channel
+    /// message and one wakeup for all of them;
+    /// [`defaults::INLINE_READ_BATCH`] read inline).
     Responses(Vec<PeerResponse>),
     End,
     Failed(Status),
@@ -165,28 +174,172 @@ enum Wake {
     PoolChanged,
 }
 
-/// One peer stream's reader task; aborted when dropped.
+/// One peer stream's reader.
 struct Reader {
     name: String,
-    rx: mpsc::Receiver<PeerEvent>,
-    task: JoinHandle<()>,
+    source: Source,
     /// Since when the merge has been waiting on this peer without a
     /// response (non-follow deadline).
     idle_since: Instant,
 }
 
+/// Where a [`Reader`]'s events come from.
+enum Source {
+    /// A task of its own reads the peer (follow requests: the peers are
+    /// read while the request's loop waits on its window and timers).
+    Task {
+        rx: mpsc::Receiver<PeerEvent>,
+        task: JoinHandle<()>,
+    },
+    /// The request's loop reads the peer's stream itself (non-follow: the
+    /// merge reads a peer only when it needs that peer's next flow, so a
+    /// task in between bought nothing and cost a wakeup per batch).
+    Inline(InlinePeer),
+}
+
 impl Drop for Reader {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Source::Task { task, .. } = &self.source {
+            task.abort();
+        }
     }
 }
 
-async fn read_peer(
-    channel: Channel,
+impl Reader {
+    /// The peer's next event: a batch of responses, its end or failure;
+    /// `End` again once the task is gone.
+    fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<PeerEvent> {
+        match &mut self.source {
+            Source::Task { rx, .. } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(ev)) => Poll::Ready(ev),
+                // The reader task is gone (it panicked).
+                Poll::Ready(None) => Poll::Ready(PeerEvent::End),
+                Poll::Pending => Poll::Pending,
+            },
+            Source::Inline(p) => p.poll_recv(cx),
+        }
+    }
+
+    /// [`Reader::poll_recv`] without waiting.
+    fn try_recv(&mut self) -> Option<PeerEvent> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match self.poll_recv(&mut cx) {
+            Poll::Ready(ev) => Some(ev),
+            Poll::Pending => None,
+        }
+    }
+}
+
+/// The GetFlows call of a peer and its responses.
+type PeerCall = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<tonic::Response<tonic::codec::Streaming<PeerResponse>>, Status>,
+            > + Send,
+    >,
+>;
+
+/// A peer stream read by the request's own loop.
+struct InlinePeer {
+    state: InlineState,
+    /// The stream's end or failure, after the batch read before it.
+    last: Option<PeerEvent>,
+}
+
+enum InlineState {
+    Calling(PeerCall),
+    Open(Box<tonic::codec::Streaming<PeerResponse>>),
+    Over,
+}
+
+impl InlinePeer {
+    fn new(channel: Channel, req: GetFlowsRequest, metadata: MetadataMap) -> Self {
+        InlinePeer {
+            state: InlineState::Calling(Box::pin(peer_get_flows(
+                channel,
+                peer_request(req, metadata),
+            ))),
+            last: None,
+        }
+    }
+
+    fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<PeerEvent> {
+        if let Some(ev) = self.last.take() {
+            return Poll::Ready(ev);
+        }
+        loop {
+            match &mut self.state {
+                InlineState::Calling(call) => match call.as_mut().poll(cx) {
+                    Poll::Ready(Ok(r)) => self.state = InlineState::Open(Box::new(r.into_inner())),
+                    Poll::Ready(Err(s)) => {
+                        self.state = InlineState::Over;
+                        return Poll::Ready(PeerEvent::Failed(s));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                InlineState::Open(stream) => {
+                    let mut batch = Vec::new();
+                    let ready = poll_batch(
+                        stream,
+                        cx,
+                        defaults::INLINE_READ_BATCH,
+                        &mut batch,
+                        &mut self.last,
+                    );
+                    if self.last.is_some() {
+                        self.state = InlineState::Over;
+                    }
+                    return match ready {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(()) if batch.is_empty() => {
+                            Poll::Ready(self.last.take().unwrap_or(PeerEvent::End))
+                        }
+                        Poll::Ready(()) => Poll::Ready(PeerEvent::Responses(batch)),
+                    };
+                }
+                InlineState::Over => return Poll::Ready(PeerEvent::End),
+            }
+        }
+    }
+}
+
+/// Takes one response, waiting for it, then every one already decodable
+/// without waiting, up to `max` (never holds one back for a later one);
+/// the stream's end or failure goes to `last`.
+fn poll_batch(
+    stream: &mut tonic::codec::Streaming<PeerResponse>,
+    cx: &mut std::task::Context<'_>,
+    max: usize,
+    batch: &mut Vec<PeerResponse>,
+    last: &mut Option<PeerEvent>,
+) -> Poll<()> {
+    loop {
+        match std::pin::Pin::new(&mut *stream).poll_next(cx) {
+            Poll::Ready(Some(Ok(r))) => {
+                batch.push(r);
+                if batch.len() >= max {
+                    return Poll::Ready(());
+                }
+            }
+            Poll::Ready(Some(Err(s))) => {
+                *last = Some(PeerEvent::Failed(s));
+                return Poll::Ready(());
+            }
+            Poll::Ready(None) => {
+                *last = Some(PeerEvent::End);
+                return Poll::Ready(());
+            }
+            Poll::Pending if batch.is_empty() => return Poll::Pending,
+            Poll::Pending => return Poll::Ready(()),
+        }
+    }
+}
+
+/// The GetFlows request to a peer: `req` with the forwarded `metadata`.
+fn peer_request(
     req: GetFlowsRequest,
     mut metadata: MetadataMap,
-    tx: mpsc::Sender<PeerEvent>,
-) {
+) -> tonic::Request<GetFlowsRequest> {
     // Progress markers: asked by the relay alone, and only when following
     // (a client's own value is never passed on).
     metadata.remove(defaults::PROGRESS_HEADER);
@@ -200,8 +353,17 @@ async fn read_peer(
                 .expect("digits are valid metadata"),
         );
     }
-    let req = tonic::Request::from_parts(metadata, Default::default(), req);
-    let mut stream = match peer_get_flows(channel, req).await {
+    tonic::Request::from_parts(metadata, Default::default(), req)
+}
+
+/// A peer stream's reader task (follow requests).
+async fn read_peer(
+    channel: Channel,
+    req: GetFlowsRequest,
+    metadata: MetadataMap,
+    tx: mpsc::Sender<PeerEvent>,
+) {
+    let mut stream = match peer_get_flows(channel, peer_request(req, metadata)).await {
         Ok(r) => r.into_inner(),
         Err(s) => {
             let _ = tx.send(PeerEvent::Failed(s)).await;
@@ -209,31 +371,16 @@ async fn read_peer(
         }
     };
     loop {
-        // Waits for one response, then takes every one already decodable
-        // without waiting (never holds one back for a later one).
         let mut batch = Vec::new();
         let mut last = None;
         poll_fn(|cx| {
-            loop {
-                match std::pin::Pin::new(&mut stream).poll_next(cx) {
-                    Poll::Ready(Some(Ok(r))) => {
-                        batch.push(r);
-                        if batch.len() >= defaults::PEER_READ_BATCH {
-                            return Poll::Ready(());
-                        }
-                    }
-                    Poll::Ready(Some(Err(s))) => {
-                        last = Some(PeerEvent::Failed(s));
-                        return Poll::Ready(());
-                    }
-                    Poll::Ready(None) => {
-                        last = Some(PeerEvent::End);
-                        return Poll::Ready(());
-                    }
-                    Poll::Pending if batch.is_empty() => return Poll::Pending,
-                    Poll::Pending => return Poll::Ready(()),
-                }
-            }
+            poll_batch(
+                &mut stream,
+                cx,
+                defaults::PEER_READ_BATCH,
+                &mut batch,
+                &mut last,
+            )
         })
         .await;
         if !batch.is_empty() && tx.send(PeerEvent::Responses(batch)).await.is_err() {
@@ -361,8 +508,14 @@ impl Run {
             return;
         };
         let returning = self.tracks.get(&v.name).is_some_and(|t| t.ever_attached);
-        let (tx, rx) = mpsc::channel((defaults::PEER_BUFFER / defaults::PEER_READ_BATCH).max(1));
-        let task = tokio::spawn(read_peer(channel, req, self.metadata.clone(), tx));
+        let source = if self.req.follow {
+            let (tx, rx) =
+                mpsc::channel((defaults::PEER_BUFFER / defaults::PEER_READ_BATCH).max(1));
+            let task = tokio::spawn(read_peer(channel, req, self.metadata.clone(), tx));
+            Source::Task { rx, task }
+        } else {
+            Source::Inline(InlinePeer::new(channel, req, self.metadata.clone()))
+        };
         let id = if returning {
             self.merger.add_catching_up(v.name.clone())
         } else {
@@ -372,8 +525,7 @@ impl Run {
             id,
             Reader {
                 name: v.name.clone(),
-                rx,
-                task,
+                source,
                 idle_since: Instant::now(),
             },
         );
@@ -404,9 +556,19 @@ impl Run {
         }
     }
 
-    /// Sends a released flow; false when the request is over (client gone
-    /// or `first` satisfied).
-    async fn emit_flow(&mut self, r: PeerResponse) -> bool {
+    /// Sends `items` in order, at once (one wakeup of the client's
+    /// writer), leaving it empty; false once the client has gone.
+    async fn send_all(&mut self, items: &mut Vec<Out>) -> bool {
+        if self.req.follow {
+            self.queue.push_all_drop_oldest(items)
+        } else {
+            self.queue.push_all_wait(items).await
+        }
+    }
+
+    /// Takes a released flow into `out` (or the tail); false when the
+    /// request is over once `out` is sent (`first` satisfied).
+    fn take_flow(&mut self, r: PeerResponse, out: &mut Vec<Out>) -> bool {
         if let Some(t) = &mut self.tail {
             t.flows.push_back(r);
             if t.flows.len() > t.n {
@@ -414,9 +576,7 @@ impl Run {
             }
             return true;
         }
-        if !self.send(r).await {
-            return false;
-        }
+        out.push(r.into());
         match &mut self.first_left {
             Some(n) => {
                 *n -= 1;
@@ -631,12 +791,7 @@ impl Run {
             if !merger.wants(*id) {
                 return None;
             }
-            match r.rx.try_recv() {
-                Ok(ev) => Some((*id, ev)),
-                // The reader task is gone (it panicked).
-                Err(mpsc::error::TryRecvError::Disconnected) => Some((*id, PeerEvent::End)),
-                Err(mpsc::error::TryRecvError::Empty) => None,
-            }
+            r.try_recv().map(|ev| (*id, ev))
         };
         let first = start;
         for (id, r) in self.readers.iter_mut().skip(first) {
@@ -689,8 +844,10 @@ impl Run {
     async fn handle(&mut self, id: StreamId, ev: PeerEvent) -> bool {
         match ev {
             PeerEvent::Responses(rs) => {
+                // Every response of a batch arrived at the same instant.
+                let now = Instant::now();
                 for r in rs {
-                    if !self.handle_response(id, r).await {
+                    if !self.handle_response(id, r, now).await {
                         return false;
                     }
                 }
@@ -706,8 +863,8 @@ impl Run {
         }
     }
 
-    /// One response of peer stream `id`.
-    async fn handle_response(&mut self, id: StreamId, r: PeerResponse) -> bool {
+    /// One response of peer stream `id`, arrived at `now`.
+    async fn handle_response(&mut self, id: StreamId, r: PeerResponse, now: Instant) -> bool {
         match r.scanned.kind {
             Kind::Flow => {
                 if self.req.follow
@@ -717,7 +874,7 @@ impl Run {
                     t.last_time = Some(r.scanned.order_time());
                     t.backoff.reset();
                 }
-                self.merger.push(id, r, Instant::now());
+                self.merger.push(id, r, now);
                 true
             }
             // Lost events and a peer relay's node status: passed on.
@@ -742,12 +899,16 @@ impl Run {
         }
         // Responses taken in a row without the select below.
         let mut fast = 0;
+        // Flows released together, sent together.
+        let mut released = Vec::new();
         'outer: loop {
             let now = Instant::now();
-            while let Some(r) = self.merger.pop(now) {
-                if !self.emit_flow(r).await {
-                    break 'outer;
-                }
+            let mut more = true;
+            while more && let Some(r) = self.merger.pop(now) {
+                more = self.take_flow(r, &mut released);
+            }
+            if !self.send_all(&mut released).await || !more {
+                break 'outer;
             }
             if let Some(e) = self.errors.take_due(now)
                 && !self.send(e).await
@@ -810,10 +971,8 @@ impl Run {
                         if !merger.wants(*id) {
                             return None;
                         }
-                        match r.rx.poll_recv(cx) {
-                            Poll::Ready(Some(ev)) => Some((*id, ev)),
-                            // The reader task is gone (it panicked).
-                            Poll::Ready(None) => Some((*id, PeerEvent::End)),
+                        match r.poll_recv(cx) {
+                            Poll::Ready(ev) => Some((*id, ev)),
                             Poll::Pending => None,
                         }
                     };

@@ -13,7 +13,7 @@
 //! still open has a flow queued: nothing earlier can come from any of
 //! them. The caller reads a peer only while its queue is empty, so the
 //! merge holds at most one read per peer (the relay reads a batch of what
-//! the peer has ready, at most `defaults::PEER_READ_BATCH` flows).
+//! the peer has ready, at most `defaults::INLINE_READ_BATCH` flows).
 //! **Guarantee: the output is in
 //! exact time order** whenever each peer's own stream is (ties are broken
 //! by peer, then by arrival).

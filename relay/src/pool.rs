@@ -329,6 +329,7 @@ fn endpoint(spec: &PeerSpec, opts: &PoolOptions) -> Result<Endpoint, String> {
         .map_err(|e| format!("invalid peer address {:?}: {e}", spec.address))?
         .connect_timeout(opts.dial_timeout)
         .tcp_nodelay(true)
+        .max_frame_size(defaults::PEER_MAX_FRAME_SIZE)
         .http2_keep_alive_interval(opts.keepalive_interval)
         .keep_alive_timeout(opts.peer_timeout)
         .keep_alive_while_idle(true))

@@ -13,6 +13,14 @@
 //!
 //! The queue holds [`Out`] responses: the peers' flows as the bytes they
 //! sent, the relay's own responses as messages ([`crate::wire`]).
+//!
+//! Wakeups are per batch, not per response (issue 14: at several hundred
+//! thousand flows/s a task wakeup per flow cost more than the flow): the
+//! merge pushes what it released at once ([`ClientQueue::push_all_wait`],
+//! [`ClientQueue::push_all_drop_oldest`]) with one wakeup of the reader,
+//! and a writer waiting on a full queue is woken only once the reader has
+//! taken it down to half its capacity, so it refills it in one go instead
+//! of one response per reader step.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -39,6 +47,8 @@ struct State {
     writer_done: bool,
     error: Option<Status>,
     reader_gone: bool,
+    /// A writer waits for room ([`ClientQueue::push_all_wait`]).
+    writer_waiting: bool,
 }
 
 #[derive(Debug)]
@@ -64,10 +74,25 @@ pub struct ClientQueue {
     shared: Arc<Shared>,
 }
 
+/// The work that fills a queue, run by its reader (see
+/// [`ClientStream::drive`]).
+pub type Driver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
 /// The reader's end: the response stream handed to tonic.
-#[derive(Debug)]
 pub struct ClientStream {
     shared: Arc<Shared>,
+    /// The writer's work, polled by the reader whenever the queue is
+    /// empty, instead of a task of its own.
+    driver: Option<Driver>,
+}
+
+impl std::fmt::Debug for ClientStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientStream")
+            .field("shared", &self.shared)
+            .field("driven", &self.driver.is_some())
+            .finish()
+    }
 }
 
 /// A queue of `capacity` responses; `relay_name` names the relay in the
@@ -86,6 +111,7 @@ pub fn client_queue(
             writer_done: false,
             error: None,
             reader_gone: false,
+            writer_waiting: false,
         }),
         capacity: capacity.max(1),
         readable: Notify::new(),
@@ -98,7 +124,10 @@ pub fn client_queue(
         ClientQueue {
             shared: shared.clone(),
         },
-        ClientStream { shared },
+        ClientStream {
+            shared,
+            driver: None,
+        },
     )
 }
 
@@ -106,20 +135,37 @@ impl ClientQueue {
     /// Queues `r`, dropping the oldest queued response if the queue is
     /// full. Returns false once the client has gone.
     pub fn push_drop_oldest(&self, r: impl Into<Out>) -> bool {
-        let r = r.into();
+        let mut one = vec![r.into()];
+        self.push_all_drop_oldest(&mut one)
+    }
+
+    /// Queues every response of `items` in order (leaving it empty),
+    /// dropping the oldest queued responses beyond the capacity; one wakeup
+    /// of the reader. Returns false once the client has gone.
+    pub fn push_all_drop_oldest(&self, items: &mut Vec<Out>) -> bool {
+        if items.is_empty() {
+            return !self.shared.lock().reader_gone;
+        }
         let mut st = self.shared.lock();
         if st.reader_gone {
+            items.clear();
             return false;
         }
-        if st.items.len() >= self.shared.capacity {
-            st.items.pop_front();
+        let mut dropped = 0u64;
+        for r in items.drain(..) {
+            if st.items.len() >= self.shared.capacity {
+                st.items.pop_front();
+                dropped += 1;
+            }
+            st.items.push_back(r);
+        }
+        if dropped > 0 {
             if st.dropped == 0 {
                 st.dropped_first = Some(Timestamp::now());
             }
-            st.dropped += 1;
-            self.shared.metrics.dropped_slow_client(1);
+            st.dropped += dropped;
+            self.shared.metrics.dropped_slow_client(dropped);
         }
-        st.items.push_back(r);
         drop(st);
         self.shared.readable.notify_one();
         true
@@ -128,19 +174,30 @@ impl ClientQueue {
     /// Queues `r`, waiting while the queue is full. Returns false once the
     /// client has gone.
     pub async fn push_wait(&self, r: impl Into<Out>) -> bool {
-        let mut r = Some(r.into());
+        let mut one = vec![r.into()];
+        self.push_all_wait(&mut one).await
+    }
+
+    /// Queues every response of `items` in order (leaving it empty),
+    /// waiting whenever the queue is full; one wakeup of the reader per
+    /// refill. Returns false once the client has gone.
+    pub async fn push_all_wait(&self, items: &mut Vec<Out>) -> bool {
         loop {
             {
                 let mut st = self.shared.lock();
                 if st.reader_gone {
+                    items.clear();
                     return false;
                 }
-                if st.items.len() < self.shared.capacity {
-                    if let Some(r) = r.take() {
-                        st.items.push_back(r);
-                    }
-                    drop(st);
+                let room = self.shared.capacity.saturating_sub(st.items.len());
+                let take = room.min(items.len());
+                st.items.extend(items.drain(..take));
+                st.writer_waiting = !items.is_empty();
+                drop(st);
+                if take > 0 {
                     self.shared.readable.notify_one();
+                }
+                if items.is_empty() {
                     return true;
                 }
             }
@@ -195,35 +252,64 @@ impl Drop for ClientStream {
 }
 
 impl ClientStream {
+    /// Runs `writer` (the future that fills this queue) inside this
+    /// stream: it is polled whenever the reader finds the queue empty, and
+    /// dropped with the stream. A non-follow request is answered so: the
+    /// client's pace drives it anyway (its writer waits on a full queue),
+    /// and a response then costs no wakeup of another task.
+    pub fn drive(&mut self, writer: Driver) {
+        self.driver = Some(writer);
+    }
+
     /// The next response: a pending loss report when one is due, else the
     /// oldest queued response; `None` at the end.
-    pub async fn recv(&self) -> Option<Result<Out, Status>> {
+    pub async fn recv(&mut self) -> Option<Result<Out, Status>> {
         loop {
             {
                 let mut st = self.shared.lock();
-                let now = Instant::now();
-                let due = st
-                    .last_report
-                    .is_none_or(|t| now.duration_since(t) >= defaults::LOST_EVENT_SEND_INTERVAL);
-                if st.dropped > 0 && (due || st.items.is_empty()) {
+                // The clock is read only when there is a loss to report.
+                let now = (st.dropped > 0).then(Instant::now);
+                if let Some(now) = now
+                    && (st.items.is_empty()
+                        || st.last_report.is_none_or(|t| {
+                            now.duration_since(t) >= defaults::LOST_EVENT_SEND_INTERVAL
+                        }))
+                {
                     st.last_report = Some(now);
                     let n = std::mem::take(&mut st.dropped);
                     let first = st.dropped_first.take();
                     return Some(Ok(self.lost_event(n, first).into()));
                 }
                 if let Some(r) = st.items.pop_front() {
+                    // A waiting writer is woken once the queue is down to
+                    // half (one wakeup per refill, not per response).
+                    let wake = st.writer_waiting && st.items.len() <= self.shared.capacity / 2;
+                    if wake {
+                        st.writer_waiting = false;
+                    }
                     drop(st);
                     if r.is_flow() {
                         self.shared.metrics.forwarded(1);
                     }
-                    self.shared.writable.notify_one();
+                    if wake {
+                        self.shared.writable.notify_one();
+                    }
                     return Some(Ok(r));
                 }
                 if st.writer_done {
                     return st.error.take().map(Err);
                 }
             }
-            self.shared.readable.notified().await;
+            match &mut self.driver {
+                Some(writer) => {
+                    tokio::select! {
+                        biased;
+                        () = writer => self.driver = None,
+                        () = self.shared.readable.notified() => {}
+                    }
+                }
+                None => self.shared.readable.notified().await,
+            }
         }
     }
 
@@ -244,7 +330,7 @@ impl ClientStream {
 
     /// The responses as a stream for tonic.
     pub fn into_stream(self) -> impl Stream<Item = Result<Out, Status>> + Send + 'static {
-        futures::stream::unfold(self, |s| async move {
+        futures::stream::unfold(self, |mut s| async move {
             let r = s.recv().await?;
             Some((r, s))
         })
@@ -281,7 +367,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_reader_loses_the_oldest_and_is_told_how_many() {
         let m = Arc::new(Metrics::new());
-        let (q, s) = client_queue(4, "relay", m.clone());
+        let (q, mut s) = client_queue(4, "relay", m.clone());
         for i in 0..10 {
             assert!(q.push_drop_oldest(flow(i)));
         }
@@ -318,8 +404,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_over_the_capacity_keeps_the_newest_and_counts_the_rest() {
+        let m = Arc::new(Metrics::new());
+        let (q, mut s) = client_queue(3, "relay", m.clone());
+        let mut batch: Vec<Out> = (0..5).map(|i| flow(i).into()).collect();
+        assert!(q.push_all_drop_oldest(&mut batch));
+        assert!(batch.is_empty());
+        drop(q);
+        let mut got = Vec::new();
+        while let Some(r) = s.recv().await {
+            got.push(uuid(&r.unwrap()));
+        }
+        assert_eq!(got, ["lost 2", "2", "3", "4"]);
+    }
+
+    #[tokio::test]
+    async fn a_driven_writer_runs_inside_the_reader_and_loses_nothing() {
+        let (q, mut s) = client_queue(4, "relay", Arc::new(Metrics::new()));
+        // Ten responses through a queue of four, in batches of three, with
+        // no task of its own: the reader polls it when the queue is empty.
+        s.drive(Box::pin(async move {
+            for b in 0..4 {
+                let mut batch: Vec<Out> = (3 * b..(3 * b + 3).min(10))
+                    .map(|i| flow(i).into())
+                    .collect();
+                assert!(q.push_all_wait(&mut batch).await);
+            }
+        }));
+        let mut got = Vec::new();
+        while let Some(r) = s.recv().await {
+            got.push(uuid(&r.unwrap()));
+        }
+        let want: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
     async fn push_wait_applies_backpressure_and_sees_the_reader_leave() {
-        let (q, s) = client_queue(2, "relay", Arc::new(Metrics::new()));
+        let (q, mut s) = client_queue(2, "relay", Arc::new(Metrics::new()));
         assert!(q.push_wait(flow(0)).await);
         assert!(q.push_wait(flow(1)).await);
         let blocked =

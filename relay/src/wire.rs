@@ -272,7 +272,8 @@ impl svc::grpc_codec::DecodeResponse for PeerResponse {
         // Copied out rather than split off tonic's read buffer: a slice
         // would keep the whole buffer alive while the flow waits in the
         // merge or a client queue, and the queues are bounded in
-        // responses, not bytes.
+        // responses, not bytes (measured in `relay_bench`: slices cost
+        // ten stuck follow clients 0.5–1 MB more each than copies).
         let mut bytes = vec![0; src.remaining()];
         src.copy_to_slice(&mut bytes);
         PeerResponse::new(Bytes::from(bytes)).map_err(|e| Status::internal(e.to_string()))
