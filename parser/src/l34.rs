@@ -179,24 +179,11 @@ impl Headers {
 
     /// [`Headers::ip_proto`] written over `to`, reusing its strings.
     pub fn ip_into(&self, to: &mut Option<Ip>) {
-        let Some((s, d)) = self.ip else {
-            *to = None;
-            return;
-        };
-        let version = self.ip_version() as i32;
-        // Every field, by name: one added to `Ip` fails to compile here.
-        let Ip {
-            source,
-            source_xlated,
-            destination,
-            ip_version,
-            encrypted,
-        } = to.get_or_insert_with(Ip::default);
-        write_ip(source, s);
-        source_xlated.clear();
-        write_ip(destination, d);
-        *ip_version = version;
-        *encrypted = false;
+        self.ip_version_into(to);
+        if let (Some((s, d)), Some(ip)) = (self.ip, to.as_mut()) {
+            write_ip(&mut ip.source, s);
+            write_ip(&mut ip.destination, d);
+        }
     }
 
     /// [`Headers::ip_into`] with the addresses left empty: the version
@@ -208,6 +195,7 @@ impl Headers {
             return;
         }
         let version = self.ip_version() as i32;
+        // Every field, by name: one added to `Ip` fails to compile here.
         let Ip {
             source,
             source_xlated,

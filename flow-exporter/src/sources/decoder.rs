@@ -115,25 +115,11 @@ impl Decode for ParserDecoder {
     }
 
     fn decode_into(&mut self, raw: &[u8], flow: &mut Flow) -> Result<(), DecodeFailure> {
-        if let Some(r) = &mut self.reload
-            && let Some(e) = r.poll(defaults::ENRICHMENT_RELOAD)
-        {
-            self.parser.set_enricher(e);
-        }
-        self.parser.decode_into(raw, &self.clock, flow)?;
-        // A workload identity the loaded file has no labels for: the agent
-        // has most likely just written a new endpoint (a pod's first
-        // packets follow its CNI ADD closely). Look at the file again now
-        // rather than on the next periodic check, and decode this event
-        // once more with what it says.
-        if let Some(r) = &mut self.reload
-            && unknown_workload(flow)
-            && let Some(e) = r.poll(defaults::ENRICHMENT_STALE_RECHECK)
-        {
-            self.parser.set_enricher(e);
-            self.parser.decode_into(raw, &self.clock, flow)?;
-        }
-        Ok(())
+        self.reloading(
+            flow,
+            |p, clock, flow| p.decode_into(raw, clock, flow),
+            unknown_workload,
+        )
     }
 
     fn decode_text(
@@ -144,25 +130,13 @@ impl Decode for ParserDecoder {
         text: &mut FlowText,
     ) -> Result<(), DecodeFailure> {
         // As `decode_shared`, with the text kept apart.
-        if let Some(r) = &mut self.reload
-            && let Some(e) = r.poll(defaults::ENRICHMENT_RELOAD)
-        {
-            self.parser.set_enricher(e);
-        }
-        self.parser
-            .decode_text_into(raw, &self.clock, flow, endpoints, text)?;
-        if let Some(r) = &mut self.reload
-            && unknown_workload_side([
-                endpoints.source.as_deref(),
-                endpoints.destination.as_deref(),
-            ])
-            && let Some(e) = r.poll(defaults::ENRICHMENT_STALE_RECHECK)
-        {
-            self.parser.set_enricher(e);
-            self.parser
-                .decode_text_into(raw, &self.clock, flow, endpoints, text)?;
-        }
-        Ok(())
+        self.reloading(
+            &mut (flow, endpoints, text),
+            |p, clock, (flow, endpoints, text)| {
+                p.decode_text_into(raw, clock, flow, endpoints, text)
+            },
+            |(_, endpoints, _)| unknown_shared(endpoints),
+        )
     }
 
     fn decode_shared(
@@ -172,26 +146,50 @@ impl Decode for ParserDecoder {
         endpoints: &mut SharedEndpoints,
     ) -> Result<(), DecodeFailure> {
         // As `decode_into`, with the parser's shared endpoints.
+        self.reloading(
+            &mut (flow, endpoints),
+            |p, clock, (flow, endpoints)| p.decode_shared_into(raw, clock, flow, endpoints),
+            |(_, endpoints)| unknown_shared(endpoints),
+        )
+    }
+}
+
+impl ParserDecoder {
+    /// Runs `decode` with the enrichment file's latest contents. When
+    /// `unknown` says the decoded flow has a workload identity the loaded
+    /// file has no labels for, the agent has most likely just written a new
+    /// endpoint (a pod's first packets follow its CNI ADD closely): the file
+    /// is looked at again now rather than on the next periodic check, and
+    /// the event decoded once more with what it says.
+    fn reloading<S>(
+        &mut self,
+        out: &mut S,
+        decode: impl Fn(&mut Parser, &ClockOffset, &mut S) -> Result<(), flow_parser::DecodeError>,
+        unknown: impl Fn(&S) -> bool,
+    ) -> Result<(), DecodeFailure> {
         if let Some(r) = &mut self.reload
             && let Some(e) = r.poll(defaults::ENRICHMENT_RELOAD)
         {
             self.parser.set_enricher(e);
         }
-        self.parser
-            .decode_shared_into(raw, &self.clock, flow, endpoints)?;
+        decode(&mut self.parser, &self.clock, out)?;
         if let Some(r) = &mut self.reload
-            && unknown_workload_side([
-                endpoints.source.as_deref(),
-                endpoints.destination.as_deref(),
-            ])
+            && unknown(out)
             && let Some(e) = r.poll(defaults::ENRICHMENT_STALE_RECHECK)
         {
             self.parser.set_enricher(e);
-            self.parser
-                .decode_shared_into(raw, &self.clock, flow, endpoints)?;
+            decode(&mut self.parser, &self.clock, out)?;
         }
         Ok(())
     }
+}
+
+/// [`unknown_workload_side`] of the parser's shared endpoints.
+fn unknown_shared(endpoints: &SharedEndpoints) -> bool {
+    unknown_workload_side([
+        endpoints.source.as_deref(),
+        endpoints.destination.as_deref(),
+    ])
 }
 
 /// Whether a side of `flow` carries a workload identity (not a reserved
