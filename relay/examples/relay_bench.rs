@@ -5,7 +5,9 @@
 //! 1. merged flows/s from three peers to one client, non-follow and follow,
 //!    against a client reading one exporter directly (the ratio); the
 //!    non-follow rows also give the whole process's CPU time per flow
-//!    (every path is warmed up alike first). `RELAY_BENCH_LOOP=direct`,
+//!    (every path is warmed up alike first), from [`NONFOLLOW_ROUNDS`]
+//!    interleaved rounds of the three reads: the median round, with the
+//!    spread of the ratios over the rounds. `RELAY_BENCH_LOOP=direct`,
 //!    `relay1` or `relay3` repeats one of those reads for 20 s instead
 //!    (for `perf record -p`) and prints its rate and CPU per flow;
 //! 2. latency added by the relay in follow mode, p50 and p99, while every
@@ -38,6 +40,14 @@ use relay::{FlowsConfig, PoolOptions, Relay, RelayConfig};
 use tonic::transport::Channel;
 
 /// The relay's name in its own lost events.
+/// Rounds of the three non-follow reads (direct, relay over one, relay
+/// merging three), interleaved; the rows give the median round.
+const NONFOLLOW_ROUNDS: usize = 5;
+
+/// One read to the end: (flows, seconds, CPU seconds of the process).
+type Read = (u64, f64, f64);
+/// One round of the non-follow reads: direct, relay over one, over three.
+type Round = [Read; 3];
 const RELAY_NAME: &str = "bench-relay";
 
 const FIXTURE: &str = concat!(
@@ -588,27 +598,50 @@ async fn main() {
         );
         return;
     }
-    let (n_direct, s_direct, c_direct) = drain(&addrs[0], per_node).await;
-    let (n_r1, s_r1, c_r1) = drain(&relay1_addr, per_node).await;
-    let (n_r3, s_r3, c_r3) = drain(&relay3_addr, 3 * per_node).await;
-    let direct = n_direct as f64 / s_direct;
-    let r1 = n_r1 as f64 / s_r1;
-    let r3 = n_r3 as f64 / s_r3;
+    // One read of 65,535 flows takes ~0.15 s, and this VM's speed wanders
+    // by more than the gap being measured from one such read to the next:
+    // the three paths are read in turn NONFOLLOW_ROUNDS times and the row
+    // gives the median round (by its ratio) with the spread of the ratios.
+    let mut rounds = Vec::with_capacity(NONFOLLOW_ROUNDS);
+    for _ in 0..NONFOLLOW_ROUNDS {
+        let direct = drain(&addrs[0], per_node).await;
+        let r1 = drain(&relay1_addr, per_node).await;
+        let r3 = drain(&relay3_addr, 3 * per_node).await;
+        rounds.push([direct, r1, r3]);
+    }
+    let rate = |(n, s, _): Read| n as f64 / s;
     // CPU of the whole process (exporter, relay, decoding client) per flow.
-    let us = |cpu: f64, n: u64| cpu * 1e6 / n as f64;
+    let us = |(n, _, cpu): Read| cpu * 1e6 / n as f64;
+    let median_by = |key: &dyn Fn(&Round) -> f64| {
+        let mut by: Vec<_> = rounds.iter().map(|r| (key(r), *r)).collect();
+        by.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let spread = (by[0].0, by[by.len() - 1].0);
+        (by[by.len() / 2].1, spread)
+    };
+    let (m_direct, _) = median_by(&|r| rate(r[0]));
+    let (m_r1, (r1_lo, r1_hi)) = median_by(&|r| rate(r[1]) / rate(r[0]));
+    let (m_r3, (r3_lo, r3_hi)) = median_by(&|r| rate(r[2]) / rate(r[0]));
     println!(
-        "non-follow, one exporter read directly       : {n_direct} flows, {direct:>10.0} flows/s ({:.2} us CPU per flow)",
-        us(c_direct, n_direct)
+        "non-follow, one exporter read directly       : {} flows, {:>10.0} flows/s ({:.2} us CPU per flow; median of {NONFOLLOW_ROUNDS} reads)",
+        m_direct[0].0,
+        rate(m_direct[0]),
+        us(m_direct[0])
     );
     println!(
-        "non-follow, relay over that one exporter     : {n_r1} flows, {r1:>10.0} flows/s (ratio {:.2}; {:.2} us CPU per flow)",
-        r1 / direct,
-        us(c_r1, n_r1)
+        "non-follow, relay over that one exporter     : {} flows, {:>10.0} flows/s (ratio {:.2}, rounds {r1_lo:.2}-{r1_hi:.2}; {:.2} us CPU per flow vs {:.2} direct)",
+        m_r1[1].0,
+        rate(m_r1[1]),
+        rate(m_r1[1]) / rate(m_r1[0]),
+        us(m_r1[1]),
+        us(m_r1[0])
     );
     println!(
-        "non-follow, relay merging three exporters    : {n_r3} flows, {r3:>10.0} flows/s (ratio {:.2} vs direct; {:.2} us CPU per flow)",
-        r3 / direct,
-        us(c_r3, n_r3)
+        "non-follow, relay merging three exporters    : {} flows, {:>10.0} flows/s (ratio {:.2} vs direct, rounds {r3_lo:.2}-{r3_hi:.2}; {:.2} us CPU per flow vs {:.2} direct)",
+        m_r3[2].0,
+        rate(m_r3[2]),
+        rate(m_r3[2]) / rate(m_r3[0]),
+        us(m_r3[2]),
+        us(m_r3[0])
     );
     drop(relay1);
 
