@@ -117,17 +117,38 @@ impl Moto {
     }
 
     /// Creates a bucket with a plain (unsigned) HTTP PUT, which moto accepts.
+    /// A connection moto resets (seen once in CI on a loaded machine, its
+    /// server freshly started) is tried again; a retry may then find the
+    /// bucket made by the request whose answer was lost.
     fn create_bucket(&self, name: &str) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+        let put = |port: u16| -> std::io::Result<String> {
+            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            write!(
+                s,
+                "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut resp = String::new();
+            s.read_to_string(&mut resp)?;
+            Ok(resp)
+        };
+        let mut errors = Vec::new();
+        for attempt in 0..10 {
+            match put(self.port) {
+                Ok(resp) => {
+                    let exists = attempt > 0 && resp.contains("BucketAlready");
+                    assert!(
+                        resp.starts_with("HTTP/1.1 200") || exists,
+                        "create bucket {name}: {resp}"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    errors.push(e.to_string());
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+        panic!("create bucket {name}: every attempt failed: {errors:?}");
     }
 
     fn options(&self) -> S3Options {
