@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use flow_exporter::mask::FlowMask;
 use flow_exporter::observer::{Event, Observer};
-use flow_exporter::ring::Read;
+use flow_exporter::ring::{Read, Slot};
 use flow_exporter::served::{encode_flow_response, flow_response};
 use flow_exporter::sources::replay::{ReplayEvent, parse_line};
 use flow_exporter::stored::{Compactor, FlowView, StoredFlow};
@@ -57,6 +57,23 @@ fn parser() -> Parser {
         Enricher::from_static(Arc::new(g.enrichment())),
     )
     .with_uuid_seed(4)
+}
+
+/// The slot at position `i` of `observer`'s ring; panics when it holds
+/// nothing there.
+fn stored(observer: &Observer, i: usize) -> Arc<Slot<Event>> {
+    let Read::Event(slot) = observer.ring().read(i as u64) else {
+        panic!("flow {i} not stored");
+    };
+    slot
+}
+
+/// The stored flow in `slot` (position `i`, for the message).
+fn flow_of(slot: &Slot<Event>, i: usize) -> &StoredFlow {
+    let Event::Flow(got) = &slot.value else {
+        panic!("flow {i} is not a flow");
+    };
+    got
 }
 
 /// What the exporter sent for a flow before: tonic's prost encoding of
@@ -163,12 +180,8 @@ fn a_flow_decoded_over_a_recycled_one_equals_a_fresh_decode() {
             |raw, f| reused.decode_into(raw, &clock, f),
             |_, e| panic!("rejected: {e}"),
         );
-        let Read::Event(slot) = observer.ring().read(i as u64) else {
-            panic!("flow {i} not stored");
-        };
-        let Event::Flow(got) = &slot.value else {
-            panic!("flow {i} is not a flow");
-        };
+        let slot = stored(&observer, i);
+        let got = flow_of(&slot, i);
         assert_eq!(got.to_flow(), want, "event {i}");
         assert_eq!(got.encode_to_vec(), before(&want), "event {i}");
     }
@@ -191,12 +204,8 @@ fn a_flow_decoded_around_shared_endpoints_is_served_as_the_copied_one() {
             |raw, f, eps| shared.decode_shared_into(raw, &clock, f, eps),
             |_, e| panic!("rejected: {e}"),
         );
-        let Read::Event(slot) = observer.ring().read(i as u64) else {
-            panic!("flow {i} not stored");
-        };
-        let Event::Flow(got) = &slot.value else {
-            panic!("flow {i} is not a flow");
-        };
+        let slot = stored(&observer, i);
+        let got = flow_of(&slot, i);
         assert_eq!(got.encode_to_vec(), before(&want), "event {i}");
         assert_eq!(got.to_flow(), want, "event {i}");
         for e in [got.source(), got.destination()].into_iter().flatten() {
@@ -253,12 +262,8 @@ fn a_flow_decoded_with_its_text_apart_is_served_as_the_copied_one() {
             |raw, f, eps, text| apart.decode_text_into(raw, &clock, f, eps, text),
             |_, e| panic!("rejected: {e}"),
         );
-        let Read::Event(slot) = observer.ring().read(i as u64) else {
-            panic!("flow {i} not stored");
-        };
-        let Event::Flow(got) = &slot.value else {
-            panic!("flow {i} is not a flow");
-        };
+        let slot = stored(&observer, i);
+        let got = flow_of(&slot, i);
         assert_eq!(got.encode_to_vec(), before(&want), "event {i}");
         assert_eq!(got.encoded_len(), before(&want).len());
         assert_eq!(got.to_flow(), want, "event {i}");
@@ -298,12 +303,8 @@ fn a_flow_decoded_with_its_text_apart_is_served_as_the_copied_one() {
         if (i as u64) < oldest {
             continue;
         }
-        let Read::Event(slot) = batched.ring().read(i as u64) else {
-            panic!("flow {i} not stored");
-        };
-        let Event::Flow(got) = &slot.value else {
-            panic!("flow {i} is not a flow");
-        };
+        let slot = stored(&batched, i);
+        let got = flow_of(&slot, i);
         assert_eq!(got.encode_to_vec(), before(&want), "batched event {i}");
     }
 }
