@@ -62,21 +62,25 @@ fn boolean(out: &mut Vec<u8>, tag: u32, v: bool) {
     }
 }
 
+/// A length-delimited field, written even when empty.
+#[inline]
+fn bytes(out: &mut Vec<u8>, tag: u32, b: &[u8]) {
+    key(out, tag, LEN);
+    varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
 #[inline]
 fn string(out: &mut Vec<u8>, tag: u32, s: &str) {
     if !s.is_empty() {
-        key(out, tag, LEN);
-        varint(out, s.len() as u64);
-        out.extend_from_slice(s.as_bytes());
+        bytes(out, tag, s.as_bytes());
     }
 }
 
 fn strings(out: &mut Vec<u8>, tag: u32, v: &[String]) {
     // Repeated strings: every element, empty ones too.
     for s in v {
-        key(out, tag, LEN);
-        varint(out, s.len() as u64);
-        out.extend_from_slice(s.as_bytes());
+        bytes(out, tag, s.as_bytes());
     }
 }
 

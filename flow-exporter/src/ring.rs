@@ -147,47 +147,7 @@ impl<T> Ring<T> {
     }
 
     /// Appends an event built in place, without waking followers (call
-    /// [`Ring::wake`] after a batch). `fill` gets the value of the slot the
-    /// writer is about to overwrite, an event no reader can still be handed
-    /// (it is older than [`Ring::oldest`]), so that its allocations are
-    /// reused; a fresh `T::default()` when a reader still holds it. When
-    /// `fill` fails nothing is published and the slot's allocation is kept
-    /// for the next call.
-    pub fn push_with<E>(&self, fill: impl FnOnce(&mut T) -> Result<(), E>) -> Result<(), E>
-    where
-        T: Default,
-    {
-        let seq = self.write.load(Ordering::Relaxed);
-        let cell = &self.slots[(seq & self.mask) as usize];
-        // The slot holds position `seq − 2^n` (or nothing): already out of
-        // the readable range, so taking it out hides nothing from readers.
-        let mut slot = cell
-            .swap(None)
-            .filter(|old| Arc::strong_count(old) == 1)
-            .unwrap_or_else(|| Arc::new(Slot::fresh()));
-        let s = match Arc::get_mut(&mut slot) {
-            Some(s) => s,
-            None => {
-                slot = Arc::new(Slot::fresh());
-                Arc::get_mut(&mut slot).expect("a new Arc has one owner")
-            }
-        };
-        let filled = fill(&mut s.value);
-        if filled.is_ok() {
-            s.seq = seq;
-        }
-        // On failure the slot goes back with the sequence of an event
-        // nobody may read (or `u64::MAX` when fresh, which readers only ever
-        // see through the range check above it), so its allocations are
-        // reused by the next call.
-        cell.store(Some(slot));
-        if filled.is_ok() {
-            self.write.store(seq + 1, Ordering::Release);
-        }
-        filled
-    }
-
-    /// [`Ring::push_with`] with one atomic swap instead of two: `fill`
+    /// [`Ring::wake`] after a batch), with one atomic swap: `fill`
     /// writes into `spare` (a slot evicted by an earlier call, its
     /// allocations reused; a fresh one when a reader still holds it or
     /// there is none yet), which is then swapped into the ring; the slot

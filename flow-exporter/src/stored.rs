@@ -303,22 +303,11 @@ impl Compactor {
         Self::encode_without_endpoints(f, &FlowText::default(), to);
     }
 
-    /// Stores `f` with the endpoints `endpoints` (its own `source` and
-    /// `destination` are ignored: the parser's
-    /// [`flow_parser::Parser::decode_shared_into`] leaves them `None`),
-    /// interned by address.
-    pub fn store_shared(
-        &mut self,
-        f: &mut Flow,
-        endpoints: &flow_parser::SharedEndpoints,
-        to: &mut StoredFlow,
-    ) {
-        self.store_text(f, endpoints, &FlowText::default(), to);
-    }
-
-    /// [`Compactor::store_shared`] of the flow `f` and `text` make
-    /// together ([`flow_parser::Parser::decode_text_into`]): the text
-    /// `text` keeps is written straight into the stored bytes
+    /// Stores the flow `f` and `text` make together
+    /// ([`flow_parser::Parser::decode_text_into`]) with the endpoints
+    /// `endpoints` (`f`'s own `source` and `destination` are ignored: the
+    /// parser leaves them `None`), interned by address; the text `text`
+    /// keeps is written straight into the stored bytes
     /// ([`crate::encode::flow_fields_with`]).
     pub fn store_text(
         &mut self,

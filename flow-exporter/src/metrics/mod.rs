@@ -642,20 +642,11 @@ impl FlowCounters {
         self.observe_inner(f, (f.source.as_ref(), f.destination.as_ref()), None);
     }
 
-    /// [`Self::observe`] of a flow whose endpoints are `source` and
-    /// `destination` (its own are not read: the ingest shares them apart
-    /// from the flow, [`flow_parser::SharedEndpoints`]).
-    pub fn observe_with(
-        &mut self,
-        f: &Flow,
-        source: Option<&Endpoint>,
-        destination: Option<&Endpoint>,
-    ) {
-        self.observe_inner(f, (source, destination), None);
-    }
-
-    /// [`Self::observe_with`] of the flow `f` and `text` make together
-    /// ([`flow_parser::Parser::decode_text_into`]). The families without
+    /// [`Self::observe`] of the flow `f` and `text` make together
+    /// ([`flow_parser::Parser::decode_text_into`]), whose endpoints are
+    /// `source` and `destination` (`f`'s own are not read: the ingest
+    /// shares them apart from the flow, [`flow_parser::SharedEndpoints`]).
+    /// The families without
     /// context labels read no text field (the IP version stays in `f`);
     /// when a family has context labels, `text` is first written into `f`
     /// ([`flow_parser::FlowText::write_into`]) so that they read the addresses.
